@@ -1,0 +1,3 @@
+from seance.cli import main
+
+main()

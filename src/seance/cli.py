@@ -1,0 +1,37 @@
+"""The `seance` command. Each part registers its commands here by dotted path and is imported only
+when its command runs, so `seance secrets …` never pays for the gateway's imports and vice versa."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from seance import __version__
+
+# command name -> "module:attribute" of a click.Command
+COMMANDS = {
+    "gateway": "seance.gateway.cli:gateway",
+    "secrets": "seance.secrets.cli:secrets",
+    "synth": "seance.deploy.cli:synth",
+    "deploy": "seance.deploy.cli:deploy",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="seance")
+def main() -> None:
+    """Seance: LLM gateway, SOPS secrets and Kubernetes deploy tooling."""

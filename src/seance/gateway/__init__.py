@@ -1,0 +1,1 @@
+"""The LLM gateway: an OpenAI- and Anthropic-compatible HTTP front, a router, provider adapters."""

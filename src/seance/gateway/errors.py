@@ -1,0 +1,124 @@
+"""One exception tree for everything the gateway answers with an error.
+
+    GatewayError                 500 api_error (never raised for bad input)
+    ├── BadRequest               400 invalid_request_error
+    │   └── PayloadTooLarge      413 invalid_request_error
+    ├── Unauthorized             401 authentication_error
+    ├── Forbidden                403 permission_error
+    ├── ModelNotFound            404 invalid_request_error / model_not_found
+    ├── RateLimited              429 rate_limit_error
+    ├── UpstreamTimeout          504 timeout
+    └── UpstreamError            502 api_error, or the upstream's own 4xx status passed through
+
+Each knows its HTTP status and renders OpenAI's error envelope, so handlers only `raise`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+
+class GatewayError(Exception):
+    status: int = 500
+    type: str = "api_error"
+    default_code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        if status is not None:
+            self.status = status
+        self.headers: Mapping[str, str] = headers or {}
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another try, here or on another deployment, could succeed."""
+        return self.status in (408, 429) or self.status >= 500
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code if self.code is not None else str(self.status),
+            }
+        }
+
+    def body(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+class BadRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "permission_error"
+
+
+class ModelNotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "model_not_found"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    type = "timeout"
+    default_code = "timeout"
+
+
+class UpstreamError(GatewayError):
+    """The provider failed (5xx, reset, garbage: 502) or refused the request (its 4xx, passed on)."""
+
+    status = 502
+    type = "api_error"
+
+    def __init__(self, message: str, *, upstream_status: int | None = None, **kwargs: object) -> None:
+        status = upstream_status if upstream_status is not None and 400 <= upstream_status < 500 else None
+        super().__init__(message, status=status, **kwargs)  # type: ignore[arg-type]
+        self.upstream_status = upstream_status
+        if status is not None:
+            self.type = _TYPE_BY_STATUS.get(status, "invalid_request_error")
+
+
+_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    408: "timeout",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}

@@ -1,0 +1,171 @@
+"""The narrow interface every provider adapter implements.
+
+An adapter does no I/O. The gateway's shared HTTP layer (``seance.gateway.upstream``) drives it:
+
+    request = adapter.build(call)                       # the upstream HTTP request
+    ── send ──►
+    if request.stream and the answer is 2xx:
+        translator = adapter.stream(call)
+        for each chunk of bytes as it arrives:  client ◄── translator.feed(chunk)
+        client ◄── translator.close()
+    elif 2xx:
+        result = adapter.parse(call, status, body)       # Reply, or a FollowUp request (polling)
+    else:
+        raise adapter.error(call, status, headers, body)
+
+The gateway speaks OpenAI's format inside: ``call.body`` is an OpenAI request (chat completions,
+completions or embeddings), and a ``Reply`` body or translated stream is OpenAI's response format.
+A translating adapter converts both ways; the OpenAI-compatible one forwards bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import orjson
+
+from seance.gateway.errors import GatewayError, UpstreamError
+
+# "messages" is Anthropic's Messages format, offered natively only by adapters that list it in
+# `operations`; for every other adapter the /v1/messages front door translates to "chat".
+Operation = Literal["chat", "completion", "embedding", "messages"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one deployment's requests go, resolved from config and environment at start."""
+
+    provider: str
+    model: str  # the upstream's model id, e.g. "gpt-4o-mini" for "openai/gpt-4o-mini"
+    api_base: str  # no trailing slash
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # other litellm_params an adapter may use
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request on its way to one deployment."""
+
+    op: Operation
+    body: dict[str, Any]  # the client's parsed JSON with the deployment's default params merged in
+    raw: bytes  # the client's bytes, for forwarding untouched when nothing needs changing
+    stream: bool
+    target: Target
+    # client headers an adapter may forward (anthropic-version, anthropic-beta), lower-case names
+    client_headers: Mapping[str, str] = field(default_factory=dict)
+    # scratch space an adapter keeps between build, parse and stream for this call
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None = None
+    stream: bool = False  # read the answer incrementally through adapter.stream()
+    delay: float = 0.0  # seconds to wait before sending (polling)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage | None:
+        if not isinstance(usage, Mapping):
+            return None
+        return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete answer for the client, already in the client's format."""
+
+    body: bytes
+    usage: Usage | None = None
+    content_type: str = "application/json"
+
+
+FollowUp = UpstreamRequest  # parse() may answer with another request to send (Replicate polling)
+
+
+class StreamTranslator:
+    """Turns a provider's stream into OpenAI's SSE stream, chunk by chunk.
+
+    `feed` gets bytes exactly as they came off the socket (any split) and returns the bytes to send
+    to the client now (b"" when there is nothing yet). `close` returns what ends the stream
+    (normally ``data: [DONE]``). Either raises GatewayError when the provider reports an error or
+    the stream is cut short; the gateway then ends the client's stream with an error event.
+    """
+
+    usage: Usage | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> bytes:
+        raise NotImplementedError
+
+
+class Adapter:
+    """Base class of provider adapters. Subclasses set the class attributes and override build,
+    parse and stream; `error` understands the common error envelopes and rarely needs overriding."""
+
+    name: ClassVar[str]
+    operations: ClassVar[frozenset[Operation]] = frozenset({"chat"})
+    key_env: ClassVar[tuple[str, ...]] = ()  # environment variables holding the API key, first wins
+    base_env: ClassVar[tuple[str, ...]] = ()  # environment variables overriding the API base
+    default_base: ClassVar[str | None] = None  # None: api_base must be configured
+    key_required: ClassVar[bool] = True  # False for local servers (Ollama, vLLM)
+    # bare model-name prefixes this provider makes, for no-config mode ("gpt-" → openai)
+    model_prefixes: ClassVar[tuple[str, ...]] = ()
+
+    def build(self, call: Call) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+        raise NotImplementedError
+
+    def stream(self, call: Call) -> StreamTranslator:
+        raise NotImplementedError
+
+    def error(self, call: Call, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
+        message = error_message(body) or f"upstream answered HTTP {status}"
+        passed = {k: v for k, v in headers.items() if k.lower() == "retry-after"}
+        return UpstreamError(
+            f"{self.name}: {message}", upstream_status=status, headers=passed, code=str(status)
+        )
+
+
+def error_message(body: bytes) -> str | None:
+    """The human message inside the error bodies providers send: OpenAI's and Anthropic's
+    {"error": {"message"}}, {"error": "..."}, {"message": "..."}, {"detail": "..."}; else the text."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:500] or None
+    if isinstance(data, list) and data:
+        data = data[0]
+    if not isinstance(data, dict):
+        return str(data)[:500]
+    err = data.get("error", data)
+    if isinstance(err, dict):
+        for key in ("message", "detail", "msg", "title"):
+            if isinstance(err.get(key), str):
+                return str(err[key])
+    if isinstance(err, str):
+        return err
+    for key in ("message", "detail", "title"):
+        if isinstance(data.get(key), str):
+            return str(data[key])
+    return None
