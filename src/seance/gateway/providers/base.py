@@ -129,6 +129,13 @@ class Adapter:
     # bare model-name prefixes this provider makes, for no-config mode ("gpt-" → openai)
     model_prefixes: ClassVar[tuple[str, ...]] = ()
 
+    # environment variable holding the default api_version (Azure)
+    version_env: ClassVar[tuple[str, ...]] = ()
+
+    def normalize_base(self, base: str) -> str:
+        """The api_base as requests use it; called once per deployment at start."""
+        return base.rstrip("/")
+
     def build(self, call: Call) -> UpstreamRequest:
         raise NotImplementedError
 

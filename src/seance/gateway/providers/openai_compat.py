@@ -1,0 +1,197 @@
+"""The OpenAI-compatible family: one adapter, a table of endpoints and key names.
+
+Fast path: the client's bytes go upstream unchanged when nothing needs changing (else one orjson
+dump with the model swapped), and the upstream's bytes come back unchanged, usage read from them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+from seance.gateway.errors import UpstreamError
+from seance.gateway.providers.base import (
+    Adapter,
+    Call,
+    FollowUp,
+    Operation,
+    Reply,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+
+PATHS: dict[str, str] = {
+    "chat": "/chat/completions",
+    "completion": "/completions",
+    "embedding": "/embeddings",
+}
+
+
+class OpenAICompatible(Adapter):
+    operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
+    version_suffix: ClassVar[str] = ""  # appended to a configured api_base that lacks it ("/v1")
+
+    def normalize_base(self, base: str) -> str:
+        base = base.rstrip("/")
+        if self.version_suffix and not base.endswith(self.version_suffix):
+            base += self.version_suffix
+        return base
+
+    def url(self, call: Call) -> str:
+        return call.target.api_base + PATHS[call.op]
+
+    def headers(self, call: Call) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if call.target.api_key:
+            headers["authorization"] = "Bearer " + call.target.api_key
+        return headers
+
+    def payload(self, call: Call) -> bytes:
+        if call.raw and call.body.get("model") == call.target.model:
+            return call.raw
+        return orjson.dumps({**call.body, "model": call.target.model})
+
+    def build(self, call: Call) -> UpstreamRequest:
+        return UpstreamRequest("POST", self.url(call), self.headers(call), self.payload(call), call.stream)
+
+    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+        if not body.lstrip().startswith(b"{"):
+            raise UpstreamError(f"{self.name}: answered HTTP {status} with a body that is not JSON")
+        return Reply(body, read_usage(body))
+
+    def stream(self, call: Call) -> StreamTranslator:
+        return PassThroughStream(self.name)
+
+
+class PassThroughStream(StreamTranslator):
+    """Forwards SSE bytes as they come. Keeps only a short tail to read the final usage chunk and
+    to tell a finished stream ([DONE] or an error event) from one cut short."""
+
+    TAIL = 8192
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.tail = b""
+
+    def feed(self, data: bytes) -> bytes:
+        self.tail = (self.tail + data)[-self.TAIL :]
+        return data
+
+    def close(self) -> bytes:
+        self.usage = read_usage(self.tail)
+        end = self.tail.rstrip()
+        if end.endswith(b"[DONE]"):
+            return b""
+        last_event = end.rsplit(b"\n\n", 1)[-1]
+        if b'"error"' in last_event:
+            return b"\n\n" if not self.tail.endswith(b"\n\n") else b""
+        raise UpstreamError(f"{self.provider}: the stream ended before it was complete")
+
+
+def read_usage(body: bytes) -> Usage | None:
+    """Usage from the last `"usage": {...}` object in a JSON body or SSE tail, without parsing the
+    whole body (an embeddings answer can be megabytes of floats)."""
+    at = body.rfind(b'"usage"')
+    if at == -1:
+        return None
+    start = body.find(b"{", at)
+    if start == -1 or body[at + 7 : start].strip(b" \t\r\n:") != b"":
+        return None
+    depth = 0
+    for end in range(start, len(body)):
+        char = body[end]
+        if char == 0x7B:  # {
+            depth += 1
+        elif char == 0x7D:  # }
+            depth -= 1
+            if depth == 0:
+                try:
+                    return Usage.from_openai(orjson.loads(body[start : end + 1]))
+                except orjson.JSONDecodeError:
+                    return None
+    return None
+
+
+# The family. `default_base` ends at the version segment; PATHS are appended to it.
+
+
+class OpenAI(OpenAICompatible):
+    name = "openai"
+    key_env = ("OPENAI_API_KEY",)
+    base_env = ("OPENAI_API_BASE", "OPENAI_BASE_URL")
+    default_base = "https://api.openai.com/v1"
+    model_prefixes = (
+        "gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "davinci-", "babbage-",
+        "omni-moderation", "codex-",
+    )  # fmt: skip
+
+
+class TogetherAI(OpenAICompatible):
+    name = "together_ai"
+    key_env = ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY")
+    base_env = ("TOGETHER_API_BASE", "TOGETHERAI_API_BASE")
+    default_base = "https://api.together.xyz/v1"
+
+
+class Groq(OpenAICompatible):
+    name = "groq"
+    key_env = ("GROQ_API_KEY",)
+    base_env = ("GROQ_API_BASE",)
+    default_base = "https://api.groq.com/openai/v1"
+
+
+class Mistral(OpenAICompatible):
+    name = "mistral"
+    key_env = ("MISTRAL_API_KEY",)
+    base_env = ("MISTRAL_API_BASE",)
+    default_base = "https://api.mistral.ai/v1"
+    model_prefixes = (
+        "mistral-", "open-mistral", "open-mixtral", "codestral", "ministral", "pixtral", "magistral",
+        "devstral",
+    )  # fmt: skip
+
+
+class DeepSeek(OpenAICompatible):
+    name = "deepseek"
+    key_env = ("DEEPSEEK_API_KEY",)
+    base_env = ("DEEPSEEK_API_BASE",)
+    default_base = "https://api.deepseek.com/v1"
+    model_prefixes = ("deepseek-",)
+
+
+class OpenRouter(OpenAICompatible):
+    name = "openrouter"
+    key_env = ("OPENROUTER_API_KEY", "OR_API_KEY")
+    base_env = ("OPENROUTER_API_BASE",)
+    default_base = "https://openrouter.ai/api/v1"
+
+
+class HuggingFace(OpenAICompatible):
+    """The Hugging Face inference router, OpenAI-compatible (`huggingface/<org>/<model>`)."""
+
+    name = "huggingface"
+    key_env = ("HUGGINGFACE_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+    base_env = ("HF_API_BASE", "HUGGINGFACE_API_BASE")
+    default_base = "https://router.huggingface.co/v1"
+
+
+class HostedVLLM(OpenAICompatible):
+    name = "hosted_vllm"
+    key_env = ("HOSTED_VLLM_API_KEY",)
+    base_env = ("HOSTED_VLLM_API_BASE",)
+    default_base = None
+    key_required = False
+    version_suffix = "/v1"
+
+
+class Ollama(OpenAICompatible):
+    """Ollama's OpenAI-compatible endpoints under /v1 (the native API is `ollama_chat/`)."""
+
+    name = "ollama"
+    key_env = ("OLLAMA_API_KEY",)
+    base_env = ("OLLAMA_API_BASE",)
+    default_base = "http://localhost:11434"
+    key_required = False
+    version_suffix = "/v1"
