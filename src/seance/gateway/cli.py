@@ -1,0 +1,69 @@
+"""`seance gateway`: parse and validate the config, then serve."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from seance.gateway.config import ConfigError, load_settings
+
+
+@click.command()
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="CONFIG_FILE_PATH",
+    help="LiteLLM-format config.yaml (default: $CONFIG_FILE_PATH; none: serve every provider with a key).",
+)  # fmt: skip
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=4000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--allow-no-auth", is_flag=True, help="Serve without a master key (local experiments only).")
+@click.option(
+    "--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="SOPS-encrypted secrets file whose service section becomes the gateway's environment.",
+)  # fmt: skip
+@click.option("--service", default="litellm", show_default=True, help="Section of --secrets to use.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
+@click.option("--graceful-timeout", default=25.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds in-flight requests get to finish after SIGTERM.")  # fmt: skip
+def gateway(
+    config_path: Path | None,
+    host: str,
+    port: int,
+    workers: int,
+    allow_no_auth: bool,
+    secrets_path: Path | None,
+    service: str,
+    log_level: str,
+    graceful_timeout: float,
+) -> None:
+    """Serve the LLM gateway (OpenAI- and Anthropic-compatible) on HOST:PORT."""
+    environ = dict(os.environ)
+    if secrets_path is not None:
+        environ.update(_secrets_env(secrets_path, service))
+    try:
+        settings = load_settings(config_path, environ)
+        if settings.master_key is None and not allow_no_auth:
+            raise ConfigError(
+                "no master key: set LITELLM_MASTER_KEY or general_settings.master_key "
+                "(or pass --allow-no-auth to serve without authentication)"
+            )
+        from seance.gateway.app import Gateway  # the server's imports only when serving
+
+        app = Gateway(settings, allow_no_auth=allow_no_auth)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    from seance.gateway.server import serve
+
+    serve(app, host=host, port=port, workers=workers, log_level=log_level, graceful_timeout=graceful_timeout)
+
+
+def _secrets_env(path: Path, service: str) -> dict[str, str]:
+    from seance.secrets import SecretsError, load_secrets
+
+    try:
+        return dict(load_secrets(path).service(service))
+    except SecretsError as exc:
+        raise click.ClickException(str(exc)) from None

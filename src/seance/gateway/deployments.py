@@ -1,0 +1,236 @@
+"""The deployment table: which upstream serves a requested model name.
+
+Built once at start from the settings. Exact `model_name`s form groups (several entries with one
+name share the load); names with `*` are wildcards whose matched part fills the `*` of their
+`litellm_params.model`; `model: "*"` (and no-config mode) routes `provider/model` to that provider
+and a bare well-known name (`gpt-…`, `claude-…`) to its maker, if that provider has a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from seance.gateway.config import ConfigError, ModelEntry, Settings
+from seance.gateway.errors import ModelNotFound
+from seance.gateway.providers import REGISTRY, load_adapter
+from seance.gateway.providers.base import Adapter, Target
+
+DEFAULT_TIMEOUT = 600.0
+MAX_DYNAMIC = 4096  # wildcard deployments remembered; beyond this they are rebuilt per request
+
+# litellm_params that are defaults for the request body rather than settings of the deployment
+REQUEST_PARAMS = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "presence_penalty",
+    "frequency_penalty", "seed", "n", "user", "response_format", "logit_bias", "logprobs",
+    "top_logprobs", "reasoning_effort", "parallel_tool_calls", "tool_choice", "dimensions",
+    "encoding_format", "top_k", "service_tier",
+})  # fmt: skip
+DEPLOYMENT_FIELDS = frozenset({
+    "model", "api_key", "api_base", "api_version", "rpm", "tpm", "weight", "timeout",
+    "stream_timeout", "max_retries", "drop_params",
+})  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Deployment:
+    id: str  # x-litellm-model-id: model_info.id, else a hash of the entry without its key
+    model_name: str
+    adapter: Adapter
+    target: Target
+    params: Mapping[str, Any] = field(default_factory=dict)  # request defaults (temperature…)
+    weight: float = 1.0
+    timeout: float = DEFAULT_TIMEOUT
+    stream_timeout: float = DEFAULT_TIMEOUT
+    max_retries: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    model_info: Mapping[str, Any] = field(default_factory=dict)
+    missing_key: str | None = None  # why this deployment cannot be called, when its key is absent
+
+
+@dataclass(frozen=True)
+class Wildcard:
+    pattern: re.Pattern[str]
+    name: str
+    entry: ModelEntry
+    where: str
+
+
+class Deployments:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.adapters: dict[str, Adapter] = {}
+        for prefix in REGISTRY:
+            adapter = load_adapter(prefix)
+            assert adapter is not None
+            self.adapters[prefix] = adapter
+        self.groups: dict[str, list[Deployment]] = {}
+        self.wildcards: list[Wildcard] = []
+        self._dynamic: dict[str, tuple[Deployment, ...]] = {}
+        entries = settings.file.model_list
+        if settings.no_config:
+            entries = [ModelEntry.model_validate({"model_name": "*", "litellm_params": {"model": "*"}})]
+        for index, entry in enumerate(entries):
+            where = f"model_list[{index}]"
+            if "*" in entry.model_name:
+                regex = "^" + re.escape(entry.model_name).replace(r"\*", "(.*)") + "$"
+                self.wildcards.append(Wildcard(re.compile(regex, re.S), entry.model_name, entry, where))
+            else:
+                deployment = self._build(entry, entry.litellm_params.model, entry.model_name, where)
+                self.groups.setdefault(entry.model_name, []).append(deployment)
+        self._check_fallbacks()
+
+    # -- lookups (request path) --
+
+    def lookup(self, model: str) -> Sequence[Deployment]:
+        group = self.groups.get(model)
+        if group is not None:
+            return group
+        found = self._dynamic.get(model)
+        if found is not None:
+            return found
+        for wildcard in self.wildcards:
+            match = wildcard.pattern.match(model)
+            if match is None:
+                continue
+            upstream = wildcard.entry.litellm_params.model
+            if "*" in upstream:
+                upstream = upstream.replace("*", match.group(1) if match.groups() else model, 1)
+            deployment = self._build(wildcard.entry, upstream, model, wildcard.where, dynamic=True)
+            if deployment.missing_key and wildcard.entry.litellm_params.model == "*":
+                # routing by name only reaches providers that have a key
+                raise ModelNotFound(self._not_found_message(model), param="model")
+            found = (deployment,)
+            if len(self._dynamic) < MAX_DYNAMIC:
+                self._dynamic[model] = found
+            return found
+        raise ModelNotFound(self._not_found_message(model), param="model")
+
+    def model_names(self) -> list[str]:
+        names = list(self.groups)
+        for wildcard in self.wildcards:
+            if wildcard.entry.litellm_params.model == "*":
+                names.extend(f"{p}/*" for p in self.configured_providers())
+            else:
+                names.append(wildcard.name)
+        return names
+
+    def all(self) -> list[Deployment]:
+        return [d for group in self.groups.values() for d in group]
+
+    def configured_providers(self) -> list[str]:
+        return [name for name, adapter in self.adapters.items() if self._reachable(adapter)]
+
+    # -- building --
+
+    def _build(
+        self, entry: ModelEntry, upstream: str, model_name: str, where: str, dynamic: bool = False
+    ) -> Deployment:
+        params = entry.litellm_params
+        prefix, model = self._split(upstream, model_name, where, dynamic)
+        adapter = self.adapters[prefix]
+        env = self.settings.env
+        api_key = params.api_key or _first(env, adapter.key_env)
+        api_base = params.api_base or _first(env, adapter.base_env) or adapter.default_base
+        if api_base is None:
+            names = " or ".join(adapter.base_env) or "litellm_params.api_base"
+            raise ConfigError(
+                f"{self.settings.source}: {where}.litellm_params.api_base: {prefix} needs an api_base "
+                f"(set it, or {names})"
+            )
+        api_version = params.api_version or _first(env, adapter.version_env)
+        extra = {k: v for k, v in (params.model_extra or {}).items() if k not in REQUEST_PARAMS}
+        drop = params.drop_params
+        extra["drop_params"] = self.settings.file.litellm_settings.drop_params if drop is None else drop
+        defaults = {k: v for k, v in (params.model_extra or {}).items() if k in REQUEST_PARAMS}
+        timeout = (
+            params.timeout
+            or self.settings.file.litellm_settings.request_timeout
+            or self.settings.file.router_settings.timeout
+            or DEFAULT_TIMEOUT
+        )
+        missing = None
+        if adapter.key_required and not api_key:
+            names = " or ".join(adapter.key_env)
+            missing = f"{prefix} has no API key: set {names}, or litellm_params.api_key"
+        target = Target(prefix, model, adapter.normalize_base(api_base), api_key, api_version, extra)
+        return Deployment(
+            id=str(entry.model_info.get("id") or _fingerprint(model_name, upstream, params.model_dump())),
+            model_name=model_name,
+            adapter=adapter,
+            target=target,
+            params=defaults,
+            weight=params.weight,
+            timeout=timeout,
+            stream_timeout=params.stream_timeout or timeout,
+            max_retries=params.max_retries,
+            rpm=params.rpm,
+            tpm=params.tpm,
+            model_info=entry.model_info,
+            missing_key=missing,
+        )
+
+    def _split(self, upstream: str, model_name: str, where: str, dynamic: bool) -> tuple[str, str]:
+        """`provider/model` → (provider, model); a bare name goes to the provider that makes it."""
+        prefix, slash, rest = upstream.partition("/")
+        if slash and prefix in self.adapters:
+            return prefix, rest
+        for name, adapter in self.adapters.items():
+            if adapter.model_prefixes and upstream.startswith(adapter.model_prefixes):
+                return name, upstream
+        if dynamic:
+            raise ModelNotFound(self._not_found_message(model_name), param="model")
+        known = ", ".join(sorted(self.adapters))
+        shown = f"unknown provider '{prefix}'" if slash else f"cannot tell the provider of '{upstream}'"
+        raise ConfigError(
+            f"{self.settings.source}: {where}.litellm_params.model: {shown}; write it as "
+            f"<provider>/<model> with one of: {known}"
+        )
+
+    def _reachable(self, adapter: Adapter) -> bool:
+        env = self.settings.env
+        if adapter.key_required:
+            return _first(env, adapter.key_env) is not None
+        return _first(env, adapter.base_env) is not None or _first(env, adapter.key_env) is not None
+
+    def _not_found_message(self, model: str) -> str:
+        if self.wildcards and any(w.entry.litellm_params.model == "*" for w in self.wildcards):
+            providers = ", ".join(self.configured_providers()) or "none"
+            return (
+                f"model '{model}' has no configured provider: name it as <provider>/<model> for a "
+                f"provider with a key in the environment (configured providers: {providers})"
+            )
+        names = ", ".join(self.model_names()[:50]) or "none"
+        return f"model '{model}' is not served here; available models: {names}"
+
+    def _check_fallbacks(self) -> None:
+        settings = self.settings.file.litellm_settings
+        for key in ("fallbacks", "context_window_fallbacks"):
+            for index, rule in enumerate(getattr(settings, key)):
+                for source, targets in rule.items():
+                    for name in [source, *targets]:
+                        if name not in self.groups and not any(w.pattern.match(name) for w in self.wildcards):
+                            raise ConfigError(
+                                f"{self.settings.source}: litellm_settings.{key}[{index}]: "
+                                f"model '{name}' is not in model_list"
+                            )
+
+
+def _first(env: Mapping[str, str], names: Sequence[str]) -> str | None:
+    for name in names:
+        value = env.get(name)
+        if value:
+            return value
+    return None
+
+
+def _fingerprint(model_name: str, upstream: str, params: Mapping[str, Any]) -> str:
+    public = {k: v for k, v in params.items() if k != "api_key"}
+    blob = orjson.dumps([model_name, upstream, public], option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(blob).hexdigest()

@@ -1,0 +1,266 @@
+"""OpenAI response shapes the translating adapters build: chat completions, embeddings and the
+chunk stream, plus the request-side helpers they share (parameter checks, message content)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import struct
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from seance.gateway.errors import BadRequest
+from seance.gateway.providers.base import Call, Usage
+from seance.gateway.sse import DONE
+
+# Keys a client or the LiteLLM proxy conventions put in a body that no provider receives.
+GATEWAY_KEYS = frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "metadata", "drop_params", "timeout",
+        "num_retries", "fallbacks", "caching", "tags", "mock_response", "api_key", "api_base",
+        "api_version", "input", "prompt", "encoding_format",
+    }
+)  # fmt: skip
+
+
+def new_id(prefix: str = "chatcmpl-") -> str:
+    return prefix + secrets.token_hex(12)
+
+
+def check_params(call: Call, supported: Iterable[str], provider: str) -> None:
+    """A 400 naming the first OpenAI parameter `provider` cannot honour, unless drop_params is on
+    (then the adapter simply leaves it out). Nulls count as absent: many clients send them."""
+    if call.target.extra.get("drop_params"):
+        return
+    allowed = GATEWAY_KEYS.union(supported)
+    for key, value in call.body.items():
+        if value is None or key in allowed:
+            continue
+        if key == "n" and value == 1:
+            continue
+        raise BadRequest(
+            f"{provider} does not support the parameter '{key}'; remove it, or set drop_params: true "
+            "to have the gateway drop unsupported parameters",
+            param=key,
+            code="unsupported_parameter",
+        )
+
+
+def stop_list(stop: Any) -> list[str] | None:
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        return list(stop)
+    raise BadRequest("stop must be a string or a list of strings", param="stop")
+
+
+def max_tokens(body: Mapping[str, Any]) -> int | None:
+    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BadRequest("max_tokens must be a positive integer", param="max_tokens")
+    return value
+
+
+def text_of(content: Any) -> str:
+    """The text of an OpenAI message content: a string or a list of parts (non-text parts ignored)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    raise BadRequest("message content must be a string or a list of content parts", param="messages")
+
+
+def parse_data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a `data:<type>;base64,<data>` URL, else None."""
+    if not url.startswith("data:"):
+        return None
+    header, _, data = url[5:].partition(",")
+    media_type, _, encoding = header.partition(";")
+    if encoding != "base64" or not data:
+        raise BadRequest("image data URLs must be base64 encoded", param="messages")
+    return media_type or "application/octet-stream", data
+
+
+def tool_arguments(arguments: Any) -> Any:
+    """A tool call's arguments as an object: OpenAI sends a JSON string, some servers an object."""
+    if isinstance(arguments, str):
+        if not arguments.strip():
+            return {}
+        try:
+            return orjson.loads(arguments)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("tool call arguments must be a JSON object", param="messages") from exc
+    return arguments if arguments is not None else {}
+
+
+def include_usage(call: Call) -> bool:
+    options = call.body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+def usage_dict(
+    usage: Usage, *, reasoning_tokens: int | None = None, cached_tokens: int | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if cached_tokens is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    if reasoning_tokens is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    return out
+
+
+def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def chat_completion(
+    *,
+    id: str,
+    model: str,
+    content: str | None,
+    finish_reason: str,
+    usage: Usage | None,
+    tool_calls: Sequence[dict[str, Any]] = (),
+    reasoning: str | None = None,
+    extra_message: Mapping[str, Any] | None = None,
+    usage_extra: Mapping[str, Any] | None = None,
+) -> bytes:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = list(tool_calls)
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    if extra_message:
+        message.update(extra_message)
+    body: dict[str, Any] = {
+        "id": id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if usage is not None:
+        body["usage"] = {**usage_dict(usage), **(usage_extra or {})}
+    return orjson.dumps(body)
+
+
+def text_completion(*, id: str, model: str, text: str, finish_reason: str, usage: Usage | None) -> bytes:
+    body: dict[str, Any] = {
+        "id": id,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if usage is not None:
+        body["usage"] = usage_dict(usage)
+    return orjson.dumps(body)
+
+
+def embeddings(call: Call, vectors: Sequence[Sequence[float]], model: str, usage: Usage | None) -> bytes:
+    """OpenAI's embeddings list; base64 (little-endian float32, the openai SDK's default request)
+    when the client asked for it."""
+    as_base64 = call.body.get("encoding_format") == "base64"
+    data = []
+    for index, vector in enumerate(vectors):
+        value: Any = vector
+        if as_base64:
+            value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    usage = usage or Usage()
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens},
+        }
+    )
+
+
+def embedding_inputs(call: Call) -> list[str]:
+    value = call.body.get("input")
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise BadRequest("input must be a string or a non-empty list of strings", param="input")
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+
+class ChunkWriter:
+    """Builds OpenAI `chat.completion.chunk` SSE events for one response."""
+
+    def __init__(self, model: str, *, include_usage: bool, id: str | None = None) -> None:
+        self.id = id or new_id()
+        self.model = model
+        self.created = int(time.time())
+        self.include_usage = include_usage
+        self._started = False
+        self.finished = False
+
+    def _event(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+        if usage is not None:
+            chunk["usage"] = usage
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        if not self._started:
+            self._started = True
+            delta = {"role": "assistant", **delta}
+        return self._event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+
+    def start(self) -> bytes:
+        """The opening chunk (role, empty content) clients like to see first."""
+        return b"" if self._started else self.delta({"content": ""})
+
+    def text(self, text: str) -> bytes:
+        return self.delta({"content": text}) if text else b""
+
+    def reasoning(self, text: str) -> bytes:
+        return self.delta({"reasoning_content": text}) if text else b""
+
+    def tool_start(self, index: int, call_id: str, name: str, arguments: str = "") -> bytes:
+        return self.delta(
+            {"tool_calls": [{"index": index, **tool_call(call_id, name, arguments)}]},
+        )
+
+    def tool_arguments(self, index: int, arguments: str) -> bytes:
+        if not arguments:
+            return b""
+        return self.delta({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
+
+    def finish(self, reason: str) -> bytes:
+        self.finished = True
+        return self.delta({}, reason)
+
+    def end(self, usage: Usage | None, **usage_extra: Any) -> bytes:
+        """The usage chunk (when the client asked for it) and [DONE]."""
+        if self.include_usage and usage is not None:
+            return self._event([], {**usage_dict(usage), **usage_extra}) + DONE
+        return DONE

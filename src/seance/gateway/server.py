@@ -1,0 +1,100 @@
+"""Serving the gateway: uvicorn (uvloop + httptools) in this process, or N forked workers sharing
+one listening socket. Workers fork after the config is parsed and validated, so each inherits the
+same settings object and nothing is handed over through the environment."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+import uvicorn
+
+from seance.gateway.app import Gateway
+
+log = logging.getLogger("seance.gateway")
+
+
+class _Server(uvicorn.Server):
+    """Marks the app as draining as soon as a stop is asked, so /health/readiness answers 503
+    while in-flight requests finish."""
+
+    def __init__(self, config: uvicorn.Config, app: Gateway) -> None:
+        super().__init__(config)
+        self.gateway = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.gateway.draining = True
+        super().handle_exit(sig, frame)
+
+
+def serve(
+    app: Gateway,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    log_level: str = "warning",
+    graceful_timeout: float = 25.0,
+) -> None:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(graceful_timeout),
+        timeout_keep_alive=75,
+        server_header=False,
+        date_header=True,
+    )
+    if workers <= 1:
+        _Server(config, app).run()
+        return
+    sock = config.bind_socket()
+    children: dict[int, int] = {}  # pid -> worker number
+    stopping = False
+
+    def spawn(number: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                _Server(config, app).run(sockets=[sock])
+            finally:
+                os._exit(0)
+        children[pid] = number
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for number in range(workers):
+        spawn(number)
+    print(f"seance gateway: {workers} workers on http://{host}:{port}", file=sys.stderr, flush=True)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        number = children.pop(pid, -1)
+        if number >= 0 and not stopping:
+            log.warning("worker %d (pid %d) exited with status %d; starting a new one", number, pid, status)
+            time.sleep(0.5)
+            spawn(number)
+    sock.close()
