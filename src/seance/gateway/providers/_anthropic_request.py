@@ -1,0 +1,174 @@
+"""An OpenAI chat request as an Anthropic Messages request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seance.gateway.errors import BadRequest
+from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.providers.base import Call
+
+DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; LiteLLM sends this when the client did not
+JSON_TOOL = "json_tool_call"  # response_format is honoured by forcing a tool with the schema
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
+
+SUPPORTED = frozenset(
+    {
+        "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "tools",
+        "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "thinking",
+        "user", "n",
+    }
+)  # fmt: skip
+
+
+def to_messages_request(call: Call, provider: str) -> dict[str, Any]:
+    body = call.body
+    shapes.check_params(call, SUPPORTED, provider)
+    system, messages = convert_messages(body.get("messages"))
+    request: dict[str, Any] = {"model": call.target.model, "messages": messages}
+    if system:
+        request["system"] = system
+    request["max_tokens"] = shapes.max_tokens(body) or DEFAULT_MAX_TOKENS
+    for key in ("temperature", "top_p", "top_k"):
+        if body.get(key) is not None:
+            request[key] = body[key]
+    if stops := shapes.stop_list(body.get("stop")):
+        request["stop_sequences"] = stops
+    if call.stream:
+        request["stream"] = True
+    if isinstance(body.get("user"), str):
+        request["metadata"] = {"user_id": body["user"]}
+    tools = [convert_tool(t) for t in body.get("tools") or []]
+    tool_choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") in ("json_schema", "json_object"):
+        schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
+        tools.append({"name": JSON_TOOL, "description": "Respond with JSON", "input_schema": schema})
+        tool_choice = {"type": "tool", "name": JSON_TOOL}
+    if tools:
+        request["tools"] = tools
+    if tool_choice is not None:
+        request["tool_choice"] = tool_choice
+    if isinstance(body.get("thinking"), dict):
+        request["thinking"] = body["thinking"]
+    elif body.get("reasoning_effort") in THINKING_BUDGETS:
+        request["thinking"] = {"type": "enabled", "budget_tokens": THINKING_BUDGETS[body["reasoning_effort"]]}
+        request["max_tokens"] = max(request["max_tokens"], request["thinking"]["budget_tokens"] + 1024)
+    return request
+
+
+def convert_messages(raw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("messages must be a non-empty list", param="messages")
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for position, message in enumerate(raw):
+        if not isinstance(message, dict):
+            raise BadRequest(f"messages[{position}] must be an object", param="messages")
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.extend(content_blocks(message.get("content"), position))
+            continue
+        if role == "user":
+            blocks = content_blocks(message.get("content"), position)
+        elif role == "assistant":
+            blocks = assistant_blocks(message, position)
+        elif role in ("tool", "function"):
+            role = "user"
+            blocks = [tool_result(message, position)]
+        else:
+            raise BadRequest(f"messages[{position}].role {role!r} is not supported", param="messages")
+        if not blocks:
+            continue
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)  # Anthropic wants user and assistant to alternate
+        else:
+            messages.append({"role": role, "content": blocks})
+    return system, messages
+
+
+def content_blocks(content: Any, position: int) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise BadRequest(f"messages[{position}].content must be a string or a list", param="messages")
+    blocks = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            block: dict[str, Any] = {"type": "text", "text": part.get("text", "")}
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url", "") if isinstance(image, dict) else str(image or "")
+            data = shapes.parse_data_url(url)
+            source = {"type": "base64", "media_type": data[0], "data": data[1]} if data else {"type": "url", "url": url}
+            block = {"type": "image", "source": source}
+        else:
+            raise BadRequest(f"messages[{position}]: content part type {kind!r} is not supported", param="messages")
+        if "cache_control" in part:
+            block["cache_control"] = part["cache_control"]
+        blocks.append(block)
+    return blocks
+
+
+def assistant_blocks(message: dict[str, Any], position: int) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [
+        b for b in message.get("thinking_blocks") or [] if isinstance(b, dict) and (b.get("signature") or b.get("data"))
+    ]
+    blocks += [b for b in content_blocks(message.get("content"), position) if b.get("text") != ""]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id", ""),
+                "name": function.get("name", ""),
+                "input": shapes.tool_arguments(function.get("arguments")),
+            }
+        )
+    return blocks
+
+
+def tool_result(message: dict[str, Any], position: int) -> dict[str, Any]:
+    tool_call_id = message.get("tool_call_id")
+    if not isinstance(tool_call_id, str):
+        raise BadRequest(f"messages[{position}].tool_call_id is required for role tool", param="messages")
+    content = message.get("content")
+    blocks = content_blocks(content, position) if content else [{"type": "text", "text": ""}]
+    return {"type": "tool_result", "tool_use_id": tool_call_id, "content": blocks}
+
+
+def convert_tool(tool: Any) -> dict[str, Any]:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
+        raise BadRequest("tools must be function tools with a name", param="tools")
+    converted: dict[str, Any] = {
+        "name": function["name"],
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("description"):
+        converted["description"] = function["description"]
+    if "cache_control" in tool:
+        converted["cache_control"] = tool["cache_control"]
+    return converted
+
+
+def convert_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    converted: dict[str, Any] | None
+    if choice is None:
+        converted = None
+    elif choice == "auto":
+        converted = {"type": "auto"}
+    elif choice == "required":
+        converted = {"type": "any"}
+    elif choice == "none":
+        converted = {"type": "none"}
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        converted = {"type": "tool", "name": choice["function"].get("name", "")}
+    else:
+        raise BadRequest("tool_choice must be auto, required, none or a function", param="tool_choice")
+    if parallel is False:
+        converted = {**(converted or {"type": "auto"}), "disable_parallel_tool_use": True}
+    return converted
