@@ -103,6 +103,7 @@ class Gateway:
         headers: Headers = [(b"x-request-id", request_id.encode()), (b"x-litellm-call-id", request_id.encode())]
         route = ROUTES.get(scope["path"].rstrip("/") or "/")
         front = "openai"
+        attempts = Attempts()
         try:
             if route is None:
                 raise GatewayError(f"no route for {scope['path']}", status=404, code="not_found")
@@ -123,10 +124,12 @@ class Gateway:
                 return  # the client went away
             body = validate.parse(raw, endpoint)
             if endpoint == "messages":
-                await self._messages(body, raw, forwarded, headers, receive, send)
+                await self._messages(body, raw, forwarded, headers, attempts, receive, send)
             else:
-                await self._openai(endpoint, body, raw, forwarded, headers, receive, send)  # type: ignore[arg-type]
+                await self._openai(endpoint, body, raw, forwarded, headers, attempts, receive, send)  # type: ignore[arg-type]
         except GatewayError as exc:
+            if attempts.deployment is not None:
+                _route_headers(headers, attempts)
             headers.extend((k.lower().encode(), v.encode()) for k, v in exc.headers.items())
             if front == "anthropic":
                 from seance.gateway import anthropic_front
@@ -156,15 +159,16 @@ class Gateway:
         raw: bytes,
         forwarded: dict[str, str],
         headers: Headers,
+        attempts: Attempts,
         receive: Receive,
         send: Send,
     ) -> None:
         if body.get("stream") is True:
-            stream = await _cancel_on_disconnect(receive, self.proxy.stream(op, body, raw, forwarded))
-            _route_headers(headers, stream.attempts)
+            stream = await _cancel_on_disconnect(receive, self.proxy.stream(op, body, raw, forwarded, attempts))
+            _route_headers(headers, attempts)
             await _relay(send, receive, stream, headers, _openai_error_event)
             return
-        reply, attempts = await _cancel_on_disconnect(receive, self.proxy.complete(op, body, raw, forwarded))
+        reply = await _cancel_on_disconnect(receive, self.proxy.complete(op, body, raw, forwarded, attempts))
         _route_headers(headers, attempts)
         await _send(send, 200, reply.body, headers, reply.content_type.encode())
 
@@ -176,6 +180,7 @@ class Gateway:
         raw: bytes,
         forwarded: dict[str, str],
         headers: Headers,
+        attempts: Attempts,
         receive: Receive,
         send: Send,
     ) -> None:
@@ -186,12 +191,14 @@ class Gateway:
         streaming = body.get("stream") is True
         if native:  # Anthropic upstream: the body and the answer pass through untouched
             if streaming:
-                stream = await _cancel_on_disconnect(receive, self.proxy.stream("messages", body, raw, forwarded))
-                _route_headers(headers, stream.attempts)
+                stream = await _cancel_on_disconnect(
+                    receive, self.proxy.stream("messages", body, raw, forwarded, attempts)
+                )
+                _route_headers(headers, attempts)
                 await _relay(send, receive, stream, headers, anthropic_front.error_event)
                 return
-            reply, attempts = await _cancel_on_disconnect(
-                receive, self.proxy.complete("messages", body, raw, forwarded)
+            reply = await _cancel_on_disconnect(
+                receive, self.proxy.complete("messages", body, raw, forwarded, attempts)
             )
             _route_headers(headers, attempts)
             await _send(send, 200, reply.body, headers)
@@ -200,12 +207,12 @@ class Gateway:
         if streaming:
             chat["stream"] = True
             chat["stream_options"] = {"include_usage": True}
-            stream = await _cancel_on_disconnect(receive, self.proxy.stream("chat", chat, b"", forwarded))
+            stream = await _cancel_on_disconnect(receive, self.proxy.stream("chat", chat, b"", forwarded, attempts))
             stream.translator = _Chained(stream.translator, anthropic_front.OpenAIToAnthropicStream())
-            _route_headers(headers, stream.attempts)
+            _route_headers(headers, attempts)
             await _relay(send, receive, stream, headers, anthropic_front.error_event)
             return
-        reply, attempts = await _cancel_on_disconnect(receive, self.proxy.complete("chat", chat, b"", forwarded))
+        reply = await _cancel_on_disconnect(receive, self.proxy.complete("chat", chat, b"", forwarded, attempts))
         _route_headers(headers, attempts)
         await _send(send, 200, anthropic_front.from_openai_response(reply.body, body["model"]), headers)
 
@@ -340,6 +347,9 @@ def _openai_error_event(exc: GatewayError) -> bytes:
 
 
 def _route_headers(headers: Headers, attempts: Attempts) -> None:
+    if attempts.reported:
+        return
+    attempts.reported = True
     if attempts.deployment is not None:
         headers.append((b"x-litellm-model-id", attempts.deployment.id.encode()))
     headers.append((b"x-litellm-attempted-retries", str(attempts.retries).encode()))

@@ -33,6 +33,7 @@ class Attempts:
     deployment: Deployment | None = None
     retries: int = 0
     fallbacks: int = 0
+    reported: bool = False  # whether the response headers carry these already
 
 
 @dataclass(slots=True)
@@ -66,22 +67,18 @@ class Proxy:
         self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
 
     async def complete(
-        self, op: Operation, body: dict[str, Any], raw: bytes, headers: Mapping[str, str]
-    ) -> tuple[Reply, Attempts]:
-        attempts = Attempts()
-
+        self, op: Operation, body: dict[str, Any], raw: bytes, headers: Mapping[str, str], attempts: Attempts
+    ) -> Reply:
         async def once(deployment: Deployment) -> Reply:
             call = self._call(op, body, raw, False, deployment, headers)
             return await self._complete(call, deployment)
 
-        reply = await self._route(body["model"], attempts, once)
-        return reply, attempts
+        return await self._route(body["model"], attempts, once)
 
     async def stream(
-        self, op: Operation, body: dict[str, Any], raw: bytes, headers: Mapping[str, str]
+        self, op: Operation, body: dict[str, Any], raw: bytes, headers: Mapping[str, str], attempts: Attempts
     ) -> Stream:
         """Opens the upstream stream (retrying as needed) and returns it before any byte is sent."""
-        attempts = Attempts()
 
         async def once(deployment: Deployment) -> Stream:
             call = self._call(op, body, raw, True, deployment, headers)

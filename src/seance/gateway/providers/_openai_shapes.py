@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from seance.gateway.errors import BadRequest
+from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers.base import Call, Usage
 from seance.gateway.sse import DONE
 
@@ -24,6 +24,14 @@ GATEWAY_KEYS = frozenset(
         "api_version", "input", "prompt", "encoding_format",
     }
 )  # fmt: skip
+
+
+def loads(data: str | bytes, provider: str) -> Any:
+    """JSON from an upstream answer or stream event; garbage is the upstream's failure (502)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"{provider}: answered with something that is not JSON") from exc
 
 
 def new_id(prefix: str = "chatcmpl-") -> str:

@@ -181,7 +181,7 @@ class MessagesToChunks(StreamTranslator):
         for event in self.decoder.feed(data):
             if not event.data or event.event == "ping":
                 continue
-            out += self._event(orjson.loads(event.data))
+            out += self._event(shapes.loads(event.data, "anthropic"))
         return bytes(out)
 
     def _event(self, event: dict[str, Any]) -> bytes:
@@ -261,7 +261,7 @@ class NativeStream(StreamTranslator):
     def feed(self, data: bytes) -> bytes:
         for event in self.decoder.feed(data):
             if event.event in ("message_start", "message_delta"):
-                payload = orjson.loads(event.data)
+                payload = shapes.loads(event.data, "anthropic")
                 usage = (payload.get("message") or payload).get("usage") or {}
                 self.raw_usage.update({k: v for k, v in usage.items() if v is not None})
             elif event.event in ("message_stop", "error"):

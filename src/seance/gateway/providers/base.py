@@ -148,9 +148,7 @@ class Adapter:
     def error(self, call: Call, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
         message = error_message(body) or f"upstream answered HTTP {status}"
         passed = {k: v for k, v in headers.items() if k.lower() == "retry-after"}
-        return UpstreamError(
-            f"{self.name}: {message}", upstream_status=status, headers=passed, code=str(status)
-        )
+        return UpstreamError(f"{self.name}: {message}", upstream_status=status, headers=passed, code=str(status))
 
 
 def error_message(body: bytes) -> str | None:

@@ -1,0 +1,180 @@
+"""OpenAI chat chunks → Anthropic Messages stream events, for the /v1/messages front door.
+
+The sequence the anthropic SDK expects: message_start, then per content block content_block_start,
+content_block_delta (text_delta, input_json_delta, thinking_delta, signature_delta) and
+content_block_stop, then message_delta (stop_reason, usage) and message_stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from seance.gateway.errors import GatewayError, UpstreamError
+from seance.gateway.sse import SSEDecoder
+
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **data}) + b"\n\n"
+
+
+class OpenAIToAnthropicStream:
+    def __init__(self, model: str | None = None) -> None:
+        self.decoder = SSEDecoder()
+        self.model = model
+        self.started = False
+        self.finished = False
+        self.block: tuple[str, int] | None = None  # (kind, anthropic index) of the open block
+        self.blocks = 0
+        self.tool_blocks: dict[int, int] = {}  # OpenAI tool-call index -> anthropic block index
+        self.stop_reason: str | None = None
+        self.usage: dict[str, Any] = {}
+
+    def feed(self, data: bytes) -> bytes:
+        out = bytearray()
+        for item in self.decoder.feed(data):
+            if self.finished or not item.data:
+                continue
+            if item.data == "[DONE]":
+                out += self._end()
+                continue
+            try:
+                chunk = orjson.loads(item.data)
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamError("the upstream stream sent an event that is not JSON") from exc
+            if item.event == "error" or (isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices")):
+                out += self._error(chunk)
+                continue
+            out += self._chunk(chunk)
+        return bytes(out)
+
+    def close(self) -> bytes:
+        if not self.finished:
+            raise UpstreamError("the upstream stream ended before it was complete")
+        return b""
+
+    # -- pieces --
+
+    def _start(self, chunk: dict[str, Any]) -> bytes:
+        if self.started:
+            return b""
+        self.started = True
+        message_id = str(chunk.get("id") or "")
+        message: dict[str, Any] = {
+            "id": message_id if message_id.startswith("msg_") else "msg_" + (message_id.removeprefix("chatcmpl-")),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model or chunk.get("model") or "",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
+        return event("message_start", {"message": message})
+
+    def _open(self, kind: str, block: dict[str, Any]) -> bytes:
+        out = self._close_block()
+        self.block = (kind, self.blocks)
+        self.blocks += 1
+        return out + event("content_block_start", {"index": self.block[1], "content_block": block})
+
+    def _close_block(self) -> bytes:
+        if self.block is None:
+            return b""
+        index, self.block = self.block[1], None
+        return event("content_block_stop", {"index": index})
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        return event("content_block_delta", {"index": index, "delta": delta})
+
+    def _chunk(self, chunk: dict[str, Any]) -> bytes:
+        out = bytearray(self._start(chunk))
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")  # Groq, vLLM: "reasoning"
+            if reasoning:
+                if self.block is None or self.block[0] != "thinking":
+                    out += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                out += self._delta(self.blocks - 1, {"type": "thinking_delta", "thinking": reasoning})
+            for block in delta.get("thinking_blocks") or []:
+                out += self._thinking_block(block)
+            if delta.get("content"):
+                if self.block is None or self.block[0] != "text":
+                    out += self._open("text", {"type": "text", "text": ""})
+                out += self._delta(self.blocks - 1, {"type": "text_delta", "text": delta["content"]})
+            for call in delta.get("tool_calls") or []:
+                out += self._tool_call(call)
+            if choice.get("finish_reason"):
+                self.stop_reason = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+                out += self._close_block()
+        return bytes(out)
+
+    def _thinking_block(self, block: dict[str, Any]) -> bytes:
+        if block.get("type") == "redacted_thinking":
+            return self._open("redacted", block) + self._close_block()
+        out = b""
+        if self.block is None or self.block[0] != "thinking":
+            out = self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        if block.get("thinking"):
+            out += self._delta(self.blocks - 1, {"type": "thinking_delta", "thinking": block["thinking"]})
+        if block.get("signature"):
+            out += self._delta(self.blocks - 1, {"type": "signature_delta", "signature": block["signature"]})
+        return out
+
+    def _tool_call(self, call: dict[str, Any]) -> bytes:
+        position = int(call.get("index", 0))
+        function = call.get("function") or {}
+        out = b""
+        if position not in self.tool_blocks:
+            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id") or f"toolu_{position}",
+                     "name": function.get("name") or "", "input": {}}  # fmt: skip
+            out = self._open("tool_use", block)
+            self.tool_blocks[position] = self.blocks - 1
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # some servers send an object, not JSON text
+            arguments = orjson.dumps(arguments).decode()
+        if arguments:
+            out += self._delta(self.tool_blocks[position], {"type": "input_json_delta", "partial_json": arguments})
+        return out
+
+    def _end(self) -> bytes:
+        out = bytearray(self._start({}))
+        out += self._close_block()
+        usage = self.usage
+        details = usage.get("prompt_tokens_details") or {}
+        cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        written = int(usage.get("cache_creation_input_tokens") or 0)
+        final = {
+            "input_tokens": max(int(usage.get("prompt_tokens") or 0) - cached - written, 0),
+            "output_tokens": int(usage.get("completion_tokens") or 0),
+            "cache_creation_input_tokens": written,
+            "cache_read_input_tokens": cached,
+        }
+        stop = {"stop_reason": self.stop_reason or "end_turn", "stop_sequence": None}
+        out += event("message_delta", {"delta": stop, "usage": final})
+        out += event("message_stop", {})
+        self.finished = True
+        return bytes(out)
+
+    def _error(self, chunk: Any) -> bytes:
+        from seance.gateway.anthropic_front import error_event
+
+        self.finished = True
+        error = chunk.get("error") if isinstance(chunk, dict) else None
+        message = error.get("message") if isinstance(error, dict) else str(error or chunk)
+        status = error.get("status_code") if isinstance(error, dict) else None
+        err = GatewayError(str(message), status=int(status) if isinstance(status, int) else 502)
+        return error_event(err)

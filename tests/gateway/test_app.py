@@ -1,0 +1,316 @@
+"""The HTTP surface of the real gateway process: auth, headers, bad input, routing, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anyio
+import openai
+import orjson
+import pytest
+from tests.gateway.conftest import MASTER_KEY, GatewayFactory, Running, deployment
+from tests.wire import ReplayUpstream, Reply, load
+
+CHAT = load("openai/chat-nonstream.httprr.txt")[0]
+MESSAGES = [{"role": "user", "content": "Hello, how are you?"}]
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ReplayUpstream]:
+    with ReplayUpstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served(module_gateway: GatewayFactory, upstream: ReplayUpstream) -> Running:
+    config = {
+        "model_list": [
+            deployment("gpt", "openai/gpt-3.5-turbo", upstream.url + "/v1"),
+            deployment("warm", "openai/gpt-3.5-turbo", upstream.url + "/v1", temperature=0.7, max_tokens=9),
+            deployment("pair", "openai/gpt-3.5-turbo", upstream.url + "/a/v1"),
+            deployment("pair", "openai/gpt-3.5-turbo", upstream.url + "/b/v1"),
+            deployment("flaky", "openai/gpt-3.5-turbo", upstream.url + "/flaky/v1"),
+            deployment("backup", "openai/gpt-3.5-turbo", upstream.url + "/backup/v1"),
+            deployment("slow", "openai/gpt-3.5-turbo", upstream.url + "/slow/v1", timeout=0.5),
+            deployment("keyed", "openai/gpt-3.5-turbo", upstream.url + "/keyed/v1", api_key="os.environ/UP_KEY"),
+            deployment("azure-gpt", "azure/my-deployment", upstream.url, api_version="2024-06-01"),
+            {"model_name": "openai/*", "litellm_params": {"model": "openai/*", "api_base": upstream.url + "/wild/v1",
+                                                          "api_key": "sk-wild"}},
+        ],
+        "litellm_settings": {"num_retries": 1, "fallbacks": [{"flaky": ["backup"]}]},
+    }
+    return module_gateway(config, {"UP_KEY": "sk-from-env"})
+
+
+def post(served: Running, path: str, body: object, **headers: str) -> tuple[int, dict[str, str], dict[str, object]]:
+    with served.http() as http:
+        content = body if isinstance(body, bytes) else orjson.dumps(body)
+        response = http.post(path, content=content, headers=headers)
+        return response.status_code, dict(response.headers), response.json()
+
+
+def error_of(payload: dict[str, object]) -> dict[str, object]:
+    error = payload["error"]
+    assert isinstance(error, dict)
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+# -- health and models --
+
+
+def test_liveness_and_readiness_need_no_key(served: Running) -> None:
+    with served.http() as http:
+        http.headers.pop("authorization")
+        for path in ("/health/liveliness", "/health/liveness", "/health/readiness"):
+            assert http.get(path).status_code == 200
+        assert http.get("/health").status_code == 401
+
+
+def test_models_lists_groups_both_with_and_without_v1(served: Running) -> None:
+    ids = [m.id for m in served.openai().models.list()]
+    assert ids[:3] == ["gpt", "warm", "pair"]
+    assert "openai/*" in ids
+    with served.http() as http:
+        assert http.get("/models").json()["data"][0]["id"] == "gpt"
+
+
+def test_health_reports_deployments_without_secrets(served: Running) -> None:
+    with served.http() as http:
+        report = http.get("/health").json()
+    assert report["healthy_count"] + report["unhealthy_count"] == 9
+    assert "sk-up" not in orjson.dumps(report).decode()
+    assert "sk-from-env" not in orjson.dumps(report).decode()
+
+
+# -- auth --
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Bearer wrong"}, {"x-api-key": "wrong"}, {"authorization": "Basic " + MASTER_KEY}],
+)
+def test_bad_or_missing_key_is_401(served: Running, headers: dict[str, str]) -> None:
+    with served.http() as http:
+        http.headers.pop("authorization")
+        response = http.post("/v1/chat/completions", json={"model": "gpt", "messages": MESSAGES}, headers=headers)
+    assert response.status_code == 401
+    assert error_of(response.json())["type"] == "authentication_error"
+
+
+def test_x_api_key_header_is_accepted(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/v1/chat/completions", CHAT)
+    with served.http() as http:
+        http.headers.pop("authorization")
+        response = http.post(
+            "/chat/completions", json={"model": "gpt", "messages": MESSAGES}, headers={"x-api-key": MASTER_KEY}
+        )
+    assert response.status_code == 200
+
+
+# -- headers --
+
+
+def test_request_id_is_echoed_and_model_id_reported(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/v1/chat/completions", CHAT)
+    status, headers, _ = post(served, "/v1/chat/completions", {"model": "gpt", "messages": MESSAGES},
+                              **{"x-request-id": "trace-42"})  # fmt: skip
+    assert status == 200
+    assert headers["x-request-id"] == headers["x-litellm-call-id"] == "trace-42"
+    assert len(headers["x-litellm-model-id"]) == 64
+    assert headers["x-litellm-attempted-retries"] == "0"
+
+
+def test_request_id_is_generated_when_absent(served: Running) -> None:
+    _, headers, _ = post(served, "/v1/chat/completions", b"{")
+    assert len(headers["x-request-id"]) == 32
+
+
+# -- bad input: a 4xx that says what to fix, never a 500 --
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        ({"messages": MESSAGES}, 400, "'model' is missing"),
+        ({"model": 7, "messages": MESSAGES}, 400, "'model' must be"),
+        ({"model": "gpt"}, 400, "'messages' is missing"),
+        ({"model": "gpt", "messages": []}, 400, "'messages' must be"),
+        ({"model": "gpt", "messages": "hi"}, 400, "'messages' must be"),
+        ({"model": "gpt", "messages": ["hi"]}, 400, "every item"),
+        ({"model": "gpt", "messages": MESSAGES, "stream": "yes"}, 400, "'stream'"),
+        ({"model": "no-such-model", "messages": MESSAGES}, 404, "available models: gpt"),
+    ],
+)
+def test_bad_chat_requests(served: Running, body: object, status: int, needle: str) -> None:
+    got, _, payload = post(served, "/v1/chat/completions", body)
+    assert got == status
+    assert needle in str(error_of(payload)["message"])
+
+
+def test_bad_embeddings_request_names_the_field(served: Running) -> None:
+    status, _, payload = post(served, "/v1/embeddings", {"model": "gpt", "input": 5})
+    assert status == 400
+    assert error_of(payload)["param"] == "input"
+
+
+def test_unknown_model_with_the_sdk(served: Running) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        served.openai().chat.completions.create(model="nope", messages=MESSAGES)  # type: ignore[arg-type]
+    assert "not served here" in caught.value.message
+
+
+def test_announced_huge_body_is_413_without_reading_it(served: Running) -> None:
+    status, payload = raw_request(served, b"POST", b"/v1/chat/completions", 65 * 1024 * 1024, b"{}")
+    assert status == 413
+    assert "larger than" in payload["error"]["message"]
+
+
+def test_huge_body_sent_in_full_is_413(served: Running) -> None:
+    body = b'{"model": "gpt", "messages": [{"role": "user", "content": "' + b"x" * (65 * 1024 * 1024) + b'"}]}'
+    status, _, _payload = post(served, "/v1/chat/completions", body)
+    assert status == 413
+
+
+def test_unknown_path_and_wrong_method(served: Running) -> None:
+    with served.http() as http:
+        assert http.get("/v2/nothing").status_code == 404
+        response = http.get("/v1/chat/completions")
+        assert response.status_code == 405
+        assert "accepts POST" in response.json()["error"]["message"]
+
+
+def raw_request(served: Running, method: bytes, path: bytes, length: int, body: bytes) -> tuple[int, dict]:  # type: ignore[type-arg]
+    """A request whose Content-Length we choose (clients refuse to lie about it)."""
+
+    async def go() -> tuple[int, dict]:  # type: ignore[type-arg]
+        port = int(served.url.rsplit(":", 1)[1])
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        async with stream:
+            head = (
+                method + b" " + path + b" HTTP/1.1\r\nhost: x\r\nauthorization: Bearer " + MASTER_KEY.encode()
+                + b"\r\ncontent-type: application/json\r\ncontent-length: " + str(length).encode() + b"\r\n\r\n"
+            )  # fmt: skip
+            await stream.send(head + body)
+            data = b""
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _length(data):
+                data += await stream.receive()
+        status = int(data.split(b" ", 2)[1])
+        return status, orjson.loads(data.split(b"\r\n\r\n", 1)[1])
+
+    return anyio.run(go)
+
+
+def _length(data: bytes) -> int:
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":")[1])
+    return 0
+
+
+# -- routing: defaults, groups, retries, fallbacks, timeouts, wildcards, env keys --
+
+
+def test_deployment_defaults_fill_in_but_never_override(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/v1/chat/completions", CHAT)
+    upstream.add("/v1/chat/completions", CHAT)
+    client = served.openai()
+    client.chat.completions.create(model="warm", messages=MESSAGES)  # type: ignore[arg-type]
+    assert upstream.requests[-1].json()["temperature"] == 0.7
+    client.chat.completions.create(model="warm", messages=MESSAGES, temperature=0)  # type: ignore[arg-type]
+    sent = upstream.requests[-1].json()
+    assert sent["temperature"] == 0
+    assert sent["max_tokens"] == 9
+
+
+def test_a_failed_deployment_is_retried_on_the_other_one(served: Running, upstream: ReplayUpstream) -> None:
+    boom = Reply(500, {"content-type": "application/json"}, b'{"error": {"message": "overloaded"}}')
+    upstream.add("/a/v1/chat/completions", boom)
+    upstream.add("/b/v1/chat/completions", boom)
+    status, headers, payload = post(served, "/v1/chat/completions", {"model": "pair", "messages": MESSAGES})
+    assert status == 502
+    assert "overloaded" in str(error_of(payload)["message"])
+    assert headers["x-litellm-attempted-retries"] == "1"
+    assert not upstream.pending()  # the retry went to the other deployment, not the same one twice
+
+
+def test_retry_then_fallback_group(served: Running, upstream: ReplayUpstream) -> None:
+    boom = Reply(503, {"content-type": "application/json"}, b'{"error": {"message": "try later"}}')
+    upstream.add("/flaky/v1/chat/completions", boom)
+    upstream.add("/flaky/v1/chat/completions", boom)
+    upstream.add("/backup/v1/chat/completions", CHAT)
+    status, headers, payload = post(served, "/v1/chat/completions", {"model": "flaky", "messages": MESSAGES})
+    assert status == 200
+    assert headers["x-litellm-attempted-retries"] == "1"
+    assert headers["x-litellm-attempted-fallbacks"] == "1"
+    assert payload["id"] == CHAT.response_json()["id"]
+
+
+def test_client_errors_are_not_retried(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/flaky/v1/chat/completions", Reply(400, {}, b'{"error": {"message": "bad tool"}}'))
+    status, _, payload = post(served, "/v1/chat/completions", {"model": "flaky", "messages": MESSAGES})
+    assert status == 400
+    assert "bad tool" in str(error_of(payload)["message"])
+    assert not upstream.pending()
+
+
+def test_upstream_timeout_is_504(served: Running, upstream: ReplayUpstream) -> None:
+    for _ in range(2):  # the first try and its retry
+        upstream.add("/slow/v1/chat/completions", Reply(200, {}, CHAT.response_body, delay=3))
+    status, _, payload = post(served, "/v1/chat/completions", {"model": "slow", "messages": MESSAGES})
+    assert status == 504
+    assert error_of(payload)["type"] == "timeout"
+
+
+def test_upstream_garbage_is_502(served: Running, upstream: ReplayUpstream) -> None:
+    for _ in range(2):
+        upstream.add("/keyed/v1/chat/completions", Reply(200, {"content-type": "text/html"}, b"<html>oops</html>"))
+    status, _, payload = post(served, "/v1/chat/completions", {"model": "keyed", "messages": MESSAGES})
+    assert status == 502
+    assert "not JSON" in str(error_of(payload)["message"])
+
+
+def test_key_from_os_environ_reference(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/keyed/v1/chat/completions", CHAT)
+    served.openai().chat.completions.create(model="keyed", messages=MESSAGES)  # type: ignore[arg-type]
+    assert upstream.requests[-1].headers["authorization"] == "Bearer sk-from-env"
+
+
+def test_wildcard_group(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/wild/v1/chat/completions", CHAT)
+    served.openai().chat.completions.create(model="openai/gpt-4.1-nano", messages=MESSAGES)  # type: ignore[arg-type]
+    received = upstream.requests[-1]
+    assert received.json()["model"] == "gpt-4.1-nano"
+    assert received.headers["authorization"] == "Bearer sk-wild"
+
+
+def test_azure_deployment_path_version_and_key_header(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/openai/deployments/my-deployment/chat/completions", CHAT)
+    reply = served.openai().chat.completions.create(model="azure-gpt", messages=MESSAGES)  # type: ignore[arg-type]
+    assert reply.id == CHAT.response_json()["id"]
+    received = upstream.requests[-1]
+    assert received.query == {"api-version": "2024-06-01"}
+    assert received.headers["api-key"] == "sk-up"
+    assert "authorization" not in received.headers
+
+
+async def test_async_client_streams(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("openai/chat-stream-include-usage.httprr.txt")[0]
+    upstream.add("/v1/chat/completions", exchange)
+    client = served.async_openai()
+    stream = await client.chat.completions.create(
+        model="gpt", messages=[{"role": "user", "content": "Count from 1 to 5"}], stream=True,
+        stream_options={"include_usage": True}, max_completion_tokens=50, temperature=0,
+    )  # fmt: skip
+    text = ""
+    usage = None
+    async for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+        usage = chunk.usage or usage
+    assert "1" in text and "5" in text
+    assert usage is not None and usage.total_tokens > 0
+    await client.close()
