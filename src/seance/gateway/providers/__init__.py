@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "hosted_vllm": "openai_compat:HostedVLLM",
     "ollama": "openai_compat:Ollama",
     # translating adapters
+    "anthropic": "anthropic:Anthropic",
 }
 
 

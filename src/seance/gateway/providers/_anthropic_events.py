@@ -58,9 +58,12 @@ class OpenAIToAnthropicStream:
         return bytes(out)
 
     def close(self) -> bytes:
+        out = b""
+        if not self.finished and any(item.data == "[DONE]" for item in self.decoder.flush()):
+            out = self._end()  # a last [DONE] without its blank line
         if not self.finished:
             raise UpstreamError("the upstream stream ended before it was complete")
-        return b""
+        return out
 
     # -- pieces --
 
