@@ -92,7 +92,8 @@ def test_provider_key_from_its_usual_variable(tmp_path: Path) -> None:
          "hosted_vllm needs an api_base"),
         ("model_list:\n  - model_name: x\n    litellm_params:\n      model: mystery-model\n",
          "cannot tell the provider of 'mystery-model'"),
-        ("litellm_settings:\n  fallbacks: [{a: [b]}]\n", "litellm_settings.fallbacks[0]: model 'a' is not in model_list"),
+        ("litellm_settings:\n  fallbacks: [{a: [b]}]\n",
+         "litellm_settings.fallbacks[0]: model 'a' is not in model_list"),
     ],
 )  # fmt: skip
 def test_bad_config_names_file_path_and_reason(tmp_path: Path, text: str, message: str) -> None:
