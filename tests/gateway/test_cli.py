@@ -1,0 +1,56 @@
+"""`seance gateway` refuses to start on a bad setup with one clear line, and no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.gateway.conftest import BASE_ENV
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "seance", "gateway", "--port", "0", *args],
+        env={**BASE_ENV, **env}, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "needle"),
+    [
+        (None, {}, "no master key: set LITELLM_MASTER_KEY"),
+        ("model_list:\n  - model_name: x\n    litellm_params: {model: nosuch/x}\n", {"LITELLM_MASTER_KEY": "k"},
+         "model_list[0].litellm_params.model: unknown provider 'nosuch'"),
+        ("general_settings:\n  master_key: os.environ/MASTER\n", {}, "environment variable MASTER is not set"),
+        ("model_list: {", {"LITELLM_MASTER_KEY": "k"}, "not valid YAML"),
+    ],
+)  # fmt: skip
+def test_start_failures_are_one_line(tmp_path: Path, config: str | None, env: dict[str, str], needle: str) -> None:
+    args = []
+    if config is not None:
+        path = tmp_path / "config.yaml"
+        path.write_text(config)
+        args = ["--config", str(path)]
+    result = start(args, env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert needle in lines[0]
+    assert "--allow-no-auth" in lines[0] or config is not None
+
+
+def test_config_file_path_variable_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "from-env.yaml"
+    path.write_text("model_list: [")
+    result = start([], {"CONFIG_FILE_PATH": str(path), "LITELLM_MASTER_KEY": "k"})
+    assert result.returncode != 0
+    assert str(path) in result.stderr
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = start(["--config", str(tmp_path / "nope.yaml")], {"LITELLM_MASTER_KEY": "k"})
+    assert result.returncode != 0
+    assert "config file not found" in result.stderr
