@@ -20,6 +20,8 @@ REGISTRY: dict[str, str] = {
     "ollama": "openai_compat:Ollama",
     # translating adapters
     "anthropic": "anthropic:Anthropic",
+    "cohere": "cohere:Cohere",
+    "cohere_chat": "cohere:Cohere",
 }
 
 
