@@ -1,0 +1,157 @@
+"""The results as markdown tables, and the bars from issues 2 and 4 checked against them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from load import LoadResult
+
+
+@dataclass(frozen=True)
+class Measurement:
+    target: str
+    scenario: str
+    load: LoadResult | None
+    cpu_ms_per_request: float
+    rss_mb: float
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Usable for a bar: it ran and every answer was a good 200."""
+        return self.load is not None and not self.error and self.load.failures == 0
+
+
+@dataclass(frozen=True)
+class Bar:
+    title: str
+    limit: str
+    value: float | None  # None: a run it needs is missing or had failed requests
+    passed: bool | None
+    unit: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "N/A" if self.passed is None else "PASS" if self.passed else "FAIL"
+
+
+class Results:
+    def __init__(self, measurements: Sequence[Measurement]) -> None:
+        self._by_key = {(m.target, m.scenario): m for m in measurements}
+        self.measurements = list(measurements)
+
+    def get(self, target: str, scenario: str) -> Measurement | None:
+        m = self._by_key.get((target, scenario))
+        return m if m is not None and m.ok else None
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def results_table(results: Results, titles: dict[str, str]) -> str:
+    rows = [
+        "| scenario | target | req/s | p50 ms | p99 ms | CPU ms/req | RSS MB | failed |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for m in results.measurements:
+        title = titles.get(m.scenario, m.scenario)
+        if m.load is None:
+            rows.append(f"| {title} | {m.target} | - | - | - | - | - | {m.error or 'not run'} |")
+            continue
+        load = m.load
+        failed = str(load.failures)
+        if load.failures:
+            failed += f" ({load.bad_status} non-200, {load.bad_body} bad body, {load.timeouts} timeouts)"
+        rows.append(
+            f"| {title} | {m.target} | {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} "
+            f"| {m.cpu_ms_per_request:.3f} | {m.rss_mb:.0f} | {failed} |"
+        )
+    return "\n".join(rows)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def ratios_table(results: Results, scenarios: Sequence[str], titles: dict[str, str]) -> str:
+    rows = [
+        "| scenario | Seance/LiteLLM req/s | Seance/direct req/s | Seance - direct p50 ms "
+        "| Seance - direct p99 ms | LiteLLM/Seance CPU per req |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for key in scenarios:
+        seance, litellm, direct = (results.get(t, key) for t in ("seance", "litellm", "direct"))
+        rps = {name: m.load.rps if m and m.load else None for name, m in
+               (("seance", seance), ("litellm", litellm), ("direct", direct))}  # fmt: skip
+        p50 = p99 = None
+        if seance and direct and seance.load and direct.load:
+            p50 = seance.load.p50_ms - direct.load.p50_ms
+            p99 = seance.load.p99_ms - direct.load.p99_ms
+        cpu = _ratio(litellm.cpu_ms_per_request if litellm else None,
+                     seance.cpu_ms_per_request if seance else None)  # fmt: skip
+        rows.append(
+            f"| {titles.get(key, key)} | {_fmt(_ratio(rps['seance'], rps['litellm']), 1)}x "
+            f"| {_fmt(_ratio(rps['seance'], rps['direct']), 3)} | {_fmt(p50, 3)} | {_fmt(p99, 3)} "
+            f"| {_fmt(cpu, 1)}x |"
+        )
+    return "\n".join(rows)
+
+
+def _bar(title: str, limit: str, value: float | None, test: Callable[[float], bool], unit: str = "") -> Bar:
+    return Bar(title, limit, value, None if value is None else test(value), unit)
+
+
+def _load(m: Measurement | None) -> LoadResult | None:
+    return m.load if m is not None else None
+
+
+def check_bars(results: Results) -> list[Bar]:
+    seance = {key: _load(results.get("seance", key)) for key in
+              ("chat-c1", "chat-c64", "stream-c16", "slow-c256", "anthropic-c64")}  # fmt: skip
+    direct = {key: _load(results.get("direct", key)) for key in ("chat-c1", "slow-c256")}
+    litellm = {key: _load(results.get("litellm", key)) for key in
+               ("chat-c64", "stream-c16", "anthropic-c64")}  # fmt: skip
+
+    def diff(key: str, attr: str) -> float | None:
+        s, d = seance[key], direct[key]
+        return None if s is None or d is None else float(getattr(s, attr)) - float(getattr(d, attr))
+
+    def times_litellm(key: str) -> float | None:
+        s, li = seance[key], litellm[key]
+        return None if s is None or li is None else _ratio(s.rps, li.rps)
+
+    slow = seance["slow-c256"]
+    slow_direct = direct["slow-c256"]
+    seance_runs = [m for m in results.measurements if m.target == "seance" and m.ok]
+    rss = max((m.rss_mb for m in seance_runs), default=None)
+    chat64, anth64 = results.get("seance", "chat-c64"), results.get("seance", "anthropic-c64")
+    translation = anth64.cpu_ms_per_request - chat64.cpu_ms_per_request if chat64 and anth64 else None
+    return [
+        _bar("c=1 added p50 latency over direct", "<= 0.5 ms", diff("chat-c1", "p50_ms"),
+             lambda v: v <= 0.5, " ms"),
+        _bar("c=1 added p99 latency over direct", "<= 1 ms", diff("chat-c1", "p99_ms"),
+             lambda v: v <= 1.0, " ms"),
+        _bar("chat c=64 throughput vs LiteLLM", ">= 25x", times_litellm("chat-c64"),
+             lambda v: v >= 25, "x"),
+        _bar("stream c=16 throughput vs LiteLLM", ">= 40x", times_litellm("stream-c16"),
+             lambda v: v >= 40, "x"),
+        _bar("50 ms upstream c=256 throughput vs direct", ">= 75 %",
+             None if slow is None or slow_direct is None else 100 * slow.rps / slow_direct.rps,
+             lambda v: v >= 75, " %"),
+        _bar("50 ms upstream c=256 p99 latency", "<= 150 ms", None if slow is None else slow.p99_ms,
+             lambda v: v <= 150, " ms"),
+        _bar("RSS per worker (max over runs)", "<= 100 MB", rss, lambda v: v <= 100, " MB"),
+        _bar("Anthropic translation CPU over pass-through (c=64)", "<= 0.3 ms/req", translation,
+             lambda v: v <= 0.3, " ms"),
+        _bar("Anthropic c=64 throughput vs LiteLLM", ">= 20x", times_litellm("anthropic-c64"),
+             lambda v: v >= 20, "x"),
+    ]  # fmt: skip
+
+
+def bars_table(bars: Sequence[Bar]) -> str:
+    rows = ["| bar | limit | measured | verdict |", "|---|---|--:|---|"]
+    rows += [f"| {b.title} | {b.limit} | {_fmt(b.value)}{b.unit if b.value is not None else ''} "
+             f"| {b.verdict} |" for b in bars]  # fmt: skip
+    return "\n".join(rows)

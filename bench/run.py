@@ -1,0 +1,205 @@
+"""Seance vs the LiteLLM proxy vs the bare upstream, one worker each, on loopback.
+
+    python3 bench/run.py [--quick] [--only direct,seance,litellm] [--scenarios chat-c64,...]
+
+Prints the results, the ratios and the bars from issues 2 and 4 as markdown, and writes them to
+bench/.work/results.md. Exit status 0 only when every bar passes and no request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from install import ensure_debian_packages, ensure_litellm, ensure_py_spy
+from load import run_wrk, write_script
+from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok
+from profile_gateway import Profiler
+from report import Measurement, Results, bars_table, check_bars, ratios_table, results_table
+from scenarios import SCENARIOS, Scenario, gateway_config
+from targets import MASTER_KEY, STARTERS, TARGET_NAMES, UPSTREAM_PORT, Paths, Running
+from upstream import nginx_argv
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 s warm-up, 3 s per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run (2)")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per run (8)")
+    parser.add_argument("--only", default=",".join(TARGET_NAMES), help="targets, comma-separated")
+    parser.add_argument("--scenarios", default="", help="scenario keys, comma-separated (default all)")
+    parser.add_argument("--no-install", action="store_true", help="fail instead of installing")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the Seance gateway during each run (slows it; figures are not bars)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup, args.duration = 1.0, 3.0
+    targets = [t.strip() for t in args.only.split(",") if t.strip()]
+    unknown = sorted(set(targets) - set(TARGET_NAMES))
+    if unknown or not targets:
+        parser.error(f"--only takes some of {', '.join(TARGET_NAMES)}; got {args.only!r}")
+    args.targets = [t for t in TARGET_NAMES if t in targets]
+    keys = [k.strip() for k in args.scenarios.split(",") if k.strip()]
+    known = {s.key: s for s in SCENARIOS}
+    if bad := [k for k in keys if k not in known]:
+        parser.error(f"unknown scenario {bad}; choose from {', '.join(known)}")
+    args.selected = [known[k] for k in keys] if keys else list(SCENARIOS)
+    return args
+
+
+def probe(url: str, scenario: Scenario, direct: bool) -> str | None:
+    """One request before the load, so a broken route reports its real answer, not a count."""
+    request = urllib.request.Request(
+        url,
+        data=scenario.request(direct).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, body = response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read().decode(errors="replace")
+    except OSError as exc:
+        return f"no answer: {exc}"
+    return scenario.check(direct).problem(status, body)
+
+
+def measure(
+    target: Running, scenario: Scenario, args: argparse.Namespace, work: Path, profiler: Profiler | None
+) -> Measurement:
+    url = target.base_url + (scenario.upstream_path if target.direct else scenario.gateway_path)
+    label = f"{target.name:8} {scenario.title}"
+    if problem := probe(url, scenario, target.direct):
+        print(f"  {label}: probe failed: {problem}", flush=True)
+        return Measurement(target.name, scenario.key, None, 0.0, 0.0, f"probe failed: {problem[:120]}")
+    script = work / "wrk" / f"{target.name}-{scenario.key}.lua"
+    write_script(script, scenario.request(target.direct), scenario.check(target.direct), MASTER_KEY)
+    timeout = 10.0
+    run_wrk(url, script, scenario.connections, args.warmup, timeout)
+    pid = target.proc.pid
+    cpu_before = cpu_seconds(pid)
+    recording = profiler.start(scenario.key, pid, args.duration) if profiler else None
+    result = run_wrk(url, script, scenario.connections, args.duration, timeout)
+    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(result.requests, 1)
+    rss = rss_mb(pid)
+    if recording is not None and profiler is not None:
+        profiler.finish(recording)
+    failed = f"  FAILED {result.failures}: {result.first_bad[:200]}" if result.failures else ""
+    print(
+        f"  {label}: {result.rps:9,.0f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
+        f"  {cpu_ms:6.3f} CPU ms/req  {rss:5.0f} MB{failed}",
+        flush=True,
+    )
+    return Measurement(target.name, scenario.key, result, cpu_ms, rss)
+
+
+def start_upstream(sup: Supervisor, work: Path) -> Running:
+    ensure_port_free(UPSTREAM_PORT)
+    nginx_dir = work / "nginx"
+    proc = sup.start("nginx", nginx_argv(UPSTREAM_PORT, nginx_dir), work / "nginx.log")
+    base = f"http://127.0.0.1:{UPSTREAM_PORT}"
+    wait_http_ok(f"{base}/v1/chat/completions", proc, 10, nginx_dir / "nginx-error.log", {})
+    return Running("direct", base, proc, direct=True)
+
+
+def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Measurement]:
+    upstream = start_upstream(sup, paths.work)
+    paths.gateway_config.write_text(gateway_config(upstream.base_url))
+    profiler = Profiler(ensure_py_spy(paths.work), paths.work / "profiles") if args.profile else None
+    measurements: list[Measurement] = []
+    for name in args.targets:
+        print(f"{name}:", flush=True)
+        try:
+            target = upstream if name == "direct" else STARTERS[name](sup, paths)
+        except BenchError as exc:
+            print(f"  could not start {name}: {exc}", flush=True)
+            first_line = str(exc).splitlines()[0]
+            measurements += [Measurement(name, s.key, None, 0.0, 0.0, f"did not start: {first_line[:100]}")
+                             for s in args.selected]  # fmt: skip
+            continue
+        print(f"  started, RSS {rss_mb(target.proc.pid):.0f} MB", flush=True)
+        for scenario in args.selected:
+            measurements.append(measure(target, scenario, args, paths.work, profiler if name == "seance" else None))
+        if target is not upstream:
+            sup.stop(target.proc)
+    return measurements
+
+
+def render(args: argparse.Namespace, measurements: list[Measurement], started: float) -> tuple[str, bool]:
+    results = Results(measurements)
+    titles = {s.key: s.title for s in SCENARIOS}
+    bars = check_bars(results)
+    commit = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
+                            capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+    load1, _, _ = os.getloadavg()
+    header = (
+        f"# Seance benchmark\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, "
+        f"{os.cpu_count()} cores, load average {load1:.2f} at the end, {time.monotonic() - started:.0f} s.\n"
+        f"One worker per target; wrk -t1, {args.warmup:g} s warm-up + {args.duration:g} s measured per run."
+        f"\nreq/s counts only 200s with the expected body; CPU and RSS are the server's process tree."
+    )
+    if args.profile:
+        header += "\n\n**Profiled run: py-spy sampled Seance, so its figures are low.**"
+    text = "\n\n".join([
+        header,
+        "## Results", results_table(results, titles),
+        "## Ratios (same run)", ratios_table(results, [s.key for s in args.selected], titles),
+        "## Bars (issues 2 and 4)", bars_table(bars),
+    ]) + "\n"  # fmt: skip
+    all_good = all(b.passed for b in bars) and all(m.ok for m in measurements)
+    return text, all_good
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    paths = Paths(repo=REPO, work=REPO / "bench" / ".work")
+    paths.work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    sup = Supervisor()
+    try:
+        if not args.no_install:
+            ensure_debian_packages(paths.work)
+            if "litellm" in args.targets:
+                ensure_litellm(paths.work)
+        if "seance" in args.targets and not paths.seance.exists():
+            raise BenchError(f"{paths.seance} is missing; run ./scripts/test or ./scripts/serve once")
+        print(f"load average {os.getloadavg()[0]:.2f}; logs and configs in {paths.work}", flush=True)
+        measurements = run_all(args, paths, sup)
+    except BenchError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted; stopping everything the bench started.", file=sys.stderr)
+        return 130
+    finally:
+        sup.stop_all()
+    text, all_good = render(args, measurements, started)
+    (paths.work / "results.md").write_text(text)
+    print("\n" + text)
+    print(f"Written to {paths.work / 'results.md'}")
+    return 0 if all_good else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

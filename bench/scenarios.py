@@ -1,0 +1,99 @@
+"""What is measured: each scenario's request, expected answer and concurrency, per kind of target.
+
+Gateways get OpenAI-format requests on /v1/chat/completions (Anthropic upstreams are translated);
+the direct target posts to the fake upstream's own route in that upstream's own format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bodies import (
+    ANSWER_TAIL,
+    ANTHROPIC_STREAM_EVENTS,
+    LAST_TOKEN,
+    OPENAI_STREAM_CHUNKS,
+    anthropic_request,
+    chat_request,
+    embeddings_request,
+)
+from load import Check
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    connections: int
+    model: str  # the model_name gateways are asked for
+    upstream_path: str  # the fake upstream's route, what the direct target calls
+    kind: str  # chat | stream | embeddings | anthropic | anthropic-stream
+
+    @property
+    def gateway_path(self) -> str:
+        return "/v1/embeddings" if self.kind == "embeddings" else "/v1/chat/completions"
+
+    def request(self, direct: bool) -> str:
+        if self.kind == "embeddings":
+            return embeddings_request(self.model)
+        if self.kind.startswith("anthropic") and direct:
+            return anthropic_request("claude-haiku-4-5", stream=self.kind == "anthropic-stream")
+        return chat_request(self.model, stream=self.kind.endswith("stream"))
+
+    def check(self, direct: bool) -> Check:
+        if self.kind == "chat":
+            return Check((ANSWER_TAIL,))
+        if self.kind == "stream":
+            # Every upstream chunk plus [DONE]; the usage chunk must survive.
+            return Check((LAST_TOKEN, "total_tokens", "[DONE]"), OPENAI_STREAM_CHUNKS + 1)
+        if self.kind == "embeddings":
+            return Check(('"embedding"', "prompt_tokens"))
+        if self.kind == "anthropic":
+            return Check((ANSWER_TAIL, "end_turn")) if direct else Check((ANSWER_TAIL, "chat.completion"))
+        if direct:
+            return Check((LAST_TOKEN, "message_stop"), ANTHROPIC_STREAM_EVENTS)
+        # Translated: at least one chunk per text delta, a usage chunk and [DONE].
+        text_deltas = ANTHROPIC_STREAM_EVENTS - 6
+        return Check((LAST_TOKEN, "total_tokens", "[DONE]"), text_deltas + 2)
+
+
+SCENARIOS = [
+    Scenario("chat-c1", "chat c=1", 1, "bench-openai", "/v1/chat/completions", "chat"),
+    Scenario("chat-c16", "chat c=16", 16, "bench-openai", "/v1/chat/completions", "chat"),
+    Scenario("chat-c64", "chat c=64", 64, "bench-openai", "/v1/chat/completions", "chat"),
+    Scenario("stream-c16", "stream 20 chunks c=16", 16, "bench-stream", "/stream/v1/chat/completions", "stream"),
+    Scenario("slow-c256", "50 ms upstream c=256", 256, "bench-slow", "/slow/v1/chat/completions", "chat"),
+    Scenario("embed-c16", "embeddings c=16", 16, "bench-embed", "/v1/embeddings", "embeddings"),
+    Scenario("anthropic-c64", "anthropic c=64", 64, "bench-anthropic", "/anthropic/v1/messages", "anthropic"),
+    Scenario(
+        "anthropic-stream-c16",
+        "anthropic stream 20 events c=16",
+        16,
+        "bench-anthropic-stream",
+        "/anthropic-stream/v1/messages",
+        "anthropic-stream",
+    ),
+]
+
+
+def gateway_config(upstream: str) -> str:
+    """One LiteLLM-format config.yaml that Seance and the LiteLLM proxy both load unchanged."""
+    entries = [
+        ("bench-openai", "openai/gpt-4o-mini", f"{upstream}/v1", "sk-fake"),
+        ("bench-stream", "openai/gpt-4o-mini", f"{upstream}/stream/v1", "sk-fake"),
+        ("bench-slow", "openai/gpt-4o-mini", f"{upstream}/slow/v1", "sk-fake"),
+        ("bench-embed", "openai/text-embedding-3-small", f"{upstream}/v1", "sk-fake"),
+        # Both gateways append /v1/messages to an Anthropic api_base.
+        ("bench-anthropic", "anthropic/claude-haiku-4-5", f"{upstream}/anthropic", "sk-ant-fake"),
+        ("bench-anthropic-stream", "anthropic/claude-haiku-4-5", f"{upstream}/anthropic-stream", "sk-ant-fake"),
+    ]
+    lines = ["model_list:"]
+    for name, model, api_base, api_key in entries:
+        lines += [
+            f"  - model_name: {name}",
+            "    litellm_params:",
+            f"      model: {model}",
+            f"      api_base: {api_base}",
+            f"      api_key: {api_key}",
+        ]
+    return "\n".join(lines) + "\n"

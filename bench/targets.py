@@ -1,0 +1,94 @@
+"""The three targets: the fake upstream itself (direct), the Seance gateway and the LiteLLM proxy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from procs import Supervisor, ensure_port_free, wait_http_ok
+
+MASTER_KEY = "sk-bench"
+UPSTREAM_PORT = 18100
+SEANCE_PORT = 18110
+LITELLM_PORT = 18120
+TARGET_NAMES = ("direct", "seance", "litellm")
+
+
+@dataclass(frozen=True)
+class Paths:
+    repo: Path
+    work: Path
+
+    @property
+    def seance(self) -> Path:
+        return self.repo / ".venv" / "bin" / "seance"
+
+    @property
+    def litellm(self) -> Path:
+        return self.work / "litellm-venv" / "bin" / "litellm"
+
+    @property
+    def gateway_config(self) -> Path:
+        return self.work / "gateway-config.yaml"
+
+
+@dataclass(frozen=True)
+class Running:
+    name: str
+    base_url: str
+    proc: subprocess.Popen[bytes]
+    direct: bool
+
+
+def _gateway_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    # Provider keys from the shell must not leak into a run that uses the config's fake keys.
+    for name in list(env):
+        if name.endswith(("_API_KEY", "_API_BASE", "_BASE_URL")):
+            del env[name]
+    env["LITELLM_MASTER_KEY"] = MASTER_KEY
+    env.update(extra)
+    return env
+
+
+def start_seance(sup: Supervisor, paths: Paths) -> Running:
+    ensure_port_free(SEANCE_PORT)
+    log = paths.work / "seance.log"
+    argv = [
+        str(paths.seance), "gateway", "--config", str(paths.gateway_config),
+        "--host", "127.0.0.1", "--port", str(SEANCE_PORT), "--workers", "1",
+    ]  # fmt: skip
+    proc = sup.start("seance", argv, log, _gateway_env({}))
+    base = f"http://127.0.0.1:{SEANCE_PORT}"
+    wait_http_ok(f"{base}/health/liveliness", proc, 60, log, {})
+    return Running("seance", base, proc, direct=False)
+
+
+def start_litellm(sup: Supervisor, paths: Paths) -> Running:
+    ensure_port_free(LITELLM_PORT)
+    log = paths.work / "litellm.log"
+    argv = [
+        str(paths.litellm), "--config", str(paths.gateway_config),
+        "--host", "127.0.0.1", "--port", str(LITELLM_PORT), "--num_workers", "1",
+    ]  # fmt: skip
+    # Only the start-up download of the model price map is turned off (no network here); the
+    # proxy otherwise runs as installed: default logging, callbacks and request handling.
+    env = _gateway_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    proc = sup.start("litellm", argv, log, env)
+    base = f"http://127.0.0.1:{LITELLM_PORT}"
+    wait_http_ok(f"{base}/health/liveliness", proc, 240, log, {})
+    return Running("litellm", base, proc, direct=False)
+
+
+def start_direct(sup: Supervisor, upstream: Running) -> Running:
+    """The direct target is the fake upstream itself: the floor every gateway adds to."""
+    return Running("direct", upstream.base_url, upstream.proc, direct=True)
+
+
+STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
+    "seance": start_seance,
+    "litellm": start_litellm,
+}
