@@ -1,0 +1,80 @@
+"""The document tree sops works on, and its walk.
+
+A mapping is a `Branch`: an ordered list of (key, value) pairs where a key may be a `Comment`
+(sops keeps comments as entries so they can be encrypted in place). A sequence is a plain list whose
+elements may be `Comment`s. Scalars are str, int, float, bool, bytes, datetime or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One comment line; `value` is the text after `#` (leading space included, as sops does)."""
+
+    value: str
+
+
+class Branch(list[tuple[Any, Any]]):
+    """An ordered mapping with comment entries: [(key or Comment, value), ...]."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for item_key, value in self:
+            if item_key == key and not isinstance(item_key, Comment):
+                return value
+        return default
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self if not isinstance(key, Comment)]
+
+
+Scalar: TypeAlias = str | int | float | bool | bytes | datetime | None
+# Leaf visitor: (value, key path, is_encrypted_by_rules) -> new value
+LeafVisitor = Callable[[Any, list[str]], Any]
+
+LEAF_TYPES = (str, int, float, bool, bytes, datetime, Comment)
+
+
+def walk(value: Any, path: list[str], visit: LeafVisitor) -> Any:
+    """Rebuild `value`, passing every leaf (comments included, nulls excluded) to `visit`.
+
+    Lists do not add to the path: a list element's path is its parent key's, as in sops.
+    """
+    if isinstance(value, Branch):
+        out = Branch()
+        for key, item in value:
+            if isinstance(key, Comment):
+                out.append((visit(key, path), None))
+            else:
+                out.append((key, walk(item, [*path, key], visit)))
+        return out
+    if isinstance(value, list):
+        return [walk(item, path, visit) for item in value]
+    if value is None:
+        return None
+    if isinstance(value, LEAF_TYPES):
+        return visit(value, path)
+    raise TypeError(f"unsupported value type {type(value).__name__}")
+
+
+def to_plain(value: Any) -> Any:
+    """The tree as plain dicts/lists without comments (for the model and for JSON-ish checks)."""
+    if isinstance(value, Branch):
+        return {key: to_plain(item) for key, item in value if not isinstance(key, Comment)}
+    if isinstance(value, list):
+        return [to_plain(item) for item in value if not isinstance(item, Comment)]
+    return value
+
+
+def from_plain(value: Any) -> Any:
+    """dicts/lists (e.g. from JSON or tests) as a tree."""
+    if isinstance(value, dict):
+        return Branch((str(key), from_plain(item)) for key, item in value.items())
+    if isinstance(value, list):
+        return [from_plain(item) for item in value]
+    return value
