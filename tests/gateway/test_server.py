@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
+import openai
 import orjson
 import pytest
 from tests.gateway.conftest import GatewayFactory, deployment
@@ -59,3 +61,34 @@ def test_several_workers_serve(gateway: GatewayFactory, upstream: ReplayUpstream
             body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
             assert http.post("/v1/chat/completions", content=orjson.dumps(body)).status_code == 200
     assert served.stop() in (0, -signal.SIGTERM)
+
+
+def test_a_client_that_disconnects_cancels_its_upstream_request(gateway: GatewayFactory) -> None:
+    """The upstream here accepts, reads the request, never answers, and reports when the gateway
+    closes the connection: that must happen soon after the client gives up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    closed = threading.Event()
+
+    def upstream() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(20)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+        closed.set()
+        conn.close()
+
+    thread = threading.Thread(target=upstream, daemon=True)
+    thread.start()
+    served = gateway({"model_list": [deployment("gpt", "openai/gpt-3.5-turbo", f"http://127.0.0.1:{port}/v1")]})
+    client = served.openai(timeout=0.5)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
+    assert closed.wait(timeout=5), "the gateway kept waiting on the upstream after the client left"
+    listener.close()
