@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "anthropic": "anthropic:Anthropic",
     "cohere": "cohere:Cohere",
     "cohere_chat": "cohere:Cohere",
+    "gemini": "gemini:Gemini",
 }
 
 

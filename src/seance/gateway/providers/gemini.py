@@ -1,0 +1,248 @@
+"""Google's Gemini API (AI Studio): generateContent, streamGenerateContent (`alt=sse`) and
+batchEmbedContents. `gemini/<model>` as LiteLLM names it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import orjson
+
+from seance.gateway.errors import BadRequest, UpstreamError
+from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.providers._gemini_request import SIGNATURE_MARK, to_generate_request
+from seance.gateway.providers.base import (
+    Adapter,
+    Call,
+    FollowUp,
+    Operation,
+    Reply,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+from seance.gateway.sse import SSEDecoder
+
+API_VERSION = "v1beta"
+FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
+
+
+class Gemini(Adapter):
+    name = "gemini"
+    operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
+    key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    base_env = ("GEMINI_API_BASE",)
+    default_base = "https://generativelanguage.googleapis.com"
+    model_prefixes = ("gemini-", "gemma-")
+
+    def normalize_base(self, base: str) -> str:
+        return base.rstrip("/").removesuffix("/" + API_VERSION)
+
+    def build(self, call: Call) -> UpstreamRequest:
+        model = quote(call.target.model.removeprefix("models/"), safe="")
+        prefix = f"{call.target.api_base}/{API_VERSION}/models/{model}"
+        headers = {"content-type": "application/json"}
+        if call.target.api_key:
+            headers["x-goog-api-key"] = call.target.api_key
+        if call.op == "embedding":
+            shapes.check_params(call, {"dimensions", "user"}, self.name)
+            request: dict[str, Any] = {"model": f"models/{model}"}
+            if call.body.get("dimensions") is not None:
+                request["outputDimensionality"] = call.body["dimensions"]
+            requests = [{**request, "content": {"parts": [{"text": t}]}} for t in shapes.embedding_inputs(call)]
+            body = orjson.dumps({"requests": requests})
+            return UpstreamRequest("POST", prefix + ":batchEmbedContents", headers, body)
+        if call.op != "chat":
+            raise BadRequest(f"gemini does not offer the {call.op} operation")
+        body = orjson.dumps(to_generate_request(call))
+        if call.stream:
+            return UpstreamRequest("POST", prefix + ":streamGenerateContent?alt=sse", headers, body, True)
+        return UpstreamRequest("POST", prefix + ":generateContent", headers, body)
+
+    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+        data = shapes.loads(body, self.name)
+        if not isinstance(data, dict):
+            raise UpstreamError("gemini: answered with an unexpected body")
+        if call.op == "embedding":
+            vectors = [e.get("values") or [] for e in data.get("embeddings") or []]
+            return Reply(shapes.embeddings(call, vectors, call.target.model, Usage()), Usage())
+        state = ResponseState()
+        state.add(data)
+        usage, extra = state.usage()
+        return Reply(
+            shapes.chat_completion(
+                id=state.id or shapes.new_id(), model=state.model or call.target.model,
+                content="".join(state.texts) or (None if state.tool_calls else ""),
+                finish_reason=state.finish_reason(), usage=usage, tool_calls=state.tool_calls,
+                reasoning="".join(state.thoughts) or None, usage_extra=extra,
+            ),
+            usage,
+        )  # fmt: skip
+
+    def stream(self, call: Call) -> StreamTranslator:
+        return GeminiStream(call)
+
+
+class ResponseState:
+    """What the GenerateContentResponses of one answer (one, or a stream of them) add up to."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.thoughts: list[str] = []
+        self.tool_calls: list[dict[str, Any]] = []
+        self.finish: str | None = None
+        self.metadata: dict[str, Any] = {}
+        self.id: str | None = None
+        self.model: str | None = None
+
+    def add(self, data: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        """Records one response and yields its pieces: ("text"|"thought", str) or ("tool", call)."""
+        if isinstance(data.get("error"), dict):
+            raise UpstreamError(f"gemini: {data['error'].get('message') or data['error']}")
+        self.id = data.get("responseId") or self.id
+        self.model = data.get("modelVersion") or self.model
+        self.metadata = data.get("usageMetadata") or self.metadata
+        candidates = data.get("candidates") or []
+        if not candidates and (data.get("promptFeedback") or {}).get("blockReason"):
+            self.finish = "SAFETY"
+        pieces: list[tuple[str, Any]] = []
+        for candidate in candidates[:1]:
+            for part in (candidate.get("content") or {}).get("parts") or []:
+                if "functionCall" in part:
+                    pieces.append(("tool", self._tool_call(part)))
+                elif part.get("thought") and "text" in part:
+                    self.thoughts.append(part["text"])
+                    pieces.append(("thought", part["text"]))
+                elif "text" in part:
+                    self.texts.append(part["text"])
+                    pieces.append(("text", part["text"]))
+            self.finish = candidate.get("finishReason") or self.finish
+        return iter(pieces)
+
+    def _tool_call(self, part: dict[str, Any]) -> dict[str, Any]:
+        function = part["functionCall"]
+        call_id = "call_" + secrets.token_hex(12)
+        if part.get("thoughtSignature"):
+            call_id += SIGNATURE_MARK + part["thoughtSignature"]
+        arguments = orjson.dumps(function.get("args") or {}).decode()
+        call = shapes.tool_call(call_id, function.get("name", ""), arguments)
+        self.tool_calls.append(call)
+        return call
+
+    def finish_reason(self) -> str:
+        if self.tool_calls and self.finish in (None, "STOP"):
+            return "tool_calls"
+        return FINISH_REASONS.get(self.finish or "STOP", "stop")
+
+    def usage(self) -> tuple[Usage, dict[str, Any]]:
+        """Thinking tokens count as completion tokens, as OpenAI counts reasoning tokens."""
+        meta = self.metadata
+        thoughts = int(meta.get("thoughtsTokenCount") or 0)
+        completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
+        extra: dict[str, Any] = {"completion_tokens_details": {"reasoning_tokens": thoughts}}
+        if meta.get("cachedContentTokenCount"):
+            extra["prompt_tokens_details"] = {"cached_tokens": int(meta["cachedContentTokenCount"])}
+        return Usage(int(meta.get("promptTokenCount") or 0), completion), extra
+
+
+class GeminiStream(StreamTranslator):
+    """`alt=sse` events (CRLF separated), or the JSON array Gemini streams without it."""
+
+    def __init__(self, call: Call) -> None:
+        self.decoder = SSEDecoder()
+        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
+        self.state = ResponseState()
+        self.array: JSONArraySplitter | None = None
+        self.mode: str | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        if self.mode is None:
+            stripped = data.lstrip()
+            if not stripped:
+                return b""
+            self.mode = "array" if stripped.startswith(b"[") else "sse"
+            self.array = JSONArraySplitter() if self.mode == "array" else None
+        if self.array is not None:
+            items = [shapes.loads(item, "gemini") for item in self.array.feed(data)]
+        else:
+            items = [shapes.loads(e.data, "gemini") for e in self.decoder.feed(data) if e.data]
+        return b"".join(self._response(item) for item in items)
+
+    def _response(self, data: dict[str, Any]) -> bytes:
+        out = bytearray()
+        self.writer.id = data.get("responseId") or self.writer.id
+        finished_before = self.state.finish is not None
+        for kind, value in self.state.add(data):
+            if kind == "text":
+                out += self.writer.text(value)
+            elif kind == "thought":
+                out += self.writer.reasoning(value)
+            else:
+                index = len(self.state.tool_calls) - 1
+                function = value["function"]
+                out += self.writer.tool_start(index, value["id"], function["name"], function["arguments"])
+        if self.state.finish is not None and not finished_before:
+            out += self.writer.start() + self.writer.finish(self.state.finish_reason())
+        return bytes(out)
+
+    def close(self) -> bytes:
+        for event in self.decoder.flush():
+            if event.data:
+                self._response(shapes.loads(event.data, "gemini"))
+        if self.state.finish is None:
+            raise UpstreamError("gemini: the stream ended before a finishReason")
+        self.usage, extra = self.state.usage()
+        return self.writer.end(self.usage, **extra)
+
+
+class JSONArraySplitter:
+    """The top-level objects of a JSON array arriving in pieces: `[{...}\\n,\\n{...}]`."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False
+        self.start = -1
+        self.scanned = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buffer += data
+        items: list[bytes] = []
+        for position in range(self.scanned, len(self.buffer)):
+            char = self.buffer[position]
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif char == 0x5C:  # backslash
+                    self.escaped = True
+                elif char == 0x22:  # quote
+                    self.in_string = False
+            elif char == 0x22:
+                self.in_string = True
+            elif char == 0x7B:  # {
+                if self.depth == 0:
+                    self.start = position
+                self.depth += 1
+            elif char == 0x7D:  # }
+                self.depth -= 1
+                if self.depth == 0:
+                    items.append(bytes(self.buffer[self.start : position + 1]))
+                    self.start = -1
+        keep_from = self.start if self.start != -1 else len(self.buffer)
+        del self.buffer[:keep_from]
+        if self.start != -1:
+            self.start = 0
+        self.scanned = len(self.buffer)
+        return items
