@@ -21,7 +21,7 @@ from seance.gateway import validate
 from seance.gateway.config import Settings
 from seance.gateway.deployments import Deployments
 from seance.gateway.errors import GatewayError, ModelNotFound, PayloadTooLarge, Unauthorized
-from seance.gateway.providers.base import Operation, Reply
+from seance.gateway.providers.base import Operation, Reply, StreamTranslator
 from seance.gateway.proxy import Attempts, Proxy, Stream
 from seance.gateway.sse import DONE
 from seance.gateway.upstream import Upstreams, origin_of
@@ -123,10 +123,18 @@ class Gateway:
             if raw is None:
                 return  # the client went away
             body = validate.parse(raw, endpoint)
-            if endpoint == "messages":
-                await self._messages(body, raw, forwarded, headers, attempts, receive, send)
-            else:
-                await self._openai(endpoint, body, raw, forwarded, headers, attempts, receive, send)  # type: ignore[arg-type]
+            watch = _DisconnectWatch(receive)
+            try:
+                if endpoint == "messages":
+                    await self._messages(body, raw, forwarded, headers, attempts, send)
+                else:
+                    await self._openai(endpoint, body, raw, forwarded, headers, attempts, send)  # type: ignore[arg-type]
+            except asyncio.CancelledError:
+                if watch.gone:
+                    return  # the client left; its upstream request was cancelled with this task
+                raise
+            finally:
+                watch.close()
         except GatewayError as exc:
             if attempts.deployment is not None:
                 _route_headers(headers, attempts)
@@ -160,15 +168,14 @@ class Gateway:
         forwarded: dict[str, str],
         headers: Headers,
         attempts: Attempts,
-        receive: Receive,
         send: Send,
     ) -> None:
         if body.get("stream") is True:
-            stream = await _cancel_on_disconnect(receive, self.proxy.stream(op, body, raw, forwarded, attempts))
+            stream = await self.proxy.stream(op, body, raw, forwarded, attempts)
             _route_headers(headers, attempts)
-            await _relay(send, receive, stream, headers, _openai_error_event)
+            await _relay(send, stream, headers, _openai_error_event)
             return
-        reply = await _cancel_on_disconnect(receive, self.proxy.complete(op, body, raw, forwarded, attempts))
+        reply = await self.proxy.complete(op, body, raw, forwarded, attempts)
         _route_headers(headers, attempts)
         await _send(send, 200, reply.body, headers, reply.content_type.encode())
 
@@ -181,7 +188,6 @@ class Gateway:
         forwarded: dict[str, str],
         headers: Headers,
         attempts: Attempts,
-        receive: Receive,
         send: Send,
     ) -> None:
         from seance.gateway import anthropic_front
@@ -191,15 +197,11 @@ class Gateway:
         streaming = body.get("stream") is True
         if native:  # Anthropic upstream: the body and the answer pass through untouched
             if streaming:
-                stream = await _cancel_on_disconnect(
-                    receive, self.proxy.stream("messages", body, raw, forwarded, attempts)
-                )
+                stream = await self.proxy.stream("messages", body, raw, forwarded, attempts)
                 _route_headers(headers, attempts)
-                await _relay(send, receive, stream, headers, anthropic_front.error_event)
+                await _relay(send, stream, headers, anthropic_front.error_event)
                 return
-            reply = await _cancel_on_disconnect(
-                receive, self.proxy.complete("messages", body, raw, forwarded, attempts)
-            )
+            reply = await self.proxy.complete("messages", body, raw, forwarded, attempts)
             _route_headers(headers, attempts)
             await _send(send, 200, reply.body, headers)
             return
@@ -207,12 +209,12 @@ class Gateway:
         if streaming:
             chat["stream"] = True
             chat["stream_options"] = {"include_usage": True}
-            stream = await _cancel_on_disconnect(receive, self.proxy.stream("chat", chat, b"", forwarded, attempts))
+            stream = await self.proxy.stream("chat", chat, b"", forwarded, attempts)
             stream.translator = _Chained(stream.translator, anthropic_front.OpenAIToAnthropicStream())
             _route_headers(headers, attempts)
-            await _relay(send, receive, stream, headers, anthropic_front.error_event)
+            await _relay(send, stream, headers, anthropic_front.error_event)
             return
-        reply = await _cancel_on_disconnect(receive, self.proxy.complete("chat", chat, b"", forwarded, attempts))
+        reply = await self.proxy.complete("chat", chat, b"", forwarded, attempts)
         _route_headers(headers, attempts)
         await _send(send, 200, anthropic_front.from_openai_response(reply.body, body["model"]), headers)
 
@@ -259,21 +261,18 @@ class Gateway:
         }
 
 
-class _Chained:
+class _Chained(StreamTranslator):
     """An adapter's translator followed by the Anthropic front's (OpenAI chunks → Anthropic events)."""
 
-    def __init__(self, first: Any, second: Any) -> None:
+    def __init__(self, first: StreamTranslator, second: Any) -> None:
         self.first, self.second = first, second
-
-    @property
-    def usage(self) -> Any:
-        return self.first.usage
 
     def feed(self, data: bytes) -> bytes:
         return bytes(self.second.feed(self.first.feed(data)))
 
     def close(self) -> bytes:
         tail = self.second.feed(self.first.close())
+        self.usage = self.first.usage
         return bytes(tail + self.second.close())
 
 
@@ -299,26 +298,30 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(parts)
 
 
-async def _cancel_on_disconnect(receive: Receive, work: Awaitable[Any]) -> Any:
-    """Run `work` (the upstream call) but give up, cancelling it, if the client disconnects."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(receive())
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        raise asyncio.CancelledError  # the client is gone; nothing to answer
-    return task.result()
+class _DisconnectWatch:
+    """Cancels the request's task when the client disconnects, so that the upstream call (or
+    stream) in progress is abandoned and its connection closed. One task per request."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.task = asyncio.current_task()
+        self.watcher = asyncio.ensure_future(receive())
+        self.watcher.add_done_callback(self._gone)
+
+    def _gone(self, watcher: asyncio.Future[Any]) -> None:
+        if not watcher.cancelled() and self.task is not None:
+            self.task.cancel()
+
+    @property
+    def gone(self) -> bool:
+        return self.watcher.done() and not self.watcher.cancelled()
+
+    def close(self) -> None:
+        self.watcher.remove_done_callback(self._gone)
+        self.watcher.cancel()
 
 
 async def _relay(
     send: Send,
-    receive: Receive,
     stream: Stream,
     headers: Headers,
     error_event: Callable[[GatewayError], bytes],
@@ -326,19 +329,14 @@ async def _relay(
     """Forward a stream chunk by chunk; a failure after the start ends it with an error event."""
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
     translator = stream.translator
-    disconnected = asyncio.ensure_future(receive())
     try:
         async for chunk in stream.chunks:
-            if disconnected.done():
-                return  # the client left: stop reading; the upstream connection is closed
             out = translator.feed(chunk)
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         tail = translator.close()
     except GatewayError as exc:
         tail = error_event(exc)
-    finally:
-        disconnected.cancel()
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 

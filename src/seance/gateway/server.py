@@ -53,6 +53,7 @@ def serve(
         timeout_graceful_shutdown=int(graceful_timeout),
         timeout_keep_alive=75,
         server_header=False,
+        proxy_headers=False,  # client addresses are not used; skip the per-request middleware
         date_header=True,
     )
     if workers <= 1:
