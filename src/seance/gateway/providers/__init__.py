@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "cohere": "cohere:Cohere",
     "cohere_chat": "cohere:Cohere",
     "gemini": "gemini:Gemini",
+    "ollama_chat": "ollama_chat:OllamaChat",
 }
 
 

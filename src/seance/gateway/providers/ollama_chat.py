@@ -29,6 +29,7 @@ OPTIONS = {
     "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty",
 }  # fmt: skip
 SUPPORTED = frozenset({*OPTIONS, "stop", "tools", "tool_choice", "response_format", "reasoning_effort", "user", "n"})
+ROLES = ("system", "developer", "user", "assistant", "tool")
 PATHS = {"chat": "/api/chat", "completion": "/api/generate", "embedding": "/api/embed"}
 
 
@@ -237,9 +238,17 @@ class NDJSONStream(StreamTranslator):
             out += self.writer.start() + self.writer.finish(self.state.finish())
         return out
 
-    def _text_chunk(self, text: str, finish: str | None) -> bytes:
-        chunk = {"id": self.state.id, "object": "text_completion", "created": int(time.time()),
-                 "model": self.state.model, "choices": [{"index": 0, "text": text, "finish_reason": finish}]}  # fmt: skip
+    def _text_chunk(self, text: str, finish: str | None, usage: dict[str, Any] | None = None) -> bytes:
+        choices = [{"index": 0, "text": text, "finish_reason": finish}] if usage is None else []
+        chunk: dict[str, Any] = {
+            "id": self.state.id,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.state.model,
+            "choices": choices,
+        }
+        if usage is not None:
+            chunk["usage"] = usage
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def close(self) -> bytes:
@@ -253,11 +262,6 @@ class NDJSONStream(StreamTranslator):
         self.usage = self.state.usage()
         if self.call.op == "completion":
             usage = shapes.usage_dict(self.usage) if shapes.include_usage(self.call) else None
-            final = self._text_chunk_usage(usage) if usage else b""
+            final = self._text_chunk("", None, usage) if usage else b""
             return tail + final + DONE
         return tail + self.writer.end(self.usage)
-
-    def _text_chunk_usage(self, usage: dict[str, Any]) -> bytes:
-        chunk = {"id": self.state.id, "object": "text_completion", "created": int(time.time()),
-                 "model": self.state.model, "choices": [], "usage": usage}  # fmt: skip
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
