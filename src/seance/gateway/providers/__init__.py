@@ -15,7 +15,7 @@ REGISTRY: dict[str, str] = {
     "mistral": "openai_compat:Mistral",
     "deepseek": "openai_compat:DeepSeek",
     "openrouter": "openai_compat:OpenRouter",
-    "huggingface": "openai_compat:HuggingFace",
+    "huggingface": "huggingface:HuggingFace",
     "hosted_vllm": "openai_compat:HostedVLLM",
     "ollama": "openai_compat:Ollama",
     # translating adapters

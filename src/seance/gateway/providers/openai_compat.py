@@ -168,15 +168,6 @@ class OpenRouter(OpenAICompatible):
     default_base = "https://openrouter.ai/api/v1"
 
 
-class HuggingFace(OpenAICompatible):
-    """The Hugging Face inference router, OpenAI-compatible (`huggingface/<org>/<model>`)."""
-
-    name = "huggingface"
-    key_env = ("HUGGINGFACE_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-    base_env = ("HF_API_BASE", "HUGGINGFACE_API_BASE")
-    default_base = "https://router.huggingface.co/v1"
-
-
 class HostedVLLM(OpenAICompatible):
     name = "hosted_vllm"
     key_env = ("HOSTED_VLLM_API_KEY",)
