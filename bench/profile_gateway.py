@@ -19,14 +19,11 @@ class Recording:
 
 
 def _module_of(path: str) -> str:
-    """A short owner for a source file: the package after site-packages, else the file name."""
-    if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1].split("/", 1)[0]
-    if "/src/seance/" in path:
-        return "seance/" + path.split("/src/seance/", 1)[1]
-    if "/lib/python3" in path:
-        return "stdlib/" + path.rsplit("/", 1)[-1]
-    return path.rsplit("/", 1)[-1]
+    """A short owner for a frame's file: Seance's own module, else the top-level package."""
+    path = path.split("site-packages/", 1)[-1]
+    if path.startswith("seance/"):
+        return path
+    return path.split("/", 1)[0].removesuffix(".py")
 
 
 def summarize(raw: str, top: int = 15) -> str:
@@ -49,7 +46,7 @@ def summarize(raw: str, top: int = 15) -> str:
         seen = set()
         for frame in frames:
             m = _FRAME.match(frame)
-            if m and "/src/seance/" in m.group("file"):
+            if m and m.group("file").startswith("seance/"):
                 name = f"{m.group('func')} ({_module_of(m.group('file'))})"
                 if name not in seen:
                     seen.add(name)
@@ -62,6 +59,7 @@ def summarize(raw: str, top: int = 15) -> str:
         rows += [f"  {100 * n / total:5.1f} %  {name}" for name, n in counter.most_common(top)]
         return rows
 
+    # Self time of asyncio's Runner.run is the event loop's own native code (uvloop: epoll, sockets).
     lines = [f"{total} samples of busy threads"]
     lines += block("self time by function:", self_time)
     lines += block("self time by module:", by_module)

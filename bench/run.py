@@ -26,7 +26,16 @@ from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb,
 from profile_gateway import Profiler
 from report import Measurement, Results, bars_table, check_bars, ratios_table, results_table
 from scenarios import SCENARIOS, Scenario, gateway_config
-from targets import MASTER_KEY, STARTERS, TARGET_NAMES, UPSTREAM_PORT, Paths, Running
+from targets import (
+    DEFAULT_TARGETS,
+    MASTER_KEY,
+    RELAY_KINDS,
+    STARTERS,
+    TARGET_NAMES,
+    UPSTREAM_PORT,
+    Paths,
+    Running,
+)
 from upstream import nginx_argv
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +46,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 s warm-up, 3 s per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run (2)")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per run (8)")
-    parser.add_argument("--only", default=",".join(TARGET_NAMES), help="targets, comma-separated")
+    parser.add_argument(
+        "--only",
+        default=",".join(DEFAULT_TARGETS),
+        help=f"targets, comma-separated, from {','.join(TARGET_NAMES)} (default {','.join(DEFAULT_TARGETS)})",
+    )
     parser.add_argument("--scenarios", default="", help="scenario keys, comma-separated (default all)")
     parser.add_argument("--no-install", action="store_true", help="fail instead of installing")
     parser.add_argument(
@@ -134,6 +147,8 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
             continue
         print(f"  started, RSS {rss_mb(target.proc.pid):.0f} MB", flush=True)
         for scenario in args.selected:
+            if name == "relay" and scenario.kind not in RELAY_KINDS:
+                continue  # the reference relay only passes OpenAI-format traffic through
             measurements.append(measure(target, scenario, args, paths.work, profiler if name == "seance" else None))
         if target is not upstream:
             sup.stop(target.proc)
@@ -161,7 +176,8 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
         "## Ratios (same run)", ratios_table(results, [s.key for s in args.selected], titles),
         "## Bars (issues 2 and 4)", bars_table(bars),
     ]) + "\n"  # fmt: skip
-    all_good = all(b.passed for b in bars) and all(m.ok for m in measurements)
+    # LiteLLM timing out under load is its result; a failure anywhere else is a broken run.
+    all_good = all(b.passed for b in bars) and all(m.ok for m in measurements if m.target != "litellm")
     return text, all_good
 
 

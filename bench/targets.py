@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -9,12 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procs import Supervisor, ensure_port_free, wait_http_ok
+from scenarios import SCENARIOS
 
 MASTER_KEY = "sk-bench"
 UPSTREAM_PORT = 18100
 SEANCE_PORT = 18110
 LITELLM_PORT = 18120
-TARGET_NAMES = ("direct", "seance", "litellm")
+RELAY_PORT = 18130
+TARGET_NAMES = ("direct", "seance", "litellm", "relay")
+DEFAULT_TARGETS = ("direct", "seance", "litellm")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,11 @@ class Paths:
     @property
     def litellm(self) -> Path:
         return self.work / "litellm-venv" / "bin" / "litellm"
+
+    @property
+    def python(self) -> Path:
+        """Seance's interpreter, which also runs the reference relay on the same libraries."""
+        return self.repo / ".venv" / "bin" / "python"
 
     @property
     def gateway_config(self) -> Path:
@@ -83,12 +92,23 @@ def start_litellm(sup: Supervisor, paths: Paths) -> Running:
     return Running("litellm", base, proc, direct=False)
 
 
-def start_direct(sup: Supervisor, upstream: Running) -> Running:
-    """The direct target is the fake upstream itself: the floor every gateway adds to."""
-    return Running("direct", upstream.base_url, upstream.proc, direct=True)
+RELAY_KINDS = ("chat", "stream", "embeddings")
+
+
+def start_relay(sup: Supervisor, paths: Paths) -> Running:
+    ensure_port_free(RELAY_PORT)
+    log = paths.work / "relay.log"
+    routes = {s.model: [s.upstream_path, "gpt-4o-mini"] for s in SCENARIOS if s.kind in RELAY_KINDS}
+    upstream = f"http://127.0.0.1:{UPSTREAM_PORT}"
+    argv = [str(paths.python), str(Path(__file__).with_name("relay.py")), str(RELAY_PORT), upstream]
+    proc = sup.start("relay", argv, log, dict(os.environ, RELAY_ROUTES=json.dumps(routes)))
+    base = f"http://127.0.0.1:{RELAY_PORT}"
+    wait_http_ok(f"{base}/health/liveliness", proc, 30, log, {})
+    return Running("relay", base, proc, direct=False)
 
 
 STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance": start_seance,
     "litellm": start_litellm,
+    "relay": start_relay,
 }
