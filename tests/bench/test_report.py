@@ -1,0 +1,52 @@
+from load import LoadResult
+from report import Measurement, Results, check_bars, results_table
+
+
+def _load(rps: float, p50: float = 1.0, p99: float = 2.0, bad_status: int = 0) -> LoadResult:
+    requests = int(rps * 10)
+    return LoadResult(
+        requests=requests,
+        seconds=10.0,
+        good=requests - bad_status,
+        bad_status=bad_status,
+        bad_body=0,
+        socket_errors=0,
+        timeouts=0,
+        p50_ms=p50,
+        p99_ms=p99,
+        mean_ms=p50,
+        first_bad="",
+    )
+
+
+def _run(seance_bad_status: int = 0) -> list[Measurement]:
+    return [
+        Measurement("direct", "chat-c1", _load(20000, 0.05, 0.2), 0.01, 14),
+        Measurement("seance", "chat-c1", _load(3000, 0.3, 0.9, seance_bad_status), 0.1, 60),
+        Measurement("direct", "slow-c256", _load(5000, 51, 60), 0.01, 14),
+        Measurement("seance", "slow-c256", _load(3500, 70, 160), 0.1, 80),
+        Measurement("seance", "chat-c64", _load(9000), 0.10, 60),
+        Measurement("litellm", "chat-c64", _load(100), 15.0, 400),
+        Measurement("seance", "anthropic-c64", _load(8000), 0.45, 60),
+    ]
+
+
+def test_bars_from_one_run() -> None:
+    verdicts = {bar.title: (bar.verdict, bar.value) for bar in check_bars(Results(_run()))}
+    assert verdicts["c=1 added p50 latency over direct"][0] == "PASS"
+    assert verdicts["c=1 added p99 latency over direct"][0] == "PASS"
+    assert verdicts["chat c=64 throughput vs LiteLLM"] == ("PASS", 90.0)
+    assert verdicts["50 ms upstream c=256 throughput vs direct"] == ("FAIL", 70.0)
+    assert verdicts["50 ms upstream c=256 p99 latency"] == ("FAIL", 160.0)
+    assert verdicts["Anthropic translation CPU over pass-through (c=64)"][0] == "FAIL"
+    assert verdicts["stream c=16 throughput vs LiteLLM"] == ("N/A", None)  # not measured
+    assert verdicts["Seance requests that failed (non-200, wrong body, timeout)"] == ("PASS", 0.0)
+
+
+def test_failed_requests_fail_a_bar_and_show_in_the_table() -> None:
+    run = _run(seance_bad_status=7)
+    verdicts = {bar.title: bar.verdict for bar in check_bars(Results(run))}
+    assert verdicts["Seance requests that failed (non-200, wrong body, timeout)"] == "FAIL"
+    table = results_table(Results(run), {"chat-c1": "chat c=1"})
+    assert "| chat c=1 | seance | 2,999 |" in table  # good answers only
+    assert "7 (7 non-200, 0 bad body, 0 timeouts)" in table

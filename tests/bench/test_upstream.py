@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from bodies import ANSWER_TEXT, anthropic_messages_sse, openai_chat_sse
+from upstream import nginx_quote, routes
+
+
+def test_nginx_quote_escapes_and_refuses_variables() -> None:
+    assert nginx_quote("it's\n\\") == "'it\\'s\\n\\\\'"
+    with pytest.raises(ValueError):
+        nginx_quote('{"price": "$5"}')
+
+
+def test_openai_stream_has_20_chunks_then_done_and_the_whole_text() -> None:
+    events = [e for e in openai_chat_sse().split("\n\n") if e]
+    assert len(events) == 21 and events[-1] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert ANSWER_TEXT.endswith(text) and text.endswith("today?")
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
+
+
+def test_anthropic_stream_has_20_events_in_messages_order() -> None:
+    events = [e.split("\n") for e in anthropic_messages_sse().split("\n\n") if e]
+    names = [lines[0].removeprefix("event: ") for lines in events]
+    assert len(names) == 20
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert all(
+        json.loads(lines[1].removeprefix("data: "))["type"] == name for name, lines in zip(names, events, strict=True)
+    )
+
+
+def test_every_static_answer_is_served_and_json_where_it_says_so() -> None:
+    for route in routes():
+        if route.content_type == "application/json":
+            json.loads(route.body)
+        assert "$" not in route.body or not route.delay
