@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "cohere_chat": "cohere:Cohere",
     "gemini": "gemini:Gemini",
     "ollama_chat": "ollama_chat:OllamaChat",
+    "replicate": "replicate:Replicate",
 }
 
 

@@ -1,0 +1,179 @@
+"""Replicate predictions for language models, `replicate/<owner>/<name>[:<version>]` (or
+`replicate/deployments/<owner>/<name>`) as LiteLLM names them.
+
+Create with `Prefer: wait`; a prediction still running is polled (FollowUp with a growing delay)
+until it succeeds; a stream reads the prediction's SSE stream URL. Output token arrays are joined.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from seance.gateway.errors import BadRequest, UpstreamError
+from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.providers.base import (
+    Adapter,
+    Call,
+    FollowUp,
+    Reply,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+from seance.gateway.sse import SSEDecoder
+
+INPUTS = {
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed",
+    "max_tokens": "max_tokens", "max_completion_tokens": "max_tokens",
+    "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
+}  # fmt: skip
+SUPPORTED = frozenset({*INPUTS, "stop", "user", "n"})
+POLL_DELAYS = (0.2, 0.4, 0.8, 1.0)  # seconds before each successive poll; the last one repeats
+RUNNING = ("starting", "processing")
+
+
+class Replicate(Adapter):
+    name = "replicate"
+    key_env = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
+    base_env = ("REPLICATE_API_BASE",)
+    default_base = "https://api.replicate.com"
+
+    def normalize_base(self, base: str) -> str:
+        return base.rstrip("/").removesuffix("/v1")
+
+    def headers(self, call: Call) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if call.target.api_key:
+            headers["authorization"] = "Bearer " + call.target.api_key
+        return headers
+
+    def build(self, call: Call) -> UpstreamRequest:
+        if call.op != "chat":
+            raise BadRequest(f"replicate does not offer the {call.op} operation")
+        shapes.check_params(call, SUPPORTED, self.name)
+        model, _, version = call.target.model.partition(":")
+        body: dict[str, Any] = {"input": prediction_input(call.body)}
+        if version:
+            url = call.target.api_base + "/v1/predictions"
+            body["version"] = version
+        elif model.startswith("deployments/"):
+            url = f"{call.target.api_base}/v1/{model}/predictions"
+        else:
+            url = f"{call.target.api_base}/v1/models/{model}/predictions"
+        headers = self.headers(call)
+        if call.stream:
+            body["stream"] = True
+        else:
+            headers["prefer"] = "wait"
+        return UpstreamRequest("POST", url, headers, orjson.dumps(body))
+
+    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+        prediction = shapes.loads(body, self.name)
+        if not isinstance(prediction, dict) or "status" not in prediction:
+            raise UpstreamError("replicate: answered with something that is not a prediction")
+        state = prediction["status"]
+        if state in ("failed", "canceled", "aborted"):
+            raise UpstreamError(f"replicate: prediction {state}: {prediction.get('error') or 'no reason given'}")
+        stream_url = (prediction.get("urls") or {}).get("stream")
+        if state in RUNNING and call.stream and stream_url:
+            headers = {**self.headers(call), "accept": "text/event-stream", "cache-control": "no-store"}
+            headers.pop("content-type")
+            return FollowUp("GET", stream_url, headers, None, stream=True)
+        if state in RUNNING:
+            polls = call.state["polls"] = call.state.get("polls", 0) + 1
+            delay = POLL_DELAYS[min(polls - 1, len(POLL_DELAYS) - 1)]
+            url = f"{call.target.api_base}/v1/predictions/{prediction['id']}"  # never a URL from the answer body
+            headers = self.headers(call)
+            headers.pop("content-type")
+            return FollowUp("GET", url, headers, None, delay=delay)
+        if state != "succeeded":
+            raise UpstreamError(f"replicate: prediction in unknown state {state!r}")
+        text = output_text(prediction.get("output"))
+        usage = read_usage(prediction)
+        prediction_id = str(prediction.get("id") or shapes.new_id())
+        if call.stream:  # finished before a stream was needed: the whole answer as one stream
+            writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call), id=prediction_id)
+            stream = writer.start() + writer.text(text) + writer.finish("stop") + writer.end(usage)
+            return Reply(stream, usage, "text/event-stream")
+        completion = shapes.chat_completion(
+            id=prediction_id, model=call.target.model, content=text, finish_reason="stop", usage=usage
+        )
+        return Reply(completion, usage)
+
+    def stream(self, call: Call) -> StreamTranslator:
+        return ReplicateStream(call)
+
+
+def prediction_input(body: dict[str, Any]) -> dict[str, Any]:
+    """Replicate's language models take a prompt (and a system prompt), not messages."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list", param="messages")
+    system = [shapes.text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+    turns = [m for m in messages if m.get("role") not in ("system", "developer")]
+    if len(turns) == 1 and turns[0].get("role") == "user":
+        prompt = shapes.text_of(turns[0].get("content"))
+    else:
+        lines = [f"{str(m.get('role', 'user')).capitalize()}: {shapes.text_of(m.get('content'))}" for m in turns]
+        prompt = "\n".join([*lines, "Assistant:"])
+    data: dict[str, Any] = {"prompt": prompt}
+    if system:
+        data["system_prompt"] = "\n".join(system)
+    for openai_name, replicate_name in INPUTS.items():
+        if body.get(openai_name) is not None:
+            data[replicate_name] = body[openai_name]
+    if stops := shapes.stop_list(body.get("stop")):
+        data["stop_sequences"] = ",".join(stops)
+    return data
+
+
+def output_text(output: Any) -> str:
+    if output is None:
+        return ""
+    if isinstance(output, list):
+        return "".join(str(piece) for piece in output)
+    return str(output)
+
+
+def read_usage(prediction: dict[str, Any]) -> Usage | None:
+    metrics = prediction.get("metrics") or {}
+    if "input_token_count" not in metrics and "output_token_count" not in metrics:
+        return None
+    return Usage(int(metrics.get("input_token_count") or 0), int(metrics.get("output_token_count") or 0))
+
+
+class ReplicateStream(StreamTranslator):
+    """Replicate's prediction stream: `output` events carry raw text, then `done` (or `error`)."""
+
+    def __init__(self, call: Call) -> None:
+        self.decoder = SSEDecoder()
+        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        out = bytearray()
+        for event in self.decoder.feed(data):
+            if self.done:
+                continue
+            if event.event == "output":
+                out += self.writer.text(event.data)
+            elif event.event == "error":
+                detail = event.data
+                parsed = shapes.loads(detail, "replicate") if detail.startswith("{") else None
+                if isinstance(parsed, dict):
+                    detail = str(parsed.get("detail") or parsed.get("error") or detail)
+                raise UpstreamError(f"replicate: {detail}")
+            elif event.event == "done":
+                reason = shapes.loads(event.data, "replicate").get("reason") if event.data.startswith("{") else None
+                if reason in ("canceled", "error"):
+                    raise UpstreamError(f"replicate: prediction {reason}")
+                self.done = True
+                out += self.writer.start() + self.writer.finish("stop") + self.writer.end(None)
+        return bytes(out)
+
+    def close(self) -> bytes:
+        if not self.done:
+            raise UpstreamError("replicate: the stream ended before done")
+        return b""
