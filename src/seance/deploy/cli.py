@@ -1,0 +1,154 @@
+"""`seance synth` and `seance deploy`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from seance.deploy.errors import DeployError
+from seance.deploy.settings import ENVIRONMENTS, Settings, deep_merge, load_settings, parse_set_option
+
+DEFAULT_SECRETS = Path("secrets/secrets.yaml")
+DEFAULT_OUT = Path("dist/seance.k8s.yaml")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common_options(func: F) -> F:
+    options = [
+        click.option(
+            "--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+            default=DEFAULT_SECRETS, show_default=True, help="SOPS-encrypted secrets file.",
+        ),
+        click.option(
+            "--values", "values_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+            help="YAML file of settings merged onto the environment's defaults (repeatable).",
+        ),
+        click.option(
+            "--set", "set_options", multiple=True, metavar="PATH=VALUE",
+            help="Override one setting, e.g. --set replicas=3 --set routing=httproute (repeatable).",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _env_option(required: bool) -> Callable[[F], F]:
+    return click.option(
+        "--env", "env", type=click.Choice(sorted(ENVIRONMENTS)), required=required,
+        default=None if required else "dev", show_default=not required, help="Target environment.",
+    )  # fmt: skip
+
+
+@click.command()
+@_env_option(required=False)
+@_common_options
+@click.option(
+    "--out", "out", default=str(DEFAULT_OUT), show_default=True,
+    help="Where to write the manifest ('-' for stdout). The file holds the Secret: it is written 0600.",
+)  # fmt: skip
+def synth(env: str, secrets_path: Path, values_files: Sequence[Path], set_options: Sequence[str], out: str) -> None:
+    """Synthesize the Kubernetes manifest of one environment as one multi-document YAML."""
+    try:
+        text, count = _synthesize(env, secrets_path, values_files, set_options)
+        if out == "-":
+            sys.stdout.write(text)
+            return
+        _write_private(Path(out), text)
+    except DeployError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {count} objects for {env} to {out}", err=True)
+
+
+@click.command()
+@_env_option(required=True)
+@_common_options
+@click.option("--dry-run", is_flag=True, help="Server-side dry run: validate against the cluster, change nothing.")
+@click.option("--context", default=None, help="kubectl context (default: the current one).")
+@click.option("--timeout", "timeout_seconds", default=300, show_default=True, type=click.IntRange(1),
+              help="Seconds to wait for each rollout.")  # fmt: skip
+@click.option("--kubectl", "kubectl_path", default="kubectl", show_default=True, help="kubectl executable.")
+def deploy(
+    env: str,
+    secrets_path: Path,
+    values_files: Sequence[Path],
+    set_options: Sequence[str],
+    dry_run: bool,
+    context: str | None,
+    timeout_seconds: int,
+    kubectl_path: str,
+) -> None:
+    """Synthesize, apply server-side into namespace `seance`, and wait for the rollout."""
+    from seance.deploy.kubectl import Kubectl, apply_and_wait
+
+    try:
+        settings = _settings(env, values_files, set_options)
+        text, _ = _synthesize(env, secrets_path, values_files, set_options, settings)
+        rollouts = (["valkey"] if settings.valkey.mode == "in-cluster" else []) + ["litellm"]
+        apply_and_wait(Kubectl(kubectl_path, context), text, rollouts, timeout_seconds, dry_run)
+    except DeployError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _settings(env: str, values_files: Sequence[Path], set_options: Sequence[str]) -> Settings:
+    overrides: dict[str, Any] = {}
+    for path in values_files:
+        overrides = deep_merge(overrides, _read_values(path))
+    for assignment in set_options:
+        overrides = deep_merge(overrides, parse_set_option(assignment))
+    return load_settings(env, overrides)
+
+
+def _synthesize(
+    env: str,
+    secrets_path: Path,
+    values_files: Sequence[Path],
+    set_options: Sequence[str],
+    settings: Settings | None = None,
+) -> tuple[str, int]:
+    from seance.deploy.secrets_source import load_flat_secrets
+    from seance.deploy.synth import dump_yaml, synthesize
+
+    settings = settings or _settings(env, values_files, set_options)
+    documents = synthesize(settings, load_flat_secrets(secrets_path))
+    return dump_yaml(documents), len(documents)
+
+
+def _read_values(path: Path) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeployError(f"{path}: cannot read values file: {exc.strerror}") from None
+    except YAMLError as exc:
+        raise DeployError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DeployError(f"{path}: a values file must be a mapping of settings")
+    return data
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write via a 0600 temporary file and a rename: no reader ever sees a partial or open file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise DeployError(f"{path}: cannot write the manifest: {exc.strerror}") from None

@@ -1,0 +1,73 @@
+"""`seance deploy`'s conversation with the cluster, through the operator's own `kubectl`.
+
+The manifest (which holds the Secret) goes to `kubectl` on stdin, so plaintext never touches disk.
+kubectl's own output streams straight to the terminal: that is the progress the operator sees.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from seance.deploy.errors import DeployError
+from seance.deploy.settings import NAMESPACE
+
+FIELD_MANAGER = "seance"
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    executable: str = "kubectl"
+    context: str | None = None
+
+    def _command(self, args: Sequence[str]) -> list[str]:
+        path = shutil.which(self.executable)
+        if path is None:
+            raise DeployError(f"{self.executable!r} not found on PATH; install kubectl or pass --kubectl")
+        context = ["--context", self.context] if self.context else []
+        return [path, *context, *args]
+
+    def run(self, args: Sequence[str], stdin: str | None = None) -> None:
+        result = subprocess.run(self._command(args), input=stdin, text=True, check=False)
+        if result.returncode != 0:
+            raise DeployError(f"kubectl {' '.join(args[:2])} failed (exit {result.returncode})")
+
+    def output(self, args: Sequence[str]) -> str:
+        result = subprocess.run(self._command(args), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            detail = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
+            raise DeployError(f"kubectl {' '.join(args[:2])} failed: {detail[0]}")
+        return result.stdout.strip()
+
+
+def apply_and_wait(
+    kubectl: Kubectl,
+    manifest: str,
+    rollouts: Sequence[str],
+    timeout_seconds: int,
+    dry_run: bool,
+) -> None:
+    """Server-side apply of the whole stream, then wait for each Deployment to finish rolling out."""
+    context = kubectl.context or kubectl.output(["config", "current-context"])
+    mode = "dry run (server side, nothing is changed)" if dry_run else "applying"
+    _say(f"==> {mode}: namespace {NAMESPACE}, context {context}")
+    apply = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts"]
+    if dry_run:
+        apply.append("--dry-run=server")
+    kubectl.run([*apply, "-f", "-"], stdin=manifest)
+    if dry_run:
+        _say("==> dry run finished; nothing was changed")
+        return
+    for deployment in rollouts:
+        _say(f"==> waiting for deployment/{deployment} to roll out (timeout {timeout_seconds}s)")
+        kubectl.run(
+            ["rollout", "status", f"deployment/{deployment}", "-n", NAMESPACE, f"--timeout={timeout_seconds}s"]
+        )
+    _say("==> deployed")
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,82 @@
+"""Labels and the configuration objects: Namespace, Secret, ConfigMap."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from seance.deploy.settings import NAMESPACE, Settings
+
+Manifest = dict[str, Any]
+
+SECRET_NAME = "seance-secrets"
+CONFIG_MAP_NAME = "litellm-config"
+CONFIG_FILE = "config.yaml"
+CONFIG_DIR = "/etc/seance"
+PART_OF = "seance"
+
+
+def selector_labels(app: str) -> dict[str, str]:
+    """Labels a selector matches on. They never change: a Deployment's selector is immutable."""
+    return {"app": app, "app.kubernetes.io/name": app, "app.kubernetes.io/instance": PART_OF}
+
+
+def labels(app: str, component: str, settings: Settings, version: str | None = None) -> dict[str, str]:
+    result = {
+        **selector_labels(app),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "seance-synth",
+        "seance.dev/environment": settings.environment,
+    }
+    if version:
+        result["app.kubernetes.io/version"] = version
+    return result
+
+
+def metadata(name: str, object_labels: Mapping[str, str], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": NAMESPACE, "labels": dict(object_labels), **extra}
+
+
+def namespace(settings: Settings) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/part-of": PART_OF,
+                "app.kubernetes.io/managed-by": "seance-synth",
+                # Every pod here runs non-root with a read-only root: hold the namespace to it.
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
+
+
+def secret(settings: Settings, values: Mapping[str, str]) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(SECRET_NAME, labels("litellm", "secrets", settings)),
+        "type": "Opaque",
+        "stringData": dict(sorted(values.items())),
+    }
+
+
+def config_map(settings: Settings, config_text: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(CONFIG_MAP_NAME, labels("litellm", "config", settings)),
+        "data": {CONFIG_FILE: config_text},
+    }
+
+
+def checksum(value: str | Mapping[str, str]) -> str:
+    """A stable digest for the pod template's annotations: a change in input rolls the Deployment."""
+    text = value if isinstance(value, str) else json.dumps(dict(value), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

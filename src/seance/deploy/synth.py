@@ -1,0 +1,110 @@
+"""Synthesis: settings + flattened secrets -> the ordered list of Kubernetes objects -> one YAML stream.
+
+Everything here is pure: nothing is read or written, so a bad input fails before any file exists.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.resolver import VersionedResolver
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
+
+from seance.deploy import objects, routing, workloads
+from seance.deploy.errors import DeployError
+from seance.deploy.gateway_config import gateway_config
+from seance.deploy.objects import Manifest
+from seance.deploy.settings import Settings
+
+REQUIRED_SECRETS = ("LITELLM_MASTER_KEY",)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# kubectl reads manifests with a YAML 1.1 parser, where `no`, `on`, `12:30` or `0777` are not strings.
+_YAML_1_1 = VersionedResolver(version=(1, 1))
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def check_secrets(settings: Settings, secrets: Mapping[str, str]) -> None:
+    missing = [name for name in REQUIRED_SECRETS if not secrets.get(name)]
+    if settings.valkey.mode == "external" and not secrets.get("REDIS_URL"):
+        missing.append("REDIS_URL")
+    if missing:
+        reason = " (valkey.mode is external)" if missing == ["REDIS_URL"] else ""
+        raise DeployError(f"missing required secret(s): {', '.join(missing)}{reason}")
+    bad = sorted(name for name in secrets if not _ENV_NAME.match(name))
+    if bad:
+        raise DeployError(f"secret name(s) not usable as environment variables: {', '.join(bad)}")
+    not_text = sorted(name for name, value in secrets.items() if not isinstance(value, str))
+    if not_text:
+        raise DeployError(f"secret value(s) must be strings: {', '.join(not_text)}")
+
+
+def render_config(settings: Settings) -> str:
+    return dump_yaml([gateway_config(settings)])
+
+
+def synthesize(settings: Settings, secrets: Mapping[str, str]) -> list[Manifest]:
+    """Every object of one environment, in the order `kubectl apply` should create them."""
+    check_secrets(settings, secrets)
+    config_text = render_config(settings)
+    documents = [
+        objects.namespace(settings),
+        objects.secret(settings, secrets),
+        objects.config_map(settings, config_text),
+    ]
+    if settings.valkey.mode == "in-cluster":
+        documents += [workloads.valkey_service(settings), workloads.valkey_deployment(settings)]
+    documents += [
+        routing.service(settings),
+        workloads.gateway_deployment(
+            settings, objects.checksum(config_text), objects.checksum(dict(secrets))
+        ),
+        workloads.disruption_budget(settings),
+    ]
+    if settings.autoscaling.enabled:
+        documents.append(workloads.autoscaler(settings))
+    if settings.routing in ("ingress", "both"):
+        documents.append(routing.ingress(settings))
+    if settings.routing in ("httproute", "both"):
+        documents.append(routing.http_route(settings))
+    return documents
+
+
+def dump_yaml(documents: Iterable[Any]) -> str:
+    yaml = YAML(typ="rt", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096  # keep long strings (keys, regexes) on one line
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    buffer = io.StringIO()
+    yaml.dump_all([_styled(document) for document in documents], buffer)
+    return buffer.getvalue()
+
+
+def _styled(value: Any) -> Any:
+    """Multi-line strings (the embedded config.yaml, PEM keys) as readable `|` blocks, and strings a
+    YAML 1.1 reader would take for something else double-quoted."""
+    if isinstance(value, dict):
+        # Keys too: `ON`, `Y` or `NO` are valid environment variable names and YAML 1.1 booleans.
+        return {_styled(key): _styled(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_styled(item) for item in value]
+    if not isinstance(value, str):
+        return value
+    if "\n" in value and _literal_safe(value):
+        return LiteralScalarString(value)
+    if not value.isprintable() or _YAML_1_1.resolve(ScalarNode, value, (True, False)) != _STR_TAG:
+        # Double quotes escape control characters and line separators such as NEL (U+0085).
+        return DoubleQuotedScalarString(value)
+    return value
+
+
+def _literal_safe(value: str) -> bool:
+    # A `|` block cannot carry trailing spaces, tabs at a line start or control characters faithfully.
+    lines = value.split("\n")
+    return all(line == line.rstrip() and not line.startswith("\t") for line in lines) and all(
+        char.isprintable() or char == "\n" for char in value
+    )

@@ -1,0 +1,226 @@
+"""Workloads: the gateway Deployment (`litellm`), Valkey, the PodDisruptionBudget and the HPA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seance.deploy.gateway_config import VALKEY_PORT, VALKEY_SERVICE, valkey_url
+from seance.deploy.objects import (
+    CONFIG_DIR,
+    CONFIG_FILE,
+    CONFIG_MAP_NAME,
+    SECRET_NAME,
+    Manifest,
+    labels,
+    metadata,
+    selector_labels,
+)
+from seance.deploy.settings import GATEWAY_PORT, Resources, Settings
+
+APP = "litellm"
+# The non-root user the image runs as (see Containerfile).
+GATEWAY_UID = 10001
+# The uid of the `valkey` user in the official Valkey image.
+VALKEY_UID = 999
+
+
+def resources(spec: Resources) -> dict[str, Any]:
+    limits = {"memory": spec.memory_limit}
+    if spec.cpu_limit:
+        limits["cpu"] = spec.cpu_limit
+    return {"requests": {"cpu": spec.cpu_request, "memory": spec.memory_request}, "limits": limits}
+
+
+def pod_security(uid: int) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _http_probe(path: str, period: int, failures: int, timeout: int = 3) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum: str) -> Manifest:
+    env = [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}]
+    url = valkey_url(settings)
+    if url:
+        env.append({"name": "REDIS_URL", "value": url})
+    container: dict[str, Any] = {
+        "name": APP,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["seance", "gateway"],
+        "args": [
+            "--config", f"{CONFIG_DIR}/{CONFIG_FILE}",
+            "--host", "0.0.0.0",
+            "--port", str(GATEWAY_PORT),
+            "--workers", str(settings.gateway.workers),
+        ],
+        "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
+        "envFrom": [{"secretRef": {"name": SECRET_NAME}}],
+        "env": env,
+        # Startup allows a slow first start (up to 60 s) without a long liveness delay afterwards.
+        "startupProbe": _http_probe("/health/liveliness", period=2, failures=30),
+        "livenessProbe": _http_probe("/health/liveliness", period=10, failures=3),
+        "readinessProbe": _http_probe("/health/readiness", period=5, failures=2),
+        "resources": resources(settings.resources),
+        "securityContext": CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            # The only writable path the gateway needs (temp files, Prometheus multiprocess dir).
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    if settings.pre_stop_sleep_seconds:
+        # Keep serving while the endpoint is removed from Services and ingress controllers.
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": settings.pre_stop_sleep_seconds}}}
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security(GATEWAY_UID),
+        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+        "containers": [container],
+        "volumes": [
+            {"name": "config", "configMap": {"name": CONFIG_MAP_NAME}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+        ],
+    }
+    if settings.replicas > 1 or settings.autoscaling.enabled:
+        pod_spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels(APP)},
+            }
+        ]
+    spec: dict[str, Any] = {
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": selector_labels(APP)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": {
+            "metadata": {
+                "labels": labels(APP, "gateway", settings, settings.image_tag),
+                "annotations": {
+                    "checksum/config": config_checksum,
+                    "checksum/secret": secret_checksum,
+                },
+            },
+            "spec": pod_spec,
+        },
+    }
+    if not settings.autoscaling.enabled:
+        # With an HPA the replica count is its to own; applying one here would fight it.
+        spec = {"replicas": settings.replicas, **spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(APP, labels(APP, "gateway", settings, settings.image_tag)),
+        "spec": spec,
+    }
+
+
+def disruption_budget(settings: Settings) -> Manifest:
+    # maxUnavailable (not minAvailable) so a single-replica dev install never blocks a node drain.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(APP, labels(APP, "gateway", settings)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(APP)}},
+    }
+
+
+def autoscaler(settings: Settings) -> Manifest:
+    scaling = settings.autoscaling
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(APP, labels(APP, "gateway", settings)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def valkey_deployment(settings: Settings) -> Manifest:
+    valkey = settings.valkey
+    probe = {"tcpSocket": {"port": "redis"}, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
+    container = {
+        "name": VALKEY_SERVICE,
+        "image": valkey.image,
+        "imagePullPolicy": "IfNotPresent",
+        # A cache, not a database: no persistence, evict least-recently-used keys when full.
+        "args": [
+            "--save", "", "--appendonly", "no",
+            "--maxmemory", valkey.max_memory, "--maxmemory-policy", "allkeys-lru",
+        ],
+        "ports": [{"name": "redis", "containerPort": VALKEY_PORT, "protocol": "TCP"}],
+        "readinessProbe": probe,
+        "livenessProbe": probe,
+        "resources": resources(valkey.resources),
+        "securityContext": CONTAINER_SECURITY,
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(VALKEY_SERVICE, labels(VALKEY_SERVICE, "cache", settings)),
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 3,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector_labels(VALKEY_SERVICE)},
+            "template": {
+                "metadata": {"labels": labels(VALKEY_SERVICE, "cache", settings)},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": pod_security(VALKEY_UID),
+                    "containers": [container],
+                    "volumes": [{"name": "data", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def valkey_service(settings: Settings) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(VALKEY_SERVICE, labels(VALKEY_SERVICE, "cache", settings)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(VALKEY_SERVICE),
+            "ports": [{"name": "redis", "port": VALKEY_PORT, "targetPort": "redis", "protocol": "TCP"}],
+        },
+    }
