@@ -142,7 +142,7 @@ def test_edit_keeps_unchanged_ciphertext_and_sops_accepts(sops_env: dict[str, st
     assert new["b"] != old["b"]
     assert after.metadata is not None and before.metadata is not None
     assert after.metadata.mac != before.metadata.mac
-    assert run_sops(["decrypt", str(path)], sops_env, tmp_path) == "a: one\nb: changed\nc:\n    - x\n    - \"y\"\n"
+    assert run_sops(["decrypt", str(path)], sops_env, tmp_path) == 'a: one\nb: changed\nc:\n    - x\n    - "y"\n'
 
 
 def test_we_decrypt_a_pgp_file_sops_writes(sops_env: dict[str, str], tmp_path: Path) -> None:
