@@ -190,6 +190,8 @@ def main(argv: list[str]) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # Even when started with SIGINT ignored (a background job), Ctrl-C / kill -INT must clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     sup = Supervisor()
