@@ -72,7 +72,10 @@ class Relay:
 def main() -> None:
     port, origin = int(sys.argv[1]), sys.argv[2]
     app = Relay(origin, json.loads(os.environ["RELAY_ROUTES"]))
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning")
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+        log_level="warning", access_log=False, proxy_headers=False,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

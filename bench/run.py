@@ -56,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy the Seance gateway during each run (slows it; figures are not bars)",
+        help="py-spy Seance (and the relay) during each run (slows them; not for bars)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -106,7 +106,7 @@ def measure(
     run_wrk(url, script, scenario.connections, args.warmup, timeout)
     pid = target.proc.pid
     cpu_before = cpu_seconds(pid)
-    recording = profiler.start(scenario.key, pid, args.duration) if profiler else None
+    recording = profiler.start(f"{target.name}-{scenario.key}", pid, args.duration) if profiler else None
     result = run_wrk(url, script, scenario.connections, args.duration, timeout)
     cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(result.requests, 1)
     rss = rss_mb(pid)
@@ -149,7 +149,9 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
         for scenario in args.selected:
             if name == "relay" and scenario.kind not in RELAY_KINDS:
                 continue  # the reference relay only passes OpenAI-format traffic through
-            measurements.append(measure(target, scenario, args, paths.work, profiler if name == "seance" else None))
+            measurements.append(
+                measure(target, scenario, args, paths.work, profiler if name in ("seance", "relay") else None)
+            )
         if target is not upstream:
             sup.stop(target.proc)
     return measurements
