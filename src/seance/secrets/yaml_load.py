@@ -195,8 +195,9 @@ class _DocumentReader:
         return self._scalar(node)
 
     def _key(self, node: Node) -> str:
-        tag = str(node.tag or "")
-        if isinstance(node, ScalarNode) and (tag in (_TAG + "str", _TAG + "merge") or not tag.startswith(_TAG)):
+        # yaml.v3 decodes these plain keys to non-strings, which sops refuses; everything else is text
+        non_string = ("int", "float", "bool", "null", "timestamp")
+        if isinstance(node, ScalarNode) and str(node.tag or "") not in [_TAG + t for t in non_string]:
             return str(node.value)
         raise SecretsError(
             f"{self.where}: line {node.start_mark.line + 1}: only string keys are supported (quote the key)"
