@@ -41,10 +41,10 @@ def _common_options(func: F) -> F:
 
 
 def _env_option(required: bool) -> Callable[[F], F]:
-    return click.option(
-        "--env", "env", type=click.Choice(sorted(ENVIRONMENTS)), required=required,
-        default=None if required else "dev", show_default=not required, help="Target environment.",
-    )  # fmt: skip
+    choice = click.Choice(sorted(ENVIRONMENTS))
+    if required:  # no default at all: click only reports a missing option when none is declared
+        return click.option("--env", "env", type=choice, required=True, help="Target environment.")
+    return click.option("--env", "env", type=choice, default="dev", show_default=True, help="Target environment.")
 
 
 @click.command()

@@ -3,9 +3,7 @@ keys into one NAME -> value map (the Secret that the gateway receives with envFr
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
 
 from seance.deploy.errors import DeployError
 
@@ -14,9 +12,9 @@ def load_flat_secrets(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise DeployError(f"{path}: secrets file not found (pass --secrets FILE)")
     # Imported at call time: synthesis and its tests never need the SOPS machinery.
-    secrets_module: Any = importlib.import_module("seance.secrets")
+    from seance.secrets import SecretsError, load_secrets
+
     try:
-        flat: dict[str, str] = dict(secrets_module.load_secrets(path).flatten())
-    except secrets_module.SecretsError as exc:
-        raise DeployError(f"{path}: {exc}") from None
-    return flat
+        return load_secrets(path).flatten()
+    except SecretsError as exc:  # its message already names the file
+        raise DeployError(str(exc)) from None

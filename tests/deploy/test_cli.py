@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from tests.deploy.helpers import SECRETS, find
+
+from seance.cli import main
+from seance.deploy import secrets_source
+
+FAKE_KUBECTL = """#!PYTHON
+# Records each call (argv and stdin) as one JSON line, like a cluster that accepts everything.
+import json, os, sys
+stdin = sys.stdin.read() if "-f" in sys.argv and sys.argv[sys.argv.index("-f") + 1] == "-" else None
+with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
+    log.write(json.dumps({"argv": sys.argv[1:], "stdin": stdin}) + "\\n")
+if sys.argv[1:3] == ["config", "current-context"]:
+    print("kind-seance")
+if "rollout" in sys.argv and os.environ.get("FAKE_KUBECTL_ROLLOUT_FAILS"):
+    sys.exit(1)
+"""
+
+
+@pytest.fixture
+def secrets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A secrets path whose flattened content is SECRETS (decryption is tested in test_secrets_source)."""
+    path = tmp_path / "secrets.yaml"
+    path.write_text("encrypted: elsewhere\n")
+
+    def fake_load(requested: Path) -> dict[str, str]:
+        assert requested == path
+        return dict(SECRETS)
+
+    monkeypatch.setattr(secrets_source, "load_flat_secrets", fake_load)
+    return path
+
+
+@pytest.fixture
+def kubectl_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "kubectl"
+    fake.write_text(FAKE_KUBECTL.replace("PYTHON", sys.executable, 1))
+    fake.chmod(0o755)
+    log = tmp_path / "kubectl.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
+    return log
+
+
+def _calls(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_synth_writes_a_private_manifest(secrets_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dist" / "seance.k8s.yaml"
+    result = CliRunner().invoke(main, ["synth", "--env", "prod", "--secrets", str(secrets_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 10 objects for prod" in result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    documents = list(yaml.safe_load_all(out.read_text()))
+    assert find(documents, "Secret")["stringData"] == SECRETS
+    assert find(documents, "Ingress")["spec"]["rules"][0]["host"] == "backend.seance.dev"
+
+
+def test_synth_to_stdout_with_values_and_set(secrets_file: Path, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("routing: both\ngateway:\n  workers: 3\n")
+    result = CliRunner().invoke(
+        main,
+        ["synth", "--secrets", str(secrets_file), "--values", str(values), "--set", "gateway.workers=5", "--out", "-"],
+    )
+    assert result.exit_code == 0, result.output
+    documents = list(yaml.safe_load_all(result.stdout))
+    assert find(documents, "HTTPRoute") and find(documents, "Ingress")
+    assert find(documents, "Deployment", "litellm")["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "5"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "staging"], "Invalid value for '--env': 'staging' is not one of 'dev', 'prod'"),
+        (["--set", "replicas=0"], "Error: invalid setting for dev: replicas: Input should be greater than or equal"),
+        (["--set", "replicas"], "Error: --set expects path=value"),
+        (["--values", "missing.yaml"], "Error: missing.yaml: cannot read values file"),
+    ],
+)
+def test_synth_errors_write_nothing(secrets_file: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "out.yaml"
+    result = CliRunner().invoke(main, ["synth", "--secrets", str(secrets_file), "--out", str(out), *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_synth_missing_secrets_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.yaml"
+    result = CliRunner().invoke(main, ["synth", "--secrets", str(tmp_path / "nope.yaml"), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "nope.yaml: secrets file not found" in result.output
+    assert not out.exists()
+
+
+def test_synth_missing_master_key_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secrets_source, "load_flat_secrets", lambda path: {"OPENAI_API_KEY": "x"})
+    out = tmp_path / "out.yaml"
+    result = CliRunner().invoke(main, ["synth", "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: missing required secret(s): LITELLM_MASTER_KEY"
+    assert not out.exists()
+
+
+def test_deploy_dry_run_calls(secrets_file: Path, kubectl_log: Path) -> None:
+    result = CliRunner().invoke(main, ["deploy", "--env", "prod", "--dry-run", "--secrets", str(secrets_file)])
+    assert result.exit_code == 0, result.output
+    calls = _calls(kubectl_log)
+    assert [call["argv"] for call in calls] == [
+        ["config", "current-context"],
+        ["apply", "--server-side", "--field-manager=seance", "--force-conflicts", "--dry-run=server", "-f", "-"],
+    ]
+    manifest = list(yaml.safe_load_all(str(calls[1]["stdin"])))
+    assert find(manifest, "Secret")["stringData"] == SECRETS
+    assert "context kind-seance" in result.output and "nothing was changed" in result.output
+
+
+def test_deploy_applies_then_waits_for_rollouts(secrets_file: Path, kubectl_log: Path) -> None:
+    args = ["deploy", "--env", "prod", "--secrets", str(secrets_file), "--context", "prod-eu", "--timeout", "120"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert [call["argv"] for call in _calls(kubectl_log)] == [
+        ["--context", "prod-eu", "apply", "--server-side", "--field-manager=seance", "--force-conflicts", "-f", "-"],
+        ["--context", "prod-eu", "rollout", "status", "deployment/valkey", "-n", "seance", "--timeout=120s"],
+        ["--context", "prod-eu", "rollout", "status", "deployment/litellm", "-n", "seance", "--timeout=120s"],
+    ]
+    assert "==> deployed" in result.output
+
+
+def test_deploy_reports_a_failed_rollout(
+    secrets_file: Path, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_KUBECTL_ROLLOUT_FAILS", "1")
+    result = CliRunner().invoke(main, ["deploy", "--env", "prod", "--secrets", str(secrets_file)])
+    assert result.exit_code == 1
+    assert "Error: kubectl rollout status failed (exit 1)" in result.output
+    assert len(_calls(kubectl_log)) == 3  # context, apply, first rollout
+
+
+def test_deploy_without_kubectl(secrets_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(main, ["deploy", "--env", "prod", "--secrets", str(secrets_file)])
+    assert result.exit_code == 1
+    assert "Error: 'kubectl' not found on PATH" in result.output
+
+
+def test_deploy_requires_an_environment(secrets_file: Path) -> None:
+    result = CliRunner().invoke(main, ["deploy", "--secrets", str(secrets_file)])
+    assert result.exit_code == 2
+    assert "Missing option '--env'" in result.output
