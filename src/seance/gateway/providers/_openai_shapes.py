@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from seance.gateway.errors import BadRequest, UpstreamError
-from seance.gateway.providers.base import Call, Usage
+from seance.gateway.errors import BadRequest, GatewayError, UpstreamError
+from seance.gateway.providers.base import Call, StreamTranslator, Usage
 from seance.gateway.sse import DONE
 
 # Keys a client or the LiteLLM proxy conventions put in a body that no provider receives.
@@ -272,3 +272,33 @@ class ChunkWriter:
         if self.include_usage and usage is not None:
             return self._event([], {**usage_dict(usage), **usage_extra}) + DONE
         return DONE
+
+
+class TranslatingStream(StreamTranslator):
+    """A StreamTranslator whose error, found after some output in the same feed, waits one call:
+    the client first gets the text that came before the provider's error event, then the error."""
+
+    _pending: GatewayError | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._pending is not None:
+            raise self._pending
+        out = bytearray()
+        try:
+            self._feed(data, out)
+        except GatewayError as exc:
+            if not out:
+                raise
+            self._pending = exc
+        return bytes(out)
+
+    def close(self) -> bytes:
+        if self._pending is not None:
+            raise self._pending
+        return self._close()
+
+    def _feed(self, data: bytes, out: bytearray) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> bytes:
+        raise NotImplementedError

@@ -163,7 +163,7 @@ def usage_extra(cache: dict[str, int]) -> dict[str, Any]:
     return {"prompt_tokens_details": {"cached_tokens": cache["cache_read_input_tokens"]}, **cache}
 
 
-class MessagesToChunks(StreamTranslator):
+class MessagesToChunks(shapes.TranslatingStream):
     """Anthropic's event stream to OpenAI chunks: text, tool_use input_json, thinking, usage."""
 
     def __init__(self, call: Call) -> None:
@@ -176,13 +176,11 @@ class MessagesToChunks(StreamTranslator):
         self.stop_reason: str | None = None
         self.done = False
 
-    def feed(self, data: bytes) -> bytes:
-        out = bytearray()
+    def _feed(self, data: bytes, out: bytearray) -> None:
         for event in self.decoder.feed(data):
             if not event.data or event.event == "ping":
                 continue
             out += self._event(shapes.loads(event.data, "anthropic"))
-        return bytes(out)
 
     def _event(self, event: dict[str, Any]) -> bytes:
         kind = event.get("type")
@@ -243,7 +241,7 @@ class MessagesToChunks(StreamTranslator):
         self.usage, cache = read_usage(self.raw_usage)
         return self.writer.start() + self.writer.finish(finish) + self.writer.end(self.usage, **usage_extra(cache))
 
-    def close(self) -> bytes:
+    def _close(self) -> bytes:
         self.decoder.flush()
         if not self.done:
             raise UpstreamError("anthropic: the stream ended before message_stop")

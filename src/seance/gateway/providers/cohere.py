@@ -196,20 +196,18 @@ def embed_request(call: Call) -> dict[str, Any]:
     return request
 
 
-class CohereStream(StreamTranslator):
+class CohereStream(shapes.TranslatingStream):
     def __init__(self, call: Call) -> None:
         self.decoder = SSEDecoder()
         self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
         self.tools = 0
         self.done = False
 
-    def feed(self, data: bytes) -> bytes:
-        out = bytearray()
+    def _feed(self, data: bytes, out: bytearray) -> None:
         for event in self.decoder.feed(data):
             if not event.data or event.data == "[DONE]" or self.done:
                 continue
             out += self._event(shapes.loads(event.data, "cohere"))
-        return bytes(out)
 
     def _event(self, event: dict[str, Any]) -> bytes:
         kind = event.get("type")
@@ -243,7 +241,7 @@ class CohereStream(StreamTranslator):
             raise UpstreamError(f"cohere: {event.get('message') or event}")
         return b""
 
-    def close(self) -> bytes:
+    def _close(self) -> bytes:
         if not self.done:
             raise UpstreamError("cohere: the stream ended before message-end")
         return b""

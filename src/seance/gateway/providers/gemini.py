@@ -156,7 +156,7 @@ class ResponseState:
         return Usage(int(meta.get("promptTokenCount") or 0), completion), extra
 
 
-class GeminiStream(StreamTranslator):
+class GeminiStream(shapes.TranslatingStream):
     """`alt=sse` events (CRLF separated), or the JSON array Gemini streams without it."""
 
     def __init__(self, call: Call) -> None:
@@ -166,18 +166,19 @@ class GeminiStream(StreamTranslator):
         self.array: JSONArraySplitter | None = None
         self.mode: str | None = None
 
-    def feed(self, data: bytes) -> bytes:
+    def _feed(self, data: bytes, out: bytearray) -> None:
         if self.mode is None:
             stripped = data.lstrip()
             if not stripped:
-                return b""
+                return
             self.mode = "array" if stripped.startswith(b"[") else "sse"
             self.array = JSONArraySplitter() if self.mode == "array" else None
         if self.array is not None:
             items = [shapes.loads(item, "gemini") for item in self.array.feed(data)]
         else:
             items = [shapes.loads(e.data, "gemini") for e in self.decoder.feed(data) if e.data]
-        return b"".join(self._response(item) for item in items)
+        for item in items:
+            out += self._response(item)
 
     def _response(self, data: dict[str, Any]) -> bytes:
         out = bytearray()
@@ -196,7 +197,7 @@ class GeminiStream(StreamTranslator):
             out += self.writer.start() + self.writer.finish(self.state.finish_reason())
         return bytes(out)
 
-    def close(self) -> bytes:
+    def _close(self) -> bytes:
         for event in self.decoder.flush():
             if event.data:
                 self._response(shapes.loads(event.data, "gemini"))

@@ -210,17 +210,19 @@ class Accumulated:
         return Usage(*self.counts)
 
 
-class NDJSONStream(StreamTranslator):
+class NDJSONStream(shapes.TranslatingStream):
     def __init__(self, call: Call) -> None:
         self.call = call
         self.state = Accumulated(call)
         self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call), id=self.state.id)
         self.buffer = b""
 
-    def feed(self, data: bytes) -> bytes:
+    def _feed(self, data: bytes, out: bytearray) -> None:
         lines = (self.buffer + data).split(b"\n")
         self.buffer = lines.pop()
-        return b"".join(self._line(line) for line in lines if line.strip())
+        for line in lines:
+            if line.strip():
+                out += self._line(line)
 
     def _line(self, raw: bytes) -> bytes:
         text, thinking, calls = self.state.add(shapes.loads(raw, "ollama_chat"))
@@ -251,7 +253,7 @@ class NDJSONStream(StreamTranslator):
             chunk["usage"] = usage
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-    def close(self) -> bytes:
+    def _close(self) -> bytes:
         if self.buffer.strip():
             tail = self._line(self.buffer)
             self.buffer = b""

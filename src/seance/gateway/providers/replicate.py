@@ -144,7 +144,7 @@ def read_usage(prediction: dict[str, Any]) -> Usage | None:
     return Usage(int(metrics.get("input_token_count") or 0), int(metrics.get("output_token_count") or 0))
 
 
-class ReplicateStream(StreamTranslator):
+class ReplicateStream(shapes.TranslatingStream):
     """Replicate's prediction stream: `output` events carry raw text, then `done` (or `error`)."""
 
     def __init__(self, call: Call) -> None:
@@ -152,8 +152,7 @@ class ReplicateStream(StreamTranslator):
         self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
         self.done = False
 
-    def feed(self, data: bytes) -> bytes:
-        out = bytearray()
+    def _feed(self, data: bytes, out: bytearray) -> None:
         for event in self.decoder.feed(data):
             if self.done:
                 continue
@@ -171,9 +170,8 @@ class ReplicateStream(StreamTranslator):
                     raise UpstreamError(f"replicate: prediction {reason}")
                 self.done = True
                 out += self.writer.start() + self.writer.finish("stop") + self.writer.end(None)
-        return bytes(out)
 
-    def close(self) -> bytes:
+    def _close(self) -> bytes:
         if not self.done:
             raise UpstreamError("replicate: the stream ended before done")
         return b""

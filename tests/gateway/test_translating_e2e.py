@@ -1,0 +1,475 @@
+"""The translating providers and the Anthropic front door end to end: the official openai and
+anthropic SDKs → the real gateway process → a loopback upstream replaying the real recordings of
+Anthropic, Cohere, Gemini, Replicate, TGI and Ollama. What the SDKs see must be what the
+provider said; what the upstream receives must be what the recording shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import openai
+import orjson
+import pytest
+from tests.gateway.conftest import GatewayFactory, Running, deployment
+from tests.wire import Exchange, ReplayUpstream, Reply, load
+
+BERLIN = "What's the weather in Berlin? (52.5200, 13.4050)"
+WEATHER_PARAMS = {
+    "type": "object",
+    "properties": {
+        "latitude": {"type": "string", "description": "Latitude (e.g., 52.5200)"},
+        "longitude": {"type": "string", "description": "Longitude (e.g., 13.4050)"},
+    },
+    "required": ["latitude", "longitude"],
+    "additionalProperties": False,
+}
+WEATHER = {
+    "type": "function",
+    "function": {"name": "weather", "description": "Gets current weather for a location", "parameters": WEATHER_PARAMS},
+}
+USAGE = {"include_usage": True}
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ReplayUpstream]:
+    with ReplayUpstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served(module_gateway: GatewayFactory, upstream: ReplayUpstream) -> Running:
+    url = upstream.url
+    entries = [
+        deployment("claude", "anthropic/claude-haiku-4-5-20251001", url),
+        deployment("claude-sonnet", "anthropic/claude-sonnet-4-5", url),
+        deployment("command-a", "cohere/command-a-03-2025", url),
+        deployment("command-a-plus", "cohere/command-a-plus-05-2026", url),
+        deployment("embed-v4", "cohere/embed-v4.0", url),
+        deployment("gemini-flash", "gemini/gemini-2.5-flash", url),
+        deployment("gemini-3", "gemini/gemini-3-flash-preview", url),
+        deployment("gemini-embed", "gemini/gemini-embedding-001", url),
+        deployment("llama-replicate", "replicate/meta/meta-llama-3-8b-instruct", url),
+        deployment("tgi", "huggingface/meta-llama/Llama-3.1-8B-Instruct", url + "/tgi"),
+        deployment("tgi-legacy", "huggingface/tgi", url + "/legacy"),
+        deployment("gemma", "ollama_chat/gemma3:1b", url),
+        deployment("nomic", "ollama_chat/nomic-embed-text", url),
+        deployment("gpt", "openai/gpt-3.5-turbo", url + "/v1"),
+        deployment("gpt-mini", "openai/gpt-4o-mini", url + "/v1"),
+        deployment("groq-tools", "groq/" + load("groq/chat-stream.yaml")[0].request_json()["model"], url + "/g"),
+        deployment("claude-strict", "anthropic/claude-haiku-4-5-20251001", url, drop_params=False),
+    ]
+    return module_gateway({"model_list": entries, "litellm_settings": {"num_retries": 0}})
+
+
+def chat(served: Running, **body: Any) -> Any:
+    extra = {k: body.pop(k) for k in ("thinking", "documents") if k in body}
+    return served.openai().chat.completions.create(**body, extra_body=extra or None)
+
+
+def collect(stream: Any) -> dict[str, Any]:
+    """A stream as the SDK user reassembles it."""
+    text, reasoning, finish, usage = "", "", None, None
+    calls: dict[int, dict[str, str]] = {}
+    for chunk in stream:
+        data = chunk.model_dump()
+        usage = data.get("usage") or usage
+        for choice in data["choices"]:
+            delta = choice["delta"]
+            text += delta.get("content") or ""
+            reasoning += delta.get("reasoning_content") or ""
+            for call in delta.get("tool_calls") or []:
+                slot = calls.setdefault(call["index"], {"id": "", "name": "", "arguments": ""})
+                slot["id"] += call.get("id") or ""
+                slot["name"] += (call.get("function") or {}).get("name") or ""
+                slot["arguments"] += (call.get("function") or {}).get("arguments") or ""
+            finish = choice.get("finish_reason") or finish
+    return {"text": text, "reasoning": reasoning, "calls": list(calls.values()), "finish": finish, "usage": usage}
+
+
+def last(upstream: ReplayUpstream) -> Any:
+    return upstream.requests[-1]
+
+
+# --- the openai SDK through translating adapters ---------------------------------------------
+
+
+def test_anthropic_tool_round_trip(served: Running, upstream: ReplayUpstream) -> None:
+    first, second = load("anthropic/messages-nonstream-tools.yaml")
+    tool = {**WEATHER, "function": {**WEATHER["function"], "parameters": {**WEATHER_PARAMS, "strict": True}}}
+    upstream.add("/v1/messages", first)
+    messages: list[Any] = [{"role": "user", "content": BERLIN}]
+    answer = chat(served, model="claude", messages=messages, tools=[tool], max_tokens=64000)
+    assert last(upstream).json() == {k: v for k, v in first.request_json().items() if k != "stream"}
+    assert last(upstream).headers["x-api-key"] == "sk-up"
+    (call,) = answer.choices[0].message.tool_calls
+    assert (call.id, call.function.name) == ("toolu_01Ay5KzhmQYMK53svGLaAxfc", "weather")
+    assert orjson.loads(call.function.arguments) == {"latitude": "52.5200", "longitude": "13.4050"}
+    assert answer.choices[0].finish_reason == "tool_calls"
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (633, 75)
+    upstream.add("/v1/messages", second)
+    messages += [
+        answer.choices[0].message.model_dump(exclude_none=True),
+        {
+            "role": "tool",
+            "tool_call_id": call.id,
+            "content": "Current weather at 52.5200, 13.4050: 15°C, Wind: 10 km/h",
+        },
+    ]
+    answer = chat(served, model="claude", messages=messages, tools=[tool], max_tokens=64000)
+    assert last(upstream).json() == {k: v for k, v in second.request_json().items() if k != "stream"}
+    assert answer.choices[0].message.content.startswith("The weather in Berlin is currently:")
+
+
+def test_anthropic_stream_tool_deltas_and_usage(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("anthropic/messages-stream-tools.yaml")[0]
+    upstream.add("/v1/messages", exchange)
+    result = collect(
+        chat(
+            served,
+            model="claude",
+            messages=[{"role": "user", "content": BERLIN}],
+            tools=[WEATHER],
+            max_tokens=64000,
+            stream=True,
+            stream_options=USAGE,
+        )
+    )
+    (call,) = result["calls"]
+    assert call["id"] == "toolu_01MKSN7NHsBVKr7Jvw5pqCQq" and call["name"] == "weather"
+    assert orjson.loads(call["arguments"]) == {"latitude": "52.5200", "longitude": "13.4050"}
+    assert result["finish"] == "tool_calls"
+    assert (result["usage"]["prompt_tokens"], result["usage"]["completion_tokens"]) == (633, 75)
+
+
+def test_anthropic_thinking_stream(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("anthropic/messages-stream-thinking.yaml")[0]
+    upstream.add("/v1/messages", exchange)
+    result = collect(
+        chat(
+            served,
+            model="claude-sonnet",
+            messages=[{"role": "user", "content": "Two names"}],
+            max_tokens=8192,
+            stream=True,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        )
+    )
+    assert result["text"] == "- Captain\n- Scoop" and result["reasoning"].startswith("The user wants two names")
+    assert last(upstream).json()["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+
+
+def test_anthropic_errors(served: Running, upstream: ReplayUpstream) -> None:
+    overloaded = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+    upstream.add("/v1/messages", Reply(529, {"content-type": "application/json"}, overloaded))
+    with pytest.raises(openai.InternalServerError) as caught:
+        chat(served, model="claude", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 503 and "Overloaded" in caught.value.message
+    limited = b'{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens exceeded"}}'
+    upstream.add("/v1/messages", Reply(429, {"content-type": "application/json", "retry-after": "13"}, limited))
+    with pytest.raises(openai.RateLimitError) as rate:
+        chat(served, model="claude", messages=[{"role": "user", "content": "hi"}])
+    assert rate.value.response.headers["retry-after"] == "13" and "request tokens exceeded" in rate.value.message
+    with pytest.raises(openai.BadRequestError) as bad:
+        chat(served, model="claude-strict", messages=[{"role": "user", "content": "hi"}], logit_bias={"1": 1})
+    assert "logit_bias" in bad.value.message and "anthropic" in bad.value.message
+
+
+def test_anthropic_mid_stream_error_is_an_error_event(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("anthropic/messages-stream-text.yaml")[0]
+    head = exchange.response_body.split(b"event: content_block_stop")[0]
+    error = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    upstream.add("/v1/messages", Reply(headers={"content-type": "text/event-stream"}, chunks=[head, error]))
+    seen = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in chat(served, model="claude", messages=[{"role": "user", "content": "hi"}], stream=True):
+            seen.append(chunk)
+    assert "Overloaded" in str(caught.value) and any(c.choices and c.choices[0].delta.content for c in seen)
+
+
+def test_cohere_stream_and_citations(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("cohere/chat-v2-stream-citations.yaml")[0]
+    upstream.add("/v2/chat", exchange)
+    documents = exchange.request_json()["documents"]
+    result = collect(
+        chat(
+            served,
+            model="command-a-plus",
+            stream=True,
+            stream_options=USAGE,
+            documents=documents,
+            messages=[{"role": "user", "content": "Who created Ruby? Use the document."}],
+        )
+    )
+    assert last(upstream).json() == exchange.request_json()
+    assert "Yukihiro Matsumoto" in result["text"] and result["reasoning"].startswith("The document clearly")
+    assert result["usage"]["completion_tokens"] == 86 and result["finish"] == "stop"
+
+
+def test_cohere_tools_nonstream(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("cohere/chat-v2-nonstream-tools.yaml")[0]
+    upstream.add("/v2/chat", exchange)
+    answer = chat(served, model="command-a", messages=[{"role": "user", "content": BERLIN}], tools=[WEATHER])
+    assert last(upstream).json() == exchange.request_json()
+    (call,) = answer.choices[0].message.tool_calls
+    assert call.id == "weather_cgvndtjtzzkh" and answer.choices[0].finish_reason == "tool_calls"
+
+
+def test_cohere_embed_base64_default(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("cohere/embed-v2.yaml")[0]
+    upstream.add("/v2/embed", exchange)
+    result = served.openai().embeddings.create(
+        model="embed-v4", input="Ruby is a programmer's best friend", dimensions=1024
+    )
+    assert last(upstream).json() == exchange.request_json()
+    expected = exchange.response_json()["embeddings"]["float"][0]
+    assert result.data[0].embedding == pytest.approx(expected, rel=1e-6)
+    assert result.usage.prompt_tokens == 7
+
+
+def test_gemini_stream_tools(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("gemini/stream-generate-content-sse-tools.yaml")[0]
+    upstream.add("/v1beta/models/gemini-2.5-flash:streamGenerateContent", exchange)
+    result = collect(
+        chat(
+            served,
+            model="gemini-flash",
+            messages=[{"role": "user", "content": BERLIN}],
+            tools=[WEATHER],
+            stream=True,
+            stream_options=USAGE,
+        )
+    )
+    received = last(upstream)
+    assert received.query == {"alt": "sse"} and received.headers["x-goog-api-key"] == "sk-up"
+    (call,) = result["calls"]
+    assert call["name"] == "weather" and orjson.loads(call["arguments"]) == {
+        "latitude": "52.5200",
+        "longitude": "13.4050",
+    }
+    assert result["finish"] == "tool_calls" and result["usage"]["total_tokens"] == 176
+
+
+def test_gemini_nonstream_and_embeddings(served: Running, upstream: ReplayUpstream) -> None:
+    (exchange,) = load("gemini/generate-content.yaml")
+    upstream.add("/v1beta/models/gemini-2.5-flash:generateContent", exchange)
+    answer = chat(served, model="gemini-flash", messages=[{"role": "user", "content": "What's 2 + 2?"}])
+    assert answer.choices[0].message.content == "2 + 2 = **4**" and answer.usage.total_tokens == 41
+    (embed,) = load("gemini/batch-embed-contents.yaml")
+    upstream.add("/v1beta/models/gemini-embedding-001:batchEmbedContents", embed)
+    result = served.openai().embeddings.create(
+        model="gemini-embed", input=["Ruby is a programmer's best friend"], dimensions=768
+    )
+    assert last(upstream).json() == embed.request_json()
+    assert result.data[0].embedding == pytest.approx(embed.response_json()["embeddings"][0]["values"], rel=1e-6)
+
+
+def test_gemini_upstream_error_body(served: Running, upstream: ReplayUpstream) -> None:
+    error = {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}
+    body = orjson.dumps({"error": error})
+    upstream.add(
+        "/v1beta/models/gemini-2.5-flash:generateContent", Reply(400, {"content-type": "application/json"}, body)
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        chat(served, model="gemini-flash", messages=[{"role": "user", "content": "hi"}])
+    assert "API key not valid" in caught.value.message
+
+
+def test_ollama_native_stream_and_embed(served: Running, upstream: ReplayUpstream) -> None:
+    (exchange,) = load("ollama/native-chat-stream.httprr.txt")
+    upstream.add("/api/chat", exchange)
+    result = collect(
+        chat(
+            served,
+            model="gemma",
+            messages=[{"role": "user", "content": "Count from 1 to 5"}],
+            max_tokens=50,
+            temperature=0,
+            stream=True,
+            stream_options=USAGE,
+        )
+    )
+    lines = [orjson.loads(line) for line in exchange.response_body.splitlines()]
+    assert result["text"] == "".join(line["message"]["content"] for line in lines)
+    assert result["usage"]["completion_tokens"] == lines[-1]["eval_count"]
+    assert last(upstream).json()["options"] == {"num_predict": 50, "temperature": 0}
+    (embed,) = load("ollama/native-embed.httprr.txt")
+    upstream.add("/api/embed", embed)
+    vectors = served.openai().embeddings.create(model="nomic", input="Hello world")
+    assert vectors.data[0].embedding == pytest.approx(embed.response_json()["embeddings"][0], rel=1e-6)
+
+
+def test_tgi_quirks_repaired(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("huggingface/tgi-chat-stream.yaml")[1]
+    upstream.add("/tgi/v1/chat/completions", exchange)
+    chunks = list(chat(served, model="tgi", messages=exchange.request_json()["messages"], max_tokens=20, stream=True))
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id
+    legacy = load("huggingface/tgi-chat-tools-legacy.yaml")[0]
+    upstream.add("/legacy/v1/chat/completions", legacy)
+    request = legacy.request_json()
+    answer = chat(served, model="tgi-legacy", messages=request["messages"], tools=request["tools"], max_tokens=500)
+    (call,) = answer.choices[0].message.tool_calls
+    assert call.id == "call_0" and orjson.loads(call.function.arguments)["num_days"] == 3
+    assert answer.choices[0].finish_reason == "tool_calls"
+
+
+def _prediction(exchange: Exchange, **changes: Any) -> bytes:
+    return orjson.dumps({**exchange.response_json(), **changes})
+
+
+def test_replicate_polls_to_completion(served: Running, upstream: ReplayUpstream) -> None:
+    (exchange,) = load("replicate/predictions-create-prefer-wait.yaml")
+    upstream.add("/v1/models/meta/meta-llama-3-8b-instruct/predictions", exchange)  # still "processing"
+    done = _prediction(exchange, status="succeeded", metrics={"input_token_count": 9, "output_token_count": 14})
+    upstream.add("/v1/predictions/jp9nrd1g2hrj20cjb2vrb55mkr", Reply(body=done), method="GET")
+    answer = chat(
+        served, model="llama-replicate", messages=[{"role": "user", "content": "Please write a haiku about llamas"}]
+    )
+    assert answer.choices[0].message.content == "".join(exchange.response_json()["output"])
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (9, 14)
+    create, poll = upstream.requests[-2:]
+    assert create.headers["prefer"] == "wait" and create.json() == exchange.request_json()
+    assert poll.method == "GET" and poll.headers["authorization"] == "Bearer sk-up"
+
+
+def test_replicate_stream_url(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("replicate/predictions-create-stream.yaml")[2]
+    started = _prediction(exchange, urls={"stream": upstream.url + "/stream/4awn"})
+    upstream.add("/v1/models/meta/meta-llama-3-8b-instruct/predictions", Reply(201, body=started))
+    events = [b"event: output\ndata: Camels\n\n", b"event: output\ndata:  and llamas\n\n", b"event: done\ndata: {}\n\n"]
+    upstream.add("/stream/4awn", Reply(headers={"content-type": "text/event-stream"}, chunks=events), method="GET")
+    result = collect(
+        chat(
+            served,
+            model="llama-replicate",
+            stream=True,
+            messages=[{"role": "user", "content": "write a sonnet about camelids"}],
+        )
+    )
+    assert result["text"] == "Camels and llamas" and result["finish"] == "stop"
+    assert upstream.requests[-1].headers["accept"] == "text/event-stream"
+
+
+# --- the anthropic SDK at the front door ----------------------------------------------------------
+
+
+def test_messages_native_pass_through(served: Running, upstream: ReplayUpstream) -> None:
+    (exchange,) = load("anthropic/messages-nonstream.yaml")
+    upstream.add("/v1/messages", exchange)
+    message = served.anthropic().messages.create(
+        model="claude",
+        max_tokens=64000,
+        messages=[{"role": "user", "content": [{"type": "text", "text": "What's 2 + 2?"}]}],
+        extra_headers={"anthropic-beta": "test-beta-1", "anthropic-version": "2023-06-01"},
+        timeout=30,  # the recorded max_tokens is large
+    )
+    received = last(upstream)
+    assert received.json() == {k: v for k, v in exchange.request_json().items() if k != "stream"}  # false: default
+    assert received.headers["anthropic-beta"] == "test-beta-1" and received.headers["anthropic-version"] == "2023-06-01"
+    assert message.model_dump(exclude_none=True, mode="json") == anthropic.types.Message.model_validate(
+        exchange.response_json()
+    ).model_dump(exclude_none=True, mode="json")
+
+
+def test_messages_native_stream_with_tools(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("anthropic/messages-stream-tools.yaml")[0]
+    upstream.add("/v1/messages", exchange)
+    request = exchange.request_json()
+    with served.anthropic().messages.stream(
+        model="claude", max_tokens=64000, messages=request["messages"], tools=request["tools"]
+    ) as stream:
+        message = stream.get_final_message()
+    (use,) = message.content
+    assert use.type == "tool_use" and use.input == {"latitude": "52.5200", "longitude": "13.4050"}
+    assert message.stop_reason == "tool_use" and message.usage.output_tokens == 75
+
+
+def test_messages_to_openai_upstream_with_tools(served: Running, upstream: ReplayUpstream) -> None:
+    first, second = load("openai/chat-nonstream-parallel-tools.yaml")
+    openai_request = first.request_json()
+    tools = [
+        {
+            "name": t["function"]["name"],
+            "description": t["function"]["description"],
+            "input_schema": t["function"]["parameters"],
+        }
+        for t in openai_request["tools"]
+    ]
+    upstream.add("/v1/chat/completions", first)
+    question = openai_request["messages"][0]["content"]
+    message = served.anthropic().messages.create(
+        model="gpt", max_tokens=1024, tools=tools, messages=[{"role": "user", "content": question}]
+    )
+    sent = last(upstream).json()
+    assert sent["messages"] == openai_request["messages"] and sent["tools"] == openai_request["tools"]
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert [u.id for u in uses] == ["call_jpE40AW1quMaiDYWNV4Aob6D", "call_AZ51gEeXi37kKhFpXrcJzNQl"]
+    assert message.stop_reason == "tool_use" and message.usage.input_tokens == 70
+    upstream.add("/v1/chat/completions", second)
+    results = [{"type": "tool_result", "tool_use_id": u.id, "content": "nice"} for u in uses]
+    follow = served.anthropic().messages.create(
+        model="gpt",
+        max_tokens=1024,
+        tools=tools,
+        messages=[
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": message.content},
+            {"role": "user", "content": results},
+        ],
+    )
+    assert [m["role"] for m in last(upstream).json()["messages"]] == ["user", "assistant", "tool", "tool"]
+    assert follow.content[0].text == "The weather in both San Francisco and Japan is nice."
+
+
+def test_messages_stream_from_openai_upstream(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("openai/chat-stream-tools-include-usage.yaml")[0]
+    upstream.add("/v1/chat/completions", exchange)
+    tool = {
+        "name": "multiply",
+        "description": "Multiply two numbers.",
+        "input_schema": exchange.request_json()["tools"][0]["function"]["parameters"],
+    }
+    with served.anthropic().messages.stream(
+        model="gpt-mini", max_tokens=100, tools=[tool], messages=[{"role": "user", "content": "What is 1231 * 2331?"}]
+    ) as stream:
+        message = stream.get_final_message()
+    assert last(upstream).json()["stream_options"] == {"include_usage": True}
+    (use,) = message.content
+    assert use.name == "multiply" and use.input == {"a": 1231, "b": 2331}
+    assert message.stop_reason == "tool_use" and message.usage.output_tokens > 0
+
+
+def test_messages_stream_from_cohere_upstream(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("cohere/chat-v2-stream.yaml")[0]
+    upstream.add("/v2/chat", exchange)
+    with served.anthropic().messages.stream(
+        model="command-a", max_tokens=100, messages=[{"role": "user", "content": "Count from 1 to 3"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        message = stream.get_final_message()
+    assert text == "Sure! Here's counting from 1 to 3:\n\n1, 2, 3."
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (502, 24)
+
+
+def test_messages_mid_stream_error_from_groq(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("groq/chat-stream-tools-tool-use-failed.yaml")[0]
+    upstream.add("/g/chat/completions", exchange)
+    with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: SIM117
+        with served.anthropic().messages.stream(
+            model="groq-tools", max_tokens=100, messages=[{"role": "user", "content": "call the tool"}]
+        ) as stream:
+            for _ in stream:
+                pass
+    assert "Tool call validation failed" in str(caught.value)
+
+
+def test_messages_upstream_error_in_anthropic_shape(served: Running, upstream: ReplayUpstream) -> None:
+    overloaded = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+    upstream.add("/v1/messages", Reply(529, {"content-type": "application/json"}, overloaded))
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        served.anthropic().messages.create(model="claude", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code in (503, 529)
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        served.anthropic().messages.create(model="gpt", max_tokens=10, messages=[{"role": "robot", "content": "x"}])
+    assert "messages.0.role" in str(bad.value)
