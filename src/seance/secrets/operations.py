@@ -13,19 +13,25 @@ from typing import Any
 from seance.secrets.cipher import value_bytes
 from seance.secrets.creation_rules import metadata_for_new_file
 from seance.secrets.errors import SecretsError
+from seance.secrets.json_store import load_json
 from seance.secrets.keyring import KeyRing, wrap_data_key
 from seance.secrets.metadata import KeyGroup, Metadata
 from seance.secrets.sopsfile import Decrypted, Format, SopsFile, encrypt, parse
 from seance.secrets.tree import Branch, Comment
+from seance.secrets.yaml_load import load_yaml
 
 Keep = Callable[[list[str], Any], Any]
 
 
 def encrypt_plaintext(text: str, fmt: Format, where: str, metadata: Metadata, keyring: KeyRing) -> str:
-    parsed = parse(text, fmt, where)
-    if parsed.metadata is not None:
-        raise SecretsError(f"{where}: already encrypted (it has a 'sops' section)")
-    return encrypt(parsed.docs, metadata, keyring, fmt)
+    return encrypt(_plain_docs(text, fmt, where, "already encrypted (it has a 'sops' section)"), metadata, keyring, fmt)
+
+
+def _plain_docs(text: str, fmt: Format, where: str, sops_key_message: str) -> list[Branch]:
+    docs = load_json(text, where) if fmt == "json" else load_yaml(text, where)
+    if any("sops" in doc.keys() for doc in docs):  # noqa: SIM118 (Branch is a list of pairs)
+        raise SecretsError(f"{where}: {sops_key_message}")
+    return docs
 
 
 def _leaves(value: Any, path: tuple[str, ...], out: list[tuple[tuple[str, ...], Any]]) -> None:
@@ -69,12 +75,10 @@ def keep_unchanged(encrypted: SopsFile, decrypted: Decrypted) -> Keep:
 
 def reencrypt(new_text: str, encrypted: SopsFile, decrypted: Decrypted, keyring: KeyRing, where: str) -> str:
     """Encrypt edited plaintext with the file's data key and recipients, keeping unchanged values."""
-    edited = parse(new_text, decrypted.format, where)
-    if edited.metadata is not None:
-        raise SecretsError(f"{where}: the edited document has a top-level 'sops' key; rename it")
+    docs = _plain_docs(new_text, decrypted.format, where, "the edited document has a top-level 'sops' key; rename it")
     metadata = copy.deepcopy(decrypted.metadata)
     return encrypt(
-        edited.docs,
+        docs,
         metadata,
         keyring,
         decrypted.format,

@@ -1,0 +1,252 @@
+"""`seance secrets …` end to end through click (tests for src/seance/secrets/cli.py and edit.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from secrets_testkit import FIXTURES, REPO
+
+from seance.cli import main
+
+DEV_KEY = REPO / "secrets" / "dev-age-key.txt"
+EXAMPLE = REPO / "secrets" / "secrets.yaml"
+DEV_RECIPIENT = "age1arz9jrl0vef5ajc74thlvzu4yc5mawz0el0g6hq5pa5wzswe7vyseymznu"
+
+
+@pytest.fixture(autouse=True)
+def sops_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("SOPS_") or name in ("XDG_CONFIG_HOME", "EDITOR", "GNUPGHOME"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(DEV_KEY))
+    monkeypatch.chdir(tmp_path)
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, ["secrets", *args])
+
+
+def one_error_line(result: Result) -> str:
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_decrypt_yaml_json_and_env() -> None:
+    assert "LITELLM_MASTER_KEY: sk-seance-dev-master-key" in run("decrypt", str(EXAMPLE)).output
+    assert '"LITELLM_MASTER_KEY": "sk-seance-dev-master-key"' in run("decrypt", str(EXAMPLE), "--format", "json").output
+    env = run("decrypt", str(EXAMPLE), "--format", "env").output
+    assert "LITELLM_MASTER_KEY=sk-seance-dev-master-key\n" in env and "STRIPE_SECRET_KEY=" in env
+
+
+def test_env_prints_quoted_exports_for_one_service(tmp_path: Path) -> None:
+    result = run("env", str(EXAMPLE), "--service", "litellm")
+    assert result.exit_code == 0
+    assert "export LITELLM_MASTER_KEY=sk-seance-dev-master-key\n" in result.output
+    assert "STRIPE" not in result.output
+    plain = tmp_path / "q.yaml"
+    plain.write_text('svc:\n    TOKEN: "it\'s $HOME"\n')
+    run("encrypt", str(plain), "--age", DEV_RECIPIENT, "-i")
+    assert run("env", str(plain)).output == "export TOKEN='it'\"'\"'s $HOME'\n"
+
+
+def test_validate_reports_layout_and_required_names(tmp_path: Path) -> None:
+    result = run("validate", str(EXAMPLE))
+    assert result.exit_code == 0 and "OK (nested; litellm: 4, stripe: 1)" in result.output
+    plain = tmp_path / "s.yaml"
+    plain.write_text("litellm:\n    OPENAI_API_KEY: x\n")
+    assert run("encrypt", str(plain), "--age", DEV_RECIPIENT, "--in-place").exit_code == 0
+    assert "service 'litellm' lacks required secret(s): LITELLM_MASTER_KEY" in one_error_line(
+        run("validate", str(plain))
+    )
+    assert run("validate", str(plain), "--require", "OPENAI_API_KEY").exit_code == 0
+
+
+def test_encrypt_uses_sops_yaml_rules_and_refuses_without_recipients(tmp_path: Path) -> None:
+    plain = tmp_path / "secrets" / "s.yaml"
+    plain.parent.mkdir()
+    plain.write_text("svc:\n    A: b\n")
+    assert "no .sops.yaml found" in one_error_line(run("encrypt", str(plain)))
+    (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - path_regex: secrets/.*\n    age: {DEV_RECIPIENT}\n")
+    result = run("encrypt", str(plain))
+    assert result.exit_code == 0 and f"recipient: {DEV_RECIPIENT}" in result.output
+    assert plain.read_text() == "svc:\n    A: b\n"  # stdout only without --in-place
+    assert run("encrypt", str(plain), "-i").exit_code == 0
+    assert "already encrypted" in one_error_line(run("encrypt", str(plain), "-i"))
+    assert run("decrypt", str(plain)).output == "svc:\n    A: b\n"
+
+
+def test_bad_inputs_are_one_clear_error_line(tmp_path: Path) -> None:
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("a: [1, 2\nb: c\n")
+    assert re.match(r"Error: .*bad\.yaml: not valid YAML at line \d", one_error_line(run("decrypt", str(bad_yaml))))
+    assert "no such file" in one_error_line(run("decrypt", str(tmp_path / "missing.yaml")))
+    sops_key = tmp_path / "has_sops.yaml"
+    sops_key.write_text("sops: 1\n")
+    assert "'sops' section must be a mapping" in one_error_line(run("decrypt", str(sops_key)))
+    truncated = tmp_path / "trunc.yaml"
+    truncated.write_text(re.sub(r"(OPENAI_API_KEY: ENC\[AES256_GCM,data:)[^\]]*\]", r"\1abc", EXAMPLE.read_text()))
+    line = one_error_line(run("decrypt", str(truncated)))
+    assert "litellm.OPENAI_API_KEY: value is not in sops' ENC" in line
+    assert "sk-" not in line
+
+
+def test_wrong_key_is_one_clear_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(FIXTURES / "keys" / "sops-age.key.txt"))
+    line = one_error_line(run("decrypt", str(EXAMPLE)))
+    assert "no available key decrypts the data key" in line and DEV_RECIPIENT in line
+
+
+def test_no_mac_file_needs_ignore_mac(monkeypatch: pytest.MonkeyPatch, gnupg_home: Path) -> None:
+    monkeypatch.setenv("GNUPGHOME", str(gnupg_home))
+    path = str(FIXTURES / "pgp" / "sops.no_mac.yaml")
+    assert "has no MAC" in one_error_line(run("decrypt", path))
+    assert run("decrypt", path, "--ignore-mac").output == "myapp1: t00m4nys3cr3tzupdated\n"
+
+
+def test_keygen_writes_a_private_identity_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "keys" / "new.txt"
+    result = run("keygen", "-o", str(target))
+    assert result.exit_code == 0
+    recipient = result.stdout.strip()
+    assert recipient.startswith("age1")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert f"# public key: {recipient}" in target.read_text()
+    assert "already exists" in one_error_line(run("keygen", "-o", str(target)))
+    plain = tmp_path / "p.yaml"
+    plain.write_text("a: b\n")
+    run("encrypt", str(plain), "--age", recipient, "-i")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(target))
+    assert run("decrypt", str(plain)).output == "a: b\n"
+
+
+def test_keygen_defaults_to_sops_keys_txt(tmp_path: Path) -> None:
+    assert run("keygen").exit_code == 0
+    default = tmp_path / "home" / ".config" / "sops" / "age" / "keys.txt"
+    assert stat.S_IMODE(default.stat().st_mode) == 0o600
+
+
+def test_rotate_changes_every_ciphertext_but_not_the_plaintext(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(EXAMPLE.read_text())
+    before = path.read_text()
+    assert run("rotate", str(path), "-i").exit_code == 0
+    after = path.read_text()
+    old = set(re.findall(r"data:([^,]+)", before))
+    assert not old & set(re.findall(r"data:([^,]+)", after))
+    assert run("decrypt", str(path)).output == run("decrypt", str(EXAMPLE)).output
+
+
+def test_updatekeys_follows_sops_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "secrets" / "s.yaml"
+    path.parent.mkdir()
+    path.write_text(EXAMPLE.read_text())
+    (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - age: {DEV_RECIPIENT}\n")
+    assert "already up to date" in run("updatekeys", str(path)).output
+    other = "age1yt3tfqlfrwdwx0z0ynwplcr6qxcxfaqycuprpmy89nr83ltx74tqdpszlw"
+    (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - age: {other}\n")
+    result = run("updatekeys", str(path))
+    assert result.exit_code == 0 and f"+ age {other}" in result.output and "data key rotated" in result.output
+    assert "no available key" in one_error_line(run("decrypt", str(path)))  # the old key is out
+    expected = run("decrypt", str(EXAMPLE)).output
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(FIXTURES / "keys" / "sops-nix.age-keys.txt"))
+    assert run("decrypt", str(path)).output == expected
+
+
+# -- edit ---------------------------------------------------------------------------------------
+def editor(tmp_path: Path, body: str) -> str:
+    """An $EDITOR that logs the temp file's path and mode, then runs `body` (path in `p`)."""
+    script = tmp_path / "editor.py"
+    script.write_text(
+        "import os, signal, stat, sys\n"
+        "p = sys.argv[1]\n"
+        f"open({str(tmp_path / 'seen')!r}, 'w').write(p + ' ' + oct(stat.S_IMODE(os.stat(p).st_mode)))\n" + body
+    )
+    return f"{sys.executable} {script}"
+
+
+def seen(tmp_path: Path) -> tuple[Path, str]:
+    path, mode = (tmp_path / "seen").read_text().split()
+    return Path(path), mode
+
+
+def example_copy(tmp_path: Path) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(EXAMPLE.read_text())
+    return path
+
+
+def test_edit_changes_one_value_and_keeps_the_other_ciphertexts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = example_copy(tmp_path)
+    monkeypatch.setenv(
+        "EDITOR",
+        editor(tmp_path, "t = open(p).read().replace('sk_test_fake', 'sk_test_new')\nopen(p, 'w').write(t)\n"),
+    )
+    before = path.read_text()
+    result = run("edit", str(path))
+    assert result.exit_code == 0, result.output
+    temp, mode = seen(tmp_path)
+    assert mode == "0o600" and not temp.exists()
+    if Path("/dev/shm").is_dir():
+        assert temp.parent == Path("/dev/shm")
+    after = path.read_text()
+    changed = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert [line.split(":")[0].strip() for line in changed] == ["STRIPE_SECRET_KEY", "lastmodified", "mac"]
+    assert "sk_test_new" in run("decrypt", str(path)).output
+
+
+def test_edit_without_change_leaves_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = example_copy(tmp_path)
+    monkeypatch.setenv("EDITOR", editor(tmp_path, ""))
+    before = path.read_text()
+    result = run("edit", str(path))
+    assert result.exit_code == 0 and "no changes" in result.output
+    assert path.read_text() == before and not seen(tmp_path)[0].exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("sys.exit(3)\n", "the editor exited with status 3"),
+        ("open(p, 'w').write('a: [broken\\n')\n", "not valid YAML"),
+        ("open(p, 'w').write('sops: {}\\n')\n", "top-level 'sops' key"),
+        ("os.kill(os.getppid(), signal.SIGTERM)\n", "interrupted by SIGTERM"),
+    ],
+)
+def test_edit_failures_leave_file_and_no_plaintext(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, message: str
+) -> None:
+    path = example_copy(tmp_path)
+    monkeypatch.setenv("EDITOR", editor(tmp_path, body))
+    before = path.read_text()
+    assert message in one_error_line(run("edit", str(path)))
+    assert path.read_text() == before
+    assert not seen(tmp_path)[0].exists()
+
+
+def test_edit_ctrl_c_removes_the_plaintext(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = example_copy(tmp_path)
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "os.kill(os.getppid(), signal.SIGINT)\n"))
+    before = path.read_text()
+    result = run("edit", str(path))
+    assert result.exit_code != 0
+    assert path.read_text() == before and not seen(tmp_path)[0].exists()
+
+
+def test_edit_creates_a_new_file_from_sops_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - age: {DEV_RECIPIENT}\n")
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "open(p, 'w').write('svc:\\n    TOKEN: t\\n')\n"))
+    path = tmp_path / "new.yaml"
+    assert run("edit", str(path)).exit_code == 0
+    assert run("decrypt", str(path)).output == "svc:\n    TOKEN: t\n"
