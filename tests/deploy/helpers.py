@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import yaml  # PyYAML reads YAML 1.1, as kubectl does: what it parses is what the cluster gets
@@ -33,3 +35,37 @@ def find(documents: list[dict[str, Any]], kind: str, name: str | None = None) ->
     assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
     return matches[0]
 
+
+PLAINTEXT = """\
+litellm:
+  LITELLM_MASTER_KEY: sk-e2e-master
+  OPENAI_API_KEY: sk-e2e-openai
+  TOGETHER_API_KEY: "0123"
+stripe:
+  STRIPE_SECRET_KEY: sk_test_e2e
+"""
+FLAT = {
+    "LITELLM_MASTER_KEY": "sk-e2e-master",
+    "OPENAI_API_KEY": "sk-e2e-openai",
+    "TOGETHER_API_KEY": "0123",
+    "STRIPE_SECRET_KEY": "sk_test_e2e",
+}
+
+
+FAKE_KUBECTL = """#!PYTHON
+# Records each call (argv and stdin) as one JSON line, like a cluster that accepts everything.
+import json, os, sys
+stdin = sys.stdin.read() if "-f" in sys.argv and sys.argv[sys.argv.index("-f") + 1] == "-" else None
+with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
+    log.write(json.dumps({"argv": sys.argv[1:], "stdin": stdin}) + "\\n")
+if sys.argv[1:3] == ["config", "current-context"]:
+    print("kind-seance")
+if sys.argv[1:3] == ["create", "namespace"]:
+    print("apiVersion: v1\\nkind: Namespace\\nmetadata:\\n  name: " + sys.argv[3])
+if "rollout" in sys.argv and os.environ.get("FAKE_KUBECTL_ROLLOUT_FAILS"):
+    sys.exit(1)
+"""
+
+
+def kubectl_calls(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []

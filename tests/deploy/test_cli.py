@@ -1,30 +1,15 @@
 from __future__ import annotations
 
-import json
-import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
-from tests.deploy.helpers import SECRETS, find
+from tests.deploy.helpers import SECRETS, find, kubectl_calls
 
 from seance.cli import main
 from seance.deploy import secrets_source
-
-FAKE_KUBECTL = """#!PYTHON
-# Records each call (argv and stdin) as one JSON line, like a cluster that accepts everything.
-import json, os, sys
-stdin = sys.stdin.read() if "-f" in sys.argv and sys.argv[sys.argv.index("-f") + 1] == "-" else None
-with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
-    log.write(json.dumps({"argv": sys.argv[1:], "stdin": stdin}) + "\\n")
-if sys.argv[1:3] == ["config", "current-context"]:
-    print("kind-seance")
-if "rollout" in sys.argv and os.environ.get("FAKE_KUBECTL_ROLLOUT_FAILS"):
-    sys.exit(1)
-"""
 
 
 @pytest.fixture
@@ -39,23 +24,6 @@ def secrets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.setattr(secrets_source, "load_flat_secrets", fake_load)
     return path
-
-
-@pytest.fixture
-def kubectl_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "kubectl"
-    fake.write_text(FAKE_KUBECTL.replace("PYTHON", sys.executable, 1))
-    fake.chmod(0o755)
-    log = tmp_path / "kubectl.log"
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
-    return log
-
-
-def _calls(log: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def test_synth_writes_a_private_manifest(secrets_file: Path, tmp_path: Path) -> None:
@@ -120,7 +88,7 @@ def test_synth_missing_master_key_writes_nothing(tmp_path: Path, monkeypatch: py
 def test_deploy_dry_run_calls(secrets_file: Path, kubectl_log: Path) -> None:
     result = CliRunner().invoke(main, ["deploy", "--env", "prod", "--dry-run", "--secrets", str(secrets_file)])
     assert result.exit_code == 0, result.output
-    calls = _calls(kubectl_log)
+    calls = kubectl_calls(kubectl_log)
     assert [call["argv"] for call in calls] == [
         ["config", "current-context"],
         ["apply", "--server-side", "--field-manager=seance", "--force-conflicts", "--dry-run=server", "-f", "-"],
@@ -134,7 +102,7 @@ def test_deploy_applies_then_waits_for_rollouts(secrets_file: Path, kubectl_log:
     args = ["deploy", "--env", "prod", "--secrets", str(secrets_file), "--context", "prod-eu", "--timeout", "120"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert [call["argv"] for call in _calls(kubectl_log)] == [
+    assert [call["argv"] for call in kubectl_calls(kubectl_log)] == [
         ["--context", "prod-eu", "apply", "--server-side", "--field-manager=seance", "--force-conflicts", "-f", "-"],
         ["--context", "prod-eu", "rollout", "status", "deployment/valkey", "-n", "seance", "--timeout=120s"],
         ["--context", "prod-eu", "rollout", "status", "deployment/litellm", "-n", "seance", "--timeout=120s"],
@@ -149,7 +117,7 @@ def test_deploy_reports_a_failed_rollout(
     result = CliRunner().invoke(main, ["deploy", "--env", "prod", "--secrets", str(secrets_file)])
     assert result.exit_code == 1
     assert "Error: kubectl rollout status failed (exit 1)" in result.output
-    assert len(_calls(kubectl_log)) == 3  # context, apply, first rollout
+    assert len(kubectl_calls(kubectl_log)) == 3  # context, apply, first rollout
 
 
 def test_deploy_without_kubectl(secrets_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
