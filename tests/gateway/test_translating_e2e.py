@@ -473,3 +473,114 @@ def test_messages_upstream_error_in_anthropic_shape(served: Running, upstream: R
     with pytest.raises(anthropic.BadRequestError) as bad:
         served.anthropic().messages.create(model="gpt", max_tokens=10, messages=[{"role": "robot", "content": "x"}])
     assert "messages.0.role" in str(bad.value)
+
+
+# --- every recorded answer of these providers, through the gateway ---------------------------------
+
+# recording -> (deployment, upstream path)
+ANSWERS = {
+    "anthropic/messages-nonstream.yaml": ("claude", "/v1/messages"),
+    "anthropic/messages-nonstream-tools.yaml": ("claude", "/v1/messages"),
+    "anthropic/messages-stream-text.yaml": ("claude", "/v1/messages"),
+    "anthropic/messages-stream-tools.yaml": ("claude", "/v1/messages"),
+    "anthropic/messages-stream-thinking.yaml": ("claude-sonnet", "/v1/messages"),
+    "cohere/chat-v2-nonstream.yaml": ("command-a", "/v2/chat"),
+    "cohere/chat-v2-nonstream-tools.yaml": ("command-a", "/v2/chat"),
+    "cohere/chat-v2-stream.yaml": ("command-a", "/v2/chat"),
+    "cohere/chat-v2-stream-tools.yaml": ("command-a", "/v2/chat"),
+    "cohere/chat-v2-stream-citations.yaml": ("command-a-plus", "/v2/chat"),
+    "gemini/generate-content.yaml": ("gemini-flash", "/v1beta/models/gemini-2.5-flash:generateContent"),
+    "gemini/generate-content-tools.yaml": ("gemini-flash", "/v1beta/models/gemini-2.5-flash:generateContent"),
+    "gemini/stream-generate-content-sse.yaml": (
+        "gemini-flash", "/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+    "gemini/stream-generate-content-sse-tools.yaml": (
+        "gemini-flash", "/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+    "gemini/stream-generate-content-sse-thinking.yaml": (
+        "gemini-3", "/v1beta/models/gemini-3-flash-preview:streamGenerateContent"),
+    "gemini/stream-generate-content-json-array-tools.yaml": (
+        "gemini-flash", "/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+    "ollama/native-chat-stream.httprr.txt": ("gemma", "/api/chat"),
+    "ollama/native-chat-stream-by-default.httprr.txt": ("gemma", "/api/chat"),
+    "huggingface/tgi-chat-nonstream.yaml": ("tgi", "/tgi/v1/chat/completions"),
+    "huggingface/tgi-chat-stream.yaml": ("tgi", "/tgi/v1/chat/completions"),
+    "huggingface/tgi-chat-tools-legacy.yaml": ("tgi-legacy", "/legacy/v1/chat/completions"),
+}  # fmt: skip
+RANDOM_IDS = ("gemini/", "ollama/")  # tool call ids the adapter makes up
+
+
+def answers() -> Iterator[Any]:
+    for recording, (model, path) in ANSWERS.items():
+        for index, exchange in enumerate(load(recording)):
+            if exchange.method == "POST" and exchange.status == 200:
+                yield pytest.param(recording, index, model, path, id=f"{recording}#{index}")
+
+
+def _streamed(exchange: Exchange) -> bool:
+    return (
+        "stream" in exchange.url
+        or exchange.request_json().get("stream", False) is True
+        or ("ndjson" in exchange.response_headers.get("content-type", ""))
+    )
+
+
+def _direct(served_model: str, exchange: Exchange, stream: bool) -> dict[str, Any]:
+    """What the adapter itself makes of the recorded answer, without the gateway in between."""
+    from tests.gateway.providers.helpers import accumulate, chunks_of, make_call, run_stream
+
+    from seance.gateway.providers import load_adapter
+
+    provider, model = {
+        "claude": ("anthropic", "claude-haiku-4-5-20251001"), "claude-sonnet": ("anthropic", "claude-sonnet-4-5"),
+        "command-a": ("cohere", "command-a-03-2025"), "command-a-plus": ("cohere", "command-a-plus-05-2026"),
+        "gemini-flash": ("gemini", "gemini-2.5-flash"), "gemini-3": ("gemini", "gemini-3-flash-preview"),
+        "gemma": ("ollama_chat", "gemma3:1b"), "tgi": ("huggingface", "meta-llama/Llama-3.1-8B-Instruct"),
+        "tgi-legacy": ("huggingface", "tgi"),
+    }[served_model]  # fmt: skip
+    adapter = load_adapter(provider)
+    assert adapter is not None
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream,
+            "stream_options": USAGE}  # fmt: skip
+    call = make_call("chat", body, provider=provider, model=model, api_base="http://x")
+    if stream:
+        result = accumulate(chunks_of(run_stream(adapter.stream(call), exchange.response_body)))
+        calls = [{"id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in result["tool_calls"]]
+        return {"text": result["content"], "reasoning": result["reasoning"], "calls": calls,
+                "finish": result["finish_reason"], "usage": result["usage"]}  # fmt: skip
+    reply = adapter.parse(call, 200, exchange.response_body)
+    return _from_completion(orjson.loads(reply.body))  # type: ignore[union-attr]
+
+
+def _from_completion(data: dict[str, Any]) -> dict[str, Any]:
+    message = data["choices"][0]["message"]
+    calls = [{"id": c["id"], **{k: c["function"][k] for k in ("name", "arguments")}}
+             for c in message.get("tool_calls") or []]  # fmt: skip
+    return {"text": message.get("content") or "", "reasoning": message.get("reasoning_content") or "",
+            "calls": calls, "finish": data["choices"][0]["finish_reason"], "usage": data.get("usage")}  # fmt: skip
+
+
+def _comparable(result: dict[str, Any], recording: str) -> dict[str, Any]:
+    usage = result["usage"] or {}
+    calls = result["calls"]
+    if recording.startswith(RANDOM_IDS):
+        calls = [{**c, "id": "(made up)"} for c in calls]
+    counts = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    return {**result, "calls": calls, "usage": counts}
+
+
+@pytest.mark.parametrize(("recording", "index", "model", "path"), list(answers()))
+def test_every_recorded_answer_reaches_the_sdk(
+    served: Running, upstream: ReplayUpstream, recording: str, index: int, model: str, path: str
+) -> None:
+    exchange = load(recording)[index]
+    stream = _streamed(exchange)
+    upstream.add(path, exchange)
+    messages = [{"role": "user", "content": "hi"}]
+    if stream:
+        got = collect(chat(served, model=model, messages=messages, stream=True, stream_options=USAGE))
+    else:
+        got = _from_completion(chat(served, model=model, messages=messages).model_dump())
+    expected = _direct(model, exchange, stream)
+    assert _comparable(got, recording) == _comparable(expected, recording)
+    assert got["text"] or got["calls"]
+    assert got["finish"] in ("stop", "length", "tool_calls")
+    assert (got["usage"] or {}).get("total_tokens") or recording.startswith("huggingface/tgi-chat-stream")

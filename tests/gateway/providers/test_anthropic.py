@@ -211,7 +211,11 @@ def test_unsupported_param_is_named_unless_dropped() -> None:
         ADAPTER.build(chat(body))
     assert caught.value.param == "logit_bias" and "anthropic" in caught.value.message
     assert "logit_bias" not in sent(chat(body, extra={"drop_params": True}))
-    assert "seed" not in sent(chat({**body, "logit_bias": None, "seed": None}))  # nulls are absent
+    quiet = {**body, "logit_bias": {}, "seed": None, "n": 1, "logprobs": False, "presence_penalty": 0}
+    assert "seed" not in sent(chat(quiet))  # values that ask for nothing are not refused
+    with pytest.raises(BadRequest) as caught:
+        ADAPTER.build(chat({**quiet, "n": 2}))
+    assert caught.value.param == "n"
 
 
 def test_errors() -> None:

@@ -16,7 +16,7 @@ SUPPORTED = frozenset(
     {
         "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "tools",
         "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "thinking",
-        "user", "n",
+        "user",
     }
 )  # fmt: skip
 

@@ -15,7 +15,7 @@ SIGNATURE_MARK = "__thought__"
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 SCHEMA_KEYS_GEMINI_REJECTS = frozenset({"additionalProperties", "$schema", "strict", "$id", "$defs", "definitions"})
 GENERATION = {
-    "temperature": "temperature", "top_p": "topP", "top_k": "topK", "n": "candidateCount", "seed": "seed",
+    "temperature": "temperature", "top_p": "topP", "top_k": "topK", "seed": "seed",
     "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty",
 }  # fmt: skip
 SUPPORTED = frozenset(

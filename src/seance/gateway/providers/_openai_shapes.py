@@ -40,14 +40,12 @@ def new_id(prefix: str = "chatcmpl-") -> str:
 
 def check_params(call: Call, supported: Iterable[str], provider: str) -> None:
     """A 400 naming the first OpenAI parameter `provider` cannot honour, unless drop_params is on
-    (then the adapter simply leaves it out). Nulls count as absent: many clients send them."""
+    (then the adapter simply leaves it out). Values that ask for nothing count as absent."""
     if call.target.extra.get("drop_params"):
         return
     allowed = GATEWAY_KEYS.union(supported)
     for key, value in call.body.items():
-        if value is None or key in allowed:
-            continue
-        if key == "n" and value == 1:
+        if key in allowed or _is_default(key, value):
             continue
         raise BadRequest(
             f"{provider} does not support the parameter '{key}'; remove it, or set drop_params: true "
@@ -55,6 +53,15 @@ def check_params(call: Call, supported: Iterable[str], provider: str) -> None:
             param=key,
             code="unsupported_parameter",
         )
+
+
+def _is_default(key: str, value: Any) -> bool:
+    """Values that ask for nothing (null, false, empty, n=1, a zero penalty): no reason to refuse."""
+    if value is None or value is False or value == {} or value == []:
+        return True
+    if key == "n":
+        return bool(value == 1)
+    return key in ("presence_penalty", "frequency_penalty") and value == 0
 
 
 def stop_list(stop: Any) -> list[str] | None:

@@ -35,7 +35,7 @@ RENAMED = {
     "seed": "seed", "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty",
     "top_p": "p", "top_k": "k", "logprobs": "logprobs", "documents": "documents", "safety_mode": "safety_mode",
 }  # fmt: skip
-SUPPORTED = frozenset({*RENAMED, "stop", "tools", "tool_choice", "response_format", "user", "n"})
+SUPPORTED = frozenset({*RENAMED, "stop", "tools", "tool_choice", "response_format", "user"})
 EMBED_SUPPORTED = frozenset({"dimensions", "input_type", "user"})
 
 

@@ -28,7 +28,7 @@ OPTIONS = {
     "max_tokens": "num_predict", "max_completion_tokens": "num_predict",
     "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty",
 }  # fmt: skip
-SUPPORTED = frozenset({*OPTIONS, "stop", "tools", "tool_choice", "response_format", "reasoning_effort", "user", "n"})
+SUPPORTED = frozenset({*OPTIONS, "stop", "tools", "tool_choice", "response_format", "reasoning_effort", "user"})
 ROLES = ("system", "developer", "user", "assistant", "tool")
 PATHS = {"chat": "/api/chat", "completion": "/api/generate", "embedding": "/api/embed"}
 

@@ -29,7 +29,7 @@ INPUTS = {
     "max_tokens": "max_tokens", "max_completion_tokens": "max_tokens",
     "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
 }  # fmt: skip
-SUPPORTED = frozenset({*INPUTS, "stop", "user", "n"})
+SUPPORTED = frozenset({*INPUTS, "stop", "user"})
 POLL_DELAYS = (0.2, 0.4, 0.8, 1.0)  # seconds before each successive poll; the last one repeats
 RUNNING = ("starting", "processing")
 
