@@ -99,6 +99,17 @@ def cpu_seconds(root: int) -> float:
     return ticks / _CLOCK_TICKS
 
 
+def wait_until_idle(root: int, timeout: float = 20.0) -> None:
+    """Let the server finish work a closed warm-up left behind (abandoned requests), so the
+    measured run starts clean and is not charged for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(root)
+        time.sleep(0.3)
+        if cpu_seconds(root) - before < 0.03:  # under 10 % of a core
+            return
+
+
 def rss_mb(root: int) -> float:
     total_kb = 0
     for pid in process_tree(root):

@@ -22,7 +22,7 @@ from types import FrameType
 
 from install import ensure_debian_packages, ensure_litellm, ensure_py_spy
 from load import run_wrk, write_script
-from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok
+from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok, wait_until_idle
 from profile_gateway import Profiler
 from report import Measurement, Results, bars_table, check_bars, ratios_table, results_table
 from scenarios import SCENARIOS, Scenario, gateway_config
@@ -105,6 +105,7 @@ def measure(
     timeout = 10.0
     run_wrk(url, script, scenario.connections, args.warmup, timeout)
     pid = target.proc.pid
+    wait_until_idle(pid)
     cpu_before = cpu_seconds(pid)
     recording = profiler.start(f"{target.name}-{scenario.key}", pid, args.duration) if profiler else None
     result = run_wrk(url, script, scenario.connections, args.duration, timeout)
