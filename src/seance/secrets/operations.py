@@ -91,8 +91,14 @@ def _without_wrapped_keys(groups: list[KeyGroup]) -> list[KeyGroup]:
     return [KeyGroup(age=[type(k)(k.recipient) for k in g.age], pgp=[type(k)(k.fp) for k in g.pgp]) for g in groups]
 
 
+def _require_in_process(decrypted: Decrypted, action: str) -> None:
+    if not decrypted.data_key:
+        raise SecretsError(f"this file was decrypted by the sops binary (KMS/Vault keys or comment regexes); {action}")
+
+
 def rotate(decrypted: Decrypted, keyring: KeyRing) -> str:
     """Everything re-encrypted under a new data key, for the same recipients."""
+    _require_in_process(decrypted, "rotate it with `sops rotate`")
     if any(group.foreign for group in decrypted.metadata.key_groups):
         raise SecretsError("the file has KMS/Vault keys, which seance cannot wrap; rotate it with sops")
     metadata = copy.deepcopy(decrypted.metadata)
@@ -114,6 +120,7 @@ def _recipients(groups: list[KeyGroup]) -> list[str]:
 def update_keys(path: Path, decrypted: Decrypted, keyring: KeyRing, cwd: Path | None = None) -> KeyUpdate:
     """Re-wrap for the recipients `.sops.yaml` gives this file now. When a recipient is removed the
     data key is rotated too: the removed key could otherwise still open every later version."""
+    _require_in_process(decrypted, "update its keys with `sops updatekeys`")
     wanted = metadata_for_new_file(path, env={}, cwd=cwd)
     before, after = _recipients(decrypted.metadata.key_groups), _recipients(wanted.key_groups)
     added = [r for r in after if r not in before]

@@ -75,22 +75,34 @@ def render(docs: list[Branch], metadata: Metadata | None, fmt: Format) -> str:
     return dump_json(docs) if fmt == "json" else dump_yaml(docs)
 
 
+def _unsupported_features(metadata: Metadata) -> list[str]:
+    rules = metadata.rules
+    return [name for name in ("unencrypted_comment_regex", "encrypted_comment_regex") if getattr(rules, name)]
+
+
 def decrypt(parsed: SopsFile, where: str, keyring: KeyRing, *, ignore_mac: bool = False) -> Decrypted:
+    """Decrypt in process. Raises `DelegationNeeded` for what only the sops binary can do."""
     metadata = parsed.metadata
     if metadata is None:
         raise SecretsError(f"{where}: not a SOPS-encrypted file (no 'sops' section)")
+    unsupported = _unsupported_features(metadata)
+    if unsupported:
+        raise DelegationNeeded(f"{where}: uses {', '.join(unsupported)}, which seance does not implement")
     try:
         data_key = recover_data_key(metadata, keyring, where)
-    except NoKeyError:
+    except NoKeyError as error:
         foreign = metadata.foreign_key_types()
-        if foreign and shutil.which("sops") is None:
-            raise SecretsError(
-                f"{where}: the data key is wrapped with {', '.join(foreign)} keys, which seance does not "
-                "implement, and no `sops` binary is on PATH to delegate to"
-            ) from None
+        if foreign:
+            raise DelegationNeeded(
+                f"{where}: the data key is wrapped with {', '.join(foreign)} keys, which seance does not implement"
+            ) from error
         raise
     docs = decrypt_docs(parsed.docs, metadata, data_key, where, ignore_mac=ignore_mac)
     return Decrypted(parsed.format, docs, metadata, data_key)
+
+
+class DelegationNeeded(SecretsError):
+    """The file needs a feature or key type that only the `sops` binary implements."""
 
 
 def delegate_decrypt(path: Path, fmt: Format, *, ignore_mac: bool = False) -> SopsFile:
@@ -145,9 +157,9 @@ def load_and_decrypt(
     keyring = keyring or KeyRing(env=dict(os.environ))
     try:
         return decrypt(parsed, str(path), keyring, ignore_mac=ignore_mac)
-    except NoKeyError:
-        if parsed.metadata is None or not parsed.metadata.foreign_key_types():
-            raise
+    except DelegationNeeded as reason:
+        if shutil.which("sops") is None:
+            raise SecretsError(f"{reason}, and no `sops` binary is on PATH to delegate to") from None
     delegated = delegate_decrypt(path, fmt, ignore_mac=ignore_mac)
     assert parsed.metadata is not None
     return Decrypted(fmt, delegated.docs, parsed.metadata, b"")
