@@ -12,6 +12,7 @@ import orjson
 from seance.gateway.errors import GatewayError, RateLimited, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._anthropic_request import JSON_TOOL, to_messages_request
+from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers.base import (
     Adapter,
     Call,
@@ -23,7 +24,6 @@ from seance.gateway.providers.base import (
     Usage,
     error_message,
 )
-from seance.gateway.sse import SSEDecoder
 
 API_VERSION = "2023-06-01"
 
@@ -167,7 +167,7 @@ class MessagesToChunks(shapes.TranslatingStream):
     """Anthropic's event stream to OpenAI chunks: text, tool_use input_json, thinking, usage."""
 
     def __init__(self, call: Call) -> None:
-        self.decoder = SSEDecoder()
+        self.decoder = EventSplitter()
         self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
         self.json_mode = bool(call.state.get("json_mode"))
         self.blocks: dict[int, tuple[str, int]] = {}  # anthropic block index -> (kind, tool index)
@@ -177,10 +177,9 @@ class MessagesToChunks(shapes.TranslatingStream):
         self.done = False
 
     def _feed(self, data: bytes, out: bytearray) -> None:
-        for event in self.decoder.feed(data):
-            if not event.data or event.event == "ping":
-                continue
-            out += self._event(shapes.loads(event.data, "anthropic"))
+        for name, payload in self.decoder.feed(data):
+            if payload and name != b"ping":
+                out += self._event(shapes.loads(payload, "anthropic"))
 
     def _event(self, event: dict[str, Any]) -> bytes:
         kind = event.get("type")
@@ -242,31 +241,38 @@ class MessagesToChunks(shapes.TranslatingStream):
         return self.writer.start() + self.writer.finish(finish) + self.writer.end(self.usage, **usage_extra(cache))
 
     def _close(self) -> bytes:
-        self.decoder.flush()
+        tail = bytearray()
+        for name, payload in self.decoder.flush():  # a last event without its blank line
+            if payload and name != b"ping":
+                tail += self._event(shapes.loads(payload, "anthropic"))
         if not self.done:
             raise UpstreamError("anthropic: the stream ended before message_stop")
-        return b""
+        return bytes(tail)
 
 
 class NativeStream(StreamTranslator):
     """Anthropic's own events passed through untouched; usage read on the way."""
 
     def __init__(self) -> None:
-        self.decoder = SSEDecoder()
+        self.decoder = EventSplitter()
         self.raw_usage: dict[str, Any] = {}
         self.ended = False
 
     def feed(self, data: bytes) -> bytes:
-        for event in self.decoder.feed(data):
-            if event.event in ("message_start", "message_delta"):
-                payload = shapes.loads(event.data, "anthropic")
-                usage = (payload.get("message") or payload).get("usage") or {}
-                self.raw_usage.update({k: v for k, v in usage.items() if v is not None})
-            elif event.event in ("message_stop", "error"):
-                self.ended = True  # an error event already reached the client in Anthropic's format
+        self._read(self.decoder.feed(data))
         return data
 
+    def _read(self, events: list[tuple[bytes | None, bytes]]) -> None:
+        for name, raw in events:
+            if name in (b"message_start", b"message_delta"):
+                payload = shapes.loads(raw, "anthropic")
+                usage = (payload.get("message") or payload).get("usage") or {}
+                self.raw_usage.update({k: v for k, v in usage.items() if v is not None})
+            elif name in (b"message_stop", b"error"):
+                self.ended = True  # an error event already reached the client in Anthropic's format
+
     def close(self) -> bytes:
+        self._read(self.decoder.flush())
         self.usage = read_usage(self.raw_usage)[0] if self.raw_usage else None
         if not self.ended:
             raise UpstreamError("anthropic: the stream ended before message_stop")

@@ -9,6 +9,7 @@ import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers.base import (
     Adapter,
     Call,
@@ -19,7 +20,6 @@ from seance.gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
-from seance.gateway.sse import SSEDecoder
 
 FINISH_REASONS = {
     "COMPLETE": "stop",
@@ -198,16 +198,15 @@ def embed_request(call: Call) -> dict[str, Any]:
 
 class CohereStream(shapes.TranslatingStream):
     def __init__(self, call: Call) -> None:
-        self.decoder = SSEDecoder()
+        self.decoder = EventSplitter()
         self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
         self.tools = 0
         self.done = False
 
     def _feed(self, data: bytes, out: bytearray) -> None:
-        for event in self.decoder.feed(data):
-            if not event.data or event.data == "[DONE]" or self.done:
-                continue
-            out += self._event(shapes.loads(event.data, "cohere"))
+        for _, payload in self.decoder.feed(data):
+            if payload and payload != b"[DONE]" and not self.done:
+                out += self._event(shapes.loads(payload, "cohere"))
 
     def _event(self, event: dict[str, Any]) -> bytes:
         kind = event.get("type")

@@ -12,6 +12,7 @@ import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers._gemini_request import SIGNATURE_MARK, to_generate_request
 from seance.gateway.providers.base import (
     Adapter,
@@ -23,7 +24,6 @@ from seance.gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
-from seance.gateway.sse import SSEDecoder
 
 API_VERSION = "v1beta"
 FINISH_REASONS = {
@@ -160,7 +160,7 @@ class GeminiStream(shapes.TranslatingStream):
     """`alt=sse` events (CRLF separated), or the JSON array Gemini streams without it."""
 
     def __init__(self, call: Call) -> None:
-        self.decoder = SSEDecoder()
+        self.decoder = EventSplitter()
         self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
         self.state = ResponseState()
         self.array: JSONArraySplitter | None = None
@@ -176,7 +176,7 @@ class GeminiStream(shapes.TranslatingStream):
         if self.array is not None:
             items = [shapes.loads(item, "gemini") for item in self.array.feed(data)]
         else:
-            items = [shapes.loads(e.data, "gemini") for e in self.decoder.feed(data) if e.data]
+            items = [shapes.loads(payload, "gemini") for _, payload in self.decoder.feed(data) if payload]
         for item in items:
             out += self._response(item)
 
@@ -198,9 +198,9 @@ class GeminiStream(shapes.TranslatingStream):
         return bytes(out)
 
     def _close(self) -> bytes:
-        for event in self.decoder.flush():
-            if event.data:
-                self._response(shapes.loads(event.data, "gemini"))
+        for _, payload in self.decoder.flush():
+            if payload:
+                self._response(shapes.loads(payload, "gemini"))
         if self.state.finish is None:
             raise UpstreamError("gemini: the stream ended before a finishReason")
         self.usage, extra = self.state.usage()

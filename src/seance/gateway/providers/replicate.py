@@ -13,6 +13,7 @@ import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers.base import (
     Adapter,
     Call,
@@ -22,7 +23,6 @@ from seance.gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
-from seance.gateway.sse import SSEDecoder
 
 INPUTS = {
     "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed",
@@ -148,24 +148,24 @@ class ReplicateStream(shapes.TranslatingStream):
     """Replicate's prediction stream: `output` events carry raw text, then `done` (or `error`)."""
 
     def __init__(self, call: Call) -> None:
-        self.decoder = SSEDecoder()
+        self.decoder = EventSplitter()
         self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
         self.done = False
 
     def _feed(self, data: bytes, out: bytearray) -> None:
-        for event in self.decoder.feed(data):
+        for name, payload in self.decoder.feed(data):
             if self.done:
                 continue
-            if event.event == "output":
-                out += self.writer.text(event.data)
-            elif event.event == "error":
-                detail = event.data
+            if name == b"output":
+                out += self.writer.text(payload.decode("utf-8", "replace"))
+            elif name == b"error":
+                detail = payload.decode("utf-8", "replace")
                 parsed = shapes.loads(detail, "replicate") if detail.startswith("{") else None
                 if isinstance(parsed, dict):
                     detail = str(parsed.get("detail") or parsed.get("error") or detail)
                 raise UpstreamError(f"replicate: {detail}")
-            elif event.event == "done":
-                reason = shapes.loads(event.data, "replicate").get("reason") if event.data.startswith("{") else None
+            elif name == b"done":
+                reason = shapes.loads(payload, "replicate").get("reason") if payload.startswith(b"{") else None
                 if reason in ("canceled", "error"):
                     raise UpstreamError(f"replicate: prediction {reason}")
                 self.done = True
