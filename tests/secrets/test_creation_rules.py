@@ -73,3 +73,18 @@ def test_repo_config_covers_the_example_secrets() -> None:
     md = metadata_for_new_file(REPO / "secrets" / "secrets.yaml", env={}, cwd=REPO)
     dev_key = (REPO / "secrets" / "dev-age-key.txt").read_text()
     assert f"# public key: {md.key_groups[0].age[0].recipient}" in dev_key
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("  - age: x\n    shamir_threshold: two\n", "shamir_threshold must be an integer"),
+        ("  - key_groups: [a, b]\n", "key_groups must be a list of mappings"),
+        ("  - age: x\n    unencrypted_comment_regex: y\n", "unencrypted_comment_regex is not implemented"),
+        ("  - path_regex: '['\n    age: x\n", "bad path_regex"),
+    ],
+)
+def test_malformed_rules_are_clear_errors(tmp_path: Path, rule: str, message: str) -> None:
+    (tmp_path / ".sops.yaml").write_text("creation_rules:\n" + rule)
+    with pytest.raises(SecretsError, match=message):
+        metadata_for_new_file(tmp_path / "x.yaml", env={}, cwd=tmp_path)

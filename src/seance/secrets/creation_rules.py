@@ -58,7 +58,10 @@ def _group(section: Mapping[str, Any], where: str) -> KeyGroup:
 
 def metadata_from_rule(rule: Mapping[str, Any], where: str) -> Metadata:
     if rule.get("key_groups"):
-        groups = [_group(group, f"{where} key_groups[{i}]") for i, group in enumerate(rule["key_groups"])]
+        entries = rule["key_groups"]
+        if not isinstance(entries, list) or not all(isinstance(group, dict) for group in entries):
+            raise SecretsError(f"{where}: key_groups must be a list of mappings")
+        groups = [_group(group, f"{where} key_groups[{i}]") for i, group in enumerate(entries)]
     else:
         groups = [_group(rule, where)]
     rules = Rules(mac_only_encrypted=rule.get("mac_only_encrypted") is True)
@@ -71,7 +74,9 @@ def metadata_from_rule(rule: Mapping[str, Any], where: str) -> Metadata:
         rules.unencrypted_suffix = "_unencrypted"  # sops' default
     rules.check()
     threshold = rule.get("shamir_threshold") or 0
-    return Metadata(key_groups=groups, rules=rules, shamir_threshold=int(threshold))
+    if not isinstance(threshold, int) or isinstance(threshold, bool):
+        raise SecretsError(f"{where}: shamir_threshold must be an integer")
+    return Metadata(key_groups=groups, rules=rules, shamir_threshold=threshold)
 
 
 def rule_for(file: Path, config: Path) -> tuple[dict[str, Any], str] | None:

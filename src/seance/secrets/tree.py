@@ -34,7 +34,7 @@ class Branch(list[tuple[Any, Any]]):
 
 
 Scalar: TypeAlias = str | int | float | bool | bytes | datetime | None
-# Leaf visitor: (value, key path, is_encrypted_by_rules) -> new value
+# Leaf visitor: (value, key path) -> new value
 LeafVisitor = Callable[[Any, list[str]], Any]
 
 LEAF_TYPES = (str, int, float, bool, bytes, datetime, Comment)

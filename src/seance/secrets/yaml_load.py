@@ -217,7 +217,11 @@ class _DocumentReader:
             parsed = parse_time(text)
             return parsed if parsed is not None else text
         if tag == _TAG + "binary":
-            data = base64.b64decode("".join(text.split()))
+            try:
+                data = base64.b64decode("".join(text.split()), validate=True)
+            except ValueError:
+                line = node.start_mark.line + 1
+                raise SecretsError(f"{self.where}: line {line}: !!binary value is not valid base64") from None
             try:
                 return data.decode()
             except UnicodeDecodeError:
