@@ -3,7 +3,7 @@
 nginx's static handler answers POST with 405, so `error_page 405 =200 $uri` serves the file to a POST
 (the request body is discarded). With open_file_cache one nginx worker serves tens of thousands of
 answers a second, far above what a gateway relays. The 50 ms route uses the echo module's
-`echo_sleep`, a timer, not a blocked worker.
+`echo_sleep` (a timer, not a blocked worker), then `echo_exec` to the fast route.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def routes() -> list[Route]:
     return [
         Route("/v1/chat/completions", json_type, chat),
         Route("/stream/v1/chat/completions", sse_type, openai_chat_sse()),
+        # Served by /v1/chat/completions after the delay; its path must be that one under /slow.
         Route("/slow/v1/chat/completions", json_type, chat, delay=SLOW_UPSTREAM_SECONDS),
         Route("/v1/embeddings", json_type, openai_embeddings_json()),
         Route("/anthropic/v1/messages", json_type, anthropic_messages_json()),
@@ -45,19 +46,15 @@ def routes() -> list[Route]:
     ]
 
 
-def nginx_quote(text: str) -> str:
-    """A single-quoted nginx string; nginx would read `$name` as a variable, so none may appear."""
-    if "$" in text or len(text) > 3500:
-        raise ValueError("nginx serves only short strings without '$' from its config")
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
-    return f"'{escaped}'"
-
-
 def _location(route: Route) -> str:
     lines = [f"        location = {route.path} {{", f"            default_type {route.content_type};"]
     if route.delay:
-        # echo answers chunked, like a real upstream that does not know its length up front.
-        lines += [f"            echo_sleep {route.delay};", f"            echo -n {nginx_quote(route.body)};"]
+        # After the timer, an internal redirect to the same answer's static route (Content-Length,
+        # one write), so the slow answer differs from the fast one by the delay alone.
+        lines += [
+            f"            echo_sleep {route.delay};",
+            f"            echo_exec {route.path.removeprefix('/slow')};",
+        ]
     else:
         lines.append("            error_page 405 =200 $uri;")
     lines.append("        }")

@@ -1,15 +1,8 @@
 import json
-
-import pytest
+from pathlib import Path
 
 from bodies import ANSWER_TEXT, anthropic_messages_sse, openai_chat_sse
-from upstream import nginx_quote, routes
-
-
-def test_nginx_quote_escapes_and_refuses_variables() -> None:
-    assert nginx_quote("it's\n\\") == "'it\\'s\\n\\\\'"
-    with pytest.raises(ValueError):
-        nginx_quote('{"price": "$5"}')
+from upstream import nginx_config, routes
 
 
 def test_openai_stream_has_20_chunks_then_done_and_the_whole_text() -> None:
@@ -32,8 +25,13 @@ def test_anthropic_stream_has_20_events_in_messages_order() -> None:
     )
 
 
-def test_every_static_answer_is_served_and_json_where_it_says_so() -> None:
+def test_every_route_is_in_the_config_and_its_file_written(tmp_path: Path) -> None:
+    config = nginx_config(18100, tmp_path)
     for route in routes():
+        assert f"location = {route.path} {{" in config
         if route.content_type == "application/json":
             json.loads(route.body)
-        assert "$" not in route.body or not route.delay
+        if route.delay:
+            assert f"echo_exec {route.path.removeprefix('/slow')};" in config
+        else:
+            assert (tmp_path / "files" / route.path.lstrip("/")).read_text() == route.body
