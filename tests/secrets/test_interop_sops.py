@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from secrets_testkit import FIXTURES, fixture_identities
+from secrets_testkit import FIXTURES, REPO, fixture_identities
 
 from seance.secrets.creation_rules import metadata_from_rule, rule_for
 from seance.secrets.keyring import KeyRing
@@ -169,3 +169,11 @@ def test_sops_decrypts_our_pgp_and_shamir_files(sops_env: dict[str, str], tmp_pa
     assert run_sops(["decrypt", str(path)], sops_env, tmp_path) == "k: v\n"
     only_pgp = KeyRing(env=sops_env, age_identities=identities[:1])  # one age group + the PGP group
     assert render(load_and_decrypt(path, only_pgp).docs, None, "yaml") == "k: v\n"
+
+
+def test_sops_decrypts_the_repo_example_with_the_dev_key(clean_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**clean_env, "SOPS_AGE_KEY_FILE": str(REPO / "secrets" / "dev-age-key.txt")}
+    text = run_sops(["decrypt", str(REPO / "secrets" / "secrets.yaml")], env, tmp_path)
+    assert "    LITELLM_MASTER_KEY: sk-seance-dev-master-key\n" in text
+    ring = KeyRing(env=env, use_gpg=False)
+    assert render(load_and_decrypt(REPO / "secrets" / "secrets.yaml", ring).docs, None, "yaml") == text

@@ -81,7 +81,13 @@ def test_encrypt_uses_sops_yaml_rules_and_refuses_without_recipients(tmp_path: P
     assert result.exit_code == 0 and f"recipient: {DEV_RECIPIENT}" in result.output
     assert plain.read_text() == "svc:\n    A: b\n"  # stdout only without --in-place
     assert run("encrypt", str(plain), "-i").exit_code == 0
-    assert "already encrypted" in one_error_line(run("encrypt", str(plain), "-i"))
+    assert "it is already encrypted" in one_error_line(run("encrypt", str(plain), "-i"))
+    named_sops = tmp_path / "secrets" / "n.yaml"
+    named_sops.write_text("sops: my own key\n")
+    assert "that key must be renamed" in one_error_line(run("encrypt", str(named_sops)))
+    dotenv = tmp_path / "secrets" / "x.env"
+    dotenv.write_text("A=b\n")
+    assert "dotenv and INI sops files are not supported" in one_error_line(run("encrypt", str(dotenv)))
     assert run("decrypt", str(plain)).output == "svc:\n    A: b\n"
 
 

@@ -21,10 +21,11 @@ from seance.secrets.tree import Branch, Comment
 from seance.secrets.yaml_load import load_yaml
 
 Keep = Callable[[list[str], Any], Any]
+_SOPS_KEY = "has a top-level 'sops' key: it is already encrypted, or that key must be renamed (sops reserves it)"
 
 
 def encrypt_plaintext(text: str, fmt: Format, where: str, metadata: Metadata, keyring: KeyRing) -> str:
-    return encrypt(_plain_docs(text, fmt, where, "already encrypted (it has a 'sops' section)"), metadata, keyring, fmt)
+    return encrypt(_plain_docs(text, fmt, where, _SOPS_KEY), metadata, keyring, fmt)
 
 
 def _plain_docs(text: str, fmt: Format, where: str, sops_key_message: str) -> list[Branch]:

@@ -26,7 +26,10 @@ Format = Literal["yaml", "json"]
 
 
 def detect_format(path: str | Path) -> Format:
-    return "json" if str(path).lower().endswith(".json") else "yaml"
+    name = str(path).lower()
+    if name.endswith((".env", ".ini")):
+        raise SecretsError(f"{path}: dotenv and INI sops files are not supported; use YAML or JSON")
+    return "json" if name.endswith(".json") else "yaml"
 
 
 @dataclass
