@@ -59,6 +59,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="py-spy Seance (and the relay) during each run (slows them; not for bars)",
     )
     args = parser.parse_args(argv)
+    args.argv = argv
+    args.load_start = os.getloadavg()[0]
     if args.quick:
         args.warmup, args.duration = 1.0, 3.0
     targets = [t.strip() for t in args.only.split(",") if t.strip()]
@@ -165,9 +167,11 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
     commit = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
                             capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
     load1, _, _ = os.getloadavg()
+    command = " ".join(["python3 bench/run.py", *args.argv])
     header = (
-        f"# Seance benchmark\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, "
-        f"{os.cpu_count()} cores, load average {load1:.2f} at the end, {time.monotonic() - started:.0f} s.\n"
+        f"# Seance benchmark\n\n`{command}`\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, "
+        f"{os.cpu_count()} cores, load average {args.load_start:.2f} at the start and {load1:.2f} at the end "
+        f"(1 min; other work on the machine skews figures), {time.monotonic() - started:.0f} s.\n"
         f"One worker per target; wrk -t1, {args.warmup:g} s warm-up + {args.duration:g} s measured per run."
         f"\nreq/s counts only 200s with the expected body; CPU and RSS are the server's process tree."
     )
