@@ -92,26 +92,25 @@ class PassThroughStream(StreamTranslator):
 
 def read_usage(body: bytes) -> Usage | None:
     """Usage from the last `"usage": {...}` object in a JSON body or SSE tail, without parsing the
-    whole body (an embeddings answer can be megabytes of floats)."""
+    whole body (an embeddings answer can be megabytes of floats). Braces are matched with bytes
+    methods, which run in C; usage objects hold no strings that could contain a brace."""
     at = body.rfind(b'"usage"')
     if at == -1:
         return None
     start = body.find(b"{", at)
     if start == -1 or body[at + 7 : start].strip(b" \t\r\n:") != b"":
         return None
-    depth = 0
-    for end in range(start, len(body)):
-        char = body[end]
-        if char == 0x7B:  # {
-            depth += 1
-        elif char == 0x7D:  # }
-            depth -= 1
-            if depth == 0:
-                try:
-                    return Usage.from_openai(orjson.loads(body[start : end + 1]))
-                except orjson.JSONDecodeError:
-                    return None
-    return None
+    end = start
+    while True:
+        end = body.find(b"}", end + 1)
+        if end == -1:
+            return None
+        if body.count(b"{", start, end) == body.count(b"}", start, end + 1):
+            break
+    try:
+        return Usage.from_openai(orjson.loads(body[start : end + 1]))
+    except orjson.JSONDecodeError:
+        return None
 
 
 # The family. `default_base` ends at the version segment; PATHS are appended to it.
