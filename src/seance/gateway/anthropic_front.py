@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from seance.gateway.errors import BadRequest, GatewayError
+from seance.gateway.providers._openai_shapes import client_shape, loads, upstream_shape
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -32,6 +33,11 @@ def _require(condition: bool, field: str, what: str) -> None:
 
 def to_openai_request(body: dict[str, Any]) -> dict[str, Any]:
     """An Anthropic Messages request as an OpenAI chat request."""
+    with client_shape("messages"):
+        return _to_openai_request(body)
+
+
+def _to_openai_request(body: dict[str, Any]) -> dict[str, Any]:
     _require(isinstance(body.get("model"), str), "model", "a model name is required")
     max_tokens = body.get("max_tokens")
     _require(type(max_tokens) is int and max_tokens > 0, "max_tokens", "a positive integer is required")
@@ -207,7 +213,11 @@ def _usage(usage: Any) -> dict[str, int]:
 
 def from_openai_response(body: bytes, model: str) -> bytes:
     """An OpenAI chat.completion as an Anthropic Message."""
-    data = orjson.loads(body)
+    with upstream_shape("upstream"):
+        return _from_openai_response(loads(body, "upstream"), model)
+
+
+def _from_openai_response(data: dict[str, Any], model: str) -> bytes:
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []

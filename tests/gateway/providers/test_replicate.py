@@ -146,3 +146,14 @@ def test_prompt_building_and_params() -> None:
     assert "tools" not in orjson.loads(
         ADAPTER.build(call({**body, "tools": []}, extra={"drop_params": True})).body or b""
     )
+
+
+def test_create_without_waiting_starts_polling() -> None:
+    (exchange,) = load("replicate/models-predictions-create-llama2.yaml")
+    c = call({"model": "r", "messages": [{"role": "user", "content": "Please write a haiku about llamas."}]},
+             model="meta/llama-2-70b-chat")  # fmt: skip
+    request = ADAPTER.build(c)
+    assert request.url == exchange.url and orjson.loads(request.body or b"") == exchange.request_json()
+    follow = ADAPTER.parse(c, exchange.status, exchange.response_body)  # "starting"
+    assert isinstance(follow, UpstreamRequest) and not isinstance(follow, Reply)
+    assert follow.url == BASE + "/v1/predictions/heat2o3bzn3ahtr6bjfftvbaci" and follow.method == "GET"

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from seance.gateway.errors import GatewayError, UpstreamError
+from seance.gateway.providers._openai_shapes import upstream_shape
 from seance.gateway.sse import SSEDecoder
 
 STOP_REASONS = {
@@ -40,6 +41,10 @@ class OpenAIToAnthropicStream:
         self.usage: dict[str, Any] = {}
 
     def feed(self, data: bytes) -> bytes:
+        with upstream_shape("upstream"):
+            return self._feed(data)
+
+    def _feed(self, data: bytes) -> bytes:
         out = bytearray()
         for item in self.decoder.feed(data):
             if self.finished or not item.data:

@@ -14,7 +14,6 @@ from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._anthropic_request import JSON_TOOL, to_messages_request
 from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers.base import (
-    Adapter,
     Call,
     FollowUp,
     Operation,
@@ -38,7 +37,7 @@ FINISH_REASONS = {
 }
 
 
-class Anthropic(Adapter):
+class Anthropic(shapes.GuardedAdapter):
     name = "anthropic"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "messages"})
     key_env = ("ANTHROPIC_API_KEY",)
@@ -62,7 +61,7 @@ class Anthropic(Adapter):
             headers["x-api-key"] = call.target.api_key
         return headers
 
-    def build(self, call: Call) -> UpstreamRequest:
+    def _build(self, call: Call) -> UpstreamRequest:
         url = call.target.api_base + "/v1/messages"
         if call.op == "messages":
             same_model = call.body.get("model") == call.target.model
@@ -75,7 +74,7 @@ class Anthropic(Adapter):
             raise UpstreamError(f"anthropic does not offer the {call.op} operation", upstream_status=400)
         return UpstreamRequest("POST", url, self.headers(call), body, call.stream)
 
-    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+    def _parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

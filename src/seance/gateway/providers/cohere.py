@@ -11,7 +11,6 @@ from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers.base import (
-    Adapter,
     Call,
     FollowUp,
     Operation,
@@ -39,7 +38,7 @@ SUPPORTED = frozenset({*RENAMED, "stop", "tools", "tool_choice", "response_forma
 EMBED_SUPPORTED = frozenset({"dimensions", "input_type", "user"})
 
 
-class Cohere(Adapter):
+class Cohere(shapes.GuardedAdapter):
     name = "cohere"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("COHERE_API_KEY", "CO_API_KEY")
@@ -50,7 +49,7 @@ class Cohere(Adapter):
     def normalize_base(self, base: str) -> str:
         return base.rstrip("/").removesuffix("/v2").removesuffix("/v1")
 
-    def build(self, call: Call) -> UpstreamRequest:
+    def _build(self, call: Call) -> UpstreamRequest:
         headers = {"content-type": "application/json"}
         if call.target.api_key:
             headers["authorization"] = "Bearer " + call.target.api_key
@@ -62,7 +61,7 @@ class Cohere(Adapter):
             raise BadRequest(f"cohere does not offer the {call.op} operation")
         return UpstreamRequest("POST", url, headers, orjson.dumps(body), call.stream)
 
-    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+    def _parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         data = shapes.loads(body, self.name)
         if not isinstance(data, dict):
             raise UpstreamError("cohere: answered with an unexpected body")

@@ -15,7 +15,6 @@ from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers._gemini_request import SIGNATURE_MARK, to_generate_request
 from seance.gateway.providers.base import (
-    Adapter,
     Call,
     FollowUp,
     Operation,
@@ -38,7 +37,7 @@ FINISH_REASONS = {
 }
 
 
-class Gemini(Adapter):
+class Gemini(shapes.GuardedAdapter):
     name = "gemini"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -49,7 +48,7 @@ class Gemini(Adapter):
     def normalize_base(self, base: str) -> str:
         return base.rstrip("/").removesuffix("/" + API_VERSION)
 
-    def build(self, call: Call) -> UpstreamRequest:
+    def _build(self, call: Call) -> UpstreamRequest:
         model = quote(call.target.model.removeprefix("models/"), safe="")
         prefix = f"{call.target.api_base}/{API_VERSION}/models/{model}"
         headers = {"content-type": "application/json"}
@@ -70,7 +69,7 @@ class Gemini(Adapter):
             return UpstreamRequest("POST", prefix + ":streamGenerateContent?alt=sse", headers, body, True)
         return UpstreamRequest("POST", prefix + ":generateContent", headers, body)
 
-    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+    def _parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         data = shapes.loads(body, self.name)
         if not isinstance(data, dict):
             raise UpstreamError("gemini: answered with an unexpected body")

@@ -36,8 +36,9 @@ class HuggingFace(OpenAICompatible):
     def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         reply = super().parse(call, status, body)
         if isinstance(reply, Reply) and call.op == "chat" and has_quirks(body):
-            data = shapes.loads(body, self.name)
-            fix_completion(data)
+            with shapes.upstream_shape(self.name):
+                data = shapes.loads(body, self.name)
+                fix_completion(data)
             return Reply(orjson.dumps(data), reply.usage)
         return reply
 
@@ -87,6 +88,10 @@ class TGIStream(StreamTranslator):
         return self.passthrough.feed(ready)
 
     def _fix(self, event: bytes) -> bytes:
+        with shapes.upstream_shape(self.passthrough.provider):
+            return self._repair(event)
+
+    def _repair(self, event: bytes) -> bytes:
         if not event.lstrip().startswith(b"data:") or not has_quirks(event):
             return event + b"\n\n"
         data = shapes.loads(event.lstrip()[5:].strip(), self.passthrough.provider)

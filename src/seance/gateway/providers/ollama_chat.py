@@ -12,7 +12,6 @@ import orjson
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers.base import (
-    Adapter,
     Call,
     FollowUp,
     Operation,
@@ -33,7 +32,7 @@ ROLES = ("system", "developer", "user", "assistant", "tool")
 PATHS = {"chat": "/api/chat", "completion": "/api/generate", "embedding": "/api/embed"}
 
 
-class OllamaChat(Adapter):
+class OllamaChat(shapes.GuardedAdapter):
     name = "ollama_chat"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
     key_env = ("OLLAMA_API_KEY",)
@@ -44,7 +43,7 @@ class OllamaChat(Adapter):
     def normalize_base(self, base: str) -> str:
         return base.rstrip("/").removesuffix("/v1").removesuffix("/api")
 
-    def build(self, call: Call) -> UpstreamRequest:
+    def _build(self, call: Call) -> UpstreamRequest:
         if call.op not in PATHS:
             raise BadRequest(f"ollama_chat does not offer the {call.op} operation")
         headers = {"content-type": "application/json"}
@@ -63,7 +62,7 @@ class OllamaChat(Adapter):
         url = call.target.api_base + PATHS[call.op]
         return UpstreamRequest("POST", url, headers, orjson.dumps(body), call.stream)
 
-    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+    def _parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         if call.op == "embedding":
             data = shapes.loads(body, self.name)
             usage = Usage(int(data.get("prompt_eval_count") or 0), 0)

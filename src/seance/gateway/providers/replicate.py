@@ -15,7 +15,6 @@ from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers.base import (
-    Adapter,
     Call,
     FollowUp,
     Reply,
@@ -34,7 +33,7 @@ POLL_DELAYS = (0.2, 0.4, 0.8, 1.0)  # seconds before each successive poll; the l
 RUNNING = ("starting", "processing")
 
 
-class Replicate(Adapter):
+class Replicate(shapes.GuardedAdapter):
     name = "replicate"
     key_env = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
     base_env = ("REPLICATE_API_BASE",)
@@ -49,7 +48,7 @@ class Replicate(Adapter):
             headers["authorization"] = "Bearer " + call.target.api_key
         return headers
 
-    def build(self, call: Call) -> UpstreamRequest:
+    def _build(self, call: Call) -> UpstreamRequest:
         if call.op != "chat":
             raise BadRequest(f"replicate does not offer the {call.op} operation")
         shapes.check_params(call, SUPPORTED, self.name)
@@ -69,7 +68,7 @@ class Replicate(Adapter):
             headers["prefer"] = "wait"
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
 
-    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+    def _parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         prediction = shapes.loads(body, self.name)
         if not isinstance(prediction, dict) or "status" not in prediction:
             raise UpstreamError("replicate: answered with something that is not a prediction")

@@ -1,0 +1,84 @@
+"""Shared translation helpers: wrong shapes are the sender's fault, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from tests.gateway.providers.helpers import accumulate, chunks_of, make_call
+
+from seance.gateway import anthropic_front
+from seance.gateway.errors import BadRequest, UpstreamError
+from seance.gateway.providers import load_adapter
+from seance.gateway.providers._openai_shapes import ChunkWriter, check_params
+from seance.gateway.providers.base import Usage
+
+TRANSLATING = ("anthropic", "cohere", "gemini", "ollama_chat", "replicate")
+
+
+@pytest.mark.parametrize("provider", TRANSLATING)
+def test_malformed_client_messages_are_a_400(provider: str) -> None:
+    adapter = load_adapter(provider)
+    assert adapter is not None
+    malformed: list[object] = ["hello", [{"role": "user", "content": 5}]]
+    if provider in ("anthropic", "gemini", "ollama_chat"):  # the others forward tool calls as they are
+        malformed.append([{"role": "assistant", "content": None, "tool_calls": ["not a call"]}])
+    for messages in malformed:
+        body = {"model": "m", "messages": messages}
+        with pytest.raises(BadRequest):
+            adapter.build(make_call("chat", body, provider=provider, model="m", api_base="http://x"))
+
+
+@pytest.mark.parametrize("provider", TRANSLATING)
+def test_answers_of_the_wrong_shape_are_a_502(provider: str) -> None:
+    adapter = load_adapter(provider)
+    assert adapter is not None
+    call = make_call("chat", {"model": "m", "messages": []}, provider=provider, model="m", api_base="http://x")
+    for body in (b"[1, 2]", b'{"content": 5, "message": 5, "candidates": 5, "status": 5}', b"not json"):
+        with pytest.raises(UpstreamError) as caught:
+            adapter.parse(call, 200, body)
+        assert caught.value.status == 502
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "cohere", "gemini", "ollama_chat"])  # replicate: raw text
+def test_stream_events_of_the_wrong_shape_are_an_error(provider: str) -> None:
+    adapter = load_adapter(provider)
+    assert adapter is not None
+    call = make_call("chat", {"model": "m", "messages": [], "stream": True}, provider=provider, model="m",
+                     api_base="http://x")  # fmt: skip
+    translator = adapter.stream(call)
+    with pytest.raises(UpstreamError):
+        translator.feed(b'data: ["x"]\n\nevent: done\ndata: 7\n\n[1]\n')
+        translator.close()
+
+
+def test_front_door_shapes() -> None:
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+            "thinking": {"type": "enabled", "budget_tokens": "lots"}}  # fmt: skip
+    with pytest.raises(BadRequest):
+        anthropic_front.to_openai_request(body)
+    with pytest.raises(UpstreamError):
+        anthropic_front.from_openai_response(b'{"choices": [5]}', "m")
+    with pytest.raises(UpstreamError):
+        anthropic_front.OpenAIToAnthropicStream().feed(b'data: {"choices": [5]}\n\n')
+
+
+def test_check_params() -> None:
+    def call(**body: object) -> object:
+        return make_call("chat", {"model": "m", **body}, provider="p", model="m", api_base="http://x")
+
+    for quiet in ({"logprobs": False}, {"n": 1}, {"logit_bias": {}}, {"frequency_penalty": 0}, {"seed": None}):
+        check_params(call(**quiet), (), "p")  # type: ignore[arg-type]
+    with pytest.raises(BadRequest) as caught:
+        check_params(call(frequency_penalty=0.5), (), "p")  # type: ignore[arg-type]
+    assert caught.value.param == "frequency_penalty" and "drop_params" in caught.value.message
+
+
+def test_chunk_writer_sequence() -> None:
+    writer = ChunkWriter("m", include_usage=True)
+    out = writer.start() + writer.text("a") + writer.tool_start(0, "c1", "f", '{"x"')
+    out += writer.tool_arguments(0, ":1}") + writer.finish("tool_calls") + writer.end(Usage(3, 4))
+    chunks = chunks_of(out)
+    assert len({c["id"] for c in chunks}) == 1 and chunks[-1]["choices"] == []
+    result = accumulate(chunks)
+    assert result["roles"] == ["assistant"] and result["content"] == "a"
+    assert result["tool_calls"] == [{"id": "c1", "name": "f", "arguments": '{"x":1}'}]
+    assert result["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
