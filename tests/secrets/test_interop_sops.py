@@ -3,6 +3,7 @@ files we write are decrypted by sops with its MAC check, and files sops writes a
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -177,3 +178,21 @@ def test_sops_decrypts_the_repo_example_with_the_dev_key(clean_env: dict[str, st
     assert "    LITELLM_MASTER_KEY: sk-seance-dev-master-key\n" in text
     ring = KeyRing(env=env, use_gpg=False)
     assert render(load_and_decrypt(REPO / "secrets" / "secrets.yaml", ring).docs, None, "yaml") == text
+
+
+def mask_randomness(text: str) -> str:
+    """An encrypted file with what is random or time-dependent blanked out: ciphertexts, wrapped
+    data keys, timestamps, the writer's version."""
+    text = re.sub(r"ENC\[AES256_GCM,data:[^,]*,iv:[^,]*,tag:[^,]*,type:(\w+)\]", r"ENC[\1]", text)
+    text = re.sub(r"-----BEGIN (AGE ENCRYPTED FILE|PGP MESSAGE)-----.*?-----END \1-----", "KEY", text, flags=re.S)
+    text = re.sub(r"(\n\s*)(KEY\n)(\s+KEY\n)*", r"\1KEY\n", text)
+    return re.sub(r'("?(lastmodified|created_at)"?: )"[^"]*"', r'\1"T"', text)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (GENERATED / "plain").glob("*.yaml")))
+def test_our_encrypted_yaml_has_the_layout_sops_writes(name: str, sops_env: dict[str, str]) -> None:
+    found = rule_for(GENERATED / "plain" / name, GENERATED / ".sops.yaml")
+    assert found is not None
+    ring = KeyRing(env=sops_env, age_identities=[])
+    ours = encrypt_plaintext((GENERATED / "plain" / name).read_text(), "yaml", name, metadata_from_rule(*found), ring)
+    assert mask_randomness(ours) == mask_randomness((GENERATED / "enc" / name).read_text())

@@ -19,7 +19,7 @@ from seance.secrets.errors import SecretsError
 from seance.secrets.fileio import private_plaintext, write_atomic
 from seance.secrets.keyring import KeyRing
 from seance.secrets.operations import encrypt_plaintext, reencrypt
-from seance.secrets.sopsfile import Format, decrypt, detect_format, parse, read_text, render
+from seance.secrets.sopsfile import DelegationNeeded, Format, decrypt, detect_format, parse, read_text, render
 
 NEW_FILE_TEMPLATE = "# New secrets file: one section per service.\nlitellm:\n    LITELLM_MASTER_KEY: change-me\n"
 
@@ -79,7 +79,10 @@ def edit_file(path: Path, keyring: KeyRing, *, ignore_mac: bool = False, env: Ma
         write_atomic(path, new_text, 0o644)
         return True
     encrypted = parse(read_text(path), fmt, str(path))
-    decrypted = decrypt(encrypted, str(path), keyring, ignore_mac=ignore_mac)
+    try:
+        decrypted = decrypt(encrypted, str(path), keyring, ignore_mac=ignore_mac)
+    except DelegationNeeded as reason:
+        raise SecretsError(f"{reason}; edit it with `sops edit`") from None
     plaintext = render(decrypted.docs, None, fmt)
     new_text = _edit_until_valid(
         plaintext, fmt, command, lambda edited: reencrypt(edited, encrypted, decrypted, keyring, str(path))

@@ -38,7 +38,7 @@ def wrap(data_key: bytes, fingerprint: str, env: Mapping[str, str]) -> str:
         raise SecretsError(
             f"GnuPG cannot encrypt to PGP key {fingerprint}: {reason[-1] if reason else 'unknown error'}"
         )
-    return done.stdout.decode()
+    return done.stdout.decode().rstrip("\n")  # sops stores the armor without its final newline
 
 
 def unwrap(enc: str, env: Mapping[str, str]) -> bytes | None:

@@ -43,13 +43,16 @@ LEAF_TYPES = (str, int, float, bool, bytes, datetime, Comment)
 def walk(value: Any, path: list[str], visit: LeafVisitor) -> Any:
     """Rebuild `value`, passing every leaf (comments included, nulls excluded) to `visit`.
 
-    Lists do not add to the path: a list element's path is its parent key's, as in sops.
+    Lists do not add to the path: a list element's path is its parent key's, as in sops. An
+    encrypted comment inside a list stays a plain `ENC[…]` element, which is what sops writes.
     """
     if isinstance(value, Branch):
         out = Branch()
         for key, item in value:
             if isinstance(key, Comment):
-                out.append((visit(key, path), None))
+                # an encrypted comment comes back as text; in a mapping it stays a comment line
+                new_key = visit(key, path)
+                out.append((new_key if isinstance(new_key, Comment) else Comment(str(new_key)), None))
             else:
                 out.append((key, walk(item, [*path, key], visit)))
         return out

@@ -51,8 +51,7 @@ def encrypt_docs(docs: list[Branch], metadata: Metadata, data_key: bytes, *, kee
         if not encrypted or (isinstance(value, Comment) and not value.value):
             return value  # sops cannot parse an empty ENC data field, so empty comments stay as they are
         previous = keep(path, value) if keep is not None else None
-        text = previous if previous is not None else encrypt_value(value, data_key, _aad(path))
-        return Comment(text) if isinstance(value, Comment) else text
+        return previous if previous is not None else encrypt_value(value, data_key, _aad(path))
 
     out = []
     for doc in docs:
