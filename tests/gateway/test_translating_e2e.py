@@ -59,6 +59,7 @@ def served(module_gateway: GatewayFactory, upstream: ReplayUpstream) -> Running:
         deployment("gpt-mini", "openai/gpt-4o-mini", url + "/v1"),
         deployment("groq-tools", "groq/" + load("groq/chat-stream.yaml")[0].request_json()["model"], url + "/g"),
         deployment("claude-strict", "anthropic/claude-haiku-4-5-20251001", url, drop_params=False),
+        deployment("claude-lenient", "anthropic/claude-haiku-4-5-20251001", url, drop_params=True),
     ]
     return module_gateway({"model_list": entries, "litellm_settings": {"num_retries": 0}})
 
@@ -174,6 +175,23 @@ def test_anthropic_errors(served: Running, upstream: ReplayUpstream) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         chat(served, model="claude-strict", messages=[{"role": "user", "content": "hi"}], logit_bias={"1": 1})
     assert "logit_bias" in bad.value.message and "anthropic" in bad.value.message
+
+
+def test_drop_params_per_deployment(served: Running, upstream: ReplayUpstream) -> None:
+    (exchange,) = load("anthropic/messages-nonstream.yaml")
+    upstream.add("/v1/messages", exchange)
+    answer = chat(served, model="claude-lenient", messages=[{"role": "user", "content": "What's 2 + 2?"}],
+                  max_tokens=64000, logit_bias={"1": 1}, seed=3)  # fmt: skip
+    assert answer.choices[0].message.content == "2 + 2 = 4"
+    assert last(upstream).json() == {k: v for k, v in exchange.request_json().items() if k != "stream"}
+
+
+def test_tgi_legacy_404_text_body(served: Running, upstream: ReplayUpstream) -> None:
+    (exchange,) = load("huggingface/legacy-inference-api-404.httprr.txt")
+    upstream.add("/tgi/v1/chat/completions", exchange)
+    with pytest.raises(openai.NotFoundError) as caught:
+        chat(served, model="tgi", messages=[{"role": "user", "content": "Hello, my name is"}])
+    assert "Not Found" in caught.value.message and "huggingface" in caught.value.message
 
 
 def test_anthropic_mid_stream_error_is_an_error_event(served: Running, upstream: ReplayUpstream) -> None:
