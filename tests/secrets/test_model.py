@@ -120,3 +120,13 @@ def test_load_secrets_without_a_key_is_one_clear_error(monkeypatch: pytest.Monke
     monkeypatch.setenv("GNUPGHOME", str(tmp_path / "gnupg"))
     with pytest.raises(SecretsError, match=r"secrets\.yaml: no available key decrypts the data key"):
         load_secrets(REPO / "secrets" / "secrets.yaml")
+
+
+def test_repr_never_shows_values(clean_env: dict[str, str]) -> None:
+    from seance.secrets.sopsfile import load_and_decrypt
+
+    ring = KeyRing(env={**clean_env, "SOPS_AGE_KEY_FILE": str(REPO / "secrets" / "dev-age-key.txt")}, use_gpg=False)
+    secrets = load_secrets(REPO / "secrets" / "secrets.yaml", keyring=ring)
+    assert "LITELLM_MASTER_KEY" in repr(secrets) and "sk-seance" not in repr(secrets)
+    decrypted = load_and_decrypt(REPO / "secrets" / "secrets.yaml", ring)
+    assert "sk-seance" not in repr(decrypted) and "AGE-SECRET-KEY" not in repr(ring)

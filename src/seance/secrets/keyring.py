@@ -24,8 +24,8 @@ class KeyRing:
     they are discovered from `env` on first use.
     """
 
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    age_identities: list[Any] | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    age_identities: list[Any] | None = field(default=None, repr=False)
     use_gpg: bool = True
 
     @classmethod

@@ -42,6 +42,10 @@ class Secrets:
     layout: Layout
     services: dict[str, dict[str, str]]
 
+    def __repr__(self) -> str:  # names only: a logged Secrets object must not leak values
+        names = {service: sorted(values) for service, values in self.services.items()}
+        return f"Secrets(source={self.source!r}, layout={self.layout!r}, names={names!r})"
+
     def service(self, name: str) -> dict[str, str]:
         if self.layout == "flat":
             return dict(self.services[LEGACY_SERVICE])

@@ -9,7 +9,7 @@ import os
 import secrets as random_source
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,9 +44,9 @@ class SopsFile:
 @dataclass
 class Decrypted:
     format: Format
-    docs: list[Branch]
+    docs: list[Branch] = field(repr=False)
     metadata: Metadata
-    data_key: bytes
+    data_key: bytes = field(repr=False)
 
 
 def parse(text: str, fmt: Format, where: str) -> SopsFile:
