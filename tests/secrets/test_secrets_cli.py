@@ -48,6 +48,13 @@ def test_decrypt_yaml_json_and_env() -> None:
     assert "LITELLM_MASTER_KEY=sk-seance-dev-master-key\n" in env and "STRIPE_SECRET_KEY=" in env
 
 
+def test_decrypt_env_is_dotenv_with_escaped_newlines(tmp_path: Path) -> None:
+    plain = tmp_path / "m.yaml"
+    plain.write_text("svc:\n    CERT: |\n        line one\n        line two\n    PLAIN: it's\n")
+    run("encrypt", str(plain), "--age", DEV_RECIPIENT, "-i")
+    assert run("decrypt", str(plain), "--format", "env").output == "CERT=line one\\nline two\\n\nPLAIN=it's\n"
+
+
 def test_env_prints_quoted_exports_for_one_service(tmp_path: Path) -> None:
     result = run("env", str(EXAMPLE), "--service", "litellm")
     assert result.exit_code == 0

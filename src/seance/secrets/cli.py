@@ -45,8 +45,8 @@ def _model(file: Path, ignore_mac: bool) -> Secrets:
     return secrets_from_tree(decrypted.docs[0], str(file))
 
 
-def _env_lines(values: dict[str, str], prefix: str) -> str:
-    return "".join(f"{prefix}{name}={shlex.quote(value)}\n" for name, value in values.items())
+def _export_lines(values: dict[str, str]) -> str:
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
 
 
 @click.group()
@@ -65,8 +65,11 @@ def secrets() -> None:
 def decrypt(file: Path, output_format: str | None, ignore_mac: bool) -> None:
     """Print the decrypted FILE (never writes plaintext to disk)."""
     with _errors():
-        if output_format == "env":
-            click.echo(_env_lines(_model(file, ignore_mac).flatten(), ""), nl=False)
+        if output_format == "env":  # sops' dotenv form: raw values, newlines as \n
+            values = _model(file, ignore_mac).flatten()
+            click.echo(
+                "".join(f"{name}={value}".replace("\n", "\\n") + "\n" for name, value in values.items()), nl=False
+            )
             return
         decrypted = _decrypt(file, ignore_mac)
         fmt = output_format or decrypted.format
@@ -127,7 +130,7 @@ def env(file: Path, service: str | None, ignore_mac: bool) -> None:
     with _errors():
         model = _model(file, ignore_mac)
         values = model.service(service) if service else model.flatten()
-    click.echo(_env_lines(values, "export "), nl=False)
+    click.echo(_export_lines(values), nl=False)
 
 
 @secrets.command()
