@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from seance.gateway.errors import BadRequest, GatewayError
-from seance.gateway.providers._openai_shapes import client_shape, loads, upstream_shape
+from seance.gateway.providers._guards import client_shape, upstream_shape
+from seance.gateway.providers._openai_shapes import loads
 
 STOP_REASONS = {
     "stop": "end_turn",

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from seance.gateway.errors import GatewayError, UpstreamError
-from seance.gateway.providers._openai_shapes import upstream_shape
+from seance.gateway.providers._guards import upstream_shape
 from seance.gateway.sse import SSEDecoder
 
 STOP_REASONS = {

@@ -7,14 +7,13 @@ import base64
 import secrets
 import struct
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from seance.gateway.errors import BadRequest, GatewayError, UpstreamError
-from seance.gateway.providers.base import Adapter, Call, FollowUp, Reply, StreamTranslator, UpstreamRequest, Usage
+from seance.gateway.errors import BadRequest, UpstreamError
+from seance.gateway.providers.base import Call, Usage
 from seance.gateway.sse import DONE
 
 # Keys a client or the LiteLLM proxy conventions put in a body that no provider receives.
@@ -33,27 +32,6 @@ def loads(data: str | bytes, provider: str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise UpstreamError(f"{provider}: answered with something that is not JSON") from exc
-
-
-# Translation walks nested JSON from two sides. A value of the wrong type deep inside is the
-# sender's fault: a 400 when the client sent it, a 502 when the provider did. Never a 500.
-SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
-
-
-@contextmanager
-def client_shape(provider: str) -> Iterator[None]:
-    try:
-        yield
-    except SHAPE_ERRORS as exc:
-        raise BadRequest(f"{provider}: the request has a value of the wrong type or shape ({exc})") from exc
-
-
-@contextmanager
-def upstream_shape(provider: str) -> Iterator[None]:
-    try:
-        yield
-    except SHAPE_ERRORS as exc:
-        raise UpstreamError(f"{provider}: answered in a shape the gateway does not understand ({exc})") from exc
 
 
 def new_id(prefix: str = "chatcmpl-") -> str:
@@ -301,53 +279,3 @@ class ChunkWriter:
         if self.include_usage and usage is not None:
             return self._event([], {**usage_dict(usage), **usage_extra}) + DONE
         return DONE
-
-
-class TranslatingStream(StreamTranslator):
-    """A StreamTranslator whose error, found after some output in the same feed, waits one call:
-    the client first gets the text that came before the provider's error event, then the error."""
-
-    _pending: GatewayError | None = None
-
-    def feed(self, data: bytes) -> bytes:
-        if self._pending is not None:
-            raise self._pending
-        out = bytearray()
-        try:
-            with upstream_shape(type(self).__name__):
-                self._feed(data, out)
-        except GatewayError as exc:
-            if not out:
-                raise
-            self._pending = exc
-        return bytes(out)
-
-    def close(self) -> bytes:
-        if self._pending is not None:
-            raise self._pending
-        with upstream_shape(type(self).__name__):
-            return self._close()
-
-    def _feed(self, data: bytes, out: bytearray) -> None:
-        raise NotImplementedError
-
-    def _close(self) -> bytes:
-        raise NotImplementedError
-
-
-class GuardedAdapter(Adapter):
-    """An adapter whose translation errors are the sender's: build → 400, parse → 502."""
-
-    def build(self, call: Call) -> UpstreamRequest:
-        with client_shape(self.name):
-            return self._build(call)
-
-    def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
-        with upstream_shape(self.name):
-            return self._parse(call, status, body)
-
-    def _build(self, call: Call) -> UpstreamRequest:
-        raise NotImplementedError
-
-    def _parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
-        raise NotImplementedError

@@ -13,6 +13,7 @@ from seance.gateway.errors import GatewayError, RateLimited, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._anthropic_request import JSON_TOOL, to_messages_request
 from seance.gateway.providers._events import EventSplitter
+from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
 from seance.gateway.providers.base import (
     Call,
     FollowUp,
@@ -37,7 +38,7 @@ FINISH_REASONS = {
 }
 
 
-class Anthropic(shapes.GuardedAdapter):
+class Anthropic(GuardedAdapter):
     name = "anthropic"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "messages"})
     key_env = ("ANTHROPIC_API_KEY",)
@@ -162,7 +163,7 @@ def usage_extra(cache: dict[str, int]) -> dict[str, Any]:
     return {"prompt_tokens_details": {"cached_tokens": cache["cache_read_input_tokens"]}, **cache}
 
 
-class MessagesToChunks(shapes.TranslatingStream):
+class MessagesToChunks(TranslatingStream):
     """Anthropic's event stream to OpenAI chunks: text, tool_use input_json, thinking, usage."""
 
     def __init__(self, call: Call) -> None:

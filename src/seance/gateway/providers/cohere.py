@@ -10,6 +10,7 @@ import orjson
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._events import EventSplitter
+from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
 from seance.gateway.providers.base import (
     Call,
     FollowUp,
@@ -38,7 +39,7 @@ SUPPORTED = frozenset({*RENAMED, "stop", "tools", "tool_choice", "response_forma
 EMBED_SUPPORTED = frozenset({"dimensions", "input_type", "user"})
 
 
-class Cohere(shapes.GuardedAdapter):
+class Cohere(GuardedAdapter):
     name = "cohere"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("COHERE_API_KEY", "CO_API_KEY")
@@ -195,7 +196,7 @@ def embed_request(call: Call) -> dict[str, Any]:
     return request
 
 
-class CohereStream(shapes.TranslatingStream):
+class CohereStream(TranslatingStream):
     def __init__(self, call: Call) -> None:
         self.decoder = EventSplitter()
         self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))

@@ -14,6 +14,7 @@ from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._events import EventSplitter
 from seance.gateway.providers._gemini_request import SIGNATURE_MARK, to_generate_request
+from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
 from seance.gateway.providers.base import (
     Call,
     FollowUp,
@@ -37,7 +38,7 @@ FINISH_REASONS = {
 }
 
 
-class Gemini(shapes.GuardedAdapter):
+class Gemini(GuardedAdapter):
     name = "gemini"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -155,7 +156,7 @@ class ResponseState:
         return Usage(int(meta.get("promptTokenCount") or 0), completion), extra
 
 
-class GeminiStream(shapes.TranslatingStream):
+class GeminiStream(TranslatingStream):
     """`alt=sse` events (CRLF separated), or the JSON array Gemini streams without it."""
 
     def __init__(self, call: Call) -> None:

@@ -15,6 +15,7 @@ import orjson
 
 from seance.gateway.errors import UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.providers._guards import upstream_shape
 from seance.gateway.providers.base import Call, FollowUp, Reply, StreamTranslator
 from seance.gateway.providers.openai_compat import OpenAICompatible, PassThroughStream
 
@@ -36,7 +37,7 @@ class HuggingFace(OpenAICompatible):
     def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         reply = super().parse(call, status, body)
         if isinstance(reply, Reply) and call.op == "chat" and has_quirks(body):
-            with shapes.upstream_shape(self.name):
+            with upstream_shape(self.name):
                 data = shapes.loads(body, self.name)
                 fix_completion(data)
             return Reply(orjson.dumps(data), reply.usage)
@@ -88,7 +89,7 @@ class TGIStream(StreamTranslator):
         return self.passthrough.feed(ready)
 
     def _fix(self, event: bytes) -> bytes:
-        with shapes.upstream_shape(self.passthrough.provider):
+        with upstream_shape(self.passthrough.provider):
             return self._repair(event)
 
     def _repair(self, event: bytes) -> bytes:

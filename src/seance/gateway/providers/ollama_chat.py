@@ -11,6 +11,7 @@ import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
 from seance.gateway.providers.base import (
     Call,
     FollowUp,
@@ -32,7 +33,7 @@ ROLES = ("system", "developer", "user", "assistant", "tool")
 PATHS = {"chat": "/api/chat", "completion": "/api/generate", "embedding": "/api/embed"}
 
 
-class OllamaChat(shapes.GuardedAdapter):
+class OllamaChat(GuardedAdapter):
     name = "ollama_chat"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
     key_env = ("OLLAMA_API_KEY",)
@@ -209,7 +210,7 @@ class Accumulated:
         return Usage(*self.counts)
 
 
-class NDJSONStream(shapes.TranslatingStream):
+class NDJSONStream(TranslatingStream):
     def __init__(self, call: Call) -> None:
         self.call = call
         self.state = Accumulated(call)

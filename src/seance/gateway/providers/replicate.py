@@ -14,6 +14,7 @@ import orjson
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._events import EventSplitter
+from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
 from seance.gateway.providers.base import (
     Call,
     FollowUp,
@@ -33,7 +34,7 @@ POLL_DELAYS = (0.2, 0.4, 0.8, 1.0)  # seconds before each successive poll; the l
 RUNNING = ("starting", "processing")
 
 
-class Replicate(shapes.GuardedAdapter):
+class Replicate(GuardedAdapter):
     name = "replicate"
     key_env = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
     base_env = ("REPLICATE_API_BASE",)
@@ -143,7 +144,7 @@ def read_usage(prediction: dict[str, Any]) -> Usage | None:
     return Usage(int(metrics.get("input_token_count") or 0), int(metrics.get("output_token_count") or 0))
 
 
-class ReplicateStream(shapes.TranslatingStream):
+class ReplicateStream(TranslatingStream):
     """Replicate's prediction stream: `output` events carry raw text, then `done` (or `error`)."""
 
     def __init__(self, call: Call) -> None:
