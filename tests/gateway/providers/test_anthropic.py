@@ -275,3 +275,13 @@ def test_native_messages_non_stream_returns_bytes_unchanged() -> None:
     reply = ADAPTER.parse(call, 200, exchange.response_body)
     assert isinstance(reply, Reply) and reply.body == exchange.response_body
     assert reply.usage is not None and reply.usage.total_tokens == 29
+
+
+def test_count_tokens_request() -> None:
+    body = {"model": "my-claude", "messages": [{"role": "user", "content": "hi"}], "system": "be brief"}
+    call = make_call("messages", body, provider="anthropic", model=MODEL, api_base=BASE,
+                     client_headers={"anthropic-beta": "token-counting-2024-11-01"})  # fmt: skip
+    request = ADAPTER.count_tokens(call)
+    assert request.url == "https://api.anthropic.com/v1/messages/count_tokens" and request.method == "POST"
+    assert request.headers["anthropic-beta"] == "token-counting-2024-11-01"
+    assert orjson.loads(request.body or b"") == {**body, "model": MODEL}

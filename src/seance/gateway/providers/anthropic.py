@@ -75,6 +75,12 @@ class Anthropic(GuardedAdapter):
             raise UpstreamError(f"anthropic does not offer the {call.op} operation", upstream_status=400)
         return UpstreamRequest("POST", url, self.headers(call), body, call.stream)
 
+    def count_tokens(self, call: Call) -> UpstreamRequest:
+        """`POST /v1/messages/count_tokens` for the front door: a Messages body (op "messages"),
+        the model swapped, the answer ({"input_tokens": n}) to be returned as it comes."""
+        body = orjson.dumps({**call.body, "model": call.target.model})
+        return UpstreamRequest("POST", call.target.api_base + "/v1/messages/count_tokens", self.headers(call), body)
+
     def _parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         try:
             message = orjson.loads(body)
