@@ -4,6 +4,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,3 +62,38 @@ def test_models_cache_and_router_come_from_the_typed_settings() -> None:
     assert local["litellm_settings"]["cache_params"] == {"type": "local"}
     assert "redis_host" not in local["router_settings"]
     assert SECRETS["LITELLM_MASTER_KEY"] not in render_config(settings)
+
+
+def test_the_pod_command_starts_the_gateway(tmp_path: Path) -> None:
+    """Run the Deployment's own command and args, with the ConfigMap's file and the Secret's values as
+    the pod would get them (only the listen address moved to loopback), and probe it like the kubelet."""
+    documents = synth_documents("dev", valkey={"mode": "none"}, gateway={"cache": True})
+    config = tmp_path / "config.yaml"
+    config.write_text(find(documents, "ConfigMap")["data"]["config.yaml"])
+    (container,) = find(documents, "Deployment", "litellm")["spec"]["template"]["spec"]["containers"]
+    argv = container["command"] + container["args"]
+    argv[0] = str(Path(sys.executable).parent / argv[0])
+    argv[argv.index("--config") + 1] = str(config)
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    port = 18211
+    argv[argv.index("--port") + 1] = str(port)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    env |= find(documents, "Secret")["stringData"]
+    env |= {item["name"]: item["value"] for item in container["env"]}
+    server = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            url = f"http://127.0.0.1:{port}{container[probe]['httpGet']['path']}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as response:
+                        assert response.status == 200
+                        break
+                except (urllib.error.URLError, ConnectionError):
+                    assert server.poll() is None, server.communicate()[0].decode(errors="replace")[-2000:]
+                    assert time.monotonic() < deadline, f"{url} never answered"
+                    time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
