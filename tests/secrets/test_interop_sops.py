@@ -3,6 +3,8 @@ files we write are decrypted by sops with its MAC check, and files sops writes a
 
 from __future__ import annotations
 
+import json
+import random
 import re
 import shutil
 import subprocess
@@ -196,3 +198,29 @@ def test_our_encrypted_yaml_has_the_layout_sops_writes(name: str, sops_env: dict
     ring = KeyRing(env=sops_env, age_identities=[])
     ours = encrypt_plaintext((GENERATED / "plain" / name).read_text(), "yaml", name, metadata_from_rule(*found), ring)
     assert mask_randomness(ours) == mask_randomness((GENERATED / "enc" / name).read_text())
+
+
+def random_strings(count: int) -> dict[str, str]:
+    rng = random.Random(7)
+    alphabet = " \t\n#:-'\"{}[]|>&*!%@`?,.~=+\\aZ09éü✓😀\u00a0\u0085\u2028"
+    values = {f"k{i}": "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for i in range(count)}
+    values |= {"long": "word " * 40, "lead_nl": "\nabc\n", "two_nl": "\n\n", "tab_block": "a\tb\nc\n"}
+    return values
+
+
+def test_quoting_of_random_strings_matches_sops(sops_env: dict[str, str], tmp_path: Path) -> None:
+    values = random_strings(300)
+    text = json.dumps(values, ensure_ascii=False)
+    path = tmp_path / "r.json"
+    path.write_text(encrypt_plaintext(text, "json", "r", age_metadata(), KeyRing(env=sops_env, age_identities=[])))
+    assert json.loads(run_sops(["decrypt", str(path)], sops_env, tmp_path)) == values
+    # YAML layout is byte-equal, except strings with U+0085/U+2028/U+2029, which we escape
+    plain = {k: v for k, v in values.items() if not any(c in v for c in "\x85\u2028\u2029")}
+    plain_path = tmp_path / "p.json"
+    plain_text = json.dumps(plain, ensure_ascii=False)
+    ring = KeyRing(env=sops_env, age_identities=[])
+    plain_path.write_text(encrypt_plaintext(plain_text, "json", "p", age_metadata(), ring))
+    sops_yaml = run_sops(["decrypt", "--output-type", "yaml", str(plain_path)], sops_env, tmp_path)
+    assert render(parse(plain_text, "json", "p").docs, None, "yaml") == sops_yaml
+    ours = render(parse(text, "json", "r").docs, None, "yaml")
+    assert dict(list(parse(ours, "yaml", "ours").docs[0])) == values

@@ -167,8 +167,15 @@ def _resolves_to_non_string(text: str) -> bool:
     )
 
 
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
 def _string(text: str, *, simple_key: bool) -> tuple[str, bool]:
     if _resolves_to_non_string(text) or _BASE60.match(text) or text in _OLD_BOOLS:
+        return _double_quoted(text), False
+    if any(char in text for char in _UNICODE_BREAKS):
+        # libyaml writes these raw inside single quotes or blocks, in a layout YAML 1.2 readers disagree
+        # on; escaped double quotes read back the same everywhere (the one place we differ from sops)
         return _double_quoted(text), False
     plain_ok, single_ok, block_ok = _analyze(text)
     if "\n" in text and not simple_key:
@@ -205,7 +212,7 @@ def _analyze(text: str) -> tuple[bool, bool, bool]:
                 indicators = True
         elif (char == ":" and followed_by_space) or (char == "#" and preceded_by_space):
             indicators = True
-        if not _printable(char) or char == "\ufeff":
+        if (not _printable(char) and char != "\t") or char == "\ufeff":
             special = True
         if char == "\n":
             line_breaks = True
@@ -214,8 +221,10 @@ def _analyze(text: str) -> tuple[bool, bool, bool]:
         elif char == " " and index > 0 and text[index - 1] == "\n":
             break_space = True
     plain = not (leading_space or trailing_space or indicators or line_breaks or special)
-    plain = plain and not break_space and not space_break
-    single = not (break_space or space_break or special)
+    # yaml.v3 lets a tab into a literal block but not into a plain or single-quoted scalar
+    tab = "\t" in text
+    plain = plain and not break_space and not space_break and not tab
+    single = not (break_space or space_break or special or tab)
     block = not (trailing_space or space_break or special)
     return plain, single, block
 
@@ -223,9 +232,10 @@ def _analyze(text: str) -> tuple[bool, bool, bool]:
 def _double_quoted(text: str) -> str:
     out = []
     for char in text:
-        if char in _ESCAPES:
-            out.append("\\" + _ESCAPES[char])
-        elif not _printable(char) or char == "\ufeff":
+        if char in '"\\\n\r' or char in _UNICODE_BREAKS or not _printable(char) or char == "\ufeff":
+            if char in _ESCAPES:
+                out.append("\\" + _ESCAPES[char])
+                continue
             code = ord(char)
             out.append(f"\\x{code:02X}" if code <= 0xFF else f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}")
         else:

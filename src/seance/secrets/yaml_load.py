@@ -50,7 +50,7 @@ def load_yaml(text: str, where: str) -> list[Branch]:
         raise SecretsError(f"{where}: not valid YAML: {str(error).splitlines()[0]}") from None
     if not nodes:
         return [Branch()]
-    lines = text.splitlines()
+    lines = re.split(r"\r\n|\r|\n", text)  # YAML 1.2 line breaks only (str.splitlines knows more)
     bounds = _document_bounds(nodes, lines)
     return [
         _DocumentReader(node, lines, start, end, where).read() for node, (start, end) in zip(nodes, bounds, strict=True)
