@@ -203,6 +203,8 @@ def test_request_translation_details() -> None:
     assert request["metadata"] == {"user_id": "u1"}
     assert request["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
     assert request["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert request["max_tokens"] == 1024 + 4096  # room for the answer after the thinking
+    assert sent(chat({**body, "max_tokens": 2000}))["max_tokens"] == 2000  # the client's own is kept
 
 
 def test_unsupported_param_is_named_unless_dropped() -> None:

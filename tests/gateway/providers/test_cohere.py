@@ -170,6 +170,16 @@ def test_embed(encoding: str) -> None:
     assert len(vector) == 1024 and data["usage"]["prompt_tokens"] == 7
 
 
+def test_text_before_a_tool_call_goes_back_as_the_tool_plan() -> None:
+    call_id = "weather_cgvndtjtzzkh"
+    messages = [{"role": "user", "content": BERLIN}, *tool_round(call_id)]
+    messages[1] = {**messages[1], "content": "I will use the weather tool."}
+    request = sent(call({"model": "x", "messages": messages, "tools": [WEATHER_TOOL]}))
+    assistant = request["messages"][1]
+    assert assistant["tool_plan"] == "I will use the weather tool." and "content" not in assistant
+    assert assistant["tool_calls"][0]["id"] == call_id
+
+
 def test_unsupported_param_and_cut_stream() -> None:
     with pytest.raises(BadRequest) as caught:
         ADAPTER.build(call({"model": "x", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"1": 1}}))

@@ -137,7 +137,7 @@ def test_request_translation_and_errors() -> None:
     request = sent(call(body), "/api/chat")
     assert request["messages"][0] == {"role": "user", "content": "see", "images": ["QUJD"]}
     assert request["messages"][1]["tool_calls"] == [{"function": {"name": "f", "arguments": {"a": 1}}}]
-    assert request["messages"][2] == {"role": "tool", "content": "ok"}
+    assert request["messages"][2] == {"role": "tool", "content": "ok", "tool_name": "f"}
     assert request["options"] == {"stop": ["x"]} and request["tools"] == body["tools"]
     with pytest.raises(BadRequest):
         ADAPTER.build(call({"model": "o", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 1}}))

@@ -53,7 +53,10 @@ def to_messages_request(call: Call, provider: str) -> dict[str, Any]:
         request["thinking"] = body["thinking"]
     elif body.get("reasoning_effort") in THINKING_BUDGETS:
         request["thinking"] = {"type": "enabled", "budget_tokens": THINKING_BUDGETS[body["reasoning_effort"]]}
-        request["max_tokens"] = max(request["max_tokens"], request["thinking"]["budget_tokens"] + 1024)
+    budget = (request.get("thinking") or {}).get("budget_tokens")
+    if isinstance(budget, int) and shapes.max_tokens(body) is None:
+        # the answer must have room after the thinking; only our own default is ours to raise
+        request["max_tokens"] = max(request["max_tokens"], budget + DEFAULT_MAX_TOKENS)
     return request
 
 

@@ -152,10 +152,14 @@ def convert_messages(raw: Any) -> list[dict[str, Any]]:
             out.append({"role": "user", "content": user_content(content, position)})
         elif role == "assistant":
             converted: dict[str, Any] = {"role": "assistant"}
-            if content is not None:
-                converted["content"] = [{"type": "text", "text": shapes.text_of(content)}]
+            text = shapes.text_of(content)
             if message.get("tool_calls"):
                 converted["tool_calls"] = message["tool_calls"]
+                if text:  # the text before a tool call is Cohere's tool plan (see parse)
+                    converted["tool_plan"] = text
+                    content = None
+            if content is not None:
+                converted["content"] = [{"type": "text", "text": text}]
             out.append(converted)
         elif role == "tool":
             out.append({"role": "tool", "tool_call_id": message.get("tool_call_id"), "content": content or ""})

@@ -127,27 +127,27 @@ def convert_messages(raw: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise BadRequest("messages must be a non-empty list", param="messages")
     out = []
+    names: dict[str, str] = {}  # tool call id -> function name: Ollama labels tool results by name
     for position, message in enumerate(raw):
-        if not isinstance(message, dict) or message.get("role") not in (
-            "system",
-            "developer",
-            "user",
-            "assistant",
-            "tool",
-        ):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise BadRequest(f"messages[{position}] needs a role of system, user, assistant or tool", param="messages")
         role = "system" if message["role"] == "developer" else message["role"]
-        converted: dict[str, Any] = {"role": role, "content": shapes.text_of(message.get("content"))}
-        images = [image(p, position) for p in message.get("content") or [] if isinstance(p, dict)
-                  and p.get("type") == "image_url"] if isinstance(message.get("content"), list) else []  # fmt: skip
-        if images:
-            converted["images"] = images
-        if message.get("tool_calls"):
-            converted["tool_calls"] = [
-                {"function": {"name": (c.get("function") or {}).get("name", ""),
-                              "arguments": shapes.tool_arguments((c.get("function") or {}).get("arguments"))}}
-                for c in message["tool_calls"]
-            ]  # fmt: skip
+        content = message.get("content")
+        converted: dict[str, Any] = {"role": role, "content": shapes.text_of(content)}
+        if isinstance(content, list):
+            images = [image(p, position) for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+            if images:
+                converted["images"] = images
+        calls = []
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            names[str(call.get("id"))] = function.get("name", "")
+            calls.append({"function": {"name": function.get("name", ""),
+                                       "arguments": shapes.tool_arguments(function.get("arguments"))}})  # fmt: skip
+        if calls:
+            converted["tool_calls"] = calls
+        if role == "tool" and str(message.get("tool_call_id")) in names:
+            converted["tool_name"] = names[str(message.get("tool_call_id"))]
         if role == "assistant" and message.get("reasoning_content"):
             converted["thinking"] = message["reasoning_content"]
         out.append(converted)
