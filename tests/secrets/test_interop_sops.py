@@ -224,3 +224,51 @@ def test_quoting_of_random_strings_matches_sops(sops_env: dict[str, str], tmp_pa
     assert render(parse(plain_text, "json", "p").docs, None, "yaml") == sops_yaml
     ours = render(parse(text, "json", "r").docs, None, "yaml")
     assert dict(list(parse(ours, "yaml", "ours").docs[0])) == values
+
+
+COMMENTED = """\
+# file head
+
+a: 1 # inline a
+# before b
+b:
+    # first in b
+    c: 2
+    d: 3 # inline d
+    # end of b
+# after b at top
+e:
+    - x # inline x
+    # between items
+    - y
+    # end of list
+f:
+    g:
+        h: i
+        # end of g, deep
+    # end of f
+    j: k
+list_of_maps:
+    - name: one # inline name
+      # inside item
+      value: 1
+    # between maps
+    - name: two
+key_with_comment: # on key line
+    nested: v
+# trailing comment
+"""
+
+
+def test_comments_survive_both_directions(sops_env: dict[str, str], tmp_path: Path) -> None:
+    plain = tmp_path / "c.yaml"
+    plain.write_text(COMMENTED)
+    ring = KeyRing(env=sops_env, age_identities=fixture_identities(), use_gpg=False)
+    theirs = tmp_path / "theirs.yaml"
+    theirs.write_text(run_sops(["encrypt", "--age", RECIPIENT, str(plain)], sops_env, tmp_path))
+    expected = run_sops(["decrypt", str(theirs)], sops_env, tmp_path)
+    assert "# inside item" in expected and "ENC[" not in expected
+    assert render(load_and_decrypt(theirs, ring).docs, None, "yaml") == expected
+    ours = tmp_path / "ours.yaml"
+    ours.write_text(encrypt_plaintext(COMMENTED, "yaml", "c", age_metadata(), ring))
+    assert run_sops(["decrypt", str(ours)], sops_env, tmp_path) == expected
