@@ -602,3 +602,19 @@ def test_every_recorded_answer_reaches_the_sdk(
     assert got["text"] or got["calls"]
     assert got["finish"] in ("stop", "length", "tool_calls")
     assert (got["usage"] or {}).get("total_tokens") or recording.startswith("huggingface/tgi-chat-stream")
+
+
+def test_messages_stream_from_gemini_upstream_with_tools(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("gemini/stream-generate-content-sse-tools.yaml")[0]
+    upstream.add("/v1beta/models/gemini-2.5-flash:streamGenerateContent", exchange)
+    tool = {"name": "weather", "description": "Gets current weather for a location", "input_schema": WEATHER_PARAMS}
+    with served.anthropic().messages.stream(
+        model="gemini-flash", max_tokens=100, tools=[tool], messages=[{"role": "user", "content": BERLIN}]
+    ) as stream:
+        message = stream.get_final_message()
+    sent = last(upstream).json()
+    assert sent["tools"][0]["functionDeclarations"][0]["name"] == "weather"
+    (use,) = message.content
+    assert use.type == "tool_use" and use.input == {"latitude": "52.5200", "longitude": "13.4050"}
+    assert message.stop_reason == "tool_use"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (103, 73)  # thinking counts as output
