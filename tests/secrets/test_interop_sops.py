@@ -77,6 +77,13 @@ nested:
     empty_map: {}
     empty_list: []
     secret_unencrypted: stays clear
+base: &base
+    x: 1
+merged:
+    <<: *base
+    "y": 2
+alias: *base
+flow: {a: 1, b: [1, 2]}
 """
 
 TRICKY_JSON = (

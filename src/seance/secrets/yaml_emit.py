@@ -69,6 +69,8 @@ def _mapping(branch: Branch, indent: int, in_sequence_item: bool) -> list[str]:
             lines.extend(_entry(f"{pad}?", key, indent, in_sequence_item))
             lines.extend(_entry(f"{pad}:", value, indent, in_sequence_item))
             continue
+        if key == "<<":  # a merge key, written the way sops (>= 3.9) keeps it
+            text = "!!merge <<"
         lines.extend(_entry(f"{pad}{text}:", value, indent, in_sequence_item))
     return lines
 
