@@ -70,7 +70,8 @@ def test_request_with_every_feature() -> None:
     assert chat["tools"] == [{"type": "function", "function": {
         "name": "weather", "parameters": {"type": "object"}, "description": "w"}}]  # fmt: skip
     assert chat["tool_choice"] == "required" and chat["parallel_tool_calls"] is False
-    assert (chat["stop"], chat["max_tokens"], chat["temperature"], chat["user"]) == (["END"], 100, 0.2, "u")
+    assert (chat["stop"], chat["max_tokens"], chat["temperature"]) == (["END"], 100, 0.2)
+    assert "user" not in chat and "metadata" not in chat
     assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
     assert chat["reasoning_effort"] == "low"
 

@@ -61,9 +61,8 @@ def _to_openai_request(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
-    user = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
-    if isinstance(user, str):
-        chat["user"] = user
+    # metadata.user_id is not passed on as OpenAI's `user`: Claude Code always sends one, and several
+    # OpenAI-compatible providers refuse fields they do not know.
     if body.get("tools"):
         _require(isinstance(body["tools"], list), "tools", "a list is required")
         chat["tools"] = [_tool(tool, f"tools.{i}") for i, tool in enumerate(body["tools"])]
