@@ -16,7 +16,7 @@ from typing import Any, Literal
 from seance.secrets.errors import NoKeyError, SecretsError
 from seance.secrets.json_store import dump_json, load_json
 from seance.secrets.keyring import DATA_KEY_SIZE, KeyRing, now_rfc3339, recover_data_key, wrap_data_key
-from seance.secrets.metadata import Metadata, read_metadata, write_metadata
+from seance.secrets.metadata import SOPS_VERSION, Metadata, read_metadata, write_metadata
 from seance.secrets.tree import Branch, Comment
 from seance.secrets.treecrypt import decrypt_docs, encrypt_docs
 from seance.secrets.yaml_emit import dump_yaml
@@ -137,6 +137,7 @@ def encrypt(
         data_key = random_source.token_bytes(DATA_KEY_SIZE)
         wrap_data_key(metadata, data_key, keyring)
     metadata.lastmodified = now_rfc3339()
+    metadata.version = SOPS_VERSION  # what we write is the layout of this sops version
     encrypted = encrypt_docs(docs, metadata, data_key, keep=keep)
     return render(encrypted, metadata, fmt)
 
