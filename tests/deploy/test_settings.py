@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from seance.deploy.errors import DeployError
@@ -53,3 +55,29 @@ def test_set_option() -> None:
     for bad in ["replicas", "=3", "a..b=1"]:
         with pytest.raises(DeployError, match="--set expects path=value"):
             parse_set_option(bad)
+
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("localhost/seance-gateway:0.1.0", "0.1.0"),
+        ("registry.example.com:5000/team/seance-gateway:v2_rc.1", "v2_rc.1"),
+        ("registry.example.com/seance-gateway", "latest"),
+        ("registry.example.com/seance-gateway@sha256:" + "ab" * 32, "abababababab"),
+        ("registry.example.com/seance-gateway:1.0@sha256:" + "cd" * 32, "1.0"),
+        ("registry.example.com/seance-gateway:" + "x" * 100, "x" * 63),
+    ],
+)
+def test_image_version_is_a_valid_label(image: str, version: str) -> None:
+    settings = load_settings("dev", {"image": image})
+    assert settings.image_version == version
+    assert LABEL_VALUE.match(settings.image_version)
+
+
+@pytest.mark.parametrize("image", ["", "Seance Gateway", "UPPER/case:1", "repo:tag with space"])
+def test_bad_image_reference(image: str) -> None:
+    with pytest.raises(DeployError, match="is not an image reference"):
+        load_settings("dev", {"image": image})

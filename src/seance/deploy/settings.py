@@ -22,6 +22,7 @@ GATEWAY_PORT = 4000
 GATEWAY_DRAIN_SECONDS = 25
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -156,10 +157,20 @@ class Settings(_Model):
         # preStop sleep, then the gateway's drain, then a little slack before SIGKILL.
         return self.pre_stop_sleep_seconds + GATEWAY_DRAIN_SECONDS + 2
 
+    @field_validator("image")
+    @classmethod
+    def _image_reference(cls, value: str) -> str:
+        if not _IMAGE.match(value):
+            raise ValueError(f"{value!r} is not an image reference (e.g. registry.example.com/seance-gateway:0.1.0)")
+        return value
+
     @property
-    def image_tag(self) -> str:
-        last = self.image.rsplit("/", 1)[-1]
-        return last.split(":", 1)[1] if ":" in last else "latest"
+    def image_version(self) -> str:
+        """The image's tag (or digest prefix) as a valid label value, for app.kubernetes.io/version."""
+        name, _, digest = self.image.partition("@")
+        last = name.rsplit("/", 1)[-1]
+        version = last.partition(":")[2] or digest.rpartition(":")[2][:12] or "latest"
+        return re.sub(r"[^A-Za-z0-9_.-]", "-", version)[:63].strip("-_.") or "latest"
 
 
 ENVIRONMENTS: dict[str, dict[str, Any]] = {

@@ -118,7 +118,7 @@ def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
         "template": {
             "metadata": {
-                "labels": labels(APP, "gateway", settings, settings.image_tag),
+                "labels": labels(APP, "gateway", settings, settings.image_version),
                 "annotations": {
                     "checksum/config": config_checksum,
                     "checksum/secret": secret_checksum,
@@ -133,7 +133,7 @@ def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(APP, labels(APP, "gateway", settings, settings.image_tag)),
+        "metadata": metadata(APP, labels(APP, "gateway", settings, settings.image_version)),
         "spec": spec,
     }
 
