@@ -279,3 +279,21 @@ def test_comments_survive_both_directions(sops_env: dict[str, str], tmp_path: Pa
     ours = tmp_path / "ours.yaml"
     ours.write_text(encrypt_plaintext(COMMENTED, "yaml", "c", age_metadata(), ring))
     assert run_sops(["decrypt", str(ours)], sops_env, tmp_path) == expected
+
+
+@pytest.mark.parametrize("name", ["age/sops-nix.secrets.yaml", "pgp/sops.example.yaml", "age/sops-age.secret.enc.json"])
+def test_editing_an_old_sops_file_keeps_it_readable_by_sops(
+    name: str, sops_env: dict[str, str], tmp_path: Path
+) -> None:
+    ring = KeyRing(env=sops_env, age_identities=fixture_identities())
+    source = FIXTURES / name
+    copy = tmp_path / source.name
+    copy.write_text(source.read_text())
+    encrypted = parse(copy.read_text(), "json" if name.endswith(".json") else "yaml", name)
+    decrypted = load_and_decrypt(copy, ring)
+    plaintext = render(decrypted.docs, None, decrypted.format)
+    copy.write_text(reencrypt(plaintext, encrypted, decrypted, ring, name))
+    assert run_sops(["decrypt", str(copy)], sops_env, tmp_path) == run_sops(
+        ["decrypt", str(source)], sops_env, tmp_path
+    )
+    assert "version: 3.11.0" in copy.read_text() or '"version": "3.11.0"' in copy.read_text()
