@@ -93,8 +93,8 @@ def _load_httprr(data: bytes) -> list[Exchange]:
         status_line, resp_headers, resp_body = _split_http(response)
         exchanges.append(
             Exchange(
-                method, url, req_headers, _decode_body(req_body, req_headers),
-                int(status_line.split(" ", 2)[1]), resp_headers, _decode_body(resp_body, resp_headers),
+                method, url, req_headers, _decode_body(req_body),
+                int(status_line.split(" ", 2)[1]), resp_headers, _decode_body(resp_body),
             )
         )  # fmt: skip
     return exchanges
@@ -143,7 +143,7 @@ def _load_tape(data: bytes) -> list[Exchange]:
             Exchange(
                 init.get("method", "GET").upper(), entry["url"], req_headers,
                 _to_bytes(init.get("body")), int(response["status"]), resp_headers,
-                _decode_body(_to_bytes(response.get("body")), resp_headers),
+                _decode_body(_to_bytes(response.get("body"))),
             )
         )  # fmt: skip
     return exchanges
@@ -182,9 +182,9 @@ def _ruby_interaction(item: dict[str, Any]) -> Exchange:
     resp_headers = _headers(response.get("headers"))
     return Exchange(
         str(request["method"]).upper(), request["uri"], req_headers,
-        _decode_body(_to_bytes((request.get("body") or {}).get("string")), req_headers),
+        _decode_body(_to_bytes((request.get("body") or {}).get("string"))),
         int(response["status"]["code"]), resp_headers,
-        _decode_body(_to_bytes((response.get("body") or {}).get("string")), resp_headers),
+        _decode_body(_to_bytes((response.get("body") or {}).get("string"))),
     )  # fmt: skip
 
 
@@ -206,8 +206,8 @@ def _vcrpy_interaction(item: dict[str, Any]) -> Exchange:
         resp_body = _to_bytes(body.get("string") if isinstance(body, dict) else body)
     status = response["status"]["code"] if "status" in response else response["status_code"]
     return Exchange(
-        str(request["method"]).upper(), request["uri"], req_headers, _decode_body(req_body, req_headers),
-        int(status), resp_headers, _decode_body(resp_body, resp_headers),
+        str(request["method"]).upper(), request["uri"], req_headers, _decode_body(req_body),
+        int(status), resp_headers, _decode_body(resp_body),
     )  # fmt: skip
 
 
@@ -233,7 +233,7 @@ def _to_bytes(value: str | bytes | None) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8")
 
 
-def _decode_body(body: bytes, headers: dict[str, str]) -> bytes:
+def _decode_body(body: bytes) -> bytes:
     # Recorders disagree on whether they store the encoded or decoded body; the gzip magic decides.
     if body[:2] == b"\x1f\x8b":
         return gzip.decompress(body)
