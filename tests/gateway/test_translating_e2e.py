@@ -618,3 +618,11 @@ def test_messages_stream_from_gemini_upstream_with_tools(served: Running, upstre
     assert use.type == "tool_use" and use.input == {"latitude": "52.5200", "longitude": "13.4050"}
     assert message.stop_reason == "tool_use"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (103, 73)  # thinking counts as output
+
+
+def test_replicate_problem_json_error(served: Running, upstream: ReplayUpstream) -> None:
+    (exchange,) = load("replicate/models-predictions-create-422.json")
+    upstream.add("/v1/models/meta/meta-llama-3-8b-instruct/predictions", exchange)
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        chat(served, model="llama-replicate", messages=[{"role": "user", "content": "cake"}])
+    assert "Additional property provider is not allowed" in caught.value.message
