@@ -210,13 +210,23 @@ def test_edit_changes_one_value_and_keeps_the_other_ciphertexts(
     result = run("edit", str(path))
     assert result.exit_code == 0, result.output
     temp, mode = seen(tmp_path)
-    assert mode == "0o600" and not temp.exists()
+    assert mode == "0o600" and not temp.exists() and not temp.parent.exists()
     if Path("/dev/shm").is_dir():
-        assert temp.parent == Path("/dev/shm")
+        assert temp.parent.parent == Path("/dev/shm")
     after = path.read_text()
     changed = [line for line in after.splitlines() if line not in before.splitlines()]
     assert [line.split(":")[0].strip() for line in changed] == ["STRIPE_SECRET_KEY", "lastmodified", "mac"]
     assert "sk_test_new" in run("decrypt", str(path)).output
+
+
+def test_edit_removes_editor_swap_files_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = example_copy(tmp_path)
+    swap = "open(os.path.join(os.path.dirname(p), '.secrets.yaml.swp'), 'w').write(open(p).read())\n"
+    monkeypatch.setenv("EDITOR", editor(tmp_path, swap + "open(p, 'a').write('extra:\\n    X: z\\n')\n"))
+    assert run("edit", str(path)).exit_code == 0
+    temp, _ = seen(tmp_path)
+    assert not temp.parent.exists()
+    assert "X: z" in run("decrypt", str(path)).output
 
 
 def test_edit_without_change_leaves_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
@@ -69,15 +70,16 @@ def _signals_raise() -> Iterator[None]:
 
 @contextlib.contextmanager
 def private_plaintext(text: str, suffix: str) -> Iterator[Path]:
-    """A 0600 temporary file holding `text`, removed on every way out (errors, Ctrl-C, SIGTERM)."""
+    """A 0600 file holding `text` inside a fresh 0700 directory, both removed on every way out
+    (errors, Ctrl-C, SIGTERM). The whole directory goes, so editor swap and backup files written
+    next to the file (vim's .swp, emacs' ~ files) go with it."""
     with _signals_raise():
-        fd, name = tempfile.mkstemp(prefix="seance-secrets-", suffix=suffix, dir=private_directory())
-        path = Path(name)
+        directory = Path(tempfile.mkdtemp(prefix="seance-secrets-", dir=private_directory()))
         try:
-            os.fchmod(fd, 0o600)
+            path = directory / f"secrets{suffix}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
             yield path
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            shutil.rmtree(directory, ignore_errors=True)
