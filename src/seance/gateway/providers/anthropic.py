@@ -265,6 +265,10 @@ class NativeStream(StreamTranslator):
         self.ended = False
 
     def feed(self, data: bytes) -> bytes:
+        # Most pieces are whole content_block events: nothing to read in them, so skip the split.
+        whole = not self.decoder.buffer and data.endswith(b"\n\n")
+        if whole and b"event: message_" not in data and b"event: error" not in data:
+            return data
         self._read(self.decoder.feed(data))
         return data
 
