@@ -17,7 +17,7 @@ from seance.secrets.edit import edit_file
 from seance.secrets.errors import SecretsError
 from seance.secrets.fileio import write_atomic
 from seance.secrets.keyring import KeyRing, now_rfc3339
-from seance.secrets.model import GATEWAY_REQUIRED, Secrets, secrets_from_tree
+from seance.secrets.model import GATEWAY_REQUIRED, Secrets, load_secrets
 from seance.secrets.operations import encrypt_plaintext, rotate, update_keys
 from seance.secrets.sopsfile import Decrypted, detect_format, load_and_decrypt, read_text, render
 
@@ -39,10 +39,7 @@ def _decrypt(file: Path, ignore_mac: bool) -> Decrypted:
 
 
 def _model(file: Path, ignore_mac: bool) -> Secrets:
-    decrypted = _decrypt(file, ignore_mac)
-    if len(decrypted.docs) != 1:
-        raise SecretsError(f"{file}: a secrets file holds one document, this one has {len(decrypted.docs)}")
-    return secrets_from_tree(decrypted.docs[0], str(file))
+    return load_secrets(file, keyring=KeyRing.from_environ(), ignore_mac=ignore_mac)
 
 
 def _export_lines(values: dict[str, str]) -> str:
