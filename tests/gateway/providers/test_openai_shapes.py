@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from tests.gateway.providers.helpers import accumulate, chunks_of, make_call
 
@@ -82,3 +83,15 @@ def test_chunk_writer_sequence() -> None:
     assert result["roles"] == ["assistant"] and result["content"] == "a"
     assert result["tool_calls"] == [{"id": "c1", "name": "f", "arguments": '{"x":1}'}]
     assert result["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+
+
+def test_spliced_text_chunks_equal_encoded_ones() -> None:
+    fast = ChunkWriter('model "quoted"', include_usage=False, id="c1")
+    slow = ChunkWriter('model "quoted"', include_usage=False, id="c1")
+    slow.created = fast.created
+    assert fast.start() == slow.start()
+    for text in ('he said "hi"\n', "ünïcode ✓", "\\", "</script>"):
+        assert orjson.loads(fast.text(text)[6:]) == orjson.loads(slow.delta({"content": text})[6:])
+        assert orjson.loads(fast.reasoning(text)[6:]) == orjson.loads(slow.delta({"reasoning_content": text})[6:])
+    fast.id = slow.id = "c2"  # a provider's own id arrives later: the envelope follows
+    assert orjson.loads(fast.text("x")[6:]) == orjson.loads(slow.delta({"content": "x"})[6:])
