@@ -64,6 +64,8 @@ if sys.argv[1:3] == ["create", "namespace"]:
     print("apiVersion: v1\\nkind: Namespace\\nmetadata:\\n  name: " + sys.argv[3])
 if "rollout" in sys.argv and os.environ.get("FAKE_KUBECTL_ROLLOUT_FAILS"):
     sys.exit(1)
+if os.environ.get("FAKE_KUBECTL_FAILS") and os.environ["FAKE_KUBECTL_FAILS"] in " ".join(sys.argv):
+    sys.exit(1)
 """
 
 

@@ -92,7 +92,10 @@ def test_deploy_dry_run_calls(secrets_file: Path, kubectl_log: Path) -> None:
     assert [call["argv"] for call in calls] == [
         ["config", "current-context"],
         ["apply", "--server-side", "--field-manager=seance", "--force-conflicts", "--dry-run=server", "-f", "-"],
-    ]
+        # prod with routing=ingress produces no HTTPRoute: one left from an earlier deploy goes
+        ["delete", "httproutes.gateway.networking.k8s.io/litellm", "-n", "seance", "--ignore-not-found",
+         "--dry-run=server"],
+    ]  # fmt: skip
     manifest = list(yaml.safe_load_all(str(calls[1]["stdin"])))
     assert find(manifest, "Secret")["stringData"] == SECRETS
     assert "context kind-seance" in result.output and "nothing was changed" in result.output
@@ -104,9 +107,11 @@ def test_deploy_applies_then_waits_for_rollouts(secrets_file: Path, kubectl_log:
     assert result.exit_code == 0, result.output
     assert [call["argv"] for call in kubectl_calls(kubectl_log)] == [
         ["--context", "prod-eu", "apply", "--server-side", "--field-manager=seance", "--force-conflicts", "-f", "-"],
+        ["--context", "prod-eu", "delete", "httproutes.gateway.networking.k8s.io/litellm", "-n", "seance",
+         "--ignore-not-found"],
         ["--context", "prod-eu", "rollout", "status", "deployment/valkey", "-n", "seance", "--timeout=120s"],
         ["--context", "prod-eu", "rollout", "status", "deployment/litellm", "-n", "seance", "--timeout=120s"],
-    ]
+    ]  # fmt: skip
     assert "==> deployed" in result.output
 
 
@@ -117,7 +122,7 @@ def test_deploy_reports_a_failed_rollout(
     result = CliRunner().invoke(main, ["deploy", "--env", "prod", "--secrets", str(secrets_file)])
     assert result.exit_code == 1
     assert "Error: kubectl rollout status failed (exit 1)" in result.output
-    assert len(kubectl_calls(kubectl_log)) == 3  # context, apply, first rollout
+    assert len(kubectl_calls(kubectl_log)) == 4  # context, apply, delete, first rollout
 
 
 def test_deploy_without_kubectl(secrets_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,3 +136,37 @@ def test_deploy_requires_an_environment(secrets_file: Path) -> None:
     result = CliRunner().invoke(main, ["deploy", "--secrets", str(secrets_file)])
     assert result.exit_code == 2
     assert "Missing option '--env'" in result.output
+
+
+def test_deploy_removes_what_the_settings_turned_off(
+    secrets_file: Path, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Gateway API CRDs are not installed: deleting an HTTPRoute fails, and that is fine.
+    monkeypatch.setenv("FAKE_KUBECTL_FAILS", "delete httproutes.gateway.networking.k8s.io/litellm")
+    args = ["deploy", "--env", "prod", "--secrets", str(secrets_file)]
+    args += ["--set", "autoscaling.enabled=false", "--set", "valkey.mode=none", "--set", "routing=httproute"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    deletes = [call["argv"][1] for call in kubectl_calls(kubectl_log) if call["argv"][0] == "delete"]
+    assert deletes == [
+        "deployments.apps/valkey",
+        "services/valkey",
+        "horizontalpodautoscalers.autoscaling/litellm",
+        "ingresses.networking.k8s.io/litellm-ingress",
+    ]
+    rollouts = [call["argv"][2] for call in kubectl_calls(kubectl_log) if call["argv"][0] == "rollout"]
+    assert rollouts == ["deployment/litellm"]
+
+
+def test_only_a_missing_gateway_api_is_forgiven_on_delete(
+    secrets_file: Path, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_KUBECTL_FAILS", "delete httproutes.gateway.networking.k8s.io/litellm")
+    result = CliRunner().invoke(main, ["deploy", "--env", "prod", "--secrets", str(secrets_file)])
+    assert result.exit_code == 0, result.output
+    assert "skipped httproutes.gateway.networking.k8s.io/litellm" in result.output
+    monkeypatch.setenv("FAKE_KUBECTL_FAILS", "delete ingresses.networking.k8s.io/litellm-ingress")
+    args = ["deploy", "--env", "prod", "--secrets", str(secrets_file), "--set", "routing=httproute"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "Error: kubectl delete ingresses.networking.k8s.io/litellm-ingress failed (exit 1)" in result.output

@@ -31,7 +31,9 @@ def test_deploy_production_dry_run(age_files: dict[str, Path], age_key: None, ku
     assert [call["argv"] for call in calls] == [
         ["config", "current-context"],
         ["apply", *SSA, "--dry-run=server", "-f", "-"],
-    ]
+        ["delete", "httproutes.gateway.networking.k8s.io/litellm", "-n", "seance", "--ignore-not-found",
+         "--dry-run=server"],
+    ]  # fmt: skip
     manifest = list(yaml.safe_load_all(str(calls[1]["stdin"])))
     assert find(manifest, "Secret")["stringData"] == FLAT
     assert find(manifest, "Ingress")["spec"]["rules"][0]["host"] == "backend.seance.dev"

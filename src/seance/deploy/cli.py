@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from seance.deploy.errors import DeployError
+from seance.deploy.objects import Manifest
 from seance.deploy.settings import ENVIRONMENTS, Settings, deep_merge, load_settings, parse_set_option
 
 DEFAULT_SECRETS = Path("secrets/secrets.yaml")
@@ -57,14 +58,14 @@ def _env_option(required: bool) -> Callable[[F], F]:
 def synth(env: str, secrets_path: Path, values_files: Sequence[Path], set_options: Sequence[str], out: str) -> None:
     """Synthesize the Kubernetes manifest of one environment as one multi-document YAML."""
     try:
-        text, count = _synthesize(env, secrets_path, values_files, set_options)
+        text, documents = _synthesize(env, secrets_path, values_files, set_options)
         if out == "-":
             sys.stdout.write(text)
             return
         _write_private(Path(out), text)
     except DeployError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote {count} objects for {env} to {out}", err=True)
+    click.echo(f"wrote {len(documents)} objects for {env} to {out}", err=True)
 
 
 @click.command()
@@ -87,12 +88,14 @@ def deploy(
 ) -> None:
     """Synthesize, apply server-side into namespace `seance`, and wait for the rollout."""
     from seance.deploy.kubectl import Kubectl, apply_and_wait
+    from seance.deploy.synth import omitted_objects
 
     try:
         settings = _settings(env, values_files, set_options)
-        text, _ = _synthesize(env, secrets_path, values_files, set_options, settings)
+        text, documents = _synthesize(env, secrets_path, values_files, set_options, settings)
         rollouts = (["valkey"] if settings.valkey.mode == "in-cluster" else []) + ["litellm"]
-        apply_and_wait(Kubectl(kubectl_path, context), text, rollouts, timeout_seconds, dry_run)
+        stale = omitted_objects(documents)
+        apply_and_wait(Kubectl(kubectl_path, context), text, stale, rollouts, timeout_seconds, dry_run)
     except DeployError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -112,13 +115,13 @@ def _synthesize(
     values_files: Sequence[Path],
     set_options: Sequence[str],
     settings: Settings | None = None,
-) -> tuple[str, int]:
+) -> tuple[str, list[Manifest]]:
     from seance.deploy.secrets_source import load_flat_secrets
     from seance.deploy.synth import dump_yaml, synthesize
 
     settings = settings or _settings(env, values_files, set_options)
     documents = synthesize(settings, load_flat_secrets(secrets_path))
-    return dump_yaml(documents), len(documents)
+    return dump_yaml(documents), documents
 
 
 def _read_values(path: Path) -> dict[str, Any]:

@@ -30,10 +30,11 @@ class Kubectl:
         context = ["--context", self.context] if self.context else []
         return [path, *context, *args]
 
-    def run(self, args: Sequence[str], stdin: str | None = None) -> None:
+    def run(self, args: Sequence[str], stdin: str | None = None, check: bool = True) -> bool:
         result = subprocess.run(self._command(args), input=stdin, text=True, check=False)
-        if result.returncode != 0:
+        if result.returncode != 0 and check:
             raise DeployError(f"kubectl {' '.join(args[:2])} failed (exit {result.returncode})")
+        return result.returncode == 0
 
     def output(self, args: Sequence[str]) -> str:
         result = subprocess.run(self._command(args), capture_output=True, text=True, check=False)
@@ -46,18 +47,27 @@ class Kubectl:
 def apply_and_wait(
     kubectl: Kubectl,
     manifest: str,
+    stale: Sequence[str],
     rollouts: Sequence[str],
     timeout_seconds: int,
     dry_run: bool,
 ) -> None:
-    """Server-side apply of the whole stream, then wait for each Deployment to finish rolling out."""
+    """Server-side apply of the whole stream, delete the `stale` objects the settings no longer
+    produce, then wait for each Deployment in `rollouts` to finish rolling out."""
     context = kubectl.context or kubectl.output(["config", "current-context"])
     mode = "dry run (server side, nothing is changed)" if dry_run else "applying"
     _say(f"==> {mode}: namespace {NAMESPACE}, context {context}")
-    apply = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts"]
-    if dry_run:
-        apply.append("--dry-run=server")
+    dry = ["--dry-run=server"] if dry_run else []
+    apply = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", *dry]
     kubectl.run([*apply, "-f", "-"], stdin=manifest)
+    if stale:
+        _say(f"==> removing what the settings no longer produce (if present): {', '.join(stale)}")
+    for reference in stale:
+        delete = ["delete", reference, "-n", NAMESPACE, "--ignore-not-found", *dry]
+        # Without the Gateway API CRDs the cluster cannot hold an HTTPRoute, so there is none to delete.
+        optional_kind = reference.startswith("httproutes.")
+        if not kubectl.run(delete, check=not optional_kind):
+            _say(f"==> skipped {reference}: its resource type is not installed in this cluster")
     if dry_run:
         _say("==> dry run finished; nothing was changed")
         return

@@ -43,6 +43,22 @@ def check_secrets(settings: Settings, secrets: Mapping[str, str]) -> None:
         raise DeployError(f"secret value(s) must be strings: {', '.join(not_text)}")
 
 
+# Objects that only some settings produce, as kubectl resource references. When a setting turns one
+# off (routing, autoscaling, valkey.mode), `seance deploy` deletes it, as `helm upgrade` would.
+OPTIONAL_OBJECTS = {
+    ("Deployment", "valkey"): "deployments.apps/valkey",
+    ("Service", "valkey"): "services/valkey",
+    ("HorizontalPodAutoscaler", "litellm"): "horizontalpodautoscalers.autoscaling/litellm",
+    ("Ingress", routing.INGRESS_NAME): f"ingresses.networking.k8s.io/{routing.INGRESS_NAME}",
+    ("HTTPRoute", "litellm"): "httproutes.gateway.networking.k8s.io/litellm",
+}
+
+
+def omitted_objects(documents: Iterable[Manifest]) -> list[str]:
+    present = {(document["kind"], document["metadata"]["name"]) for document in documents}
+    return [reference for key, reference in OPTIONAL_OBJECTS.items() if key not in present]
+
+
 def render_config(settings: Settings) -> str:
     return dump_yaml([gateway_config(settings)])
 
