@@ -626,3 +626,13 @@ def test_replicate_problem_json_error(served: Running, upstream: ReplayUpstream)
     with pytest.raises(openai.UnprocessableEntityError) as caught:
         chat(served, model="llama-replicate", messages=[{"role": "user", "content": "cake"}])
     assert "Additional property provider is not allowed" in caught.value.message
+
+
+def test_ollama_generate_as_text_completion(served: Running, upstream: ReplayUpstream) -> None:
+    (exchange,) = load("ollama/native-generate-nonstream.httprr.txt")
+    upstream.add("/api/generate", exchange)
+    result = served.openai().completions.create(model="gemma", prompt="Hello, how are you?", max_tokens=100,
+                                                temperature=0)  # fmt: skip
+    assert result.choices[0].text == exchange.response_json()["response"]
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (15, 65)
+    assert last(upstream).json()["options"] == {"num_predict": 100, "temperature": 0}
