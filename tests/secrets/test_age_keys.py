@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,6 +35,7 @@ def test_every_source_is_used_in_sops_order(tmp_path: Path) -> None:
         "SOPS_AGE_KEY_FILE": str(HELM),
         "SOPS_AGE_KEY_CMD": cmd,
         "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "HOME": str(tmp_path),
     }
     nix, helm = recipients(parse_identities(NIX.read_text(), "n")), recipients(parse_identities(HELM.read_text(), "h"))
     assert recipients(discover_identities(env)) == nix + helm + nix + helm
@@ -69,3 +72,18 @@ def test_wrap_and_unwrap() -> None:
     assert unwrap(enc, parse_identities(HELM.read_text(), "h")) is None
     with pytest.raises(SecretsError, match="not a valid age recipient"):
         wrap(b"k", "age1nope")
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen (openssh-client) is not installed")
+def test_ssh_keys_as_recipients_and_identities(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    key = home / ".ssh" / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    recipient = (home / ".ssh" / "id_ed25519.pub").read_text().strip()
+    enc = wrap(b"k" * 32, recipient)
+    assert unwrap(enc, discover_identities({"HOME": str(home)})) == b"k" * 32  # the default ~/.ssh key
+    explicit = discover_identities({"HOME": str(tmp_path), "SOPS_AGE_SSH_PRIVATE_KEY_FILE": str(key)})
+    assert unwrap(enc, explicit) == b"k" * 32
+    key.write_text("not a key")
+    assert discover_identities({"HOME": str(home)}) == []  # an unusable default key is skipped

@@ -47,7 +47,7 @@ def default_keys_file(env: Mapping[str, str]) -> Path:
 
 def discover_identities(env: Mapping[str, str]) -> list[Any]:
     """Every identity from SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_FILE
-    and the default keys.txt, in that order (sops tries all of them)."""
+    (else ~/.ssh/id_ed25519 or id_rsa) and the default keys.txt, in that order (sops tries all of them)."""
     identities: list[Any] = []
     if env.get("SOPS_AGE_KEY"):
         identities += parse_identities(env["SOPS_AGE_KEY"], "SOPS_AGE_KEY")
@@ -63,10 +63,26 @@ def discover_identities(env: Mapping[str, str]) -> list[Any]:
             raise SecretsError(
                 f"SOPS_AGE_SSH_PRIVATE_KEY_FILE={path}: cannot use it ({type(error).__name__})"
             ) from None
+    else:
+        identities += _default_ssh_identity(env)
     default = default_keys_file(env)
     if default.is_file():
         identities += _identities_from_file(default, str(default))
     return identities
+
+
+def _default_ssh_identity(env: Mapping[str, str]) -> list[Any]:
+    """~/.ssh/id_ed25519, else ~/.ssh/id_rsa, as sops tries them; one we cannot read (say, it has a
+    passphrase) is skipped rather than failing every decryption."""
+    ssh_dir = Path(env.get("HOME") or Path.home()) / ".ssh"
+    for name in ("id_ed25519", "id_rsa"):
+        path = ssh_dir / name
+        if path.is_file():
+            try:
+                return [pyrage.ssh.Identity.from_buffer(path.read_bytes())]
+            except (OSError, pyrage.IdentityError):
+                return []
+    return []
 
 
 def _identities_from_file(path: Path, source: str) -> list[Any]:
