@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from seance.gateway.errors import GatewayError, RateLimited, UpstreamError
+from seance.gateway.errors import BadRequest, GatewayError, RateLimited, UpstreamError
 from seance.gateway.providers import _openai_shapes as shapes
 from seance.gateway.providers._anthropic_request import JSON_TOOL, to_messages_request
 from seance.gateway.providers._events import EventSplitter
@@ -69,10 +69,10 @@ class Anthropic(GuardedAdapter):
             body = call.raw if call.raw and same_model else orjson.dumps({**call.body, "model": call.target.model})
         elif call.op == "chat":
             request = to_messages_request(call, self.name)
-            call.state["json_mode"] = JSON_TOOL in str(request.get("tool_choice", ""))
+            call.state["json_mode"] = (request.get("tool_choice") or {}).get("name") == JSON_TOOL
             body = orjson.dumps(request)
         else:
-            raise UpstreamError(f"anthropic does not offer the {call.op} operation", upstream_status=400)
+            raise BadRequest(f"anthropic does not offer the {call.op} operation")
         return UpstreamRequest("POST", url, self.headers(call), body, call.stream)
 
     def count_tokens(self, call: Call) -> UpstreamRequest:
