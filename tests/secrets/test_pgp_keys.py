@@ -51,25 +51,21 @@ def kms_only_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_foreign_key_type_without_sops_names_the_type(
-    tmp_path: Path, clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+def test_foreign_key_type_without_sops_names_the_type(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    env = {**clean_env, "PATH": str(tmp_path / "empty")}
     with pytest.raises(SecretsError, match="wrapped with kms keys, which seance does not implement"):
-        load_and_decrypt(kms_only_file(tmp_path), KeyRing(env=clean_env, age_identities=[], use_gpg=False))
+        load_and_decrypt(kms_only_file(tmp_path), KeyRing(env=env, age_identities=[], use_gpg=False))
 
 
-def test_foreign_key_type_is_delegated_to_sops(
-    tmp_path: Path, clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_foreign_key_type_is_delegated_to_sops(tmp_path: Path, clean_env: dict[str, str]) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "sops"
     fake.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\nprintf "litellm:\\n    KEY: via-sops\\n"\n')
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = {**clean_env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     path = kms_only_file(tmp_path)
-    decrypted = load_and_decrypt(path, KeyRing(env=clean_env, age_identities=[], use_gpg=False))
+    decrypted = load_and_decrypt(path, KeyRing(env=env, age_identities=[], use_gpg=False))
     assert render(decrypted.docs, None, "yaml") == "litellm:\n    KEY: via-sops\n"
     assert (bin_dir / "args").read_text().split() == [
         "decrypt",
@@ -81,14 +77,12 @@ def test_foreign_key_type_is_delegated_to_sops(
     ]
 
 
-def test_comment_regex_files_need_sops(
-    tmp_path: Path, clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_comment_regex_files_need_sops(tmp_path: Path, clean_env: dict[str, str]) -> None:
     text = (REPO / "secrets" / "secrets.yaml").read_text()
     path = tmp_path / "c.yaml"
     path.write_text(
         text.replace("    unencrypted_suffix: _unencrypted\n", "    unencrypted_comment_regex: sops:clear\n")
     )
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    env = {**clean_env, "PATH": str(tmp_path / "empty")}
     with pytest.raises(SecretsError, match="uses unencrypted_comment_regex, which seance does not implement, and no"):
-        load_and_decrypt(path, KeyRing(env=clean_env, age_identities=[], use_gpg=False))
+        load_and_decrypt(path, KeyRing(env=env, age_identities=[], use_gpg=False))

@@ -9,6 +9,7 @@ import os
 import secrets as random_source
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -108,14 +109,14 @@ class DelegationNeeded(SecretsError):
     """The file needs a feature or key type that only the `sops` binary implements."""
 
 
-def delegate_decrypt(path: Path, fmt: Format, *, ignore_mac: bool = False) -> SopsFile:
+def delegate_decrypt(path: Path, fmt: Format, env: Mapping[str, str], *, ignore_mac: bool = False) -> SopsFile:
     """Decrypt through the `sops` binary (for KMS, Vault… keys); plaintext stays in the pipe."""
-    binary = shutil.which("sops")
+    binary = shutil.which("sops", path=env.get("PATH"))
     if binary is None:
         raise SecretsError(f"{path}: needs a `sops` binary on PATH for its key type")
     args = [binary, "decrypt", "--input-type", fmt, "--output-type", fmt]
     args += ["--ignore-mac"] if ignore_mac else []
-    done = subprocess.run([*args, str(path)], capture_output=True, text=True, check=False, timeout=300)
+    done = subprocess.run([*args, str(path)], capture_output=True, text=True, env=dict(env), check=False, timeout=300)
     if done.returncode != 0:
         reason = done.stderr.strip().splitlines()
         raise SecretsError(f"{path}: sops could not decrypt it: {reason[-1] if reason else 'unknown error'}")
@@ -162,8 +163,8 @@ def load_and_decrypt(
     try:
         return decrypt(parsed, str(path), keyring, ignore_mac=ignore_mac)
     except DelegationNeeded as reason:
-        if shutil.which("sops") is None:
+        if shutil.which("sops", path=keyring.env.get("PATH")) is None:
             raise SecretsError(f"{reason}, and no `sops` binary is on PATH to delegate to") from None
-    delegated = delegate_decrypt(path, fmt, ignore_mac=ignore_mac)
+    delegated = delegate_decrypt(path, fmt, keyring.env, ignore_mac=ignore_mac)
     assert parsed.metadata is not None
     return Decrypted(fmt, delegated.docs, parsed.metadata, b"")
