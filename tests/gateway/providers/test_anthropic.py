@@ -287,3 +287,27 @@ def test_count_tokens_request() -> None:
     assert request.url == "https://api.anthropic.com/v1/messages/count_tokens" and request.method == "POST"
     assert request.headers["anthropic-beta"] == "token-counting-2024-11-01"
     assert orjson.loads(request.body or b"") == {**body, "model": MODEL}
+
+
+@pytest.mark.parametrize("mode", SPLITS)
+def test_json_mode_stream_comes_out_as_content(mode: str) -> None:
+    body = {"model": "c", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+            "response_format": {"type": "json_object"}}  # fmt: skip
+    call = chat(body)
+    assert sent(call)["tool_choice"] == {"type": "tool", "name": "json_tool_call"}
+    events = [
+        ("message_start", {"message": {"id": "msg_1", "model": MODEL, "usage": {"input_tokens": 5}}}),
+        ("content_block_start", {"index": 0, "content_block": {"type": "tool_use", "id": "t", "name": "json_tool_call",
+                                                                "input": {}}}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": '{"a":'}}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": " 1}"}}),
+        ("content_block_stop", {"index": 0}),
+        ("message_delta", {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 7}}),
+        ("message_stop", {}),
+    ]  # fmt: skip
+    stream = b"".join(
+        b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **data}) + b"\n\n"
+        for name, data in events
+    )
+    result = accumulate(chunks_of(run_stream(ADAPTER.stream(call), stream, mode)))
+    assert result["content"] == '{"a": 1}' and not result["tool_calls"] and result["finish_reason"] == "stop"

@@ -194,3 +194,14 @@ def test_unsupported_param_and_cut_stream() -> None:
 def test_error_body_message() -> None:
     err = ADAPTER.error(call({}), 400, {}, b'{"id":"x","message":"invalid request: model not found"}')
     assert err.status == 400 and "model not found" in err.message
+
+
+def test_stream_error_after_text_arrives_after_the_text() -> None:
+    (exchange,) = load("cohere/chat-v2-stream.yaml")
+    head = exchange.response_body.split(b"event: content-end")[0]
+    translator = ADAPTER.stream(call({"model": "x", "messages": [], "stream": True}))
+    out = translator.feed(head + b'event: error\ndata: {"type": "error", "message": "internal error"}\n\n')
+    assert b'"content":"Sure' in out
+    with pytest.raises(UpstreamError) as caught:
+        translator.close()
+    assert "internal error" in caught.value.message

@@ -200,3 +200,10 @@ def test_errors_and_cut_stream() -> None:
     translator = ADAPTER.stream(call({"model": "g", "messages": [], "stream": True}))
     with pytest.raises(UpstreamError):
         translator.feed(b'data: {"error": {"code": 503, "message": "overloaded"}}\r\n\r\n')
+
+
+def test_blocked_prompt_is_a_content_filter_finish() -> None:
+    blocked = b'{"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 7}}'
+    data = parsed(call({"model": "g", "messages": [{"role": "user", "content": "x"}]}), blocked)
+    assert data["choices"][0]["finish_reason"] == "content_filter"
+    assert data["choices"][0]["message"]["content"] == "" and data["usage"]["prompt_tokens"] == 7
