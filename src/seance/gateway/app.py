@@ -20,7 +20,7 @@ import orjson
 from seance.gateway import validate
 from seance.gateway.config import Settings
 from seance.gateway.deployments import Deployments
-from seance.gateway.errors import GatewayError, ModelNotFound, PayloadTooLarge, Unauthorized
+from seance.gateway.errors import BadRequest, GatewayError, ModelNotFound, PayloadTooLarge, Unauthorized
 from seance.gateway.providers.base import Operation, Reply, StreamTranslator
 from seance.gateway.proxy import Attempts, Proxy, Stream
 from seance.gateway.sse import DONE
@@ -50,6 +50,7 @@ for _path, _route in {
 }.items():
     ROUTES[_path] = ROUTES["/v1" + _path] = _route
 ROUTES["/anthropic/v1/messages"] = ("POST", "messages", True)
+ROUTES["/v1/messages/count_tokens"] = ROUTES["/anthropic/v1/messages/count_tokens"] = ("POST", "count_tokens", True)
 ROUTES["/health/liveliness"] = ROUTES["/health/liveness"] = ("GET", "alive", False)
 ROUTES["/health/readiness"] = ("GET", "ready", False)
 ROUTES["/health"] = ("GET", "health", True)
@@ -108,7 +109,7 @@ class Gateway:
             if route is None:
                 raise GatewayError(f"no route for {scope['path']}", status=404, code="not_found")
             method, endpoint, needs_auth = route
-            if endpoint == "messages":
+            if endpoint == "messages" or endpoint == "count_tokens":
                 front = "anthropic"
             if scope["method"] != method:
                 raise GatewayError(f"{scope['path']} accepts {method}", status=405, code="method_not_allowed")
@@ -127,6 +128,8 @@ class Gateway:
             try:
                 if endpoint == "messages":
                     await self._messages(body, raw, forwarded, headers, attempts, send)
+                elif endpoint == "count_tokens":
+                    await self._count_tokens(body, raw, forwarded, headers, attempts, send)
                 else:
                     await self._openai(endpoint, body, raw, forwarded, headers, attempts, send)  # type: ignore[arg-type]
             except asyncio.CancelledError:
@@ -210,13 +213,27 @@ class Gateway:
             chat["stream"] = True
             chat["stream_options"] = {"include_usage": True}
             stream = await self.proxy.stream("chat", chat, b"", forwarded, attempts)
-            stream.translator = _Chained(stream.translator, anthropic_front.OpenAIToAnthropicStream())
+            stream.translator = _Chained(stream.translator, anthropic_front.OpenAIToAnthropicStream(body["model"]))
             _route_headers(headers, attempts)
             await _relay(send, stream, headers, anthropic_front.error_event)
             return
         reply = await self.proxy.complete("chat", chat, b"", forwarded, attempts)
         _route_headers(headers, attempts)
         await _send(send, 200, anthropic_front.from_openai_response(reply.body, body["model"]), headers)
+
+    async def _count_tokens(
+        self, body: dict[str, Any], raw: bytes, forwarded: dict[str, str], headers: Headers, attempts: Attempts,
+        send: Send,
+    ) -> None:  # fmt: skip
+        for deployment in self.deployments.lookup(body["model"]):
+            if "count_tokens" not in deployment.adapter.operations:
+                raise BadRequest(
+                    f"token counting is not offered by {deployment.target.provider}, the provider of "
+                    f"'{body['model']}'"
+                )
+        reply = await self.proxy.complete("count_tokens", body, raw, forwarded, attempts)
+        _route_headers(headers, attempts)
+        await _send(send, 200, reply.body, headers)
 
     # -- GET endpoints --
 

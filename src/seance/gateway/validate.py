@@ -15,6 +15,7 @@ REQUIRED: dict[str, tuple[str, tuple[type, ...], str]] = {
     "completion": ("prompt", (str, list), "a string or an array"),
     "embedding": ("input", (str, list), "a string or an array"),
     "messages": ("messages", (list,), "a non-empty array of messages"),
+    "count_tokens": ("messages", (list,), "a non-empty array of messages"),
 }
 
 

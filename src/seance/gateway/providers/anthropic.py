@@ -40,7 +40,7 @@ FINISH_REASONS = {
 
 class Anthropic(GuardedAdapter):
     name = "anthropic"
-    operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "messages"})
+    operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "messages", "count_tokens"})
     key_env = ("ANTHROPIC_API_KEY",)
     base_env = ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL")
     default_base = "https://api.anthropic.com"
@@ -67,6 +67,8 @@ class Anthropic(GuardedAdapter):
         if call.op == "messages":
             same_model = call.body.get("model") == call.target.model
             body = call.raw if call.raw and same_model else orjson.dumps({**call.body, "model": call.target.model})
+        elif call.op == "count_tokens":
+            return self.count_tokens(call)
         elif call.op == "chat":
             request = to_messages_request(call, self.name)
             call.state["json_mode"] = (request.get("tool_choice") or {}).get("name") == JSON_TOOL
@@ -88,6 +90,8 @@ class Anthropic(GuardedAdapter):
             raise UpstreamError(f"anthropic: answered HTTP {status} with a body that is not JSON") from exc
         if not isinstance(message, dict) or message.get("type") == "error":
             raise self.error(call, 500, {}, body)
+        if call.op == "count_tokens":
+            return Reply(body)
         usage, cache = read_usage(message.get("usage"))
         if call.op == "messages":
             return Reply(body, usage)

@@ -30,7 +30,8 @@ from seance.gateway.errors import GatewayError, UpstreamError
 
 # "messages" is Anthropic's Messages format, offered natively only by adapters that list it in
 # `operations`; for every other adapter the /v1/messages front door translates to "chat".
-Operation = Literal["chat", "completion", "embedding", "messages"]
+# "count_tokens" is /v1/messages/count_tokens, served only where the upstream offers it.
+Operation = Literal["chat", "completion", "embedding", "messages", "count_tokens"]
 
 
 @dataclass(frozen=True, slots=True)
