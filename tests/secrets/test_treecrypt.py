@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from secrets_strategies import KEYS, SCALARS, branch, comments, documents
 
 from seance.secrets.errors import MacMismatchError, SecretsError
 from seance.secrets.keyring import now_rfc3339
@@ -20,35 +19,8 @@ from seance.secrets.tree import Branch, Comment
 from seance.secrets.treecrypt import decrypt_docs, encrypt_docs
 
 KEY = bytes(range(32))
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
-# multi-line keys (YAML "? |" complex keys) are covered by the sops interop test, not here
-KEYS = st.text(st.characters(blacklist_categories=("Cs", "Zl", "Zp"), blacklist_characters="\n\r\x85"), max_size=12)
-KEYS = KEYS.filter(lambda k: k != "sops")
-TIMES = st.datetimes(
-    min_value=datetime(1900, 1, 1),
-    max_value=datetime(2200, 1, 1),
-    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(minutes=330))]),
-)
-SCALARS = st.one_of(TEXT, st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.booleans(), st.none(), TIMES)
-
-
-def _branch(pairs: list[tuple[str, Any]]) -> Branch:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        seen.setdefault(key, value)
-    return Branch(seen.items())
-
-
-VALUES = st.recursive(
-    SCALARS,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4),
-        st.lists(st.tuples(KEYS, children), max_size=4).map(_branch),
-    ),
-    max_leaves=10,
-)
-COMMENTS = st.builds(Comment, st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1))
-DOCS = st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=5).map(_branch)
+DOCS = documents()
+COMMENTS = comments()
 
 
 def metadata(rules: Rules | None = None) -> Metadata:
@@ -62,7 +34,7 @@ TREE_DOCS = st.lists(
     st.tuples(KEYS, st.recursive(st.one_of(SCALARS, st.binary(max_size=8)), lambda c: st.lists(c, max_size=3))),
     min_size=1,
     max_size=5,
-).map(_branch)
+).map(branch)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -49,7 +49,7 @@ _ESCAPES = {
 
 
 def dump_yaml(docs: list[Branch]) -> str:
-    return "---\n".join("".join(line + "\n" for line in _mapping(doc, 0, False)) or "{}\n" for doc in docs)
+    return "---\n".join("".join(line + "\n" for line in _mapping(doc, 0)) or "{}\n" for doc in docs)
 
 
 def _child_indent(indent: int, in_sequence_item: bool) -> int:
@@ -57,7 +57,7 @@ def _child_indent(indent: int, in_sequence_item: bool) -> int:
     return indent + 2 if in_sequence_item else _INDENT * ((indent + _INDENT) // _INDENT)
 
 
-def _mapping(branch: Branch, indent: int, in_sequence_item: bool) -> list[str]:
+def _mapping(branch: Branch, indent: int) -> list[str]:
     pad = " " * indent
     lines: list[str] = []
     for key, value in branch:
@@ -66,12 +66,12 @@ def _mapping(branch: Branch, indent: int, in_sequence_item: bool) -> list[str]:
             continue
         text, literal = _string(key, simple_key="\n" not in key)
         if literal:  # a multi-line key cannot be a simple key: yaml.v3 writes "? |" then ": value"
-            lines.extend(_entry(f"{pad}?", key, indent, in_sequence_item))
-            lines.extend(_entry(f"{pad}:", value, indent, in_sequence_item))
+            lines.extend(_entry(f"{pad}?", key, indent, False))
+            lines.extend(_entry(f"{pad}:", value, indent, False))
             continue
         if key == "<<":  # a merge key, written the way sops (>= 3.9) keeps it
             text = "!!merge <<"
-        lines.extend(_entry(f"{pad}{text}:", value, indent, in_sequence_item))
+        lines.extend(_entry(f"{pad}{text}:", value, indent, False))
     return lines
 
 
@@ -79,7 +79,7 @@ def _entry(head: str, value: Any, indent: int, in_sequence_item: bool) -> list[s
     """`head` ("key:" or "-") followed by `value`, inline or as an indented block."""
     if isinstance(value, Branch) and value.keys():
         child = _child_indent(indent, in_sequence_item)
-        return [head, *_mapping(value, child, False)]
+        return [head, *_mapping(value, child)]
     if isinstance(value, list) and any(not isinstance(item, Comment) for item in value):
         child = _child_indent(indent, in_sequence_item)
         return [head, *_sequence(value, child)]
@@ -108,7 +108,7 @@ def _sequence(items: list[Any], indent: int) -> list[str]:
             lines.extend(_entry(f"{pad}-", item, indent, True))
             continue
         inner = indent + 2
-        body = _mapping(item, inner, True) if isinstance(item, Branch) else _sequence(item, inner)
+        body = _mapping(item, inner) if isinstance(item, Branch) else _sequence(item, inner)
         # leading comments cannot share the "- " line: keep them just above it
         while body and body[0].lstrip().startswith("#"):
             lines.append(pad + body.pop(0).lstrip())
