@@ -98,7 +98,7 @@ def measure(
     target: Running, scenario: Scenario, args: argparse.Namespace, work: Path, profiler: Profiler | None
 ) -> Measurement:
     url = target.base_url + (scenario.upstream_path if target.direct else scenario.gateway_path)
-    label = f"{target.name:8} {scenario.title}"
+    label = f"{target.name:8}"
     if problem := probe(url, scenario, target.direct):
         print(f"  {label}: probe failed: {problem}", flush=True)
         return Measurement(target.name, scenario.key, None, 0.0, 0.0, f"probe failed: {problem[:120]}")
@@ -134,29 +134,31 @@ def start_upstream(sup: Supervisor, work: Path) -> Running:
 
 
 def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Measurement]:
+    """Start every target, then measure scenario by scenario across the targets, so the runs a
+    ratio compares are seconds apart, not minutes, on a machine whose other load shifts."""
     upstream = start_upstream(sup, paths.work)
     paths.gateway_config.write_text(gateway_config(upstream.base_url))
     profiler = Profiler(ensure_py_spy(paths.work), paths.work / "profiles") if args.profile else None
     measurements: list[Measurement] = []
+    running: list[Running] = []
     for name in args.targets:
-        print(f"{name}:", flush=True)
         try:
             target = upstream if name == "direct" else STARTERS[name](sup, paths)
         except BenchError as exc:
-            print(f"  could not start {name}: {exc}", flush=True)
+            print(f"could not start {name}: {exc}", flush=True)
             first_line = str(exc).splitlines()[0]
             measurements += [Measurement(name, s.key, None, 0.0, 0.0, f"did not start: {first_line[:100]}")
                              for s in args.selected]  # fmt: skip
             continue
-        print(f"  started, RSS {rss_mb(target.proc.pid):.0f} MB", flush=True)
-        for scenario in args.selected:
-            if name == "relay" and scenario.kind not in RELAY_KINDS:
+        print(f"{name} started, RSS {rss_mb(target.proc.pid):.0f} MB", flush=True)
+        running.append(target)
+    for scenario in args.selected:
+        print(f"{scenario.title}:", flush=True)
+        for target in running:
+            if target.name == "relay" and scenario.kind not in RELAY_KINDS:
                 continue  # the reference relay only passes OpenAI-format traffic through
-            measurements.append(
-                measure(target, scenario, args, paths.work, profiler if name in ("seance", "relay") else None)
-            )
-        if target is not upstream:
-            sup.stop(target.proc)
+            sampled = profiler if target.name in ("seance", "relay") else None
+            measurements.append(measure(target, scenario, args, paths.work, sampled))
     return measurements
 
 
