@@ -9,11 +9,12 @@
 #
 # Environment: SEANCE_DEBIAN_SUITE (default bookworm), SEANCE_DEBIAN_MIRROR (default: apt's own),
 # SEANCE_BUILD_CA_BUNDLE (CA certificates pip should trust, for TLS-intercepting proxies; default
-# $PIP_CERT, else the host's bundle), and buildah's usual CONTAINERS_STORAGE_CONF etc.
+# $PIP_CERT, else the host's bundle), SEANCE_STORAGE_DRIVER (default vfs; use the same with
+# `buildah --storage-driver vfs …` to see the image), and buildah's usual CONTAINERS_STORAGE_CONF.
 # The last line printed is the image reference.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/src/seance/__init__.py")"
 tag="localhost/seance-gateway:${version:-dev}"
@@ -36,7 +37,10 @@ for tool in buildah mmdebstrap; do
 done
 
 # vfs and chroot work in unprivileged containers and CI runners without overlayfs or namespaces.
-export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
+# The driver is passed as a flag on every call: some buildah versions ignore $STORAGE_DRIVER.
+storage_driver="${SEANCE_STORAGE_DRIVER:-vfs}"
+buildah() { command buildah --storage-driver "$storage_driver" "$@"; }
+export BUILDAH_ISOLATION=chroot
 suite="${SEANCE_DEBIAN_SUITE:-bookworm}"
 base="localhost/seance-debian-base:$suite"
 

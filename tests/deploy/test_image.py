@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TAG = "localhost/seance-gateway:test"
 PORT = 18242
-BUILDAH_ENV = {**os.environ, "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
+BUILDAH = ["buildah", "--storage-driver", "vfs"]  # where scripts/build-image.sh puts the image
+BUILDAH_ENV = {**os.environ, "SEANCE_STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,7 +38,7 @@ pytestmark = [
 
 
 def _buildah(*args: str) -> str:
-    result = subprocess.run(["buildah", *args], env=BUILDAH_ENV, capture_output=True, text=True, check=True)
+    result = subprocess.run([*BUILDAH, *args], env=BUILDAH_ENV, capture_output=True, text=True, check=True)
     return result.stdout.strip()
 
 
@@ -45,8 +46,9 @@ def _buildah(*args: str) -> str:
 def image() -> str:
     started = time.monotonic()
     result = subprocess.run(
-        [str(ROOT / "scripts" / "build-image.sh"), "--tag", TAG], capture_output=True, text=True, check=False
-    )
+        [str(ROOT / "scripts" / "build-image.sh"), "--tag", TAG],
+        env=BUILDAH_ENV, capture_output=True, text=True, check=False,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == TAG
     print(f"image built in {time.monotonic() - started:.1f} s")
@@ -74,9 +76,18 @@ def _readiness(deadline: float) -> tuple[int, bytes]:
             time.sleep(0.2)
 
 
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=35)  # the gateway drains for up to 25 s
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 def test_gateway_serves_readiness_inside_the_image(container: str) -> None:
     command = [
-        "buildah", "run", "--isolation", "chroot", "--env", "LITELLM_MASTER_KEY=sk-image-test", container,
+        *BUILDAH, "run", "--isolation", "chroot", "--env", "LITELLM_MASTER_KEY=sk-image-test", container,
         "--", "seance", "gateway", "--host", "127.0.0.1", "--port", str(PORT),
     ]  # fmt: skip
     server = subprocess.Popen(command, env=BUILDAH_ENV, start_new_session=True)
@@ -87,12 +98,45 @@ def test_gateway_serves_readiness_inside_the_image(container: str) -> None:
         assert status == 200
         assert b"healthy" in body
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=35)  # the gateway drains for up to 25 s
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        _stop(server)
+
+
+# As the pod runs it: read-only root, a fresh /tmp, uid 10001, the synthesized config.yaml.
+READ_ONLY_RUN = """
+set -e
+mount --bind "$ROOTFS" "$JAIL"
+mount -o remount,ro,bind "$JAIL"
+mount -t tmpfs -o size=64m,mode=1777 tmpfs "$JAIL/tmp"
+mount --rbind /dev "$JAIL/dev"
+mount -t proc proc "$JAIL/proc"
+cp "$CONFIG" "$JAIL/tmp/config.yaml"
+exec chroot --userspec=10001:10001 "$JAIL" /opt/seance/bin/seance gateway \
+  --config /tmp/config.yaml --host 127.0.0.1 --port "$PORT"
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
+def test_gateway_needs_no_writable_disk_but_tmp(container: str, tmp_path: Path) -> None:
+    from tests.deploy.helpers import find, synth_documents
+
+    config = tmp_path / "config.yaml"
+    documents = synth_documents("prod", valkey={"mode": "none"})
+    config.write_text(find(documents, "ConfigMap")["data"]["config.yaml"])
+    jail = tmp_path / "jail"
+    jail.mkdir()
+    rootfs = _buildah("mount", container)
+    env = {
+        "PATH": "/opt/seance/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1", "LITELLM_MASTER_KEY": "sk-image-test",
+        "ROOTFS": rootfs, "JAIL": str(jail), "CONFIG": str(config), "PORT": str(PORT),
+    }  # fmt: skip
+    server = subprocess.Popen(["unshare", "--mount", "sh", "-c", READ_ONLY_RUN], env=env, start_new_session=True)
+    try:
+        status, _ = _readiness(deadline=time.monotonic() + 60)
+        assert status == 200
+    finally:
+        _stop(server)
+        _buildah("umount", container)
 
 
 def test_image_runs_non_root_and_holds_the_gateway_only(container: str) -> None:
