@@ -91,26 +91,31 @@ class PassThroughStream(StreamTranslator):
 
 
 def read_usage(body: bytes) -> Usage | None:
-    """Usage from the last `"usage": {...}` object in a JSON body or SSE tail, without parsing the
-    whole body (an embeddings answer can be megabytes of floats). Braces are matched with bytes
-    methods, which run in C; usage objects hold no strings that could contain a brace."""
+    """Usage from the last `"usage"` object of a JSON body or SSE tail, read with bytes searches
+    instead of a parse: an embeddings answer can be megabytes of floats, and this runs on every
+    pass-through answer. `"usage": null` (and no usage at all) gives None."""
     at = body.rfind(b'"usage"')
     if at == -1:
         return None
-    start = body.find(b"{", at)
-    if start == -1 or body[at + 7 : start].strip(b" \t\r\n:") != b"":
+    prompt = _count_after(body, b'"prompt_tokens"', at)
+    completion = _count_after(body, b'"completion_tokens"', at)
+    if prompt is None and completion is None:
         return None
-    end = start
-    while True:
-        end = body.find(b"}", end + 1)
-        if end == -1:
-            return None
-        if body.count(b"{", start, end) == body.count(b"}", start, end + 1):
-            break
-    try:
-        return Usage.from_openai(orjson.loads(body[start : end + 1]))
-    except orjson.JSONDecodeError:
+    return Usage(prompt or 0, completion or 0)
+
+
+def _count_after(body: bytes, key: bytes, start: int) -> int | None:
+    at = body.find(key, start)
+    if at == -1:
         return None
+    at += len(key)
+    end = len(body)
+    while at < end and body[at] in b" \t\r\n:":
+        at += 1
+    digits = at
+    while digits < end and 0x30 <= body[digits] <= 0x39:
+        digits += 1
+    return int(body[at:digits]) if digits > at else None
 
 
 # The family. `default_base` ends at the version segment; PATHS are appended to it.
