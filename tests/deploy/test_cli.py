@@ -47,7 +47,8 @@ def test_synth_to_stdout_with_values_and_set(secrets_file: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     documents = list(yaml.safe_load_all(result.stdout))
     assert find(documents, "HTTPRoute") and find(documents, "Ingress")
-    assert find(documents, "Deployment", "litellm")["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "5"
+    args = find(documents, "Deployment", "litellm")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--workers") + 1] == "5"
 
 
 @pytest.mark.parametrize(

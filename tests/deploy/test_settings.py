@@ -13,6 +13,7 @@ def test_environments_differ_where_they_should() -> None:
     assert (dev.host, prod.host) == ("backend.dev.localhost", "backend.seance.dev")
     assert dev.replicas == 1 and prod.autoscaling.enabled and not dev.autoscaling.enabled
     assert dev.termination_grace_seconds == prod.termination_grace_seconds == 30
+    assert load_settings("prod", {"drain_seconds": 120}).termination_grace_seconds == 125
 
 
 def test_unknown_environment() -> None:

@@ -78,7 +78,7 @@ def test_deployment_shape(dev_documents: list[Any]) -> None:
     assert {"name": "REDIS_URL", "value": "redis://valkey:6379/0"} in container["env"]
     assert container["command"] + container["args"] == [
         "seance", "gateway", "--config", "/etc/seance/config.yaml",
-        "--host", "0.0.0.0", "--port", "4000", "--workers", "1",
+        "--host", "0.0.0.0", "--port", "4000", "--workers", "1", "--graceful-timeout", "25",
     ]  # fmt: skip
     assert container["ports"] == [{"name": "http", "containerPort": 4000, "protocol": "TCP"}]
     assert container["startupProbe"]["httpGet"] == {"path": "/health/liveliness", "port": "http"}
@@ -94,9 +94,10 @@ def test_deployment_shape(dev_documents: list[Any]) -> None:
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     assert volumes[mounts["/tmp"]["name"]]["emptyDir"] is not None
     assert volumes[mounts["/etc/seance"]["name"]]["configMap"] == {"name": "litellm-config"}
-    # preStop sleep + the gateway's 25 s drain must fit before SIGKILL
+    # preStop sleep + the gateway's drain must fit before SIGKILL
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert pod["terminationGracePeriodSeconds"] >= pre_stop + 25
+    drain = int(container["args"][container["args"].index("--graceful-timeout") + 1])
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + drain
     assert pod["terminationGracePeriodSeconds"] == 30
 
 
@@ -194,7 +195,8 @@ def test_prod_autoscales_and_leaves_replicas_to_the_hpa(prod_documents: list[Any
     assert hpa["spec"]["minReplicas"] == 2
     pdb = find(prod_documents, "PodDisruptionBudget", "litellm")
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "2"  # workers
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--workers") + 1] == "2"
     ingress = find(prod_documents, "Ingress", "litellm-ingress")
     assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
 

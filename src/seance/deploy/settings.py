@@ -18,8 +18,6 @@ from seance.deploy.errors import DeployError
 
 NAMESPACE = "seance"
 GATEWAY_PORT = 4000
-# The gateway drains for up to this long on SIGTERM (uvicorn's graceful shutdown timeout).
-GATEWAY_DRAIN_SECONDS = 25
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
@@ -144,6 +142,8 @@ class Settings(_Model):
     autoscaling: Autoscaling = Autoscaling()
     # Seconds a terminating pod keeps serving while endpoints are removed from load balancers.
     pre_stop_sleep_seconds: int = Field(default=3, ge=0, le=30)
+    # Seconds in-flight requests and streams get to finish after SIGTERM (`--graceful-timeout`).
+    drain_seconds: int = Field(default=25, ge=1, le=3600)
 
     @field_validator("host")
     @classmethod
@@ -155,7 +155,7 @@ class Settings(_Model):
     @property
     def termination_grace_seconds(self) -> int:
         # preStop sleep, then the gateway's drain, then a little slack before SIGKILL.
-        return self.pre_stop_sleep_seconds + GATEWAY_DRAIN_SECONDS + 2
+        return self.pre_stop_sleep_seconds + self.drain_seconds + 2
 
     @field_validator("image")
     @classmethod

@@ -73,6 +73,7 @@ def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum
             "--host", "0.0.0.0",
             "--port", str(GATEWAY_PORT),
             "--workers", str(settings.gateway.workers),
+            "--graceful-timeout", str(settings.drain_seconds),
         ],
         "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
         "envFrom": [{"secretRef": {"name": SECRET_NAME}}],
