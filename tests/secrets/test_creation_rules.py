@@ -80,7 +80,7 @@ def test_repo_config_covers_the_example_secrets() -> None:
     [
         ("  - age: x\n    shamir_threshold: two\n", "shamir_threshold must be an integer"),
         ("  - key_groups: [a, b]\n", "key_groups must be a list of mappings"),
-        ("  - age: x\n    unencrypted_comment_regex: y\n", "unencrypted_comment_regex is not implemented"),
+        ("  - age: x\n    encrypted_comment_regex: '['\n", "encrypted_comment_regex is not a valid regular expression"),
         ("  - path_regex: '['\n    age: x\n", "bad path_regex"),
     ],
 )

@@ -75,14 +75,3 @@ def test_foreign_key_type_is_delegated_to_sops(tmp_path: Path, clean_env: dict[s
         "yaml",
         str(path),
     ]
-
-
-def test_comment_regex_files_need_sops(tmp_path: Path, clean_env: dict[str, str]) -> None:
-    text = (REPO / "secrets" / "secrets.yaml").read_text()
-    path = tmp_path / "c.yaml"
-    path.write_text(
-        text.replace("    unencrypted_suffix: _unencrypted\n", "    unencrypted_comment_regex: sops:clear\n")
-    )
-    env = {**clean_env, "PATH": str(tmp_path / "empty")}
-    with pytest.raises(SecretsError, match="uses unencrypted_comment_regex, which seance does not implement, and no"):
-        load_and_decrypt(path, KeyRing(env=env, age_identities=[], use_gpg=False))

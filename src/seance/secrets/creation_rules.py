@@ -67,8 +67,6 @@ def metadata_from_rule(rule: Mapping[str, Any], where: str) -> Metadata:
     rules = Rules(mac_only_encrypted=rule.get("mac_only_encrypted") is True)
     for name in _RULE_TEXT_FIELDS:
         if rule.get(name):
-            if name.endswith("_comment_regex"):
-                raise SecretsError(f"{where}: {name} is not implemented by seance; use the sops binary")
             setattr(rules, name, str(rule[name]))
     if not any(getattr(rules, name) for name in _RULE_TEXT_FIELDS):
         rules.unencrypted_suffix = "_unencrypted"  # sops' default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,14 +67,15 @@ class Rules:
         chosen = [name for name in _RULE_FIELDS if getattr(self, name)]
         if len(chosen) > 1:
             raise SecretsError(f"only one of {', '.join(chosen)} may be set")
-        for name in ("unencrypted_regex", "encrypted_regex"):
+        for name in ("unencrypted_regex", "encrypted_regex", "unencrypted_comment_regex", "encrypted_comment_regex"):
             try:
                 re.compile(getattr(self, name))
             except re.error as error:
                 raise SecretsError(f"{name} is not a valid regular expression: {error}") from None
 
-    def encrypts(self, path: list[str]) -> bool:
-        """Whether the value at `path` is encrypted (sops' rules: any path element decides)."""
+    def encrypts(self, path: list[str], comments: Sequence[Sequence[str]] = (), leaf: Any = None) -> bool:
+        """Whether the value at `path` is encrypted, by sops' rules: a key rule applies when any key
+        on the path matches it; a comment rule when any comment in force (see `tree.walk`) does."""
         if self.unencrypted_suffix and any(p.endswith(self.unencrypted_suffix) for p in path):
             return False
         if self.encrypted_suffix:
@@ -82,7 +84,17 @@ class Rules:
             return False
         if self.encrypted_regex:
             return any(re.search(self.encrypted_regex, p) for p in path)
+        if self.unencrypted_comment_regex:
+            return not _marked(self.unencrypted_comment_regex, comments)
+        if self.encrypted_comment_regex:
+            if isinstance(leaf, Comment) and re.search(self.encrypted_comment_regex, leaf.value):
+                return False  # the marking comment itself stays readable, or nobody could find it
+            return _marked(self.encrypted_comment_regex, comments)
         return True
+
+
+def _marked(pattern: str, comments: Sequence[Sequence[str]]) -> bool:
+    return any(re.search(pattern, comment) for level in comments for comment in level)
 
 
 @dataclass

@@ -79,19 +79,11 @@ def render(docs: list[Branch], metadata: Metadata | None, fmt: Format) -> str:
     return dump_json(docs) if fmt == "json" else dump_yaml(docs)
 
 
-def _unsupported_features(metadata: Metadata) -> list[str]:
-    rules = metadata.rules
-    return [name for name in ("unencrypted_comment_regex", "encrypted_comment_regex") if getattr(rules, name)]
-
-
 def decrypt(parsed: SopsFile, where: str, keyring: KeyRing, *, ignore_mac: bool = False) -> Decrypted:
     """Decrypt in process. Raises `DelegationNeeded` for what only the sops binary can do."""
     metadata = parsed.metadata
     if metadata is None:
         raise SecretsError(f"{where}: not a SOPS-encrypted file (no 'sops' section)")
-    unsupported = _unsupported_features(metadata)
-    if unsupported:
-        raise DelegationNeeded(f"{where}: uses {', '.join(unsupported)}, which seance does not implement")
     try:
         data_key = recover_data_key(metadata, keyring, where)
     except NoKeyError as error:

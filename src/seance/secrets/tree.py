@@ -34,34 +34,54 @@ class Branch(list[tuple[Any, Any]]):
 
 
 Scalar: TypeAlias = str | int | float | bool | bytes | datetime | None
-# Leaf visitor: (value, key path) -> new value
-LeafVisitor = Callable[[Any, list[str]], Any]
+# The comments in force where a leaf sits: one list per enclosing mapping, innermost last (see `walk`).
+CommentStack = list[list[str]]
+# Leaf visitor: (value, key path, comment stack) -> new value
+LeafVisitor = Callable[[Any, list[str], CommentStack], Any]
 
 LEAF_TYPES = (str, int, float, bool, bytes, datetime, Comment)
 
 
-def walk(value: Any, path: list[str], visit: LeafVisitor) -> Any:
+def walk(value: Any, path: list[str], visit: LeafVisitor, stack: CommentStack | None = None) -> Any:
     """Rebuild `value`, passing every leaf (comments included, nulls excluded) to `visit`.
 
     Lists do not add to the path: a list element's path is its parent key's, as in sops. An
     encrypted comment inside a list stays a plain `ENC[…]` element, which is what sops writes.
+
+    The comment stack mirrors sops' walk, which `*_comment_regex` rules depend on: each mapping and
+    each list opens a level; a comment joins the current level before it is visited itself; the
+    level is cleared after each non-comment entry (checked against sops 3.11 in the interop tests).
     """
+    stack = [[]] if stack is None else stack
     if isinstance(value, Branch):
+        level: list[str] = []
+        inner = [*stack, level]
         out = Branch()
         for key, item in value:
             if isinstance(key, Comment):
+                level.append(key.value)
                 # an encrypted comment comes back as text; in a mapping it stays a comment line
-                new_key = visit(key, path)
+                new_key = visit(key, path, inner)
                 out.append((new_key if isinstance(new_key, Comment) else Comment(str(new_key)), None))
             else:
-                out.append((key, walk(item, [*path, key], visit)))
+                out.append((key, walk(item, [*path, key], visit, inner)))
+                level.clear()
         return out
     if isinstance(value, list):
-        return [walk(item, path, visit) for item in value]
+        level = []
+        inner = [*stack, level]
+        items = []
+        for item in value:
+            if isinstance(item, Comment):
+                level.append(item.value)
+            items.append(walk(item, path, visit, inner))
+            if not isinstance(item, Comment):
+                level.clear()
+        return items
     if value is None:
         return None
     if isinstance(value, LEAF_TYPES):
-        return visit(value, path)
+        return visit(value, path, stack)
     raise TypeError(f"unsupported value type {type(value).__name__}")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from seance.secrets.cipher import decrypt_value, encrypt_value, is_encrypted_text, value_bytes
 from seance.secrets.errors import MacMismatchError, SecretsError
 from seance.secrets.metadata import Metadata, Rules
-from seance.secrets.tree import Branch, Comment, walk
+from seance.secrets.tree import Branch, Comment, CommentStack, walk
 
 
 def _new_hash(rules: Rules) -> Any:
@@ -41,8 +41,8 @@ def encrypt_docs(docs: list[Branch], metadata: Metadata, data_key: bytes, *, kee
     rules = metadata.rules
     digest = _new_hash(rules)
 
-    def visit(value: Any, path: list[str]) -> Any:
-        encrypted = rules.encrypts(path)
+    def visit(value: Any, path: list[str], comments: CommentStack) -> Any:
+        encrypted = rules.encrypts(path, comments, value)
         if not isinstance(value, Comment) and (encrypted or not rules.mac_only_encrypted):
             try:
                 digest.update(value_bytes(value)[0])
@@ -70,8 +70,8 @@ def decrypt_docs(
     rules = metadata.rules
     digest = _new_hash(rules)
 
-    def visit(value: Any, path: list[str]) -> Any:
-        encrypted = rules.encrypts(path)
+    def visit(value: Any, path: list[str], comments: CommentStack) -> Any:
+        encrypted = rules.encrypts(path, comments, value)
         plain = value
         if encrypted and isinstance(value, Comment):
             if is_encrypted_text(value.value):
