@@ -30,7 +30,7 @@ def test_synth_writes_a_private_manifest(secrets_file: Path, tmp_path: Path) -> 
     out = tmp_path / "dist" / "seance.k8s.yaml"
     result = CliRunner().invoke(main, ["synth", "--env", "prod", "--secrets", str(secrets_file), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "wrote 10 objects for prod" in result.output
+    assert "wrote 11 objects for prod" in result.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     documents = list(yaml.safe_load_all(out.read_text()))
     assert find(documents, "Secret")["stringData"] == SECRETS
@@ -152,6 +152,7 @@ def test_deploy_removes_what_the_settings_turned_off(
     assert deletes == [
         "deployments.apps/valkey",
         "services/valkey",
+        "networkpolicies.networking.k8s.io/valkey",
         "horizontalpodautoscalers.autoscaling/litellm",
         "ingresses.networking.k8s.io/litellm-ingress",
     ]

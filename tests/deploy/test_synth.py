@@ -48,6 +48,7 @@ def test_objects_and_names_match_the_original_troubleshooting_commands(dev_docum
         ("Ingress", "litellm-ingress"),
         ("Deployment", "valkey"),
         ("Service", "valkey"),
+        ("NetworkPolicy", "valkey"),
         ("PodDisruptionBudget", "litellm"),
     ]:
         assert kind_name in kinds
@@ -210,7 +211,14 @@ def test_valkey_modes() -> None:
     external = synth_documents("prod", redis, valkey={"mode": "external"})
     assert not [doc for doc in external if doc["metadata"]["name"] == "valkey"]
     assert find(external, "Secret")["stringData"]["REDIS_URL"] == "redis://cache.example:6379"
-    valkey = find(synth_documents("dev"), "Deployment", "valkey")["spec"]["template"]["spec"]
+    in_cluster = synth_documents("dev")
+    policy = find(in_cluster, "NetworkPolicy", "valkey")["spec"]
+    assert policy["podSelector"]["matchLabels"] == find(in_cluster, "Service", "valkey")["spec"]["selector"]
+    gateway_pods = find(in_cluster, "Deployment", "litellm")["spec"]["template"]["metadata"]["labels"]
+    (rule,) = policy["ingress"]
+    assert rule["from"][0]["podSelector"]["matchLabels"].items() <= gateway_pods.items()
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+    valkey = find(in_cluster, "Deployment", "valkey")["spec"]["template"]["spec"]
     assert valkey["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     assert valkey["containers"][0]["args"][:2] == ["--save", ""]
 

@@ -62,6 +62,8 @@ def test_forwards_port_4000_and_groups_config_objects(tilt: TiltStubs) -> None:
     assert {"seance-secrets:secret", "litellm-config:configmap", "litellm-ingress:ingress"} <= set(
         litellm["objects"]
     )
+    assert resources["valkey"]["objects"] == ["valkey:networkpolicy"]
+    assert not set(litellm["objects"]) & set(resources["valkey"]["objects"])
     (tests,) = tilt.named("local_resource")
     assert tests["trigger_mode"] == TRIGGER_MODE_MANUAL
 

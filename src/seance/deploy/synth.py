@@ -48,6 +48,7 @@ def check_secrets(settings: Settings, secrets: Mapping[str, str]) -> None:
 OPTIONAL_OBJECTS = {
     ("Deployment", "valkey"): "deployments.apps/valkey",
     ("Service", "valkey"): "services/valkey",
+    ("NetworkPolicy", "valkey"): "networkpolicies.networking.k8s.io/valkey",
     ("HorizontalPodAutoscaler", "litellm"): "horizontalpodautoscalers.autoscaling/litellm",
     ("Ingress", routing.INGRESS_NAME): f"ingresses.networking.k8s.io/{routing.INGRESS_NAME}",
     ("HTTPRoute", "litellm"): "httproutes.gateway.networking.k8s.io/litellm",
@@ -73,7 +74,11 @@ def synthesize(settings: Settings, secrets: Mapping[str, str]) -> list[Manifest]
         objects.config_map(settings, config_text),
     ]
     if settings.valkey.mode == "in-cluster":
-        documents += [workloads.valkey_service(settings), workloads.valkey_deployment(settings)]
+        documents += [
+            workloads.valkey_service(settings),
+            workloads.valkey_deployment(settings),
+            workloads.valkey_network_policy(settings),
+        ]
     documents += [
         routing.service(settings),
         workloads.gateway_deployment(

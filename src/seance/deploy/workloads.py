@@ -225,3 +225,22 @@ def valkey_service(settings: Settings) -> Manifest:
             "ports": [{"name": "redis", "port": VALKEY_PORT, "targetPort": "redis", "protocol": "TCP"}],
         },
     }
+
+
+def valkey_network_policy(settings: Settings) -> Manifest:
+    """Only the gateway's pods may reach Valkey: it holds cached responses and has no password."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(VALKEY_SERVICE, labels(VALKEY_SERVICE, "cache", settings)),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(VALKEY_SERVICE)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": selector_labels(APP)}}],
+                    "ports": [{"protocol": "TCP", "port": VALKEY_PORT}],
+                }
+            ],
+        },
+    }
