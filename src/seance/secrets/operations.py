@@ -94,7 +94,7 @@ def _without_wrapped_keys(groups: list[KeyGroup]) -> list[KeyGroup]:
 
 def _require_in_process(decrypted: Decrypted, action: str) -> None:
     if not decrypted.data_key:
-        raise SecretsError(f"this file was decrypted by the sops binary (KMS/Vault keys or comment regexes); {action}")
+        raise SecretsError(f"this file was decrypted by the sops binary (its data key is wrapped with KMS/Vault keys); {action}")
 
 
 def rotate(decrypted: Decrypted, keyring: KeyRing) -> str:
