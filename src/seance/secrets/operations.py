@@ -94,7 +94,7 @@ def _without_wrapped_keys(groups: list[KeyGroup]) -> list[KeyGroup]:
 
 def _require_in_process(decrypted: Decrypted, action: str) -> None:
     if not decrypted.data_key:
-        raise SecretsError(f"this file was decrypted by the sops binary (its data key is wrapped with KMS/Vault keys); {action}")
+        raise SecretsError(f"this file's data key is wrapped with KMS/Vault keys, which only sops can use; {action}")
 
 
 def rotate(decrypted: Decrypted, keyring: KeyRing) -> str:
