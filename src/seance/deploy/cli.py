@@ -58,7 +58,7 @@ def _env_option(required: bool) -> Callable[[F], F]:
 def synth(env: str, secrets_path: Path, values_files: Sequence[Path], set_options: Sequence[str], out: str) -> None:
     """Synthesize the Kubernetes manifest of one environment as one multi-document YAML."""
     try:
-        text, documents = _synthesize(env, secrets_path, values_files, set_options)
+        text, documents = _synthesize(_settings(env, values_files, set_options), secrets_path)
         if out == "-":
             sys.stdout.write(text)
             return
@@ -92,7 +92,7 @@ def deploy(
 
     try:
         settings = _settings(env, values_files, set_options)
-        text, documents = _synthesize(env, secrets_path, values_files, set_options, settings)
+        text, documents = _synthesize(settings, secrets_path)
         rollouts = (["valkey"] if settings.valkey.mode == "in-cluster" else []) + ["litellm"]
         stale = omitted_objects(documents)
         apply_and_wait(Kubectl(kubectl_path, context), text, stale, rollouts, timeout_seconds, dry_run)
@@ -109,17 +109,11 @@ def _settings(env: str, values_files: Sequence[Path], set_options: Sequence[str]
     return load_settings(env, overrides)
 
 
-def _synthesize(
-    env: str,
-    secrets_path: Path,
-    values_files: Sequence[Path],
-    set_options: Sequence[str],
-    settings: Settings | None = None,
-) -> tuple[str, list[Manifest]]:
+def _synthesize(settings: Settings, secrets_path: Path) -> tuple[str, list[Manifest]]:
+    """Settings are checked before the secrets are decrypted: a typo fails fast, with no key needed."""
     from seance.deploy.secrets_source import load_flat_secrets
     from seance.deploy.synth import dump_yaml, synthesize
 
-    settings = settings or _settings(env, values_files, set_options)
     documents = synthesize(settings, load_flat_secrets(secrets_path))
     return dump_yaml(documents), documents
 
