@@ -100,6 +100,7 @@ def test_deploy_dry_run_calls(secrets_file: Path, kubectl_log: Path) -> None:
     manifest = list(yaml.safe_load_all(str(calls[1]["stdin"])))
     assert find(manifest, "Secret")["stringData"] == SECRETS
     assert "context kind-seance" in result.output and "nothing was changed" in result.output
+    assert "prod: 11 objects, image localhost/seance-gateway:" in result.output
 
 
 def test_deploy_applies_then_waits_for_rollouts(secrets_file: Path, kubectl_log: Path) -> None:

@@ -87,15 +87,19 @@ def deploy(
     kubectl_path: str,
 ) -> None:
     """Synthesize, apply server-side into namespace `seance`, and wait for the rollout."""
-    from seance.deploy.kubectl import Kubectl, apply_and_wait
+    from seance.deploy.kubectl import Kubectl, Plan, apply_and_wait
     from seance.deploy.synth import omitted_objects
 
     try:
         settings = _settings(env, values_files, set_options)
         text, documents = _synthesize(settings, secrets_path)
-        rollouts = (["valkey"] if settings.valkey.mode == "in-cluster" else []) + ["litellm"]
-        stale = omitted_objects(documents)
-        apply_and_wait(Kubectl(kubectl_path, context), text, stale, rollouts, timeout_seconds, dry_run)
+        plan = Plan(
+            summary=f"{env}: {len(documents)} objects, image {settings.image}",
+            manifest=text,
+            stale=omitted_objects(documents),
+            rollouts=(["valkey"] if settings.valkey.mode == "in-cluster" else []) + ["litellm"],
+        )
+        apply_and_wait(Kubectl(kubectl_path, context), plan, timeout_seconds, dry_run)
     except DeployError as exc:
         raise click.ClickException(str(exc)) from None
 

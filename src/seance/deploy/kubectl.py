@@ -44,25 +44,29 @@ class Kubectl:
         return result.stdout.strip()
 
 
-def apply_and_wait(
-    kubectl: Kubectl,
-    manifest: str,
-    stale: Sequence[str],
-    rollouts: Sequence[str],
-    timeout_seconds: int,
-    dry_run: bool,
-) -> None:
-    """Server-side apply of the whole stream, delete the `stale` objects the settings no longer
-    produce, then wait for each Deployment in `rollouts` to finish rolling out."""
+@dataclass(frozen=True)
+class Plan:
+    """What one deploy does: apply `manifest`, delete `stale`, wait for `rollouts`."""
+
+    summary: str  # e.g. "prod: 11 objects, image …", shown before anything changes
+    manifest: str
+    stale: Sequence[str]
+    rollouts: Sequence[str]
+
+
+def apply_and_wait(kubectl: Kubectl, plan: Plan, timeout_seconds: int, dry_run: bool) -> None:
+    """Server-side apply of the whole stream, delete the objects the settings no longer produce,
+    then wait for each Deployment to finish rolling out."""
     context = kubectl.context or kubectl.output(["config", "current-context"])
     mode = "dry run (server side, nothing is changed)" if dry_run else "applying"
-    _say(f"==> {mode}: namespace {NAMESPACE}, context {context}")
+    _say(f"==> {mode} {plan.summary}")
+    _say(f"==> namespace {NAMESPACE}, context {context}")
     dry = ["--dry-run=server"] if dry_run else []
     apply = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", *dry]
-    kubectl.run([*apply, "-f", "-"], stdin=manifest)
-    if stale:
-        _say(f"==> removing what the settings no longer produce (if present): {', '.join(stale)}")
-    for reference in stale:
+    kubectl.run([*apply, "-f", "-"], stdin=plan.manifest)
+    if plan.stale:
+        _say(f"==> removing what the settings no longer produce (if present): {', '.join(plan.stale)}")
+    for reference in plan.stale:
         delete = ["delete", reference, "-n", NAMESPACE, "--ignore-not-found", *dry]
         # Without the Gateway API CRDs the cluster cannot hold an HTTPRoute, so there is none to delete.
         optional_kind = reference.startswith("httproutes.")
@@ -71,7 +75,7 @@ def apply_and_wait(
     if dry_run:
         _say("==> dry run finished; nothing was changed")
         return
-    for deployment in rollouts:
+    for deployment in plan.rollouts:
         _say(f"==> waiting for deployment/{deployment} to roll out (timeout {timeout_seconds}s)")
         kubectl.run(
             ["rollout", "status", f"deployment/{deployment}", "-n", NAMESPACE, f"--timeout={timeout_seconds}s"]
