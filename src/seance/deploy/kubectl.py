@@ -58,7 +58,7 @@ def apply_and_wait(kubectl: Kubectl, plan: Plan, timeout_seconds: int, dry_run: 
     """Server-side apply of the whole stream, delete the objects the settings no longer produce,
     then wait for each Deployment to finish rolling out."""
     context = kubectl.context or kubectl.output(["config", "current-context"])
-    mode = "dry run (server side, nothing is changed)" if dry_run else "applying"
+    mode = "server-side dry run (nothing changes) of" if dry_run else "applying"
     _say(f"==> {mode} {plan.summary}")
     _say(f"==> namespace {NAMESPACE}, context {context}")
     dry = ["--dry-run=server"] if dry_run else []
