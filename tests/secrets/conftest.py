@@ -22,24 +22,27 @@ def fixtures_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def gnupg_home(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> Iterator[Path]:
-    """A private GNUPGHOME with the fixture PGP keys imported (never the user's keyring)."""
+def maybe_gnupg_home(tmp_path_factory: pytest.TempPathFactory, fixtures_dir: Path) -> Iterator[Path | None]:
+    """A private GNUPGHOME with the fixture PGP keys imported (never the user's keyring), or None
+    when gpg is not installed."""
     gpg = shutil.which("gpg")
     if gpg is None:
-        pytest.skip("gpg is not installed (Debian package 'gnupg'); PGP tests need it")
+        yield None
+        return
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
     keys = sorted(str(p) for p in (fixtures_dir / "keys").glob("*.asc"))
-    subprocess.run(
-        [gpg, "--batch", "--import", *keys],
-        env={**os.environ, "GNUPGHOME": str(home)},
-        capture_output=True,
-        check=True,
-    )
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run([gpg, "--batch", "--import", *keys], env=env, capture_output=True, check=True)
     yield home
-    subprocess.run(
-        ["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(home)}, capture_output=True, check=False
-    )
+    subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True, check=False)
+
+
+@pytest.fixture
+def gnupg_home(maybe_gnupg_home: Path | None) -> Path:
+    if maybe_gnupg_home is None:
+        pytest.skip("gpg is not installed (Debian package 'gnupg'); PGP tests need it")
+    return maybe_gnupg_home
 
 
 @pytest.fixture
@@ -51,9 +54,10 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def keyring(clean_env: dict[str, str], gnupg_home: Path) -> KeyRing:
-    """All fixture keys: age identities in memory, PGP keys in the private GnuPG home."""
-    return KeyRing(env={**clean_env, "GNUPGHOME": str(gnupg_home)}, age_identities=fixture_identities())
+def keyring(clean_env: dict[str, str], maybe_gnupg_home: Path | None) -> KeyRing:
+    """All fixture keys: age identities in memory, PGP keys in the private GnuPG home (if gpg exists)."""
+    env = {**clean_env, "GNUPGHOME": str(maybe_gnupg_home)} if maybe_gnupg_home else clean_env
+    return KeyRing(env=env, age_identities=fixture_identities(), use_gpg=maybe_gnupg_home is not None)
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def test_bad_key_material_is_reported_by_line_without_echoing_it(tmp_path: Path)
     with pytest.raises(SecretsError, match="cannot read it"):
         discover_identities({"SOPS_AGE_KEY_FILE": str(tmp_path / "missing.txt")})
     with pytest.raises(SecretsError, match="SOPS_AGE_KEY_CMD exited with status 1"):
-        discover_identities({"SOPS_AGE_KEY_CMD": "false"})
+        discover_identities({"SOPS_AGE_KEY_CMD": f"{sys.executable} -c 'raise SystemExit(1)'"})
 
 
 def test_wrap_and_unwrap() -> None:

@@ -65,7 +65,7 @@ def test_age_fixture_decrypts_to_expected(name: str, age_keyring: KeyRing) -> No
 
 
 @pytest.mark.parametrize("name", PGP_FILES)
-def test_pgp_fixture_decrypts_to_expected(name: str, keyring: KeyRing) -> None:
+def test_pgp_fixture_decrypts_to_expected(name: str, keyring: KeyRing, gnupg_home: Path) -> None:
     keyring.age_identities = []
     check_against_expected(FIXTURES / "pgp" / name, f"{name}.json", keyring)
 
@@ -97,7 +97,7 @@ def test_multidoc_mac_covers_both_documents(age_keyring: KeyRing) -> None:
     ]
 
 
-def test_no_mac_file_is_refused_without_ignore_mac(keyring: KeyRing) -> None:
+def test_no_mac_file_is_refused_without_ignore_mac(keyring: KeyRing, gnupg_home: Path) -> None:
     with pytest.raises(MacMismatchError, match="no MAC"):
         load_and_decrypt(FIXTURES / "pgp" / "sops.no_mac.yaml", keyring)
 
