@@ -49,10 +49,6 @@ def _leaves(value: Any, path: tuple[str, ...], out: list[tuple[tuple[str, ...], 
         out.append((path, value))
 
 
-def _identity(value: Any) -> tuple[bytes, str]:
-    return value_bytes(value)
-
-
 def keep_unchanged(encrypted: SopsFile, decrypted: Decrypted) -> Keep:
     """A `keep` callback: a value whose key path and plaintext (and type) are unchanged gets its old
     ciphertext back, so an edit only changes the lines the user changed."""
@@ -65,10 +61,10 @@ def keep_unchanged(encrypted: SopsFile, decrypted: Decrypted) -> Keep:
     for (path, old), (_, plain) in zip(cipher_leaves, plain_leaves, strict=True):
         text = old.value if isinstance(old, Comment) else old
         if isinstance(text, str) and text.startswith("ENC["):
-            known[(path, _identity(plain))].append(text)
+            known[(path, value_bytes(plain))].append(text)
 
     def keep(path: list[str], value: Any) -> Any:
-        candidates = known.get((tuple(path), _identity(value)))
+        candidates = known.get((tuple(path), value_bytes(value)))
         return candidates.pop(0) if candidates else None
 
     return keep

@@ -23,12 +23,6 @@ class Comment:
 class Branch(list[tuple[Any, Any]]):
     """An ordered mapping with comment entries: [(key or Comment, value), ...]."""
 
-    def get(self, key: str, default: Any = None) -> Any:
-        for item_key, value in self:
-            if item_key == key and not isinstance(item_key, Comment):
-                return value
-        return default
-
     def keys(self) -> list[str]:
         return [key for key, _ in self if not isinstance(key, Comment)]
 
@@ -91,13 +85,4 @@ def to_plain(value: Any) -> Any:
         return {key: to_plain(item) for key, item in value if not isinstance(key, Comment)}
     if isinstance(value, list):
         return [to_plain(item) for item in value if not isinstance(item, Comment)]
-    return value
-
-
-def from_plain(value: Any) -> Any:
-    """dicts/lists (e.g. from JSON or tests) as a tree."""
-    if isinstance(value, dict):
-        return Branch((str(key), from_plain(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return [from_plain(item) for item in value]
     return value
