@@ -33,3 +33,41 @@ def test_every_setting_is_documented() -> None:
         if nested:
             assert all(sub in text for sub in nested), f"{name}: some sub-settings are not documented"
         assert f"`{name}" in text, f"setting {name} is not documented"
+
+
+GATEWAY_DOC = DOC.parent / "gateway.md"
+
+
+def test_gateway_doc_config_example_starts(tmp_path: Path) -> None:
+    from seance.gateway.config import load_settings as load_gateway_settings
+    from seance.gateway.deployments import Deployments
+
+    (block,) = re.findall(r"```yaml\n(model_list:.*?)```", GATEWAY_DOC.read_text(), flags=re.S)
+    path = tmp_path / "config.yaml"
+    path.write_text(block)
+    env = {
+        "LITELLM_MASTER_KEY": "sk-1234", "OPENAI_API_KEY": "sk-o", "OPENAI_API_KEY_2": "sk-o2",
+        "AZURE_API_KEY": "az", "AZURE_API_BASE": "https://example.openai.azure.com", "ANTHROPIC_API_KEY": "a",
+    }  # fmt: skip
+    settings = load_gateway_settings(path, env)
+    deployments = Deployments(settings)
+    assert [d.target.provider for d in deployments.lookup("gpt-4o")] == ["azure", "openai"]
+    assert deployments.lookup("gpt-4o")[1].target.api_key == "sk-o2"
+    assert settings.env["OLLAMA_API_BASE"] == "http://ollama.internal:11434"
+
+
+def test_gateway_doc_provider_table_matches_the_registry() -> None:
+    from seance.gateway.providers import REGISTRY, load_adapter
+
+    rows = {}
+    for line in GATEWAY_DOC.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            for prefix in re.findall(r"`([a-z_]+)`", cells[0]):
+                rows[prefix] = cells
+    assert set(rows) == set(REGISTRY), "the provider table and the registry differ"
+    for prefix, (_, keys, bases, _notes) in rows.items():
+        adapter = load_adapter(prefix)
+        assert adapter is not None
+        assert re.findall(r"`([A-Z_0-9]+)`", keys) == list(adapter.key_env), prefix
+        assert re.findall(r"`([A-Z_0-9]+)`", bases) == list(adapter.base_env), prefix
