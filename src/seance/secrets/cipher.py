@@ -75,7 +75,7 @@ def decrypt_value(text: str, key: bytes, aad: str, where: str) -> Any:
         tag = base64.b64decode(tag_b64, validate=True)
     except (binascii.Error, ValueError):
         raise SecretsError(f"{where}: ENC[…] value has invalid base64 (truncated or edited?)") from None
-    if len(iv) < 8 or len(tag) != TAG_SIZE:
+    if not 8 <= len(iv) <= 128 or len(tag) != TAG_SIZE:  # the nonce sizes AES-GCM accepts
         raise SecretsError(f"{where}: ENC[…] value has a bad iv or tag length (truncated or edited?)")
     try:
         plain = AESGCM(key).decrypt(iv, data + tag, aad.encode())

@@ -30,9 +30,11 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise SecretsError(f"{path}: cannot write it ({error.strerror})") from None
         raise
 
 

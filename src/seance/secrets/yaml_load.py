@@ -209,10 +209,13 @@ class _DocumentReader:
             return None
         if tag == _TAG + "bool":
             return text.lower() == "true"
-        if tag == _TAG + "int":
-            return _parse_int(text)
-        if tag == _TAG + "float":
-            return _parse_float(text)
+        try:
+            if tag == _TAG + "int":
+                return _parse_int(text)
+            if tag == _TAG + "float":
+                return _parse_float(text)
+        except ValueError:  # ruamel's resolver is looser than int()/float() (say "0x_"): keep the text
+            return text
         if tag == _TAG + "timestamp":
             parsed = parse_time(text)
             return parsed if parsed is not None else text
