@@ -4,6 +4,7 @@ unencrypted value, MAC or lastmodified is detected."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 
 import pytest
@@ -206,3 +207,25 @@ def test_mac_only_encrypted_ignores_clear_values() -> None:
     md = metadata(Rules(encrypted_regex="^pw$", mac_only_encrypted=True))
     text = render(encrypt_docs(parse("host: db\npw: x\n", "yaml", "s").docs, md, KEY), md, "yaml")
     decrypt_text(text.replace("host: db", "host: changed"))  # not covered by the MAC
+
+
+ENCRYPTED_SAMPLE = encrypted_sample()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, len(ENCRYPTED_SAMPLE) - 1), st.sampled_from(list("a0:-#[]{}\"' \n\t,|>&*!%@`\\é"))),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_any_corruption_is_a_secrets_error_never_a_crash(edits: list[tuple[int, str]]) -> None:
+    text = list(ENCRYPTED_SAMPLE)
+    for position, char in edits:
+        text[position] = char
+    with contextlib.suppress(SecretsError):  # anything else (a crash) fails the test
+        parsed = parse("".join(text), "yaml", "s")
+        if parsed.metadata is None:
+            return  # the 'sops' key itself was hit: "not a SOPS-encrypted file" for a real load
+        decrypt_docs(parsed.docs, parsed.metadata, KEY, "s")
