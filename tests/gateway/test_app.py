@@ -34,6 +34,8 @@ def served(module_gateway: GatewayFactory, upstream: ReplayUpstream) -> Running:
             deployment("slow", "openai/gpt-3.5-turbo", upstream.url + "/slow/v1", timeout=0.5),
             deployment("keyed", "openai/gpt-3.5-turbo", upstream.url + "/keyed/v1", api_key="os.environ/UP_KEY"),
             deployment("azure-gpt", "azure/my-deployment", upstream.url, api_version="2024-06-01"),
+            {**deployment("priced", "openai/gpt-3.5-turbo", upstream.url + "/v1"),
+             "model_info": {"input_cost_per_token": 0.5e-6, "output_cost_per_token": 1.5e-6}},
             {"model_name": "openai/*", "litellm_params": {"model": "openai/*", "api_base": upstream.url + "/wild/v1",
                                                           "api_key": "sk-wild"}},
         ],
@@ -78,7 +80,7 @@ def test_models_lists_groups_both_with_and_without_v1(served: Running) -> None:
 def test_health_reports_deployments_without_secrets(served: Running) -> None:
     with served.http() as http:
         report = http.get("/health").json()
-    assert report["healthy_count"] + report["unhealthy_count"] == 9
+    assert report["healthy_count"] + report["unhealthy_count"] == 10
     assert "sk-up" not in orjson.dumps(report).decode()
     assert "sk-from-env" not in orjson.dumps(report).decode()
 
@@ -119,6 +121,15 @@ def test_request_id_is_echoed_and_model_id_reported(served: Running, upstream: R
     assert headers["x-request-id"] == headers["x-litellm-call-id"] == "trace-42"
     assert len(headers["x-litellm-model-id"]) == 64
     assert headers["x-litellm-attempted-retries"] == "0"
+
+
+def test_response_cost_from_model_info_prices(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/v1/chat/completions", CHAT)
+    status, headers, _ = post(served, "/v1/chat/completions", {"model": "priced", "messages": MESSAGES})
+    usage = CHAT.response_json()["usage"]
+    expected = usage["prompt_tokens"] * 0.5e-6 + usage["completion_tokens"] * 1.5e-6
+    assert status == 200
+    assert float(headers["x-litellm-response-cost"]) == pytest.approx(expected)
 
 
 def test_request_id_is_generated_when_absent(served: Running) -> None:

@@ -184,7 +184,7 @@ class Gateway:
             await _relay(send, stream, headers, _openai_error_event)
             return
         reply = await self.proxy.complete(op, body, raw, forwarded, attempts)
-        _route_headers(headers, attempts)
+        _route_headers(headers, attempts, reply)
         await _send(send, 200, reply.body, headers, reply.content_type.encode())
 
     # -- Anthropic front: /v1/messages --
@@ -210,7 +210,7 @@ class Gateway:
                 await _relay(send, stream, headers, anthropic_front.error_event)
                 return
             reply = await self.proxy.complete("messages", body, raw, forwarded, attempts)
-            _route_headers(headers, attempts)
+            _route_headers(headers, attempts, reply)
             await _send(send, 200, reply.body, headers)
             return
         chat = anthropic_front.to_openai_request(body)
@@ -223,7 +223,7 @@ class Gateway:
             await _relay(send, stream, headers, anthropic_front.error_event)
             return
         reply = await self.proxy.complete("chat", chat, b"", forwarded, attempts)
-        _route_headers(headers, attempts)
+        _route_headers(headers, attempts, reply)
         await _send(send, 200, anthropic_front.from_openai_response(reply.body, body["model"]), headers)
 
     async def _count_tokens(
@@ -379,12 +379,14 @@ def _openai_error_event(exc: GatewayError) -> bytes:
     return b"data: " + exc.body() + b"\n\n" + DONE
 
 
-def _route_headers(headers: Headers, attempts: Attempts) -> None:
+def _route_headers(headers: Headers, attempts: Attempts, reply: Reply | None = None) -> None:
     if attempts.reported:
         return
     attempts.reported = True
     if attempts.deployment is not None:
         headers.append((b"x-litellm-model-id", attempts.deployment.id.encode()))
+        if reply is not None and (cost := attempts.deployment.cost(reply.usage)) is not None:
+            headers.append((b"x-litellm-response-cost", repr(cost).encode()))
     headers.append((b"x-litellm-attempted-retries", str(attempts.retries).encode()))
     headers.append((b"x-litellm-attempted-fallbacks", str(attempts.fallbacks).encode()))
 

@@ -19,7 +19,7 @@ import orjson
 from seance.gateway.config import ConfigError, ModelEntry, Settings
 from seance.gateway.errors import ModelNotFound
 from seance.gateway.providers import REGISTRY, load_adapter
-from seance.gateway.providers.base import Adapter, Target
+from seance.gateway.providers.base import Adapter, Target, Usage
 
 DEFAULT_TIMEOUT = 600.0
 MAX_DYNAMIC = 4096  # wildcard deployments remembered; beyond this they are rebuilt per request
@@ -52,6 +52,14 @@ class Deployment:
     tpm: int | None = None
     model_info: Mapping[str, Any] = field(default_factory=dict)
     missing_key: str | None = None  # why this deployment cannot be called, when its key is absent
+    # USD per token from model_info (or litellm_params), as LiteLLM configs write them
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+
+    def cost(self, usage: Usage | None) -> float | None:
+        if usage is None or self.input_cost_per_token is None or self.output_cost_per_token is None:
+            return None
+        return usage.prompt_tokens * self.input_cost_per_token + usage.completion_tokens * self.output_cost_per_token
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,8 @@ class Deployments:
             tpm=params.tpm,
             model_info=entry.model_info,
             missing_key=missing,
+            input_cost_per_token=_price(entry, "input_cost_per_token", f"{self.settings.source}: {where}"),
+            output_cost_per_token=_price(entry, "output_cost_per_token", f"{self.settings.source}: {where}"),
         )
 
     def _split(self, upstream: str, model_name: str, where: str, dynamic: bool) -> tuple[str, str]:
@@ -228,6 +238,15 @@ def _first(env: Mapping[str, str], names: Sequence[str]) -> str | None:
         if value:
             return value
     return None
+
+
+def _price(entry: ModelEntry, name: str, where: str) -> float | None:
+    value = entry.model_info.get(name, (entry.litellm_params.model_extra or {}).get(name))
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{where}.model_info.{name}: must be a number of USD per token, not {value!r}")
+    return float(value)
 
 
 def _fingerprint(model_name: str, upstream: str, params: Mapping[str, Any]) -> str:
