@@ -2,9 +2,11 @@
 
 It is the floor for this stack on this machine at this moment: one parse, model swapped, bytes
 relayed, streams passed chunk by chunk; no auth, no routing, no error handling. `--only relay`
-measures it beside Seance so their CPU per request can be compared in the same run.
+measures it beside Seance so their CPU per request can be compared in the same run. With the
+`raw` client (target `relay-raw`) the upstream side is rawclient.py instead of aiohttp, which shows
+what the client library itself costs.
 
-    .venv/bin/python bench/relay.py PORT UPSTREAM_ORIGIN  (model → path map in $RELAY_ROUTES)
+    .venv/bin/python bench/relay.py PORT UPSTREAM_ORIGIN aiohttp|raw  (routes in $RELAY_ROUTES)
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import aiohttp
 import orjson
 import uvicorn
 
+from rawclient import RawPool
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -26,10 +30,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class Relay:
-    def __init__(self, origin: str, routes: dict[str, list[str]]) -> None:
+    def __init__(self, origin: str, routes: dict[str, list[str]], client: str) -> None:
         self.origin = origin
         self.routes = routes  # model name -> [upstream path, upstream model]
         self.session: aiohttp.ClientSession | None = None
+        host, port = origin.removeprefix("http://").split(":")
+        self.raw = RawPool(host, int(port)) if client == "raw" else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -55,8 +61,19 @@ class Relay:
         body = orjson.loads(raw)
         path, model = self.routes[body["model"]]
         body["model"] = model
-        assert self.session is not None
         headers = {"Authorization": "Bearer sk-fake", "Content-Type": "application/json"}
+        if self.raw is not None:
+            raw_up = await self.raw.post(path, headers, orjson.dumps(body))
+            start = {"type": "http.response.start", "status": raw_up.status}
+            await send({**start, "headers": [(b"content-type", raw_up.content_type)]})
+            if body.get("stream"):
+                async for chunk in raw_up.chunks():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            else:
+                await send({"type": "http.response.body", "body": await raw_up.read()})
+            return
+        assert self.session is not None
         async with self.session.post(self.origin + path, data=orjson.dumps(body), headers=headers) as up:
             content_type = up.headers.get("Content-Type", "application/json").encode()
             start = {"type": "http.response.start", "status": up.status}
@@ -70,8 +87,8 @@ class Relay:
 
 
 def main() -> None:
-    port, origin = int(sys.argv[1]), sys.argv[2]
-    app = Relay(origin, json.loads(os.environ["RELAY_ROUTES"]))
+    port, origin, client = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    app = Relay(origin, json.loads(os.environ["RELAY_ROUTES"]), client)
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
         log_level="warning", access_log=False, proxy_headers=False,

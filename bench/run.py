@@ -155,9 +155,9 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
     for scenario in args.selected:
         print(f"{scenario.title}:", flush=True)
         for target in running:
-            if target.name == "relay" and scenario.kind not in RELAY_KINDS:
+            if target.name.startswith("relay") and scenario.kind not in RELAY_KINDS:
                 continue  # the reference relay only passes OpenAI-format traffic through
-            sampled = profiler if target.name in ("seance", "relay") else None
+            sampled = profiler if target.name in ("seance", "relay", "relay-raw") else None
             measurements.append(measure(target, scenario, args, paths.work, sampled))
     return measurements
 

@@ -17,7 +17,8 @@ UPSTREAM_PORT = 18100
 SEANCE_PORT = 18110
 LITELLM_PORT = 18120
 RELAY_PORT = 18130
-TARGET_NAMES = ("direct", "seance", "litellm", "relay")
+RELAY_RAW_PORT = 18140
+TARGET_NAMES = ("direct", "seance", "litellm", "relay", "relay-raw")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
 
 
@@ -95,20 +96,29 @@ def start_litellm(sup: Supervisor, paths: Paths) -> Running:
 RELAY_KINDS = ("chat", "stream", "embeddings")
 
 
-def start_relay(sup: Supervisor, paths: Paths) -> Running:
-    ensure_port_free(RELAY_PORT)
-    log = paths.work / "relay.log"
+def _start_relay(sup: Supervisor, paths: Paths, name: str, port: int, client: str) -> Running:
+    ensure_port_free(port)
+    log = paths.work / f"{name}.log"
     routes = {s.model: [s.upstream_path, "gpt-4o-mini"] for s in SCENARIOS if s.kind in RELAY_KINDS}
     upstream = f"http://127.0.0.1:{UPSTREAM_PORT}"
-    argv = [str(paths.python), str(Path(__file__).with_name("relay.py")), str(RELAY_PORT), upstream]
-    proc = sup.start("relay", argv, log, dict(os.environ, RELAY_ROUTES=json.dumps(routes)))
-    base = f"http://127.0.0.1:{RELAY_PORT}"
+    argv = [str(paths.python), str(Path(__file__).with_name("relay.py")), str(port), upstream, client]
+    proc = sup.start(name, argv, log, dict(os.environ, RELAY_ROUTES=json.dumps(routes)))
+    base = f"http://127.0.0.1:{port}"
     wait_http_ok(f"{base}/health/liveliness", proc, 30, log, {})
-    return Running("relay", base, proc, direct=False)
+    return Running(name, base, proc, direct=False)
+
+
+def start_relay(sup: Supervisor, paths: Paths) -> Running:
+    return _start_relay(sup, paths, "relay", RELAY_PORT, "aiohttp")
+
+
+def start_relay_raw(sup: Supervisor, paths: Paths) -> Running:
+    return _start_relay(sup, paths, "relay-raw", RELAY_RAW_PORT, "raw")
 
 
 STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance": start_seance,
     "litellm": start_litellm,
     "relay": start_relay,
+    "relay-raw": start_relay_raw,
 }
