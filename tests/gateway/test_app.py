@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import openai
@@ -325,3 +326,84 @@ async def test_async_client_streams(served: Running, upstream: ReplayUpstream) -
     assert "1" in text and "5" in text
     assert usage is not None and usage.total_tokens > 0
     await client.close()
+
+
+# -- a bug is still answered in the client's error shape, and a stream still ends with an event --
+
+
+class _Broken:
+    """An adapter stand-in whose parse and stream translation fail as a bug would."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    def parse(self, *args: object) -> object:
+        raise KeyError("choices")
+
+    def stream(self, call: object) -> object:
+        class Translator:
+            usage = None
+
+            def feed(self, data: bytes) -> bytes:
+                raise KeyError("delta")
+
+            def close(self) -> bytes:
+                return b""
+
+        return Translator()
+
+
+def drive(app: object, body: dict[str, object]) -> tuple[int, bytes]:
+    """One request through the ASGI app in this process."""
+    import asyncio
+
+    raw = orjson.dumps(body)
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
+             "headers": [(b"authorization", b"Bearer k"), (b"content-length", str(len(raw)).encode())]}  # fmt: skip
+    messages: list[dict[str, object]] = []
+
+    async def go() -> None:
+        sent = False
+        forever = asyncio.get_running_loop().create_future()
+
+        async def receive() -> dict[str, object]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await forever  # type: ignore[no-any-return]
+
+        async def send(message: dict[str, object]) -> None:
+            messages.append(message)
+
+        await app(scope, receive, send)  # type: ignore[operator]
+        await app.upstreams.close()  # type: ignore[attr-defined]
+
+    asyncio.run(go())
+    status = messages[0]["status"]
+    assert isinstance(status, int)
+    return status, b"".join(m.get("body", b"") for m in messages[1:])  # type: ignore[misc]
+
+
+def test_a_bug_is_a_500_envelope_and_a_stream_ends_with_an_error_event(tmp_path: Path) -> None:
+    from seance.gateway.app import Gateway
+    from seance.gateway.config import load_settings
+
+    with ReplayUpstream() as upstream:
+        path = tmp_path / "config.yaml"
+        config = {"model_list": [deployment("gpt", "openai/gpt-3.5-turbo", upstream.url + "/v1")]}
+        path.write_bytes(orjson.dumps(config))
+        app = Gateway(load_settings(path, {"LITELLM_MASTER_KEY": "k"}))
+        (only,) = app.deployments.lookup("gpt")
+        object.__setattr__(only, "adapter", _Broken(only.adapter))
+        upstream.add("/v1/chat/completions", CHAT)
+        status, body = drive(app, {"model": "gpt", "messages": MESSAGES})
+        assert status == 500
+        assert "internal error" in orjson.loads(body)["error"]["message"]
+        upstream.add("/v1/chat/completions", load("openai/chat-stream-include-usage.httprr.txt")[0])
+        status, body = drive(app, {"model": "gpt", "messages": MESSAGES, "stream": True})
+        assert status == 200
+        assert b'"error"' in body and body.endswith(b"data: [DONE]\n\n")

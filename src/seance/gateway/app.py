@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from seance.gateway import validate
+from seance.gateway import anthropic_front, validate
 from seance.gateway.config import Settings
 from seance.gateway.deployments import Deployments
 from seance.gateway.errors import BadRequest, GatewayError, ModelNotFound, PayloadTooLarge, Unauthorized
@@ -147,12 +147,14 @@ class Gateway:
             if attempts.deployment is not None:
                 _route_headers(headers, attempts)
             headers.extend((k.lower().encode(), v.encode()) for k, v in exc.headers.items())
-            if front == "anthropic":
-                from seance.gateway import anthropic_front
-
-                await _send(send, exc.status, anthropic_front.error_body(exc), headers)
-            else:
-                await _send(send, exc.status, exc.body(), headers)
+            rendered = anthropic_front.error_body(exc) if front == "anthropic" else exc.body()
+            await _send(send, exc.status, rendered, headers)
+        except Exception:
+            # A bug, not bad input: still one clear answer in the client's error shape, and the
+            # traceback (which holds no request data) in the log under the request id.
+            log.exception("request %s failed", request_id)
+            bug = GatewayError(f"internal error; the gateway log has the details under request id {request_id}")
+            await _send(send, 500, anthropic_front.error_body(bug) if front == "anthropic" else bug.body(), headers)
 
     def _authenticate(self, presented: bytes) -> None:
         if self.master_key is None:
@@ -198,8 +200,6 @@ class Gateway:
         attempts: Attempts,
         send: Send,
     ) -> None:
-        from seance.gateway import anthropic_front
-
         group = self.deployments.lookup(body["model"])
         native = all("messages" in d.adapter.operations for d in group)
         streaming = body.get("stream") is True
@@ -372,6 +372,9 @@ async def _relay(
         tail = translator.close()
     except GatewayError as exc:
         tail = error_event(exc)
+    except Exception:  # a bug in a translator must still end the stream with an error event
+        log.exception("stream translation failed")
+        tail = error_event(GatewayError("internal error while translating the provider's stream"))
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
