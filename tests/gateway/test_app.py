@@ -78,6 +78,14 @@ def test_models_lists_groups_both_with_and_without_v1(served: Running) -> None:
         assert http.get("/models").json()["data"][0]["id"] == "gpt"
 
 
+def test_retrieve_one_model(served: Running) -> None:
+    client = served.openai()
+    assert client.models.retrieve("warm").id == "warm"
+    assert client.models.retrieve("openai/gpt-4.1-mini").id == "openai/gpt-4.1-mini"  # a wildcard match
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+
+
 def test_health_reports_deployments_without_secrets(served: Running) -> None:
     with served.http() as http:
         report = http.get("/health").json()

@@ -107,7 +107,10 @@ class Gateway:
         if not request_id:
             request_id = os.urandom(16).hex()
         headers: Headers = [(b"x-request-id", request_id.encode()), (b"x-litellm-call-id", request_id.encode())]
-        route = ROUTES.get(scope["path"].rstrip("/") or "/")
+        path = scope["path"].rstrip("/") or "/"
+        route = ROUTES.get(path)
+        if route is None and path.startswith(("/v1/models/", "/models/")):
+            route = ("GET", "model", True)
         front = "openai"
         attempts = Attempts()
         try:
@@ -121,7 +124,7 @@ class Gateway:
             if needs_auth:
                 self._authenticate(auth)
             if method == "GET":
-                await _send_json(send, 200, self._get(endpoint), headers)
+                await _send_json(send, 200, self._get(endpoint, path), headers)
                 return
             if length > MAX_BODY_BYTES:
                 raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
@@ -242,7 +245,7 @@ class Gateway:
 
     # -- GET endpoints --
 
-    def _get(self, endpoint: str) -> Any:
+    def _get(self, endpoint: str, path: str) -> Any:
         if endpoint == "alive":
             return "I'm alive!"
         if endpoint == "ready":
@@ -250,12 +253,15 @@ class Gateway:
                 raise GatewayError("shutting down", status=503, code="draining")
             return {"status": "healthy", "db": "Not connected", "cache": None}
         if endpoint == "models":
-            data = [
-                {"id": name, "object": "model", "created": self.started, "owned_by": "seance"}
-                for name in self.deployments.model_names()
-            ]
-            return {"object": "list", "data": data}
+            return {"object": "list", "data": [self._model(name) for name in self.deployments.model_names()]}
+        if endpoint == "model":  # GET /v1/models/{id}; ids may hold slashes ("openai/gpt-4o")
+            name = path.split("/models/", 1)[1]
+            self.deployments.lookup(name)  # ModelNotFound (404) when it is not served
+            return self._model(name)
         return self._health()
+
+    def _model(self, name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": self.started, "owned_by": "seance"}
 
     def _health(self) -> dict[str, Any]:
         healthy, unhealthy = [], []
