@@ -13,30 +13,31 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-
 from seance.gateway import anthropic_front, validate
+from seance.gateway.asgi import (
+    MAX_BODY_BYTES,
+    DisconnectWatch,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    relay,
+    send_bytes,
+    send_json,
+)
 from seance.gateway.config import Settings
 from seance.gateway.deployments import Deployments
-from seance.gateway.errors import BadRequest, GatewayError, ModelNotFound, PayloadTooLarge, Unauthorized
+from seance.gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Unauthorized
 from seance.gateway.providers.base import Operation, Reply, StreamTranslator
-from seance.gateway.proxy import Attempts, Proxy, Stream
+from seance.gateway.proxy import Attempts, Proxy
 from seance.gateway.sse import DONE
 from seance.gateway.upstream import Upstreams, origin_of
 
 log = logging.getLogger("seance.gateway")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
-
-MAX_BODY_BYTES = 64 * 1024 * 1024
-JSON = b"application/json"
-SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 # client headers an adapter may forward upstream
 FORWARDED = frozenset({b"anthropic-version", b"anthropic-beta"})
 
@@ -124,15 +125,15 @@ class Gateway:
             if needs_auth:
                 self._authenticate(auth)
             if method == "GET":
-                await _send_json(send, 200, self._get(endpoint, path), headers)
+                await send_json(send, 200, self._get(endpoint, path), headers)
                 return
             if length > MAX_BODY_BYTES:
                 raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
-            raw = await _read_body(receive)
+            raw = await read_body(receive)
             if raw is None:
                 return  # the client went away
             body = validate.parse(raw, endpoint)
-            watch = _DisconnectWatch(receive)
+            watch = DisconnectWatch(receive)
             try:
                 if endpoint == "messages":
                     await self._messages(body, raw, forwarded, headers, attempts, send)
@@ -151,13 +152,14 @@ class Gateway:
                 _route_headers(headers, attempts)
             headers.extend((k.lower().encode(), v.encode()) for k, v in exc.headers.items())
             rendered = anthropic_front.error_body(exc) if front == "anthropic" else exc.body()
-            await _send(send, exc.status, rendered, headers)
+            await send_bytes(send, exc.status, rendered, headers)
         except Exception:
             # A bug, not bad input: still one clear answer in the client's error shape, and the
             # traceback (which holds no request data) in the log under the request id.
             log.exception("request %s failed", request_id)
             bug = GatewayError(f"internal error; the gateway log has the details under request id {request_id}")
-            await _send(send, 500, anthropic_front.error_body(bug) if front == "anthropic" else bug.body(), headers)
+            rendered = anthropic_front.error_body(bug) if front == "anthropic" else bug.body()
+            await send_bytes(send, 500, rendered, headers)
 
     def _authenticate(self, presented: bytes) -> None:
         if self.master_key is None:
@@ -186,11 +188,11 @@ class Gateway:
         if body.get("stream") is True:
             stream = await self.proxy.stream(op, body, raw, forwarded, attempts)
             _route_headers(headers, attempts)
-            await _relay(send, stream, headers, _openai_error_event)
+            await relay(send, stream, headers, _openai_error_event)
             return
         reply = await self.proxy.complete(op, body, raw, forwarded, attempts)
         _route_headers(headers, attempts, reply)
-        await _send(send, 200, reply.body, headers, reply.content_type.encode())
+        await send_bytes(send, 200, reply.body, headers, reply.content_type.encode())
 
     # -- Anthropic front: /v1/messages --
 
@@ -210,11 +212,11 @@ class Gateway:
             if streaming:
                 stream = await self.proxy.stream("messages", body, raw, forwarded, attempts)
                 _route_headers(headers, attempts)
-                await _relay(send, stream, headers, anthropic_front.error_event)
+                await relay(send, stream, headers, anthropic_front.error_event)
                 return
             reply = await self.proxy.complete("messages", body, raw, forwarded, attempts)
             _route_headers(headers, attempts, reply)
-            await _send(send, 200, reply.body, headers)
+            await send_bytes(send, 200, reply.body, headers)
             return
         chat = anthropic_front.to_openai_request(body)
         if streaming:
@@ -223,11 +225,11 @@ class Gateway:
             stream = await self.proxy.stream("chat", chat, b"", forwarded, attempts)
             stream.translator = _Chained(stream.translator, anthropic_front.OpenAIToAnthropicStream(body["model"]))
             _route_headers(headers, attempts)
-            await _relay(send, stream, headers, anthropic_front.error_event)
+            await relay(send, stream, headers, anthropic_front.error_event)
             return
         reply = await self.proxy.complete("chat", chat, b"", forwarded, attempts)
         _route_headers(headers, attempts, reply)
-        await _send(send, 200, anthropic_front.from_openai_response(reply.body, body["model"]), headers)
+        await send_bytes(send, 200, anthropic_front.from_openai_response(reply.body, body["model"]), headers)
 
     async def _count_tokens(
         self, body: dict[str, Any], raw: bytes, forwarded: dict[str, str], headers: Headers, attempts: Attempts,
@@ -241,7 +243,7 @@ class Gateway:
                 )
         reply = await self.proxy.complete("count_tokens", body, raw, forwarded, attempts)
         _route_headers(headers, attempts)
-        await _send(send, 200, reply.body, headers)
+        await send_bytes(send, 200, reply.body, headers)
 
     # -- GET endpoints --
 
@@ -304,86 +306,6 @@ class _Chained(StreamTranslator):
         return bytes(tail + self.second.close())
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        return None
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body"):
-        return body
-    parts = [body]
-    size = len(body)
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
-        parts.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(parts)
-
-
-class _DisconnectWatch:
-    """Cancels the request's task when the client disconnects, so that the upstream call (or
-    stream) in progress is abandoned and its connection closed.
-
-    Watching needs a task waiting on `receive()`. Most answers come back within milliseconds, so
-    the task is only started once the request has lasted `DELAY`: until then a timer, which costs
-    far less than a task, is all a request pays."""
-
-    DELAY = 0.05
-
-    def __init__(self, receive: Receive) -> None:
-        self.task = asyncio.current_task()
-        self.receive = receive
-        self.watcher: asyncio.Future[Any] | None = None
-        self.timer = asyncio.get_running_loop().call_later(self.DELAY, self._start)
-
-    def _start(self) -> None:
-        self.watcher = asyncio.ensure_future(self.receive())
-        self.watcher.add_done_callback(self._gone)
-
-    def _gone(self, watcher: asyncio.Future[Any]) -> None:
-        if not watcher.cancelled() and self.task is not None:
-            self.task.cancel()
-
-    @property
-    def gone(self) -> bool:
-        return self.watcher is not None and self.watcher.done() and not self.watcher.cancelled()
-
-    def close(self) -> None:
-        self.timer.cancel()
-        if self.watcher is not None:
-            self.watcher.remove_done_callback(self._gone)
-            self.watcher.cancel()
-
-
-async def _relay(
-    send: Send,
-    stream: Stream,
-    headers: Headers,
-    error_event: Callable[[GatewayError], bytes],
-) -> None:
-    """Forward a stream chunk by chunk; a failure after the start ends it with an error event."""
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
-    translator = stream.translator
-    try:
-        async for chunk in stream.chunks:
-            out = translator.feed(chunk)
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-        tail = translator.close()
-    except GatewayError as exc:
-        tail = error_event(exc)
-    except Exception:  # a bug in a translator must still end the stream with an error event
-        log.exception("stream translation failed")
-        tail = error_event(GatewayError("internal error while translating the provider's stream"))
-    await send({"type": "http.response.body", "body": tail, "more_body": False})
-
-
 def _openai_error_event(exc: GatewayError) -> bytes:
     return b"data: " + exc.body() + b"\n\n" + DONE
 
@@ -398,17 +320,3 @@ def _route_headers(headers: Headers, attempts: Attempts, reply: Reply | None = N
             headers.append((b"x-litellm-response-cost", repr(cost).encode()))
     headers.append((b"x-litellm-attempted-retries", str(attempts.retries).encode()))
     headers.append((b"x-litellm-attempted-fallbacks", str(attempts.fallbacks).encode()))
-
-
-async def _send(send: Send, status: int, body: bytes, headers: Headers, content_type: bytes = JSON) -> None:
-    headers.append((b"content-type", content_type))
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_json(send: Send, status: int, data: Any, headers: Headers) -> None:
-    await _send(send, status, orjson.dumps(data), headers)
-
-
-__all__ = ["Gateway", "ModelNotFound", "Reply"]
