@@ -293,6 +293,16 @@ def test_upstream_garbage_is_502(served: Running, upstream: ReplayUpstream) -> N
     assert "not JSON" in str(error_of(payload)["message"])
 
 
+def test_the_body_cannot_redirect_the_gateway(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/v1/chat/completions", CHAT)
+    body = {"model": "gpt", "messages": MESSAGES, "api_base": "http://127.0.0.1:9/steal", "base_url": "http://x",
+            "api_key": "sk-attacker"}  # fmt: skip
+    status, _, _ = post(served, "/v1/chat/completions", body)
+    assert status == 200  # served by the configured upstream, with the configured key
+    assert upstream.requests[-1].path == "/v1/chat/completions"
+    assert upstream.requests[-1].headers["authorization"] == "Bearer sk-up"
+
+
 def test_key_from_os_environ_reference(served: Running, upstream: ReplayUpstream) -> None:
     upstream.add("/keyed/v1/chat/completions", CHAT)
     served.openai().chat.completions.create(model="keyed", messages=MESSAGES)  # type: ignore[arg-type]
