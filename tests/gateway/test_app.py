@@ -301,6 +301,7 @@ def test_the_body_cannot_redirect_the_gateway(served: Running, upstream: ReplayU
     assert status == 200  # served by the configured upstream, with the configured key
     assert upstream.requests[-1].path == "/v1/chat/completions"
     assert upstream.requests[-1].headers["authorization"] == "Bearer sk-up"
+    assert upstream.requests[-1].json() == {"model": "gpt-3.5-turbo", "messages": MESSAGES}
 
 
 def test_key_from_os_environ_reference(served: Running, upstream: ReplayUpstream) -> None:

@@ -24,6 +24,9 @@ from seance.gateway.upstream import Upstreams
 T = TypeVar("T")
 DEFAULT_RETRIES = 2
 MAX_FOLLOW_UPS = 600  # Replicate polls; bounded by the deployment's timeout anyway
+# LiteLLM-client fields that pick where a request goes: the gateway decides that from its config,
+# so they are dropped rather than obeyed (or forwarded, where the provider would refuse them)
+ROUTING_FIELDS = frozenset({"api_base", "base_url", "api_key", "api_version", "custom_llm_provider"})
 
 
 @dataclass(slots=True)
@@ -132,6 +135,9 @@ class Proxy:
     ) -> Call:
         if deployment.missing_key:
             raise Unauthorized(deployment.missing_key, code="missing_provider_key")
+        if body.keys() & ROUTING_FIELDS:
+            body = {k: v for k, v in body.items() if k not in ROUTING_FIELDS}
+            raw = b""
         if deployment.params:
             body = {**deployment.params, **body}
             raw = b""
