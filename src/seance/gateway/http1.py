@@ -1,0 +1,265 @@
+"""A pooled HTTP/1.1 client made for the gateway's one job: relay a request to a provider.
+
+A general client library costs most of the gateway's CPU per request; this one writes each request
+in one call and parses the answer with httptools, on a plain asyncio Protocol (uvloop makes those
+fast). No Task per request: timeouts are timer callbacks that fail the waiting future and close
+the connection. Features are what providers need: http/https, keep-alive, content-length, chunked
+and close-delimited bodies, gzip/deflate, backpressure on streams. No redirects, proxies or HEAD.
+
+Errors: TimeoutError, CannotConnect, ConnectionClosed (the answer is incomplete), BadResponse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from seance.gateway.http1_response import BadResponse, ConnectionClosed, Response, Stale
+
+__all__ = ["BadResponse", "CannotConnect", "ConnectionClosed", "Pool", "Response", "Timeout"]
+
+SKIPPED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    connect: float  # getting a connection: waiting for a pool slot, TCP and TLS handshakes
+    total: float | None = None  # the whole request, answer included (non-streamed answers)
+    read: float | None = None  # the longest silence while an answer is awaited (streams)
+
+
+class CannotConnect(Exception):
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"cannot connect to {host}:{port}: {reason}")
+        self.host, self.port, self.reason = host, port, reason
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; it serves one response at a time, then goes back to its pool."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.response: Response | None = None
+        self.idle_since = 0.0
+
+    # -- transport events --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have the same methods
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.lost(self)
+        response, self.response = self.response, None
+        if response is not None:
+            response.lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        response = self.response
+        if response is None:  # nothing was asked: a server that talks out of turn is not reusable
+            self.abort()
+            return
+        response.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.response = None
+            response.fail(BadResponse(f"malformed response: {exc}"))
+            self.abort()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def pause(self, paused: bool) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    # -- httptools callbacks, called from feed_data --
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self.response is not None
+        self.response.add_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        assert self.response is not None
+        self.response.headers_done(self.parser.get_status_code())
+
+    def on_body(self, body: bytes) -> None:
+        assert self.response is not None
+        self.response.feed(body)
+
+    def on_message_complete(self) -> None:
+        response, self.response = self.response, None
+        assert response is not None
+        response.finish()
+        if self.parser.should_keep_alive() and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()  # it may have been paused by the response's backpressure
+            self.pool.release(self)
+        else:
+            self.abort()
+
+
+class Pool:
+    """Keep-alive connections to one origin (scheme://host[:port]), at most `limit` of them;
+    requests wait in line when all are busy. Idle connections expire after `keepalive` seconds."""
+
+    def __init__(
+        self, origin: str, limit: int = 512, keepalive: float = 60.0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        url = urlsplit(origin)
+        if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
+            raise ValueError(f"not an http(s) origin: {origin!r}")
+        self.host, self.port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+        self.host_header = url.netloc
+        self.ssl = (ssl_context or ssl.create_default_context()) if url.scheme == "https" else None
+        self.limit, self.keepalive = limit, keepalive
+        self.idle: list[_Connection] = []  # most recently used last: it is the least likely to be stale
+        self.opened = 0  # connections open or opening
+        self.waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self.sweeper: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    async def request(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None, timeout: Timeout
+    ) -> Response:
+        """Send a request and return its response once the headers are in; read the body with
+        response.read() or response.chunks(). Cancelling closes the connection."""
+        head = self._head(method, target, headers, body)
+        data = head + body if body else head
+        loop = asyncio.get_running_loop()
+        for fresh in (False, True):
+            conn, reused = await self._acquire(timeout.connect, fresh)
+            assert conn.transport is not None
+            response = Response(conn, loop, timeout.total, timeout.read, reused)
+            conn.response = response
+            conn.transport.write(data)  # one write: head and body leave in one segment (TCP_NODELAY)
+            try:
+                await response.headers_ready
+            except Stale:  # the server closed a pooled connection as we reused it: once more, anew
+                continue
+            except BaseException:
+                response.close()
+                raise
+            return response
+        raise ConnectionClosed("the connection closed before the answer began")
+
+    def _head(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
+        lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"content-length: {len(body) if body else 0}")
+        if "accept-encoding" not in headers:
+            lines.append("accept-encoding: identity")
+        for name, value in headers.items():
+            if name.lower() in SKIPPED_HEADERS:
+                continue
+            if "\n" in value or "\r" in value:  # would let a value smuggle headers in
+                raise ValueError(f"header {name!r} has a line break")
+            lines.append(f"{name}: {value}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("latin-1")
+
+    # -- the pool --
+
+    async def _acquire(self, connect_timeout: float, fresh: bool) -> tuple[_Connection, bool]:
+        if self.closed:
+            raise ConnectionClosed("the pool is closed")
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self.idle:
+            conn = self.idle.pop()
+            if fresh or now - conn.idle_since > self.keepalive or conn.transport is None or conn.transport.is_closing():
+                conn.abort()
+                continue
+            return conn, True
+        async with asyncio.timeout(connect_timeout):
+            while self.opened >= self.limit:
+                waiter = loop.create_future()
+                self.waiters.append(waiter)
+                try:
+                    handed = await waiter
+                except BaseException:
+                    if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
+                        self._pass_on(waiter.result())
+                    raise
+                if handed is not None:
+                    return handed, True
+            self.opened += 1
+            try:
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=self.host if self.ssl else None,
+                )
+            except BaseException as exc:
+                self.opened -= 1
+                self._pass_on(None)
+                if isinstance(exc, OSError):
+                    raise CannotConnect(self.host, self.port, exc.strerror or str(exc) or type(exc).__name__) from exc
+                raise
+        return conn, False
+
+    def _pass_on(self, conn: _Connection | None) -> None:
+        """Give a released connection (or, with None, a freed slot) to the first one waiting."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if conn is not None:
+            self._idle(conn)
+
+    def release(self, conn: _Connection) -> None:
+        if self.closed:
+            conn.abort()
+        else:
+            self._pass_on(conn)
+
+    def _idle(self, conn: _Connection) -> None:
+        conn.idle_since = asyncio.get_running_loop().time()
+        self.idle.append(conn)
+        if self.sweeper is None:
+            self.sweeper = asyncio.get_running_loop().call_later(self.keepalive, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle too long, so that a quiet gateway holds no sockets for nothing."""
+        self.sweeper = None
+        deadline = asyncio.get_running_loop().time() - self.keepalive
+        expired = [conn for conn in self.idle if conn.idle_since <= deadline]
+        self.idle = [conn for conn in self.idle if conn.idle_since > deadline]
+        for conn in expired:
+            conn.abort()
+        if self.idle:
+            self.sweeper = asyncio.get_running_loop().call_later(self.keepalive, self._sweep)
+
+    def lost(self, conn: _Connection) -> None:
+        self.opened -= 1
+        if conn in self.idle:
+            self.idle.remove(conn)
+        self._pass_on(None)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.abort()
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectionClosed("the pool is closed"))

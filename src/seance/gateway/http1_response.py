@@ -1,0 +1,223 @@
+"""One HTTP/1.1 response as the client's connection parses it: headers, then a body that is read
+whole or chunk by chunk as it arrives, with backpressure, decoding and timeouts.
+
+The connection feeds it (feed, finish, fail, lost); the caller reads it (read, next_chunk,
+chunks). Timeouts are one timer callback, re-armed only when it fires early, so a stream does not
+pay for a timer reset on every chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+BUFFER_LIMIT = 2**20  # stop reading from the socket while this much waits for a slow consumer
+
+
+class ConnectionClosed(Exception):
+    """The server closed or reset the connection before the answer was complete."""
+
+
+class Stale(ConnectionClosed):
+    """A pooled connection closed before any byte of the answer: safe to send again elsewhere."""
+
+
+class BadResponse(Exception):
+    """The server's answer is not valid HTTP/1.1, or its body does not decode."""
+
+
+class _Connection(Protocol):
+    response: Response | None
+
+    def abort(self) -> None: ...
+    def pause(self, paused: bool) -> None: ...
+
+
+class Response:
+    def __init__(
+        self, conn: _Connection, loop: asyncio.AbstractEventLoop, total: float | None, idle: float | None, reused: bool
+    ) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}  # names in lower case; repeated headers joined by ", "
+        self.headers_ready: asyncio.Future[None] = loop.create_future()
+        self.received = False  # any byte of it came in: it can no longer be retried
+        self._conn: _Connection | None = conn  # until the message is complete, failed or closed
+        self._loop = loop
+        self._reused = reused
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._paused = False
+        self._whole = False  # read() wants everything at once: never pause then
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._decoder: zlib._Decompress | None = None
+        self._until_close = False
+        start = loop.time()
+        self._deadline = start + total if total else None
+        self._idle, self._last = idle, start
+        self._timer: asyncio.TimerHandle | None = None
+        if self._deadline is not None or idle:
+            self._timer = loop.call_at(self._due(), self._expire)
+
+    # -- what the caller uses --
+
+    async def read(self) -> bytes:
+        """The whole body (decoded)."""
+        self._whole = True
+        self._pause(False)
+        while not self._done:
+            await self._wait()
+        if self._error is not None:
+            raise self._error
+        return b"".join(self._buffer)
+
+    async def next_chunk(self) -> bytes:
+        """What arrived since the last call, waiting for something when nothing has; b"" at the end."""
+        while True:
+            if self._buffer:
+                data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
+                self._buffer.clear()
+                self._buffered = 0
+                self._pause(False)
+                return data
+            if self._done:
+                if self._error is not None:
+                    raise self._error
+                return b""
+            await self._wait()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while chunk := await self.next_chunk():
+            yield chunk
+
+    def close(self) -> None:
+        """Stop here: an unfinished answer's connection is closed, never reused (cancel, client gone)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.response = None
+            conn.abort()
+        self.fail(ConnectionClosed("the response was closed before its end"))
+
+    async def _wait(self) -> None:
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        except BaseException:  # cancelled: the server must see the request abandoned
+            self.close()
+            raise
+        finally:
+            self._waiter = None
+
+    # -- what the connection calls --
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def headers_done(self, status: int) -> None:
+        self.status = status
+        headers = self.headers
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):  # sent although we asked for identity
+            self._decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # detects the gzip or zlib wrapper
+            del headers["content-encoding"]
+            headers.pop("content-length", None)  # it counted the encoded bytes
+        self._until_close = (
+            "content-length" not in headers and "transfer-encoding" not in headers and status not in (204, 304)
+        )
+        if not self.headers_ready.done():
+            self.headers_ready.set_result(None)
+
+    def feed(self, data: bytes) -> None:
+        if self._done:
+            return
+        if self._decoder is not None:
+            try:
+                data = self._decoder.decompress(data)
+            except zlib.error as exc:
+                self._abort(BadResponse(f"the body does not decode: {exc}"))
+                return
+            if not data:
+                return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._idle:
+            self._last = self._loop.time()
+        if self._buffered > BUFFER_LIMIT and not self._whole:
+            self._pause(True)
+        self._wake()
+
+    def finish(self) -> None:
+        if self._done:
+            return
+        if self._decoder is not None:
+            try:
+                tail = self._decoder.flush()
+            except zlib.error as exc:
+                self._abort(BadResponse(f"the body does not decode: {exc}"))
+                return
+            if tail:
+                self._buffer.append(tail)
+        self._conn = None
+        self._end(None)
+
+    def fail(self, error: BaseException) -> None:
+        self._conn = None
+        self._end(error)
+
+    def lost(self, exc: Exception | None) -> None:
+        """The connection closed under this response."""
+        self._conn = None
+        if not self.headers_ready.done() and self._reused and not self.received:
+            self.fail(Stale("the pooled connection was closed by the server"))
+        elif self.headers_ready.done() and self._until_close and exc is None:
+            self.finish()  # a body without length ends when the connection does
+        else:
+            self.fail(ConnectionClosed("the connection closed before the answer was complete"))
+
+    # -- internals --
+
+    def _end(self, error: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._error = error
+        if self._timer is not None:
+            self._timer.cancel()
+        if error is not None and not self.headers_ready.done():
+            self.headers_ready.set_exception(error)
+        self._wake()
+
+    def _abort(self, error: BaseException) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.response = None
+            conn.abort()
+        self._end(error)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _pause(self, paused: bool) -> None:
+        if paused != self._paused and self._conn is not None:
+            self._paused = paused
+            self._conn.pause(paused)
+
+    def _due(self) -> float:
+        due = self._deadline if self._deadline is not None else float("inf")
+        return min(due, self._last + self._idle) if self._idle else due
+
+    def _expire(self) -> None:
+        due = self._due()
+        if self._paused:  # silence because the consumer is behind, not the server: wait on
+            due = self._loop.time() + (self._idle or 1.0)
+        if self._loop.time() < due:
+            self._timer = self._loop.call_at(due, self._expire)
+            return
+        self._timer = None
+        self._abort(TimeoutError("the server did not answer in time"))
