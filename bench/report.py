@@ -131,6 +131,10 @@ def check_bars(results: Results) -> list[Bar]:
     rss = max((m.rss_mb for m in seance_runs), default=None)
     chat64, anth64 = results.get("seance", "chat-c64"), results.get("seance", "anthropic-c64")
     translation = anth64.cpu_ms_per_request - chat64.cpu_ms_per_request if chat64 and anth64 else None
+    stream16, anth_stream16 = results.get("seance", "stream-c16"), results.get("seance", "anthropic-stream-c16")
+    stream_translation = (
+        anth_stream16.cpu_ms_per_request - stream16.cpu_ms_per_request if stream16 and anth_stream16 else None
+    )
     return [
         _bar("c=1 added p50 latency over direct", "<= 0.5 ms", diff("chat-c1", "p50_ms"),
              lambda v: v <= 0.5, " ms"),
@@ -150,6 +154,8 @@ def check_bars(results: Results) -> list[Bar]:
         _bar("RSS per worker (max over runs)", "<= 100 MB", rss, lambda v: v <= 100, " MB"),
         _bar("Anthropic translation CPU over pass-through (c=64)", "<= 0.3 ms/req", translation,
              lambda v: v <= 0.3, " ms"),
+        _bar("Anthropic stream translation CPU over pass-through stream (c=16)", "<= 0.3 ms/req",
+             stream_translation, lambda v: v <= 0.3, " ms"),
         _bar("Anthropic c=64 throughput vs LiteLLM", ">= 20x", times_litellm("anthropic-c64"),
              lambda v: v >= 20, "x"),
     ]  # fmt: skip
