@@ -109,6 +109,8 @@ async def test_request_is_one_well_formed_message_and_content_length_body_is_rea
         assert b"host: 127.0.0.1:%d" % server.port in lines
         assert {b"content-length: 7", b"accept-encoding: identity", b"Authorization: Bearer k"} <= set(lines)
         assert body == b'{"a":1}'
+        sock = pool.idle[0].transport.get_extra_info("socket")  # type: ignore[union-attr]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)  # small writes leave at once
         pool.close()
 
 
@@ -298,6 +300,22 @@ async def test_garbage_is_a_bad_response() -> None:
         pool.close()
 
 
+async def test_bytes_after_a_complete_answer_make_the_connection_unfit() -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        if server.connections == 1:
+            await read_request(reader, server)
+            writer.write(answer(b"one") + b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nextra")
+        await keep_alive(reader, writer, server)
+
+    async with serve(chatty) as server:
+        pool = Pool(origin(server))
+        assert await get(pool) == b"one"
+        await asyncio.sleep(0.05)
+        assert await get(pool) == b"answer 2"
+        assert server.connections == 2
+        pool.close()
+
+
 async def test_stream_chunks_arrive_as_sent() -> None:
     got_first = asyncio.Event()
 
@@ -445,6 +463,8 @@ def test_works_under_uvloop() -> None:
             response = await pool.request("GET", "/", {}, None, Timeout(connect=1, read=1))
             bodies.append(b"".join([chunk async for chunk in response.chunks()]))
             assert server.connections == 1
+            sock = pool.idle[0].transport.get_extra_info("socket")  # type: ignore[union-attr]
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             pool.close()
             return bodies
 

@@ -72,9 +72,13 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self.response = None
-            response.fail(BadResponse(f"malformed response: {exc}"))
+            if self.response is response:
+                self.response = None
+            response.fail(BadResponse(f"malformed response: {exc}"))  # a no-op if it was complete
             self.abort()
+
+    def usable(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -89,24 +93,28 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks, called from feed_data --
 
+    # (bytes after a complete answer would start a message nobody asked for: the error raised
+    # reaches data_received as an HttpParserError, and the connection is closed)
+
+    def _current(self) -> Response:
+        if self.response is None:
+            raise BadResponse("an answer to no request")
+        return self.response
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.response is not None
-        self.response.add_header(name, value)
+        self._current().add_header(name, value)
 
     def on_headers_complete(self) -> None:
-        assert self.response is not None
-        self.response.headers_done(self.parser.get_status_code())
+        self._current().headers_done(self.parser.get_status_code())
 
     def on_body(self, body: bytes) -> None:
-        assert self.response is not None
-        self.response.feed(body)
+        self._current().feed(body)
 
     def on_message_complete(self) -> None:
-        response, self.response = self.response, None
-        assert response is not None
+        response = self._current()
+        self.response = None
         response.finish()
-        if self.parser.should_keep_alive() and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()  # it may have been paused by the response's backpressure
+        if self.parser.should_keep_alive() and self.usable():
             self.pool.release(self)
         else:
             self.abort()
@@ -178,9 +186,9 @@ class Pool:
             raise ConnectionClosed("the pool is closed")
         loop = asyncio.get_running_loop()
         now = loop.time()
-        while self.idle:
+        while self.idle and not fresh:  # fresh: the last pooled one was stale, do not bet again
             conn = self.idle.pop()
-            if fresh or now - conn.idle_since > self.keepalive or conn.transport is None or conn.transport.is_closing():
+            if now - conn.idle_since > self.keepalive or not conn.usable():
                 conn.abort()
                 continue
             return conn, True
@@ -194,7 +202,7 @@ class Pool:
                     if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
                         self._pass_on(waiter.result())
                     raise
-                if handed is not None:
+                if handed is not None and handed.usable():
                     return handed, True
             self.opened += 1
             try:

@@ -162,6 +162,7 @@ class Response:
                 return
             if tail:
                 self._buffer.append(tail)
+        self._pause(False)  # the connection goes back to the pool: it must read again
         self._conn = None
         self._end(None)
 

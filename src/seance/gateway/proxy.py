@@ -13,13 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import aiohttp
-
 from seance.gateway.config import Settings
 from seance.gateway.deployments import Deployment, Deployments
 from seance.gateway.errors import GatewayError, Unauthorized, UpstreamError
 from seance.gateway.providers.base import Call, Operation, Reply, StreamTranslator, UpstreamRequest, Usage
-from seance.gateway.upstream import Upstreams
+from seance.gateway.upstream import Timeout, Upstreams
 
 T = TypeVar("T")
 DEFAULT_RETRIES = 2
@@ -67,7 +65,7 @@ class Proxy:
         self.deployments = deployments
         self.upstreams = upstreams
         self.health = Health()
-        self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float, bool], Timeout] = {}
 
     async def complete(
         self, op: Operation, body: dict[str, Any], raw: bytes, headers: Mapping[str, str], attempts: Attempts
@@ -143,13 +141,13 @@ class Proxy:
             raw = b""
         return Call(op, body, raw, stream, deployment.target, headers)
 
-    def _timeout(self, seconds: float, stream: bool) -> aiohttp.ClientTimeout:
+    def _timeout(self, seconds: float, stream: bool) -> Timeout:
         timeout = self._timeouts.get((seconds, stream))
         if timeout is None:
             if stream:  # a stream may last long; what must not last is silence
-                timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(seconds, 30), sock_read=seconds)
+                timeout = Timeout(connect=min(seconds, 30), read=seconds)
             else:
-                timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, 30))
+                timeout = Timeout(connect=min(seconds, 30), total=seconds)
             self._timeouts[(seconds, stream)] = timeout
         return timeout
 

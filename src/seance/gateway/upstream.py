@@ -1,21 +1,23 @@
 """The one place the gateway talks HTTP to providers: keep-alive pools and error translation.
 
-Foreign errors (aiohttp's, asyncio's timeouts) become GatewayErrors here and nowhere else.
+Foreign errors (the HTTP client's, asyncio's timeouts) become GatewayErrors here and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Iterable
 
-import aiohttp
-
+from seance.gateway import http1
 from seance.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from seance.gateway.http1 import Response, Timeout
 from seance.gateway.providers.base import UpstreamRequest
+
+__all__ = ["Response", "Timeout", "Upstreams", "origin_of", "translate"]
 
 POOL_PER_ORIGIN = 512
 KEEPALIVE_SECONDS = 60.0
-CHUNK_LIMIT = 2**16
 
 
 def origin_of(url: str) -> str:
@@ -25,87 +27,71 @@ def origin_of(url: str) -> str:
 
 
 class Upstreams:
-    """One aiohttp session, hence one keep-alive connection pool, per upstream origin."""
+    """One keep-alive connection pool per upstream origin."""
 
-    def __init__(self) -> None:
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._pools: dict[str, http1.Pool] = {}
+        self._ssl_context = ssl_context  # None: the system's CAs (tests pass their own)
 
     def open(self, origins: Iterable[str]) -> None:
         """Make the pools of the origins known at start (called inside the event loop)."""
         for origin in origins:
-            self._session(origin)
+            self._pool(origin)
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.close()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
 
-    def _session(self, origin: str) -> aiohttp.ClientSession:
-        session = self._sessions.get(origin)
-        if session is None:
-            connector = aiohttp.TCPConnector(
-                limit=POOL_PER_ORIGIN, limit_per_host=POOL_PER_ORIGIN, keepalive_timeout=KEEPALIVE_SECONDS
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-                read_bufsize=CHUNK_LIMIT,
-            )
-            self._sessions[origin] = session
-        return session
+    def _pool(self, origin: str) -> http1.Pool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = http1.Pool(origin, POOL_PER_ORIGIN, KEEPALIVE_SECONDS, self._ssl_context)
+            self._pools[origin] = pool
+        return pool
 
-    async def send(
-        self, request: UpstreamRequest, timeout: aiohttp.ClientTimeout, provider: str
-    ) -> aiohttp.ClientResponse:
-        """Send and return the response with its headers read; the caller reads and releases it."""
+    async def send(self, request: UpstreamRequest, timeout: Timeout, provider: str) -> Response:
+        """Send and return the response with its headers read; the caller reads it to the end."""
         if request.delay:
             await asyncio.sleep(request.delay)
-        session = self._session(origin_of(request.url))
+        url = request.url
+        origin = origin_of(url)
         try:
-            return await session.request(
-                request.method, request.url, headers=request.headers, data=request.body, timeout=timeout
-            )
+            pool = self._pools.get(origin) or self._pool(origin)
+            return await pool.request(request.method, url[len(origin) :] or "/", request.headers, request.body, timeout)
         except BaseException as exc:
             raise translate(exc, provider) from None
 
     @staticmethod
-    async def read(response: aiohttp.ClientResponse, provider: str) -> bytes:
+    async def read(response: Response, provider: str) -> bytes:
         try:
             return await response.read()
         except BaseException as exc:
             raise translate(exc, provider) from None
-        finally:
-            response.release()
 
     @staticmethod
-    async def chunks(response: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
-        """The body as it arrives, chunk by chunk; the connection goes back to the pool at the end,
-        or is closed when the iteration stops early (client gone)."""
-        complete = False
+    async def chunks(response: Response, provider: str) -> AsyncIterator[bytes]:
+        """The body as it arrives, chunk by chunk; the connection goes back to the pool once the
+        answer is complete, or is closed when the iteration stops early (client gone)."""
         try:
-            async for chunk in response.content.iter_any():
+            while chunk := await response.next_chunk():
                 yield chunk
-            complete = True
         except BaseException as exc:
             raise translate(exc, provider) from None
         finally:
-            if complete:
-                response.release()
-            else:
-                response.close()
+            response.close()  # a no-op for an answer read to its end
 
 
 def translate(exc: BaseException, provider: str) -> BaseException:
-    """aiohttp/asyncio failures → GatewayError; anything else (cancellation) passes unchanged."""
+    """HTTP client/asyncio failures → GatewayError; anything else (cancellation) passes unchanged."""
     if isinstance(exc, GatewayError):
         return exc
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"{provider}: the provider did not answer in time")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamError(f"{provider}: cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror}")
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+    if isinstance(exc, http1.CannotConnect):
+        return UpstreamError(f"{provider}: cannot connect to {exc.host}:{exc.port}: {exc.reason}")
+    if isinstance(exc, http1.ConnectionClosed):
         return UpstreamError(f"{provider}: the provider closed the connection before the answer was complete")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return UpstreamError(f"{provider}: request failed: {type(exc).__name__}")
+    if isinstance(exc, http1.BadResponse | OSError | ValueError):
+        return UpstreamError(f"{provider}: request failed: {exc}")
     return exc
