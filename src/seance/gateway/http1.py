@@ -12,6 +12,7 @@ Errors: TimeoutError, CannotConnect, ConnectionClosed (the answer is incomplete)
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -33,6 +34,12 @@ class Timeout:
     connect: float  # getting a connection: waiting for a pool slot, TCP and TLS handshakes
     total: float | None = None  # the whole request, answer included (non-streamed answers)
     read: float | None = None  # the longest silence while an answer is awaited (streams)
+
+
+@functools.cache
+def _system_tls() -> ssl.SSLContext:
+    """One context for every https pool: loading the system's CAs takes milliseconds."""
+    return ssl.create_default_context()  # verifies the certificate and the host name
 
 
 class CannotConnect(Exception):
@@ -132,7 +139,7 @@ class Pool:
             raise ValueError(f"not an http(s) origin: {origin!r}")
         self.host, self.port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
         self.host_header = url.netloc
-        self.ssl = (ssl_context or ssl.create_default_context()) if url.scheme == "https" else None
+        self.ssl = (ssl_context or _system_tls()) if url.scheme == "https" else None
         self.limit, self.keepalive = limit, keepalive
         self.idle: list[_Connection] = []  # most recently used last: it is the least likely to be stale
         self.opened = 0  # connections open or opening
