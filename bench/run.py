@@ -56,11 +56,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy Seance (and the relay) during each run (slows them; not for bars)",
+        help="py-spy every Python target during each run (slows them; not for bars)",
     )
     args = parser.parse_args(argv)
     args.argv = argv
     args.load_start = os.getloadavg()[0]
+    # The commit the gateway was started from: taken now, since others may commit during the run.
+    args.commit = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
+                                 capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
     if args.quick:
         args.warmup, args.duration = 1.0, 3.0
     targets = [t.strip() for t in args.only.split(",") if t.strip()]
@@ -157,7 +160,7 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
         for target in running:
             if target.name.startswith("relay") and scenario.kind not in RELAY_KINDS:
                 continue  # the reference relay only passes OpenAI-format traffic through
-            sampled = profiler if target.name in ("seance", "relay", "relay-raw") else None
+            sampled = None if target.direct else profiler
             measurements.append(measure(target, scenario, args, paths.work, sampled))
     return measurements
 
@@ -166,12 +169,10 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
     results = Results(measurements)
     titles = {s.key: s.title for s in SCENARIOS}
     bars = check_bars(results)
-    commit = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"],
-                            capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
     load1, _, _ = os.getloadavg()
     command = " ".join(["python3 bench/run.py", *args.argv])
     header = (
-        f"# Seance benchmark\n\n`{command}`\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, "
+        f"# Seance benchmark\n\n`{command}`\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {args.commit}, "
         f"{os.cpu_count()} cores, load average {args.load_start:.2f} at the start and {load1:.2f} at the end "
         f"(1 min; other work on the machine skews figures), {time.monotonic() - started:.0f} s.\n"
         f"One worker per target; wrk -t1, {args.warmup:g} s warm-up + {args.duration:g} s measured per run."
