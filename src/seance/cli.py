@@ -27,7 +27,14 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
-        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module_name.startswith(exc.name):
+                raise  # a missing dependency is a bug to see, not a missing part
+            # The container image holds the gateway only: say so instead of a traceback.
+            raise click.UsageError(f"'seance {cmd_name}' is not part of this installation") from None
+        command: click.Command = getattr(module, attribute)
         return command
 
 
