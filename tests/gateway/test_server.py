@@ -92,3 +92,38 @@ def test_a_client_that_disconnects_cancels_its_upstream_request(gateway: Gateway
         client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
     assert closed.wait(timeout=5), "the gateway kept waiting on the upstream after the client left"
     listener.close()
+
+
+def test_a_stream_ended_by_an_error_event_releases_its_upstream_connection(gateway: GatewayFactory) -> None:
+    """The upstream sends an error event and then holds the connection open: the gateway must end
+    the client's stream with the error and close that connection, not leave it to linger."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    closed = threading.Event()
+    event = b'data: {"error": {"message": "tool_use_failed", "type": "invalid_request_error"}}\n\n'
+
+    def upstream() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(20)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        conn.sendall(head + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+        closed.set()
+        conn.close()
+
+    threading.Thread(target=upstream, daemon=True).start()
+    served = gateway({"model_list": [deployment("gpt", "openai/gpt-3.5-turbo", f"http://127.0.0.1:{port}/v1")]})
+    with pytest.raises(openai.APIError, match="tool_use_failed"):
+        for _ in served.openai(timeout=10).chat.completions.create(
+            model="gpt", messages=[{"role": "user", "content": "hi"}], stream=True
+        ):
+            pass
+    assert closed.wait(timeout=5), "the upstream connection stayed open after the stream ended"
+    listener.close()

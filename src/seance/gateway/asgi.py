@@ -102,6 +102,8 @@ async def relay(
     except Exception:  # a bug in a translator must still end the stream with an error event
         log.exception("stream translation failed")
         tail = error_event(GatewayError("internal error while translating the provider's stream"))
+    finally:
+        await stream.chunks.aclose()  # an upstream answer left unfinished closes its connection now
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -48,7 +48,7 @@ class Health:
 @dataclass(slots=True)
 class Stream:
     attempts: Attempts
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]
     translator: StreamTranslator
 
 
@@ -195,7 +195,7 @@ def _pick(group: Sequence[Deployment], failed: set[str]) -> Deployment:
     return random.choices(candidates, weights=[d.weight for d in candidates])[0]
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 
 from seance.gateway import http1
 from seance.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
@@ -70,7 +70,7 @@ class Upstreams:
             raise translate(exc, provider) from None
 
     @staticmethod
-    async def chunks(response: Response, provider: str) -> AsyncIterator[bytes]:
+    async def chunks(response: Response, provider: str) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, chunk by chunk; the connection goes back to the pool once the
         answer is complete, or is closed when the iteration stops early (client gone)."""
         try:
