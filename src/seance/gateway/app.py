@@ -13,6 +13,7 @@ import hmac
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from seance.gateway import anthropic_front, validate
@@ -56,6 +57,10 @@ ROUTES["/v1/messages/count_tokens"] = ROUTES["/anthropic/v1/messages/count_token
 ROUTES["/health/liveliness"] = ROUTES["/health/liveness"] = ("GET", "alive", False)
 ROUTES["/health/readiness"] = ("GET", "ready", False)
 ROUTES["/health"] = ("GET", "health", True)
+
+
+def _openai_error_event(exc: GatewayError) -> bytes:
+    return b"data: " + exc.body() + b"\n\n" + DONE
 
 
 class Gateway:
@@ -140,7 +145,7 @@ class Gateway:
                 elif endpoint == "count_tokens":
                     await self._count_tokens(body, raw, forwarded, headers, attempts, send)
                 else:
-                    await self._openai(endpoint, body, raw, forwarded, headers, attempts, send)  # type: ignore[arg-type]
+                    await self._forward(endpoint, body, raw, forwarded, headers, attempts, send)  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 if watch.gone:
                     return  # the client left; its upstream request was cancelled with this task
@@ -173,9 +178,9 @@ class Gateway:
         if not hmac.compare_digest(presented, self.master_key):
             raise Unauthorized("invalid API key")
 
-    # -- OpenAI front --
+    # -- the same format in and out: OpenAI's, or Anthropic's to an Anthropic upstream --
 
-    async def _openai(
+    async def _forward(
         self,
         op: Operation,
         body: dict[str, Any],
@@ -184,11 +189,12 @@ class Gateway:
         headers: Headers,
         attempts: Attempts,
         send: Send,
+        error_event: Callable[[GatewayError], bytes] = _openai_error_event,
     ) -> None:
         if body.get("stream") is True:
             stream = await self.proxy.stream(op, body, raw, forwarded, attempts)
             _route_headers(headers, attempts)
-            await relay(send, stream, headers, _openai_error_event)
+            await relay(send, stream, headers, error_event)
             return
         reply = await self.proxy.complete(op, body, raw, forwarded, attempts)
         _route_headers(headers, attempts, reply)
@@ -209,14 +215,7 @@ class Gateway:
         native = all("messages" in d.adapter.operations for d in group)
         streaming = body.get("stream") is True
         if native:  # Anthropic upstream: the body and the answer pass through untouched
-            if streaming:
-                stream = await self.proxy.stream("messages", body, raw, forwarded, attempts)
-                _route_headers(headers, attempts)
-                await relay(send, stream, headers, anthropic_front.error_event)
-                return
-            reply = await self.proxy.complete("messages", body, raw, forwarded, attempts)
-            _route_headers(headers, attempts, reply)
-            await send_bytes(send, 200, reply.body, headers)
+            await self._forward("messages", body, raw, forwarded, headers, attempts, send, anthropic_front.error_event)
             return
         chat = anthropic_front.to_openai_request(body)
         if streaming:
@@ -304,10 +303,6 @@ class _Chained(StreamTranslator):
         tail = self.second.feed(self.first.close())
         self.usage = self.first.usage
         return bytes(tail + self.second.close())
-
-
-def _openai_error_event(exc: GatewayError) -> bytes:
-    return b"data: " + exc.body() + b"\n\n" + DONE
 
 
 def _route_headers(headers: Headers, attempts: Attempts, reply: Reply | None = None) -> None:
