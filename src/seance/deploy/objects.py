@@ -40,6 +40,20 @@ def metadata(name: str, object_labels: Mapping[str, str], **extra: Any) -> dict[
     return {"name": name, "namespace": NAMESPACE, "labels": dict(object_labels), **extra}
 
 
+def cluster_ip_service(name: str, component: str, port_name: str, port: int, settings: Settings) -> Manifest:
+    """A Service in front of the pods labelled `app: name`, on one named port."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(name, labels(name, component, settings)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(name),
+            "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}],
+        },
+    }
+
+
 def namespace(settings: Settings) -> Manifest:
     return {
         "apiVersion": "v1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seance.deploy.objects import Manifest, labels, metadata, selector_labels
+from seance.deploy.objects import Manifest, cluster_ip_service, labels, metadata
 from seance.deploy.settings import GATEWAY_PORT, Settings
 from seance.deploy.workloads import APP
 
@@ -18,16 +18,7 @@ REWRITE_TARGET = "/$2"
 
 
 def service(settings: Settings) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(APP, labels(APP, "gateway", settings)),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(APP),
-            "ports": [{"name": "http", "port": GATEWAY_PORT, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
+    return cluster_ip_service(APP, "gateway", "http", GATEWAY_PORT, settings)
 
 
 def ingress(settings: Settings) -> Manifest:

@@ -11,6 +11,7 @@ from seance.deploy.objects import (
     CONFIG_MAP_NAME,
     SECRET_NAME,
     Manifest,
+    cluster_ip_service,
     labels,
     metadata,
     selector_labels,
@@ -215,16 +216,7 @@ def valkey_deployment(settings: Settings) -> Manifest:
 
 
 def valkey_service(settings: Settings) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(VALKEY_SERVICE, labels(VALKEY_SERVICE, "cache", settings)),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(VALKEY_SERVICE),
-            "ports": [{"name": "redis", "port": VALKEY_PORT, "targetPort": "redis", "protocol": "TCP"}],
-        },
-    }
+    return cluster_ip_service(VALKEY_SERVICE, "cache", "redis", VALKEY_PORT, settings)
 
 
 def valkey_network_policy(settings: Settings) -> Manifest:

@@ -12,6 +12,25 @@ import orjson
 from seance.gateway.providers.base import Call, Operation, StreamTranslator, Target
 from seance.gateway.sse import SSEDecoder
 
+# the tool and question of ruby_llm's recorded function-calling conversations (Cohere, Gemini)
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "Gets current weather for a location",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "latitude": {"type": "string", "description": "Latitude (e.g., 52.5200)"},
+                "longitude": {"type": "string", "description": "Longitude (e.g., 13.4050)"},
+            },
+            "required": ["latitude", "longitude"],
+            "additionalProperties": False,
+        },
+    },
+}
+BERLIN = "What's the weather in Berlin? (52.5200, 13.4050)"
+
 
 def make_call(
     op: Operation,

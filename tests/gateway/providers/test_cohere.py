@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.gateway.providers.helpers import SPLITS, accumulate, chunks_of, make_call, run_stream
+from tests.gateway.providers.helpers import BERLIN, SPLITS, WEATHER_TOOL, accumulate, chunks_of, make_call, run_stream
 from tests.wire import load
 
 from seance.gateway.errors import BadRequest, UpstreamError
@@ -17,23 +17,6 @@ from seance.gateway.providers.cohere import Cohere
 
 ADAPTER = Cohere()
 BASE = ADAPTER.normalize_base("https://api.cohere.com/v2")
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "weather",
-        "description": "Gets current weather for a location",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "latitude": {"type": "string", "description": "Latitude (e.g., 52.5200)"},
-                "longitude": {"type": "string", "description": "Longitude (e.g., 13.4050)"},
-            },
-            "required": ["latitude", "longitude"],
-            "additionalProperties": False,
-        },
-    },
-}
-BERLIN = "What's the weather in Berlin? (52.5200, 13.4050)"
 
 
 def call(body: dict[str, Any], op: Any = "chat", model: str = "command-a-03-2025", **kwargs: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.gateway.providers.helpers import SPLITS, accumulate, chunks_of, make_call, run_stream
+from tests.gateway.providers.helpers import BERLIN, SPLITS, WEATHER_TOOL, accumulate, chunks_of, make_call, run_stream
 from tests.wire import load
 
 from seance.gateway.errors import BadRequest, UpstreamError
@@ -17,23 +17,6 @@ from seance.gateway.providers.gemini import Gemini
 ADAPTER = Gemini()
 BASE = ADAPTER.normalize_base("https://generativelanguage.googleapis.com/v1beta/")
 PREFIX = "https://generativelanguage.googleapis.com/v1beta/models/"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "weather",
-        "description": "Gets current weather for a location",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "latitude": {"type": "string", "description": "Latitude (e.g., 52.5200)"},
-                "longitude": {"type": "string", "description": "Longitude (e.g., 13.4050)"},
-            },
-            "required": ["latitude", "longitude"],
-            "additionalProperties": False,
-        },
-    },
-}
-BERLIN = "What's the weather in Berlin? (52.5200, 13.4050)"
 RESULT = [{"type": "text", "text": "Current weather at 52.5200, 13.4050: 15°C, Wind: 10 km/h"}]
 
 
