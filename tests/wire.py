@@ -17,6 +17,7 @@ import base64
 import copy
 import functools
 import gzip
+import os
 import re
 import threading
 from collections import deque
@@ -33,6 +34,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 
 FIXTURES: Path = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "wire"
+if not FIXTURES.is_dir():  # a clone elsewhere than beside shared/; SEANCE_WIRE_FIXTURES overrides
+    FIXTURES = Path(os.environ.get("SEANCE_WIRE_FIXTURES", "/work/shared/fixtures/wire"))
 
 
 @dataclass
