@@ -40,7 +40,7 @@ GATEWAY_DOC = DOC.parent / "gateway.md"
 
 def test_gateway_doc_config_example_starts(tmp_path: Path) -> None:
     from seance.gateway.config import load_settings as load_gateway_settings
-    from seance.gateway.deployments import Deployments
+    from seance.gateway.routing.deployments import Deployments
 
     (block,) = re.findall(r"```yaml\n(model_list:.*?)```", GATEWAY_DOC.read_text(), flags=re.S)
     path = tmp_path / "config.yaml"

@@ -399,7 +399,7 @@ def drive(app: object, body: dict[str, object]) -> tuple[int, bytes]:
             messages.append(message)
 
         await app(scope, receive, send)  # type: ignore[operator]
-        await app.upstreams.close()  # type: ignore[attr-defined]
+        await app.transport.close()  # type: ignore[attr-defined]
 
     asyncio.run(go())
     status = messages[0]["status"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from seance.gateway.config import ConfigError, load_settings
-from seance.gateway.deployments import Deployments
 from seance.gateway.errors import ModelNotFound
+from seance.gateway.routing.deployments import Deployments
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from seance.gateway.http1 import BadResponse, CannotConnect, ConnectionClosed, Pool, Timeout
-from seance.gateway.http1_response import BUFFER_LIMIT
+from seance.gateway.upstream.http1 import BadResponse, CannotConnect, ConnectionClosed, Pool, Timeout
+from seance.gateway.upstream.http1_response import BUFFER_LIMIT
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 T = Timeout(connect=2, total=5)

@@ -10,7 +10,9 @@ import pytest
 
 from seance.gateway.errors import UpstreamError, UpstreamTimeout
 from seance.gateway.providers.base import UpstreamRequest
-from seance.gateway.upstream import Timeout, Upstreams, origin_of, translate
+from seance.gateway.upstream import Timeout
+from seance.gateway.upstream.transport import HTTPTransport as Upstreams
+from seance.gateway.upstream.transport import origin_of, translate
 
 TIMEOUT = Timeout(connect=1, total=2)
 

@@ -1,78 +1,62 @@
-"""The gateway's HTTP front: a plain ASGI app (no framework on the hot path).
+"""The gateway's ASGI entry: a plain ASGI app (no framework on the hot path).
 
-    HTTP in ─► route ─► auth ─► read + parse body (one orjson parse) ─► proxy ─► HTTP out
+    HTTP in ─► route (routes.py) ─► a request context (context.py)
+           ─► hooks on_request (auth) ─► read + parse the body (one orjson parse)
+           ─► hooks before (may answer) ─► the route's front: router ─► provider ─► HTTP out
+           ─► hooks after, in reverse, once the last byte is sent (streams too)
 
-Everything a handler cannot serve is raised as a GatewayError and rendered once, in `_http`.
+Everything a handler cannot serve is raised as a GatewayError and rendered once, here, in the
+shape of the route's front.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
-from seance.gateway import anthropic_front, validate
-from seance.gateway.asgi import (
-    MAX_BODY_BYTES,
-    DisconnectWatch,
-    Headers,
-    Receive,
-    Scope,
-    Send,
-    read_body,
-    relay,
-    send_bytes,
-    send_json,
-)
+from seance.gateway import routes
+from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
 from seance.gateway.config import Settings
-from seance.gateway.deployments import Deployments
-from seance.gateway.errors import BadRequest, GatewayError, PayloadTooLarge, Unauthorized
-from seance.gateway.providers.base import Operation, Reply, StreamTranslator
-from seance.gateway.proxy import Attempts, Proxy
-from seance.gateway.sse import DONE
-from seance.gateway.upstream import Upstreams, origin_of
+from seance.gateway.context import RequestContext
+from seance.gateway.errors import GatewayError, PayloadTooLarge
+from seance.gateway.fronts import anthropic, openai, read_request, route_headers
+from seance.gateway.fronts.health import HealthFront
+from seance.gateway.fronts.models import ModelsFront
+from seance.gateway.fronts.validate import parse
+from seance.gateway.pipeline import Pipeline, hooks
+from seance.gateway.routing.deployments import Deployments
+from seance.gateway.routing.router import Router
+from seance.gateway.upstream import Transport
+from seance.gateway.upstream.transport import HTTPTransport, origin_of
 
 log = logging.getLogger("seance.gateway")
 
 # client headers an adapter may forward upstream
 FORWARDED = frozenset({b"anthropic-version", b"anthropic-beta"})
-
-# path -> (method, operation or endpoint name, needs auth)
-ROUTES: dict[str, tuple[str, str, bool]] = {}
-for _path, _route in {
-    "/chat/completions": ("POST", "chat", True),
-    "/completions": ("POST", "completion", True),
-    "/embeddings": ("POST", "embedding", True),
-    "/models": ("GET", "models", True),
-    "/messages": ("POST", "messages", True),
-}.items():
-    ROUTES[_path] = ROUTES["/v1" + _path] = _route
-ROUTES["/anthropic/v1/messages"] = ("POST", "messages", True)
-ROUTES["/v1/messages/count_tokens"] = ROUTES["/anthropic/v1/messages/count_tokens"] = ("POST", "count_tokens", True)
-ROUTES["/health/liveliness"] = ROUTES["/health/liveness"] = ("GET", "alive", False)
-ROUTES["/health/readiness"] = ("GET", "ready", False)
-ROUTES["/health"] = ("GET", "health", True)
-
-
-def _openai_error_event(exc: GatewayError) -> bytes:
-    return b"data: " + exc.body() + b"\n\n" + DONE
+ERROR_BODIES: dict[str, Callable[[GatewayError], bytes]] = {
+    "openai": openai.error_body,
+    "anthropic": anthropic.error_body,
+}
 
 
 class Gateway:
-    def __init__(self, settings: Settings, *, allow_no_auth: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, features: hooks.Features | None = None, transport: Transport | None = None
+    ) -> None:
+        features = features or hooks.Features(master_key=settings.master_key)
         self.settings = settings
         self.deployments = Deployments(settings)
-        self.upstreams = Upstreams()
-        self.proxy = Proxy(settings, self.deployments, self.upstreams)
-        self.master_key = settings.master_key.encode() if settings.master_key else None
-        self.allow_no_auth = allow_no_auth
-        self.started = int(time.time())
-        self.draining = False
+        self.transport: Transport = transport or HTTPTransport()
+        self.router = Router(settings, self.deployments, self.transport)
+        self.pipeline = Pipeline(hooks.build(features))
+        self.openai = openai.OpenAIFront(self.router)
+        self.anthropic = anthropic.AnthropicFront(self.router)
+        self.models = ModelsFront(self.deployments)
+        self.health = HealthFront(self.deployments, self.router.health)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -84,234 +68,122 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.upstreams.open({origin_of(d.target.api_base) for d in self.deployments.all()})
+                self.transport.open({origin_of(d.target.api_base) for d in self.deployments.all()})
                 # What exists now (modules, config) lives as long as the process: keep it out of
                 # the collector's reach so collections only walk per-request garbage.
                 gc.collect()
                 gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.draining = True
-                await self.upstreams.close()
+                self.health.draining = True
+                await self.transport.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = ""
-        auth = b""
-        forwarded: dict[str, str] = {}
-        length = 0
-        for name, value in scope["headers"]:
-            if name == b"authorization" or name == b"x-api-key" or name == b"api-key":
-                auth = value
-            elif name == b"x-request-id":
-                request_id = value.decode("latin-1")[:128]
-            elif name == b"content-length":
-                length = int(value) if value.isdigit() else 0
-            elif name in FORWARDED:
-                forwarded[name.decode()] = value.decode("latin-1")
-        if not request_id:
-            request_id = os.urandom(16).hex()
-        headers: Headers = [(b"x-request-id", request_id.encode()), (b"x-litellm-call-id", request_id.encode())]
-        path = scope["path"].rstrip("/") or "/"
-        route = ROUTES.get(path)
-        if route is None and path.startswith(("/v1/models/", "/models/")):
-            route = ("GET", "model", True)
-        front = "openai"
-        attempts = Attempts()
+        ctx, length = _context(scope)
+        if not ctx.route.pipeline:  # the probes: no hooks, no body
+            await self._probe(ctx, send)
+            return
         try:
-            if route is None:
-                raise GatewayError(f"no route for {scope['path']}", status=404, code="not_found")
-            method, endpoint, needs_auth = route
-            if endpoint == "messages" or endpoint == "count_tokens":
-                front = "anthropic"
-            if scope["method"] != method:
-                raise GatewayError(f"{scope['path']} accepts {method}", status=405, code="method_not_allowed")
-            if needs_auth:
-                self._authenticate(auth)
-            if method == "GET":
-                await send_json(send, 200, self._get(endpoint, path), headers)
-                return
-            if length > MAX_BODY_BYTES:
-                raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
-            raw = await read_body(receive)
-            if raw is None:
-                return  # the client went away
-            body = validate.parse(raw, endpoint)
-            watch = DisconnectWatch(receive)
-            try:
-                if endpoint == "messages":
-                    await self._messages(body, raw, forwarded, headers, attempts, send)
-                elif endpoint == "count_tokens":
-                    await self._count_tokens(body, raw, forwarded, headers, attempts, send)
-                else:
-                    await self._forward(endpoint, body, raw, forwarded, headers, attempts, send)  # type: ignore[arg-type]
-            except asyncio.CancelledError:
-                if watch.gone:
-                    return  # the client left; its upstream request was cancelled with this task
-                raise
-            finally:
-                watch.close()
+            await self._serve(ctx, length, receive, send)
         except GatewayError as exc:
-            if attempts.deployment is not None:
-                _route_headers(headers, attempts)
-            headers.extend((k.lower().encode(), v.encode()) for k, v in exc.headers.items())
-            rendered = anthropic_front.error_body(exc) if front == "anthropic" else exc.body()
-            await send_bytes(send, exc.status, rendered, headers)
+            await self._error(ctx, exc, send)
         except Exception:
             # A bug, not bad input: still one clear answer in the client's error shape, and the
             # traceback (which holds no request data) in the log under the request id.
-            log.exception("request %s failed", request_id)
-            bug = GatewayError(f"internal error; the gateway log has the details under request id {request_id}")
-            rendered = anthropic_front.error_body(bug) if front == "anthropic" else bug.body()
-            await send_bytes(send, 500, rendered, headers)
+            log.exception("request %s failed", ctx.id)
+            bug = GatewayError(f"internal error; the gateway log has the details under request id {ctx.id}")
+            await self._error(ctx, bug, send)
+        ctx.finish(ctx.status or 499)  # no status: the client left before the answer (nginx's 499)
+        await self.pipeline.after(ctx)
 
-    def _authenticate(self, presented: bytes) -> None:
-        if self.master_key is None:
-            if self.allow_no_auth:
+    async def _serve(self, ctx: RequestContext, length: int, receive: Receive, send: Send) -> None:
+        route = ctx.route
+        if route is routes.NOT_FOUND:
+            raise GatewayError(f"no route for {ctx.path}", status=404, code="not_found")
+        if ctx.method != route.method:
+            raise GatewayError(f"{ctx.path} accepts {route.method}", status=405, code="method_not_allowed")
+        await self.pipeline.on_request(ctx)
+        if not route.body:
+            if (answer := await self.pipeline.before(ctx, None)) is not None:
+                await send_bytes(send, ctx, answer.status, answer.body, answer.content_type)
                 return
-            raise Unauthorized("no master key is configured")  # unreachable: the CLI refuses to start
-        if presented[:7].lower() == b"bearer ":
-            presented = presented[7:].strip()
-        if not presented:
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
-        if not hmac.compare_digest(presented, self.master_key):
-            raise Unauthorized("invalid API key")
-
-    # -- the same format in and out: OpenAI's, or Anthropic's to an Anthropic upstream --
-
-    async def _forward(
-        self,
-        op: Operation,
-        body: dict[str, Any],
-        raw: bytes,
-        forwarded: dict[str, str],
-        headers: Headers,
-        attempts: Attempts,
-        send: Send,
-        error_event: Callable[[GatewayError], bytes] = _openai_error_event,
-    ) -> None:
-        if body.get("stream") is True:
-            stream = await self.proxy.stream(op, body, raw, forwarded, attempts)
-            _route_headers(headers, attempts)
-            await relay(send, stream, headers, error_event)
+            await send_json(send, ctx, 200, self._get(ctx))
             return
-        reply = await self.proxy.complete(op, body, raw, forwarded, attempts)
-        _route_headers(headers, attempts, reply)
-        await send_bytes(send, 200, reply.body, headers, reply.content_type.encode())
-
-    # -- Anthropic front: /v1/messages --
-
-    async def _messages(
-        self,
-        body: dict[str, Any],
-        raw: bytes,
-        forwarded: dict[str, str],
-        headers: Headers,
-        attempts: Attempts,
-        send: Send,
-    ) -> None:
-        group = self.deployments.lookup(body["model"])
-        native = all("messages" in d.adapter.operations for d in group)
-        streaming = body.get("stream") is True
-        if native:  # Anthropic upstream: the body and the answer pass through untouched
-            await self._forward("messages", body, raw, forwarded, headers, attempts, send, anthropic_front.error_event)
+        if length > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+        raw = await read_body(receive)
+        if raw is None:
+            return  # the client went away
+        parsed = parse(raw, route.name)
+        body = read_request(ctx, parsed, anthropic.KEPT_FIELDS if route.front == "anthropic" else frozenset())
+        if body is not parsed:
+            raw = b""  # the client's bytes held fields that must not go upstream
+        if (answer := await self.pipeline.before(ctx, body)) is not None:
+            ctx.response_headers.extend(answer.headers)
+            await send_bytes(send, ctx, answer.status, answer.body, answer.content_type)
             return
-        chat = anthropic_front.to_openai_request(body)
-        if streaming:
-            chat["stream"] = True
-            chat["stream_options"] = {"include_usage": True}
-            stream = await self.proxy.stream("chat", chat, b"", forwarded, attempts)
-            stream.translator = _Chained(stream.translator, anthropic_front.OpenAIToAnthropicStream(body["model"]))
-            _route_headers(headers, attempts)
-            await relay(send, stream, headers, anthropic_front.error_event)
-            return
-        reply = await self.proxy.complete("chat", chat, b"", forwarded, attempts)
-        _route_headers(headers, attempts, reply)
-        await send_bytes(send, 200, anthropic_front.from_openai_response(reply.body, body["model"]), headers)
+        watch = DisconnectWatch(receive)
+        try:
+            await self._post(ctx, body, raw, send)
+        except asyncio.CancelledError:
+            if watch.gone:
+                return  # the client left; its upstream request was cancelled with this task
+            raise
+        finally:
+            watch.close()
 
-    async def _count_tokens(
-        self, body: dict[str, Any], raw: bytes, forwarded: dict[str, str], headers: Headers, attempts: Attempts,
-        send: Send,
-    ) -> None:  # fmt: skip
-        for deployment in self.deployments.lookup(body["model"]):
-            if "count_tokens" not in deployment.adapter.operations:
-                raise BadRequest(
-                    f"token counting is not offered by {deployment.target.provider}, the provider of "
-                    f"'{body['model']}'"
-                )
-        reply = await self.proxy.complete("count_tokens", body, raw, forwarded, attempts)
-        _route_headers(headers, attempts)
-        await send_bytes(send, 200, reply.body, headers)
+    async def _post(self, ctx: RequestContext, body: dict[str, Any], raw: bytes, send: Send) -> None:
+        name = ctx.route.name
+        if name == "messages":
+            await self.anthropic.messages(ctx, body, raw, send)
+        elif name == "count_tokens":
+            await self.anthropic.count_tokens(ctx, body, raw, send)
+        else:
+            await self.openai.handle(ctx, name, body, raw, send)  # type: ignore[arg-type]
 
-    # -- GET endpoints --
+    def _get(self, ctx: RequestContext) -> Any:
+        name = ctx.route.name
+        if name == "models":
+            return self.models.list()
+        if name == "model":
+            return self.models.get(routes.model_id(ctx.path))
+        return self.health.report()
 
-    def _get(self, endpoint: str, path: str) -> Any:
-        if endpoint == "alive":
-            return "I'm alive!"
-        if endpoint == "ready":
-            if self.draining:
-                raise GatewayError("shutting down", status=503, code="draining")
-            return {"status": "healthy", "db": "Not connected", "cache": None}
-        if endpoint == "models":
-            return {"object": "list", "data": [self._model(name) for name in self.deployments.model_names()]}
-        if endpoint == "model":  # GET /v1/models/{id}; ids may hold slashes ("openai/gpt-4o")
-            name = path.split("/models/", 1)[1]
-            self.deployments.lookup(name)  # ModelNotFound (404) when it is not served
-            return self._model(name)
-        return self._health()
+    async def _probe(self, ctx: RequestContext, send: Send) -> None:
+        try:
+            if ctx.method != "GET":
+                raise GatewayError(f"{ctx.path} accepts GET", status=405, code="method_not_allowed")
+            await send_json(send, ctx, 200, self.health.alive() if ctx.route is routes.ALIVE else self.health.ready())
+        except GatewayError as exc:
+            await self._error(ctx, exc, send)
 
-    def _model(self, name: str) -> dict[str, Any]:
-        return {"id": name, "object": "model", "created": self.started, "owned_by": "seance"}
-
-    def _health(self) -> dict[str, Any]:
-        healthy, unhealthy = [], []
-        health = self.proxy.health
-        for deployment in self.deployments.all():
-            entry: dict[str, Any] = {
-                "model": f"{deployment.target.provider}/{deployment.target.model}",
-                "model_name": deployment.model_name,
-                "model_id": deployment.id,
-                "api_base": deployment.target.api_base,
-            }
-            error = health.last_error.get(deployment.id)
-            success = health.last_success.get(deployment.id, 0.0)
-            if deployment.missing_key:
-                unhealthy.append({**entry, "error": deployment.missing_key})
-            elif error is not None and error[0] > success:
-                unhealthy.append({**entry, "error": error[1], "since": int(error[0])})
-            else:
-                healthy.append(entry)
-        return {
-            "healthy_endpoints": healthy,
-            "unhealthy_endpoints": unhealthy,
-            "healthy_count": len(healthy),
-            "unhealthy_count": len(unhealthy),
-        }
+    async def _error(self, ctx: RequestContext, exc: GatewayError, send: Send) -> None:
+        ctx.error = exc
+        headers = ctx.response_headers
+        if ctx.deployment is not None and not any(name == b"x-litellm-model-id" for name, _ in headers):
+            route_headers(ctx)
+        headers.extend((k.lower().encode(), v.encode()) for k, v in exc.headers.items())
+        await send_bytes(send, ctx, exc.status, ERROR_BODIES[ctx.route.front](exc))
 
 
-class _Chained(StreamTranslator):
-    """An adapter's translator followed by the Anthropic front's (OpenAI chunks → Anthropic events)."""
-
-    def __init__(self, first: StreamTranslator, second: Any) -> None:
-        self.first, self.second = first, second
-
-    def feed(self, data: bytes) -> bytes:
-        return bytes(self.second.feed(self.first.feed(data)))
-
-    def close(self) -> bytes:
-        tail = self.second.feed(self.first.close())
-        self.usage = self.first.usage
-        return bytes(tail + self.second.close())
-
-
-def _route_headers(headers: Headers, attempts: Attempts, reply: Reply | None = None) -> None:
-    if attempts.reported:
-        return
-    attempts.reported = True
-    if attempts.deployment is not None:
-        headers.append((b"x-litellm-model-id", attempts.deployment.id.encode()))
-        if reply is not None and (cost := attempts.deployment.cost(reply.usage)) is not None:
-            headers.append((b"x-litellm-response-cost", repr(cost).encode()))
-    headers.append((b"x-litellm-attempted-retries", str(attempts.retries).encode()))
-    headers.append((b"x-litellm-attempted-fallbacks", str(attempts.fallbacks).encode()))
+def _context(scope: Scope) -> tuple[RequestContext, int]:
+    """The request's context from its line and headers; also the declared body length."""
+    path: str = scope["path"]
+    ctx = RequestContext("", routes.match(path), scope["method"], path)
+    length = 0
+    for name, value in scope["headers"]:
+        if name == b"authorization" or name == b"x-api-key" or name == b"api-key":
+            ctx.credential = value
+        elif name == b"x-request-id":
+            ctx.id = value.decode("latin-1")[:128]
+        elif name == b"content-length":
+            length = int(value) if value.isdigit() else 0
+        elif name in FORWARDED:
+            ctx.client_headers[name.decode()] = value.decode("latin-1")
+    if not ctx.id:
+        ctx.id = os.urandom(16).hex()
+    request_id = ctx.id.encode("latin-1")
+    ctx.response_headers = [(b"x-request-id", request_id), (b"x-litellm-call-id", request_id)]
+    return ctx, length

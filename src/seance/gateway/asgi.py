@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
+from seance.gateway.context import Headers, RequestContext
 from seance.gateway.errors import GatewayError, PayloadTooLarge
-from seance.gateway.proxy import Stream
+from seance.gateway.routing.proxy import Stream
 
 log = logging.getLogger("seance.gateway")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 JSON = b"application/json"
@@ -85,34 +86,49 @@ class DisconnectWatch:
 async def relay(
     send: Send,
     stream: Stream,
-    headers: Headers,
+    ctx: RequestContext,
     error_event: Callable[[GatewayError], bytes],
 ) -> None:
-    """Forward a stream chunk by chunk; a failure after the start ends it with an error event."""
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+    """Forward a stream chunk by chunk; a failure after the start ends it with an error event.
+    The context gets the first byte's time, the usage the stream reported, and the outcome."""
+    ctx.status = 200
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + ctx.response_headers})
     translator = stream.translator
     try:
         async for chunk in stream.chunks:
             out = translator.feed(chunk)
             if out:
+                if ctx.client_first_byte is None:
+                    ctx.client_first_byte = time.perf_counter()
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         tail = translator.close()
     except GatewayError as exc:
-        tail = error_event(exc)
+        tail = _stream_error(ctx, exc, error_event)
     except Exception:  # a bug in a translator must still end the stream with an error event
-        log.exception("stream translation failed")
-        tail = error_event(GatewayError("internal error while translating the provider's stream"))
+        log.exception("request %s: stream translation failed", ctx.id)
+        tail = _stream_error(ctx, GatewayError("internal error while translating the provider's stream"), error_event)
     finally:
         await stream.chunks.aclose()  # an upstream answer left unfinished closes its connection now
+    ctx.usage = translator.usage
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
-async def send_bytes(send: Send, status: int, body: bytes, headers: Headers, content_type: bytes = JSON) -> None:
+def _stream_error(ctx: RequestContext, exc: GatewayError, error_event: Callable[[GatewayError], bytes]) -> bytes:
+    ctx.error = exc
+    deployment = ctx.deployment.id if ctx.deployment is not None else "-"
+    log.warning("request %s: stream from deployment %s ended with an error event: %s", ctx.id, deployment, exc.message)
+    return error_event(exc)
+
+
+async def send_bytes(send: Send, ctx: RequestContext, status: int, body: bytes, content_type: bytes = JSON) -> None:
+    headers = ctx.response_headers
     headers.append((b"content-type", content_type))
     headers.append((b"content-length", str(len(body)).encode()))
+    ctx.status = status
+    ctx.client_first_byte = time.perf_counter()
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_json(send: Send, status: int, data: Any, headers: Headers) -> None:
-    await send_bytes(send, status, orjson.dumps(data), headers)
+async def send_json(send: Send, ctx: RequestContext, status: int, data: Any) -> None:
+    await send_bytes(send, ctx, status, orjson.dumps(data))

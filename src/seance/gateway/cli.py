@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from seance.gateway.config import ConfigError, load_settings
+from seance.gateway.logs import FORMATS, LEVELS
+from seance.gateway.logs import setup as setup_logging
 
 
 @click.command()
@@ -24,8 +26,15 @@ from seance.gateway.config import ConfigError, load_settings
     help="SOPS-encrypted secrets file whose service section becomes the gateway's environment.",
 )  # fmt: skip
 @click.option("--service", default="litellm", show_default=True, help="Section of --secrets to use.")
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
+@click.option(
+    "--log-level", envvar=["SEANCE_LOG", "LITELLM_LOG"], type=click.Choice(LEVELS, case_sensitive=False),
+    help="Default info (start and stop lines, warnings). Set to info or debug explicitly, also through "
+    "SEANCE_LOG or LITELLM_LOG, it turns the access log on.",
+)
+@click.option("--log-format", envvar="SEANCE_LOG_FORMAT", default="plain", show_default=True,
+              type=click.Choice(FORMATS), help="json: one JSON object per line, for log collectors.")  # fmt: skip
+@click.option("--access-log/--no-access-log", default=None, envvar="SEANCE_ACCESS_LOG",
+              help="One line per request (method, path, status, model, deployment, duration, request id).")  # fmt: skip
 @click.option("--graceful-timeout", default=25.0, show_default=True, type=click.FloatRange(0),
               help="Seconds in-flight requests get to finish after SIGTERM.")  # fmt: skip
 def gateway(
@@ -36,7 +45,9 @@ def gateway(
     allow_no_auth: bool,
     secrets_path: Path | None,
     service: str,
-    log_level: str,
+    log_level: str | None,
+    log_format: str,
+    access_log: bool | None,
     graceful_timeout: float,
 ) -> None:
     """Serve the LLM gateway (OpenAI- and Anthropic-compatible) on HOST:PORT."""
@@ -51,13 +62,18 @@ def gateway(
                 "(or pass --allow-no-auth to serve without authentication)"
             )
         from seance.gateway.app import Gateway  # the server's imports only when serving
+        from seance.gateway.pipeline.hooks import Features
 
-        app = Gateway(settings, allow_no_auth=allow_no_auth)
+        if access_log is None:
+            access_log = log_level is not None and log_level.lower() in ("info", "debug")
+        features = Features(settings.master_key, allow_no_auth=allow_no_auth, access_log=access_log)
+        app = Gateway(settings, features)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     from seance.gateway.server import serve
 
-    serve(app, host=host, port=port, workers=workers, log_level=log_level, graceful_timeout=graceful_timeout)
+    setup_logging((log_level or "info").lower(), log_format, access_log)
+    serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout)
 
 
 def _secrets_env(path: Path, service: str) -> dict[str, str]:

@@ -15,7 +15,8 @@ Each knows its HTTP status and renders OpenAI's error envelope, so handlers only
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import orjson
 
@@ -122,3 +123,24 @@ _TYPE_BY_STATUS = {
     422: "invalid_request_error",
     429: "rate_limit_error",
 }
+
+
+# Where a translation error goes: a value of the wrong type deep inside a request is the client's
+# fault (400), inside an answer the provider's (502); never a 500.
+SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+
+
+@contextmanager
+def client_shape(provider: str) -> Iterator[None]:
+    try:
+        yield
+    except SHAPE_ERRORS as exc:
+        raise BadRequest(f"{provider}: the request has a value of the wrong type or shape ({exc})") from exc
+
+
+@contextmanager
+def upstream_shape(provider: str) -> Iterator[None]:
+    try:
+        yield
+    except SHAPE_ERRORS as exc:
+        raise UpstreamError(f"{provider}: answered in a shape the gateway does not understand ({exc})") from exc

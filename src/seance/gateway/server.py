@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import signal
-import sys
+import socket
 import time
 from types import FrameType
 
@@ -21,15 +21,33 @@ log = logging.getLogger("seance.gateway")
 
 class _Server(uvicorn.Server):
     """Marks the app as draining as soon as a stop is asked, so /health/readiness answers 503
-    while in-flight requests finish."""
+    while in-flight requests finish. A single process says when it is ready and when it stopped."""
 
-    def __init__(self, config: uvicorn.Config, app: Gateway) -> None:
+    def __init__(self, config: uvicorn.Config, app: Gateway, ready_line: str | None = None) -> None:
         super().__init__(config)
         self.gateway = app
+        self.ready_line = ready_line
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.ready_line:
+            log.info("%s", self.ready_line)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.gateway.draining = True
+        self.gateway.health.draining = True
         super().handle_exit(sig, frame)
+
+
+def ready_line(app: Gateway, host: str, port: int, workers: int) -> str:
+    deployments = app.deployments
+    groups = deployments.model_names()
+    models = len(deployments.all())
+    source = app.settings.source
+    return (
+        f"seance gateway ready on http://{host}:{port}: {models} deployment{'s' * (models != 1)} in "
+        f"{len(groups)} model group{'s' * (len(groups) != 1)}, {workers} worker{'s' * (workers != 1)}, "
+        f"config {source}"
+    )
 
 
 def serve(
@@ -38,7 +56,6 @@ def serve(
     host: str,
     port: int,
     workers: int = 1,
-    log_level: str = "warning",
     graceful_timeout: float = 25.0,
 ) -> None:
     config = uvicorn.Config(
@@ -49,15 +66,18 @@ def serve(
         http="httptools",
         lifespan="on",
         access_log=False,
-        log_level=log_level,
+        log_config=None,  # logging is set up by seance.gateway.logs
+        log_level=None,
         timeout_graceful_shutdown=int(graceful_timeout),
         timeout_keep_alive=75,
         server_header=False,
         proxy_headers=False,  # client addresses are not used; skip the per-request middleware
         date_header=True,
     )
+    line = ready_line(app, host, port, workers)
     if workers <= 1:
-        _Server(config, app).run()
+        _Server(config, app, line).run()
+        log.info("seance gateway stopped")
         return
     sock = config.bind_socket()
     children: dict[int, int] = {}  # pid -> worker number
@@ -85,7 +105,7 @@ def serve(
     signal.signal(signal.SIGINT, stop)
     for number in range(workers):
         spawn(number)
-    print(f"seance gateway: {workers} workers on http://{host}:{port}", file=sys.stderr, flush=True)
+    log.info("%s", line)
     while children:
         try:
             pid, status = os.wait()
@@ -99,3 +119,4 @@ def serve(
             time.sleep(0.5)
             spawn(number)
     sock.close()
+    log.info("seance gateway stopped")

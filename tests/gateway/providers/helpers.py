@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+from tests.sse_reference import SSEDecoder
 
 from seance.gateway.providers.base import Call, Operation, StreamTranslator, Target
-from seance.gateway.sse import SSEDecoder
 
 # the tool and question of ruby_llm's recorded function-calling conversations (Cohere, Gemini)
 WEATHER_TOOL = {

@@ -7,12 +7,12 @@ from typing import Any
 import orjson
 import pytest
 from tests.gateway.providers.helpers import SPLITS, accumulate, chunks_of, make_call, run_stream
+from tests.sse_reference import SSEDecoder
 from tests.wire import load
 
 from seance.gateway.errors import BadRequest, RateLimited, UpstreamError
 from seance.gateway.providers.anthropic import Anthropic
 from seance.gateway.providers.base import Reply
-from seance.gateway.sse import SSEDecoder
 
 ADAPTER = Anthropic()
 BASE = ADAPTER.normalize_base("https://api.anthropic.com/v1/")

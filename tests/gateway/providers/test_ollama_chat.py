@@ -7,12 +7,12 @@ from typing import Any
 import orjson
 import pytest
 from tests.gateway.providers.helpers import SPLITS, accumulate, chunks_of, make_call, run_stream
+from tests.sse_reference import SSEDecoder
 from tests.wire import load
 
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.providers.base import Reply
 from seance.gateway.providers.ollama_chat import OllamaChat
-from seance.gateway.sse import SSEDecoder
 
 ADAPTER = OllamaChat()
 BASE = ADAPTER.normalize_base("http://localhost:11434/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from seance.gateway.errors import BadRequest
-from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.formats import openai as shapes
 from seance.gateway.providers.base import Call
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; LiteLLM sends this when the client did not
@@ -23,7 +23,7 @@ SUPPORTED = frozenset(
 
 def to_messages_request(call: Call, provider: str) -> dict[str, Any]:
     body = call.body
-    shapes.check_params(call, SUPPORTED, provider)
+    shapes.check_params(call.body, SUPPORTED, provider, call.drop_params)
     system, messages = convert_messages(body.get("messages"))
     request: dict[str, Any] = {"model": call.target.model, "messages": messages}
     if system:

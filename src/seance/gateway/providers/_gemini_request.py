@@ -6,7 +6,7 @@ import mimetypes
 from typing import Any
 
 from seance.gateway.errors import BadRequest
-from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.formats import openai as shapes
 from seance.gateway.providers.base import Call
 
 # Gemini 3 wants each function call's thought signature back; it rides in the tool call id,
@@ -26,7 +26,7 @@ SUPPORTED = frozenset(
 
 def to_generate_request(call: Call) -> dict[str, Any]:
     body = call.body
-    shapes.check_params(call, SUPPORTED, "gemini")
+    shapes.check_params(call.body, SUPPORTED, "gemini", call.drop_params)
     system, contents = convert_messages(body.get("messages"))
     request: dict[str, Any] = {"contents": contents}
     if system:

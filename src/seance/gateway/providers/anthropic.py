@@ -10,16 +10,18 @@ from typing import Any, ClassVar
 import orjson
 
 from seance.gateway.errors import BadRequest, GatewayError, RateLimited, UpstreamError
-from seance.gateway.providers import _openai_shapes as shapes
+from seance.gateway.formats import openai as shapes
+from seance.gateway.formats.anthropic import FINISH_REASONS, read_usage, usage_extra
+from seance.gateway.formats.sse import EventSplitter
 from seance.gateway.providers._anthropic_request import JSON_TOOL, to_messages_request
-from seance.gateway.providers._events import EventSplitter
-from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
 from seance.gateway.providers.base import (
+    Adapter,
     Call,
     FollowUp,
     Operation,
     Reply,
     StreamTranslator,
+    TranslatingStream,
     UpstreamRequest,
     Usage,
     error_message,
@@ -27,18 +29,7 @@ from seance.gateway.providers.base import (
 
 API_VERSION = "2023-06-01"
 
-FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-
-
-class Anthropic(GuardedAdapter):
+class Anthropic(Adapter):
     name = "anthropic"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "messages", "count_tokens"})
     key_env = ("ANTHROPIC_API_KEY",)
@@ -158,27 +149,12 @@ def map_error(status: int, headers: Mapping[str, str], body: bytes) -> GatewayEr
     return UpstreamError(message, upstream_status=status, headers=retry, code=kind or str(status))
 
 
-def read_usage(raw: Any) -> tuple[Usage, dict[str, int]]:
-    """OpenAI usage from Anthropic's: cached and cache-written input count as prompt tokens."""
-    raw = raw if isinstance(raw, dict) else {}
-    cache = {
-        "cache_read_input_tokens": int(raw.get("cache_read_input_tokens") or 0),
-        "cache_creation_input_tokens": int(raw.get("cache_creation_input_tokens") or 0),
-    }
-    prompt = int(raw.get("input_tokens") or 0) + sum(cache.values())
-    return Usage(prompt, int(raw.get("output_tokens") or 0)), cache
-
-
-def usage_extra(cache: dict[str, int]) -> dict[str, Any]:
-    return {"prompt_tokens_details": {"cached_tokens": cache["cache_read_input_tokens"]}, **cache}
-
-
 class MessagesToChunks(TranslatingStream):
     """Anthropic's event stream to OpenAI chunks: text, tool_use input_json, thinking, usage."""
 
     def __init__(self, call: Call) -> None:
         self.decoder = EventSplitter()
-        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
+        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call.body))
         self.json_mode = bool(call.state.get("json_mode"))
         self.blocks: dict[int, tuple[str, int]] = {}  # anthropic block index -> (kind, tool index)
         self.tools = 0

@@ -26,7 +26,14 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
-from seance.gateway.errors import GatewayError, UpstreamError
+from seance.gateway.errors import GatewayError, UpstreamError, client_shape, upstream_shape
+from seance.gateway.formats.openai import Usage
+from seance.gateway.upstream import UpstreamRequest
+
+__all__ = [
+    "Adapter", "Call", "FollowUp", "Operation", "Reply", "StreamTranslator", "Target", "TranslatingStream",
+    "UpstreamRequest", "Usage", "error_message",
+]  # fmt: skip
 
 # "messages" is Anthropic's Messages format, offered natively only by adapters that list it in
 # `operations`; for every other adapter the /v1/messages front door translates to "chat".
@@ -60,31 +67,12 @@ class Call:
     # scratch space an adapter keeps between build, parse and stream for this call
     state: dict[str, Any] = field(default_factory=dict)
 
-
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
-    method: str
-    url: str
-    headers: Mapping[str, str]
-    body: bytes | None = None
-    stream: bool = False  # read the answer incrementally through adapter.stream()
-    delay: float = 0.0  # seconds to wait before sending (polling)
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    drop: bool | None = None  # the request's own drop_params, over the deployment's
 
     @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    @classmethod
-    def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage | None:
-        if not isinstance(usage, Mapping):
-            return None
-        return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    def drop_params(self) -> bool:
+        """Leave out the OpenAI parameters the provider cannot take, instead of refusing them."""
+        return bool(self.target.extra.get("drop_params")) if self.drop is None else self.drop
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +105,44 @@ class StreamTranslator:
         raise NotImplementedError
 
 
+class TranslatingStream(StreamTranslator):
+    """A StreamTranslator whose error, found after some output in the same feed, waits one call:
+    the client first gets the text that came before the provider's error event, then the error.
+    A provider event of an unexpected shape is the provider's failure (502), never a 500."""
+
+    _pending: GatewayError | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._pending is not None:
+            raise self._pending
+        out = bytearray()
+        try:
+            with upstream_shape(type(self).__name__):
+                self._feed(data, out)
+        except GatewayError as exc:
+            if not out:
+                raise
+            self._pending = exc
+        return bytes(out)
+
+    def close(self) -> bytes:
+        if self._pending is not None:
+            raise self._pending
+        with upstream_shape(type(self).__name__):
+            return self._close()
+
+    def _feed(self, data: bytes, out: bytearray) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> bytes:
+        raise NotImplementedError
+
+
 class Adapter:
-    """Base class of provider adapters. Subclasses set the class attributes and override build,
-    parse and stream; `error` understands the common error envelopes and rarely needs overriding."""
+    """Base class of provider adapters. Subclasses set the class attributes and implement `_build`,
+    `_parse` and `stream`; `error` understands the common error envelopes and rarely needs
+    overriding. `build` and `parse` put the blame for a value of the wrong shape where it belongs:
+    in the request, the client's (400); in the answer, the provider's (502)."""
 
     name: ClassVar[str]
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat"})
@@ -138,9 +161,17 @@ class Adapter:
         return base.rstrip("/")
 
     def build(self, call: Call) -> UpstreamRequest:
-        raise NotImplementedError
+        with client_shape(self.name):
+            return self._build(call)
 
     def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
+        with upstream_shape(self.name):
+            return self._parse(call, status, body)
+
+    def _build(self, call: Call) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def _parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         raise NotImplementedError
 
     def stream(self, call: Call) -> StreamTranslator:

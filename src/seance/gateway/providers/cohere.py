@@ -8,15 +8,16 @@ from typing import Any, ClassVar
 import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
-from seance.gateway.providers import _openai_shapes as shapes
-from seance.gateway.providers._events import EventSplitter
-from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
+from seance.gateway.formats import openai as shapes
+from seance.gateway.formats.sse import EventSplitter
 from seance.gateway.providers.base import (
+    Adapter,
     Call,
     FollowUp,
     Operation,
     Reply,
     StreamTranslator,
+    TranslatingStream,
     UpstreamRequest,
     Usage,
 )
@@ -39,7 +40,7 @@ SUPPORTED = frozenset({*RENAMED, "stop", "tools", "tool_choice", "response_forma
 EMBED_SUPPORTED = frozenset({"dimensions", "input_type", "user"})
 
 
-class Cohere(GuardedAdapter):
+class Cohere(Adapter):
     name = "cohere"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("COHERE_API_KEY", "CO_API_KEY")
@@ -72,7 +73,7 @@ class Cohere(GuardedAdapter):
                 raise UpstreamError("cohere: the answer holds no float embeddings")
             billed = (data.get("meta") or {}).get("billed_units") or {}
             usage = Usage(int(billed.get("input_tokens") or 0), 0)
-            return Reply(shapes.embeddings(call, vectors, call.target.model, usage), usage)
+            return Reply(shapes.embeddings(call.body, vectors, call.target.model, usage), usage)
         message = data.get("message") or {}
         texts, thinking = [], []
         for block in message.get("content") or []:
@@ -109,7 +110,7 @@ def read_usage(raw: Any) -> Usage:
 
 def chat_request(call: Call) -> dict[str, Any]:
     body = call.body
-    shapes.check_params(call, SUPPORTED, "cohere")
+    shapes.check_params(call.body, SUPPORTED, "cohere", call.drop_params)
     request: dict[str, Any] = {"model": call.target.model, "messages": convert_messages(body.get("messages"))}
     request["stream"] = call.stream
     for openai_name, cohere_name in RENAMED.items():
@@ -188,7 +189,7 @@ def user_content(content: Any, position: int) -> list[dict[str, Any]]:
 
 
 def embed_request(call: Call) -> dict[str, Any]:
-    shapes.check_params(call, EMBED_SUPPORTED, "cohere")
+    shapes.check_params(call.body, EMBED_SUPPORTED, "cohere", call.drop_params)
     request: dict[str, Any] = {
         "model": call.target.model,
         "input_type": call.body.get("input_type") or "search_document",
@@ -196,14 +197,14 @@ def embed_request(call: Call) -> dict[str, Any]:
     }
     if call.body.get("dimensions") is not None:
         request["output_dimension"] = call.body["dimensions"]
-    request["texts"] = shapes.embedding_inputs(call)
+    request["texts"] = shapes.embedding_inputs(call.body)
     return request
 
 
 class CohereStream(TranslatingStream):
     def __init__(self, call: Call) -> None:
         self.decoder = EventSplitter()
-        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
+        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call.body))
         self.tools = 0
         self.done = False
 

@@ -11,16 +11,17 @@ from urllib.parse import quote
 import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
-from seance.gateway.providers import _openai_shapes as shapes
-from seance.gateway.providers._events import EventSplitter
+from seance.gateway.formats import openai as shapes
+from seance.gateway.formats.sse import EventSplitter
 from seance.gateway.providers._gemini_request import SIGNATURE_MARK, to_generate_request
-from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
 from seance.gateway.providers.base import (
+    Adapter,
     Call,
     FollowUp,
     Operation,
     Reply,
     StreamTranslator,
+    TranslatingStream,
     UpstreamRequest,
     Usage,
 )
@@ -38,7 +39,7 @@ FINISH_REASONS = {
 }
 
 
-class Gemini(GuardedAdapter):
+class Gemini(Adapter):
     name = "gemini"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -56,11 +57,11 @@ class Gemini(GuardedAdapter):
         if call.target.api_key:
             headers["x-goog-api-key"] = call.target.api_key
         if call.op == "embedding":
-            shapes.check_params(call, {"dimensions", "user"}, self.name)
+            shapes.check_params(call.body, {"dimensions", "user"}, self.name, call.drop_params)
             request: dict[str, Any] = {"model": f"models/{model}"}
             if call.body.get("dimensions") is not None:
                 request["outputDimensionality"] = call.body["dimensions"]
-            requests = [{**request, "content": {"parts": [{"text": t}]}} for t in shapes.embedding_inputs(call)]
+            requests = [{**request, "content": {"parts": [{"text": t}]}} for t in shapes.embedding_inputs(call.body)]
             body = orjson.dumps({"requests": requests})
             return UpstreamRequest("POST", prefix + ":batchEmbedContents", headers, body)
         if call.op != "chat":
@@ -76,7 +77,7 @@ class Gemini(GuardedAdapter):
             raise UpstreamError("gemini: answered with an unexpected body")
         if call.op == "embedding":
             vectors = [e.get("values") or [] for e in data.get("embeddings") or []]
-            return Reply(shapes.embeddings(call, vectors, call.target.model, Usage()), Usage())
+            return Reply(shapes.embeddings(call.body, vectors, call.target.model, Usage()), Usage())
         state = ResponseState()
         state.add(data)
         usage, extra = state.usage()
@@ -161,7 +162,7 @@ class GeminiStream(TranslatingStream):
 
     def __init__(self, call: Call) -> None:
         self.decoder = EventSplitter()
-        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
+        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call.body))
         self.state = ResponseState()
         self.array: JSONArraySplitter | None = None
         self.mode: str | None = None

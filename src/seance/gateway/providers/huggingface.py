@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-from seance.gateway.errors import UpstreamError
-from seance.gateway.providers import _openai_shapes as shapes
-from seance.gateway.providers._guards import upstream_shape
+from seance.gateway.errors import UpstreamError, upstream_shape
+from seance.gateway.formats import openai as shapes
 from seance.gateway.providers.base import Call, FollowUp, Reply, StreamTranslator
 from seance.gateway.providers.openai_compat import OpenAICompatible, PassThroughStream
 

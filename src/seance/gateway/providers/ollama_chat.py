@@ -10,18 +10,19 @@ from typing import Any, ClassVar
 import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
-from seance.gateway.providers import _openai_shapes as shapes
-from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
+from seance.gateway.formats import openai as shapes
+from seance.gateway.formats.sse import DONE
 from seance.gateway.providers.base import (
+    Adapter,
     Call,
     FollowUp,
     Operation,
     Reply,
     StreamTranslator,
+    TranslatingStream,
     UpstreamRequest,
     Usage,
 )
-from seance.gateway.sse import DONE
 
 OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed",
@@ -33,7 +34,7 @@ ROLES = ("system", "developer", "user", "assistant", "tool")
 PATHS = {"chat": "/api/chat", "completion": "/api/generate", "embedding": "/api/embed"}
 
 
-class OllamaChat(GuardedAdapter):
+class OllamaChat(Adapter):
     name = "ollama_chat"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
     key_env = ("OLLAMA_API_KEY",)
@@ -52,8 +53,8 @@ class OllamaChat(GuardedAdapter):
             headers["authorization"] = "Bearer " + call.target.api_key
         body: dict[str, Any] = {"model": call.target.model}
         if call.op == "embedding":
-            shapes.check_params(call, {"dimensions", "user", "truncate"}, self.name)
-            shapes.embedding_inputs(call)  # validates
+            shapes.check_params(call.body, {"dimensions", "user", "truncate"}, self.name, call.drop_params)
+            shapes.embedding_inputs(call.body)  # validates
             body["input"] = call.body["input"]
             for key in ("dimensions", "truncate"):
                 if call.body.get(key) is not None:
@@ -67,7 +68,7 @@ class OllamaChat(GuardedAdapter):
         if call.op == "embedding":
             data = shapes.loads(body, self.name)
             usage = Usage(int(data.get("prompt_eval_count") or 0), 0)
-            return Reply(shapes.embeddings(call, data.get("embeddings") or [], call.target.model, usage), usage)
+            return Reply(shapes.embeddings(call.body, data.get("embeddings") or [], call.target.model, usage), usage)
         # One JSON object; or NDJSON when a server streams anyway (its default): fold the lines.
         state = Accumulated(call)
         for line in body.splitlines():
@@ -92,7 +93,8 @@ class OllamaChat(GuardedAdapter):
 
 def generation_body(call: Call) -> dict[str, Any]:
     body = call.body
-    shapes.check_params(call, SUPPORTED | ({"suffix", "echo"} if call.op == "completion" else set()), "ollama_chat")
+    supported = SUPPORTED | ({"suffix", "echo"} if call.op == "completion" else set())
+    shapes.check_params(call.body, supported, "ollama_chat", call.drop_params)
     out: dict[str, Any] = {}
     if call.op == "chat":
         out["messages"] = convert_messages(body.get("messages"))
@@ -214,7 +216,9 @@ class NDJSONStream(TranslatingStream):
     def __init__(self, call: Call) -> None:
         self.call = call
         self.state = Accumulated(call)
-        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call), id=self.state.id)
+        self.writer = shapes.ChunkWriter(
+            call.target.model, include_usage=shapes.include_usage(call.body), id=self.state.id
+        )
         self.buffer = b""
 
     def _feed(self, data: bytes, out: bytearray) -> None:
@@ -263,7 +267,7 @@ class NDJSONStream(TranslatingStream):
             raise UpstreamError("ollama_chat: the stream ended before done")
         self.usage = self.state.usage()
         if self.call.op == "completion":
-            usage = shapes.usage_dict(self.usage) if shapes.include_usage(self.call) else None
+            usage = shapes.usage_dict(self.usage) if shapes.include_usage(self.call.body) else None
             final = self._text_chunk("", None, usage) if usage else b""
             return tail + final + DONE
         return tail + self.writer.end(self.usage)

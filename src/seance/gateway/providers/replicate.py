@@ -12,14 +12,15 @@ from typing import Any
 import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
-from seance.gateway.providers import _openai_shapes as shapes
-from seance.gateway.providers._events import EventSplitter
-from seance.gateway.providers._guards import GuardedAdapter, TranslatingStream
+from seance.gateway.formats import openai as shapes
+from seance.gateway.formats.sse import EventSplitter
 from seance.gateway.providers.base import (
+    Adapter,
     Call,
     FollowUp,
     Reply,
     StreamTranslator,
+    TranslatingStream,
     UpstreamRequest,
     Usage,
 )
@@ -34,7 +35,7 @@ POLL_DELAYS = (0.2, 0.4, 0.8, 1.0)  # seconds before each successive poll; the l
 RUNNING = ("starting", "processing")
 
 
-class Replicate(GuardedAdapter):
+class Replicate(Adapter):
     name = "replicate"
     key_env = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
     base_env = ("REPLICATE_API_BASE",)
@@ -52,7 +53,7 @@ class Replicate(GuardedAdapter):
     def _build(self, call: Call) -> UpstreamRequest:
         if call.op != "chat":
             raise BadRequest(f"replicate does not offer the {call.op} operation")
-        shapes.check_params(call, SUPPORTED, self.name)
+        shapes.check_params(call.body, SUPPORTED, self.name, call.drop_params)
         model, _, version = call.target.model.partition(":")
         body: dict[str, Any] = {"input": prediction_input(call.body)}
         if version:
@@ -94,7 +95,8 @@ class Replicate(GuardedAdapter):
         usage = read_usage(prediction)
         prediction_id = str(prediction.get("id") or shapes.new_id())
         if call.stream:  # finished before a stream was needed: the whole answer as one stream
-            writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call), id=prediction_id)
+            usage_chunk = shapes.include_usage(call.body)
+            writer = shapes.ChunkWriter(call.target.model, include_usage=usage_chunk, id=prediction_id)
             stream = writer.start() + writer.text(text) + writer.finish("stop") + writer.end(usage)
             return Reply(stream, usage, "text/event-stream")
         completion = shapes.chat_completion(
@@ -149,7 +151,7 @@ class ReplicateStream(TranslatingStream):
 
     def __init__(self, call: Call) -> None:
         self.decoder = EventSplitter()
-        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call))
+        self.writer = shapes.ChunkWriter(call.target.model, include_usage=shapes.include_usage(call.body))
         self.done = False
 
     def _feed(self, data: bytes, out: bytearray) -> None:

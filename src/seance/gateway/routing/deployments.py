@@ -19,9 +19,11 @@ import orjson
 from seance.gateway.config import ConfigError, ModelEntry, Settings
 from seance.gateway.errors import ModelNotFound
 from seance.gateway.providers import REGISTRY, load_adapter
-from seance.gateway.providers.base import Adapter, Target, Usage
+from seance.gateway.providers.base import Adapter, Operation, Target, Usage
 
 DEFAULT_TIMEOUT = 600.0
+# operations the gateway serves on deployments that lack them, by translating to another one
+TRANSLATED: dict[Operation, Operation] = {"messages": "chat"}
 MAX_DYNAMIC = 4096  # wildcard deployments remembered; beyond this they are rebuilt per request
 
 # litellm_params that are defaults for the request body rather than settings of the deployment
@@ -55,6 +57,9 @@ class Deployment:
     # USD per token from model_info (or litellm_params), as LiteLLM configs write them
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+
+    def serves(self, op: Operation) -> bool:
+        return op in self.adapter.operations or (op in TRANSLATED and TRANSLATED[op] in self.adapter.operations)
 
     def cost(self, usage: Usage | None) -> float | None:
         if usage is None or self.input_cost_per_token is None or self.output_cost_per_token is None:
@@ -92,6 +97,10 @@ class Deployments:
             else:
                 deployment = self._build(entry, entry.litellm_params.model, entry.model_name, where)
                 self.groups.setdefault(entry.model_name, []).append(deployment)
+        self.fallbacks: dict[str, list[str]] = {}
+        for rule in settings.file.litellm_settings.fallbacks:
+            for source, targets in rule.items():
+                self.fallbacks.setdefault(source, []).extend(targets)
         self._check_fallbacks()
 
     # -- lookups (request path) --
@@ -230,6 +239,26 @@ class Deployments:
                                 f"{self.settings.source}: litellm_settings.{key}[{index}]: "
                                 f"model '{name}' is not in model_list"
                             )
+                    self._check_capabilities(key, index, source, targets)
+
+    def _check_capabilities(self, key: str, index: int, source: str, targets: list[str]) -> None:
+        """A fallback group must serve something its source serves, or it could never be reached."""
+        offered = self._operations(source)
+        for target in targets:
+            served = self._operations(target)
+            if offered is not None and served is not None and not offered & served:
+                raise ConfigError(
+                    f"{self.settings.source}: litellm_settings.{key}[{index}]: '{target}' cannot stand in for "
+                    f"'{source}': it serves {', '.join(sorted(served))}, '{source}' serves "
+                    f"{', '.join(sorted(offered))}"
+                )
+
+    def _operations(self, name: str) -> set[str] | None:
+        """What a listed group serves (None for a wildcard: known only per request)."""
+        group = self.groups.get(name)
+        if group is None:
+            return None
+        return {op for d in group for op in (*d.adapter.operations, *(k for k in TRANSLATED if d.serves(k)))}
 
 
 def _first(env: Mapping[str, str], names: Sequence[str]) -> str | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from tests.gateway.providers.helpers import SPLITS, splits
+from tests.sse_reference import SSEDecoder
 from tests.wire import FIXTURES
 
-from seance.gateway.providers._events import EventSplitter
-from seance.gateway.sse import SSEDecoder
+from seance.gateway.formats.sse import EventSplitter
 
 STREAMS = sorted(
     p.relative_to(FIXTURES).as_posix() for p in FIXTURES.glob("*/*.resp*.txt") if b"data:" in p.read_bytes()

@@ -16,24 +16,17 @@ import functools
 import ssl
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
-from seance.gateway.http1_response import BadResponse, ConnectionClosed, Response, Stale
+from seance.gateway.upstream import Timeout
+from seance.gateway.upstream.http1_response import BadResponse, ConnectionClosed, Response, Stale
 
 __all__ = ["BadResponse", "CannotConnect", "ConnectionClosed", "Pool", "Response", "Timeout"]
 
 SKIPPED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    connect: float  # getting a connection: waiting for a pool slot, TCP and TLS handshakes
-    total: float | None = None  # the whole request, answer included (non-streamed answers)
-    read: float | None = None  # the longest silence while an answer is awaited (streams)
 
 
 @functools.cache

@@ -11,8 +11,9 @@ import pytest
 from tests.gateway.providers.helpers import SPLITS, make_call, splits
 from tests.wire import load
 
-from seance.gateway import anthropic_front
 from seance.gateway.errors import BadRequest, GatewayError, RateLimited, UpstreamError
+from seance.gateway.formats import anthropic as anthropic_format
+from seance.gateway.formats.anthropic import messages, stream
 from seance.gateway.providers.anthropic import Anthropic
 
 
@@ -30,7 +31,7 @@ def sdk_stream_message(events: bytes) -> Any:
 
 
 def translate(sse: bytes, mode: str) -> bytes:
-    translator = anthropic_front.OpenAIToAnthropicStream()
+    translator = stream.OpenAIToAnthropicStream()
     out = b"".join(translator.feed(piece) for piece in splits(sse, mode))
     return out + translator.close()
 
@@ -55,7 +56,7 @@ def test_request_with_every_feature() -> None:
                 {"type": "text", "text": "and now?"}]},
         ],
     }  # fmt: skip
-    chat = anthropic_front.to_openai_request(body)
+    chat = messages.to_openai_request(body)
     assert chat["messages"] == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": [{"type": "text", "text": "look"},
@@ -80,7 +81,7 @@ def test_recorded_anthropic_request_survives_both_translations() -> None:
     """Anthropic → OpenAI (front door) → Anthropic (adapter) gives back the recorded request."""
     exchange = load("anthropic/messages-stream-tools.yaml")[3]
     original = exchange.request_json()
-    chat = anthropic_front.to_openai_request(original)
+    chat = messages.to_openai_request(original)
     call = make_call("chat", chat, provider="anthropic", model=original["model"], api_base="https://api.anthropic.com")
     request = Anthropic().build(call)
     assert request.body is not None
@@ -104,14 +105,14 @@ def test_recorded_anthropic_request_survives_both_translations() -> None:
 )  # fmt: skip
 def test_malformed_requests_name_the_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(BadRequest) as caught:
-        anthropic_front.to_openai_request(body)
+        messages.to_openai_request(body)
     assert caught.value.message.startswith(field + ":")
 
 
 def test_response_with_parallel_tool_calls_validates_in_the_sdk() -> None:
     first, second = load("openai/chat-nonstream-parallel-tools.yaml")
     message = anthropic.types.Message.model_validate(
-        orjson.loads(anthropic_front.from_openai_response(first.response_body, "claude-x"))
+        orjson.loads(messages.from_openai_response(first.response_body, "claude-x"))
     )
     assert message.model == "claude-x" and message.stop_reason == "tool_use"
     uses = [b for b in message.content if b.type == "tool_use"]
@@ -119,7 +120,7 @@ def test_response_with_parallel_tool_calls_validates_in_the_sdk() -> None:
     assert uses[0].input == {"location": "San Francisco"}
     assert (message.usage.input_tokens, message.usage.output_tokens) == (70, 46)
     text = anthropic.types.Message.model_validate(
-        orjson.loads(anthropic_front.from_openai_response(second.response_body, "claude-x"))
+        orjson.loads(messages.from_openai_response(second.response_body, "claude-x"))
     )
     assert text.content[0].type == "text" and text.content[0].text.startswith("The weather in both")
     assert text.stop_reason == "end_turn"
@@ -174,7 +175,7 @@ def test_groq_mid_stream_error_becomes_an_anthropic_error_event() -> None:
 
 def test_cut_stream_is_an_error_not_a_silent_end() -> None:
     (exchange,) = load("openai/chat-stream-include-usage.httprr.txt")
-    translator = anthropic_front.OpenAIToAnthropicStream()
+    translator = stream.OpenAIToAnthropicStream()
     translator.feed(exchange.response_body[:700])
     with pytest.raises(UpstreamError):
         translator.close()
@@ -191,7 +192,7 @@ def test_cut_stream_is_an_error_not_a_silent_end() -> None:
     ],
 )
 def test_error_shapes(err: GatewayError, kind: str) -> None:
-    body = orjson.loads(anthropic_front.error_body(err))
+    body = orjson.loads(anthropic_format.error_body(err))
     assert body == {"type": "error", "error": {"type": kind, "message": err.message}}
-    event = anthropic_front.error_event(err)
+    event = anthropic_format.error_event(err)
     assert event.startswith(b"event: error\ndata: ") and event.endswith(b"\n\n")

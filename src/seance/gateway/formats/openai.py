@@ -8,13 +8,29 @@ import secrets
 import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from seance.gateway.errors import BadRequest, UpstreamError
-from seance.gateway.providers.base import Call, Usage
-from seance.gateway.sse import DONE
+from seance.gateway.formats.sse import DONE
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage | None:
+        if not isinstance(usage, Mapping):
+            return None
+        return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
 # Keys a client or the LiteLLM proxy conventions put in a body that no provider receives.
 GATEWAY_KEYS = frozenset(
@@ -38,13 +54,13 @@ def new_id(prefix: str = "chatcmpl-") -> str:
     return prefix + secrets.token_hex(12)
 
 
-def check_params(call: Call, supported: Iterable[str], provider: str) -> None:
+def check_params(body: Mapping[str, Any], supported: Iterable[str], provider: str, drop: bool) -> None:
     """A 400 naming the first OpenAI parameter `provider` cannot honour, unless drop_params is on
     (then the adapter simply leaves it out). Values that ask for nothing count as absent."""
-    if call.target.extra.get("drop_params"):
+    if drop:
         return
     allowed = GATEWAY_KEYS.union(supported)
-    for key, value in call.body.items():
+    for key, value in body.items():
         if key in allowed or _is_default(key, value):
             continue
         raise BadRequest(
@@ -117,8 +133,8 @@ def tool_arguments(arguments: Any) -> Any:
     return arguments if arguments is not None else {}
 
 
-def include_usage(call: Call) -> bool:
-    options = call.body.get("stream_options")
+def include_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
     return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
@@ -188,10 +204,10 @@ def text_completion(*, id: str, model: str, text: str, finish_reason: str, usage
     return orjson.dumps(body)
 
 
-def embeddings(call: Call, vectors: Sequence[Sequence[float]], model: str, usage: Usage | None) -> bytes:
+def embeddings(body: Mapping[str, Any], vectors: Sequence[Sequence[float]], model: str, usage: Usage | None) -> bytes:
     """OpenAI's embeddings list; base64 (little-endian float32, the openai SDK's default request)
     when the client asked for it."""
-    as_base64 = call.body.get("encoding_format") == "base64"
+    as_base64 = body.get("encoding_format") == "base64"
     data = []
     for index, vector in enumerate(vectors):
         value: Any = vector
@@ -209,8 +225,8 @@ def embeddings(call: Call, vectors: Sequence[Sequence[float]], model: str, usage
     )
 
 
-def embedding_inputs(call: Call) -> list[str]:
-    value = call.body.get("input")
+def embedding_inputs(body: Mapping[str, Any]) -> list[str]:
+    value = body.get("input")
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):

@@ -1,4 +1,5 @@
-"""The one place the gateway talks HTTP to providers: keep-alive pools and error translation.
+"""The gateway's Transport over HTTP/1.1: one keep-alive pool per upstream origin, and the one place
+where the HTTP client's errors are translated.
 
 Foreign errors (the HTTP client's, asyncio's timeouts) become GatewayErrors here and nowhere else.
 """
@@ -9,12 +10,11 @@ import asyncio
 import ssl
 from collections.abc import AsyncGenerator, Iterable
 
-from seance.gateway import http1
 from seance.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
-from seance.gateway.http1 import Response, Timeout
-from seance.gateway.providers.base import UpstreamRequest
+from seance.gateway.upstream import Timeout, UpstreamRequest, UpstreamResponse, http1
+from seance.gateway.upstream.http1 import Response
 
-__all__ = ["Response", "Timeout", "Upstreams", "origin_of", "translate"]
+__all__ = ["HTTPTransport", "origin_of", "translate"]
 
 POOL_PER_ORIGIN = 512
 KEEPALIVE_SECONDS = 60.0
@@ -26,7 +26,7 @@ def origin_of(url: str) -> str:
     return url if path == -1 else url[:path]
 
 
-class Upstreams:
+class HTTPTransport:
     """One keep-alive connection pool per upstream origin."""
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -63,16 +63,18 @@ class Upstreams:
             raise translate(exc, provider) from None
 
     @staticmethod
-    async def read(response: Response, provider: str) -> bytes:
+    async def read(response: UpstreamResponse, provider: str) -> bytes:
+        assert isinstance(response, Response)
         try:
             return await response.read()
         except BaseException as exc:
             raise translate(exc, provider) from None
 
     @staticmethod
-    async def chunks(response: Response, provider: str) -> AsyncGenerator[bytes, None]:
+    async def chunks(response: UpstreamResponse, provider: str) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, chunk by chunk; the connection goes back to the pool once the
         answer is complete, or is closed when the iteration stops early (client gone)."""
+        assert isinstance(response, Response)
         try:
             while chunk := await response.next_chunk():
                 yield chunk

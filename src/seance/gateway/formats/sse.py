@@ -1,11 +1,15 @@
-"""A lean server-sent-events splitter for the translating adapters' hot path.
+"""Server-sent events: the one splitter for upstream streams, and the encoder for ours.
 
-Same rules as `seance.gateway.sse.SSEDecoder` for what providers send (LF or CRLF line ends, an
-event ends at a blank line, `event:` and `data:` fields, comments ignored), but it works on bytes
-and hands `data` to orjson without decoding: a translated stream pays for this once per event.
+https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+Lines end in LF, CRLF or CR (Gemini uses CRLF); an event ends at a blank line. The splitter works on
+bytes and hands `data` to orjson without decoding: a translated stream pays for it once per event.
 """
 
 from __future__ import annotations
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
 
 
 class EventSplitter:
@@ -47,3 +51,11 @@ def _event(block: bytes) -> tuple[bytes | None, bytes] | None:
     if not data and name is None:
         return None
     return name, b"\n".join(data)
+
+
+def encode(data: object, event: str | None = None) -> bytes:
+    """One SSE event carrying `data` as JSON."""
+    payload = orjson.dumps(data)
+    if event is None:
+        return b"data: " + payload + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + payload + b"\n\n"

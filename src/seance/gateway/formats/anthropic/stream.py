@@ -11,26 +11,14 @@ from typing import Any
 
 import orjson
 
-from seance.gateway.errors import GatewayError, UpstreamError
-from seance.gateway.providers._guards import upstream_shape
-from seance.gateway.sse import SSEDecoder
-
-STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
-
-
-def event(name: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **data}) + b"\n\n"
+from seance.gateway.errors import GatewayError, UpstreamError, upstream_shape
+from seance.gateway.formats.anthropic import STOP_REASONS, error_event, event, message_id, usage_to_anthropic
+from seance.gateway.formats.sse import EventSplitter
 
 
 class OpenAIToAnthropicStream:
     def __init__(self, model: str | None = None) -> None:
-        self.decoder = SSEDecoder()
+        self.decoder = EventSplitter()
         self.model = model
         self.started = False
         self.finished = False
@@ -38,7 +26,7 @@ class OpenAIToAnthropicStream:
         self.blocks = 0
         self.tool_blocks: dict[int, int] = {}  # OpenAI tool-call index -> anthropic block index
         self.stop_reason: str | None = None
-        self.usage: dict[str, Any] = {}
+        self.openai_usage: dict[str, Any] = {}
 
     def feed(self, data: bytes) -> bytes:
         with upstream_shape("upstream"):
@@ -46,17 +34,17 @@ class OpenAIToAnthropicStream:
 
     def _feed(self, data: bytes) -> bytes:
         out = bytearray()
-        for item in self.decoder.feed(data):
-            if self.finished or not item.data:
+        for name, payload in self.decoder.feed(data):
+            if self.finished or not payload:
                 continue
-            if item.data == "[DONE]":
+            if payload == b"[DONE]":
                 out += self._end()
                 continue
             try:
-                chunk = orjson.loads(item.data)
+                chunk = orjson.loads(payload)
             except orjson.JSONDecodeError as exc:
                 raise UpstreamError("the upstream stream sent an event that is not JSON") from exc
-            if item.event == "error" or (isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices")):
+            if name == b"error" or (isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices")):
                 out += self._error(chunk)
                 continue
             out += self._chunk(chunk)
@@ -64,7 +52,7 @@ class OpenAIToAnthropicStream:
 
     def close(self) -> bytes:
         out = b""
-        if not self.finished and any(item.data == "[DONE]" for item in self.decoder.flush()):
+        if not self.finished and any(payload == b"[DONE]" for _, payload in self.decoder.flush()):
             out = self._end()  # a last [DONE] without its blank line
         if not self.finished:
             raise UpstreamError("the upstream stream ended before it was complete")
@@ -76,9 +64,8 @@ class OpenAIToAnthropicStream:
         if self.started:
             return b""
         self.started = True
-        message_id = str(chunk.get("id") or "")
         message: dict[str, Any] = {
-            "id": message_id if message_id.startswith("msg_") else "msg_" + (message_id.removeprefix("chatcmpl-")),
+            "id": message_id(chunk.get("id")),
             "type": "message",
             "role": "assistant",
             "model": self.model or chunk.get("model") or "",
@@ -107,7 +94,7 @@ class OpenAIToAnthropicStream:
     def _chunk(self, chunk: dict[str, Any]) -> bytes:
         out = bytearray(self._start(chunk))
         if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
+            self.openai_usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
@@ -161,16 +148,7 @@ class OpenAIToAnthropicStream:
     def _end(self) -> bytes:
         out = bytearray(self._start({}))
         out += self._close_block()
-        usage = self.usage
-        details = usage.get("prompt_tokens_details") or {}
-        cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-        written = int(usage.get("cache_creation_input_tokens") or 0)
-        final = {
-            "input_tokens": max(int(usage.get("prompt_tokens") or 0) - cached - written, 0),
-            "output_tokens": int(usage.get("completion_tokens") or 0),
-            "cache_creation_input_tokens": written,
-            "cache_read_input_tokens": cached,
-        }
+        final = usage_to_anthropic(self.openai_usage)
         stop = {"stop_reason": self.stop_reason or "end_turn", "stop_sequence": None}
         out += event("message_delta", {"delta": stop, "usage": final})
         out += event("message_stop", {})
@@ -178,8 +156,6 @@ class OpenAIToAnthropicStream:
         return bytes(out)
 
     def _error(self, chunk: Any) -> bytes:
-        from seance.gateway.anthropic_front import error_event
-
         self.finished = True
         error = chunk.get("error") if isinstance(chunk, dict) else None
         message = error.get("message") if isinstance(error, dict) else str(error or chunk)

@@ -1,16 +1,11 @@
-"""Server-sent events: an incremental decoder for upstream streams and the encoder for ours.
-
-https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
-Lines end in LF, CRLF or CR (Gemini uses CRLF); an event ends at a blank line.
+"""A reference SSE decoder, written straight from the HTML standard's rules, that the tests hold the
+gateway's lean bytes splitter (`seance.gateway.formats.sse.EventSplitter`) and the streams it sends
+against: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import orjson
-
-DONE = b"data: [DONE]\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +73,3 @@ def _next_line_end(buffer: bytes, start: int) -> tuple[int, int] | None:
     if lf != -1:
         return lf, lf + 1
     return None
-
-
-def encode(data: object, event: str | None = None) -> bytes:
-    """One SSE event carrying `data` as JSON."""
-    payload = orjson.dumps(data)
-    if event is None:
-        return b"data: " + payload + b"\n\n"
-    return b"event: " + event.encode() + b"\ndata: " + payload + b"\n\n"

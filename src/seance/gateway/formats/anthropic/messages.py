@@ -1,8 +1,8 @@
-"""The Anthropic Messages front door (`POST /v1/messages`) for non-Anthropic deployments.
+"""Anthropic Messages ↔ OpenAI chat, for the /v1/messages front door before a non-Anthropic provider.
 
 Pure functions: an Anthropic request becomes an OpenAI chat request, which the gateway sends to
-any provider; the OpenAI answer (or chunk stream) becomes an Anthropic Message (or the event
-sequence the anthropic SDK expects). Anthropic deployments never come here: they pass through.
+any provider; the OpenAI answer becomes an Anthropic Message. Anthropic deployments never come
+here: they pass through.
 """
 
 from __future__ import annotations
@@ -11,17 +11,9 @@ from typing import Any
 
 import orjson
 
-from seance.gateway.errors import BadRequest, GatewayError
-from seance.gateway.providers._guards import client_shape, upstream_shape
-from seance.gateway.providers._openai_shapes import loads
-
-STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
+from seance.gateway.errors import BadRequest, client_shape, upstream_shape
+from seance.gateway.formats.anthropic import STOP_REASONS, message_id, usage_to_anthropic
+from seance.gateway.formats.openai import loads
 
 
 def _require(condition: bool, field: str, what: str) -> None:
@@ -192,25 +184,6 @@ def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
 # --- response ----------------------------------------------------------------------------------
 
 
-def _message_id(openai_id: Any) -> str:
-    text = str(openai_id or "")
-    return text if text.startswith("msg_") else "msg_" + (text.removeprefix("chatcmpl-") or "seance")
-
-
-def _usage(usage: Any) -> dict[str, int]:
-    usage = usage if isinstance(usage, dict) else {}
-    details = usage.get("prompt_tokens_details") or {}
-    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    prompt = int(usage.get("prompt_tokens") or 0)
-    return {
-        "input_tokens": max(prompt - cached - written, 0),
-        "output_tokens": int(usage.get("completion_tokens") or 0),
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": cached,
-    }
-
-
 def from_openai_response(body: bytes, model: str) -> bytes:
     """An OpenAI chat.completion as an Anthropic Message."""
     with upstream_shape("upstream"):
@@ -239,14 +212,14 @@ def _from_openai_response(data: dict[str, Any], model: str) -> bytes:
         stop_reason = "tool_use"
     return orjson.dumps(
         {
-            "id": _message_id(data.get("id")),
+            "id": message_id(data.get("id")),
             "type": "message",
             "role": "assistant",
             "model": model,
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": _usage(data.get("usage")),
+            "usage": usage_to_anthropic(data.get("usage")),
         }
     )
 
@@ -259,39 +232,3 @@ def _arguments(arguments: Any) -> Any:
     except orjson.JSONDecodeError:
         return {"_raw": arguments}  # a model's broken JSON, kept visible rather than dropped
     return value if isinstance(value, dict) else {"value": value}
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    408: "timeout_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def _error(err: GatewayError) -> dict[str, Any]:
-    kind = ERROR_TYPES.get(err.status, "invalid_request_error" if err.status < 500 else "api_error")
-    return {"type": "error", "error": {"type": kind, "message": err.message}}
-
-
-def error_body(err: GatewayError) -> bytes:
-    return orjson.dumps(_error(err))
-
-
-def error_event(err: GatewayError) -> bytes:
-    return b"event: error\ndata: " + error_body(err) + b"\n\n"
-
-
-# The stream translator lives with the provider helpers; re-exported under the name the core uses.
-from seance.gateway.providers._anthropic_events import OpenAIToAnthropicStream  # noqa: E402
-
-__all__ = ["OpenAIToAnthropicStream", "error_body", "error_event", "from_openai_response", "to_openai_request"]

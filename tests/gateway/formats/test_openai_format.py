@@ -6,10 +6,11 @@ import orjson
 import pytest
 from tests.gateway.providers.helpers import accumulate, chunks_of, make_call
 
-from seance.gateway import anthropic_front
 from seance.gateway.errors import BadRequest, UpstreamError
+from seance.gateway.formats.anthropic import messages as anthropic_messages
+from seance.gateway.formats.anthropic import stream
+from seance.gateway.formats.openai import ChunkWriter, check_params
 from seance.gateway.providers import load_adapter
-from seance.gateway.providers._openai_shapes import ChunkWriter, check_params
 from seance.gateway.providers.base import Usage
 
 TRANSLATING = ("anthropic", "cohere", "gemini", "ollama_chat", "replicate")
@@ -55,22 +56,20 @@ def test_front_door_shapes() -> None:
     body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
             "thinking": {"type": "enabled", "budget_tokens": "lots"}}  # fmt: skip
     with pytest.raises(BadRequest):
-        anthropic_front.to_openai_request(body)
+        anthropic_messages.to_openai_request(body)
     with pytest.raises(UpstreamError):
-        anthropic_front.from_openai_response(b'{"choices": [5]}', "m")
+        anthropic_messages.from_openai_response(b'{"choices": [5]}', "m")
     with pytest.raises(UpstreamError):
-        anthropic_front.OpenAIToAnthropicStream().feed(b'data: {"choices": [5]}\n\n')
+        stream.OpenAIToAnthropicStream().feed(b'data: {"choices": [5]}\n\n')
 
 
 def test_check_params() -> None:
-    def call(**body: object) -> object:
-        return make_call("chat", {"model": "m", **body}, provider="p", model="m", api_base="http://x")
-
     for quiet in ({"logprobs": False}, {"n": 1}, {"logit_bias": {}}, {"frequency_penalty": 0}, {"seed": None}):
-        check_params(call(**quiet), (), "p")  # type: ignore[arg-type]
+        check_params({"model": "m", **quiet}, (), "p", drop=False)
     with pytest.raises(BadRequest) as caught:
-        check_params(call(frequency_penalty=0.5), (), "p")  # type: ignore[arg-type]
+        check_params({"model": "m", "frequency_penalty": 0.5}, (), "p", drop=False)
     assert caught.value.param == "frequency_penalty" and "drop_params" in caught.value.message
+    check_params({"model": "m", "frequency_penalty": 0.5}, (), "p", drop=True)
 
 
 def test_chunk_writer_sequence() -> None:

@@ -1,0 +1,113 @@
+"""One object per request, created on arrival and completed after the last byte.
+
+Everything a hook needs travels here (who, what, where it went, what it cost, how long each part
+took, how it ended), so no hook reaches into another or into the handlers. Timings are
+`time.perf_counter()` readings; `started_at` is the wall-clock arrival for logs and records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from seance.gateway.formats.openai import Usage
+
+if TYPE_CHECKING:
+    from seance.gateway.errors import GatewayError
+    from seance.gateway.routes import Route
+    from seance.gateway.routing.deployments import Deployment
+
+Headers = list[tuple[bytes, bytes]]
+
+# LiteLLM's gateway-level request fields: they steer the gateway (routing, retries, cache, logging,
+# testing), so they are read into the context and never sent to a provider, which would refuse
+# them ("Unrecognized request argument"). What each does belongs to the feature that owns it.
+GATEWAY_FIELDS = frozenset({
+    "metadata", "tags", "fallbacks", "context_window_fallbacks", "num_retries", "max_retries", "timeout",
+    "stream_timeout", "request_timeout", "caching", "cache", "no-log", "guardrails", "mock_response",
+    "mock_tool_calls", "mock_timeout", "mock_delay", "mock_testing_fallbacks", "mock_testing_rate_limit_error",
+    "mock_testing_content_policy_fallbacks", "mock_testing_context_window_fallbacks", "drop_params",
+    "additional_drop_params", "litellm_logging_obj", "proxy_server_request", "litellm_metadata",
+    "disable_fallbacks", "model_group", "litellm_call_id", "litellm_session_id", "ttl", "allowed_model_region",
+    "prompt_id", "prompt_variables", "user_api_key_alias", "spend_logs_metadata", "team_id", "tpm_limit",
+    "rpm_limit", "budget_duration", "max_budget", "input_cost_per_token", "output_cost_per_token",
+})  # fmt: skip
+# Fields that pick where a request goes: the gateway decides that from its config, so they are
+# dropped rather than obeyed (a request body must never redirect the gateway or swap its key).
+ROUTING_FIELDS = frozenset({"api_base", "base_url", "api_key", "api_version", "custom_llm_provider", "azure_ad_token"})
+NOT_FORWARDED = GATEWAY_FIELDS | ROUTING_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent the request, once authenticated. Virtual keys fill in the rest."""
+
+    kind: str  # "master", "anonymous" (no auth configured), later "virtual_key"
+    key_alias: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    id: str
+    route: Route
+    method: str
+    path: str
+    received: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)
+    credential: bytes = field(default=b"", repr=False)  # the key presented, as sent; hooks only
+    caller: Caller | None = None
+    # the request, as far as the gateway reads it
+    model: str | None = None
+    stream: bool = False
+    gateway_fields: Mapping[str, Any] = field(default_factory=dict)  # GATEWAY_FIELDS the client sent
+    client_headers: dict[str, str] = field(default_factory=dict)  # headers an adapter may forward
+    # the route taken
+    deployment: Deployment | None = None
+    retries: int = 0
+    fallbacks: int = 0
+    # the outcome
+    usage: Usage | None = None
+    cost: float | None = None
+    status: int = 0
+    error: GatewayError | None = None
+    cache_hit: bool = False
+    # timings (perf_counter readings; None until they happen)
+    upstream_first_byte: float | None = None
+    client_first_byte: float | None = None
+    ended: float | None = None
+    # response headers gathered on the way; sent with the answer's first byte
+    response_headers: Headers = field(default_factory=list)
+
+    @property
+    def front(self) -> str:
+        return self.route.front
+
+    @property
+    def endpoint(self) -> str:
+        return self.route.name
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from arrival to the last byte."""
+        return None if self.ended is None else self.ended - self.received
+
+    def read_gateway_fields(self, body: dict[str, Any], kept: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Take the gateway-level fields out of `body` into the context; returns the body that may
+        go upstream (the same object when there were none: the common case costs one set lookup).
+        `kept`: names that are the front's own API fields (Anthropic's `metadata`)."""
+        if body.keys().isdisjoint(NOT_FORWARDED):
+            return body
+        taken = NOT_FORWARDED - kept
+        self.gateway_fields = {k: v for k, v in body.items() if k in GATEWAY_FIELDS and k not in kept}
+        return {k: v for k, v in body.items() if k not in taken}
+
+    def finish(self, status: int) -> None:
+        """The last byte is sent: the outcome is known."""
+        self.ended = time.perf_counter()
+        self.status = status
+        if self.deployment is not None and self.usage is not None and not self.cache_hit:
+            self.cost = self.deployment.cost(self.usage)

@@ -1,0 +1,42 @@
+"""The fronts: the API shapes the gateway speaks to clients (OpenAI's, Anthropic's), plus the model
+list and health. Each front renders its own errors; `app.py` picks the front by the route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seance.gateway.context import RequestContext
+from seance.gateway.errors import BadRequest
+from seance.gateway.formats.openai import Usage
+
+# Gateway-level fields a client may send whose effect Seance does not offer yet, and whose silent
+# absence would surprise: a mock answer that calls the real provider (and bills), guardrails that
+# do not run. Refused, naming the field, rather than ignored.
+NOT_YET = ("mock_response", "mock_tool_calls", "mock_timeout", "mock_testing_", "guardrails")
+
+
+def refuse_unsupported(ctx: RequestContext) -> None:
+    for name in ctx.gateway_fields:
+        if name.startswith(NOT_YET):
+            raise BadRequest(f"'{name}' is not supported by this gateway yet", param=name, code="unsupported_parameter")
+
+
+def route_headers(ctx: RequestContext, usage: Usage | None = None) -> None:
+    """x-litellm-model-id, -response-cost (when known before the body), -attempted-retries/-fallbacks."""
+    headers = ctx.response_headers
+    if ctx.deployment is not None:
+        headers.append((b"x-litellm-model-id", ctx.deployment.id.encode()))
+        if usage is not None and (cost := ctx.deployment.cost(usage)) is not None:
+            headers.append((b"x-litellm-response-cost", repr(cost).encode()))
+    headers.append((b"x-litellm-attempted-retries", str(ctx.retries).encode()))
+    headers.append((b"x-litellm-attempted-fallbacks", str(ctx.fallbacks).encode()))
+
+
+def read_request(ctx: RequestContext, body: dict[str, Any], kept: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The context learns the model, stream flag and gateway-level fields; returns what may go upstream."""
+    ctx.model = body["model"]
+    ctx.stream = body.get("stream") is True
+    upstream = ctx.read_gateway_fields(body, kept)
+    if ctx.gateway_fields:
+        refuse_unsupported(ctx)
+    return upstream

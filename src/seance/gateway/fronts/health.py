@@ -1,0 +1,49 @@
+"""Health: the probes (liveness, readiness: no key, no work) and /health per deployment, from the
+outcomes of real traffic — never a burst of live calls per probe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seance.gateway.errors import GatewayError
+from seance.gateway.routing.deployments import Deployments
+from seance.gateway.routing.router import Health
+
+
+class HealthFront:
+    def __init__(self, deployments: Deployments, health: Health) -> None:
+        self.deployments = deployments
+        self.health = health
+        self.draining = False  # set when a stop is asked: readiness answers 503 while requests finish
+
+    def alive(self) -> str:
+        return "I'm alive!"
+
+    def ready(self) -> dict[str, Any]:
+        if self.draining:
+            raise GatewayError("shutting down", status=503, code="draining")
+        return {"status": "healthy", "db": "Not connected", "cache": None}
+
+    def report(self) -> dict[str, Any]:
+        healthy, unhealthy = [], []
+        for deployment in self.deployments.all():
+            entry: dict[str, Any] = {
+                "model": f"{deployment.target.provider}/{deployment.target.model}",
+                "model_name": deployment.model_name,
+                "model_id": deployment.id,
+                "api_base": deployment.target.api_base,
+            }
+            error = self.health.last_error.get(deployment.id)
+            success = self.health.last_success.get(deployment.id, 0.0)
+            if deployment.missing_key:
+                unhealthy.append({**entry, "error": deployment.missing_key})
+            elif error is not None and error[0] > success:
+                unhealthy.append({**entry, "error": error[1], "since": int(error[0])})
+            else:
+                healthy.append(entry)
+        return {
+            "healthy_endpoints": healthy,
+            "unhealthy_endpoints": unhealthy,
+            "healthy_count": len(healthy),
+            "unhealthy_count": len(unhealthy),
+        }

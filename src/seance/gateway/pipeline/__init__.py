@@ -1,0 +1,74 @@
+"""The hook protocol and the runner of the ordered hook list (the list itself: `hooks.py`).
+
+    on_request, in list order, when the request line and headers are in (before the body is read,
+        so a request without a valid key costs no body read or parse): may refuse it
+    before, in list order, once the body is read: each may refuse it (raise a GatewayError),
+        answer it instead of the provider (return an Answer: a cache hit), or let it go on (None)
+    after, in reverse order, once the last byte of the answer is sent (streams too), with the
+        context complete: usage, cost, timings, status. A failing after-hook is logged and changes
+        nothing the client sees.
+
+A hook that does not override `before` or `after` is not called there: a feature that is off is
+left out of the list at start and costs nothing per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from seance.gateway.context import Headers, RequestContext
+
+log = logging.getLogger("seance.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a before-hook answers instead of the provider."""
+
+    body: bytes
+    status: int = 200
+    content_type: bytes = b"application/json"
+    headers: Headers = field(default_factory=list)
+
+
+class Hook:
+    name: str = "hook"
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        """Called with the request line and headers only; refuses by raising a GatewayError."""
+
+    async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        """Called before the provider; `body` is the parsed request (None for GET routes)."""
+        return None
+
+    async def after(self, ctx: RequestContext) -> None:
+        """Called after the last byte; must not raise (it is logged if it does)."""
+
+
+class Pipeline:
+    def __init__(self, hooks: Sequence[Hook]) -> None:
+        self.hooks = tuple(hooks)
+        self._on_request = tuple(h for h in self.hooks if type(h).on_request is not Hook.on_request)
+        self._before = tuple(h for h in self.hooks if type(h).before is not Hook.before)
+        self._after = tuple(h for h in reversed(self.hooks) if type(h).after is not Hook.after)
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        for hook in self._on_request:
+            await hook.on_request(ctx)
+
+    async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        for hook in self._before:
+            answer = await hook.before(ctx, body)
+            if answer is not None:
+                return answer
+        return None
+
+    async def after(self, ctx: RequestContext) -> None:
+        for hook in self._after:
+            try:
+                await hook.after(ctx)
+            except Exception:
+                log.exception("request %s: the %s hook failed after the answer", ctx.id, hook.name)

@@ -1,0 +1,44 @@
+"""The access log: one line per request, after its last byte — method, path, status, model,
+deployment, duration, request id (never a key or a body). Off by default: it is left out of the
+hook list, so it costs nothing then."""
+
+from __future__ import annotations
+
+import logging
+
+from seance.gateway.context import RequestContext
+from seance.gateway.pipeline import Hook
+
+log = logging.getLogger("seance.access")
+
+
+class AccessLog(Hook):
+    name = "access_log"
+
+    async def after(self, ctx: RequestContext) -> None:
+        duration = ctx.duration or 0.0
+        deployment = ctx.deployment.id if ctx.deployment is not None else None
+        fields = {
+            "request_id": ctx.id,
+            "method": ctx.method,
+            "path": ctx.path,
+            "status": ctx.status,
+            "model": ctx.model,
+            "deployment": deployment,
+            "duration_ms": round(duration * 1000, 3),
+            "stream": ctx.stream,
+            "retries": ctx.retries,
+            "fallbacks": ctx.fallbacks,
+        }
+        if ctx.usage is not None:
+            fields["prompt_tokens"] = ctx.usage.prompt_tokens
+            fields["completion_tokens"] = ctx.usage.completion_tokens
+        if ctx.cost is not None:
+            fields["cost"] = ctx.cost
+        if ctx.client_first_byte is not None and ctx.stream:
+            fields["ttft_ms"] = round((ctx.client_first_byte - ctx.received) * 1000, 3)
+        log.info(
+            "%s %s %d model=%s deployment=%s %.1fms id=%s",
+            ctx.method, ctx.path, ctx.status, ctx.model or "-", deployment or "-", duration * 1000, ctx.id,
+            extra={"fields": fields},
+        )  # fmt: skip

@@ -1,0 +1,37 @@
+"""The ordered hook list — the one place that says what runs around every API request.
+
+Before the provider: top to bottom. After the last byte: bottom to top. A feature that is off is
+not in the list. Where the next features go:
+
+    auth          who is calling (master key; virtual keys)            before
+    limits        rpm / tpm / parallel / budget                        before (and after: tokens used)
+    cache         lookup (may answer)                                  before; store                after
+    access log    one line per request                                                             after
+    metrics       Prometheus counters and histograms                                               after
+    spend         usage → cost → spend log, batched                                                after
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seance.gateway.pipeline import Hook
+from seance.gateway.pipeline.access_log import AccessLog
+from seance.gateway.pipeline.auth import Auth
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the start asked for, beside the config file."""
+
+    master_key: str | None
+    allow_no_auth: bool = False
+    access_log: bool = False
+
+
+def build(features: Features) -> list[Hook]:
+    hooks: list[Hook | None] = [
+        Auth(features.master_key, features.allow_no_auth),
+        AccessLog() if features.access_log else None,
+    ]
+    return [hook for hook in hooks if hook is not None]

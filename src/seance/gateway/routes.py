@@ -1,0 +1,68 @@
+"""The gateway's routes: one table, each path with its method, front, and whether it needs a key.
+
+The OpenAI paths are served with and without `/v1` (LiteLLM does both); `/v1/models/{id}` takes
+ids with slashes ("openai/gpt-4o").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str  # the endpoint: chat, completion, embedding, messages, count_tokens, models, model, …
+    method: str
+    front: str  # whose shapes it speaks, errors included: "openai" or "anthropic"
+    auth: bool = True  # needs a key
+    body: bool = False  # reads a JSON request body
+    pipeline: bool = True  # runs the hooks (the probes do not: they must stay cheap)
+
+
+CHAT = Route("chat", "POST", "openai", body=True)
+COMPLETION = Route("completion", "POST", "openai", body=True)
+EMBEDDING = Route("embedding", "POST", "openai", body=True)
+MESSAGES = Route("messages", "POST", "anthropic", body=True)
+COUNT_TOKENS = Route("count_tokens", "POST", "anthropic", body=True)
+MODELS = Route("models", "GET", "openai")
+MODEL = Route("model", "GET", "openai")
+HEALTH = Route("health", "GET", "openai")
+ALIVE = Route("alive", "GET", "openai", auth=False, pipeline=False)
+READY = Route("ready", "GET", "openai", auth=False, pipeline=False)
+NOT_FOUND = Route("not_found", "*", "openai", auth=False)
+
+_OPENAI = {"/chat/completions": CHAT, "/completions": COMPLETION, "/embeddings": EMBEDDING, "/models": MODELS}
+
+TABLE: dict[str, Route] = {
+    **_OPENAI,
+    **{"/v1" + path: route for path, route in _OPENAI.items()},
+    "/messages": MESSAGES,
+    "/v1/messages": MESSAGES,
+    "/anthropic/v1/messages": MESSAGES,
+    "/v1/messages/count_tokens": COUNT_TOKENS,
+    "/anthropic/v1/messages/count_tokens": COUNT_TOKENS,
+    "/health/liveliness": ALIVE,
+    "/health/liveness": ALIVE,
+    "/health/readiness": READY,
+    "/health": HEALTH,
+}
+MODEL_PREFIXES = ("/v1/models/", "/models/")
+
+
+def match(path: str) -> Route:
+    """The route of a request path (trailing slashes ignored); NOT_FOUND when there is none."""
+    route = TABLE.get(path)
+    if route is not None:
+        return route
+    path = path.rstrip("/") or "/"
+    route = TABLE.get(path)
+    if route is not None:
+        return route
+    if path.startswith(MODEL_PREFIXES):
+        return MODEL
+    return NOT_FOUND
+
+
+def model_id(path: str) -> str:
+    """The id in /v1/models/{id}."""
+    return path.rstrip("/").split("/models/", 1)[1]

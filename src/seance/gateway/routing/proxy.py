@@ -1,0 +1,92 @@
+"""One try of one call against one deployment: adapter.build ─► transport ─► adapter.parse | stream.
+
+Polling providers (Replicate) answer with a follow-up request; it is sent in the same try.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from seance.gateway.context import RequestContext
+from seance.gateway.errors import UpstreamError
+from seance.gateway.providers.base import Call, Reply, StreamTranslator, Usage
+from seance.gateway.routing.deployments import Deployment
+from seance.gateway.upstream import Timeout, Transport
+
+MAX_FOLLOW_UPS = 600  # Replicate polls; bounded by the deployment's timeout anyway
+
+
+@dataclass(slots=True)
+class Stream:
+    """An upstream stream whose status was 2xx: no byte of it has reached the client yet."""
+
+    chunks: AsyncGenerator[bytes, None]
+    translator: StreamTranslator
+
+
+class Proxy:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._timeouts: dict[tuple[float, bool], Timeout] = {}
+
+    async def complete(self, ctx: RequestContext, call: Call, deployment: Deployment) -> Reply:
+        adapter = deployment.adapter
+        request = adapter.build(call)
+        timeout = self._timeout(deployment.timeout, False)
+        for _ in range(MAX_FOLLOW_UPS):
+            response = await self.transport.send(request, timeout, adapter.name)
+            ctx.upstream_first_byte = time.perf_counter()
+            data = await self.transport.read(response, adapter.name)
+            if response.status >= 400:
+                raise adapter.error(call, response.status, response.headers, data)
+            result = adapter.parse(call, response.status, data)
+            if isinstance(result, Reply):
+                return result
+            request = result
+        raise UpstreamError(f"{adapter.name}: no answer after {MAX_FOLLOW_UPS} polls")
+
+    async def open_stream(self, ctx: RequestContext, call: Call, deployment: Deployment) -> Stream:
+        adapter = deployment.adapter
+        request = adapter.build(call)
+        for _ in range(MAX_FOLLOW_UPS):
+            timeout = self._timeout(deployment.stream_timeout if request.stream else deployment.timeout, request.stream)
+            response = await self.transport.send(request, timeout, adapter.name)
+            ctx.upstream_first_byte = time.perf_counter()
+            if response.status >= 400:
+                data = await self.transport.read(response, adapter.name)
+                raise adapter.error(call, response.status, response.headers, data)
+            if request.stream:
+                return Stream(self.transport.chunks(response, adapter.name), adapter.stream(call))
+            data = await self.transport.read(response, adapter.name)
+            result = adapter.parse(call, response.status, data)
+            if isinstance(result, Reply):  # finished before streaming: its body is the whole stream
+                return Stream(_once(result.body), _Whole(result.usage))
+            request = result
+        raise UpstreamError(f"{adapter.name}: no stream after {MAX_FOLLOW_UPS} polls")
+
+    def _timeout(self, seconds: float, stream: bool) -> Timeout:
+        timeout = self._timeouts.get((seconds, stream))
+        if timeout is None:
+            if stream:  # a stream may last long; what must not last is silence
+                timeout = Timeout(connect=min(seconds, 30), read=seconds)
+            else:
+                timeout = Timeout(connect=min(seconds, 30), total=seconds)
+            self._timeouts[(seconds, stream)] = timeout
+        return timeout
+
+
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
+    yield data
+
+
+class _Whole(StreamTranslator):
+    def __init__(self, usage: Usage | None) -> None:
+        self.usage = usage
+
+    def feed(self, data: bytes) -> bytes:
+        return data
+
+    def close(self) -> bytes:
+        return b""

@@ -1,0 +1,57 @@
+"""How the gateway reaches providers: the upstream request type, timeouts, and the transport protocol
+that sends one. Adapters build `UpstreamRequest`s and never see a transport; the router sends them
+through a `Transport` (the pooled HTTP/1.1 one in `transport.py`, or `mock.MockTransport` in tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None = None
+    stream: bool = False  # read the answer incrementally through adapter.stream()
+    delay: float = 0.0  # seconds to wait before sending (polling)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    connect: float  # getting a connection: waiting for a pool slot, TCP and TLS handshakes
+    total: float | None = None  # the whole request, answer included (non-streamed answers)
+    read: float | None = None  # the longest silence while an answer is awaited (streams)
+
+
+class UpstreamResponse(Protocol):
+    """An answer whose status and headers have arrived; the body is read through the transport."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Names in lower case."""
+
+
+class Transport(Protocol):
+    """The narrow seam between the router and the network. Every failure comes out of it as a
+    GatewayError (UpstreamError, UpstreamTimeout); cancellation passes through unchanged."""
+
+    def open(self, origins: Iterable[str]) -> None:
+        """Prepare for the upstream origins known at start (called inside the event loop)."""
+
+    async def close(self) -> None: ...
+
+    async def send(self, request: UpstreamRequest, timeout: Timeout, provider: str) -> UpstreamResponse:
+        """Send and return once the status and headers are in; the caller then reads the body."""
+
+    async def read(self, response: UpstreamResponse, provider: str) -> bytes:
+        """The whole body."""
+
+    def chunks(self, response: UpstreamResponse, provider: str) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives; stopping early abandons (closes) the answer."""
