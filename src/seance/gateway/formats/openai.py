@@ -7,7 +7,7 @@ import base64
 import secrets
 import struct
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +108,26 @@ def text_of(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
     raise BadRequest("message content must be a string or a list of content parts", param="messages")
+
+
+def messages_of(raw: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(position, message) for each message of a chat request, each checked to be an object."""
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("messages must be a non-empty list", param="messages")
+    for position, message in enumerate(raw):
+        if not isinstance(message, dict):
+            raise BadRequest(f"messages[{position}] must be an object", param="messages")
+        yield position, message
+
+
+def image_url(part: Mapping[str, Any]) -> str:
+    """The URL of an `image_url` content part: `{"image_url": {"url": …}}`, or the older bare string."""
+    image = part.get("image_url")
+    return str(image.get("url", "")) if isinstance(image, dict) else str(image or "")
+
+
+def unsupported_part(kind: Any, position: int) -> BadRequest:
+    return BadRequest(f"messages[{position}]: content part type {kind!r} is not supported", param="messages")
 
 
 def parse_data_url(url: str) -> tuple[str, str] | None:

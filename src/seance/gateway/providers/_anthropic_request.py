@@ -61,13 +61,9 @@ def to_messages_request(call: Call, provider: str) -> dict[str, Any]:
 
 
 def convert_messages(raw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("messages must be a non-empty list", param="messages")
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
-    for position, message in enumerate(raw):
-        if not isinstance(message, dict):
-            raise BadRequest(f"messages[{position}] must be an object", param="messages")
+    for position, message in shapes.messages_of(raw):
         role = message.get("role")
         if role in ("system", "developer"):
             system.extend(content_blocks(message.get("content"), position))
@@ -103,13 +99,12 @@ def content_blocks(content: Any, position: int) -> list[dict[str, Any]]:
         if kind == "text":
             block: dict[str, Any] = {"type": "text", "text": part.get("text", "")}
         elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url", "") if isinstance(image, dict) else str(image or "")
+            url = shapes.image_url(part)
             data = shapes.parse_data_url(url)
             source = {"type": "base64", "media_type": data[0], "data": data[1]} if data else {"type": "url", "url": url}
             block = {"type": "image", "source": source}
         else:
-            raise BadRequest(f"messages[{position}]: content part type {kind!r} is not supported", param="messages")
+            raise shapes.unsupported_part(kind, position)
         if "cache_control" in part:
             block["cache_control"] = part["cache_control"]
         blocks.append(block)

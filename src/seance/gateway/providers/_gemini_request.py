@@ -88,14 +88,10 @@ def calling_config(choice: Any) -> dict[str, Any]:
 
 
 def convert_messages(raw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("messages must be a non-empty list", param="messages")
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool call id -> function name, for the functionResponse parts
-    for position, message in enumerate(raw):
-        if not isinstance(message, dict):
-            raise BadRequest(f"messages[{position}] must be an object", param="messages")
+    for position, message in shapes.messages_of(raw):
         role = message.get("role")
         if role in ("system", "developer"):
             system.extend(parts(message.get("content"), position))
@@ -128,8 +124,7 @@ def parts(content: Any, position: int) -> list[dict[str, Any]]:
         if kind == "text":
             out.append({"text": part.get("text", "")})
         elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url", "") if isinstance(image, dict) else str(image)
+            url = shapes.image_url(part)
             data = shapes.parse_data_url(url)
             if data:
                 out.append({"inlineData": {"mimeType": data[0], "data": data[1]}})
@@ -137,7 +132,7 @@ def parts(content: Any, position: int) -> list[dict[str, Any]]:
                 mime = mimetypes.guess_type(url)[0] or "image/jpeg"
                 out.append({"fileData": {"mimeType": mime, "fileUri": url}})
         else:
-            raise BadRequest(f"messages[{position}]: content part {kind!r} is not supported", param="messages")
+            raise shapes.unsupported_part(kind, position)
     return out
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from seance.gateway.errors import BadRequest
-from seance.gateway.providers.base import Call
+from seance.gateway.providers.base import Call, json_headers
 from seance.gateway.providers.openai_compat import PATHS, OpenAICompatible
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -27,7 +27,5 @@ class Azure(OpenAICompatible):
         return f"{call.target.api_base}/openai/deployments/{deployment}{PATHS[call.op]}?api-version={version}"
 
     def headers(self, call: Call) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if call.target.api_key:
-            headers["api-key"] = call.target.api_key
+        headers = json_headers(call.target.api_key, "api-key", "")
         return headers

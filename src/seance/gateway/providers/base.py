@@ -32,7 +32,7 @@ from seance.gateway.upstream import UpstreamRequest
 
 __all__ = [
     "Adapter", "Call", "FollowUp", "Operation", "Reply", "StreamTranslator", "Target", "TranslatingStream",
-    "UpstreamRequest", "Usage", "error_message",
+    "UpstreamRequest", "Usage", "error_message", "json_headers",
 ]  # fmt: skip
 
 # "messages" is Anthropic's Messages format, offered natively only by adapters that list it in
@@ -181,6 +181,14 @@ class Adapter:
         message = error_message(body) or f"upstream answered HTTP {status}"
         passed = {k: v for k, v in headers.items() if k.lower() == "retry-after"}
         return UpstreamError(f"{self.name}: {message}", upstream_status=status, headers=passed, code=str(status))
+
+
+def json_headers(api_key: str | None, header: str = "authorization", prefix: str = "Bearer ") -> dict[str, str]:
+    """A JSON request's headers with the provider key, as most providers take it."""
+    headers = {"content-type": "application/json"}
+    if api_key:
+        headers[header] = prefix + api_key
+    return headers
 
 
 def error_message(body: bytes) -> str | None:

@@ -20,6 +20,7 @@ from seance.gateway.providers.base import (
     TranslatingStream,
     UpstreamRequest,
     Usage,
+    json_headers,
 )
 
 FINISH_REASONS = {
@@ -52,9 +53,7 @@ class Cohere(Adapter):
         return base.rstrip("/").removesuffix("/v2").removesuffix("/v1")
 
     def _build(self, call: Call) -> UpstreamRequest:
-        headers = {"content-type": "application/json"}
-        if call.target.api_key:
-            headers["authorization"] = "Bearer " + call.target.api_key
+        headers = json_headers(call.target.api_key)
         if call.op == "embedding":
             url, body = call.target.api_base + "/v2/embed", embed_request(call)
         elif call.op == "chat":
@@ -141,12 +140,10 @@ def chat_request(call: Call) -> dict[str, Any]:
 
 
 def convert_messages(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("messages must be a non-empty list", param="messages")
     out: list[dict[str, Any]] = []
-    for position, message in enumerate(raw):
-        role = message.get("role") if isinstance(message, dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
+    for position, message in shapes.messages_of(raw):
+        role = message.get("role")
+        content = message.get("content")
         if role in ("system", "developer"):
             out.append({"role": "system", "content": shapes.text_of(content)})
         elif role == "user":
@@ -180,11 +177,9 @@ def user_content(content: Any, position: int) -> list[dict[str, Any]]:
         if kind == "text":
             parts.append({"type": "text", "text": part.get("text", "")})
         elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url", "") if isinstance(image, dict) else str(image)
-            parts.append({"type": "image_url", "image_url": {"url": url}})
+            parts.append({"type": "image_url", "image_url": {"url": shapes.image_url(part)}})
         else:
-            raise BadRequest(f"messages[{position}]: content part {kind!r} is not supported", param="messages")
+            raise shapes.unsupported_part(kind, position)
     return parts
 
 

@@ -24,6 +24,7 @@ from seance.gateway.providers.base import (
     TranslatingStream,
     UpstreamRequest,
     Usage,
+    json_headers,
 )
 
 API_VERSION = "v1beta"
@@ -53,9 +54,7 @@ class Gemini(Adapter):
     def _build(self, call: Call) -> UpstreamRequest:
         model = quote(call.target.model.removeprefix("models/"), safe="")
         prefix = f"{call.target.api_base}/{API_VERSION}/models/{model}"
-        headers = {"content-type": "application/json"}
-        if call.target.api_key:
-            headers["x-goog-api-key"] = call.target.api_key
+        headers = json_headers(call.target.api_key, "x-goog-api-key", "")
         if call.op == "embedding":
             shapes.check_params(call.body, {"dimensions", "user"}, self.name, call.drop_params)
             request: dict[str, Any] = {"model": f"models/{model}"}

@@ -22,6 +22,7 @@ from seance.gateway.providers.base import (
     TranslatingStream,
     UpstreamRequest,
     Usage,
+    json_headers,
 )
 
 OPTIONS = {
@@ -48,9 +49,7 @@ class OllamaChat(Adapter):
     def _build(self, call: Call) -> UpstreamRequest:
         if call.op not in PATHS:
             raise BadRequest(f"ollama_chat does not offer the {call.op} operation")
-        headers = {"content-type": "application/json"}
-        if call.target.api_key:
-            headers["authorization"] = "Bearer " + call.target.api_key
+        headers = json_headers(call.target.api_key)
         body: dict[str, Any] = {"model": call.target.model}
         if call.op == "embedding":
             shapes.check_params(call.body, {"dimensions", "user", "truncate"}, self.name, call.drop_params)
@@ -126,12 +125,10 @@ def generation_body(call: Call) -> dict[str, Any]:
 
 
 def convert_messages(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("messages must be a non-empty list", param="messages")
     out = []
     names: dict[str, str] = {}  # tool call id -> function name: Ollama labels tool results by name
-    for position, message in enumerate(raw):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
+    for position, message in shapes.messages_of(raw):
+        if message.get("role") not in ROLES:
             raise BadRequest(f"messages[{position}] needs a role of system, user, assistant or tool", param="messages")
         role = "system" if message["role"] == "developer" else message["role"]
         content = message.get("content")
@@ -157,9 +154,7 @@ def convert_messages(raw: Any) -> list[dict[str, Any]]:
 
 
 def image(part: dict[str, Any], position: int) -> str:
-    url = part.get("image_url")
-    url = url.get("url", "") if isinstance(url, dict) else str(url or "")
-    data = shapes.parse_data_url(url)
+    data = shapes.parse_data_url(shapes.image_url(part))
     if data is None:
         raise BadRequest(f"messages[{position}]: Ollama takes images as base64 data URLs only", param="messages")
     return data[1]

@@ -20,6 +20,7 @@ from seance.gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    json_headers,
 )
 
 PATHS: dict[str, str] = {
@@ -43,9 +44,7 @@ class OpenAICompatible(Adapter):
         return call.target.api_base + PATHS[call.op]
 
     def headers(self, call: Call) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if call.target.api_key:
-            headers["authorization"] = "Bearer " + call.target.api_key
+        headers = json_headers(call.target.api_key)
         return headers
 
     def payload(self, call: Call) -> bytes:

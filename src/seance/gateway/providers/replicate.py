@@ -23,6 +23,7 @@ from seance.gateway.providers.base import (
     TranslatingStream,
     UpstreamRequest,
     Usage,
+    json_headers,
 )
 
 INPUTS = {
@@ -45,9 +46,7 @@ class Replicate(Adapter):
         return base.rstrip("/").removesuffix("/v1")
 
     def headers(self, call: Call) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if call.target.api_key:
-            headers["authorization"] = "Bearer " + call.target.api_key
+        headers = json_headers(call.target.api_key)
         return headers
 
     def _build(self, call: Call) -> UpstreamRequest:
