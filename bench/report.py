@@ -72,6 +72,25 @@ def results_table(results: Results, titles: dict[str, str]) -> str:
     return "\n".join(rows)
 
 
+def compare_table(results: Results, scenarios: Sequence[str], titles: dict[str, str], other: str) -> str:
+    """Seance against another Seance target of the same run (seance-base: the --baseline commit;
+    seance-log: the access log on): req/s and CPU per request, as ratios."""
+    rows = [
+        f"| scenario | seance req/s | {other} req/s | seance / {other} req/s | CPU ms/req seance / {other} |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for key in scenarios:
+        new, old = results.get("seance", key), results.get(other, key)
+        if new is None or old is None or new.load is None or old.load is None:
+            continue
+        rows.append(
+            f"| {titles.get(key, key)} | {new.load.rps:,.0f} | {old.load.rps:,.0f} "
+            f"| {_fmt(_ratio(new.load.rps, old.load.rps), 3)} "
+            f"| {new.cpu_ms_per_request:.3f} / {old.cpu_ms_per_request:.3f} |"
+        )
+    return "\n".join(rows)
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from install import ensure_debian_packages, ensure_litellm, ensure_py_spy
 from load import run_wrk, write_script
 from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok, wait_until_idle
 from profile_gateway import Profiler
-from report import Measurement, Results, bars_table, check_bars, ratios_table, results_table
+from report import Measurement, Results, bars_table, check_bars, compare_table, ratios_table, results_table
 from scenarios import SCENARIOS, Scenario, gateway_config
 from targets import (
     DEFAULT_TARGETS,
@@ -54,6 +55,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scenarios", default="", help="scenario keys, comma-separated (default all)")
     parser.add_argument("--no-install", action="store_true", help="fail instead of installing")
     parser.add_argument(
+        "--baseline", metavar="REV",
+        help="also run the gateway of commit REV (target seance-base) for a before/after in one run",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy every Python target during each run (slows them; not for bars)",
@@ -70,6 +75,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = sorted(set(targets) - set(TARGET_NAMES))
     if unknown or not targets:
         parser.error(f"--only takes some of {', '.join(TARGET_NAMES)}; got {args.only!r}")
+    if args.baseline and "seance-base" not in targets:
+        targets.append("seance-base")
+    if "seance-base" in targets and not args.baseline:
+        parser.error("the seance-base target needs --baseline REV")
     args.targets = [t for t in TARGET_NAMES if t in targets]
     keys = [k.strip() for k in args.scenarios.split(",") if k.strip()]
     known = {s.key: s for s in SCENARIOS}
@@ -185,10 +194,27 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
         "## Results", results_table(results, titles),
         "## Ratios (same run)", ratios_table(results, [s.key for s in args.selected], titles),
         "## Bars (issues 2 and 4)", bars_table(bars),
-    ]) + "\n"  # fmt: skip
+    ])  # fmt: skip
+    keys = [s.key for s in args.selected]
+    for other, title in (("seance-base", f"Before/after: seance vs seance-base ({args.baseline})"),
+                         ("seance-log", "Access log: seance vs seance-log (--access-log)")):  # fmt: skip
+        if other in args.targets:
+            text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, other)
+    text += "\n"
     # LiteLLM timing out under load is its result; a failure anywhere else is a broken run.
     all_good = all(b.passed for b in bars) and all(m.ok for m in measurements if m.target != "litellm")
     return text, all_good
+
+
+def extract_baseline(rev: str, paths: Paths) -> None:
+    """`src/` of commit `rev` into bench/.work/baseline/ (replacing an older one)."""
+    target = paths.baseline_src.parent
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise BenchError(f"--baseline {rev}: {archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
 
 
 def main(argv: list[str]) -> int:
@@ -212,6 +238,8 @@ def main(argv: list[str]) -> int:
                 ensure_litellm(paths.work)
         if "seance" in args.targets and not paths.seance.exists():
             raise BenchError(f"{paths.seance} is missing; run ./scripts/test or ./scripts/serve once")
+        if args.baseline:
+            extract_baseline(args.baseline, paths)
         print(f"load average {os.getloadavg()[0]:.2f}; logs and configs in {paths.work}", flush=True)
         measurements = run_all(args, paths, sup)
     except BenchError as exc:

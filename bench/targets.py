@@ -18,7 +18,9 @@ SEANCE_PORT = 18110
 LITELLM_PORT = 18120
 RELAY_PORT = 18130
 RELAY_RAW_PORT = 18140
-TARGET_NAMES = ("direct", "seance", "litellm", "relay", "relay-raw")
+SEANCE_BASE_PORT = 18150
+SEANCE_LOG_PORT = 18160
+TARGET_NAMES = ("direct", "seance", "seance-base", "seance-log", "litellm", "relay", "relay-raw")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
 
 
@@ -44,6 +46,11 @@ class Paths:
     def gateway_config(self) -> Path:
         return self.work / "gateway-config.yaml"
 
+    @property
+    def baseline_src(self) -> Path:
+        """The `src/` of the --baseline commit, extracted by run.py."""
+        return self.work / "baseline" / "src"
+
 
 @dataclass(frozen=True)
 class Running:
@@ -64,17 +71,34 @@ def _gateway_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_seance(sup: Supervisor, paths: Paths) -> Running:
-    ensure_port_free(SEANCE_PORT)
-    log = paths.work / "seance.log"
+def _start_seance(
+    sup: Supervisor, paths: Paths, name: str, port: int, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Running:
+    ensure_port_free(port)
+    log = paths.work / f"{name}.log"
     argv = [
-        str(paths.seance), "gateway", "--config", str(paths.gateway_config),
-        "--host", "127.0.0.1", "--port", str(SEANCE_PORT), "--workers", "1",
+        str(paths.python), "-m", "seance", "gateway", "--config", str(paths.gateway_config),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *args,
     ]  # fmt: skip
-    proc = sup.start("seance", argv, log, _gateway_env({}))
-    base = f"http://127.0.0.1:{SEANCE_PORT}"
+    proc = sup.start(name, argv, log, _gateway_env(env or {}))
+    base = f"http://127.0.0.1:{port}"
     wait_http_ok(f"{base}/health/liveliness", proc, 60, log, {})
-    return Running("seance", base, proc, direct=False)
+    return Running(name, base, proc, direct=False)
+
+
+def start_seance(sup: Supervisor, paths: Paths) -> Running:
+    return _start_seance(sup, paths, "seance", SEANCE_PORT)
+
+
+def start_seance_base(sup: Supervisor, paths: Paths) -> Running:
+    """The same interpreter and libraries, the gateway's code from the --baseline commit: the
+    before/after of a change, measured in one run."""
+    return _start_seance(sup, paths, "seance-base", SEANCE_BASE_PORT, env={"PYTHONPATH": str(paths.baseline_src)})
+
+
+def start_seance_log(sup: Supervisor, paths: Paths) -> Running:
+    """Seance with its access log on (to its log file, as a container's stderr would be)."""
+    return _start_seance(sup, paths, "seance-log", SEANCE_LOG_PORT, ("--access-log",))
 
 
 def start_litellm(sup: Supervisor, paths: Paths) -> Running:
@@ -118,6 +142,8 @@ def start_relay_raw(sup: Supervisor, paths: Paths) -> Running:
 
 STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance": start_seance,
+    "seance-base": start_seance_base,
+    "seance-log": start_seance_log,
     "litellm": start_litellm,
     "relay": start_relay,
     "relay-raw": start_relay_raw,

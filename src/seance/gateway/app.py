@@ -15,7 +15,7 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from seance.gateway import routes
@@ -27,7 +27,7 @@ from seance.gateway.fronts import anthropic, openai, read_request, route_headers
 from seance.gateway.fronts.health import HealthFront
 from seance.gateway.fronts.models import ModelsFront
 from seance.gateway.fronts.validate import parse
-from seance.gateway.pipeline import Pipeline, hooks
+from seance.gateway.pipeline import Hook, Pipeline, hooks
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
 from seance.gateway.upstream import Transport
@@ -45,14 +45,17 @@ ERROR_BODIES: dict[str, Callable[[GatewayError], bytes]] = {
 
 class Gateway:
     def __init__(
-        self, settings: Settings, features: hooks.Features | None = None, transport: Transport | None = None
+        self, settings: Settings, hook_list: Sequence[Hook] | None = None, transport: Transport | None = None
     ) -> None:
-        features = features or hooks.Features(master_key=settings.master_key)
+        """`hook_list`: the ordered hooks (default: hooks.build for the settings); `transport`: how
+        providers are reached (default: pooled HTTP/1.1; tests pass a MockTransport)."""
+        if hook_list is None:
+            hook_list = hooks.build(hooks.Features(master_key=settings.master_key))
         self.settings = settings
         self.deployments = Deployments(settings)
         self.transport: Transport = transport or HTTPTransport()
         self.router = Router(settings, self.deployments, self.transport)
-        self.pipeline = Pipeline(hooks.build(features))
+        self.pipeline = Pipeline(hook_list)
         self.openai = openai.OpenAIFront(self.router)
         self.anthropic = anthropic.AnthropicFront(self.router)
         self.models = ModelsFront(self.deployments)

@@ -62,12 +62,12 @@ def gateway(
                 "(or pass --allow-no-auth to serve without authentication)"
             )
         from seance.gateway.app import Gateway  # the server's imports only when serving
-        from seance.gateway.pipeline.hooks import Features
+        from seance.gateway.pipeline import hooks
 
         if access_log is None:
             access_log = log_level is not None and log_level.lower() in ("info", "debug")
-        features = Features(settings.master_key, allow_no_auth=allow_no_auth, access_log=access_log)
-        app = Gateway(settings, features)
+        features = hooks.Features(settings.master_key, allow_no_auth=allow_no_auth, access_log=access_log)
+        app = Gateway(settings, hooks.build(features))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     from seance.gateway.server import serve
