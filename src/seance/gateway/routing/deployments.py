@@ -8,6 +8,7 @@ and a bare well-known name (`gpt-…`, `claude-…`) to its maker, if that provi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,12 @@ from seance.gateway.providers.base import Adapter, Operation, Target, Usage
 DEFAULT_TIMEOUT = 600.0
 # operations the gateway serves on deployments that lack them, by translating to another one
 TRANSLATED: dict[Operation, Operation] = {"messages": "chat"}
+# LiteLLM's model_info.mode narrows what a deployment serves to what its model does
+MODES: dict[str, frozenset[Operation]] = {
+    "chat": frozenset({"chat", "messages", "count_tokens"}),
+    "completion": frozenset({"completion"}),
+    "embedding": frozenset({"embedding"}),
+}
 MAX_DYNAMIC = 4096  # wildcard deployments remembered; beyond this they are rebuilt per request
 
 # litellm_params that are defaults for the request body rather than settings of the deployment
@@ -58,8 +65,19 @@ class Deployment:
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
 
+    @functools.cached_property
+    def operations(self) -> frozenset[Operation]:
+        """What this deployment serves: its adapter's operations (with those the gateway translates
+        to them), narrowed by model_info.mode when the config says what the model is."""
+        offered = set(self.adapter.operations)
+        offered.update(op for op, via in TRANSLATED.items() if via in offered)
+        mode = self.model_info.get("mode")
+        if isinstance(mode, str) and mode in MODES:
+            offered &= MODES[mode]
+        return frozenset(offered)
+
     def serves(self, op: Operation) -> bool:
-        return op in self.adapter.operations or (op in TRANSLATED and TRANSLATED[op] in self.adapter.operations)
+        return op in self.operations
 
     def cost(self, usage: Usage | None) -> float | None:
         if usage is None or self.input_cost_per_token is None or self.output_cost_per_token is None:
@@ -258,7 +276,7 @@ class Deployments:
         group = self.groups.get(name)
         if group is None:
             return None
-        return {op for d in group for op in (*d.adapter.operations, *(k for k in TRANSLATED if d.serves(k)))}
+        return {op for d in group for op in d.operations}
 
 
 def _first(env: Mapping[str, str], names: Sequence[str]) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import BadRequest, GatewayError, Unauthorized
+from seance.gateway.errors import BadRequest, GatewayError, Unauthorized, UpstreamError
 from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing.deployments import Deployment, Deployments
 from seance.gateway.routing.proxy import Proxy, Stream
@@ -108,8 +108,8 @@ class Router:
                     if not last:
                         ctx.retries += 1
                     log.warning(
-                        "request %s: deployment %s (%s) failed with %d: %s; %s",
-                        ctx.id, deployment.id, deployment.model_name, exc.status, exc.message,
+                        "request %s: deployment %s (%s) failed with %s: %s; %s",
+                        ctx.id, deployment.id, deployment.model_name, _status(exc), exc.message,
                         "retrying" if not last else "giving up on this group",
                     )  # fmt: skip
                     continue
@@ -138,6 +138,12 @@ def make_call(
         body = {**deployment.params, **body}
         raw = b""
     return Call(op, body, raw, stream, deployment.target, headers, drop=drop_params)
+
+
+def _status(exc: GatewayError) -> str:
+    """The provider's own status where there was one (a 503 is shown to clients as a 502)."""
+    upstream = exc.upstream_status if isinstance(exc, UpstreamError) else None
+    return f"HTTP {upstream}" if upstream else f"{exc.status} ({exc.code or exc.type})"
 
 
 def _pick(group: Sequence[Deployment], failed: set[str]) -> Deployment:

@@ -1,0 +1,145 @@
+"""Routing without sockets: retries, fallbacks and capabilities through a MockTransport."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import orjson
+import pytest
+from tests.gateway.asgi_client import deployment, make_app, request
+
+from seance.gateway.config import ConfigError
+from seance.gateway.errors import UpstreamError
+from seance.gateway.upstream import UpstreamRequest
+from seance.gateway.upstream.mock import MockResponse
+
+CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+OK = b'{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"yo"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}'  # noqa: E501
+DOWN = MockResponse(503, b'{"error": {"message": "overloaded"}}')
+MESSAGES = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def by_host(answers: dict[str, MockResponse | BaseException]) -> object:
+    def handler(request: UpstreamRequest) -> MockResponse | BaseException:
+        host = request.url.split("/")[2]
+        return answers[host]
+
+    return handler
+
+
+def test_a_failure_is_retried_on_another_deployment_of_the_group(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {"model_list": [
+        deployment("gpt", "openai/gpt-4o", api_base="http://a.test", model_info={"id": "dep-a"}),
+        deployment("gpt", "openai/gpt-4o", api_base="http://b.test", model_info={"id": "dep-b"}),
+    ]}  # fmt: skip
+    app, transport = make_app(tmp_path, config, by_host({"a.test": DOWN, "b.test": MockResponse(200, OK)}))
+    with caplog.at_level(logging.WARNING, logger="seance.gateway"):
+        for _ in range(6):  # whichever is picked first, the answer comes from b
+            result = request(app, "POST", "/v1/chat/completions", CHAT, {"x-request-id": "req-1"})
+            assert result.status == 200 and result.headers["x-litellm-model-id"] == "dep-b"
+    retried = [r.getMessage() for r in caplog.records if "dep-a" in r.getMessage()]
+    assert retried and all("req-1" in line and "503" in line for line in retried)
+    first_a = next(i for i, r in enumerate(transport.requests) if "a.test" in r.url)
+    assert "b.test" in transport.requests[first_a + 1].url  # a failure moves to the other deployment
+
+
+def test_a_client_error_is_not_retried(tmp_path: Path) -> None:
+    refused = MockResponse(400, b'{"error": {"message": "bad tool schema"}}')
+    app, transport = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, lambda r: refused)
+    result = request(app, "POST", "/v1/chat/completions", CHAT)
+    assert result.status == 400 and "bad tool schema" in result.json()["error"]["message"]
+    assert len(transport.requests) == 1
+
+
+def test_retries_then_the_fallback_group(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = {
+        "model_list": [
+            deployment("gpt", "openai/gpt-4o", api_base="http://a.test"),
+            deployment("backup", "openai/gpt-4o-mini", api_base="http://b.test"),
+        ],
+        "litellm_settings": {"num_retries": 1, "fallbacks": [{"gpt": ["backup"]}]},
+    }
+    app, transport = make_app(tmp_path, config, by_host({"a.test": DOWN, "b.test": MockResponse(200, OK)}))
+    with caplog.at_level(logging.WARNING, logger="seance.gateway"):
+        result = request(app, "POST", "/v1/chat/completions", CHAT, {"x-request-id": "req-2"})
+    assert result.status == 200
+    assert [r.url.split("/")[2] for r in transport.requests] == ["a.test", "a.test", "b.test"]
+    assert result.headers["x-litellm-attempted-retries"] == "1"
+    assert result.headers["x-litellm-attempted-fallbacks"] == "1"
+    assert orjson.loads(transport.requests[-1].body or b"")["model"] == "gpt-4o-mini"
+    assert any("req-2" in r.getMessage() and "falling back from 'gpt' to 'backup'" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+
+def test_an_operation_the_group_does_not_serve_is_a_400_without_an_upstream_call(tmp_path: Path) -> None:
+    config = {"model_list": [deployment("claude", "anthropic/claude-haiku-4-5")]}
+    app, transport = make_app(tmp_path, config, lambda r: MockResponse(200, OK))
+    result = request(app, "POST", "/v1/embeddings", {"model": "claude", "input": "x"})
+    assert result.status == 400
+    assert result.json()["error"]["message"] == "embeddings is not offered by anthropic, the provider of 'claude'"
+    assert transport.requests == []
+
+
+def test_model_info_mode_narrows_what_a_deployment_serves(tmp_path: Path) -> None:
+    config = {"model_list": [deployment("embed", "openai/text-embedding-3-small", model_info={"mode": "embedding"})]}
+    app, transport = make_app(tmp_path, config, lambda r: MockResponse(200, OK))
+    result = request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "embed"})
+    assert result.status == 400 and "chat completions is not offered" in result.json()["error"]["message"]
+    assert transport.requests == []
+
+
+def test_a_fallback_that_can_serve_nothing_of_its_source_is_refused_at_start(tmp_path: Path) -> None:
+    config = {
+        "model_list": [
+            deployment("embed", "openai/text-embedding-3-small", model_info={"mode": "embedding"}),
+            deployment("gpt", "openai/gpt-4o", model_info={"mode": "chat"}),
+        ],
+        "litellm_settings": {"fallbacks": [{"embed": ["gpt"]}]},
+    }
+    with pytest.raises(ConfigError, match=r"fallbacks\[0\]: 'gpt' cannot stand in for 'embed'"):
+        make_app(tmp_path, config, lambda r: MockResponse(200, OK))
+
+
+# -- /v1/messages to an Anthropic group whose fallback is another provider (was a 500) --
+
+
+def _claude_with_gpt_fallback(tmp_path: Path, gpt: MockResponse | BaseException) -> tuple[object, object]:
+    config = {
+        "model_list": [
+            deployment("claude", "anthropic/claude-haiku-4-5", api_base="http://anthropic.test"),
+            deployment("gpt", "openai/gpt-4o-mini", api_base="http://openai.test/v1"),
+        ],
+        "litellm_settings": {"num_retries": 0, "fallbacks": [{"claude": ["gpt"]}]},
+    }
+    overloaded = MockResponse(529, b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}')
+    return make_app(tmp_path, config, by_host({"anthropic.test": overloaded, "openai.test": gpt}))
+
+
+def test_messages_fall_back_to_another_provider_translated(tmp_path: Path) -> None:
+    app, transport = _claude_with_gpt_fallback(tmp_path, MockResponse(200, OK))
+    result = request(app, "POST", "/v1/messages", MESSAGES)  # type: ignore[arg-type]
+    assert result.status == 200
+    message = result.json()
+    assert message["type"] == "message" and message["content"] == [{"type": "text", "text": "yo"}]
+    sent = transport.requests  # type: ignore[attr-defined]
+    assert [r.url for r in sent] == ["http://anthropic.test/v1/messages", "http://openai.test/v1/chat/completions"]
+    assert orjson.loads(sent[1].body)["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_messages_whose_fallback_fails_too_get_an_anthropic_shaped_error(tmp_path: Path) -> None:
+    app, _ = _claude_with_gpt_fallback(tmp_path, UpstreamError("openai: cannot connect to openai.test:80"))
+    result = request(app, "POST", "/v1/messages", MESSAGES)  # type: ignore[arg-type]
+    assert result.status == 502
+    error = result.json()
+    assert error["type"] == "error" and error["error"]["type"] == "api_error"
+    assert "cannot connect" in error["error"]["message"]
+
+
+def test_count_tokens_never_reaches_a_fallback_that_cannot_count(tmp_path: Path) -> None:
+    app, transport = _claude_with_gpt_fallback(tmp_path, MockResponse(200, OK))
+    result = request(app, "POST", "/v1/messages/count_tokens", {"model": "claude", "messages": MESSAGES["messages"]})  # type: ignore[arg-type]
+    assert result.status == 503 and result.json()["error"]["type"] == "overloaded_error"
+    assert [r.url for r in transport.requests] == ["http://anthropic.test/v1/messages/count_tokens"]  # type: ignore[attr-defined]
