@@ -33,6 +33,11 @@ class _Server(uvicorn.Server):
         if self.started and self.ready_line:
             log.info("%s", self.ready_line)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if self.ready_line:  # uvicorn then re-raises the stop signal: this is the last word
+            log.info("seance gateway stopped")
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.gateway.health.draining = True
         super().handle_exit(sig, frame)
@@ -77,7 +82,6 @@ def serve(
     line = ready_line(app, host, port, workers)
     if workers <= 1:
         _Server(config, app, line).run()
-        log.info("seance gateway stopped")
         return
     sock = config.bind_socket()
     children: dict[int, int] = {}  # pid -> worker number
