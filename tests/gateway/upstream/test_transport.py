@@ -1,4 +1,4 @@
-"""Upstreams: requests go out through one pool per origin, and every failure of the HTTP client
+"""HTTPTransport: requests go out through one pool per origin, and every failure of the HTTP client
 comes back as the GatewayError the proxy retries, fails over or shows to the client."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from seance.gateway.errors import UpstreamError, UpstreamTimeout
 from seance.gateway.providers.base import UpstreamRequest
 from seance.gateway.upstream import Timeout
-from seance.gateway.upstream.transport import HTTPTransport as Upstreams
+from seance.gateway.upstream.transport import HTTPTransport as HTTPTransport
 from seance.gateway.upstream.transport import origin_of, translate
 
 TIMEOUT = Timeout(connect=1, total=2)
@@ -53,14 +53,14 @@ async def test_send_read_and_stream_through_one_pool_per_origin() -> None:
     ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
     stream = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
     server, port, seen = await start([ok, stream])
-    upstreams = Upstreams()
+    upstreams = HTTPTransport()
     upstreams.open([f"http://127.0.0.1:{port}"])
     url = f"http://127.0.0.1:{port}/v1/chat/completions?q=1"
     request = UpstreamRequest("POST", url, {"authorization": "Bearer k"}, b"{}")
     response = await upstreams.send(request, TIMEOUT, "openai")
-    assert (response.status, await Upstreams.read(response, "openai")) == (200, b"ok")
+    assert (response.status, await HTTPTransport.read(response, "openai")) == (200, b"ok")
     response = await upstreams.send(request, Timeout(connect=1, read=2), "openai")
-    assert b"".join([c async for c in Upstreams.chunks(response, "openai")]) == b"abcdef"
+    assert b"".join([c async for c in HTTPTransport.chunks(response, "openai")]) == b"abcdef"
     assert len(seen) == 2 and seen[0].startswith(b"POST /v1/chat/completions?q=1 HTTP/1.1\r\n")
     await upstreams.close()
     server.close()
@@ -69,10 +69,10 @@ async def test_send_read_and_stream_through_one_pool_per_origin() -> None:
 async def test_error_answers_keep_their_status_and_retry_after() -> None:
     limited = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\ncontent-length: 2\r\n\r\n{}"
     server, port, _ = await start([limited])
-    upstreams = Upstreams()
+    upstreams = HTTPTransport()
     response = await upstreams.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/", {}), TIMEOUT, "p")
     assert response.status == 429 and response.headers["retry-after"] == "7"
-    assert await Upstreams.read(response, "p") == b"{}"
+    assert await HTTPTransport.read(response, "p") == b"{}"
     await upstreams.close()
     server.close()
 
@@ -81,7 +81,7 @@ async def test_connection_refused_is_an_upstream_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    upstreams = Upstreams()
+    upstreams = HTTPTransport()
     with pytest.raises(UpstreamError, match=f"openai: cannot connect to 127.0.0.1:{port}: "):
         await upstreams.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/v1", {}), TIMEOUT, "openai")
     await upstreams.close()
@@ -89,7 +89,7 @@ async def test_connection_refused_is_an_upstream_error() -> None:
 
 async def test_silence_is_an_upstream_timeout() -> None:
     server, port, _ = await start([b""])  # reads the request, never answers
-    upstreams = Upstreams()
+    upstreams = HTTPTransport()
     request = UpstreamRequest("GET", f"http://127.0.0.1:{port}/", {})
     with pytest.raises(UpstreamTimeout, match="did not answer in time"):
         await upstreams.send(request, Timeout(connect=1, total=0.2), "groq")
@@ -100,11 +100,11 @@ async def test_silence_is_an_upstream_timeout() -> None:
 async def test_a_truncated_stream_is_an_upstream_error() -> None:
     cut = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ndata: {}\n\n"
     server, port, _ = await start([cut])  # then closes
-    upstreams = Upstreams()
+    upstreams = HTTPTransport()
     response = await upstreams.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/", {}), TIMEOUT, "groq")
     received = []
     with pytest.raises(UpstreamError, match="closed the connection before the answer was complete"):
-        async for chunk in Upstreams.chunks(response, "groq"):
+        async for chunk in HTTPTransport.chunks(response, "groq"):
             received.append(chunk)
     assert received == [b"data: {}\n\n"]
     await upstreams.close()
