@@ -56,7 +56,7 @@ class Gateway:
         self.transport: Transport = transport or HTTPTransport()
         self.router = Router(settings, self.deployments, self.transport)
         self.pipeline = Pipeline(hook_list)
-        self.openai = openai.OpenAIFront(self.router)
+        self.openai = openai.OpenAIFront(self.router, want_usage=self.pipeline.needs_usage)
         self.anthropic = anthropic.AnthropicFront(self.router)
         self.models = ModelsFront(self.deployments)
         self.health = HealthFront(self.deployments, self.router.health)

@@ -191,3 +191,46 @@ def test_hooks_that_do_not_override_a_stage_are_not_called_there() -> None:
     pipeline = Pipeline([AfterOnly(), Hook()])
     assert pipeline._on_request == () and pipeline._before == ()
     assert len(pipeline._after) == 1
+
+
+class UsageReader(Recorder):
+    needs_usage = True
+
+
+def _without_usage_chunk(stream: bytes) -> bytes:
+    events = stream.split(b"\n\n")
+    return b"\n\n".join(e for e in events if b'"usage":{' not in e.replace(b" ", b""))
+
+
+def test_a_hook_that_needs_usage_gets_it_from_a_stream_whose_client_did_not_ask(tmp_path: Path) -> None:
+    (exchange,) = load("openai/chat-stream-include-usage.httprr.txt")
+    reader = UsageReader("spend", [])
+    chunks = [exchange.response_body[i : i + 61] for i in range(0, len(exchange.response_body), 61)]
+
+    def stream(_: UpstreamRequest) -> MockResponse:
+        return MockResponse(200, chunks, {"content-type": "text/event-stream"})
+
+    app, transport = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, stream, [reader])
+    result = request(app, "POST", "/v1/chat/completions", {**CHAT, "stream": True})
+    sent = orjson.loads(transport.requests[0].body or b"")
+    assert sent["stream_options"] == {"include_usage": True}  # asked for on the client's behalf
+    assert result.body == _without_usage_chunk(exchange.response_body)  # ...and kept from the client
+    usage = _final_usage(exchange.response_body)
+    ctx = reader.seen
+    assert ctx is not None and ctx.usage is not None
+    assert ctx.usage.prompt_tokens == usage["prompt_tokens"]
+    assert ctx.usage.completion_tokens == usage["completion_tokens"]
+
+
+def test_without_such_a_hook_the_stream_is_forwarded_as_sent(tmp_path: Path) -> None:
+    (exchange,) = load("openai/chat-stream-include-usage.httprr.txt")
+    recorder = Recorder("log", [])
+
+    def stream(_: UpstreamRequest) -> MockResponse:
+        return MockResponse(200, [exchange.response_body], {"content-type": "text/event-stream"})
+
+    app, transport = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, stream, [recorder])
+    body = orjson.dumps({**CHAT, "stream": True})
+    result = request(app, "POST", "/v1/chat/completions", body)
+    assert transport.requests[0].body == body.replace(b'"gpt"', b'"gpt-4o"')  # no stream_options added
+    assert result.body == exchange.response_body

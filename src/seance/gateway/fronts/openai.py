@@ -25,8 +25,9 @@ def error_event(exc: GatewayError) -> bytes:
 
 
 class OpenAIFront:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, want_usage: bool = False) -> None:
         self.router = router
+        self.want_usage = want_usage  # a hook needs the usage of every stream
 
     async def handle(self, ctx: RequestContext, op: Operation, body: dict[str, Any], raw: bytes, send: Send) -> None:
         stream = ctx.stream
@@ -34,7 +35,7 @@ class OpenAIFront:
         drop = drop if isinstance(drop, bool) else None
 
         def build(deployment: Deployment) -> Call:
-            return make_call(op, body, raw, stream, deployment, ctx.client_headers, drop)
+            return make_call(op, body, raw, stream, deployment, ctx.client_headers, drop, self.want_usage)
 
         if stream:
             upstream = await self.router.stream(ctx, op, build)

@@ -36,6 +36,8 @@ class Answer:
 
 class Hook:
     name: str = "hook"
+    # reads ctx.usage of streams: the gateway then asks providers for it when the client did not
+    needs_usage: bool = False
 
     async def on_request(self, ctx: RequestContext) -> None:
         """Called with the request line and headers only; refuses by raising a GatewayError."""
@@ -54,6 +56,7 @@ class Pipeline:
         self._on_request = tuple(h for h in self.hooks if type(h).on_request is not Hook.on_request)
         self._before = tuple(h for h in self.hooks if type(h).before is not Hook.before)
         self._after = tuple(h for h in reversed(self.hooks) if type(h).after is not Hook.after)
+        self.needs_usage = any(h.needs_usage for h in self.hooks)
 
     async def on_request(self, ctx: RequestContext) -> None:
         for hook in self._on_request:

@@ -68,6 +68,9 @@ class Call:
     state: dict[str, Any] = field(default_factory=dict)
 
     drop: bool | None = None  # the request's own drop_params, over the deployment's
+    # a hook needs the usage of this stream even if the client did not ask for it: an adapter whose
+    # provider only reports it on request asks for it, and keeps it out of the client's stream
+    want_usage: bool = False
 
     @property
     def drop_params(self) -> bool:

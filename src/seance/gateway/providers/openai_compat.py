@@ -11,6 +11,7 @@ from typing import ClassVar
 import orjson
 
 from seance.gateway.errors import UpstreamError
+from seance.gateway.formats.openai import include_usage
 from seance.gateway.providers.base import (
     Adapter,
     Call,
@@ -48,6 +49,10 @@ class OpenAICompatible(Adapter):
         return headers
 
     def payload(self, call: Call) -> bytes:
+        if call.stream and call.want_usage and not include_usage(call.body):
+            options = call.body.get("stream_options")
+            options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+            return orjson.dumps({**call.body, "model": call.target.model, "stream_options": options})
         if call.raw and call.body.get("model") == call.target.model:
             return call.raw
         return orjson.dumps({**call.body, "model": call.target.model})
@@ -61,6 +66,8 @@ class OpenAICompatible(Adapter):
         return Reply(body, read_usage(body))
 
     def stream(self, call: Call) -> StreamTranslator:
+        if call.want_usage and not include_usage(call.body):
+            return UsageStrippingStream(self.name)
         return PassThroughStream(self.name)
 
 
@@ -87,6 +94,40 @@ class PassThroughStream(StreamTranslator):
         if b'"error"' in last_event:
             return b"\n\n" if not self.tail.endswith(b"\n\n") else b""
         raise UpstreamError(f"{self.provider}: the stream ended before it was complete")
+
+
+class UsageStrippingStream(PassThroughStream):
+    """A pass-through stream for which the gateway asked the provider for the final usage chunk the
+    client did not ask for: the chunk is read, then left out, so the client gets exactly the stream
+    it asked for. Events are split only here (a usage chunk is `"choices":[]` with `"usage"`)."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider)
+        self.pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self.pending + data
+        end = data.rfind(b"\n\n")
+        if end == -1:
+            self.pending = data
+            return b""
+        self.pending = data[end + 2 :]
+        events = data[: end + 2].split(b"\n\n")
+        kept = [e for e in events[:-1] if not _usage_only(e)]
+        out = b"".join(e + b"\n\n" for e in kept)
+        self.tail = (self.tail + data[: end + 2])[-self.TAIL :]
+        return out
+
+    def close(self) -> bytes:
+        tail = self.pending
+        self.tail = (self.tail + tail)[-self.TAIL :]
+        closing = super().close()
+        return (b"" if _usage_only(tail.strip()) else tail) + closing
+
+
+def _usage_only(event: bytes) -> bool:
+    compact = event.replace(b" ", b"")
+    return b'"choices":[]' in compact and b'"usage":{' in compact
 
 
 def read_usage(body: bytes) -> Usage | None:

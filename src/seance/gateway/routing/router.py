@@ -130,6 +130,7 @@ def make_call(
     deployment: Deployment,
     headers: Mapping[str, str],
     drop_params: bool | None = None,
+    want_usage: bool = False,
 ) -> Call:
     """The call to one deployment: the deployment's default params under the client's own."""
     if deployment.missing_key:
@@ -137,7 +138,7 @@ def make_call(
     if deployment.params:
         body = {**deployment.params, **body}
         raw = b""
-    return Call(op, body, raw, stream, deployment.target, headers, drop=drop_params)
+    return Call(op, body, raw, stream, deployment.target, headers, drop=drop_params, want_usage=want_usage)
 
 
 def _status(exc: GatewayError) -> str:
