@@ -66,13 +66,13 @@ def gateway(
 
         if access_log is None:
             access_log = log_level is not None and log_level.lower() in ("info", "debug")
-        features = hooks.Features(settings.master_key, allow_no_auth=allow_no_auth, access_log=access_log)
+        features = hooks.Features(settings.master_key, allow_no_auth, access_log, log_format)
         app = Gateway(settings, hooks.build(features))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     from seance.gateway.server import serve
 
-    setup_logging((log_level or "info").lower(), log_format, access_log)
+    setup_logging((log_level or "info").lower(), log_format)
     serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout)
 
 

@@ -4,16 +4,16 @@ hook list, so it costs nothing then."""
 
 from __future__ import annotations
 
-import logging
-
 from seance.gateway.context import RequestContext
+from seance.gateway.logs import AccessWriter
 from seance.gateway.pipeline import Hook
-
-log = logging.getLogger("seance.access")
 
 
 class AccessLog(Hook):
     name = "access_log"
+
+    def __init__(self, writer: AccessWriter) -> None:
+        self.writer = writer
 
     async def after(self, ctx: RequestContext) -> None:
         duration = ctx.duration or 0.0
@@ -37,8 +37,8 @@ class AccessLog(Hook):
             fields["cost"] = ctx.cost
         if ctx.client_first_byte is not None and ctx.stream:
             fields["ttft_ms"] = round((ctx.client_first_byte - ctx.received) * 1000, 3)
-        log.info(
-            "%s %s %d model=%s deployment=%s %.1fms id=%s",
-            ctx.method, ctx.path, ctx.status, ctx.model or "-", deployment or "-", duration * 1000, ctx.id,
-            extra={"fields": fields},
-        )  # fmt: skip
+        message = (
+            f"{ctx.method} {ctx.path} {ctx.status} model={ctx.model or '-'} deployment={deployment or '-'} "
+            f"{duration * 1000:.1f}ms id={ctx.id}"
+        )
+        self.writer.write(message, fields)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seance.gateway.logs import AccessWriter
 from seance.gateway.pipeline import Hook
 from seance.gateway.pipeline.access_log import AccessLog
 from seance.gateway.pipeline.auth import Auth
@@ -27,11 +28,12 @@ class Features:
     master_key: str | None
     allow_no_auth: bool = False
     access_log: bool = False
+    log_format: str = "plain"
 
 
 def build(features: Features) -> list[Hook]:
     hooks: list[Hook | None] = [
         Auth(features.master_key, features.allow_no_auth),
-        AccessLog() if features.access_log else None,
+        AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
     ]
     return [hook for hook in hooks if hook is not None]
