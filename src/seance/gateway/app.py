@@ -37,6 +37,8 @@ log = logging.getLogger("seance.gateway")
 
 # client headers an adapter may forward upstream
 FORWARDED = frozenset({b"anthropic-version", b"anthropic-beta"})
+# LiteLLM's per-request router settings as headers (the body's fields take precedence)
+OPTIONS = frozenset({b"x-litellm-timeout", b"x-litellm-num-retries", b"x-litellm-max-retries"})
 ERROR_BODIES: dict[str, Callable[[GatewayError], bytes]] = {
     "openai": openai.error_body,
     "anthropic": anthropic.error_body,
@@ -185,6 +187,8 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
             length = int(value) if value.isdigit() else 0
         elif name in FORWARDED:
             ctx.client_headers[name.decode()] = value.decode("latin-1")
+        elif name in OPTIONS:
+            ctx.header_options[name.decode()] = value.decode("latin-1")
     if not ctx.id:
         ctx.id = os.urandom(16).hex()
     request_id = ctx.id.encode("latin-1")

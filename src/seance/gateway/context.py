@@ -65,6 +65,7 @@ class RequestContext:
     stream: bool = False
     gateway_fields: Mapping[str, Any] = field(default_factory=dict)  # GATEWAY_FIELDS the client sent
     client_headers: dict[str, str] = field(default_factory=dict)  # headers an adapter may forward
+    header_options: dict[str, str] = field(default_factory=dict)  # x-litellm-timeout, -num-retries, …
     # the route taken
     deployment: Deployment | None = None
     retries: int = 0

@@ -17,7 +17,7 @@ from seance.gateway.upstream.mock import MockResponse
 OK = b'{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"yo"},"finish_reason":"stop"}]}'  # noqa: E501
 ANTHROPIC_OK = b'{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"yo"}],"model":"claude-haiku-4-5","stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}'  # noqa: E501
 STEERING = {
-    "metadata": {"user": "u1", "trace_id": "t"}, "tags": ["team-a"], "fallbacks": ["other"], "num_retries": 3,
+    "metadata": {"user": "u1", "trace_id": "t"}, "tags": ["team-a"], "fallbacks": ["gpt"], "num_retries": 3,
     "timeout": 30, "caching": True, "cache": {"no-cache": True}, "drop_params": True,
 }  # fmt: skip
 

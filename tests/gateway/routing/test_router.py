@@ -143,3 +143,129 @@ def test_count_tokens_never_reaches_a_fallback_that_cannot_count(tmp_path: Path)
     result = request(app, "POST", "/v1/messages/count_tokens", {"model": "claude", "messages": MESSAGES["messages"]})  # type: ignore[arg-type]
     assert result.status == 503 and result.json()["error"]["type"] == "overloaded_error"
     assert [r.url for r in transport.requests] == ["http://anthropic.test/v1/messages/count_tokens"]  # type: ignore[attr-defined]
+
+
+# -- what a request asks of the router, cooldowns, backoff, wildcards --
+
+
+def test_the_most_specific_wildcard_wins_whatever_the_order(tmp_path: Path) -> None:
+    config = {"model_list": [
+        {"model_name": "*", "litellm_params": {"model": "openai/*", "api_key": "k", "api_base": "http://openai.test/v1"}},
+        {"model_name": "groq/*", "litellm_params": {"model": "groq/*", "api_key": "k", "api_base": "http://groq.test/v1"}},
+    ]}  # fmt: skip
+    app, transport = make_app(tmp_path, config, lambda r: MockResponse(200, OK))
+    assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "groq/llama-3"}).status == 200
+    assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "gpt-4o"}).status == 200
+    assert [r.url for r in transport.requests] == [
+        "http://groq.test/v1/chat/completions", "http://openai.test/v1/chat/completions"
+    ]
+
+
+def _sleeps(app: object) -> list[float]:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    app.router.sleep = sleep  # type: ignore[attr-defined]
+    return slept
+
+
+def test_the_request_sets_its_retries_and_fallbacks(tmp_path: Path) -> None:
+    config = {"model_list": [deployment("gpt", "openai/gpt-4o", api_base="http://a.test"),
+                             deployment("backup", "openai/gpt-4o", api_base="http://b.test")],
+              "litellm_settings": {"num_retries": 0}}  # fmt: skip
+    app, transport = make_app(tmp_path, config, by_host({"a.test": DOWN, "b.test": MockResponse(200, OK)}))
+    slept = _sleeps(app)
+    result = request(app, "POST", "/v1/chat/completions", {**CHAT, "num_retries": 2, "fallbacks": ["backup"]})
+    assert result.status == 200 and result.headers["x-litellm-attempted-retries"] == "2"
+    assert [r.url.split("/")[2] for r in transport.requests] == ["a.test"] * 3 + ["b.test"]
+    assert len(slept) == 2 and 0.25 <= slept[0] <= 0.75 and 0.5 <= slept[1] <= 1.5  # doubling, with jitter
+    for sent in transport.requests:
+        assert set(orjson.loads(sent.body or b"")) == {"model", "messages"}  # the fields stay here
+
+
+def test_headers_set_retries(tmp_path: Path) -> None:
+    app, transport = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, lambda r: DOWN)
+    _sleeps(app)
+    result = request(app, "POST", "/v1/chat/completions", CHAT, {"x-litellm-num-retries": "1"})
+    assert result.status == 502 and len(transport.requests) == 2
+
+
+@pytest.mark.parametrize(("field", "value"), [("num_retries", -1), ("num_retries", "x"), ("timeout", 0),
+                                              ("timeout", "soon"), ("fallbacks", "backup"), ("fallbacks", ["nope"])])
+def test_bad_router_fields_are_the_clients_error(tmp_path: Path, field: str, value: object) -> None:
+    config = {"model_list": [deployment("gpt", "openai/gpt-4o")]}
+    app, transport = make_app(tmp_path, config, lambda r: MockResponse(200, OK))
+    result = request(app, "POST", "/v1/chat/completions", {**CHAT, field: value})
+    assert result.status in (400, 404) and transport.requests == []
+
+
+def test_a_provider_s_retry_after_is_honoured(tmp_path: Path) -> None:
+    limited = MockResponse(429, b'{"error": {"message": "slow down"}}', {"retry-after": "2"})
+    answers = iter([limited, MockResponse(200, OK)])
+    app, _ = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, lambda r: next(answers))
+    slept = _sleeps(app)
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    assert slept == [2.0]
+
+
+def test_a_retry_after_too_long_is_not_waited_for(tmp_path: Path) -> None:
+    limited = MockResponse(429, b'{"error": {"message": "slow down"}}', {"retry-after": "600"})
+    app, transport = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, lambda r: limited)
+    slept = _sleeps(app)
+    result = request(app, "POST", "/v1/chat/completions", CHAT)
+    assert result.status == 429 and result.headers["retry-after"] == "600"
+    assert slept == [] and len(transport.requests) == 1
+
+
+def test_a_failing_deployment_cools_down_and_the_group_says_when_it_is_back(tmp_path: Path) -> None:
+    config = {"model_list": [
+        deployment("gpt", "openai/gpt-4o", api_base="http://a.test", model_info={"id": "dep-a"}),
+        deployment("gpt", "openai/gpt-4o", api_base="http://b.test", model_info={"id": "dep-b"}),
+    ], "router_settings": {"allowed_fails": 1, "cooldown_time": 30},
+       "litellm_settings": {"num_retries": 0}}  # fmt: skip
+    healthy = {"b": True}
+
+    def handler(r: UpstreamRequest) -> MockResponse:
+        return DOWN if "a.test" in r.url or not healthy["b"] else MockResponse(200, OK)
+
+    app, transport = make_app(tmp_path, config, handler)
+    _sleeps(app)
+    now = [1000.0]
+    app.router.cooldowns.clock = lambda: now[0]  # type: ignore[attr-defined]
+    for _ in range(20):
+        request(app, "POST", "/v1/chat/completions", CHAT)
+    to_a = [i for i, r in enumerate(transport.requests) if "a.test" in r.url]
+    assert len(to_a) == 2  # more than allowed_fails (1) failures, then a is skipped
+    before = len(transport.requests)
+    healthy["b"] = False
+    for _ in range(3):  # b fails twice too: every deployment cools down
+        request(app, "POST", "/v1/chat/completions", CHAT)
+    result = request(app, "POST", "/v1/chat/completions", CHAT)
+    assert result.status == 429 and result.json()["error"]["code"] == "no_deployments_available"
+    assert "'gpt' is cooling down" in result.json()["error"]["message"] and int(result.headers["retry-after"]) <= 30
+    assert len(transport.requests) - before == 2
+    now[0] += 31  # the cooldown is over: the group is tried again
+    healthy["b"] = True
+    count = len(transport.requests)
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status != 429
+    assert len(transport.requests) == count + 1
+
+
+def test_a_groups_only_deployment_never_cools_down(tmp_path: Path) -> None:
+    config = {"model_list": [deployment("gpt", "openai/gpt-4o")],
+              "router_settings": {"allowed_fails": 0}, "litellm_settings": {"num_retries": 0}}  # fmt: skip
+    answers = iter([DOWN, DOWN, MockResponse(200, OK)])
+    app, _ = make_app(tmp_path, config, lambda r: next(answers))
+    statuses = [request(app, "POST", "/v1/chat/completions", CHAT).status for _ in range(3)]
+    assert statuses == [502, 502, 200]
+
+
+def test_the_request_sets_its_timeout(tmp_path: Path) -> None:
+    config = {"model_list": [deployment("gpt", "openai/gpt-4o", timeout=120)]}
+    app, transport = make_app(tmp_path, config, lambda r: MockResponse(200, OK))
+    request(app, "POST", "/v1/chat/completions", CHAT)
+    request(app, "POST", "/v1/chat/completions", {**CHAT, "timeout": 7})
+    request(app, "POST", "/v1/chat/completions", CHAT, {"x-litellm-timeout": "3.5"})
+    assert [t.total for t in transport.timeouts] == [120, 7, 3.5]

@@ -115,6 +115,8 @@ class Deployments:
             else:
                 deployment = self._build(entry, entry.litellm_params.model, entry.model_name, where)
                 self.groups.setdefault(entry.model_name, []).append(deployment)
+        # the most specific wildcard wins, whatever the order of the file: `groq/*` before `*`
+        self.wildcards.sort(key=lambda w: -len(w.name.replace("*", "")))
         self.fallbacks: dict[str, list[str]] = {}
         for rule in settings.file.litellm_settings.fallbacks:
             for source, targets in rule.items():

@@ -31,10 +31,13 @@ class Proxy:
         self.transport = transport
         self._timeouts: dict[tuple[float, bool], Timeout] = {}
 
-    async def complete(self, ctx: RequestContext, call: Call, deployment: Deployment) -> Reply:
+    async def complete(
+        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
+    ) -> Reply:
+        """`seconds`: the request's own timeout, over the deployment's."""
         adapter = deployment.adapter
         request = adapter.build(call)
-        timeout = self._timeout(deployment.timeout, False)
+        timeout = self._timeout(seconds or deployment.timeout, False, cache=seconds is None)
         for _ in range(MAX_FOLLOW_UPS):
             response = await self.transport.send(request, timeout, adapter.name)
             ctx.upstream_first_byte = time.perf_counter()
@@ -47,11 +50,14 @@ class Proxy:
             request = result
         raise UpstreamError(f"{adapter.name}: no answer after {MAX_FOLLOW_UPS} polls")
 
-    async def open_stream(self, ctx: RequestContext, call: Call, deployment: Deployment) -> Stream:
+    async def open_stream(
+        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
+    ) -> Stream:
         adapter = deployment.adapter
         request = adapter.build(call)
         for _ in range(MAX_FOLLOW_UPS):
-            timeout = self._timeout(deployment.stream_timeout if request.stream else deployment.timeout, request.stream)
+            configured = deployment.stream_timeout if request.stream else deployment.timeout
+            timeout = self._timeout(seconds or configured, request.stream, cache=seconds is None)
             response = await self.transport.send(request, timeout, adapter.name)
             ctx.upstream_first_byte = time.perf_counter()
             if response.status >= 400:
@@ -66,14 +72,16 @@ class Proxy:
             request = result
         raise UpstreamError(f"{adapter.name}: no stream after {MAX_FOLLOW_UPS} polls")
 
-    def _timeout(self, seconds: float, stream: bool) -> Timeout:
+    def _timeout(self, seconds: float, stream: bool, cache: bool = True) -> Timeout:
+        """Timeouts of configured values are made once; a request's own value is not kept."""
         timeout = self._timeouts.get((seconds, stream))
         if timeout is None:
             if stream:  # a stream may last long; what must not last is silence
                 timeout = Timeout(connect=min(seconds, 30), read=seconds)
             else:
                 timeout = Timeout(connect=min(seconds, 30), total=seconds)
-            self._timeouts[(seconds, stream)] = timeout
+            if cache:
+                self._timeouts[(seconds, stream)] = timeout
         return timeout
 
 

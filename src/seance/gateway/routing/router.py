@@ -1,10 +1,15 @@
-"""Model group ─► deployment, with retries and fallbacks.
+"""Model group ─► deployment, with retries, cooldowns and fallbacks.
 
-    the requested group, then its fallback groups in order; in each group only the deployments that
-    serve the operation (a group that serves none is skipped, the requested one answers 400):
+    the requested group, then its fallback groups in order (the request's own `fallbacks` when it
+    sent them); in each group only the deployments that serve the operation (a group that serves
+    none is skipped, the requested one answers 400) and are not cooling down (cooldowns.py):
         pick a deployment (weighted) ─► one try (proxy.py)
-        a retryable failure before any byte reached the client ─► another try, on another
-        deployment of the group when there is one; then the next group
+        a retryable failure before any byte reached the client ─► another try: at once on another
+        deployment of the group when there is one, else after a backoff (the provider's
+        retry-after when it sent one); then the next group
+
+The request may set its retries and timeout (`num_retries`, `timeout` in the body, or LiteLLM's
+`x-litellm-num-retries` / `x-litellm-max-retries` / `x-litellm-timeout` headers).
 
 Every failure that is retried or failed over is logged as a WARNING with the request id and the
 deployment id, so an operator sees a provider misbehave even when the client never notices.
@@ -12,6 +17,7 @@ deployment id, so an operator sees a provider misbehave even when the client nev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -21,14 +27,18 @@ from typing import Any, TypeVar
 
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import BadRequest, GatewayError, Unauthorized, UpstreamError
+from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Unauthorized, UpstreamError
 from seance.gateway.providers.base import Call, Operation, Reply
+from seance.gateway.routing.cooldowns import Cooldowns
 from seance.gateway.routing.deployments import Deployment, Deployments
 from seance.gateway.routing.proxy import Proxy, Stream
 from seance.gateway.upstream import Transport
 
 T = TypeVar("T")
 DEFAULT_RETRIES = 2
+BACKOFF_BASE = 0.5  # seconds before the first retry of the same deployment, doubling each time
+BACKOFF_CAP = 8.0
+RETRY_AFTER_CAP = 30.0  # a provider asking for a longer wait: fail over rather than hold the client
 log = logging.getLogger("seance.gateway")
 
 # What a front asks for, per deployment: the call to make (its operation may differ from the one
@@ -44,8 +54,24 @@ class Health:
     last_success: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What one request asks of the router, over the config."""
+
+    retries: int
+    timeout: float | None  # None: each deployment's own
+    fallbacks: Sequence[str]
+
+
 class Router:
-    def __init__(self, settings: Settings, deployments: Deployments, transport: Transport) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        deployments: Deployments,
+        transport: Transport,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         litellm = settings.file.litellm_settings
         router = settings.file.router_settings
         retries = litellm.num_retries if litellm.num_retries is not None else router.num_retries
@@ -54,20 +80,47 @@ class Router:
         self.deployments = deployments
         self.proxy = Proxy(transport)
         self.health = Health()
+        self.cooldowns = Cooldowns(router.allowed_fails, router.cooldown_time, clock)
+        self.sleep = sleep
+        self.random = random.Random()
 
     async def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Reply:
-        async def once(deployment: Deployment) -> Reply:
-            return await self.proxy.complete(ctx, build(deployment), deployment)
+        options = self.options(ctx)
 
-        return await self._route(ctx, op, once)
+        async def once(deployment: Deployment) -> Reply:
+            return await self.proxy.complete(ctx, build(deployment), deployment, options.timeout)
+
+        return await self._route(ctx, op, options, once)
 
     async def stream(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Stream:
         """Opens the upstream stream (retrying as needed) and returns it before any byte is sent."""
+        options = self.options(ctx)
 
         async def once(deployment: Deployment) -> Stream:
-            return await self.proxy.open_stream(ctx, build(deployment), deployment)
+            return await self.proxy.open_stream(ctx, build(deployment), deployment, options.timeout)
 
-        return await self._route(ctx, op, once)
+        return await self._route(ctx, op, options, once)
+
+    def options(self, ctx: RequestContext) -> Options:
+        assert ctx.model is not None
+        fields, headers = ctx.gateway_fields, ctx.header_options
+        if not fields and not headers:  # the common case: the config decides
+            return Options(self.num_retries, None, self.fallbacks.get(ctx.model, ()))
+        retries = _count(fields.get("num_retries", fields.get("max_retries")), "num_retries")
+        if retries is None:
+            header = headers.get("x-litellm-num-retries") or headers.get("x-litellm-max-retries")
+            retries = _count(header, "x-litellm-num-retries")
+        timeout = _seconds(fields.get("timeout", fields.get("request_timeout")), "timeout")
+        if timeout is None:
+            timeout = _seconds(headers.get("x-litellm-timeout"), "x-litellm-timeout")
+        fallbacks: Sequence[str] = self.fallbacks.get(ctx.model, ())
+        if "fallbacks" in fields:
+            fallbacks = _fallbacks(fields["fallbacks"])
+            for name in fallbacks:
+                self.deployments.lookup(name)  # an unknown name is the client's 404 now, not later
+        if fields.get("disable_fallbacks") is True:
+            fallbacks = ()
+        return Options(self.num_retries if retries is None else retries, timeout, fallbacks)
 
     def group(self, model: str, op: Operation) -> Sequence[Deployment]:
         """The deployments of `model` that serve `op`; a 400 when there are none."""
@@ -79,9 +132,11 @@ class Router:
             raise BadRequest(f"{what} is not offered by {providers}, the provider of '{model}'", param="model")
         return serving if len(serving) < len(group) else group
 
-    async def _route(self, ctx: RequestContext, op: Operation, once: Callable[[Deployment], Awaitable[T]]) -> T:
+    async def _route(
+        self, ctx: RequestContext, op: Operation, options: Options, once: Callable[[Deployment], Awaitable[T]]
+    ) -> T:
         assert ctx.model is not None
-        groups = [ctx.model, *self.fallbacks.get(ctx.model, ())]
+        groups = [ctx.model, *options.fallbacks]
         error: GatewayError | None = None
         for position, name in enumerate(groups):
             if position == 0:
@@ -92,34 +147,67 @@ class Router:
                     continue  # refused at start for explicit fallbacks; a wildcard may land here
                 ctx.fallbacks += 1
                 log.warning("request %s: falling back from '%s' to '%s'", ctx.id, groups[position - 1], name)
+            shared = len(group) > 1  # a group's only deployment never cools down
+            if shared:
+                available = [d for d in group if not self.cooldowns.cooling(d.id)]
+                if not available:
+                    error = self._all_cooling(name, group)
+                    continue
+                group = available
             failed: set[str] = set()
-            for attempt in range(1 + self.num_retries):
-                deployment = _pick(group, failed)
+            for attempt in range(1 + options.retries):
+                deployment = _pick(group, failed, self.random)
                 ctx.deployment = deployment
                 try:
                     result = await once(deployment)
                 except GatewayError as exc:
-                    self._failed(deployment, exc)
                     error = exc
+                    self._failed(ctx, deployment, exc, shared)
                     if not exc.retryable:
                         raise
                     failed.add(deployment.id)
-                    last = attempt == self.num_retries
-                    if not last:
-                        ctx.retries += 1
-                    log.warning(
-                        "request %s: deployment %s (%s) failed with %s: %s; %s",
-                        ctx.id, deployment.id, deployment.model_name, _status(exc), exc.message,
-                        "retrying" if not last else "giving up on this group",
-                    )  # fmt: skip
+                    wait = self._wait(exc, attempt, group, failed)
+                    if attempt == options.retries or wait is None:
+                        log.warning("request %s: giving up on '%s' after %d tries", ctx.id, name, attempt + 1)
+                        break
+                    ctx.retries += 1
+                    if wait:
+                        await self.sleep(wait)
                     continue
                 self.health.last_success[deployment.id] = time.time()
                 return result
         assert error is not None
         raise error
 
-    def _failed(self, deployment: Deployment, error: GatewayError) -> None:
+    def _failed(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, shared: bool) -> None:
         self.health.last_error[deployment.id] = (time.time(), error.message)
+        status = error.upstream_status if isinstance(error, UpstreamError) else error.status
+        cooling = shared and self.cooldowns.failed(deployment.id, status)
+        log.warning(
+            "request %s: deployment %s (%s) failed with %s: %s%s",
+            ctx.id, deployment.id, deployment.model_name, _status(error), error.message,
+            f"; cooling down for {self.cooldowns.cooldown_time:g} s" if cooling else "",
+        )  # fmt: skip
+
+    def _wait(self, error: GatewayError, attempt: int, group: Sequence[Deployment], failed: set[str]) -> float | None:
+        """Seconds to wait before the next try: none when another deployment of the group is left,
+        else the provider's retry-after or an exponential backoff with jitter; None: do not retry."""
+        if any(d.id not in failed for d in group):
+            return 0.0
+        after = _retry_after(error.headers)
+        if after is not None:
+            return after if after <= RETRY_AFTER_CAP else None
+        backoff: float = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * self.random.uniform(0.5, 1.5)
+        return backoff
+
+    def _all_cooling(self, name: str, group: Sequence[Deployment]) -> GatewayError:
+        seconds = self.cooldowns.seconds_left([d.id for d in group])
+        wait = max(1, round(seconds + 0.5))
+        return RateLimited(
+            f"every deployment of '{name}' is cooling down after failures; try again in {wait} s",
+            headers={"retry-after": str(wait)},
+            code="no_deployments_available",
+        )
 
 
 def make_call(
@@ -147,11 +235,62 @@ def _status(exc: GatewayError) -> str:
     return f"HTTP {upstream}" if upstream else f"{exc.status} ({exc.code or exc.type})"
 
 
-def _pick(group: Sequence[Deployment], failed: set[str]) -> Deployment:
+def _pick(group: Sequence[Deployment], failed: set[str], rng: random.Random) -> Deployment:
     if len(group) == 1:
         return group[0]
     candidates = [d for d in group if d.id not in failed] or list(group)
-    return random.choices(candidates, weights=[d.weight for d in candidates])[0]
+    return rng.choices(candidates, weights=[d.weight for d in candidates])[0]
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds; an HTTP date is not worth parsing
+    for a wait this short: it falls back to the backoff)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        for key, value in headers.items():
+            if key.lower() == name:
+                try:
+                    seconds = float(value) * scale
+                except ValueError:
+                    continue
+                if seconds >= 0:
+                    return seconds
+    return None
+
+
+def _count(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
+        raise BadRequest(f"{name} must be a whole number from 0 to 10", param=name)
+    return value
+
+
+def _seconds(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise BadRequest(f"{name} must be a number of seconds", param=name) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        raise BadRequest(f"{name} must be a number of seconds, more than 0 and at most 3600", param=name)
+    return float(value)
+
+
+def _fallbacks(value: Any) -> list[str]:
+    """LiteLLM's per-request fallbacks: model names, or objects with a "model"."""
+    if not isinstance(value, list):
+        raise BadRequest("fallbacks must be a list of model names", param="fallbacks")
+    names = []
+    for item in value:
+        name = item.get("model") if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name:
+            raise BadRequest("fallbacks must be a list of model names", param="fallbacks")
+        names.append(name)
+    return names
 
 
 _DESCRIPTIONS: dict[str, str] = {

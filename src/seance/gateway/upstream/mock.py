@@ -26,6 +26,7 @@ class MockTransport:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[UpstreamRequest] = []
+        self.timeouts: list[Timeout] = []
         self.opened: set[str] = set()
         self.closed = False
 
@@ -37,6 +38,7 @@ class MockTransport:
 
     async def send(self, request: UpstreamRequest, timeout: Timeout, provider: str) -> UpstreamResponse:
         self.requests.append(request)
+        self.timeouts.append(timeout)
         answer = self.handler(request)
         if isinstance(answer, BaseException):
             raise answer
