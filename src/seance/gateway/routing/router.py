@@ -28,7 +28,6 @@ from seance.gateway.routing.proxy import Proxy, Stream
 from seance.gateway.upstream import Transport
 
 T = TypeVar("T")
-DEFAULT_RETRIES = 2
 log = logging.getLogger("seance.gateway")
 
 # What a front asks for, per deployment: the call to make (its operation may differ from the one
@@ -46,11 +45,7 @@ class Health:
 
 class Router:
     def __init__(self, settings: Settings, deployments: Deployments, transport: Transport) -> None:
-        litellm = settings.file.litellm_settings
-        router = settings.file.router_settings
-        retries = litellm.num_retries if litellm.num_retries is not None else router.num_retries
-        self.num_retries = DEFAULT_RETRIES if retries is None else retries
-        self.fallbacks = deployments.fallbacks
+        self.num_retries = settings.resolved.num_retries  # LiteLLM's layering: seance.litellm_config.resolve
         self.deployments = deployments
         self.proxy = Proxy(transport)
         self.health = Health()
@@ -81,7 +76,7 @@ class Router:
 
     async def _route(self, ctx: RequestContext, op: Operation, once: Callable[[Deployment], Awaitable[T]]) -> T:
         assert ctx.model is not None
-        groups = [ctx.model, *self.fallbacks.get(ctx.model, ())]
+        groups = [ctx.model, *self.deployments.fallbacks_for(ctx.model)]
         error: GatewayError | None = None
         for position, name in enumerate(groups):
             if position == 0:
