@@ -6,6 +6,7 @@ from pathlib import Path
 
 import anthropic
 import openai
+import orjson
 import pytest
 from tests.gateway.conftest import GatewayFactory
 
@@ -271,7 +272,8 @@ def test_the_real_gateway_answers_501_for_a_provider_it_does_not_serve(gateway: 
                 {"model_name": "claude-bedrock", "litellm_params": {"model": "bedrock/anthropic.claude-3-haiku"}},
                 {"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o", "api_key": "sk-never-used"}},
             ]
-        }
+        },
+        args=("--log-format", "json"),
     )
     with pytest.raises(openai.APIStatusError) as caught:
         served.openai().chat.completions.create(model="claude-bedrock", messages=[{"role": "user", "content": "hi"}])
@@ -294,4 +296,7 @@ def test_the_real_gateway_answers_501_for_a_provider_it_does_not_serve(gateway: 
     assert unhealthy["model_name"] == "claude-bedrock"
     assert unhealthy["model"] == "bedrock/anthropic.claude-3-haiku"
     assert unhealthy["error"] == "bedrock is a LiteLLM provider that Seance does not serve yet"
-    assert "not served, requests answer 501" in served.output()  # the start's warning
+    (warning,) = [orjson.loads(line) for line in served.output().splitlines() if "not served" in line]
+    assert warning["level"] == "WARNING"
+    assert warning["message"].endswith("model_list[0] (claude-bedrock): not served, requests answer 501: "
+                                       "bedrock is a LiteLLM provider that Seance does not serve yet")  # fmt: skip

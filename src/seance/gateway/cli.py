@@ -54,6 +54,7 @@ def gateway(
     environ = dict(os.environ)
     if secrets_path is not None:
         environ.update(_secrets_env(secrets_path, service))
+    setup_logging((log_level or "info").lower(), log_format)  # before the config's warnings are logged
     try:
         settings = load_settings(config_path, environ)
         require_master_key(settings, allow_no_auth)
@@ -68,7 +69,6 @@ def gateway(
         raise click.ClickException(str(exc)) from None
     from seance.gateway.server import serve
 
-    setup_logging((log_level or "info").lower(), log_format)
     serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout)
 
 
