@@ -11,6 +11,7 @@ from seance import __version__
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS = {
+    "check": "seance.gateway.check:check",
     "gateway": "seance.gateway.cli:gateway",
     "secrets": "seance.secrets.cli:secrets",
     "synth": "seance.deploy.cli:synth",

@@ -23,7 +23,8 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[s
         (None, {}, "no master key: set LITELLM_MASTER_KEY"),
         ("model_list:\n  - model_name: x\n    litellm_params: {model: nosuch/x}\n", {"LITELLM_MASTER_KEY": "k"},
          "model_list[0].litellm_params.model: unknown provider 'nosuch'"),
-        ("general_settings:\n  master_key: os.environ/MASTER\n", {}, "environment variable MASTER is not set"),
+        ("model_list: [{model_name: '*', litellm_params: {model: '*'}}]\n"
+         "general_settings:\n  master_key: os.environ/MASTER\n", {}, "environment variable MASTER is not set"),
         ("model_list: {", {"LITELLM_MASTER_KEY": "k"}, "not valid YAML"),
     ],
 )  # fmt: skip

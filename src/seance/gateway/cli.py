@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from seance.gateway.config import ConfigError, load_settings
+from seance.gateway.config import ConfigError, load_settings, require_master_key
 from seance.gateway.logs import FORMATS, LEVELS
 from seance.gateway.logs import setup as setup_logging
 
@@ -54,13 +54,10 @@ def gateway(
     environ = dict(os.environ)
     if secrets_path is not None:
         environ.update(_secrets_env(secrets_path, service))
+    setup_logging((log_level or "info").lower(), log_format)  # before the config's warnings are logged
     try:
         settings = load_settings(config_path, environ)
-        if settings.master_key is None and not allow_no_auth:
-            raise ConfigError(
-                "no master key: set LITELLM_MASTER_KEY or general_settings.master_key "
-                "(or pass --allow-no-auth to serve without authentication)"
-            )
+        require_master_key(settings, allow_no_auth)
         from seance.gateway.app import Gateway  # the server's imports only when serving
         from seance.gateway.pipeline import hooks
 
@@ -72,7 +69,6 @@ def gateway(
         raise click.ClickException(str(exc)) from None
     from seance.gateway.server import serve
 
-    setup_logging((log_level or "info").lower(), log_format)
     serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout)
 
 

@@ -2,18 +2,41 @@
 
 The environment is read here and nowhere else in the gateway: `os.environ/NAME` references, provider
 keys and base URLs are resolved into plain values that the rest of the code receives explicitly.
+LiteLLM's layering of litellm_settings / router_settings / litellm_params is `settings.resolved`
+(see `seance.litellm_config.resolve`): routing code asks it, and never reads those sections itself.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seance.litellm_config import ConfigError, ConfigFile, ModelEntry, read_config
+from seance.litellm_config import (
+    ConfigError,
+    ConfigFile,
+    Ignored,
+    LoadedConfig,
+    ModelEntry,
+    Resolved,
+    read_config,
+    resolve,
+)
 
-__all__ = ["ConfigError", "ConfigFile", "ModelEntry", "Settings", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "ConfigFile",
+    "ModelEntry",
+    "Resolved",
+    "Settings",
+    "announce",
+    "load_settings",
+    "require_master_key",
+]
+
+log = logging.getLogger("seance.gateway")
 
 
 @dataclass(frozen=True)
@@ -25,16 +48,69 @@ class Settings:
     source: str  # the config file's path, or "(no config)"
     master_key: str | None = field(repr=False)
     no_config: bool = False
+    resolved: Resolved = field(default_factory=Resolved)
+    ignored: tuple[Ignored, ...] = ()  # keys set in the file that Seance does not act on (yet)
+    env_refs: Mapping[str, str] = field(default_factory=dict)  # key path -> NAME of `os.environ/NAME`
+    unresolved: Mapping[str, str] = field(default_factory=dict)  # the same, for unset variables
+    announce: bool = True  # log the warnings (the start does; `seance check` prints them instead)
+    warnings: tuple[str, ...] = ()
+
+    def require_env(self, where: str) -> None:
+        """Raise for the first `os.environ/` reference under `where` (a key path) that is unset:
+        the deployment there is served, so its settings must all be known."""
+        for path, name in self.unresolved.items():
+            if path.startswith(where + "."):
+                raise ConfigError(f"{self.source}: {path}: environment variable {name} is not set")
 
 
-def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read `path` (None: no-config mode) against `environ` (default: the process environment)."""
+def load_settings(
+    path: str | Path | None, environ: Mapping[str, str] | None = None, *, announce: bool = True
+) -> Settings:
+    """Read `path` (None: no-config mode) against `environ` (default: the process environment).
+    `announce`: log the warnings (one WARNING line) as the start does."""
     if path is None:
         env = dict(os.environ if environ is None else environ)
         file = ConfigFile()
-        return Settings(file, env, "(no config)", _master_key(file, env), no_config=True)
-    loaded = read_config(path, environ)
-    return Settings(loaded.file, loaded.env, loaded.source, _master_key(loaded.file, loaded.env))
+        settings = Settings(
+            file, env, "(no config)", _master_key(file, env), no_config=True, resolved=resolve(file), announce=announce
+        )
+    else:
+        loaded: LoadedConfig = read_config(path, environ)
+        settings = Settings(
+            loaded.file,
+            loaded.env,
+            loaded.source,
+            _master_key(loaded.file, loaded.env),
+            resolved=loaded.resolved,
+            ignored=loaded.ignored,
+            env_refs=loaded.env_refs,
+            unresolved=loaded.unresolved,
+            announce=announce,
+            warnings=tuple(loaded.warnings),
+        )
+    if announce:
+        _log(settings.warnings)
+    return settings
+
+
+def require_master_key(settings: Settings, allow_no_auth: bool) -> None:
+    """The gateway does not serve without a master key, unless told to (local experiments)."""
+    if settings.master_key is None and not allow_no_auth:
+        raise ConfigError(
+            "no master key: set LITELLM_MASTER_KEY or general_settings.master_key "
+            "(or pass --allow-no-auth to serve without authentication)"
+        )
+
+
+def announce(settings: Settings, warnings: Iterable[str]) -> None:
+    """Log warnings found after loading (by the deployment table), if the settings say so."""
+    if settings.announce:
+        _log(warnings)
+
+
+def _log(warnings: Iterable[str]) -> None:
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def _master_key(file: ConfigFile, env: Mapping[str, str]) -> str | None:

@@ -46,7 +46,7 @@ class GatewayError(Exception):
     @property
     def retryable(self) -> bool:
         """Whether another try, here or on another deployment, could succeed."""
-        return self.status in (408, 429) or self.status >= 500
+        return self.status in (408, 409, 429) or self.status >= 500
 
     def to_dict(self) -> dict[str, object]:
         return {

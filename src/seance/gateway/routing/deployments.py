@@ -17,12 +17,13 @@ from typing import Any
 
 import orjson
 
-from seance.gateway.config import ConfigError, ModelEntry, Settings
-from seance.gateway.errors import ModelNotFound
+from seance.gateway.config import ConfigError, ModelEntry, Settings, announce
+from seance.gateway.errors import GatewayError, ModelNotFound
 from seance.gateway.providers import REGISTRY, load_adapter
 from seance.gateway.providers.base import Adapter, Operation, Target, Usage
+from seance.litellm_config import DEFAULT_TIMEOUT, LITELLM_PROVIDERS
+from seance.litellm_config.suggest import closest
 
-DEFAULT_TIMEOUT = 600.0
 # operations the gateway serves on deployments that lack them, by translating to another one
 TRANSLATED: dict[Operation, Operation] = {"messages": "chat"}
 # LiteLLM's model_info.mode narrows what a deployment serves to what its model does
@@ -32,18 +33,6 @@ MODES: dict[str, frozenset[Operation]] = {
     "embedding": frozenset({"embedding"}),
 }
 MAX_DYNAMIC = 4096  # wildcard deployments remembered; beyond this they are rebuilt per request
-
-# litellm_params that are defaults for the request body rather than settings of the deployment
-REQUEST_PARAMS = frozenset({
-    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "presence_penalty",
-    "frequency_penalty", "seed", "n", "user", "response_format", "logit_bias", "logprobs",
-    "top_logprobs", "reasoning_effort", "parallel_tool_calls", "tool_choice", "dimensions",
-    "encoding_format", "top_k", "service_tier",
-})  # fmt: skip
-DEPLOYMENT_FIELDS = frozenset({
-    "model", "api_key", "api_base", "api_version", "rpm", "tpm", "weight", "timeout",
-    "stream_timeout", "max_retries", "drop_params",
-})  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +53,7 @@ class Deployment:
     # USD per token from model_info (or litellm_params), as LiteLLM configs write them
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    where: str = ""  # its entry's key path in the config, e.g. "model_list[3]"
 
     @functools.cached_property
     def operations(self) -> frozenset[Operation]:
@@ -104,24 +94,37 @@ class Deployments:
         self.groups: dict[str, list[Deployment]] = {}
         self.wildcards: list[Wildcard] = []
         self._dynamic: dict[str, tuple[Deployment, ...]] = {}
+        # entries of a provider Seance does not serve (yet): listed by /health, answered with 501
+        self.unsupported: dict[str, list[Deployment]] = {}
+        self.warnings: list[str] = []
         entries = settings.file.model_list
         if settings.no_config:
             entries = [ModelEntry.model_validate({"model_name": "*", "litellm_params": {"model": "*"}})]
         for index, entry in enumerate(entries):
             where = f"model_list[{index}]"
-            if "*" in entry.model_name:
+            upstream = entry.litellm_params.model
+            served = True
+            try:
+                if upstream != "*":
+                    self._split(upstream, entry.model_name, where, dynamic=False)
+            except _NotServed as exc:
+                served = False
+                self.unsupported.setdefault(entry.model_name, []).append(self._not_served(entry, where, exc.reason))
+                self.warnings.append(
+                    f"{settings.source}: {where} ({entry.model_name}): not served, requests answer 501: {exc.reason}"
+                )
+            else:
+                settings.require_env(f"{where}.litellm_params")
+            if "*" in entry.model_name:  # one of a provider not served answers 501 from _split at request time
                 regex = "^" + re.escape(entry.model_name).replace(r"\*", "(.*)") + "$"
                 self.wildcards.append(Wildcard(re.compile(regex, re.S), entry.model_name, entry, where))
-            else:
-                deployment = self._build(entry, entry.litellm_params.model, entry.model_name, where)
+            elif served:
+                deployment = self._build(entry, upstream, entry.model_name, where)
                 self.groups.setdefault(entry.model_name, []).append(deployment)
         # the most specific wildcard wins, whatever the order of the file: `groq/*` before `*`
         self.wildcards.sort(key=lambda w: -len(w.name.replace("*", "")))
-        self.fallbacks: dict[str, list[str]] = {}
-        for rule in settings.file.litellm_settings.fallbacks:
-            for source, targets in rule.items():
-                self.fallbacks.setdefault(source, []).extend(targets)
         self._check_fallbacks()
+        announce(settings, self.warnings)
 
     # -- lookups (request path) --
 
@@ -129,6 +132,8 @@ class Deployments:
         group = self.groups.get(model)
         if group is not None:
             return group
+        if model in self.unsupported:
+            raise _not_implemented(model, self.unsupported[model][0].missing_key)
         found = self._dynamic.get(model)
         if found is not None:
             return found
@@ -154,12 +159,21 @@ class Deployments:
         for wildcard in self.wildcards:
             if wildcard.entry.litellm_params.model == "*":
                 names.extend(f"{p}/*" for p in self.configured_providers())
-            else:
+            elif wildcard.name not in self.unsupported:
                 names.append(wildcard.name)
         return names
 
     def all(self) -> list[Deployment]:
-        return [d for group in self.groups.values() for d in group]
+        """Every deployment of the file, those not served included (for /health)."""
+        return [*(d for group in self.groups.values() for d in group), *self._unsupported()]
+
+    def fallbacks_for(self, model: str) -> tuple[str, ...]:
+        """The fallback groups of `model` that this gateway serves, in order."""
+        fallbacks = self.settings.resolved.fallbacks_for(model)
+        return tuple(name for name in fallbacks if name in self.groups or name not in self.unsupported)
+
+    def _unsupported(self) -> list[Deployment]:
+        return [d for group in self.unsupported.values() for d in group]
 
     def configured_providers(self) -> list[str]:
         return [name for name, adapter in self.adapters.items() if self._reachable(adapter)]
@@ -182,16 +196,8 @@ class Deployments:
                 f"(set it, or {names})"
             )
         api_version = params.api_version or _first(env, adapter.version_env)
-        extra = {k: v for k, v in (params.model_extra or {}).items() if k not in REQUEST_PARAMS}
-        drop = params.drop_params
-        extra["drop_params"] = self.settings.file.litellm_settings.drop_params if drop is None else drop
-        defaults = {k: v for k, v in (params.model_extra or {}).items() if k in REQUEST_PARAMS}
-        timeout = (
-            params.timeout
-            or self.settings.file.litellm_settings.request_timeout
-            or self.settings.file.router_settings.timeout
-            or DEFAULT_TIMEOUT
-        )
+        values = self.settings.resolved.deployment(params)
+        extra = {**values.settings, "drop_params": values.drop_params}
         missing = None
         if adapter.key_required and not api_key:
             names = " or ".join(adapter.key_env)
@@ -202,10 +208,10 @@ class Deployments:
             model_name=model_name,
             adapter=adapter,
             target=target,
-            params=defaults,
+            params=values.request_defaults,
             weight=params.weight,
-            timeout=timeout,
-            stream_timeout=params.stream_timeout or timeout,
+            timeout=values.timeout,
+            stream_timeout=values.stream_timeout,
             max_retries=params.max_retries,
             rpm=params.rpm,
             tpm=params.tpm,
@@ -213,6 +219,7 @@ class Deployments:
             missing_key=missing,
             input_cost_per_token=_price(entry, "input_cost_per_token", f"{self.settings.source}: {where}"),
             output_cost_per_token=_price(entry, "output_cost_per_token", f"{self.settings.source}: {where}"),
+            where=where,
         )
 
     def _split(self, upstream: str, model_name: str, where: str, dynamic: bool) -> tuple[str, str]:
@@ -223,14 +230,27 @@ class Deployments:
         for name, adapter in self.adapters.items():
             if adapter.model_prefixes and upstream.startswith(adapter.model_prefixes):
                 return name, upstream
-        if dynamic:
-            raise ModelNotFound(self._not_found_message(model_name), param="model")
-        known = ", ".join(sorted(self.adapters))
-        shown = f"unknown provider '{prefix}'" if slash else f"cannot tell the provider of '{upstream}'"
-        raise ConfigError(
-            f"{self.settings.source}: {where}.litellm_params.model: {shown}; write it as "
-            f"<provider>/<model> with one of: {known}"
-        )
+        if slash and prefix in LITELLM_PROVIDERS:
+            reason = f"{prefix} is a LiteLLM provider that Seance does not serve yet"
+        elif not slash:
+            reason = f"cannot tell the provider of '{upstream}' (write it as <provider>/<model>)"
+        else:
+            if dynamic:
+                raise ModelNotFound(self._not_found_message(model_name), param="model")
+            near = closest(prefix, [*self.adapters, *LITELLM_PROVIDERS])
+            hint = (
+                f"did you mean '{near}'?"
+                if near
+                else f"write it as <provider>/<model> with one of: {', '.join(sorted(self.adapters))}"
+            )
+            raise ConfigError(
+                f"{self.settings.source}: {where}.litellm_params.model: unknown provider '{prefix}'; {hint}"
+            )
+        if not dynamic:
+            raise _NotServed(reason)
+        if slash:
+            raise _not_implemented(model_name, reason)
+        raise ModelNotFound(self._not_found_message(model_name), param="model")
 
     def _reachable(self, adapter: Adapter) -> bool:
         env = self.settings.env
@@ -248,27 +268,40 @@ class Deployments:
         names = ", ".join(self.model_names()[:50]) or "none"
         return f"model '{model}' is not served here; available models: {names}"
 
-    def _check_fallbacks(self) -> None:
-        settings = self.settings.file.litellm_settings
-        for key in ("fallbacks", "context_window_fallbacks"):
-            for index, rule in enumerate(getattr(settings, key)):
-                for source, targets in rule.items():
-                    for name in [source, *targets]:
-                        if name not in self.groups and not any(w.pattern.match(name) for w in self.wildcards):
-                            raise ConfigError(
-                                f"{self.settings.source}: litellm_settings.{key}[{index}]: "
-                                f"model '{name}' is not in model_list"
-                            )
-                    self._check_capabilities(key, index, source, targets)
+    def _not_served(self, entry: ModelEntry, where: str, reason: str) -> Deployment:
+        params = entry.litellm_params
+        prefix, slash, model = params.model.partition("/")
+        # never contacted (lookup answers 501 first); the reserved .invalid domain cannot resolve
+        api_base = (params.api_base or f"https://{prefix if slash else 'unknown'}.invalid").rstrip("/")
+        return Deployment(
+            id=str(entry.model_info.get("id") or _fingerprint(entry.model_name, params.model, params.model_dump())),
+            model_name=entry.model_name,
+            adapter=_NOT_SERVED,
+            target=Target(prefix if slash else "unknown", model if slash else params.model, api_base),
+            model_info=entry.model_info,
+            missing_key=reason,
+            where=where,
+        )
 
-    def _check_capabilities(self, key: str, index: int, source: str, targets: list[str]) -> None:
+    def _check_fallbacks(self) -> None:
+        for rule in self.settings.resolved.fallback_rules():
+            for name in [rule.source, *rule.targets]:
+                if name in self.groups or name == "*" or any(w.pattern.match(name) for w in self.wildcards):
+                    continue
+                if name in self.unsupported:
+                    self.warnings.append(f"{self.settings.source}: {rule.path}: '{name}' is not served; skipped")
+                    continue
+                raise ConfigError(f"{self.settings.source}: {rule.path}: model '{name}' is not in model_list")
+            self._check_capabilities(rule.path, rule.source, rule.targets)
+
+    def _check_capabilities(self, path: str, source: str, targets: Sequence[str]) -> None:
         """A fallback group must serve something its source serves, or it could never be reached."""
         offered = self._operations(source)
         for target in targets:
             served = self._operations(target)
             if offered is not None and served is not None and not offered & served:
                 raise ConfigError(
-                    f"{self.settings.source}: litellm_settings.{key}[{index}]: '{target}' cannot stand in for "
+                    f"{self.settings.source}: {path}: '{target}' cannot stand in for "
                     f"'{source}': it serves {', '.join(sorted(served))}, '{source}' serves "
                     f"{', '.join(sorted(offered))}"
                 )
@@ -279,6 +312,26 @@ class Deployments:
         if group is None:
             return None
         return {op for d in group for op in d.operations}
+
+
+class _NotServed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _NotServedAdapter(Adapter):
+    """Stands in for the adapter of a provider Seance does not serve; serves no operation."""
+
+    name = "not-served"
+    operations = frozenset()
+
+
+_NOT_SERVED = _NotServedAdapter()
+
+
+def _not_implemented(model: str, reason: str | None) -> GatewayError:
+    return GatewayError(f"model '{model}' is not served by this gateway: {reason}", status=501, code="not_implemented")
 
 
 def _first(env: Mapping[str, str], names: Sequence[str]) -> str | None:

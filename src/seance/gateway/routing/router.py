@@ -35,7 +35,6 @@ from seance.gateway.routing.proxy import Proxy, Stream
 from seance.gateway.upstream import Transport
 
 T = TypeVar("T")
-DEFAULT_RETRIES = 2
 BACKOFF_BASE = 0.5  # seconds before the first retry of the same deployment, doubling each time
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0  # a provider asking for a longer wait: fail over rather than hold the client
@@ -72,11 +71,8 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        litellm = settings.file.litellm_settings
+        self.num_retries = settings.resolved.num_retries  # LiteLLM's layering: seance.litellm_config.resolve
         router = settings.file.router_settings
-        retries = litellm.num_retries if litellm.num_retries is not None else router.num_retries
-        self.num_retries = DEFAULT_RETRIES if retries is None else retries
-        self.fallbacks = deployments.fallbacks
         self.deployments = deployments
         self.proxy = Proxy(transport)
         self.health = Health()
@@ -105,7 +101,7 @@ class Router:
         assert ctx.model is not None
         fields, headers = ctx.gateway_fields, ctx.header_options
         if not fields and not headers:  # the common case: the config decides
-            return Options(self.num_retries, None, self.fallbacks.get(ctx.model, ()))
+            return Options(self.num_retries, None, self.deployments.fallbacks_for(ctx.model))
         retries = _count(fields.get("num_retries", fields.get("max_retries")), "num_retries")
         if retries is None:
             header = headers.get("x-litellm-num-retries") or headers.get("x-litellm-max-retries")
@@ -113,7 +109,7 @@ class Router:
         timeout = _seconds(fields.get("timeout", fields.get("request_timeout")), "timeout")
         if timeout is None:
             timeout = _seconds(headers.get("x-litellm-timeout"), "x-litellm-timeout")
-        fallbacks: Sequence[str] = self.fallbacks.get(ctx.model, ())
+        fallbacks: Sequence[str] = self.deployments.fallbacks_for(ctx.model)
         if "fallbacks" in fields:
             fallbacks = _fallbacks(fields["fallbacks"])
             for name in fallbacks:

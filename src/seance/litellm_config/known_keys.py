@@ -1,0 +1,364 @@
+"""Every key LiteLLM's proxy reads from config.yaml, and what Seance does with it.
+
+Sources (facts, checked against LiteLLM's documentation "Proxy config.yaml" and "All settings",
+its Router's arguments and its litellm_params / model_info types):
+
+- top level: what the proxy's config loader reads;
+- litellm_settings: each key becomes an attribute of the litellm module, so every module setting
+  is a valid key (the documented ones and the rest);
+- router_settings: the Router's constructor arguments;
+- general_settings: the documented server settings and the few more the proxy reads;
+- model_list[].litellm_params: the deployment settings (never sent to the provider) — anything
+  else there is a request parameter LiteLLM passes to the provider (temperature, top_k, thinking…);
+- model_info: metadata, open to any key.
+
+Each key is SUPPORTED (Seance implements it), IGNORED (accepted, and listed in the start's warning
+when set) or REFUSED (the start stops: ignoring it would surprise, e.g. guardrails or an IP allow
+list that would silently stop protecting). docs/gateway.md's compatibility table is generated from
+these tables (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class Status(enum.Enum):
+    SUPPORTED = "supported"
+    IGNORED = "accepted, ignored (warned)"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Key:
+    status: Status
+    note: str = ""
+
+
+def _group(status: Status, names: str, note: str = "") -> dict[str, Key]:
+    key = Key(status, note)
+    return dict.fromkeys(names.split(), key)
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _section(*groups: dict[str, Key]) -> dict[str, Key]:
+    section: dict[str, Key] = {}
+    for group in groups:
+        twice = section.keys() & group.keys()
+        if twice:
+            raise ValueError(f"listed twice: {sorted(twice)}")  # a slip in the tables below
+        section.update(group)
+    return section
+
+
+SUPPORTED, IGNORED, REFUSED = Status.SUPPORTED, Status.IGNORED, Status.REFUSED
+
+KEYS_ISSUE = "virtual keys, users, teams, budgets, database: planned (issue 9)"
+LIMITS_ISSUE = "limits, cache, metrics, callbacks: planned (issue 10)"
+ROUTER_ISSUE = "router: planned (issue 11)"
+FIDELITY_ISSUE = "provider fidelity: planned (issue 12)"
+NOT_PLANNED = "no issue yet"
+
+TOP_LEVEL: Mapping[str, Key] = _section(
+    _group(SUPPORTED, "model_list litellm_settings router_settings general_settings environment_variables"),
+    _group(IGNORED, "callback_settings", LIMITS_ISSUE),
+    _group(IGNORED, "credential_list", "named credentials; give each deployment its api_key"),
+    _group(
+        IGNORED,
+        "assistant_settings finetune_settings files_settings default_vertex_config search_tools prompts "
+        "mcp_servers mcp_tools agent_list vector_store_registry",
+        "endpoints Seance does not serve (assistants, fine-tuning, files, pass-through, search, MCP, agents)",
+    ),
+    _group(REFUSED, "guardrails policies policy_attachments", "requests would reach the provider unchecked"),
+    _group(REFUSED, "include", "Seance reads one file: merge the included files into it"),
+)
+
+MODEL_ENTRY: Mapping[str, Key] = _group(SUPPORTED, "model_name litellm_params model_info")
+
+_PROVIDER_KEYS = (
+    "openai_key groq_key databricks_key openai_like_key azure_key anthropic_key replicate_key bytez_key "
+    "cohere_key infinity_key clarifai_key maritalk_key ai21_key ollama_key openrouter_key datarobot_key "
+    "predibase_key huggingface_key togetherai_api_key cloudflare_api_key vercel_ai_gateway_key baseten_key "
+    "llama_api_key aleph_alpha_key nlp_cloud_key novita_api_key snowflake_key gradient_ai_api_key "
+    "nebius_key wandb_key heroku_key cometapi_key ovhcloud_key lemonade_key"
+)
+
+LITELLM_SETTINGS: Mapping[str, Key] = _section(
+    _group(SUPPORTED, "num_retries request_timeout drop_params fallbacks default_fallbacks"),
+    _group(SUPPORTED, "max_fallbacks", ""),
+    _group(SUPPORTED, "telemetry", "Seance sends no telemetry"),
+    _group(SUPPORTED, "turn_off_message_logging redact_user_api_key_info", "Seance never logs messages or keys"),
+    _group(SUPPORTED, "redact_messages_in_exceptions", "Seance never logs messages or keys"),
+    _group(IGNORED, "context_window_fallbacks content_policy_fallbacks", "names are checked; " + ROUTER_ISSUE),
+    _group(IGNORED, "allowed_fails", ROUTER_ISSUE),
+    _group(
+        IGNORED,
+        "success_callback failure_callback callbacks service_callbacks langfuse_default_tags cache "
+        "cache_params disable_end_user_cost_tracking disable_end_user_cost_tracking_prometheus_only",
+        LIMITS_ISSUE,
+    ),
+    _group(IGNORED, "key_generation_settings enable_key_alias_format_validation", KEYS_ISSUE),
+    _group(IGNORED, "set_verbose json_logs", "logging: see `--log-level`"),
+    _group(
+        IGNORED,
+        "modify_params enable_preview_features force_ipv4 mcp_aliases disable_add_transform_inline_image_block "
+        "use_chat_completions_url_for_anthropic_messages disable_hf_tokenizer_download "
+        "enable_json_schema_validation disable_copilot_system_to_assistant",
+        NOT_PLANNED,
+    ),
+    # read by LiteLLM (module settings) though not in its settings reference
+    _group(
+        IGNORED,
+        "service_callback input_callback langsmith_batch_size prometheus_initialize_budget_metrics "
+        "require_auth_for_metrics_endpoint argilla_batch_size datadog_use_v1 gcs_pub_sub_use_v1 "
+        "generic_api_use_v1 argilla_transformation_object log_raw_request_response dynamodb_table_name "
+        "s3_callback_params datadog_llm_observability_params datadog_params aws_sqs_callback_params "
+        "generic_logger_headers enable_end_user_cost_tracking_prometheus_only custom_prometheus_metadata_labels "
+        "custom_prometheus_tags prometheus_metrics_config cold_storage_custom_logger "
+        "logged_real_time_event_types default_in_memory_ttl default_redis_ttl default_redis_batch_cache_expiry "
+        "enable_caching_on_provider_specific_optional_params include_cost_in_streaming_usage "
+        "disable_streaming_logging extra_spend_tag_headers disable_add_user_agent_to_request_tags",
+        LIMITS_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "max_budget budget_duration max_end_user_budget max_end_user_budget_id max_internal_user_budget "
+        "default_max_internal_user_budget internal_user_budget_duration max_user_budget max_ui_session_budget "
+        "default_soft_budget tag_budget_config default_key_generate_params upperbound_key_generate_params "
+        "default_internal_user_params default_team_params default_team_settings public_model_groups "
+        "public_model_groups_links public_agent_groups public_mcp_servers store_audit_logs "
+        "priority_reservation priority_reservation_settings",
+        KEYS_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "num_retries_per_request model_fallbacks model_group_settings model_alias_map "
+        "enable_loadbalancing_on_batch_endpoints allow_dynamic_callback_disabling",
+        ROUTER_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "pre_call_rules post_call_rules filter_invalid_headers add_user_information_to_llm_headers retry "
+        "use_litellm_proxy use_client ssl_verify ssl_security_level ssl_certificate ssl_ecdh_curve "
+        "disable_token_counter safe_memory_mode enable_azure_ad_token_refresh llamaguard_model_name "
+        "openai_moderations_model_name presidio_ad_hoc_recognizers google_moderation_confidence_threshold "
+        "llamaguard_unsafe_content_categories blocked_user_list banned_keywords_list llm_guard_mode "
+        "output_parse_pii return_response_headers logging caching caching_with_models "
+        "forward_traceparent_to_llm_provider add_function_to_prompt model_cost_map_url suppress_debug_info "
+        "disable_add_prefix_to_prompt use_aiohttp_transport aiohttp_trust_env disable_aiohttp_transport "
+        "disable_aiohttp_trust_env cost_discount_config check_provider_endpoint api_version organization "
+        "project headers vertex_project vertex_location vertex_ai_safety_settings global_prompt_directory "
+        "global_bitbucket_config global_gitlab_config custom_provider_map responses max_tokens email token "
+        "predibase_tenant_id",
+        NOT_PLANNED,
+    ),
+    _group(REFUSED, "guardrails", "requests would reach the provider unchecked"),
+    _group(
+        REFUSED,
+        "api_key api_base " + _PROVIDER_KEYS,
+        "a global key or endpoint: set it per deployment (litellm_params.api_key / api_base)",
+    ),
+)
+
+ROUTER_SETTINGS: Mapping[str, Key] = _section(
+    _group(SUPPORTED, "num_retries timeout stream_timeout fallbacks default_fallbacks max_fallbacks"),
+    _group(SUPPORTED, "routing_strategy", "simple-shuffle (by weight); the other strategies: " + ROUTER_ISSUE),
+    _group(IGNORED, "context_window_fallbacks content_policy_fallbacks", "names are checked; " + ROUTER_ISSUE),
+    _group(SUPPORTED, "allowed_fails cooldown_time", "per worker; shared through Redis: " + ROUTER_ISSUE),
+    _group(
+        IGNORED,
+        "model_group_alias allowed_fails_policy disable_cooldowns retry_policy "
+        "retry_after enable_pre_call_checks enable_pre_call_check optional_pre_call_checks "
+        "enable_tag_filtering tag_filtering_match_any routing_strategy_args default_priority polling_interval "
+        "default_max_parallel_requests default_litellm_params provider_budget_config "
+        "deployment_affinity_ttl_seconds",
+        ROUTER_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "redis_host redis_password redis_port redis_db redis_url cache_responses cache_kwargs caching_groups",
+        LIMITS_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "debug_level set_verbose client_ttl alerting_config assistants_config router_general_settings "
+        "ignore_invalid_deployments search_tools guardrail_list model_group_retry_policy",
+        NOT_PLANNED,
+    ),
+    _group(
+        IGNORED,
+        "routing_groups model_group_affinity_config tag_routing_prefix max_retries",
+        ROUTER_ISSUE,
+    ),
+)
+
+GENERAL_SETTINGS: Mapping[str, Key] = _section(
+    _group(SUPPORTED, "master_key"),
+    _group(
+        IGNORED,
+        "database_url database_connection_pool_limit database_connection_timeout allow_requests_on_db_unavailable "
+        "disable_spend_logs disable_spend_updates disable_master_key_return disable_reset_budget "
+        "disable_adding_master_key_hash_to_db disable_prisma_schema_update store_model_in_db supported_db_objects "
+        "store_prompts_in_spend_logs maximum_spend_logs_retention_period maximum_spend_logs_retention_interval "
+        "proxy_budget_rescheduler_min_time proxy_budget_rescheduler_max_time proxy_batch_write_at "
+        "custom_auth custom_key_generate enable_jwt_auth litellm_jwtauth enable_oauth2_auth "
+        "enable_oauth2_proxy_auth oauth2_config_mappings allowed_routes public_routes admin_only_routes "
+        "key_management_system key_management_settings use_azure_key_vault use_google_kms "
+        "user_api_key_cache_ttl litellm_key_header_name allow_client_side_credentials default_team_disabled "
+        "service_account_settings enforced_params enforce_user_param reject_clientside_metadata_tags "
+        "allow_user_auth custom_sso ui_access_mode user_mcp_management_mode spend_report_frequency "
+        "litellm_license disable_responses_id_security",
+        KEYS_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "max_parallel_requests global_max_parallel_requests alerting alerting_threshold alert_types "
+        "alerting_args alert_to_webhook_url",
+        LIMITS_ISSUE,
+    ),
+    _group(IGNORED, "background_health_checks health_check_interval health_check_details", ROUTER_ISSUE),
+    _group(
+        IGNORED,
+        "completion_model embedding_model image_generation_model moderation_model infer_model_from_keys "
+        "disable_retry_on_max_parallel_request_limit_error use_client_credentials_pass_through_routes "
+        "pass_through_endpoints forward_openai_org_id forward_client_headers_to_llm_api use_x_forwarded_for "
+        "max_request_size_mb max_response_size_mb proxy_batch_polling_interval",
+        NOT_PLANNED,
+    ),
+    _group(IGNORED, "use_shared_health_check", ROUTER_ISSUE),
+    _group(
+        IGNORED,
+        "custom_auth_settings custom_ui_sso_sign_in_handler role_permissions use_redis_transaction_buffer "
+        "user_header_name otel",
+        NOT_PLANNED,
+    ),
+    _group(REFUSED, "allowed_ips", "Seance does not filter client addresses: restrict access in the network"),
+)
+
+# model_list[].litellm_params: settings of the deployment; never sent to the provider
+_PRICES = (
+    "input_cost_per_token output_cost_per_token input_cost_per_second output_cost_per_second "
+    "input_cost_per_token_batches output_cost_per_token_batches cache_read_input_token_cost "
+    "cache_creation_input_token_cost input_cost_per_character output_cost_per_character input_cost_per_image "
+    "output_cost_per_image input_cost_per_audio_token output_cost_per_audio_token "
+    "output_cost_per_reasoning_token input_cost_per_pixel output_cost_per_pixel output_cost_per_second_480p "
+    "output_cost_per_second_1080p output_cost_per_second_4k input_cost_per_query search_context_cost_per_query "
+    "input_cost_per_token_above_128k_tokens output_cost_per_token_above_128k_tokens "
+    "input_cost_per_token_above_200k_tokens output_cost_per_token_above_200k_tokens "
+    "cache_read_input_token_cost_above_200k_tokens cache_creation_input_token_cost_above_1hr "
+    "input_cost_per_audio_per_second input_cost_per_video_per_second"
+)
+LITELLM_PARAMS: Mapping[str, Key] = _section(
+    _group(
+        SUPPORTED,
+        "model api_key api_base api_version timeout stream_timeout request_timeout weight drop_params "
+        "custom_llm_provider input_cost_per_token output_cost_per_token",
+    ),
+    _group(
+        IGNORED, "rpm tpm itpm otpm max_parallel_requests order max_retries num_retries cooldown_time", ROUTER_ISSUE
+    ),
+    _group(
+        IGNORED,
+        "tags tag_regex mock_response mock_timeout fallbacks max_fallbacks context_window_fallback_dict "
+        "retry_policy retry_strategy",
+        ROUTER_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "max_budget budget_duration default_api_key_tpm_limit default_api_key_rpm_limit litellm_credential_name "
+        "configurable_clientside_auth_params base_model metadata litellm_metadata model_info "
+        + " ".join(p for p in _PRICES.split() if p not in ("input_cost_per_token", "output_cost_per_token")),
+        KEYS_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "organization headers extra_headers additional_drop_params allowed_openai_params "
+        "merge_reasoning_content_in_choices supports_system_message user_continue_message "
+        "assistant_continue_message ensure_alternating_roles roles final_prompt_value initial_prompt_value "
+        "bos_token eos_token hf_model_name cache_control_injection_points",
+        FIDELITY_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        "caching cache ttl cache_key preset_cache_key caching_groups no-log litellm_trace_id litellm_session_id "
+        "langfuse_public_key langfuse_secret langfuse_secret_key langfuse_host gcs_path_service_account "
+        "langsmith_api_key langsmith_project langsmith_base_url humanloop_api_key arize_api_key arize_space_key "
+        "turn_off_message_logging",
+        LIMITS_ISSUE,
+    ),
+    # credentials of providers Seance does not serve yet, and other LiteLLM features
+    _group(
+        IGNORED,
+        "azure_ad_token azure_ad_token_provider tenant_id client_id client_secret azure_username azure_password "
+        "azure_scope vertex_project vertex_location vertex_credentials region_name allowed_model_region "
+        "gcs_bucket_name aws_access_key_id aws_secret_access_key aws_session_token aws_region_name "
+        "aws_session_name aws_profile_name aws_role_name aws_web_identity_token aws_sts_endpoint aws_external_id "
+        "aws_bedrock_runtime_endpoint aws_bedrock_project_id s3_bucket_name s3_region_name s3_encryption_key_id "
+        "aws_batch_role_arn s3_output_bucket_name bedrock_tags watsonx_region_name use_in_pass_through "
+        "use_litellm_proxy use_chat_completions_api use_xai_oauth max_file_size_mb keepalive_seconds "
+        "allow_client_keepalive_override auto_router_config_path auto_router_config auto_router_default_model "
+        "auto_router_embedding_model auto_router_max_input_chars complexity_router_config "
+        "complexity_router_default_model adaptive_router_default_model adaptive_router_config "
+        "quality_router_config quality_router_default_model vector_store_id milvus_text_field milvus_db_name "
+        "milvus_partition_names valkey_host valkey_port valkey_password valkey_ssl valkey_text_field "
+        "valkey_embedding_field vector_bucket_name index_name embedding_model prompt_id prompt_variables "
+        "prompt_label provider_specific_header fastest_response knowledge_bases vector_store_ids",
+        NOT_PLANNED,
+    ),
+)
+
+# request parameters LiteLLM forwards from litellm_params to the provider (as defaults of the body);
+# any other unknown key is forwarded too: this list only makes typos of these names detectable
+REQUEST_PARAMS = _words(
+    "temperature top_p n stop max_tokens max_completion_tokens presence_penalty frequency_penalty logit_bias "
+    "user response_format seed tools tool_choice parallel_tool_calls logprobs top_logprobs reasoning_effort "
+    "verbosity modalities prediction audio web_search_options service_tier store dimensions encoding_format "
+    "functions function_call suffix echo best_of stream_options extra_body thinking top_k top_a min_p "
+    "repetition_penalty typical_p safety_settings safe_prompt num_ctx num_predict keep_alive format "
+    "mirostat mirostat_eta mirostat_tau tfs_z num_gpu num_thread repeat_penalty repeat_last_n random_seed "
+    "input_type truncate transforms route models provider include_reasoning reasoning max_new_tokens "
+    "do_sample return_full_text details watermark decoder_input_details citation_options documents "
+    "response_mime_type response_schema candidate_count max_output_tokens stop_sequences "
+    "seed_value tool_config cached_content labels top_n return_documents max_chunks_per_doc rank_fields"
+)
+
+MODEL_INFO = _words(
+    "id mode base_model db_model team_id team_public_model_name tier access_groups description metadata "
+    "max_tokens max_input_tokens max_output_tokens litellm_provider key health_check_model "
+    "health_check_timeout health_check_voice tpm rpm blocked allow_fail_open enable_tag_filtering "
+    "ptu_count cost_per_ptu_per_hour ptu_effective_from ptu_effective_to created_at created_by updated_at "
+    "updated_by output_vector_size tool_use_system_prompt_tokens deprecation_date source "
+    "supported_openai_params supports_function_calling supports_parallel_function_calling supports_vision "
+    "supports_system_messages supports_tool_choice supports_response_schema supports_prompt_caching "
+    "supports_audio_input supports_audio_output supports_pdf_input supports_reasoning supports_web_search "
+    "supports_computer_use supports_embedding_image_input supports_native_streaming "
+    "supports_assistant_prefill supports_video_input supports_url_context supported_environments " + _PRICES
+)
+
+# provider prefixes LiteLLM knows (its `LlmProviders`): an entry with one of these that Seance does
+# not serve starts the gateway with a warning and answers 501; any other unknown prefix is a typo
+LITELLM_PROVIDERS = _words(
+    "openai openai_like jina_ai xai custom_openai text-completion-openai cohere cohere_chat clarifai "
+    "anthropic anthropic_text replicate huggingface together_ai openrouter datarobot vertex_ai "
+    "vertex_ai_beta gemini ai21 baseten azure azure_text azure_ai sagemaker sagemaker_chat bedrock vllm "
+    "nlp_cloud petals oobabooga ollama ollama_chat deepinfra perplexity mistral groq nvidia_nim cerebras "
+    "ai21_chat volcengine codestral text-completion-codestral deepseek sambanova maritalk voyage cloudflare "
+    "xinference fireworks_ai friendliai featherless_ai watsonx watsonx_text triton predibase databricks "
+    "empower github custom litellm_proxy hosted_vllm llamafile lm_studio galadriel nebius infinity "
+    "deepgram novita aiohttp_openai langfuse humanloop topaz assemblyai snowflake meta_llama nscale "
+    "palm aleph_alpha anyscale dashscope moonshot v0 morph lambda_ai hyperbolic recraft cometapi oci "
+    "vercel_ai_gateway wandb ovhcloud lemonade docker_model_runner gradient_ai bytez heroku aiml "
+    "elevenlabs fal_ai runwayml github_copilot llama compactifai"
+)
+
+SECTIONS: Mapping[str, Mapping[str, Key]] = {
+    "": TOP_LEVEL,
+    "litellm_settings": LITELLM_SETTINGS,
+    "router_settings": ROUTER_SETTINGS,
+    "general_settings": GENERAL_SETTINGS,
+}

@@ -1,0 +1,131 @@
+"""The typed shape of config.yaml: the keys Seance uses, with their types.
+
+Keys that are only accepted (known to LiteLLM, not implemented here) stay in each model's extras:
+`known_keys` decides which keys may appear at all, before these models see the file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+
+def _fallback_rules(value: Any) -> Any:
+    """LiteLLM writes a rule's targets as a list, or as one name: `{"gpt-4": "gpt-3.5"}`."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [
+            {k: [v] if isinstance(v, str) else v for k, v in rule.items()} if isinstance(rule, dict) else rule
+            for rule in value
+        ]
+    return value
+
+
+def _names(value: Any) -> Any:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+FallbackRules = Annotated[list[dict[str, list[str]]], BeforeValidator(_fallback_rules)]
+Names = Annotated[list[str], BeforeValidator(_names)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        # `key:` with nothing after it is YAML's null: LiteLLM reads it as "not set"
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+class LiteLLMParams(_Section):
+    model: str
+    api_key: str | None = None
+    api_base: str | None = None
+    api_version: str | None = None
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    weight: float = Field(default=1.0, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0)
+    request_timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    drop_params: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_in_model(cls, data: Any) -> Any:
+        """`custom_llm_provider: groq` + `model: llama-3` is LiteLLM's other spelling of `groq/llama-3`."""
+        if isinstance(data, dict) and isinstance(data.get("custom_llm_provider"), str):
+            provider, model = data["custom_llm_provider"], data.get("model")
+            if isinstance(model, str) and provider and not model.startswith(provider + "/"):
+                data = {**data, "model": f"{provider}/{model}"}
+        return data
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+        return value
+
+
+class ModelEntry(_Section):
+    model_name: str
+    litellm_params: LiteLLMParams
+    model_info: dict[str, Any] = Field(default_factory=dict)
+
+
+class LiteLLMSettings(_Section):
+    num_retries: int | None = Field(default=None, ge=0)
+    request_timeout: float | None = Field(default=None, gt=0)
+    drop_params: bool = False
+    fallbacks: FallbackRules = Field(default_factory=list)
+    default_fallbacks: Names = Field(default_factory=list)
+    context_window_fallbacks: FallbackRules = Field(default_factory=list)
+    content_policy_fallbacks: FallbackRules = Field(default_factory=list)
+    max_fallbacks: int | None = Field(default=None, ge=0)
+    cache: bool = False
+    cache_params: dict[str, Any] = Field(default_factory=dict)
+    callbacks: list[str] | str | None = None
+
+
+class RouterSettings(_Section):
+    routing_strategy: str = "simple-shuffle"
+    num_retries: int | None = Field(default=None, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0)
+    fallbacks: FallbackRules = Field(default_factory=list)
+    default_fallbacks: Names = Field(default_factory=list)
+    context_window_fallbacks: FallbackRules = Field(default_factory=list)
+    content_policy_fallbacks: FallbackRules = Field(default_factory=list)
+    max_fallbacks: int | None = Field(default=None, ge=0)
+    allowed_fails: int | None = Field(default=None, ge=0)
+    cooldown_time: float | None = Field(default=None, ge=0)
+    redis_host: str | None = None
+    redis_port: int | None = None
+    redis_password: str | None = None
+
+
+class GeneralSettings(_Section):
+    master_key: str | None = None
+    database_url: str | None = None
+
+
+class ConfigFile(_Section):
+    model_list: list[ModelEntry] = Field(default_factory=list)
+    litellm_settings: LiteLLMSettings = Field(default_factory=LiteLLMSettings)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+    environment_variables: dict[str, Any] = Field(default_factory=dict)
