@@ -121,6 +121,7 @@ class Deployments:
             elif served:
                 deployment = self._build(entry, upstream, entry.model_name, where)
                 self.groups.setdefault(entry.model_name, []).append(deployment)
+        self._fallbacks: dict[str, tuple[str, ...]] = {}
         # the most specific wildcard wins, whatever the order of the file: `groq/*` before `*`
         self.wildcards.sort(key=lambda w: -len(w.name.replace("*", "")))
         self._check_fallbacks()
@@ -168,9 +169,15 @@ class Deployments:
         return [*(d for group in self.groups.values() for d in group), *self._unsupported()]
 
     def fallbacks_for(self, model: str) -> tuple[str, ...]:
-        """The fallback groups of `model` that this gateway serves, in order."""
-        fallbacks = self.settings.resolved.fallbacks_for(model)
-        return tuple(name for name in fallbacks if name in self.groups or name not in self.unsupported)
+        """The fallback groups of `model` that this gateway serves, in order (kept per listed group:
+        this runs on every request)."""
+        found = self._fallbacks.get(model)
+        if found is None:
+            fallbacks = self.settings.resolved.fallbacks_for(model)
+            found = tuple(name for name in fallbacks if name in self.groups or name not in self.unsupported)
+            if model in self.groups:
+                self._fallbacks[model] = found
+        return found
 
     def _unsupported(self) -> list[Deployment]:
         return [d for group in self.unsupported.values() for d in group]
