@@ -52,7 +52,7 @@ def test_routing_fields_from_the_client_are_dropped(tmp_path: Path) -> None:
     assert b"evil" not in (sent.body or b"") and b"stolen" not in (sent.body or b"")
 
 
-@pytest.mark.parametrize("field", ["mock_response", "mock_testing_fallbacks", "guardrails"])
+@pytest.mark.parametrize("field", ["mock_timeout", "mock_testing_context_window_fallbacks", "guardrails"])
 def test_fields_whose_absence_would_surprise_are_refused(tmp_path: Path, field: str) -> None:
     app, transport = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, answer)
     body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}], field: "x"}

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import UpstreamError
+from seance.gateway.errors import Unauthorized, UpstreamError
 from seance.gateway.providers.base import Call, Reply, StreamTranslator, Usage
 from seance.gateway.routing.deployments import Deployment
 from seance.gateway.upstream import Timeout, Transport
@@ -35,6 +35,7 @@ class Proxy:
         self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
     ) -> Reply:
         """`seconds`: the request's own timeout, over the deployment's."""
+        _check_key(deployment)
         adapter = deployment.adapter
         request = adapter.build(call)
         timeout = self._timeout(seconds or deployment.timeout, False, cache=seconds is None)
@@ -53,6 +54,7 @@ class Proxy:
     async def open_stream(
         self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
     ) -> Stream:
+        _check_key(deployment)
         adapter = deployment.adapter
         request = adapter.build(call)
         for _ in range(MAX_FOLLOW_UPS):
@@ -83,6 +85,11 @@ class Proxy:
             if cache:
                 self._timeouts[(seconds, stream)] = timeout
         return timeout
+
+
+def _check_key(deployment: Deployment) -> None:
+    if deployment.missing_key:
+        raise Unauthorized(deployment.missing_key, code="missing_provider_key")
 
 
 async def _once(data: bytes) -> AsyncGenerator[bytes, None]:

@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Unauthorized, UpstreamError
+from seance.gateway.errors import BadRequest, GatewayError, RateLimited, UpstreamError
 from seance.gateway.providers.base import Call, Operation, Reply
+from seance.gateway.routing import mocks
 from seance.gateway.routing.cooldowns import Cooldowns
 from seance.gateway.routing.deployments import Deployment, Deployments
 from seance.gateway.routing.proxy import Proxy, Stream
@@ -82,18 +83,30 @@ class Router:
 
     async def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Reply:
         options = self.options(ctx)
+        mock = mocks.plan(ctx.gateway_fields) if ctx.gateway_fields else None
 
-        async def once(deployment: Deployment) -> Reply:
-            return await self.proxy.complete(ctx, build(deployment), deployment, options.timeout)
+        async def once(deployment: Deployment, first_group: bool) -> Reply:
+            call = build(deployment)
+            if mock is not None:
+                mock.fail(first_group)
+                if mock.text is not None:
+                    return mock.reply(call)
+            return await self.proxy.complete(ctx, call, deployment, options.timeout)
 
         return await self._route(ctx, op, options, once)
 
     async def stream(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Stream:
         """Opens the upstream stream (retrying as needed) and returns it before any byte is sent."""
         options = self.options(ctx)
+        mock = mocks.plan(ctx.gateway_fields) if ctx.gateway_fields else None
 
-        async def once(deployment: Deployment) -> Stream:
-            return await self.proxy.open_stream(ctx, build(deployment), deployment, options.timeout)
+        async def once(deployment: Deployment, first_group: bool) -> Stream:
+            call = build(deployment)
+            if mock is not None:
+                mock.fail(first_group)
+                if mock.text is not None:
+                    return mock.stream(call)
+            return await self.proxy.open_stream(ctx, call, deployment, options.timeout)
 
         return await self._route(ctx, op, options, once)
 
@@ -129,7 +142,7 @@ class Router:
         return serving if len(serving) < len(group) else group
 
     async def _route(
-        self, ctx: RequestContext, op: Operation, options: Options, once: Callable[[Deployment], Awaitable[T]]
+        self, ctx: RequestContext, op: Operation, options: Options, once: Callable[[Deployment, bool], Awaitable[T]]
     ) -> T:
         assert ctx.model is not None
         groups = [ctx.model, *options.fallbacks]
@@ -155,7 +168,7 @@ class Router:
                 deployment = _pick(group, failed, self.random)
                 ctx.deployment = deployment
                 try:
-                    result = await once(deployment)
+                    result = await once(deployment, position == 0)
                 except GatewayError as exc:
                     error = exc
                     self._failed(ctx, deployment, exc, shared)
@@ -217,8 +230,6 @@ def make_call(
     want_usage: bool = False,
 ) -> Call:
     """The call to one deployment: the deployment's default params under the client's own."""
-    if deployment.missing_key:
-        raise Unauthorized(deployment.missing_key, code="missing_provider_key")
     if deployment.params:
         body = {**deployment.params, **body}
         raw = b""
