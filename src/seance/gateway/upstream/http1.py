@@ -6,13 +6,15 @@ fast). No Task per request: timeouts are timer callbacks that fail the waiting f
 the connection. Features are what providers need: http/https, keep-alive, content-length, chunked
 and close-delimited bodies, gzip/deflate, backpressure on streams. No redirects, proxies or HEAD.
 
-Errors: TimeoutError, CannotConnect, ConnectionClosed (the answer is incomplete), BadResponse.
+Errors: TimeoutError, CannotConnect, ConnectionClosed (the answer is incomplete), BadResponse,
+InvalidRequest (nothing was sent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -24,15 +26,22 @@ import httptools
 from seance.gateway.upstream import Timeout
 from seance.gateway.upstream.http1_response import BadResponse, ConnectionClosed, Response, Stale
 
-__all__ = ["BadResponse", "CannotConnect", "ConnectionClosed", "Pool", "Response", "Timeout"]
+__all__ = ["BadResponse", "CannotConnect", "ConnectionClosed", "InvalidRequest", "Pool", "Response", "Timeout"]
 
 SKIPPED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+BAD_TARGET = re.compile(r"[\x00-\x20\x7f#]")  # RFC 9112 3.2: no space, control or fragment
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.6.2
+BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 5.5: no CR, LF, NUL or other controls
 
 
 @functools.cache
 def _system_tls() -> ssl.SSLContext:
     """One context for every https pool: loading the system's CAs takes milliseconds."""
     return ssl.create_default_context()  # verifies the certificate and the host name
+
+
+class InvalidRequest(ValueError):
+    """The request cannot be written as HTTP/1.1 without changing its meaning."""
 
 
 class CannotConnect(Exception):
@@ -165,6 +174,10 @@ class Pool:
         raise ConnectionClosed("the connection closed before the answer began")
 
     def _head(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
+        # Adapters quote what they put in a URL; this is the last line of defence: a space, CR, LF
+        # or NUL would end the request line and let the rest be read as another request.
+        if not target.startswith("/") or BAD_TARGET.search(target):
+            raise InvalidRequest("the upstream URL has a character a request line cannot carry")
         lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"content-length: {len(body) if body else 0}")
@@ -173,11 +186,14 @@ class Pool:
         for name, value in headers.items():
             if name.lower() in SKIPPED_HEADERS:
                 continue
-            if "\n" in value or "\r" in value:  # would let a value smuggle headers in
-                raise ValueError(f"header {name!r} has a line break")
+            if not TOKEN.fullmatch(name) or BAD_VALUE.search(value):  # would smuggle headers in
+                raise InvalidRequest(f"the upstream header {name!r} has a character a header cannot carry")
             lines.append(f"{name}: {value}")
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("latin-1")
+        try:
+            return "\r\n".join(lines).encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidRequest("the upstream request has a character outside Latin-1") from None
 
     # -- the pool --
 

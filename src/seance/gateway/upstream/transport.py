@@ -10,7 +10,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncGenerator, Iterable
 
-from seance.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from seance.gateway.errors import BadRequest, GatewayError, UpstreamError, UpstreamTimeout
 from seance.gateway.upstream import Timeout, UpstreamRequest, UpstreamResponse, http1
 from seance.gateway.upstream.http1 import Response
 
@@ -94,6 +94,8 @@ def translate(exc: BaseException, provider: str) -> BaseException:
         return UpstreamError(f"{provider}: cannot connect to {exc.host}:{exc.port}: {exc.reason}")
     if isinstance(exc, http1.ConnectionClosed):
         return UpstreamError(f"{provider}: the provider closed the connection before the answer was complete")
+    if isinstance(exc, http1.InvalidRequest):  # nothing was sent; another try would not help
+        return BadRequest(f"{provider}: the request cannot be sent: {exc}")
     if isinstance(exc, http1.BadResponse | OSError | ValueError):
         return UpstreamError(f"{provider}: request failed: {exc}")
     return exc
