@@ -15,7 +15,8 @@ Each knows its HTTP status and renders OpenAI's error envelope, so handlers only
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import orjson
@@ -144,3 +145,38 @@ def upstream_shape(provider: str) -> Iterator[None]:
         yield
     except SHAPE_ERRORS as exc:
         raise UpstreamError(f"{provider}: answered in a shape the gateway does not understand ({exc})") from exc
+
+
+REDACTED = "[redacted]"
+
+
+class Redactor:
+    """Takes every configured secret (provider keys, the master key, passwords in api_bases) out of
+    text that came from an upstream, so a provider that echoes a key in an error does not show it
+    to the client or the log. Built once at start; costs nothing until an error is relayed."""
+
+    MIN_LENGTH = 8  # shorter values are not keys, and would mangle ordinary words
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        self.secrets = sorted({s for s in secrets if s and len(s) >= self.MIN_LENGTH}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, self.secrets))) if self.secrets else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        text = self._pattern.sub(REDACTED, text)
+        for secret in self.secrets:  # a secret cut short where the provider's text was truncated
+            for length in range(len(secret) - 1, self.MIN_LENGTH - 1, -1):
+                if text.endswith(secret[:length]):
+                    return text[:-length] + REDACTED
+        return text
+
+    def error(self, exc: GatewayError) -> GatewayError:
+        message = self(exc.message)
+        if message != exc.message:
+            exc.message = message
+            exc.args = (message,)
+        return exc

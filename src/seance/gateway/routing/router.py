@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Unauthorized, UpstreamError
+from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Redactor, Unauthorized, UpstreamError
 from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing.cooldowns import Cooldowns
 from seance.gateway.routing.deployments import Deployment, Deployments
@@ -78,7 +78,7 @@ class Router:
         self.num_retries = DEFAULT_RETRIES if retries is None else retries
         self.fallbacks = deployments.fallbacks
         self.deployments = deployments
-        self.proxy = Proxy(transport)
+        self.proxy = Proxy(transport, Redactor(deployments.secrets()))
         self.health = Health()
         self.cooldowns = Cooldowns(router.allowed_fails, router.cooldown_time, clock)
         self.sleep = sleep

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +56,19 @@ class Transport(Protocol):
 
     def chunks(self, response: UpstreamResponse, provider: str) -> AsyncGenerator[bytes, None]:
         """The body as it arrives; stopping early abandons (closes) the answer."""
+
+
+def public_url(url: str) -> str:
+    """A URL as it may be shown or logged: without user:password and without its query (where
+    some providers take a key)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an invalid URL)"
+    if parts.username is None and parts.password is None and not parts.query:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return f"{parts.scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")

@@ -140,7 +140,7 @@ class Pool:
         if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
             raise ValueError(f"not an http(s) origin: {origin!r}")
         self.host, self.port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
-        self.host_header = url.netloc
+        self.host_header = url.netloc.rpartition("@")[2]  # never credentials in a Host header
         self.ssl = (ssl_context or _system_tls()) if url.scheme == "https" else None
         self.limit, self.keepalive = limit, keepalive
         self.idle: list[_Connection] = []  # most recently used last: it is the least likely to be stale
