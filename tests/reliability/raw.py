@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ class Recorder:
     """A raw upstream on 127.0.0.1 (in the test's event loop). `answer(head)` gives the bytes to
     answer each request head with (b"": hold the connection open without answering)."""
 
-    answer: Callable[[bytes], bytes] = lambda head: http_answer(OK_JSON)
+    answer: Callable[[bytes], bytes | tuple[float, bytes]] = lambda head: http_answer(OK_JSON)
     received: list[bytes] = field(default_factory=list)  # every byte, per connection, as it came
     heads: list[bytes] = field(default_factory=list)  # each request line and headers
     server: asyncio.Server | None = None
@@ -52,11 +53,16 @@ class Recorder:
                 body = await reader.readexactly(length)
                 self.received[index] += body
                 reply = self.answer(head)
+                if isinstance(reply, tuple):  # (seconds to wait, the answer)
+                    await asyncio.sleep(reply[0])
+                    reply = reply[1]
                 if not reply:
                     self.received[index] += await reader.read()
                     return
                 writer.write(reply)
                 await writer.drain()
+                if b"\r\nconnection: close\r\n" in reply.partition(b"\r\n\r\n")[0] + b"\r\n":
+                    return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
@@ -108,3 +114,29 @@ def alive(url: str, timeout: float = 2.0) -> float:
         answer = read_answer(sock, timeout)
     assert status_of(answer) == 200, answer[:200]
     return time.monotonic() - started
+
+
+class ThreadedRecorder:
+    """A Recorder in its own thread and event loop, for tests that drive the gateway process."""
+
+    def __init__(self, answer: Callable[[bytes], bytes | tuple[float, bytes]]) -> None:
+        self.recorder = Recorder(answer)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> Recorder:
+        self.thread.start()
+        return asyncio.run_coroutine_threadsafe(self.recorder.start(), self.loop).result(10)
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    async def _stop(self) -> None:
+        await self.recorder.stop()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

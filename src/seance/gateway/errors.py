@@ -7,8 +7,10 @@
     ├── Forbidden                403 permission_error
     ├── ModelNotFound            404 invalid_request_error / model_not_found
     ├── RateLimited              429 rate_limit_error
+    ├── GatewayBusy              503 api_error / gateway_busy (its own limit, not the provider's)
     ├── UpstreamTimeout          504 timeout
     └── UpstreamError            502 api_error, or the upstream's own 4xx status passed through
+        └── UpstreamTooLarge     502, not retried: an answer beyond the gateway's limits
 
 Each knows its HTTP status and renders OpenAI's error envelope, so handlers only `raise`.
 """
@@ -112,6 +114,25 @@ class UpstreamError(GatewayError):
         self.upstream_status = upstream_status
         if status is not None:
             self.type = _TYPE_BY_STATUS.get(status, "invalid_request_error")
+
+
+class UpstreamTooLarge(UpstreamError):
+    """An answer beyond the gateway's limits: asking again would bring the same answer."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class GatewayBusy(GatewayError):
+    """The gateway's own limit (connections to an upstream) is reached: not the provider's fault."""
+
+    status = 503
+    default_code = "gateway_busy"
+
+    @property
+    def retryable(self) -> bool:
+        return False  # another try would wait in the same line
 
 
 _TYPE_BY_STATUS = {

@@ -34,7 +34,7 @@ from seance.gateway.upstream import UpstreamRequest
 
 __all__ = [
     "Adapter", "Call", "FollowUp", "Operation", "Reply", "StreamTranslator", "Target", "TranslatingStream",
-    "UpstreamRequest", "Usage", "error_message", "json_headers", "url_path",
+    "UpstreamRequest", "Usage", "error_message", "is_json_object", "json_headers", "url_path",
 ]  # fmt: skip
 
 # "messages" is Anthropic's Messages format, offered natively only by adapters that list it in
@@ -214,6 +214,24 @@ def url_path(value: str, *, slashes: bool = False) -> str:
     if _CONTROL.search(value):
         raise BadRequest("the model name has a control character", param="model")
     return "/".join(quote(segment, safe="") for segment in segments)
+
+
+# A 2xx body relayed as it came must at least be JSON. orjson.loads costs, on this machine: 5-8 us
+# for a recorded 0.9 KB chat answer, 27 us for a 5.6 KB embeddings answer, 48 us for 64 KB of
+# chat, 3.9 ms for 600 KB of embedding floats. So bodies up to 16 KiB (nearly every chat answer)
+# are parsed whole; larger ones only have their first and last bytes checked, which still catches
+# an HTML page, a text error or a cut body (the HTTP client already refuses a body shorter or
+# longer than its Content-Length).
+FULL_JSON_CHECK = 16 * 1024
+
+
+def is_json_object(body: bytes) -> bool:
+    if len(body) <= FULL_JSON_CHECK:
+        try:
+            return isinstance(orjson.loads(body), dict)
+        except orjson.JSONDecodeError:
+            return False
+    return body[:64].lstrip()[:1] == b"{" and body[-64:].rstrip()[-1:] == b"}"
 
 
 def error_message(body: bytes) -> str | None:

@@ -28,6 +28,16 @@ class Timeout:
     read: float | None = None  # the longest silence while an answer is awaited (streams)
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the gateway accepts from upstreams, and how many connections it opens to one."""
+
+    per_origin: int = 2048  # connections to one origin (scheme://host:port), streams included
+    pool_timeout: float = 10.0  # the longest wait for one of them, apart from the provider's time
+    max_header_bytes: int = 64 * 1024  # an answer's status line and headers
+    max_body_bytes: int = 128 * 2**20  # a non-streamed answer, decoded (streams: any length)
+
+
 class UpstreamResponse(Protocol):
     """An answer whose status and headers have arrived; the body is read through the transport."""
 
