@@ -178,10 +178,12 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
     path: str = scope["path"]
     ctx = RequestContext("", routes.match(path), scope["method"], path)
     length = 0
+    request_id = b""
     for name, value in scope["headers"]:
         if name == b"authorization" or name == b"x-api-key" or name == b"api-key":
             ctx.credential = value
         elif name == b"x-request-id":
+            request_id = value  # echoed as sent; the logs get at most 128 characters of it
             ctx.id = value.decode("latin-1")[:128]
         elif name == b"content-length":
             length = int(value) if value.isdigit() else 0
@@ -191,6 +193,6 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
             ctx.header_options[name.decode()] = value.decode("latin-1")
     if not ctx.id:
         ctx.id = os.urandom(16).hex()
-    request_id = ctx.id.encode("latin-1")
+        request_id = ctx.id.encode()
     ctx.response_headers = [(b"x-request-id", request_id), (b"x-litellm-call-id", request_id)]
     return ctx, length

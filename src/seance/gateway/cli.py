@@ -37,6 +37,28 @@ from seance.gateway.logs import setup as setup_logging
               help="One line per request (method, path, status, model, deployment, duration, request id).")  # fmt: skip
 @click.option("--graceful-timeout", default=25.0, show_default=True, type=click.FloatRange(0),
               help="Seconds in-flight requests get to finish after SIGTERM.")  # fmt: skip
+@click.option("--max-header-bytes", default=65536, show_default=True, type=click.IntRange(1024),
+              help="Largest request line and headers; beyond it: 431.")  # fmt: skip
+@click.option("--header-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a request's headers may take to arrive (also a new connection's first request); "
+              "beyond it: 408.")  # fmt: skip
+@click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1),
+              help="Window (seconds) over which a request body must keep --body-min-rate; else 408.")  # fmt: skip
+@click.option("--body-min-rate", default=1024, show_default=True, type=click.IntRange(0),
+              help="Bytes a second a request body must arrive at, over each --body-timeout window.")  # fmt: skip
+@click.option("--keepalive-timeout", default=75.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds an idle keep-alive connection is kept.")  # fmt: skip
+@click.option("--max-connections", type=click.IntRange(1),
+              help="Client connections per worker; at the cap the longest-idle one is closed, or a new one gets "
+              "503 [default: half the descriptor limit, at most 65536].")  # fmt: skip
+@click.option("--upstream-connections", default=2048, show_default=True, type=click.IntRange(1),
+              help="Concurrent connections (streams included) per upstream origin and worker.")  # fmt: skip
+@click.option("--upstream-pool-timeout", default=10.0, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds a request may wait for one of them; beyond it: 503 naming this limit.")  # fmt: skip
+@click.option("--upstream-max-header-bytes", default=65536, show_default=True, type=click.IntRange(1024),
+              help="Largest status line and headers of an upstream answer; beyond it: 502.")  # fmt: skip
+@click.option("--upstream-max-body-bytes", default=128 * 2**20, show_default=True, type=click.IntRange(1024),
+              help="Largest non-streamed upstream answer (decoded); beyond it: 502. Streams: any length.")  # fmt: skip
 def gateway(
     config_path: Path | None,
     host: str,
@@ -49,6 +71,16 @@ def gateway(
     log_format: str,
     access_log: bool | None,
     graceful_timeout: float,
+    max_header_bytes: int,
+    header_timeout: float,
+    body_timeout: float,
+    body_min_rate: int,
+    keepalive_timeout: float,
+    max_connections: int | None,
+    upstream_connections: int,
+    upstream_pool_timeout: float,
+    upstream_max_header_bytes: int,
+    upstream_max_body_bytes: int,
 ) -> None:
     """Serve the LLM gateway (OpenAI- and Anthropic-compatible) on HOST:PORT."""
     environ = dict(os.environ)
@@ -64,12 +96,23 @@ def gateway(
         if access_log is None:
             access_log = log_level is not None and log_level.lower() in ("info", "debug")
         features = hooks.Features(settings.master_key, allow_no_auth, access_log, log_format)
-        app = Gateway(settings, hooks.build(features))
+        from seance.gateway.upstream import Limits
+        from seance.gateway.upstream.transport import HTTPTransport
+
+        upstream = Limits(
+            upstream_connections, upstream_pool_timeout, upstream_max_header_bytes, upstream_max_body_bytes
+        )
+        app = Gateway(settings, hooks.build(features), HTTPTransport(limits=upstream))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    from seance.gateway.server import serve
+    from seance.gateway.server import default_max_connections, serve
+    from seance.gateway.serving import ServingLimits
 
-    serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout)
+    limits = ServingLimits(
+        max_header_bytes, header_timeout, body_timeout, body_min_rate, keepalive_timeout,
+        max_connections or default_max_connections(),
+    )  # fmt: skip
+    serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout, limits=limits)
 
 
 def _secrets_env(path: Path, service: str) -> dict[str, str]:

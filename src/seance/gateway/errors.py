@@ -7,15 +7,18 @@
     ├── Forbidden                403 permission_error
     ├── ModelNotFound            404 invalid_request_error / model_not_found
     ├── RateLimited              429 rate_limit_error
+    ├── GatewayBusy              503 api_error / gateway_busy (its own limit, not the provider's)
     ├── UpstreamTimeout          504 timeout
     └── UpstreamError            502 api_error, or the upstream's own 4xx status passed through
+        └── UpstreamTooLarge     502, not retried: an answer beyond the gateway's limits
 
 Each knows its HTTP status and renders OpenAI's error envelope, so handlers only `raise`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import orjson
@@ -113,6 +116,25 @@ class UpstreamError(GatewayError):
             self.type = _TYPE_BY_STATUS.get(status, "invalid_request_error")
 
 
+class UpstreamTooLarge(UpstreamError):
+    """An answer beyond the gateway's limits: asking again would bring the same answer."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class GatewayBusy(GatewayError):
+    """The gateway's own limit (connections to an upstream) is reached: not the provider's fault."""
+
+    status = 503
+    default_code = "gateway_busy"
+
+    @property
+    def retryable(self) -> bool:
+        return False  # another try would wait in the same line
+
+
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -144,3 +166,38 @@ def upstream_shape(provider: str) -> Iterator[None]:
         yield
     except SHAPE_ERRORS as exc:
         raise UpstreamError(f"{provider}: answered in a shape the gateway does not understand ({exc})") from exc
+
+
+REDACTED = "[redacted]"
+
+
+class Redactor:
+    """Takes every configured secret (provider keys, the master key, passwords in api_bases) out of
+    text that came from an upstream, so a provider that echoes a key in an error does not show it
+    to the client or the log. Built once at start; costs nothing until an error is relayed."""
+
+    MIN_LENGTH = 8  # shorter values are not keys, and would mangle ordinary words
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        self.secrets = sorted({s for s in secrets if s and len(s) >= self.MIN_LENGTH}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, self.secrets))) if self.secrets else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        text = self._pattern.sub(REDACTED, text)
+        for secret in self.secrets:  # a secret cut short where the provider's text was truncated
+            for length in range(len(secret) - 1, self.MIN_LENGTH - 1, -1):
+                if text.endswith(secret[:length]):
+                    return text[:-length] + REDACTED
+        return text
+
+    def error(self, exc: GatewayError) -> GatewayError:
+        message = self(exc.message)
+        if message != exc.message:
+            exc.message = message
+            exc.args = (message,)
+        return exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import time
@@ -15,6 +16,7 @@ from types import FrameType
 import uvicorn
 
 from seance.gateway.app import Gateway
+from seance.gateway.serving import GatewayProtocol, ServingLimits
 
 log = logging.getLogger("seance.gateway")
 
@@ -43,6 +45,21 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def default_max_connections() -> int:
+    """Half the descriptors this process may open (raised to the hard limit first, as nginx's
+    worker_rlimit_nofile would): the other half is for upstream connections and files. A cap well
+    under the limit keeps accept() working, so new clients and probes are never locked out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(16, min(soft // 2, 65536))
+
+
 def ready_line(app: Gateway, host: str, port: int, workers: int) -> str:
     deployments = app.deployments
     groups = deployments.model_names()
@@ -62,19 +79,22 @@ def serve(
     port: int,
     workers: int = 1,
     graceful_timeout: float = 25.0,
+    limits: ServingLimits | None = None,
 ) -> None:
+    limits = limits or ServingLimits(max_connections=default_max_connections())
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=GatewayProtocol.bound(limits),
+        ws="none",
         lifespan="on",
         access_log=False,
         log_config=None,  # logging is set up by seance.gateway.logs
         log_level=None,
         timeout_graceful_shutdown=int(graceful_timeout),
-        timeout_keep_alive=75,
+        timeout_keep_alive=int(limits.keepalive_timeout),
         server_header=False,
         proxy_headers=False,  # client addresses are not used; skip the per-request middleware
         date_header=True,

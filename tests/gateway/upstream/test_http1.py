@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from seance.gateway.upstream.http1 import BadResponse, CannotConnect, ConnectionClosed, Pool, Timeout
+from seance.gateway.upstream import Limits
+from seance.gateway.upstream.http1 import BadResponse, CannotConnect, ConnectionClosed, Pool, PoolFull, Timeout
 from seance.gateway.upstream.http1_response import BUFFER_LIMIT
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -135,18 +136,20 @@ async def test_requests_wait_for_a_connection_when_the_pool_is_full() -> None:
         pool.close()
 
 
-async def test_waiting_for_a_free_connection_counts_as_connecting() -> None:
+async def test_waiting_for_a_free_connection_has_its_own_bound() -> None:
+    """The wait for a pool slot is the gateway's limit, not the provider's slowness: its own
+    timeout, its own error (PoolFull, a 503 naming the limit), whatever the connect timeout."""
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
         await read_request(reader, server)
         await asyncio.sleep(1)
         writer.write(answer(b"late"))
 
     async with serve(slow) as server:
-        pool = Pool(origin(server), limit=1)
+        pool = Pool(origin(server), limit=1, limits=Limits(pool_timeout=0.1))
         first = asyncio.ensure_future(get(pool))
         await asyncio.sleep(0.05)
-        with pytest.raises(TimeoutError):
-            await get(pool, Timeout(connect=0.1, total=5))
+        with pytest.raises(PoolFull, match=r"all 1 connections to http://127\.0\.0\.1:"):
+            await get(pool, Timeout(connect=5, total=5))
         assert await first == b"late"
         pool.close()
 
@@ -300,7 +303,7 @@ async def test_garbage_is_a_bad_response() -> None:
         pool.close()
 
 
-async def test_bytes_after_a_complete_answer_make_the_connection_unfit() -> None:
+async def test_bytes_after_a_complete_answer_fail_it_and_the_connection() -> None:
     async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
         if server.connections == 1:
             await read_request(reader, server)
@@ -309,7 +312,8 @@ async def test_bytes_after_a_complete_answer_make_the_connection_unfit() -> None
 
     async with serve(chatty) as server:
         pool = Pool(origin(server))
-        assert await get(pool) == b"one"
+        with pytest.raises(BadResponse):  # a body longer than its Content-Length is not an answer
+            await get(pool)
         await asyncio.sleep(0.05)
         assert await get(pool) == b"answer 2"
         assert server.connections == 2

@@ -8,6 +8,7 @@ from typing import Any
 from seance.gateway.errors import GatewayError
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Health
+from seance.gateway.upstream import public_url
 
 
 class HealthFront:
@@ -31,7 +32,7 @@ class HealthFront:
                 "model": f"{deployment.target.provider}/{deployment.target.model}",
                 "model_name": deployment.model_name,
                 "model_id": deployment.id,
-                "api_base": deployment.target.api_base,
+                "api_base": public_url(deployment.target.api_base),
             }
             error = self.health.last_error.get(deployment.id)
             success = self.health.last_success.get(deployment.id, 0.0)

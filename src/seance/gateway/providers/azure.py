@@ -3,10 +3,8 @@ key in an `api-key` header. `azure/<deployment-name>` as LiteLLM names it."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from seance.gateway.errors import BadRequest
-from seance.gateway.providers.base import Call, json_headers
+from seance.gateway.providers.base import Call, json_headers, url_path
 from seance.gateway.providers.openai_compat import PATHS, OpenAICompatible
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -23,7 +21,7 @@ class Azure(OpenAICompatible):
         version = call.target.api_version or DEFAULT_API_VERSION
         if call.op not in PATHS:
             raise BadRequest(f"azure does not offer the {call.op} operation")
-        deployment = quote(call.target.model, safe="")
+        deployment = url_path(call.target.model)
         return f"{call.target.api_base}/openai/deployments/{deployment}{PATHS[call.op]}?api-version={version}"
 
     def headers(self, call: Call) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import orjson
 
@@ -25,6 +24,7 @@ from seance.gateway.providers.base import (
     UpstreamRequest,
     Usage,
     json_headers,
+    url_path,
 )
 
 API_VERSION = "v1beta"
@@ -52,7 +52,7 @@ class Gemini(Adapter):
         return base.rstrip("/").removesuffix("/" + API_VERSION)
 
     def _build(self, call: Call) -> UpstreamRequest:
-        model = quote(call.target.model.removeprefix("models/"), safe="")
+        model = url_path(call.target.model.removeprefix("models/"))
         prefix = f"{call.target.api_base}/{API_VERSION}/models/{model}"
         headers = json_headers(call.target.api_key, "x-goog-api-key", "")
         if call.op == "embedding":

@@ -21,6 +21,7 @@ from seance.gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    is_json_object,
     json_headers,
 )
 
@@ -61,7 +62,7 @@ class OpenAICompatible(Adapter):
         return UpstreamRequest("POST", self.url(call), self.headers(call), self.payload(call), call.stream)
 
     def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
-        if not body.lstrip().startswith(b"{"):
+        if not is_json_object(body):
             raise UpstreamError(f"{self.name}: answered HTTP {status} with a body that is not JSON")
         return Reply(body, read_usage(body))
 

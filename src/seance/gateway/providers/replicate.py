@@ -7,7 +7,9 @@ until it succeeds; a stream reads the prediction's SSE stream URL. Output token 
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -24,7 +26,9 @@ from seance.gateway.providers.base import (
     UpstreamRequest,
     Usage,
     json_headers,
+    url_path,
 )
+from seance.gateway.upstream.transport import origin_of
 
 INPUTS = {
     "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed",
@@ -34,6 +38,8 @@ INPUTS = {
 SUPPORTED = frozenset({*INPUTS, "stop", "user"})
 POLL_DELAYS = (0.2, 0.4, 0.8, 1.0)  # seconds before each successive poll; the last one repeats
 RUNNING = ("starting", "processing")
+STREAM_HOSTS = (".replicate.com", ".replicate.net")  # where Replicate's own stream URLs point
+PREDICTION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class Replicate(Adapter):
@@ -55,13 +61,16 @@ class Replicate(Adapter):
         shapes.check_params(call.body, SUPPORTED, self.name, call.drop_params)
         model, _, version = call.target.model.partition(":")
         body: dict[str, Any] = {"input": prediction_input(call.body)}
+        kind, path = "models", model
+        if model.startswith("deployments/"):
+            kind, path = "deployments", model.removeprefix("deployments/")
         if version:
             url = call.target.api_base + "/v1/predictions"
             body["version"] = version
-        elif model.startswith("deployments/"):
-            url = f"{call.target.api_base}/v1/{model}/predictions"
+        elif path.count("/") != 1:
+            raise BadRequest(f"replicate model names are <owner>/<name>, not {model!r}", param="model")
         else:
-            url = f"{call.target.api_base}/v1/models/{model}/predictions"
+            url = f"{call.target.api_base}/v1/{kind}/{url_path(path, slashes=True)}/predictions"
         headers = self.headers(call)
         if call.stream:
             body["stream"] = True
@@ -77,14 +86,17 @@ class Replicate(Adapter):
         if state in ("failed", "canceled", "aborted"):
             raise UpstreamError(f"replicate: prediction {state}: {prediction.get('error') or 'no reason given'}")
         stream_url = (prediction.get("urls") or {}).get("stream")
-        if state in RUNNING and call.stream and stream_url:
+        if state in RUNNING and call.stream and stream_url and self.may_follow(call, stream_url):
             headers = {**self.headers(call), "accept": "text/event-stream", "cache-control": "no-store"}
             headers.pop("content-type")
             return FollowUp("GET", stream_url, headers, None, stream=True)
         if state in RUNNING:
             polls = call.state["polls"] = call.state.get("polls", 0) + 1
             delay = POLL_DELAYS[min(polls - 1, len(POLL_DELAYS) - 1)]
-            url = f"{call.target.api_base}/v1/predictions/{prediction['id']}"  # never a URL from the answer body
+            prediction_id = str(prediction.get("id"))
+            if not PREDICTION_ID.fullmatch(prediction_id):
+                raise UpstreamError("replicate: answered with a prediction id that cannot be polled")
+            url = f"{call.target.api_base}/v1/predictions/{prediction_id}"  # never a URL from the answer body
             headers = self.headers(call)
             headers.pop("content-type")
             return FollowUp("GET", url, headers, None, delay=delay)
@@ -105,6 +117,24 @@ class Replicate(Adapter):
 
     def stream(self, call: Call) -> StreamTranslator:
         return ReplicateStream(call)
+
+    def may_follow(self, call: Call, url: str) -> bool:
+        """Whether the stream URL of an answer may get the Replicate key: only on the deployment's
+        own origin, or, for Replicate itself, on its streaming hosts (https://*.replicate.com or
+        *.replicate.net). Elsewhere the prediction is polled instead: a key is never sent to a host
+        an answer names, and no connection pool is made for it."""
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None or not parts.hostname:
+            return False
+        if origin_of(url) == origin_of(call.target.api_base):
+            return True
+        host = parts.hostname
+        return (
+            call.target.api_base == self.default_base
+            and parts.scheme == "https"
+            and parts.port is None
+            and host.endswith(STREAM_HOSTS)
+        )
 
 
 def prediction_input(body: dict[str, Any]) -> dict[str, Any]:

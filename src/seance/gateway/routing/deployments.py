@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -182,6 +183,18 @@ class Deployments:
     def _unsupported(self) -> list[Deployment]:
         return [d for group in self.unsupported.values() for d in group]
 
+    def secrets(self) -> list[str]:
+        """Every secret value the gateway was configured with: provider keys (of the model list
+        and, for wildcards, of the environment), the master key, passwords in api_bases."""
+        env = self.settings.env
+        found = [self.settings.master_key]
+        for entry in self.settings.file.model_list:
+            found += [entry.litellm_params.api_key, _password(entry.litellm_params.api_base)]
+        for adapter in self.adapters.values():
+            found += [env.get(name) for name in adapter.key_env]
+            found += [_password(env.get(name)) for name in adapter.base_env]
+        return [value for value in found if value]
+
     def configured_providers(self) -> list[str]:
         return [name for name, adapter in self.adapters.items() if self._reachable(adapter)]
 
@@ -347,6 +360,13 @@ def _first(env: Mapping[str, str], names: Sequence[str]) -> str | None:
         if value:
             return value
     return None
+
+
+def _password(url: str | None) -> str | None:
+    try:
+        return urlsplit(url or "").password
+    except ValueError:
+        return None
 
 
 def _price(entry: ModelEntry, name: str, where: str) -> float | None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import Unauthorized, UpstreamError
+from seance.gateway.errors import GatewayError, Redactor, Unauthorized, UpstreamError
 from seance.gateway.providers.base import Call, Reply, StreamTranslator, Usage
 from seance.gateway.routing.deployments import Deployment
 from seance.gateway.upstream import Timeout, Transport
@@ -27,14 +27,36 @@ class Stream:
 
 
 class Proxy:
-    def __init__(self, transport: Transport) -> None:
+    """`redact` takes configured secrets out of every error that comes back from an upstream (a
+    provider may echo its key): the client, the log and /health only ever see the redacted text."""
+
+    def __init__(self, transport: Transport, redact: Redactor | None = None) -> None:
         self.transport = transport
+        self.redact = redact or Redactor(())
         self._timeouts: dict[tuple[float, bool], Timeout] = {}
 
     async def complete(
         self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
     ) -> Reply:
         """`seconds`: the request's own timeout, over the deployment's."""
+        try:
+            return await self._complete(ctx, call, deployment, seconds)
+        except GatewayError as exc:
+            raise self.redact.error(exc)  # noqa: B904 (the same exception, its text redacted)
+
+    async def open_stream(
+        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
+    ) -> Stream:
+        try:
+            stream = await self._open_stream(ctx, call, deployment, seconds)
+        except GatewayError as exc:
+            raise self.redact.error(exc)  # noqa: B904 (the same exception, its text redacted)
+        key = deployment.target.api_key
+        if key and len(key) >= Redactor.MIN_LENGTH:
+            stream.translator = _Redacting(stream.translator, self.redact, key.encode())
+        return stream
+
+    async def _complete(self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None) -> Reply:
         _check_key(deployment)
         adapter = deployment.adapter
         request = adapter.build(call)
@@ -51,8 +73,8 @@ class Proxy:
             request = result
         raise UpstreamError(f"{adapter.name}: no answer after {MAX_FOLLOW_UPS} polls")
 
-    async def open_stream(
-        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
+    async def _open_stream(
+        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None
     ) -> Stream:
         _check_key(deployment)
         adapter = deployment.adapter
@@ -105,3 +127,36 @@ class _Whole(StreamTranslator):
 
     def close(self) -> bytes:
         return b""
+
+
+class _Redacting(StreamTranslator):
+    """A stream's translator whose errors have the secrets taken out, and whose output never
+    carries the deployment's key (an error event passed through as it came, echoing it). Only
+    that key is looked for in the bytes (one `in` per chunk): it is the one secret the provider
+    knows. A key split across two chunks is not seen; error events are never split in practice."""
+
+    def __init__(self, inner: StreamTranslator, redact: Redactor, key: bytes) -> None:
+        self.inner = inner
+        self.redact = redact
+        self.key = key
+
+    @property
+    def usage(self) -> Usage | None:  # type: ignore[override]
+        return self.inner.usage
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            out = self.inner.feed(data)
+        except GatewayError as exc:
+            raise self.redact.error(exc)  # noqa: B904 (the same exception, its text redacted)
+        return out.replace(self.key, REDACTED) if self.key in out else out
+
+    def close(self) -> bytes:
+        try:
+            out = self.inner.close()
+        except GatewayError as exc:
+            raise self.redact.error(exc)  # noqa: B904 (the same exception, its text redacted)
+        return out.replace(self.key, REDACTED) if self.key in out else out
+
+
+REDACTED = b"[redacted]"

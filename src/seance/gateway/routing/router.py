@@ -22,20 +22,21 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import BadRequest, GatewayError, RateLimited, UpstreamError
+from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Redactor, UpstreamError
 from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing import mocks
 from seance.gateway.routing.cooldowns import Cooldowns
-from seance.gateway.routing.deployments import Deployment, Deployments
+from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment, Deployments
 from seance.gateway.routing.proxy import Proxy, Stream
 from seance.gateway.upstream import Transport
 
 T = TypeVar("T")
+V = TypeVar("V")
 BACKOFF_BASE = 0.5  # seconds before the first retry of the same deployment, doubling each time
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0  # a provider asking for a longer wait: fail over rather than hold the client
@@ -46,12 +47,31 @@ log = logging.getLogger("seance.gateway")
 BuildCall = Callable[[Deployment], Call]
 
 
-@dataclass(slots=True)
-class Health:
-    """The last outcome per deployment, from real traffic: /health reads it, never probes."""
+class Recent(dict[str, V]):
+    """A dict that holds at most `limit` keys besides the `kept` ones, forgetting the oldest
+    first: wildcard routing makes one deployment per model name a client sends, so anything kept
+    per deployment must be bounded (487k names took 43 -> 140 MB before). Costs one lookup more
+    than a dict per insert; evicts only when full."""
 
-    last_error: dict[str, tuple[float, str]] = field(default_factory=dict)
-    last_success: dict[str, float] = field(default_factory=dict)
+    def __init__(self, kept: frozenset[str] = frozenset(), limit: int = MAX_DYNAMIC) -> None:
+        super().__init__()
+        self.kept, self.limit = kept, len(kept) + limit
+
+    def __setitem__(self, key: str, value: V) -> None:
+        if len(self) >= self.limit and key not in self:
+            oldest = next((k for k in self if k not in self.kept), None)
+            if oldest is not None:
+                del self[oldest]
+        super().__setitem__(key, value)
+
+
+class Health:
+    """The last outcome per deployment, from real traffic: /health reads it, never probes. The
+    configured deployments (those /health lists) are always kept; wildcard ones only the latest."""
+
+    def __init__(self, kept: frozenset[str] = frozenset()) -> None:
+        self.last_error: Recent[tuple[float, str]] = Recent(kept)
+        self.last_success: Recent[float] = Recent(kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +95,8 @@ class Router:
         self.num_retries = settings.resolved.num_retries  # LiteLLM's layering: seance.litellm_config.resolve
         router = settings.file.router_settings
         self.deployments = deployments
-        self.proxy = Proxy(transport)
-        self.health = Health()
+        self.proxy = Proxy(transport, Redactor(deployments.secrets()))
+        self.health = Health(frozenset(d.id for d in deployments.all()))
         self.cooldowns = Cooldowns(router.allowed_fails, router.cooldown_time, clock)
         self.sleep = sleep
         self.random = random.Random()

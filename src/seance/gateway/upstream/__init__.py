@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,16 @@ class Timeout:
     connect: float  # getting a connection: waiting for a pool slot, TCP and TLS handshakes
     total: float | None = None  # the whole request, answer included (non-streamed answers)
     read: float | None = None  # the longest silence while an answer is awaited (streams)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the gateway accepts from upstreams, and how many connections it opens to one."""
+
+    per_origin: int = 2048  # connections to one origin (scheme://host:port), streams included
+    pool_timeout: float = 10.0  # the longest wait for one of them, apart from the provider's time
+    max_header_bytes: int = 64 * 1024  # an answer's status line and headers
+    max_body_bytes: int = 128 * 2**20  # a non-streamed answer, decoded (streams: any length)
 
 
 class UpstreamResponse(Protocol):
@@ -55,3 +66,19 @@ class Transport(Protocol):
 
     def chunks(self, response: UpstreamResponse, provider: str) -> AsyncGenerator[bytes, None]:
         """The body as it arrives; stopping early abandons (closes) the answer."""
+
+
+def public_url(url: str) -> str:
+    """A URL as it may be shown or logged: without user:password and without its query (where
+    some providers take a key)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an invalid URL)"
+    if parts.username is None and parts.password is None and not parts.query:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return f"{parts.scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")

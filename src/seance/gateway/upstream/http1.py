@@ -6,13 +6,15 @@ fast). No Task per request: timeouts are timer callbacks that fail the waiting f
 the connection. Features are what providers need: http/https, keep-alive, content-length, chunked
 and close-delimited bodies, gzip/deflate, backpressure on streams. No redirects, proxies or HEAD.
 
-Errors: TimeoutError, CannotConnect, ConnectionClosed (the answer is incomplete), BadResponse.
+Errors: TimeoutError, CannotConnect, ConnectionClosed (the answer is incomplete), BadResponse,
+InvalidRequest (nothing was sent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -21,18 +23,37 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from seance.gateway.upstream import Timeout
-from seance.gateway.upstream.http1_response import BadResponse, ConnectionClosed, Response, Stale
+from seance.gateway.upstream import Limits, Timeout
+from seance.gateway.upstream.http1_response import BadResponse, ConnectionClosed, Response, Stale, TooLarge
 
-__all__ = ["BadResponse", "CannotConnect", "ConnectionClosed", "Pool", "Response", "Timeout"]
+__all__ = [
+    "BadResponse", "CannotConnect", "ConnectionClosed", "InvalidRequest", "Pool", "PoolFull", "Response", "Timeout",
+    "TooLarge",
+]  # fmt: skip
 
+DEFAULT_LIMITS = Limits()
 SKIPPED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+BAD_TARGET = re.compile(r"[\x00-\x20\x7f#]")  # RFC 9112 3.2: no space, control or fragment
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.6.2
+BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 5.5: no CR, LF, NUL or other controls
 
 
 @functools.cache
 def _system_tls() -> ssl.SSLContext:
     """One context for every https pool: loading the system's CAs takes milliseconds."""
     return ssl.create_default_context()  # verifies the certificate and the host name
+
+
+class InvalidRequest(ValueError):
+    """The request cannot be written as HTTP/1.1 without changing its meaning."""
+
+
+class PoolFull(Exception):
+    """Every connection the gateway may open to this origin stayed busy for the pool timeout."""
+
+    def __init__(self, origin: str, limit: int, waited: float) -> None:
+        super().__init__(f"all {limit} connections to {origin} stayed busy for {waited:g} s")
+        self.origin, self.limit, self.waited = origin, limit, waited
 
 
 class CannotConnect(Exception):
@@ -49,6 +70,9 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.response: Response | None = None
+        self.complete: Response | None = None  # finished by the parser, handed over after the read
+        self.head_bytes = 0  # of the answer whose headers are not complete yet
+        self.keep_alive = False
         self.idle_since = 0.0
 
     # -- transport events --
@@ -72,10 +96,29 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            # Bytes after the end of an answer (a body longer than its Content-Length) make it as
+            # wrong as a malformed one: it is failed, not handed over.
+            self.complete = None
             if self.response is response:
                 self.response = None
-            response.fail(BadResponse(f"malformed response: {exc}"))  # a no-op if it was complete
+            response.fail(BadResponse(f"malformed response: {exc}"))  # a no-op if it was handed over
             self.abort()
+            return
+        if not response.headers_ready.done():  # the parser joins a long header quadratically: bound it
+            self.head_bytes += len(data)
+            if self.head_bytes > self.pool.limits.max_header_bytes:
+                self.response = None
+                limit = self.pool.limits.max_header_bytes
+                response.fail(TooLarge(f"the answer's headers are larger than the gateway's limit of {limit} bytes"))
+                self.abort()
+                return
+        complete, self.complete = self.complete, None
+        if complete is not None:
+            complete.finish()
+            if self.keep_alive and self.usable():
+                self.pool.release(self)
+            else:
+                self.abort()
 
     def usable(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
@@ -111,13 +154,9 @@ class _Connection(asyncio.Protocol):
         self._current().feed(body)
 
     def on_message_complete(self) -> None:
-        response = self._current()
+        self.complete = self._current()
         self.response = None
-        response.finish()
-        if self.parser.should_keep_alive() and self.usable():
-            self.pool.release(self)
-        else:
-            self.abort()
+        self.keep_alive = self.parser.should_keep_alive()  # the parser forgets it after this callback
 
 
 class Pool:
@@ -125,15 +164,21 @@ class Pool:
     requests wait in line when all are busy. Idle connections expire after `keepalive` seconds."""
 
     def __init__(
-        self, origin: str, limit: int = 512, keepalive: float = 60.0, ssl_context: ssl.SSLContext | None = None
+        self,
+        origin: str,
+        limit: int | None = None,
+        keepalive: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         url = urlsplit(origin)
         if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
             raise ValueError(f"not an http(s) origin: {origin!r}")
         self.host, self.port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
-        self.host_header = url.netloc
+        self.host_header = url.netloc.rpartition("@")[2]  # never credentials in a Host header
         self.ssl = (ssl_context or _system_tls()) if url.scheme == "https" else None
-        self.limit, self.keepalive = limit, keepalive
+        self.limit, self.keepalive, self.limits = limit or limits.per_origin, keepalive, limits
+        self.origin = f"{url.scheme}://{self.host_header}"
         self.idle: list[_Connection] = []  # most recently used last: it is the least likely to be stale
         self.opened = 0  # connections open or opening
         self.waiters: deque[asyncio.Future[_Connection | None]] = deque()
@@ -151,8 +196,9 @@ class Pool:
         for fresh in (False, True):
             conn, reused = await self._acquire(timeout.connect, fresh)
             assert conn.transport is not None
-            response = Response(conn, loop, timeout.total, timeout.read, reused)
+            response = Response(conn, loop, timeout.total, timeout.read, reused, self.limits.max_body_bytes)
             conn.response = response
+            conn.head_bytes = 0
             conn.transport.write(data)  # one write: head and body leave in one segment (TCP_NODELAY)
             try:
                 await response.headers_ready
@@ -165,6 +211,10 @@ class Pool:
         raise ConnectionClosed("the connection closed before the answer began")
 
     def _head(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
+        # Adapters quote what they put in a URL; this is the last line of defence: a space, CR, LF
+        # or NUL would end the request line and let the rest be read as another request.
+        if not target.startswith("/") or BAD_TARGET.search(target):
+            raise InvalidRequest("the upstream URL has a character a request line cannot carry")
         lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"content-length: {len(body) if body else 0}")
@@ -173,11 +223,14 @@ class Pool:
         for name, value in headers.items():
             if name.lower() in SKIPPED_HEADERS:
                 continue
-            if "\n" in value or "\r" in value:  # would let a value smuggle headers in
-                raise ValueError(f"header {name!r} has a line break")
+            if not TOKEN.fullmatch(name) or BAD_VALUE.search(value):  # would smuggle headers in
+                raise InvalidRequest(f"the upstream header {name!r} has a character a header cannot carry")
             lines.append(f"{name}: {value}")
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("latin-1")
+        try:
+            return "\r\n".join(lines).encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidRequest("the upstream request has a character outside Latin-1") from None
 
     # -- the pool --
 
@@ -192,18 +245,18 @@ class Pool:
                 conn.abort()
                 continue
             return conn, True
+        if self.opened >= self.limit:
+            # Waiting for a free connection is the gateway's own limit, not the provider's slowness:
+            # it has its own bound and its own error (503 naming the limit, never a 504).
+            try:
+                async with asyncio.timeout(self.limits.pool_timeout):
+                    while self.opened >= self.limit:
+                        handed = await self._wait_turn(loop)
+                        if handed is not None and handed.usable():
+                            return handed, True
+            except TimeoutError:
+                raise PoolFull(self.origin, self.limit, self.limits.pool_timeout) from None
         async with asyncio.timeout(connect_timeout):
-            while self.opened >= self.limit:
-                waiter = loop.create_future()
-                self.waiters.append(waiter)
-                try:
-                    handed = await waiter
-                except BaseException:
-                    if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
-                        self._pass_on(waiter.result())
-                    raise
-                if handed is not None and handed.usable():
-                    return handed, True
             self.opened += 1
             try:
                 _, conn = await loop.create_connection(
@@ -220,6 +273,16 @@ class Pool:
                     raise CannotConnect(self.host, self.port, exc.strerror or str(exc) or type(exc).__name__) from exc
                 raise
         return conn, False
+
+    async def _wait_turn(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+        waiter: asyncio.Future[_Connection | None] = loop.create_future()
+        self.waiters.append(waiter)
+        try:
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
+                self._pass_on(waiter.result())
+            raise
 
     def _pass_on(self, conn: _Connection | None) -> None:
         """Give a released connection (or, with None, a freed slot) to the first one waiting."""

@@ -14,6 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 BUFFER_LIMIT = 2**20  # stop reading from the socket while this much waits for a slow consumer
+# An answer compressed although the gateway asked for identity is decoded, but no read may inflate
+# beyond this (a read is at most 256 KiB: 64 times that is more than text or JSON compresses), so
+# a small "gzip bomb" costs an error, not gigabytes.
+INFLATE_STEP_LIMIT = 16 * 2**20
 
 
 class ConnectionClosed(Exception):
@@ -28,6 +32,10 @@ class BadResponse(Exception):
     """The server's answer is not valid HTTP/1.1, or its body does not decode."""
 
 
+class TooLarge(BadResponse):
+    """The answer's headers, or a non-streamed body, are larger than the gateway's limits."""
+
+
 class _Connection(Protocol):
     response: Response | None
 
@@ -37,7 +45,13 @@ class _Connection(Protocol):
 
 class Response:
     def __init__(
-        self, conn: _Connection, loop: asyncio.AbstractEventLoop, total: float | None, idle: float | None, reused: bool
+        self,
+        conn: _Connection,
+        loop: asyncio.AbstractEventLoop,
+        total: float | None,
+        idle: float | None,
+        reused: bool,
+        max_body: int = 128 * 2**20,
     ) -> None:
         self.status = 0
         self.headers: dict[str, str] = {}  # names in lower case; repeated headers joined by ", "
@@ -48,6 +62,8 @@ class Response:
         self._reused = reused
         self._buffer: list[bytes] = []
         self._buffered = 0
+        self._max_body = max_body  # for read(); streams are read as they come, of any length
+        self._total = 0
         self._paused = False
         self._whole = False  # read() wants everything at once: never pause then
         self._done = False
@@ -65,8 +81,11 @@ class Response:
     # -- what the caller uses --
 
     async def read(self) -> bytes:
-        """The whole body (decoded)."""
+        """The whole body (decoded), at most the gateway's limit."""
         self._whole = True
+        declared = self.headers.get("content-length", "")
+        if self._total > self._max_body or (declared.isdigit() and int(declared) > self._max_body):
+            self._too_large()
         self._pause(False)
         while not self._done:
             await self._wait()
@@ -121,14 +140,14 @@ class Response:
     def headers_done(self, status: int) -> None:
         self.status = status
         headers = self.headers
+        self._until_close = (
+            "content-length" not in headers and "transfer-encoding" not in headers and status not in (204, 304)
+        )
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):  # sent although we asked for identity
             self._decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # detects the gzip or zlib wrapper
             del headers["content-encoding"]
             headers.pop("content-length", None)  # it counted the encoded bytes
-        self._until_close = (
-            "content-length" not in headers and "transfer-encoding" not in headers and status not in (204, 304)
-        )
         if not self.headers_ready.done():
             self.headers_ready.set_result(None)
 
@@ -137,12 +156,19 @@ class Response:
             return
         if self._decoder is not None:
             try:
-                data = self._decoder.decompress(data)
+                data = self._decoder.decompress(data, INFLATE_STEP_LIMIT)
             except zlib.error as exc:
                 self._abort(BadResponse(f"the body does not decode: {exc}"))
                 return
+            if self._decoder.unconsumed_tail:
+                self._abort(TooLarge(f"the compressed answer inflates by more than {INFLATE_STEP_LIMIT} bytes a read"))
+                return
             if not data:
                 return
+        self._total += len(data)
+        if self._whole and self._total > self._max_body:
+            self._too_large()
+            return
         self._buffer.append(data)
         self._buffered += len(data)
         if self._idle:
@@ -156,9 +182,12 @@ class Response:
             return
         if self._decoder is not None:
             try:
-                tail = self._decoder.flush()
+                tail = self._decoder.flush(INFLATE_STEP_LIMIT)
             except zlib.error as exc:
                 self._abort(BadResponse(f"the body does not decode: {exc}"))
+                return
+            if not self._decoder.eof:
+                self._abort(BadResponse("the compressed body ends before its end"))
                 return
             if tail:
                 self._buffer.append(tail)
@@ -199,6 +228,10 @@ class Response:
             conn.response = None
             conn.abort()
         self._end(error)
+
+    def _too_large(self) -> None:
+        self._buffer.clear()
+        self._abort(TooLarge(f"the answer is larger than the gateway's limit of {self._max_body} bytes"))
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

@@ -10,13 +10,19 @@ import asyncio
 import ssl
 from collections.abc import AsyncGenerator, Iterable
 
-from seance.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
-from seance.gateway.upstream import Timeout, UpstreamRequest, UpstreamResponse, http1
+from seance.gateway.errors import (
+    BadRequest,
+    GatewayBusy,
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamTooLarge,
+)
+from seance.gateway.upstream import Limits, Timeout, UpstreamRequest, UpstreamResponse, http1
 from seance.gateway.upstream.http1 import Response
 
 __all__ = ["HTTPTransport", "origin_of", "translate"]
 
-POOL_PER_ORIGIN = 512
 KEEPALIVE_SECONDS = 60.0
 
 
@@ -29,9 +35,10 @@ def origin_of(url: str) -> str:
 class HTTPTransport:
     """One keep-alive connection pool per upstream origin."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, limits: Limits | None = None) -> None:
         self._pools: dict[str, http1.Pool] = {}
         self._ssl_context = ssl_context  # None: the system's CAs (tests pass their own)
+        self.limits = limits or Limits()
 
     def open(self, origins: Iterable[str]) -> None:
         """Make the pools of the origins known at start (called inside the event loop)."""
@@ -46,7 +53,7 @@ class HTTPTransport:
     def _pool(self, origin: str) -> http1.Pool:
         pool = self._pools.get(origin)
         if pool is None:
-            pool = http1.Pool(origin, POOL_PER_ORIGIN, KEEPALIVE_SECONDS, self._ssl_context)
+            pool = http1.Pool(origin, None, KEEPALIVE_SECONDS, self._ssl_context, self.limits)
             self._pools[origin] = pool
         return pool
 
@@ -88,12 +95,23 @@ def translate(exc: BaseException, provider: str) -> BaseException:
     """HTTP client/asyncio failures → GatewayError; anything else (cancellation) passes unchanged."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, http1.PoolFull):
+        return GatewayBusy(
+            f"{provider}: the gateway's limit of {exc.limit} concurrent connections to {exc.origin} is reached and "
+            f"none came free within {exc.waited:g} s (--upstream-connections, --upstream-pool-timeout); "
+            "the provider was not asked",
+            headers={"retry-after": "1"},
+        )
+    if isinstance(exc, http1.TooLarge):
+        return UpstreamTooLarge(f"{provider}: {exc} (--upstream-max-header-bytes, --upstream-max-body-bytes)")
     if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"{provider}: the provider did not answer in time")
     if isinstance(exc, http1.CannotConnect):
         return UpstreamError(f"{provider}: cannot connect to {exc.host}:{exc.port}: {exc.reason}")
     if isinstance(exc, http1.ConnectionClosed):
         return UpstreamError(f"{provider}: the provider closed the connection before the answer was complete")
+    if isinstance(exc, http1.InvalidRequest):  # nothing was sent; another try would not help
+        return BadRequest(f"{provider}: the request cannot be sent: {exc}")
     if isinstance(exc, http1.BadResponse | OSError | ValueError):
         return UpstreamError(f"{provider}: request failed: {exc}")
     return exc

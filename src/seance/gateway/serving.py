@@ -1,0 +1,246 @@
+"""The server side of HTTP/1.1: uvicorn's httptools protocol with the bounds an internet-facing
+proxy needs, so that no client can hold the gateway's memory, descriptors or liveness probes.
+
+    connection ─► (at the cap: close the longest-idle connection, or 503 when none is idle)
+        head    ─► buffered until complete, then parsed in one piece (linear, not quadratic);
+                   over `max_head_bytes`: 431; not complete within `header_timeout`: 408
+        body    ─► each `body_timeout` window must bring `body_min_rate` bytes a second: else 408
+        answer  ─► HTTP/1.0 clients get it without chunked encoding, ended by closing
+        idle    ─► closed after `keepalive_timeout` (uvicorn's keep-alive timer)
+
+Refusals the parser makes (a bad Content-Length, two of them, a bad chunk size) answer in the
+OpenAI error envelope like everything else. Normal requests pay nothing: no timer is armed for a
+request whose head and body arrive in one read, and a complete head is fed to the parser as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+
+from seance.gateway.errors import BadRequest, GatewayError
+
+log = logging.getLogger("seance.gateway")
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    max_head_bytes: int = 64 * 1024  # request line and headers
+    header_timeout: float = 30.0  # from the connection (or a request's first byte) to its last header
+    body_timeout: float = 30.0  # the window over which body_min_rate is measured
+    body_min_rate: int = 1024  # bytes a second
+    keepalive_timeout: float = 75.0  # above the 60 s idle timeout of common load balancers
+    max_connections: int = 4096  # per process; see server.default_max_connections
+
+
+class Connections:
+    """This process's connections that serve no request now (waiting for a head), oldest first:
+    at the cap, the oldest of them makes room for a new connection, as nginx reuses keep-alive
+    connections, so a flood of idle sockets cannot lock out a real client or a health probe."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.idle: dict[GatewayProtocol, None] = {}
+
+
+class GatewayProtocol(HttpToolsProtocol):
+    limits: ClassVar[ServingLimits] = ServingLimits()
+    pool: ClassVar[Connections] = Connections(ServingLimits.max_connections)
+
+    @classmethod
+    def bound(cls, limits: ServingLimits) -> type[GatewayProtocol]:
+        """The protocol class uvicorn instantiates per connection, with these limits."""
+        return type("GatewayProtocol", (cls,), {"limits": limits, "pool": Connections(limits.max_connections)})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = self.limits.keepalive_timeout  # type: ignore[assignment]  # a float works
+        self._head = bytearray()  # a head not yet complete; starts with `_skip` bytes already parsed
+        self._skip = 0
+        self._reading_head = True  # between messages, or inside a head
+        self._in_head = False  # the parser has begun a message whose headers are not complete
+        self._in_body = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._body_bytes = 0
+        self._window_bytes = 0
+        self._done = False  # refused or timed out: ignore whatever else comes
+
+    # -- connections --
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        pool = self.pool
+        if len(self.connections) > pool.limit:
+            victim = next(iter(pool.idle), None)
+            if victim is None:
+                message = f"the gateway is at its limit of {pool.limit} connections; retry shortly"
+                self._refuse(503, message, "too_many_connections", retry_after=True)
+                return
+            victim._drop()
+        pool.idle[self] = None
+        self._timer = self.loop.call_later(self.limits.header_timeout, self._head_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.idle.pop(self, None)
+        self._cancel_timer()
+        super().connection_lost(exc)
+
+    def _drop(self) -> None:
+        """Close an idle connection to make room (RFC 9112 9.3: a server may close an idle one)."""
+        self.pool.idle.pop(self, None)
+        self._done = True
+        self.transport.close()
+
+    # -- reading --
+
+    def data_received(self, data: bytes) -> None:
+        if self._done:
+            return
+        if not self._reading_head:
+            self._feed(data)
+            return
+        head = self._head
+        if not head:  # the common case: a whole head in one read, parsed without a copy
+            if data.find(b"\n\r\n") != -1 or data.find(b"\n\n") != -1:
+                self._feed(data)
+                return
+            start = 0
+        else:
+            start = max(0, len(head) - 2)
+        head += data
+        if head.find(b"\n\r\n", start) != -1 or head.find(b"\n\n", start) != -1:
+            self._head, skip, self._skip = bytearray(), self._skip, 0
+            self._feed(bytes(head[skip:]))
+            return
+        self._unset_keepalive_if_required()
+        if len(head) - self._skip > self.limits.max_head_bytes:
+            limit = self.limits.max_head_bytes
+            message = f"the request line and headers are larger than the gateway's limit of {limit} bytes"
+            self._refuse(431, message, "request_header_fields_too_large")
+        elif self._timer is None:
+            self._timer = self.loop.call_later(self.limits.header_timeout, self._head_timeout)
+
+    def _feed(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # no protocol upgrades here: the request is served as plain HTTP/1.1
+        except httptools.HttpParserError as exc:
+            self._refuse(400, f"the request is not valid HTTP/1.1: {exc}", "invalid_http_request")
+            return
+        if self._in_head:  # a pipelined head began in this read: keep its last bytes to find its end
+            tail = data[-3:]
+            self._head, self._skip = bytearray(tail), len(tail)
+        if self._in_body and self._timer is None and not self._done:
+            self._window_bytes = self._body_bytes
+            self._timer = self.loop.call_later(self.limits.body_timeout, self._body_window)
+
+    # -- parser callbacks --
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._reading_head = False
+        self._in_body = True
+        self.pool.idle.pop(self, None)
+        self._cancel_timer()
+        super().on_headers_complete()
+        if self.scope.get("http_version") == "1.0" and self.cycle is not None:
+            self.cycle.__class__ = _HTTP10Cycle
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._reading_head = True
+        self._cancel_timer()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.pipeline and not self._in_body and not self.transport.is_closing():
+            self.pool.idle[self] = None
+
+    # -- timeouts and refusals --
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_timeout(self) -> None:
+        self._timer = None
+        if self._head or self._in_head:
+            timeout = self.limits.header_timeout
+            self._refuse(408, f"the request headers did not arrive within {timeout:g} s", "request_timeout")
+        elif self.cycle is None:  # a connection that never sent a byte
+            self._drop()
+
+    def _body_window(self) -> None:
+        self._timer = None
+        if not self._in_body or self._done:
+            return
+        needed = self.limits.body_min_rate * self.limits.body_timeout
+        if self.flow.read_paused or self._body_bytes - self._window_bytes >= needed:
+            # enough came (or the gateway holds the reading back, not the client): next window
+            self._window_bytes = self._body_bytes
+            self._timer = self.loop.call_later(self.limits.body_timeout, self._body_window)
+            return
+        rate = self.limits.body_min_rate
+        self._refuse(408, f"the request body arrived slower than {rate} bytes a second", "request_timeout")
+
+    def _refuse(self, status: int, message: str, code: str, *, retry_after: bool = False) -> None:
+        """Answer with an error and close, unless an answer is already on its way (then only close)."""
+        self._done = True
+        self._cancel_timer()
+        self.pool.idle.pop(self, None)
+        cycle = self.cycle
+        answering = cycle is not None and cycle.response_started and not cycle.response_complete
+        if not answering and not self.transport.is_closing():
+            body = (BadRequest if status < 500 else GatewayError)(message, status=status, code=code).body()
+            extra = b"retry-after: 1\r\n" if retry_after else b""
+            self.transport.write(
+                STATUS_LINE[status] + b"content-type: application/json\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n%s\r\n%s" % (len(body), extra, body)
+            )
+        self.transport.close()
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the application's receive() now says the client left
+            cycle.message_event.set()
+
+
+class _HTTP10Cycle(RequestResponseCycle):
+    """An HTTP/1.0 request's answer: HTTP/1.0 has no chunked encoding (RFC 9112 7.1, 7.3), so an
+    answer without a length (a stream) goes as it is and ends when the connection closes."""
+
+    until_close = False
+
+    async def send(self, message: Any) -> None:
+        if not self.response_started and message["type"] == "http.response.start":
+            if not any(name.lower() == b"content-length" for name, _ in message.get("headers", ())):
+                self.chunked_encoding = False
+                self.until_close = True
+        elif self.until_close and message["type"] == "http.response.body" and not self.response_complete:
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if self.disconnected:
+                return
+            self.transport.write(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.response_complete = True
+                self.message_event.set()
+                self.transport.close()
+                self.on_response()
+            return
+        await super().send(message)
