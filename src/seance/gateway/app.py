@@ -179,6 +179,8 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
     ctx = RequestContext("", routes.match(path), scope["method"], path)
     length = 0
     request_id = b""
+    forwarded: dict[str, str] | None = None
+    options: dict[str, str] | None = None
     for name, value in scope["headers"]:
         if name == b"authorization" or name == b"x-api-key" or name == b"api-key":
             ctx.credential = value
@@ -188,9 +190,15 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
         elif name == b"content-length":
             length = int(value) if value.isdigit() else 0
         elif name in FORWARDED:
-            ctx.client_headers[name.decode()] = value.decode("latin-1")
+            forwarded = forwarded or {}
+            forwarded[name.decode()] = value.decode("latin-1")
         elif name in OPTIONS:
-            ctx.header_options[name.decode()] = value.decode("latin-1")
+            options = options or {}
+            options[name.decode()] = value.decode("latin-1")
+    if forwarded:
+        ctx.client_headers = forwarded
+    if options:
+        ctx.header_options = options
     if not ctx.id:
         ctx.id = os.urandom(16).hex()
         request_id = ctx.id.encode()

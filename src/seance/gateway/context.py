@@ -8,7 +8,7 @@ took, how it ended), so no hook reaches into another or into the handlers. Timin
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,25 @@ if TYPE_CHECKING:
     from seance.gateway.routing.deployments import Deployment
 
 Headers = list[tuple[bytes, bytes]]
+
+
+class _Nothing(Mapping[str, Any]):
+    """One empty, read-only mapping shared by every context (hashable, so a dataclass default)."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __hash__(self) -> int:
+        return 0
+
+
+NOTHING: Mapping[str, Any] = _Nothing()
 
 # LiteLLM's gateway-level request fields: they steer the gateway (routing, retries, cache, logging,
 # testing), so they are read into the context and never sent to a provider, which would refuse
@@ -63,9 +82,10 @@ class RequestContext:
     # the request, as far as the gateway reads it
     model: str | None = None
     stream: bool = False
-    gateway_fields: Mapping[str, Any] = field(default_factory=dict)  # GATEWAY_FIELDS the client sent
-    client_headers: dict[str, str] = field(default_factory=dict)  # headers an adapter may forward
-    header_options: dict[str, str] = field(default_factory=dict)  # x-litellm-timeout, -num-retries, …
+    # (empty mappings are one shared, read-only object: most requests have none of these)
+    gateway_fields: Mapping[str, Any] = NOTHING  # GATEWAY_FIELDS the client sent
+    client_headers: Mapping[str, str] = NOTHING  # headers an adapter may forward (anthropic-version)
+    header_options: Mapping[str, str] = NOTHING  # x-litellm-timeout, -num-retries, …
     # the route taken
     deployment: Deployment | None = None
     retries: int = 0

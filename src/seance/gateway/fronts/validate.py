@@ -47,7 +47,8 @@ def parse(raw: bytes, endpoint: str) -> dict[str, Any]:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
-    if len(raw) > 2 * MAX_DEPTH and too_deep(body):
+    # nesting needs an opening bracket per level: counting them (C speed) spares most bodies the probe
+    if len(raw) > 2 * MAX_DEPTH and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and too_deep(body):
         raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels")
     model = body.get("model")
     if not isinstance(model, str) or not model:

@@ -37,6 +37,7 @@ from seance.gateway.upstream import Transport
 
 T = TypeVar("T")
 V = TypeVar("V")
+MAX_KEPT = 4096  # per-name records kept (wildcards make names without end)
 BACKOFF_BASE = 0.5  # seconds before the first retry of the same deployment, doubling each time
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0  # a provider asking for a longer wait: fail over rather than hold the client
@@ -99,6 +100,7 @@ class Router:
         self.health = Health(frozenset(d.id for d in deployments.all()))
         self.cooldowns = Cooldowns(router.allowed_fails, router.cooldown_time, clock)
         self.sleep = sleep
+        self._defaults: dict[str, Options] = {}  # per model name: what the config alone asks for
         self.random = random.Random()
 
     async def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Reply:
@@ -134,7 +136,12 @@ class Router:
         assert ctx.model is not None
         fields, headers = ctx.gateway_fields, ctx.header_options
         if not fields and not headers:  # the common case: the config decides
-            return Options(self.num_retries, None, self.deployments.fallbacks_for(ctx.model))
+            found = self._defaults.get(ctx.model)
+            if found is None:
+                found = Options(self.num_retries, None, self.deployments.fallbacks_for(ctx.model))
+                if len(self._defaults) < MAX_KEPT:
+                    self._defaults[ctx.model] = found
+            return found
         retries = _count(fields.get("num_retries", fields.get("max_retries")), "num_retries")
         if retries is None:
             header = headers.get("x-litellm-num-retries") or headers.get("x-litellm-max-retries")
