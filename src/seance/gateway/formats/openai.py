@@ -32,6 +32,7 @@ class Usage:
             return None
         return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
+
 # Keys a client or the LiteLLM proxy conventions put in a body that no provider receives.
 GATEWAY_KEYS = frozenset(
     {
@@ -40,6 +41,28 @@ GATEWAY_KEYS = frozenset(
         "api_version", "input", "prompt", "encoding_format",
     }
 )  # fmt: skip
+
+# The parameters of OpenAI's chat completions request (https://platform.openai.com/docs/api-reference/chat/create)
+# besides model, messages and stream. Every provider classifies each one (tests/gateway/providers/
+# test_params.py): a parameter added here fails that test until each provider says what it does with it.
+CHAT_PARAMS = frozenset(
+    {
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "modalities", "n", "parallel_tool_calls", "prediction",
+        "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format", "safety_identifier",
+        "seed", "service_tier", "stop", "store", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+    }
+)  # fmt: skip
+
+# OpenAI's documented defaults: a parameter sent with its default value asks for nothing, so a
+# provider without the parameter loses nothing when it is left out. `false` is a value like any
+# other: `parallel_tool_calls: false` asks for something (the default is true), `logprobs: false`
+# does not.
+DEFAULTS: dict[str, Any] = {
+    "n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logprobs": False, "parallel_tool_calls": True,
+    "store": False, "tool_choice": "auto",
+}  # fmt: skip
 
 
 def loads(data: str | bytes, provider: str) -> Any:
@@ -61,23 +84,32 @@ def check_params(body: Mapping[str, Any], supported: Iterable[str], provider: st
         return
     allowed = GATEWAY_KEYS.union(supported)
     for key, value in body.items():
-        if key in allowed or _is_default(key, value):
+        if key in allowed or asks_nothing(key, value):
             continue
-        raise BadRequest(
-            f"{provider} does not support the parameter '{key}'; remove it, or set drop_params: true "
-            "to have the gateway drop unsupported parameters",
-            param=key,
-            code="unsupported_parameter",
-        )
+        raise unsupported(provider, key)
 
 
-def _is_default(key: str, value: Any) -> bool:
-    """Values that ask for nothing (null, false, empty, n=1, a zero penalty): no reason to refuse."""
-    if value is None or value is False or value == {} or value == []:
+def unsupported(provider: str, key: str) -> BadRequest:
+    return BadRequest(
+        f"{provider} does not support the parameter '{key}'; remove it, or set drop_params: true "
+        "to have the gateway drop unsupported parameters",
+        param=key,
+        code="unsupported_parameter",
+    )
+
+
+def asks_nothing(key: str, value: Any) -> bool:
+    """Null, an empty list or object, or OpenAI's documented default (the same type: `true` is not
+    `n: 1`, `0.0` is a zero penalty)."""
+    if value is None or value == {} or value == []:
         return True
-    if key == "n":
-        return bool(value == 1)
-    return key in ("presence_penalty", "frequency_penalty") and value == 0
+    default = DEFAULTS.get(key, _MISSING)
+    if default is _MISSING or isinstance(value, bool) is not isinstance(default, bool):
+        return False
+    return bool(value == default)
+
+
+_MISSING = object()
 
 
 def stop_list(stop: Any) -> list[str] | None:

@@ -12,7 +12,7 @@ REGISTRY: dict[str, str] = {
     "azure": "azure:Azure",
     "together_ai": "openai_compat:TogetherAI",
     "groq": "openai_compat:Groq",
-    "mistral": "openai_compat:Mistral",
+    "mistral": "mistral:Mistral",
     "deepseek": "openai_compat:DeepSeek",
     "openrouter": "openai_compat:OpenRouter",
     "huggingface": "huggingface:HuggingFace",

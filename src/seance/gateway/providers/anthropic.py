@@ -29,6 +29,7 @@ from seance.gateway.providers.base import (
 
 API_VERSION = "2023-06-01"
 
+
 class Anthropic(Adapter):
     name = "anthropic"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "messages", "count_tokens"})

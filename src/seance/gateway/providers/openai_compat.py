@@ -1,17 +1,20 @@
-"""The OpenAI-compatible family: one adapter, a table of endpoints and key names.
+"""The OpenAI-compatible family: one adapter; per provider its endpoint, key names and a table of
+the OpenAI parameters it takes, renames, drops or refuses (`params.py`).
 
 Fast path: the client's bytes go upstream unchanged when nothing needs changing (else one orjson
-dump with the model swapped), and the upstream's bytes come back unchanged, usage read from them.
+dump with the model swapped, and the table applied when the body holds one of its fields), and the
+upstream's bytes come back unchanged, usage read from them.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from typing import Any, ClassVar
 
 import orjson
 
-from seance.gateway.errors import UpstreamError
-from seance.gateway.formats.openai import include_usage
+from seance.gateway.errors import UpstreamError, upstream_shape
+from seance.gateway.formats import openai as shapes
 from seance.gateway.providers.base import (
     Adapter,
     Call,
@@ -24,6 +27,7 @@ from seance.gateway.providers.base import (
     is_json_object,
     json_headers,
 )
+from seance.gateway.providers.params import OPENAI, Params
 
 PATHS: dict[str, str] = {
     "chat": "/chat/completions",
@@ -35,6 +39,7 @@ PATHS: dict[str, str] = {
 class OpenAICompatible(Adapter):
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
     version_suffix: ClassVar[str] = ""  # appended to a configured api_base that lacks it ("/v1")
+    params: ClassVar[Params] = OPENAI  # what the provider does with each OpenAI chat parameter
 
     def normalize_base(self, base: str) -> str:
         base = base.rstrip("/")
@@ -49,11 +54,29 @@ class OpenAICompatible(Adapter):
         headers = json_headers(call.target.api_key)
         return headers
 
+    def table(self, call: Call) -> Params:
+        """The parameter table for this call (Azure's depends on the API version and the model)."""
+        return self.params
+
     def payload(self, call: Call) -> bytes:
-        if call.stream and call.want_usage and not include_usage(call.body):
-            options = call.body.get("stream_options")
+        body, changed = call.body, False
+        table = self.table(call)
+        if call.op == "chat" and table.needed(body):
+            if "stream_options" in table.dropped and call.stream and shapes.include_usage(body):
+                call.state["usage_chunk"] = True  # the provider sends usage anyway; we add the chunk
+            body, changed = table.apply(body, self.name, call.drop_params), True
+        if (
+            call.stream
+            and call.want_usage
+            and not shapes.include_usage(call.body)
+            and "stream_options" not in table.dropped
+        ):
+            options = body.get("stream_options")
             options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
-            return orjson.dumps({**call.body, "model": call.target.model, "stream_options": options})
+            body, changed = {**body, "stream_options": options}, True
+            call.state["strip_usage"] = True  # asked for a hook, not for the client
+        if changed:
+            return orjson.dumps({**body, "model": call.target.model})
         if call.raw and call.body.get("model") == call.target.model:
             return call.raw
         return orjson.dumps({**call.body, "model": call.target.model})
@@ -67,7 +90,9 @@ class OpenAICompatible(Adapter):
         return Reply(body, read_usage(body))
 
     def stream(self, call: Call) -> StreamTranslator:
-        if call.want_usage and not include_usage(call.body):
+        if call.state.get("usage_chunk"):
+            return UsageChunkStream(self.name, usage_chunk=True)
+        if call.state.get("strip_usage"):
             return UsageStrippingStream(self.name)
         return PassThroughStream(self.name)
 
@@ -174,10 +199,21 @@ class OpenAI(OpenAICompatible):
 
 
 class TogetherAI(OpenAICompatible):
+    """https://docs.together.ai/reference/chat-completions-1 — `logprobs` is a count there, not a
+    switch; usage comes on the last chunk, without stream_options."""
+
     name = "together_ai"
     key_env = ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY")
     base_env = ("TOGETHER_API_BASE", "TOGETHERAI_API_BASE")
     default_base = "https://api.together.xyz/v1"
+    params = Params(
+        frozenset({
+            "max_tokens", "stop", "temperature", "top_p", "n", "presence_penalty", "frequency_penalty",
+            "logit_bias", "seed", "response_format", "tools", "tool_choice", "reasoning_effort",
+        }),
+        renamed={"max_completion_tokens": "max_tokens"},
+        dropped=frozenset({"user", "safety_identifier", "stream_options"}),
+    )  # fmt: skip
 
 
 class Groq(OpenAICompatible):
@@ -185,16 +221,16 @@ class Groq(OpenAICompatible):
     key_env = ("GROQ_API_KEY",)
     base_env = ("GROQ_API_BASE",)
     default_base = "https://api.groq.com/openai/v1"
-
-
-class Mistral(OpenAICompatible):
-    name = "mistral"
-    key_env = ("MISTRAL_API_KEY",)
-    base_env = ("MISTRAL_API_BASE",)
-    default_base = "https://api.mistral.ai/v1"
-    model_prefixes = (
-        "mistral-", "open-mistral", "open-mixtral", "codestral", "ministral", "pixtral", "magistral",
-        "devstral",
+    # https://console.groq.com/docs/api-reference#chat-create and /docs/openai: logprobs,
+    # top_logprobs and logit_bias are not supported (a 400 from Groq too)
+    params = Params(
+        frozenset({
+            "frequency_penalty", "presence_penalty", "max_completion_tokens", "max_tokens", "n",
+            "parallel_tool_calls", "reasoning_effort", "response_format", "seed", "service_tier", "stop",
+            "stream_options", "temperature", "tool_choice", "tools", "top_p", "user", "function_call",
+            "functions",
+        }),
+        dropped=frozenset({"safety_identifier"}),
     )  # fmt: skip
 
 
@@ -204,9 +240,22 @@ class DeepSeek(OpenAICompatible):
     base_env = ("DEEPSEEK_API_BASE",)
     default_base = "https://api.deepseek.com/v1"
     model_prefixes = ("deepseek-",)
+    # https://api-docs.deepseek.com/api/create-chat-completion
+    params = Params(
+        frozenset({
+            "frequency_penalty", "max_tokens", "presence_penalty", "response_format", "stop",
+            "stream_options", "temperature", "top_p", "tools", "tool_choice", "logprobs", "top_logprobs",
+        }),
+        renamed={"max_completion_tokens": "max_tokens"},
+        dropped=frozenset({"user", "safety_identifier"}),
+    )  # fmt: skip
 
 
 class OpenRouter(OpenAICompatible):
+    """Takes OpenAI's parameters and passes each to the routed model when it has it
+    (https://openrouter.ai/docs/api-reference/parameters); `provider.require_parameters` makes it
+    strict. So: the OpenAI table."""
+
     name = "openrouter"
     key_env = ("OPENROUTER_API_KEY", "OR_API_KEY")
     base_env = ("OPENROUTER_API_BASE",)
@@ -214,6 +263,8 @@ class OpenRouter(OpenAICompatible):
 
 
 class HostedVLLM(OpenAICompatible):
+    """vLLM implements OpenAI's chat parameters (plus its own sampling extras): the OpenAI table."""
+
     name = "hosted_vllm"
     key_env = ("HOSTED_VLLM_API_KEY",)
     base_env = ("HOSTED_VLLM_API_BASE",)
@@ -231,3 +282,86 @@ class Ollama(OpenAICompatible):
     default_base = "http://localhost:11434"
     key_required = False
     version_suffix = "/v1"
+    # https://docs.ollama.com/api/openai-compatibility: tool_choice, logit_bias, user and n are not
+    # supported fields
+    params = Params(
+        frozenset({
+            "frequency_penalty", "presence_penalty", "response_format", "seed", "stop", "stream_options",
+            "temperature", "top_p", "max_tokens", "tools", "reasoning_effort", "logprobs", "top_logprobs",
+        }),
+        renamed={"max_completion_tokens": "max_tokens"},
+        dropped=frozenset({"user", "safety_identifier"}),
+    )  # fmt: skip
+
+
+class RewritingStream(StreamTranslator):
+    """A pass-through that looks at whole events: those holding one of `marks` are parsed and
+    handed to `rewrite`; every other byte goes through as it came. `closing` (before [DONE]) is
+    where a subclass adds a chunk of its own."""
+
+    marks: tuple[bytes, ...] = ()
+
+    def __init__(self, provider: str) -> None:
+        self.passthrough = PassThroughStream(provider)
+        self.pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        self.pending += data
+        end = max(self.pending.rfind(b"\n\n"), self.pending.rfind(b"\r\n\r\n"))
+        if end == -1:
+            return b""
+        cut = end + (4 if self.pending[end : end + 4] == b"\r\n\r\n" else 2)
+        ready, self.pending = self.pending[:cut], self.pending[cut:]
+        if any(mark in ready for mark in self.marks):
+            ready = b"".join(self._event(event) for event in _EVENT_END.split(ready) if event.strip())
+        return self.passthrough.feed(ready)
+
+    def _event(self, event: bytes) -> bytes:
+        line = event.lstrip()
+        if not line.startswith(b"data:") or not any(mark in event for mark in self.marks):
+            return event + b"\n\n"
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            return self.closing() + event + b"\n\n"
+        with upstream_shape(self.passthrough.provider):
+            data = shapes.loads(payload, self.passthrough.provider)
+            if not isinstance(data, dict):
+                raise UpstreamError(f"{self.passthrough.provider}: sent an unexpected stream event")
+            return b"data: " + orjson.dumps(self.rewrite(data)) + b"\n\n"
+
+    def rewrite(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        return chunk
+
+    def closing(self) -> bytes:
+        return b""
+
+    def close(self) -> bytes:
+        tail = self.feed(b"\n\n") if self.pending.strip() else b""
+        end = self.passthrough.close()
+        self.usage = self.passthrough.usage
+        return tail + end
+
+
+class UsageChunkStream(RewritingStream):
+    """For a provider that puts usage on its last chunk and has no stream_options: the usage chunk
+    (no choices) an OpenAI client asked for with include_usage, made from the provider's usage."""
+
+    def __init__(self, provider: str, *, usage_chunk: bool) -> None:
+        super().__init__(provider)
+        self.last: dict[str, Any] | None = None  # the chunk that carried usage
+        if usage_chunk:
+            self.marks = (*self.marks, b'"usage":{', b"[DONE]")
+
+    def rewrite(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(chunk.get("usage"), dict):
+            self.last = chunk
+        return chunk
+
+    def closing(self) -> bytes:
+        if self.last is None:
+            return b""
+        head = {k: self.last[k] for k in ("id", "object", "created", "model") if k in self.last}
+        return b"data: " + orjson.dumps({**head, "choices": [], "usage": self.last["usage"]}) + b"\n\n"
+
+
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n")
