@@ -21,6 +21,7 @@ from seance.gateway.providers.openai_compat import OpenAICompatible
 EVERYTHING = sorted(CHAT_PARAMS)
 
 # provider -> (renamed, dropped silently, refused); every other OpenAI parameter is forwarded as it is
+# fmt: off
 FAMILY: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
     "openai": ({}, [], []),
     "azure": ({}, [], ["reasoning_effort"]),  # the default deployment: not a reasoning model, API 2024-10-21
@@ -29,26 +30,26 @@ FAMILY: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
         ["safety_identifier", "stream_options", "user"],
         ["audio", "function_call", "functions", "logprobs", "modalities", "parallel_tool_calls", "prediction",
          "prompt_cache_key", "service_tier", "store", "top_logprobs", "verbosity", "web_search_options"],
-    ),  # fmt: skip
+    ),
     "groq": (
         {},
         ["safety_identifier"],
         ["audio", "logit_bias", "logprobs", "modalities", "prediction", "prompt_cache_key", "store",
          "top_logprobs", "verbosity", "web_search_options"],
-    ),  # fmt: skip
+    ),
     "mistral": (
         {"max_completion_tokens": "max_tokens", "seed": "random_seed"},
         ["safety_identifier", "stream_options", "user"],
         ["audio", "function_call", "functions", "logit_bias", "logprobs", "modalities", "prompt_cache_key",
          "reasoning_effort", "service_tier", "store", "top_logprobs", "verbosity", "web_search_options"],
-    ),  # fmt: skip
+    ),
     "deepseek": (
         {"max_completion_tokens": "max_tokens"},
         ["safety_identifier", "user"],
         ["audio", "function_call", "functions", "logit_bias", "modalities", "n", "parallel_tool_calls",
          "prediction", "prompt_cache_key", "reasoning_effort", "seed", "service_tier", "store", "verbosity",
          "web_search_options"],
-    ),  # fmt: skip
+    ),
     "openrouter": ({}, [], []),  # OpenRouter itself passes each parameter to the models that have it
     "huggingface": ({}, [], []),
     "hosted_vllm": ({}, [], []),
@@ -58,8 +59,9 @@ FAMILY: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
         ["audio", "function_call", "functions", "logit_bias", "modalities", "n", "parallel_tool_calls",
          "prediction", "prompt_cache_key", "service_tier", "store", "tool_choice", "verbosity",
          "web_search_options"],
-    ),  # fmt: skip
+    ),
 }
+# fmt: on
 
 # translating providers: the OpenAI parameters each one maps; every other one is refused
 TRANSLATING: dict[str, list[str]] = {
