@@ -636,3 +636,76 @@ def test_ollama_generate_as_text_completion(served: Running, upstream: ReplayUps
     assert result.choices[0].text == exchange.response_json()["response"]
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (15, 65)
     assert last(upstream).json()["options"] == {"num_predict": 100, "temperature": 0}
+
+
+# --- response_format and false values (issue 12) ---------------------------------------------
+
+SUM_SCHEMA = {"type": "object", "properties": {"sum": {"type": "integer"}}, "required": ["sum"],
+              "additionalProperties": False}  # fmt: skip
+TWO_AND_TWO = [{"role": "user", "content": "What's 2 + 2?"}]
+
+
+def test_anthropic_json_schema_with_thinking_uses_structured_outputs(served: Running, upstream: ReplayUpstream) -> None:
+    """Anthropic refuses thinking with a forced tool_choice: the schema goes as output_config.format."""
+    exchange = load("anthropic/messages-nonstream.yaml")[0]
+    upstream.add("/v1/messages", exchange)
+    answer = chat(
+        served, model="claude", messages=TWO_AND_TWO, max_tokens=64000, reasoning_effort="low",
+        response_format={"type": "json_schema", "json_schema": {"name": "sum", "schema": SUM_SCHEMA}},
+    )  # fmt: skip
+    assert last(upstream).json() == {
+        "model": "claude-haiku-4-5-20251001",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "What's 2 + 2?"}]}],
+        "max_tokens": 64000,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "output_config": {"format": {"type": "json_schema", "schema": SUM_SCHEMA}},
+    }
+    assert answer.choices[0].message.content == "2 + 2 = 4" and answer.choices[0].finish_reason == "stop"
+
+
+def test_anthropic_json_object_keeps_the_clients_tools_callable(served: Running, upstream: ReplayUpstream) -> None:
+    first = load("anthropic/messages-nonstream-tools.yaml")[0]
+    upstream.add("/v1/messages", first)
+    answer = chat(
+        served, model="claude", messages=[{"role": "user", "content": BERLIN}], max_tokens=64000,
+        tools=[WEATHER], tool_choice="required", parallel_tool_calls=False, response_format={"type": "json_object"},
+    )  # fmt: skip
+    sent = last(upstream).json()
+    assert [t["name"] for t in sent["tools"]] == ["weather", "json_tool_call"]
+    assert sent["tools"][1] == {"name": "json_tool_call", "description": "Respond with JSON",
+                                "input_schema": {"type": "object"}}  # fmt: skip
+    assert sent["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}  # the client's own
+    (call,) = answer.choices[0].message.tool_calls
+    assert (call.id, call.function.name) == ("toolu_01Ay5KzhmQYMK53svGLaAxfc", "weather")
+    assert answer.choices[0].finish_reason == "tool_calls"
+
+
+def test_anthropic_json_schema_without_tools_forces_the_json_tool(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("anthropic/messages-nonstream.yaml")[0]
+    upstream.add("/v1/messages", exchange)
+    chat(
+        served, model="claude", messages=TWO_AND_TWO, max_tokens=64000, parallel_tool_calls=False,
+        response_format={"type": "json_schema", "json_schema": {"name": "sum", "schema": SUM_SCHEMA}},
+    )  # fmt: skip
+    sent = last(upstream).json()
+    assert sent["tools"] == [{"name": "json_tool_call", "description": "Respond with JSON", "input_schema": SUM_SCHEMA}]
+    assert sent["tool_choice"] == {"type": "tool", "name": "json_tool_call", "disable_parallel_tool_use": True}
+
+
+def test_parallel_tool_calls_false_without_tools_sends_no_tool_choice(
+    served: Running, upstream: ReplayUpstream
+) -> None:
+    upstream.add("/v1/messages", load("anthropic/messages-nonstream.yaml")[0])
+    chat(served, model="claude", messages=TWO_AND_TWO, max_tokens=64000, parallel_tool_calls=False)
+    assert "tool_choice" not in last(upstream).json()
+
+
+@pytest.mark.parametrize("model", ["command-a", "gemini-flash", "gemma", "llama-replicate"])
+def test_parallel_tool_calls_false_is_refused_where_there_is_no_such_switch(
+    served: Running, upstream: ReplayUpstream, model: str
+) -> None:
+    before = len(upstream.requests)
+    with pytest.raises(openai.BadRequestError) as caught:
+        chat(served, model=model, messages=TWO_AND_TWO, parallel_tool_calls=False)
+    assert "does not support the parameter 'parallel_tool_calls'" in caught.value.message
+    assert len(upstream.requests) == before

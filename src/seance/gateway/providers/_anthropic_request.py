@@ -38,26 +38,47 @@ def to_messages_request(call: Call, provider: str) -> dict[str, Any]:
         request["stream"] = True
     if isinstance(body.get("user"), str):
         request["metadata"] = {"user_id": body["user"]}
-    tools = [convert_tool(t) for t in body.get("tools") or []]
-    tool_choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-    response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") in ("json_schema", "json_object"):
-        schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
-        tools.append({"name": JSON_TOOL, "description": "Respond with JSON", "input_schema": schema})
-        tool_choice = {"type": "tool", "name": JSON_TOOL}
-    if tools:
-        request["tools"] = tools
-    if tool_choice is not None:
-        request["tool_choice"] = tool_choice
     if isinstance(body.get("thinking"), dict):
         request["thinking"] = body["thinking"]
     elif body.get("reasoning_effort") in THINKING_BUDGETS:
         request["thinking"] = {"type": "enabled", "budget_tokens": THINKING_BUDGETS[body["reasoning_effort"]]}
+    tools = [convert_tool(t) for t in body.get("tools") or []]
+    tool_choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+    tool_choice = json_format(body.get("response_format"), request, tools, tool_choice)
+    if tools:
+        request["tools"] = tools
+    if tool_choice is not None and tools:  # Anthropic takes a tool_choice only beside tools
+        request["tool_choice"] = tool_choice
     budget = (request.get("thinking") or {}).get("budget_tokens")
     if isinstance(budget, int) and shapes.max_tokens(body) is None:
         # the answer must have room after the thinking; only our own default is ours to raise
         request["max_tokens"] = max(request["max_tokens"], budget + DEFAULT_MAX_TOKENS)
     return request
+
+
+def json_format(
+    response_format: Any, request: dict[str, Any], tools: list[dict[str, Any]], tool_choice: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """response_format as Anthropic has it (https://docs.claude.com/en/docs/build-with-claude/structured-outputs).
+
+    With thinking on, Anthropic refuses a forced tool: a json_schema goes as its structured-output
+    format (`output_config.format`); json_object (no schema to give) as the JSON tool offered, not
+    forced. Beside the client's own tools the JSON tool is offered too, and the client's
+    tool_choice and parallel_tool_calls stay as they were, so its tools can still be called.
+    Otherwise the JSON tool is forced: every Claude model honours that. Returns the tool_choice.
+    """
+    if not isinstance(response_format, dict) or response_format.get("type") not in ("json_schema", "json_object"):
+        return tool_choice
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    thinking = (request.get("thinking") or {}).get("type") == "enabled"
+    if thinking and response_format["type"] == "json_schema" and schema:
+        request["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        return tool_choice
+    forced = not thinking and not tools
+    tools.append({"name": JSON_TOOL, "description": "Respond with JSON", "input_schema": schema or {"type": "object"}})
+    if forced:
+        return {**(tool_choice or {}), "type": "tool", "name": JSON_TOOL}
+    return tool_choice
 
 
 def convert_messages(raw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

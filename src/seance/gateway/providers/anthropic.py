@@ -63,7 +63,7 @@ class Anthropic(Adapter):
             return self.count_tokens(call)
         elif call.op == "chat":
             request = to_messages_request(call, self.name)
-            call.state["json_mode"] = (request.get("tool_choice") or {}).get("name") == JSON_TOOL
+            call.state["json_mode"] = any(tool["name"] == JSON_TOOL for tool in request.get("tools", ()))
             body = orjson.dumps(request)
         else:
             raise BadRequest(f"anthropic does not offer the {call.op} operation")
