@@ -43,9 +43,7 @@ class Running:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=self.master_key or "none", max_retries=0, **kwargs)
 
     def async_openai(self, **kwargs: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            base_url=self.url + "/v1", api_key=self.master_key or "none", max_retries=0, **kwargs
-        )
+        return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=self.master_key or "none", max_retries=0, **kwargs)
 
     def anthropic(self, **kwargs: Any) -> anthropic.Anthropic:
         return anthropic.Anthropic(base_url=self.url, api_key=self.master_key or "none", max_retries=0, **kwargs)

@@ -35,10 +35,14 @@ def served(module_gateway: GatewayFactory, upstream: ReplayUpstream) -> Running:
             deployment("slow", "openai/gpt-3.5-turbo", upstream.url + "/slow/v1", timeout=0.5),
             deployment("keyed", "openai/gpt-3.5-turbo", upstream.url + "/keyed/v1", api_key="os.environ/UP_KEY"),
             deployment("azure-gpt", "azure/my-deployment", upstream.url, api_version="2024-06-01"),
-            {**deployment("priced", "openai/gpt-3.5-turbo", upstream.url + "/v1"),
-             "model_info": {"input_cost_per_token": 0.5e-6, "output_cost_per_token": 1.5e-6}},
-            {"model_name": "openai/*", "litellm_params": {"model": "openai/*", "api_base": upstream.url + "/wild/v1",
-                                                          "api_key": "sk-wild"}},
+            {
+                **deployment("priced", "openai/gpt-3.5-turbo", upstream.url + "/v1"),
+                "model_info": {"input_cost_per_token": 0.5e-6, "output_cost_per_token": 1.5e-6},
+            },
+            {
+                "model_name": "openai/*",
+                "litellm_params": {"model": "openai/*", "api_base": upstream.url + "/wild/v1", "api_key": "sk-wild"},
+            },
         ],
         "litellm_settings": {"num_retries": 1, "fallbacks": [{"flaky": ["backup"]}]},
     }

@@ -142,9 +142,7 @@ def test_stream_is_assembled_from_many_chunks(served: Running, upstream: ReplayU
     exchange = load("openai/chat-stream-include-usage.httprr.txt")[0]
     upstream.add("/v1/chat/completions", exchange)
     request = exchange.request_json()
-    stream = served.openai().chat.completions.create(
-        **{**request, "model": _name("openai", request["model"])}
-    )
+    stream = served.openai().chat.completions.create(**{**request, "model": _name("openai", request["model"])})
     chunks = list(stream)
     assert len(chunks) == len(recorded_chunks(exchange.response_body)) > 5
     assert chunks[-1].usage is not None and chunks[-1].choices == []

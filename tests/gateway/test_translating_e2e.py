@@ -709,3 +709,75 @@ def test_parallel_tool_calls_false_is_refused_where_there_is_no_such_switch(
         chat(served, model=model, messages=TWO_AND_TWO, parallel_tool_calls=False)
     assert "does not support the parameter 'parallel_tool_calls'" in caught.value.message
     assert len(upstream.requests) == before
+
+
+GEMINI_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
+GEMINI_ASKED = {"contents": [{"role": "user", "parts": [{"text": "What's 2 + 2?"}]}]}
+
+
+def _gemini_answer(**changes: Any) -> Reply:
+    """The recorded generateContent answer, with `changes` applied to its first candidate."""
+    data = load("gemini/generate-content.yaml")[0].response_json()
+    data["candidates"][0].update(changes)
+    return Reply(headers={"content-type": "application/json"}, body=orjson.dumps(data))
+
+
+def test_gemini_n_is_candidate_count_and_n_choices_come_back(served: Running, upstream: ReplayUpstream) -> None:
+    data = load("gemini/generate-content.yaml")[0].response_json()
+    second = {"content": {"parts": [{"text": "Four."}], "role": "model"}, "finishReason": "STOP", "index": 1}
+    data["candidates"].append(second)
+    upstream.add(GEMINI_PATH, Reply(headers={"content-type": "application/json"}, body=orjson.dumps(data)))
+    answer = chat(served, model="gemini-flash", messages=TWO_AND_TWO, n=2, parallel_tool_calls=True)
+    assert last(upstream).json() == {**GEMINI_ASKED, "generationConfig": {"candidateCount": 2}}
+    assert [(c.index, c.message.content, c.finish_reason) for c in answer.choices] == [
+        (0, "2 + 2 = **4**", "stop"),
+        (1, "Four.", "stop"),
+    ]
+    assert answer.id == "Cr-FaqLbNpfYkdUP-bmpoAw" and answer.usage.completion_tokens == 8 + 23
+
+
+def test_gemini_logprobs(served: Running, upstream: ReplayUpstream) -> None:
+    result = {
+        "topCandidates": [{"candidates": [{"token": "2", "logProbability": -0.01},
+                                          {"token": "Two", "logProbability": -4.6}]}],
+        "chosenCandidates": [{"token": "2", "logProbability": -0.01}],
+    }  # fmt: skip
+    upstream.add(GEMINI_PATH, _gemini_answer(logprobsResult=result, avgLogprobs=-0.01))
+    answer = chat(served, model="gemini-flash", messages=TWO_AND_TWO, logprobs=True, top_logprobs=2)
+    config = last(upstream).json()["generationConfig"]
+    assert config == {"responseLogprobs": True, "logprobs": 2}
+    assert answer.choices[0].logprobs.model_dump() == {
+        "content": [{"token": "2", "logprob": -0.01, "bytes": [50], "top_logprobs": [
+            {"token": "2", "logprob": -0.01, "bytes": [50]}, {"token": "Two", "logprob": -4.6, "bytes": [84, 119, 111]},
+        ]}],
+        "refusal": None,
+    }  # fmt: skip
+
+
+def test_gemini_through_messages_gets_the_exact_thinking_budget_and_top_k(
+    served: Running, upstream: ReplayUpstream
+) -> None:
+    upstream.add(GEMINI_PATH, _gemini_answer())
+    message = served.anthropic().messages.create(
+        model="gemini-flash", max_tokens=5000, messages=TWO_AND_TWO, extra_body={"top_k": 20},
+        thinking={"type": "enabled", "budget_tokens": 3000},
+    )  # fmt: skip
+    assert last(upstream).json() == {
+        **GEMINI_ASKED,
+        "generationConfig": {
+            "topK": 20, "maxOutputTokens": 5000, "thinkingConfig": {"thinkingBudget": 3000, "includeThoughts": True}
+        },
+    }  # fmt: skip
+    assert [b.type for b in message.content] == ["text"] and message.content[0].text == "2 + 2 = **4**"
+
+
+def test_thinking_through_messages_to_an_openai_upstream_is_reasoning_effort(
+    served: Running, upstream: ReplayUpstream
+) -> None:
+    exchange = load("openai/chat-nonstream.httprr.txt")[0]
+    upstream.add("/v1/chat/completions", exchange)
+    served.anthropic().messages.create(
+        model="gpt-mini", max_tokens=500, messages=TWO_AND_TWO, thinking={"type": "enabled", "budget_tokens": 3000}
+    )
+    sent = last(upstream).json()
+    assert sent["reasoning_effort"] == "medium" and "thinking" not in sent

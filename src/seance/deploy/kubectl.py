@@ -77,9 +77,7 @@ def apply_and_wait(kubectl: Kubectl, plan: Plan, timeout_seconds: int, dry_run: 
         return
     for deployment in plan.rollouts:
         _say(f"==> waiting for deployment/{deployment} to roll out (timeout {timeout_seconds}s)")
-        kubectl.run(
-            ["rollout", "status", f"deployment/{deployment}", "-n", NAMESPACE, f"--timeout={timeout_seconds}s"]
-        )
+        kubectl.run(["rollout", "status", f"deployment/{deployment}", "-n", NAMESPACE, f"--timeout={timeout_seconds}s"])
     _say("==> deployed")
 
 

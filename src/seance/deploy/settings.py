@@ -77,9 +77,9 @@ class Gateway(_Model):
     models: tuple[Model, ...] = (Model(model_name="*", model="*"),)
     num_retries: int = Field(default=2, ge=0, le=10)
     request_timeout: float = Field(default=600, gt=0)
-    routing_strategy: Literal[
-        "simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing-v2"
-    ] = "simple-shuffle"
+    routing_strategy: Literal["simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing-v2"] = (
+        "simple-shuffle"
+    )
     cache: bool = False
     drop_params: bool = True
 
@@ -93,9 +93,7 @@ class Valkey(_Model):
     mode: Literal["in-cluster", "external", "none"] = "in-cluster"
     image: str = "docker.io/valkey/valkey:8.1"
     max_memory: str = "128mb"
-    resources: Resources = Resources(
-        cpu_request="50m", memory_request="64Mi", cpu_limit=None, memory_limit="192Mi"
-    )
+    resources: Resources = Resources(cpu_request="50m", memory_request="64Mi", cpu_limit=None, memory_limit="192Mi")
 
 
 class Autoscaling(_Model):

@@ -81,9 +81,7 @@ def synthesize(settings: Settings, secrets: Mapping[str, str]) -> list[Manifest]
         ]
     documents += [
         routing.service(settings),
-        workloads.gateway_deployment(
-            settings, objects.checksum(config_text), objects.checksum(dict(secrets))
-        ),
+        workloads.gateway_deployment(settings, objects.checksum(config_text), objects.checksum(dict(secrets))),
         workloads.disruption_budget(settings),
     ]
     if settings.autoscaling.enabled:

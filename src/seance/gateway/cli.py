@@ -27,7 +27,9 @@ from seance.gateway.logs import setup as setup_logging
 )  # fmt: skip
 @click.option("--service", default="litellm", show_default=True, help="Section of --secrets to use.")
 @click.option(
-    "--log-level", envvar=["SEANCE_LOG", "LITELLM_LOG"], type=click.Choice(LEVELS, case_sensitive=False),
+    "--log-level",
+    envvar=["SEANCE_LOG", "LITELLM_LOG"],
+    type=click.Choice(LEVELS, case_sensitive=False),
     help="Default info (start and stop lines, warnings). Set to info or debug explicitly, also through "
     "SEANCE_LOG or LITELLM_LOG, it turns the access log on.",
 )

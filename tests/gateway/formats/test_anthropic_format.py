@@ -74,7 +74,7 @@ def test_request_with_every_feature() -> None:
     assert (chat["stop"], chat["max_tokens"], chat["temperature"]) == (["END"], 100, 0.2)
     assert "user" not in chat and "metadata" not in chat
     assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
-    assert chat["reasoning_effort"] == "low"
+    assert chat["thinking"] == {"type": "enabled", "budget_tokens": 1024} and "reasoning_effort" not in chat
 
 
 def test_recorded_anthropic_request_survives_both_translations() -> None:

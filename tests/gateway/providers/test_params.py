@@ -14,17 +14,19 @@ import pytest
 from tests.gateway.providers.helpers import WEATHER_TOOL, make_call
 
 from seance.gateway.errors import BadRequest
-from seance.gateway.formats.openai import CHAT_PARAMS
+from seance.gateway.formats.openai import CHAT_PARAMS, EXTENSIONS
 from seance.gateway.providers import REGISTRY, load_adapter
 from seance.gateway.providers.openai_compat import OpenAICompatible
 
-EVERYTHING = sorted(CHAT_PARAMS)
+EVERYTHING = sorted(CHAT_PARAMS | EXTENSIONS)
 
-# provider -> (renamed, dropped silently, refused); every other OpenAI parameter is forwarded as it is
+# provider -> (renamed, dropped silently, refused); every other OpenAI parameter is forwarded as it is,
+# except Anthropic-style `thinking`, sent as reasoning_effort wherever that is not refused
 # fmt: off
 FAMILY: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
-    "openai": ({}, [], []),
-    "azure": ({}, [], ["reasoning_effort"]),  # the default deployment: not a reasoning model, API 2024-10-21
+    "openai": ({}, [], ["top_k"]),
+    # azure: the default deployment, not a reasoning model, API 2024-10-21
+    "azure": ({}, [], ["reasoning_effort", "thinking", "top_k"]),
     "together_ai": (
         {"max_completion_tokens": "max_tokens"},
         ["safety_identifier", "stream_options", "user"],
@@ -34,21 +36,22 @@ FAMILY: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
     "groq": (
         {},
         ["safety_identifier"],
-        ["audio", "logit_bias", "logprobs", "modalities", "prediction", "prompt_cache_key", "store",
+        ["audio", "logit_bias", "logprobs", "modalities", "prediction", "prompt_cache_key", "store", "top_k",
          "top_logprobs", "verbosity", "web_search_options"],
     ),
     "mistral": (
         {"max_completion_tokens": "max_tokens", "seed": "random_seed"},
         ["safety_identifier", "stream_options", "user"],
         ["audio", "function_call", "functions", "logit_bias", "logprobs", "modalities", "prompt_cache_key",
-         "reasoning_effort", "service_tier", "store", "top_logprobs", "verbosity", "web_search_options"],
+         "reasoning_effort", "service_tier", "store", "thinking", "top_k", "top_logprobs", "verbosity",
+         "web_search_options"],
     ),
     "deepseek": (
         {"max_completion_tokens": "max_tokens"},
         ["safety_identifier", "user"],
         ["audio", "function_call", "functions", "logit_bias", "modalities", "n", "parallel_tool_calls",
-         "prediction", "prompt_cache_key", "reasoning_effort", "seed", "service_tier", "store", "verbosity",
-         "web_search_options"],
+         "prediction", "prompt_cache_key", "reasoning_effort", "seed", "service_tier", "store", "thinking",
+         "top_k", "verbosity", "web_search_options"],
     ),
     "openrouter": ({}, [], []),  # OpenRouter itself passes each parameter to the models that have it
     "huggingface": ({}, [], []),
@@ -57,7 +60,7 @@ FAMILY: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
         {"max_completion_tokens": "max_tokens"},
         ["safety_identifier", "user"],
         ["audio", "function_call", "functions", "logit_bias", "modalities", "n", "parallel_tool_calls",
-         "prediction", "prompt_cache_key", "service_tier", "store", "tool_choice", "verbosity",
+         "prediction", "prompt_cache_key", "service_tier", "store", "tool_choice", "top_k", "verbosity",
          "web_search_options"],
     ),
 }
@@ -66,17 +69,19 @@ FAMILY: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
 # translating providers: the OpenAI parameters each one maps; every other one is refused
 TRANSLATING: dict[str, list[str]] = {
     "anthropic": ["max_completion_tokens", "max_tokens", "parallel_tool_calls", "reasoning_effort",
-                  "response_format", "stop", "temperature", "tool_choice", "tools", "top_p", "user"],
+                  "response_format", "stop", "temperature", "thinking", "tool_choice", "tools", "top_k", "top_p",
+                  "user"],
     "cohere": ["frequency_penalty", "logprobs", "max_completion_tokens", "max_tokens", "presence_penalty",
-               "response_format", "seed", "stop", "temperature", "tool_choice", "tools", "top_p", "user"],
+               "response_format", "seed", "stop", "temperature", "thinking", "tool_choice", "tools", "top_k",
+               "top_p", "user"],
     "gemini": ["frequency_penalty", "logprobs", "max_completion_tokens", "max_tokens", "n", "presence_penalty",
-               "reasoning_effort", "response_format", "seed", "stop", "temperature", "tool_choice", "tools",
-               "top_logprobs", "top_p", "user"],
+               "reasoning_effort", "response_format", "seed", "stop", "temperature", "thinking", "tool_choice",
+               "tools", "top_k", "top_logprobs", "top_p", "user"],
     "ollama_chat": ["frequency_penalty", "max_completion_tokens", "max_tokens", "presence_penalty",
-                    "reasoning_effort", "response_format", "seed", "stop", "temperature", "tool_choice", "tools",
-                    "top_p", "user"],
+                    "reasoning_effort", "response_format", "seed", "stop", "temperature", "thinking", "tool_choice",
+                    "tools", "top_k", "top_p", "user"],
     "replicate": ["frequency_penalty", "max_completion_tokens", "max_tokens", "presence_penalty", "seed", "stop",
-                  "temperature", "top_p", "user"],
+                  "temperature", "top_k", "top_p", "user"],
 }  # fmt: skip
 
 # a value of each parameter that asks for something (never OpenAI's default)
@@ -104,6 +109,8 @@ SAMPLE: dict[str, Any] = {
     "store": True,
     "stream_options": {"include_usage": True},
     "temperature": 0,
+    "thinking": {"type": "enabled", "budget_tokens": 2048},
+    "top_k": 40,
     "tool_choice": "required",
     "tools": [WEATHER_TOOL],
     "top_logprobs": 2,
@@ -128,10 +135,11 @@ def test_every_parameter_is_classified_for_every_provider() -> None:
         assert isinstance(adapter, OpenAICompatible)
         table = adapter.table(_call(prefix, {}))
         assert (dict(table.renamed), sorted(table.dropped), sorted(table.refused)) == (renamed, dropped, refused)
-        assert table.accepted | set(renamed) | set(dropped) | set(refused) == CHAT_PARAMS, prefix
+        assert table.accepted | set(renamed) | set(dropped) | set(refused) | table.converted == set(EVERYTHING)
+        assert table.converted == ({"thinking"} if "reasoning_effort" in table.accepted else set())
     for prefix, mapped in TRANSLATING.items():
-        assert sorted(_supported(prefix) & CHAT_PARAMS) == mapped, prefix
-    assert set(SAMPLE) == CHAT_PARAMS
+        assert sorted(_supported(prefix) & set(EVERYTHING)) == mapped, prefix
+    assert set(SAMPLE) == set(EVERYTHING)
 
 
 def _supported(prefix: str) -> frozenset[str]:
@@ -173,7 +181,9 @@ def test_family_parameter(prefix: str, param: str) -> None:
         assert param not in _sent(prefix, extra, drop=True)
         return
     sent = _sent(prefix, extra)
-    if param in dropped:
+    if param == "thinking":
+        assert param not in sent and sent["reasoning_effort"] == "low"
+    elif param in dropped:
         assert param not in sent
     elif param in renamed:
         assert param not in sent and sent[renamed[param]] == SAMPLE[param]

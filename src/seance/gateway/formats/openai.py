@@ -55,6 +55,11 @@ CHAT_PARAMS = frozenset(
     }
 )  # fmt: skip
 
+# Not OpenAI's, yet common in OpenAI-format requests (LiteLLM takes both; the /v1/messages front
+# door sends Anthropic's exact values in them): Anthropic-style `thinking` ({"type": "enabled",
+# "budget_tokens": n}) and `top_k`. Classified per provider like CHAT_PARAMS.
+EXTENSIONS = frozenset({"thinking", "top_k"})
+
 # OpenAI's documented defaults: a parameter sent with its default value asks for nothing, so a
 # provider without the parameter loses nothing when it is left out. `false` is a value like any
 # other: `parallel_tool_calls: false` asks for something (the default is true), `logprobs: false`
@@ -110,6 +115,15 @@ def asks_nothing(key: str, value: Any) -> bool:
 
 
 _MISSING = object()
+
+
+def thinking_effort(thinking: Any) -> str | None:
+    """Anthropic-style `thinking` as OpenAI's reasoning_effort, for providers with nothing finer."""
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    budget = budget if isinstance(budget, int) and not isinstance(budget, bool) else 0
+    return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
 
 
 def stop_list(stop: Any) -> list[str] | None:
@@ -298,6 +312,7 @@ class ChunkWriter:
         self.created = int(time.time())
         self.include_usage = include_usage
         self._started = False
+        self._others: set[int] = set()  # choices after the first that have had their first chunk
         self.finished = False
         self._envelope = b""
         self._envelope_key: tuple[str, str] | None = None
@@ -314,20 +329,31 @@ class ChunkWriter:
             chunk["usage"] = usage
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-    def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        if not self._started:
+    def delta(
+        self, delta: dict[str, Any], finish_reason: str | None = None, *, choice: int = 0, logprobs: Any = None
+    ) -> bytes:
+        """One chunk for choice `choice` (n > 1 answers have several); the first of each choice
+        carries the role."""
+        if choice == 0 and not self._started:
             self._started = True
             delta = {"role": "assistant", **delta}
-        return self._event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+        elif choice and choice not in self._others:
+            self._others.add(choice)
+            delta = {"role": "assistant", **delta}
+        return self._event([{"index": choice, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}])
 
     def start(self) -> bytes:
         """The opening chunk (role, empty content) clients like to see first."""
         return b"" if self._started else self.delta({"content": ""})
 
-    def text(self, text: str) -> bytes:
+    def text(self, text: str, choice: int = 0) -> bytes:
+        if choice:
+            return self.delta({"content": text}, choice=choice) if text else b""
         return self._text_delta(b"content", text) if text else b""
 
-    def reasoning(self, text: str) -> bytes:
+    def reasoning(self, text: str, choice: int = 0) -> bytes:
+        if choice:
+            return self.delta({"reasoning_content": text}, choice=choice) if text else b""
         return self._text_delta(b"reasoning_content", text) if text else b""
 
     def _text_delta(self, field: bytes, text: str) -> bytes:
@@ -342,19 +368,17 @@ class ChunkWriter:
             self._envelope_key = key
         return self._envelope + field + b'":' + orjson.dumps(text) + b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
-    def tool_start(self, index: int, call_id: str, name: str, arguments: str = "") -> bytes:
-        return self.delta(
-            {"tool_calls": [{"index": index, **tool_call(call_id, name, arguments)}]},
-        )
+    def tool_start(self, index: int, call_id: str, name: str, arguments: str = "", choice: int = 0) -> bytes:
+        return self.delta({"tool_calls": [{"index": index, **tool_call(call_id, name, arguments)}]}, choice=choice)
 
     def tool_arguments(self, index: int, arguments: str) -> bytes:
         if not arguments:
             return b""
         return self.delta({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
 
-    def finish(self, reason: str) -> bytes:
+    def finish(self, reason: str, choice: int = 0) -> bytes:
         self.finished = True
-        return self.delta({}, reason)
+        return self.delta({}, reason, choice=choice)
 
     def end(self, usage: Usage | None, **usage_extra: Any) -> bytes:
         """The usage chunk (when the client asked for it) and [DONE]."""

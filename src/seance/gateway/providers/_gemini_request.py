@@ -14,13 +14,16 @@ from seance.gateway.providers.base import Call
 SIGNATURE_MARK = "__thought__"
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 SCHEMA_KEYS_GEMINI_REJECTS = frozenset({"additionalProperties", "$schema", "strict", "$id", "$defs", "definitions"})
+# OpenAI name -> GenerationConfig name (https://ai.google.dev/api/generate-content#generationconfig)
 GENERATION = {
     "temperature": "temperature", "top_p": "topP", "top_k": "topK", "seed": "seed",
-    "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty",
+    "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty", "n": "candidateCount",
+    "logprobs": "responseLogprobs", "top_logprobs": "logprobs",
 }  # fmt: skip
+# parallel_tool_calls: true is Gemini's own behaviour (asks nothing); false has no switch: refused
 SUPPORTED = frozenset(
     {*GENERATION, "max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice", "response_format",
-     "reasoning_effort", "safety_settings", "user"}
+     "reasoning_effort", "thinking", "safety_settings", "user"}
 )  # fmt: skip
 
 
@@ -46,7 +49,12 @@ def to_generate_request(call: Call) -> dict[str, Any]:
         if schema:
             config["responseJsonSchema"] = schema
     effort = body.get("reasoning_effort")
-    if effort in THINKING_BUDGETS:
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict):  # Anthropic-style: the budget exactly as given
+        enabled = thinking.get("type") == "enabled"
+        budget = thinking.get("budget_tokens") if enabled else 0
+        config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": enabled}
+    elif effort in THINKING_BUDGETS:
         config["thinkingConfig"] = {"thinkingBudget": THINKING_BUDGETS[effort], "includeThoughts": effort != "none"}
     request["generationConfig"] = config
     if body.get("safety_settings"):

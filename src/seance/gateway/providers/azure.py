@@ -23,10 +23,10 @@ REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 
 # (reasoning model, API version has max_completion_tokens) -> table
 TABLES = {
-    (True, True): Params.all_but(max_tokens="max_completion_tokens"),
-    (True, False): Params.all_but(),  # no such deployment: Azure's own error says so
-    (False, True): Params.all_but({"reasoning_effort"}),
-    (False, False): Params.all_but({"reasoning_effort"}, max_completion_tokens="max_tokens"),
+    (True, True): Params.all_but({"top_k"}, max_tokens="max_completion_tokens"),
+    (True, False): Params.all_but({"top_k"}),  # no such deployment: Azure's own error says so
+    (False, True): Params.all_but({"top_k", "reasoning_effort"}),
+    (False, False): Params.all_but({"top_k", "reasoning_effort"}, max_completion_tokens="max_tokens"),
 }
 
 

@@ -37,7 +37,7 @@ RENAMED = {
     "seed": "seed", "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty",
     "top_p": "p", "top_k": "k", "logprobs": "logprobs", "documents": "documents", "safety_mode": "safety_mode",
 }  # fmt: skip
-SUPPORTED = frozenset({*RENAMED, "stop", "tools", "tool_choice", "response_format", "user"})
+SUPPORTED = frozenset({*RENAMED, "stop", "tools", "tool_choice", "response_format", "thinking", "user"})
 EMBED_SUPPORTED = frozenset({"dimensions", "input_type", "user"})
 
 
@@ -117,6 +117,11 @@ def chat_request(call: Call) -> dict[str, Any]:
             request[cohere_name] = body[openai_name]
     if stops := shapes.stop_list(body.get("stop")):
         request["stop_sequences"] = stops
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict):  # https://docs.cohere.com/reference/chat: {type, token_budget}
+        request["thinking"] = {"type": "enabled" if thinking.get("type") == "enabled" else "disabled"}
+        if isinstance(thinking.get("budget_tokens"), int) and thinking.get("type") == "enabled":
+            request["thinking"]["token_budget"] = thinking["budget_tokens"]
     tools = body.get("tools")
     choice = body.get("tool_choice")
     if tools:

@@ -4,6 +4,7 @@ batchEmbedContents. `gemini/<model>` as LiteLLM names it."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -78,36 +79,63 @@ class Gemini(Adapter):
             vectors = [e.get("values") or [] for e in data.get("embeddings") or []]
             return Reply(shapes.embeddings(call.body, vectors, call.target.model, Usage()), Usage())
         state = ResponseState()
-        state.add(data)
+        for _ in state.add(data):
+            pass
         usage, extra = state.usage()
-        return Reply(
-            shapes.chat_completion(
-                id=state.id or shapes.new_id(), model=state.model or call.target.model,
-                content="".join(state.texts) or (None if state.tool_calls else ""),
-                finish_reason=state.finish_reason(), usage=usage, tool_calls=state.tool_calls,
-                reasoning="".join(state.thoughts) or None, usage_extra=extra,
-            ),
-            usage,
-        )  # fmt: skip
+        candidates = state.candidates or {0: Candidate()}
+        answer = {
+            "id": state.id or shapes.new_id(), "object": "chat.completion", "created": int(time.time()),
+            "model": state.model or call.target.model,
+            "choices": [candidates[index].choice(index) for index in sorted(candidates)],
+            "usage": {**shapes.usage_dict(usage), **extra},
+        }  # fmt: skip
+        return Reply(orjson.dumps(answer), usage)
 
     def stream(self, call: Call) -> StreamTranslator:
         return GeminiStream(call)
+
+
+class Candidate:
+    """What one candidate (one OpenAI choice) of an answer adds up to, over a stream or at once."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.thoughts: list[str] = []
+        self.tool_calls: list[dict[str, Any]] = []
+        self.logprobs: list[dict[str, Any]] = []
+        self.finish: str | None = None
+
+    def finish_reason(self) -> str:
+        if self.tool_calls and self.finish in (None, "STOP"):
+            return "tool_calls"
+        return FINISH_REASONS.get(self.finish or "STOP", "stop")
+
+    def choice(self, index: int) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self.texts) or (None if self.tool_calls else ""),
+        }
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        if self.thoughts:
+            message["reasoning_content"] = "".join(self.thoughts)
+        logprobs = {"content": self.logprobs, "refusal": None} if self.logprobs else None
+        return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": self.finish_reason()}
 
 
 class ResponseState:
     """What the GenerateContentResponses of one answer (one, or a stream of them) add up to."""
 
     def __init__(self) -> None:
-        self.texts: list[str] = []
-        self.thoughts: list[str] = []
-        self.tool_calls: list[dict[str, Any]] = []
-        self.finish: str | None = None
+        self.candidates: dict[int, Candidate] = {}
         self.metadata: dict[str, Any] = {}
         self.id: str | None = None
         self.model: str | None = None
+        self.blocked = False
 
-    def add(self, data: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-        """Records one response and yields its pieces: ("text"|"thought", str) or ("tool", call)."""
+    def add(self, data: dict[str, Any]) -> Iterator[tuple[int, str, Any]]:
+        """Records one response and yields its pieces: (candidate index, kind, value) with kind
+        "text" or "thought" (str), "tool" (a tool call), "logprobs" (OpenAI logprobs content)."""
         if isinstance(data.get("error"), dict):
             raise UpstreamError(f"gemini: {data['error'].get('message') or data['error']}")
         self.id = data.get("responseId") or self.id
@@ -115,35 +143,44 @@ class ResponseState:
         self.metadata = data.get("usageMetadata") or self.metadata
         candidates = data.get("candidates") or []
         if not candidates and (data.get("promptFeedback") or {}).get("blockReason"):
-            self.finish = "SAFETY"
-        pieces: list[tuple[str, Any]] = []
-        for candidate in candidates[:1]:
-            for part in (candidate.get("content") or {}).get("parts") or []:
+            self.candidate(0).finish = "SAFETY"
+        pieces: list[tuple[int, str, Any]] = []
+        for position, raw in enumerate(candidates):
+            index = int(raw.get("index", position))
+            candidate = self.candidate(index)
+            for part in (raw.get("content") or {}).get("parts") or []:
                 if "functionCall" in part:
-                    pieces.append(("tool", self._tool_call(part)))
+                    pieces.append((index, "tool", self._tool_call(candidate, part)))
                 elif part.get("thought") and "text" in part:
-                    self.thoughts.append(part["text"])
-                    pieces.append(("thought", part["text"]))
+                    candidate.thoughts.append(part["text"])
+                    pieces.append((index, "thought", part["text"]))
                 elif "text" in part:
-                    self.texts.append(part["text"])
-                    pieces.append(("text", part["text"]))
-            self.finish = candidate.get("finishReason") or self.finish
+                    candidate.texts.append(part["text"])
+                    pieces.append((index, "text", part["text"]))
+            if raw.get("logprobsResult"):
+                logprobs = openai_logprobs(raw["logprobsResult"])
+                candidate.logprobs += logprobs
+                pieces.append((index, "logprobs", logprobs))
+            candidate.finish = raw.get("finishReason") or candidate.finish
         return iter(pieces)
 
-    def _tool_call(self, part: dict[str, Any]) -> dict[str, Any]:
+    def candidate(self, index: int) -> Candidate:
+        if index not in self.candidates:
+            self.candidates[index] = Candidate()
+        return self.candidates[index]
+
+    def _tool_call(self, candidate: Candidate, part: dict[str, Any]) -> dict[str, Any]:
         function = part["functionCall"]
         call_id = "call_" + secrets.token_hex(12)
         if part.get("thoughtSignature"):
             call_id += SIGNATURE_MARK + part["thoughtSignature"]
         arguments = orjson.dumps(function.get("args") or {}).decode()
         call = shapes.tool_call(call_id, function.get("name", ""), arguments)
-        self.tool_calls.append(call)
+        candidate.tool_calls.append(call)
         return call
 
-    def finish_reason(self) -> str:
-        if self.tool_calls and self.finish in (None, "STOP"):
-            return "tool_calls"
-        return FINISH_REASONS.get(self.finish or "STOP", "stop")
+    def finished(self) -> bool:
+        return bool(self.candidates) and all(c.finish is not None for c in self.candidates.values())
 
     def usage(self) -> tuple[Usage, dict[str, Any]]:
         """Thinking tokens count as completion tokens, as OpenAI counts reasoning tokens."""
@@ -154,6 +191,23 @@ class ResponseState:
         if meta.get("cachedContentTokenCount"):
             extra["prompt_tokens_details"] = {"cached_tokens": int(meta["cachedContentTokenCount"])}
         return Usage(int(meta.get("promptTokenCount") or 0), completion), extra
+
+
+def openai_logprobs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Gemini's logprobsResult (chosenCandidates, and topCandidates when logprobs: k was asked)
+    as OpenAI's `logprobs.content`."""
+    chosen = result.get("chosenCandidates") or []
+    tops = result.get("topCandidates") or []
+    content = []
+    for position, token in enumerate(chosen):
+        alternatives = (tops[position].get("candidates") or []) if position < len(tops) else []
+        content.append({**_token(token), "top_logprobs": [_token(t) for t in alternatives]})
+    return content
+
+
+def _token(token: dict[str, Any]) -> dict[str, Any]:
+    text = str(token.get("token", ""))
+    return {"token": text, "logprob": float(token.get("logProbability") or 0.0), "bytes": list(text.encode())}
 
 
 class GeminiStream(TranslatingStream):
@@ -183,25 +237,29 @@ class GeminiStream(TranslatingStream):
     def _response(self, data: dict[str, Any]) -> bytes:
         out = bytearray()
         self.writer.id = data.get("responseId") or self.writer.id
-        finished_before = self.state.finish is not None
-        for kind, value in self.state.add(data):
+        finished_before = {i for i, c in self.state.candidates.items() if c.finish is not None}
+        for choice, kind, value in self.state.add(data):
+            candidate = self.state.candidates[choice]
             if kind == "text":
-                out += self.writer.text(value)
+                out += self.writer.text(value, choice)
             elif kind == "thought":
-                out += self.writer.reasoning(value)
+                out += self.writer.reasoning(value, choice)
+            elif kind == "logprobs":
+                out += self.writer.delta({}, choice=choice, logprobs={"content": value, "refusal": None})
             else:
-                index = len(self.state.tool_calls) - 1
                 function = value["function"]
-                out += self.writer.tool_start(index, value["id"], function["name"], function["arguments"])
-        if self.state.finish is not None and not finished_before:
-            out += self.writer.start() + self.writer.finish(self.state.finish_reason())
+                tool = len(candidate.tool_calls) - 1
+                out += self.writer.tool_start(tool, value["id"], function["name"], function["arguments"], choice)
+        for choice, candidate in sorted(self.state.candidates.items()):
+            if candidate.finish is not None and choice not in finished_before:
+                out += self.writer.start() + self.writer.finish(candidate.finish_reason(), choice)
         return bytes(out)
 
     def _close(self) -> bytes:
         for _, payload in self.decoder.flush():
             if payload:
                 self._response(shapes.loads(payload, "gemini"))
-        if self.state.finish is None:
+        if not self.state.finished():
             raise UpstreamError("gemini: the stream ended before a finishReason")
         self.usage, extra = self.state.usage()
         return self.writer.end(self.usage, **extra)

@@ -17,6 +17,7 @@ from seance.gateway.errors import UpstreamError, upstream_shape
 from seance.gateway.formats import openai as shapes
 from seance.gateway.providers.base import Call, FollowUp, Reply, StreamTranslator
 from seance.gateway.providers.openai_compat import OpenAICompatible, PassThroughStream
+from seance.gateway.providers.params import Params
 
 FINISH_REASONS = {"eos_token": "stop", "eos": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 QUIRK_MARKS = (b'"id":""', b'"id": ""', b'"eos_token"', b'"eos"', b'"text_completion"', b'"arguments":{', b'"id":0')
@@ -32,6 +33,7 @@ class HuggingFace(OpenAICompatible):
     base_env = ("HF_API_BASE", "HUGGINGFACE_API_BASE")
     default_base = "https://router.huggingface.co/v1"
     version_suffix = "/v1"  # a bare TGI server URL gets its OpenAI-compatible /v1 routes
+    params = Params.all_but()  # the router passes parameters to the serving provider; TGI takes top_k
 
     def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
         reply = super().parse(call, status, body)

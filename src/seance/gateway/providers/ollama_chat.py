@@ -30,7 +30,9 @@ OPTIONS = {
     "max_tokens": "num_predict", "max_completion_tokens": "num_predict",
     "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty",
 }  # fmt: skip
-SUPPORTED = frozenset({*OPTIONS, "stop", "tools", "tool_choice", "response_format", "reasoning_effort", "user"})
+SUPPORTED = frozenset(
+    {*OPTIONS, "stop", "tools", "tool_choice", "response_format", "reasoning_effort", "thinking", "user"}
+)
 ROLES = ("system", "developer", "user", "assistant", "tool")
 PATHS = {"chat": "/api/chat", "completion": "/api/generate", "embedding": "/api/embed"}
 
@@ -121,6 +123,8 @@ def generation_body(call: Call) -> dict[str, Any]:
         out["tools"] = body["tools"]
     if body.get("reasoning_effort") is not None:
         out["think"] = body["reasoning_effort"] != "none"
+    elif isinstance(body.get("thinking"), dict):  # Ollama's switch has no budget
+        out["think"] = body["thinking"].get("type") == "enabled"
     return out
 
 

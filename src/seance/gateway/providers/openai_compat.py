@@ -209,7 +209,7 @@ class TogetherAI(OpenAICompatible):
     params = Params(
         frozenset({
             "max_tokens", "stop", "temperature", "top_p", "n", "presence_penalty", "frequency_penalty",
-            "logit_bias", "seed", "response_format", "tools", "tool_choice", "reasoning_effort",
+            "logit_bias", "seed", "response_format", "tools", "tool_choice", "reasoning_effort", "top_k",
         }),
         renamed={"max_completion_tokens": "max_tokens"},
         dropped=frozenset({"user", "safety_identifier", "stream_options"}),
@@ -254,18 +254,20 @@ class DeepSeek(OpenAICompatible):
 class OpenRouter(OpenAICompatible):
     """Takes OpenAI's parameters and passes each to the routed model when it has it
     (https://openrouter.ai/docs/api-reference/parameters); `provider.require_parameters` makes it
-    strict. So: the OpenAI table."""
+    strict. So: everything, `top_k` included."""
 
     name = "openrouter"
+    params = Params.all_but()
     key_env = ("OPENROUTER_API_KEY", "OR_API_KEY")
     base_env = ("OPENROUTER_API_BASE",)
     default_base = "https://openrouter.ai/api/v1"
 
 
 class HostedVLLM(OpenAICompatible):
-    """vLLM implements OpenAI's chat parameters (plus its own sampling extras): the OpenAI table."""
+    """vLLM implements OpenAI's chat parameters plus its own sampling extras (`top_k`, `min_p`, …)."""
 
     name = "hosted_vllm"
+    params = Params.all_but()
     key_env = ("HOSTED_VLLM_API_KEY",)
     base_env = ("HOSTED_VLLM_API_BASE",)
     default_base = None

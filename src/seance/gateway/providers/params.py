@@ -1,7 +1,8 @@
 """What an OpenAI-compatible provider does with each of OpenAI's chat parameters: a declarative
 table per provider, applied to a request only when it holds a parameter that needs it.
 
-Every parameter of `CHAT_PARAMS` is, for one provider, exactly one of:
+Every parameter of `CHAT_PARAMS` (and the two common extensions, `thinking` and `top_k`) is, for
+one provider, exactly one of:
 
     accepted  forwarded as it came
     renamed   forwarded under the provider's own name (`seed` → Mistral's `random_seed`)
@@ -10,7 +11,10 @@ Every parameter of `CHAT_PARAMS` is, for one provider, exactly one of:
     refused   everything else: a 400 naming the parameter and the provider, or left out when
               drop_params is on; left out silently when its value asks for nothing (OpenAI's default)
 
-Fields that are not OpenAI parameters (a provider's own extensions, `top_k`, `safe_prompt`, …)
+Anthropic-style `thinking` goes as reasoning_effort (coarsened: the family has nothing finer) where
+reasoning_effort is accepted, and is refused where it is not.
+
+Other fields that are not OpenAI parameters (a provider's own extensions, `top_k`, `safe_prompt`, …)
 are the provider's business and go through untouched.
 """
 
@@ -20,7 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from seance.gateway.formats.openai import CHAT_PARAMS, asks_nothing, unsupported
+from seance.gateway.formats.openai import CHAT_PARAMS, EXTENSIONS, asks_nothing, thinking_effort, unsupported
+
+KNOWN = CHAT_PARAMS | EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Params:
     renamed: Mapping[str, str] = field(default_factory=dict)
     dropped: frozenset[str] = frozenset()
     refused: frozenset[str] = field(init=False)
+    converted: frozenset[str] = field(init=False)  # `thinking`, where reasoning_effort is accepted
     attention: frozenset[str] = field(init=False)  # the fields that make a request leave the fast path
 
     def __post_init__(self) -> None:
@@ -37,17 +44,19 @@ class Params:
             for other in classified[i + 1 :]:
                 if one & other:
                     raise ValueError(f"parameters classified twice: {sorted(one & other)}")
-        unknown = frozenset().union(*classified) - CHAT_PARAMS
+        unknown = frozenset().union(*classified) - KNOWN
         if unknown:
             raise ValueError(f"not OpenAI chat parameters: {sorted(unknown)}")
-        refused = CHAT_PARAMS - frozenset().union(*classified)
-        object.__setattr__(self, "refused", refused)
+        refused = KNOWN - frozenset().union(*classified)
+        converted = frozenset({"thinking"}) if "reasoning_effort" in self.accepted else frozenset()
+        object.__setattr__(self, "converted", converted)
+        object.__setattr__(self, "refused", refused - converted)
         object.__setattr__(self, "attention", frozenset(self.renamed) | self.dropped | refused)
 
     @classmethod
     def all_but(cls, refused: Iterable[str] = (), *, dropped: Iterable[str] = (), **renamed: str) -> Params:
         """A table for a provider that takes nearly everything OpenAI does."""
-        out = CHAT_PARAMS - set(refused) - set(dropped) - set(renamed)
+        out = KNOWN - set(refused) - set(dropped) - set(renamed) - {"thinking"}  # converted or refused
         return cls(frozenset(out), renamed, frozenset(dropped))
 
     def needed(self, body: Mapping[str, Any]) -> bool:
@@ -61,9 +70,13 @@ class Params:
             if key in self.renamed:
                 if value is not None:
                     out[self.renamed[key]] = value
+            elif key in self.converted:
+                effort = thinking_effort(value)
+                if effort is not None and "reasoning_effort" not in body:
+                    out["reasoning_effort"] = effort
             elif key in self.refused and not drop and not asks_nothing(key, value):
                 raise unsupported(provider, key)
         return out
 
 
-OPENAI = Params(CHAT_PARAMS)
+OPENAI = Params.all_but({"top_k"})

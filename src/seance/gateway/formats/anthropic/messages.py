@@ -44,7 +44,7 @@ def _to_openai_request(body: dict[str, Any]) -> dict[str, Any]:
     for index, message in enumerate(raw_messages):
         messages.extend(_message(message, f"messages.{index}"))
     chat: dict[str, Any] = {"model": body["model"], "messages": messages, "max_tokens": max_tokens}
-    for key in ("temperature", "top_p"):
+    for key in ("temperature", "top_p", "top_k"):
         if body.get(key) is not None:
             chat[key] = body[key]
     if body.get("stop_sequences"):
@@ -60,10 +60,11 @@ def _to_openai_request(body: dict[str, Any]) -> dict[str, Any]:
         chat["tools"] = [_tool(tool, f"tools.{i}") for i, tool in enumerate(body["tools"])]
     if body.get("tool_choice") is not None:
         _tool_choice(body["tool_choice"], chat)
+    # Anthropic-style `thinking` and `top_k` as they came (LiteLLM's OpenAI-format extensions): a
+    # provider that has a budget (Gemini, Cohere) gets it exactly; OpenAI-like ones get reasoning_effort.
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
-        budget = int(thinking.get("budget_tokens") or 0)
-        chat["reasoning_effort"] = "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+        chat["thinking"] = {"type": "enabled", "budget_tokens": int(thinking.get("budget_tokens") or 0)}
     return chat
 
 
