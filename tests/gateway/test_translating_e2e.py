@@ -781,3 +781,25 @@ def test_thinking_through_messages_to_an_openai_upstream_is_reasoning_effort(
     )
     sent = last(upstream).json()
     assert sent["reasoning_effort"] == "medium" and "thinking" not in sent
+
+
+@pytest.mark.parametrize("suffix", ["", "/v2", "/v2/chat", "/v1/chat/"])
+def test_cohere_api_base_in_litellm_form(gateway: GatewayFactory, upstream: ReplayUpstream, suffix: str) -> None:
+    """LiteLLM configs write the full chat URL as api_base; the host root works as well."""
+    exchange = load("cohere/chat-v2-nonstream.yaml")[0]
+    running = gateway({"model_list": [deployment("command-a", "cohere/command-a-03-2025", upstream.url + suffix)]})
+    upstream.add("/v2/chat", exchange)
+    answer = chat(running, model="command-a", messages=TWO_AND_TWO)
+    assert last(upstream).path == "/v2/chat" and last(upstream).headers["authorization"] == "Bearer sk-up"
+    assert last(upstream).json() == exchange.request_json()
+    assert answer.choices[0].message.content == exchange.response_json()["message"]["content"][0]["text"]
+
+
+def test_cohere_image_detail(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("cohere/chat-v2-nonstream.yaml")[0]
+    upstream.add("/v2/chat", exchange)
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}}
+    chat(served, model="command-a", messages=[{"role": "user", "content": [{"type": "text", "text": "Hi"}, image]}])
+    assert last(upstream).json()["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}, image]},
+    ]

@@ -50,7 +50,11 @@ class Cohere(Adapter):
     model_prefixes = ("command-", "embed-", "c4ai-")
 
     def normalize_base(self, base: str) -> str:
-        return base.rstrip("/").removesuffix("/v2").removesuffix("/v1")
+        """The host root, from it or from LiteLLM's form (the full `…/v2/chat` or `…/v1/chat` URL)."""
+        base = base.rstrip("/")
+        for endpoint in ("/chat", "/embed"):
+            base = base.removesuffix(endpoint)
+        return base.removesuffix("/v2").removesuffix("/v1")
 
     def _build(self, call: Call) -> UpstreamRequest:
         headers = json_headers(call.target.api_key)
@@ -182,7 +186,11 @@ def user_content(content: Any, position: int) -> list[dict[str, Any]]:
         if kind == "text":
             parts.append({"type": "text", "text": part.get("text", "")})
         elif kind == "image_url":
-            parts.append({"type": "image_url", "image_url": {"url": shapes.image_url(part)}})
+            image: dict[str, Any] = {"url": shapes.image_url(part)}
+            detail = part["image_url"].get("detail") if isinstance(part.get("image_url"), dict) else None
+            if detail is not None:  # auto, low or high, as OpenAI's
+                image["detail"] = detail
+            parts.append({"type": "image_url", "image_url": image})
         else:
             raise shapes.unsupported_part(kind, position)
     return parts
