@@ -803,3 +803,85 @@ def test_cohere_image_detail(served: Running, upstream: ReplayUpstream) -> None:
     assert last(upstream).json()["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Hi"}, image]},
     ]
+
+
+# --- /v1/completions to chat-only models (answered through chat) -------------------------------
+
+
+def test_completion_to_an_openai_chat_model(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("openai/chat-nonstream.httprr.txt")[0]
+    upstream.add("/v1/chat/completions", exchange)
+    result = served.openai().completions.create(
+        model="gpt", prompt="Hello, how are you?", temperature=0, extra_body={"max_completion_tokens": 50}
+    )
+    assert last(upstream).path == "/v1/chat/completions"
+    assert last(upstream).json() == exchange.request_json()
+    expected = exchange.response_json()
+    assert result.model_dump(exclude_unset=True) == {
+        "id": expected["id"], "object": "text_completion", "created": expected["created"], "model": expected["model"],
+        "choices": [{"index": 0, "text": expected["choices"][0]["message"]["content"], "logprobs": None,
+                     "finish_reason": "stop"}],
+        "usage": expected["usage"],
+    }  # fmt: skip
+
+
+def test_completion_stream_to_an_openai_chat_model(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("openai/chat-stream-include-usage.httprr.txt")[0]
+    upstream.add("/v1/chat/completions", exchange)
+    request = {"prompt": "Count from 1 to 5", "temperature": 0, "stream": True, "stream_options": USAGE}
+    chunks = list(served.openai().completions.create(model="gpt", **request, extra_body={"max_completion_tokens": 50}))
+    assert last(upstream).json() == exchange.request_json()
+    recorded = [orjson.loads(e[6:]) for e in exchange.response_body.split(b"\n\n") if e.startswith(b"data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in recorded if c["choices"])
+    assert all(c.object == "text_completion" for c in chunks)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    usage = recorded[-1]["usage"]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (
+        usage["prompt_tokens"], usage["completion_tokens"]
+    )  # fmt: skip
+
+
+def test_completion_to_anthropic(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("anthropic/messages-nonstream.yaml")[0]
+    upstream.add("/v1/messages", exchange)
+    result = served.openai().completions.create(model="claude", prompt="What's 2 + 2?", max_tokens=64000)
+    assert last(upstream).json() == {k: v for k, v in exchange.request_json().items() if k != "stream"}
+    assert (result.object, result.choices[0].text, result.choices[0].finish_reason) == (
+        "text_completion", "2 + 2 = 4", "stop"
+    )  # fmt: skip
+    assert result.id == "msg_011CeCGmD8uwD58unxgBN8Qx" and result.usage.completion_tokens == 13
+
+
+def test_completion_stream_to_anthropic(served: Running, upstream: ReplayUpstream) -> None:
+    exchange = load("anthropic/messages-stream-text.yaml")[0]
+    upstream.add("/v1/messages", exchange)
+    chunks = list(
+        served.openai().completions.create(
+            model="claude", prompt="Say just hello", max_tokens=8192, temperature=1.0, stream=True
+        )
+    )
+    assert last(upstream).json() == exchange.request_json()
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "Hello"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_completion_parameters_without_a_chat_counterpart_are_refused(served: Running) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        served.openai().completions.create(model="claude", prompt="x", echo=True)
+    assert "anthropic does not support the parameter 'echo'" in caught.value.message
+
+
+def test_text_completion_openai_prefix_uses_the_completions_endpoint(
+    gateway: GatewayFactory, upstream: ReplayUpstream
+) -> None:
+    exchange = load("together/completions-nonstream.json")[0]
+    model = exchange.request_json()["model"]
+    running = gateway({"model_list": [deployment("base", f"text-completion-openai/{model}", upstream.url + "/v1")]})
+    upstream.add("/v1/completions", exchange)
+    result = running.openai().completions.create(
+        model="base", prompt="Paris is", temperature=0, max_tokens=10, extra_body={"inputs": "Paris is"}
+    )
+    assert last(upstream).path == "/v1/completions" and last(upstream).json() == exchange.request_json()
+    assert result.choices[0].text == exchange.response_json()["choices"][0]["text"]

@@ -25,6 +25,7 @@ EVERYTHING = sorted(CHAT_PARAMS | EXTENSIONS)
 # fmt: off
 FAMILY: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
     "openai": ({}, [], ["top_k"]),
+    "text-completion-openai": ({}, [], ["top_k"]),
     # azure: the default deployment, not a reasoning model, API 2024-10-21
     "azure": ({}, [], ["reasoning_effort", "thinking", "top_k"]),
     "together_ai": (

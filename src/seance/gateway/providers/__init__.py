@@ -9,6 +9,7 @@ from seance.gateway.providers.base import Adapter
 REGISTRY: dict[str, str] = {
     # OpenAI-compatible family (pass-through fast path)
     "openai": "openai_compat:OpenAI",
+    "text-completion-openai": "openai_compat:TextCompletionOpenAI",
     "azure": "azure:Azure",
     "together_ai": "openai_compat:TogetherAI",
     "groq": "openai_compat:Groq",

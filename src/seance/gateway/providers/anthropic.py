@@ -26,10 +26,12 @@ from seance.gateway.providers.base import (
     Usage,
     error_message,
 )
+from seance.gateway.providers.completion import completions_through_chat
 
 API_VERSION = "2023-06-01"
 
 
+@completions_through_chat
 class Anthropic(Adapter):
     name = "anthropic"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "messages", "count_tokens"})

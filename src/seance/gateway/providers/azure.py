@@ -14,6 +14,7 @@ import re
 
 from seance.gateway.errors import BadRequest
 from seance.gateway.providers.base import Call, json_headers, url_path
+from seance.gateway.providers.completion import completions_through_chat
 from seance.gateway.providers.openai_compat import PATHS, OpenAICompatible
 from seance.gateway.providers.params import Params
 
@@ -30,6 +31,7 @@ TABLES = {
 }
 
 
+@completions_through_chat
 class Azure(OpenAICompatible):
     name = "azure"
     key_env = ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")
@@ -47,6 +49,9 @@ class Azure(OpenAICompatible):
     def headers(self, call: Call) -> dict[str, str]:
         headers = json_headers(call.target.api_key, "api-key", "")
         return headers
+
+    def native_completion(self, call: Call) -> bool:
+        return "instruct" in str(call.target.extra.get("base_model") or call.target.model)
 
     def table(self, call: Call) -> Params:
         model = str(call.target.extra.get("base_model") or call.target.model).removeprefix("azure/")

@@ -22,6 +22,7 @@ from seance.gateway.providers.base import (
     Usage,
     json_headers,
 )
+from seance.gateway.providers.completion import completions_through_chat
 
 FINISH_REASONS = {
     "COMPLETE": "stop",
@@ -41,6 +42,7 @@ SUPPORTED = frozenset({*RENAMED, "stop", "tools", "tool_choice", "response_forma
 EMBED_SUPPORTED = frozenset({"dimensions", "input_type", "user"})
 
 
+@completions_through_chat
 class Cohere(Adapter):
     name = "cohere"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})

@@ -27,6 +27,7 @@ from seance.gateway.providers.base import (
     json_headers,
     url_path,
 )
+from seance.gateway.providers.completion import completions_through_chat
 
 API_VERSION = "v1beta"
 FINISH_REASONS = {
@@ -41,6 +42,7 @@ FINISH_REASONS = {
 }
 
 
+@completions_through_chat
 class Gemini(Adapter):
     name = "gemini"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})

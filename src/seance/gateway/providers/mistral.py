@@ -13,12 +13,14 @@ import orjson
 from seance.gateway.errors import upstream_shape
 from seance.gateway.formats import openai as shapes
 from seance.gateway.providers.base import Call, FollowUp, Reply, StreamTranslator
+from seance.gateway.providers.completion import completions_through_chat
 from seance.gateway.providers.openai_compat import OpenAICompatible, UsageChunkStream
 from seance.gateway.providers.params import Params
 
 LIST_CONTENT = b'"content":['
 
 
+@completions_through_chat
 class Mistral(OpenAICompatible):
     name = "mistral"
     key_env = ("MISTRAL_API_KEY",)

@@ -27,6 +27,7 @@ from seance.gateway.providers.base import (
     is_json_object,
     json_headers,
 )
+from seance.gateway.providers.completion import completions_through_chat
 from seance.gateway.providers.params import OPENAI, Params
 
 PATHS: dict[str, str] = {
@@ -187,15 +188,33 @@ def _count_after(body: bytes, key: bytes, start: int) -> int | None:
 # The family. `default_base` ends at the version segment; PATHS are appended to it.
 
 
+@completions_through_chat
 class OpenAI(OpenAICompatible):
+    """/v1/completions serves only the instruct and base models; every chat model answers it
+    through chat (completion.py)."""
+
     name = "openai"
     key_env = ("OPENAI_API_KEY",)
     base_env = ("OPENAI_API_BASE", "OPENAI_BASE_URL")
     default_base = "https://api.openai.com/v1"
-    model_prefixes = (
+    model_prefixes: ClassVar[tuple[str, ...]] = (
         "gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "davinci-", "babbage-",
         "omni-moderation", "codex-",
     )  # fmt: skip
+    completion_models: ClassVar[tuple[str, ...]] = ("gpt-3.5-turbo-instruct", "davinci-", "babbage-")
+
+    def native_completion(self, call: Call) -> bool:
+        return call.target.model.startswith(self.completion_models)
+
+
+class TextCompletionOpenAI(OpenAI):
+    """`text-completion-openai/<model>`: LiteLLM's prefix for OpenAI's completions endpoint, always."""
+
+    name = "text-completion-openai"
+    model_prefixes = ()
+
+    def native_completion(self, call: Call) -> bool:
+        return True
 
 
 class TogetherAI(OpenAICompatible):
@@ -216,6 +235,7 @@ class TogetherAI(OpenAICompatible):
     )  # fmt: skip
 
 
+@completions_through_chat
 class Groq(OpenAICompatible):
     name = "groq"
     key_env = ("GROQ_API_KEY",)
@@ -234,6 +254,7 @@ class Groq(OpenAICompatible):
     )  # fmt: skip
 
 
+@completions_through_chat
 class DeepSeek(OpenAICompatible):
     name = "deepseek"
     key_env = ("DEEPSEEK_API_KEY",)

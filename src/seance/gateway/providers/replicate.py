@@ -28,6 +28,7 @@ from seance.gateway.providers.base import (
     json_headers,
     url_path,
 )
+from seance.gateway.providers.completion import completions_through_chat
 from seance.gateway.upstream.transport import origin_of
 
 INPUTS = {
@@ -42,6 +43,7 @@ STREAM_HOSTS = (".replicate.com", ".replicate.net")  # where Replicate's own str
 PREDICTION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
+@completions_through_chat
 class Replicate(Adapter):
     name = "replicate"
     key_env = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
