@@ -63,7 +63,7 @@ def test_gateway_doc_provider_table_matches_the_registry() -> None:
     for line in GATEWAY_DOC.read_text().splitlines():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if len(cells) == 4 and cells[0].startswith("`"):
-            for prefix in re.findall(r"`([a-z_]+)`", cells[0]):
+            for prefix in re.findall(r"`([a-z_-]+)`", cells[0]):
                 rows[prefix] = cells
     assert set(rows) == set(REGISTRY), "the provider table and the registry differ"
     for prefix, (_, keys, bases, _notes) in rows.items():

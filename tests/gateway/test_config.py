@@ -153,7 +153,9 @@ def test_no_config_mode_routes_by_name_to_providers_with_keys() -> None:
     with pytest.raises(ModelNotFound) as caught:
         deployments.lookup("groq/llama-3.1-8b")
     assert "configured providers: " in caught.value.message
-    assert caught.value.message.endswith("(configured providers: openai, ollama, anthropic, ollama_chat)")
+    assert caught.value.message.endswith(
+        "(configured providers: openai, text-completion-openai, ollama, anthropic, ollama_chat)"
+    )
     with pytest.raises(ModelNotFound):
         deployments.lookup("some-unknown-model")
     assert "openai/*" in deployments.model_names()
