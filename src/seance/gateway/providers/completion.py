@@ -38,9 +38,10 @@ class CompletionViaChat:
     name: ClassVar[str]
 
     def build(self, call: Call) -> UpstreamRequest:
-        native = getattr(self, "native_completion", None)  # the provider's own, when it has one
-        if call.op == "completion" and not (native is not None and native(call)):
-            as_chat(call, self.name)
+        if call.op == "completion":
+            native = getattr(self, "native_completion", None)  # the provider's own, when it has one
+            if not (native is not None and native(call)):
+                as_chat(call, self.name)
         request: UpstreamRequest = super().build(call)  # type: ignore[misc]
         return request
 

@@ -60,12 +60,17 @@ class OpenAICompatible(Adapter):
         return self.params
 
     def payload(self, call: Call) -> bytes:
-        body, changed = call.body, False
         table = self.table(call)
+        if (call.op != "chat" or not table.needed(call.body)) and not (call.stream and call.want_usage):
+            # the fast path: the client's bytes, or one dump with the model swapped
+            if call.raw and call.body.get("model") == call.target.model:
+                return call.raw
+            return orjson.dumps({**call.body, "model": call.target.model})
+        body = call.body
         if call.op == "chat" and table.needed(body):
             if "stream_options" in table.dropped and call.stream and shapes.include_usage(body):
                 call.state["usage_chunk"] = True  # the provider sends usage anyway; we add the chunk
-            body, changed = table.apply(body, self.name, call.drop_params), True
+            body = table.apply(body, self.name, call.drop_params)
         if (
             call.stream
             and call.want_usage
@@ -74,13 +79,9 @@ class OpenAICompatible(Adapter):
         ):
             options = body.get("stream_options")
             options = {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
-            body, changed = {**body, "stream_options": options}, True
+            body = {**body, "stream_options": options}
             call.state["strip_usage"] = True  # asked for a hook, not for the client
-        if changed:
-            return orjson.dumps({**body, "model": call.target.model})
-        if call.raw and call.body.get("model") == call.target.model:
-            return call.raw
-        return orjson.dumps({**call.body, "model": call.target.model})
+        return orjson.dumps({**body, "model": call.target.model})
 
     def build(self, call: Call) -> UpstreamRequest:
         return UpstreamRequest("POST", self.url(call), self.headers(call), self.payload(call), call.stream)
