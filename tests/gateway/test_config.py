@@ -261,7 +261,8 @@ def test_litellm_proxy_server_config_serves_what_it_can(tmp_path: Path) -> None:
     fixture = Path(__file__).parent.parent / "fixtures" / "litellm_configs" / "proxy_server_config.yaml"
     env = {"AZURE_API_KEY": "a", "OPENAI_API_KEY": "o", "ANTHROPIC_API_KEY": "x", "GROQ_API_KEY": "g"}
     deployments = Deployments(load_settings(fixture, env, announce=False))
-    assert set(deployments.unsupported) == {"sagemaker-completion-model", "openai-dall-e-3", "gpt-instruct"}
+    assert set(deployments.unsupported) == {"sagemaker-completion-model", "openai-dall-e-3"}
+    assert deployments.lookup("gpt-instruct")[0].target.provider == "text-completion-openai"
     assert deployments.lookup("gpt-3.5-turbo-large")[0].timeout == 300
     assert deployments.lookup("gpt-3.5-turbo-large")[0].stream_timeout == 60
     assert len(deployments.lookup("fake-openai-endpoint-3")) == 2
