@@ -153,7 +153,8 @@ def _supported(prefix: str) -> frozenset[str]:
 
 def _call(prefix: str, extra: dict[str, Any], *, op: str = "chat", drop: bool = False) -> Any:
     body = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], **extra}
-    call = make_call(op, body, provider=prefix, model="m", api_base=BASES.get(prefix, "https://up/v1"))  # type: ignore[arg-type]
+    model = "acme/m" if prefix == "replicate" else "m"  # Replicate's are <owner>/<name>
+    call = make_call(op, body, provider=prefix, model=model, api_base=BASES.get(prefix, "https://up/v1"))  # type: ignore[arg-type]
     call.drop = drop
     return call
 
