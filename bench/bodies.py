@@ -1,6 +1,6 @@
 """Static upstream answers and client requests, shaped like the real recordings.
 
-The shapes follow ../shared/fixtures/wire/openai/chat-nonstream.httprr.txt,
+The shapes follow tests/fixtures/wire/openai/chat-nonstream.httprr.txt,
 chat-stream-include-usage.resp0.txt, embeddings-float-dimensions.httprr.txt and
 anthropic/messages-nonstream.yaml, messages-stream-text.resp0.txt. Every answer is built once
 at start-up and served verbatim by nginx, so the fake upstream does no work per request.

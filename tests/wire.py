@@ -1,4 +1,4 @@
-"""The recorded provider traffic in ../shared/fixtures/wire and a loopback server that replays it.
+"""The recorded provider traffic in tests/fixtures/wire and a loopback server that replays it.
 
 `load("anthropic/messages-stream-text.yaml")` reads any of the recording formats described in the
 fixtures' INDEX.md (Go httprr v1, Python vcrpy incl. pydantic-ai's `parsed_body` and httpx-style
@@ -17,7 +17,6 @@ import base64
 import copy
 import functools
 import gzip
-import os
 import re
 import threading
 from collections import deque
@@ -33,9 +32,7 @@ from aiohttp import web
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 
-FIXTURES: Path = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "wire"
-if not FIXTURES.is_dir():  # a clone elsewhere than beside shared/; SEANCE_WIRE_FIXTURES overrides
-    FIXTURES = Path(os.environ.get("SEANCE_WIRE_FIXTURES", "/work/shared/fixtures/wire"))
+FIXTURES: Path = Path(__file__).resolve().parent / "fixtures" / "wire"
 
 
 @dataclass

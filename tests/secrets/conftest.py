@@ -16,8 +16,6 @@ from seance.secrets.keyring import KeyRing
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"SOPS fixtures not found at {FIXTURES}")
     return FIXTURES
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from seance.secrets.age_keys import parse_identities
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "sops"
-if not FIXTURES.is_dir():  # the work tree may live elsewhere; SEANCE_SOPS_FIXTURES overrides
-    FIXTURES = Path(os.environ.get("SEANCE_SOPS_FIXTURES", "/work/shared/fixtures/sops"))
 REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "sops"
 
 
 def fixture_identities() -> list[Any]:
