@@ -58,6 +58,7 @@ def test_values_render_as_yaml_shows_them() -> None:
     ("text", "message"),
     [
         ("svc:\n  1BAD: x\n", r"not valid environment variable names: '1BAD'"),
+        ('svc:\n  "NAME\\n": x\n', r"not valid environment variable names: 'NAME\\n'"),
         ("svc:\n  BAD-NAME: x\n", r"'BAD-NAME'"),
         ("BAD NAME: x\n", r"'BAD NAME'"),
         ("svc:\n  A: null\n", r"svc\.A has no value"),

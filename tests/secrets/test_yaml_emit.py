@@ -37,6 +37,10 @@ from seance.secrets.yaml_emit import dump_yaml
         (float("inf"), "k: .inf"),
         (None, "k: null"),
         (datetime(2025, 1, 2, tzinfo=UTC), "k: 2025-01-02T00:00:00Z"),
+        # a number or date followed by a line break is text, written as a block (as yaml.v3 does)
+        ("0\n", "k: |\n    0"),
+        ("2025-01-02\n", "k: |\n    2025-01-02"),
+        ("1:20\n", "k: |\n    1:20"),
     ],
 )
 def test_scalar_styles(value: object, line: str) -> None:

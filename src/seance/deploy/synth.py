@@ -35,7 +35,7 @@ def check_secrets(settings: Settings, secrets: Mapping[str, str]) -> None:
     if missing:
         reason = " (valkey.mode is external)" if missing == ["REDIS_URL"] else ""
         raise DeployError(f"missing required secret(s): {', '.join(missing)}{reason}")
-    bad = sorted(name for name in secrets if not _ENV_NAME.match(name))
+    bad = sorted(name for name in secrets if not _ENV_NAME.fullmatch(name))
     if bad:
         raise DeployError(f"secret name(s) not usable as environment variables: {', '.join(bad)}")
     not_text = sorted(name for name, value in secrets.items() if not isinstance(value, str))

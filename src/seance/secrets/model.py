@@ -111,7 +111,7 @@ def _entries(branch: Branch) -> list[tuple[str, Any]]:
 
 
 def _check_env_names(names: Iterable[str], where: str) -> None:
-    bad = [name for name in names if not ENV_NAME.match(name)]
+    bad = [name for name in names if not ENV_NAME.fullmatch(name)]
     if bad:
         raise SecretsError(
             f"{where}: not valid environment variable names: {', '.join(repr(n) for n in bad)}"
@@ -135,7 +135,7 @@ def secrets_from_tree(tree: Branch, source: str) -> Secrets:
         return Secrets(source, "flat", {LEGACY_SERVICE: values})
     services: dict[str, dict[str, str]] = {}
     for service, section in entries:
-        if not SERVICE_NAME.match(service):
+        if not SERVICE_NAME.fullmatch(service):
             raise SecretsError(f"{source}: '{service}' is not a valid service name (letters, digits, . _ -)")
         names = _entries(section)
         _check_env_names([name for name, _ in names], f"{source}: service '{service}'")

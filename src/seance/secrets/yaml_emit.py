@@ -162,10 +162,10 @@ def _resolves_to_non_string(text: str) -> bool:
         return False
     plain = text.replace("_", "")
     return bool(
-        _TIMESTAMP.match(text)
-        or _GO_INT.match(plain)
-        or _YAML_FLOAT.match(plain)
-        or re.match(r"^-?0[bB][01]+$|^-?0[oO][0-7]+$", plain)
+        _TIMESTAMP.fullmatch(text)
+        or _GO_INT.fullmatch(plain)
+        or _YAML_FLOAT.fullmatch(plain)
+        or re.fullmatch(r"-?0[bB][01]+|-?0[oO][0-7]+", plain)
     )
 
 
@@ -173,7 +173,7 @@ _UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
 
 
 def _string(text: str, *, simple_key: bool) -> tuple[str, bool]:
-    if _resolves_to_non_string(text) or _BASE60.match(text) or text in _OLD_BOOLS:
+    if _resolves_to_non_string(text) or _BASE60.fullmatch(text) or text in _OLD_BOOLS:
         return _double_quoted(text), False
     if any(char in text for char in _UNICODE_BREAKS):
         # libyaml writes these raw inside single quotes or blocks, in a layout YAML 1.2 readers disagree
