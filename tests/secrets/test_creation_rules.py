@@ -88,3 +88,10 @@ def test_malformed_rules_are_clear_errors(tmp_path: Path, rule: str, message: st
     (tmp_path / ".sops.yaml").write_text("creation_rules:\n" + rule)
     with pytest.raises(SecretsError, match=message):
         metadata_for_new_file(tmp_path / "x.yaml", env={}, cwd=tmp_path)
+
+
+def test_the_multi_recipient_folded_form_of_the_sops_readme(tmp_path: Path) -> None:
+    # sops' README lists several age recipients as one folded scalar, one recipient per line
+    (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - path_regex: .*\n    age: >-\n      {A},\n      {B}\n")
+    metadata = metadata_for_new_file(tmp_path / "s.yaml", env={}, cwd=tmp_path)
+    assert [key.recipient for key in metadata.key_groups[0].age] == [A, B]

