@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
+import signal
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -258,12 +261,111 @@ def test_edit_failures_leave_file_and_no_plaintext(
     assert not seen(tmp_path)[0].exists()
 
 
-def test_edit_ctrl_c_removes_the_plaintext(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+# What a terminal does on Ctrl-C: SIGINT to every foreground process, the editor and us. (Signalling
+# only us made the old test depend on how pytest was started: a background job inherits SIGINT
+# ignored, and then nothing happened at all.)
+CTRL_C = (
+    "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+    "os.kill(os.getppid(), signal.SIGINT)\n"
+    "os.kill(os.getpid(), signal.SIGINT)\n"
+)
+
+
+@pytest.mark.parametrize("inherited", [signal.default_int_handler, signal.SIG_IGN], ids=["foreground", "background"])
+def test_edit_ctrl_c_removes_the_plaintext(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inherited: signal.Handlers
+) -> None:
     path = example_copy(tmp_path)
-    monkeypatch.setenv("EDITOR", editor(tmp_path, "os.kill(os.getppid(), signal.SIGINT)\n"))
+    monkeypatch.setenv("EDITOR", editor(tmp_path, CTRL_C))
     before = path.read_text()
+    previous = signal.signal(signal.SIGINT, inherited)
+    try:
+        result = run("edit", str(path))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.exit_code == 130
+    assert "the editor was interrupted (SIGINT); the file was not changed" in one_error_line(result)
+    assert path.read_text() == before and not seen(tmp_path)[0].exists()
+
+
+def test_ctrl_c_while_the_editor_runs_is_the_editor_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An editor that handles Ctrl-C itself and goes on: the edit must not be lost under it.
+    path = example_copy(tmp_path)
+    change = "t = open(p).read().replace('sk_test_fake', 'sk_test_new')\nopen(p, 'w').write(t)\n"
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "os.kill(os.getppid(), signal.SIGINT)\n" + change))
     result = run("edit", str(path))
-    assert result.exit_code != 0
+    assert result.exit_code == 0, result.output
+    assert "sk_test_new" in run("decrypt", str(path)).output
+
+
+@pytest.mark.parametrize(
+    ("edited", "message"),
+    [
+        ("litellm:\n    BAD-NAME: x\n", "not valid environment variable names: 'BAD-NAME'"),
+        ("litellm:\n    TOKEN: null\n", "litellm.TOKEN has no value (null)"),
+        ("litellm:\n    TOKEN: x\nSTRAY: y\n", "mixes service sections (litellm) with top-level values (STRAY)"),
+        ("a:\n    T: x\nb:\n    T: y\n", "T is defined differently in 'a' and 'b'"),
+    ],
+)
+def test_an_edit_that_breaks_the_secrets_file_is_not_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edited: str, message: str
+) -> None:
+    path = example_copy(tmp_path)
+    monkeypatch.setenv("EDITOR", editor(tmp_path, f"open(p, 'w').write({edited!r})\n"))
+    before = path.read_text()
+    line = one_error_line(run("edit", str(path)))  # no terminal on stdin: fail, do not ask
+    assert message in line and line.endswith(f"{path} was not changed")
+    assert path.read_text() == before and not seen(tmp_path)[0].exists()
+
+
+def test_any_other_sops_file_stays_editable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # not a secrets file (two documents, a list): edit is a sops editor for it, as before
+    plain = tmp_path / "k8s.yaml"
+    plain.write_text("kind: Secret\nitems: [1, 2]\n---\nkind: Other\n")
+    assert run("encrypt", str(plain), "--age", DEV_RECIPIENT, "-i").exit_code == 0
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "open(p, 'a').write('extra: null\\n')\n"))
+    assert run("edit", str(plain)).exit_code == 0
+    assert run("decrypt", str(plain)).output.endswith("kind: Other\nextra: null\n")
+
+
+def run_in_a_terminal(args: list[str], keys: bytes) -> subprocess.CompletedProcess[str]:
+    """`seance ARGS` with a pseudo-terminal as standard input, `keys` typed into it ahead."""
+    main_fd, terminal = pty.openpty()
+    try:
+        os.write(main_fd, keys)
+        return subprocess.run(
+            [sys.executable, "-m", "seance", *args], stdin=terminal, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        os.close(terminal)
+        os.close(main_fd)
+
+
+def test_an_invalid_edit_reopens_the_editor_on_the_same_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = example_copy(tmp_path)
+    runs = tmp_path / "runs"
+    script = (
+        f"runs = open({str(runs)!r}, 'a+')\nruns.seek(0)\nn = len(runs.read())\nruns.write('x')\n"
+        "t = open(p).read()\n"
+        "if n == 0: open(p, 'w').write(t.replace('STRIPE_SECRET_KEY', 'STRIPE-KEY'))\n"
+        "else: open(p, 'w').write(t.replace('STRIPE-KEY', 'STRIPE_KEY'))\n"  # the broken text came back
+    )
+    monkeypatch.setenv("EDITOR", editor(tmp_path, script))
+    result = run_in_a_terminal(["secrets", "edit", str(path)], b"\n")
+    assert result.returncode == 0, result.stderr
+    assert runs.read_text() == "xx"
+    assert "Error: " in result.stderr and "'STRIPE-KEY'" in result.stderr and "Press Enter" in result.stderr
+    assert "STRIPE_KEY: sk_test_fake" in run("decrypt", str(path)).output
+    assert not seen(tmp_path)[0].exists()
+
+
+def test_giving_up_on_an_invalid_edit_leaves_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = example_copy(tmp_path)
+    before = path.read_text()
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "open(p, 'w').write('a: [broken\\n')\n"))
+    result = run_in_a_terminal(["secrets", "edit", str(path)], b"\x04")  # Ctrl-D: end of input
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].endswith(f"{path} was not changed")
     assert path.read_text() == before and not seen(tmp_path)[0].exists()
 
 
@@ -273,3 +375,17 @@ def test_edit_creates_a_new_file_from_sops_yaml(tmp_path: Path, monkeypatch: pyt
     path = tmp_path / "new.yaml"
     assert run("edit", str(path)).exit_code == 0
     assert run("decrypt", str(path)).output == "svc:\n    TOKEN: t\n"
+
+
+def test_edit_creates_a_new_file_for_age_recipients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "open(p, 'w').write('svc:\\n    TOKEN: t\\n')\n"))
+    path = tmp_path / "new.yaml"
+    line = one_error_line(run("edit", str(path)))
+    assert "no .sops.yaml found; pass --age RECIPIENT" in line and "SOPS_AGE_RECIPIENTS" in line
+    assert not path.exists()
+    assert run("edit", "--age", DEV_RECIPIENT, str(path)).exit_code == 0
+    assert f"recipient: {DEV_RECIPIENT}" in path.read_text()
+    assert run("decrypt", str(path)).output == "svc:\n    TOKEN: t\n"
+    assert "--age/--pgp choose the recipients of a new file" in one_error_line(
+        run("edit", "--age", DEV_RECIPIENT, str(path))
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ import click
 from seance.secrets.age_keys import default_keys_file, generate_identity_text
 from seance.secrets.creation_rules import metadata_for_new_file
 from seance.secrets.edit import edit_file
-from seance.secrets.errors import SecretsError
+from seance.secrets.errors import Interrupted, SecretsError
 from seance.secrets.fileio import write_atomic
 from seance.secrets.keyring import KeyRing, now_rfc3339
 from seance.secrets.model import GATEWAY_REQUIRED, Secrets, load_secrets
@@ -26,10 +27,16 @@ FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 IGNORE_MAC = click.option("--ignore-mac", is_flag=True, help="Decrypt even if the MAC is missing or wrong.")
 
 
+class _InterruptedError(click.ClickException):
+    exit_code = 130  # as a shell reports a command stopped by Ctrl-C
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     try:
         yield
+    except Interrupted as stop:
+        raise _InterruptedError(str(stop)) from None
     except SecretsError as error:
         raise click.ClickException(str(error)) from None
 
@@ -73,18 +80,24 @@ def decrypt(file: Path, output_format: str | None, ignore_mac: bool) -> None:
         click.echo(render(decrypted.docs, None, "json" if fmt == "json" else "yaml"), nl=False)
 
 
+def _recipients(values: tuple[str, ...]) -> list[str]:
+    return [r.strip() for value in values for r in value.split(",") if r.strip()]
+
+
+AGE = click.option("--age", "age", multiple=True, metavar="RECIPIENT", help="age recipient (repeatable, or a,b).")
+PGP = click.option("--pgp", "pgp", multiple=True, metavar="FINGERPRINT", help="PGP fingerprint (repeatable, or a,b).")
+
+
 @secrets.command()
 @FILE
-@click.option("--age", "age", multiple=True, metavar="RECIPIENT", help="age recipient (repeatable, or a,b).")
-@click.option("--pgp", "pgp", multiple=True, metavar="FINGERPRINT", help="PGP fingerprint (repeatable, or a,b).")
+@AGE
+@PGP
 @click.option("-i", "--in-place", is_flag=True, help="Replace FILE instead of printing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
 def encrypt(file: Path, age: tuple[str, ...], pgp: tuple[str, ...], in_place: bool, output: Path | None) -> None:
     """Encrypt a plaintext FILE for --age/--pgp recipients, or those of .sops.yaml."""
     with _errors():
-        ages = [r.strip() for value in age for r in value.split(",") if r.strip()]
-        pgps = [r.strip() for value in pgp for r in value.split(",") if r.strip()]
-        metadata = metadata_for_new_file(output or file, age=ages, pgp=pgps)
+        metadata = metadata_for_new_file(output or file, age=_recipients(age), pgp=_recipients(pgp))
         fmt = detect_format(file)
         text = encrypt_plaintext(read_text(file), fmt, str(file), metadata, KeyRing.from_environ())
         if in_place or output:
@@ -95,12 +108,27 @@ def encrypt(file: Path, age: tuple[str, ...], pgp: tuple[str, ...], in_place: bo
 
 @secrets.command()
 @FILE
+@AGE
+@PGP
 @IGNORE_MAC
-def edit(file: Path, ignore_mac: bool) -> None:
-    """Edit FILE in $EDITOR; unchanged values keep their exact ciphertext."""
+def edit(file: Path, age: tuple[str, ...], pgp: tuple[str, ...], ignore_mac: bool) -> None:
+    """Edit FILE in $EDITOR; unchanged values keep their exact ciphertext.
+
+    A new FILE is encrypted for --age/--pgp, else SOPS_AGE_RECIPIENTS, else .sops.yaml's rule.
+    An invalid edit is shown and the editor reopened (with no terminal on stdin: an error).
+    """
+    retry = _ask_to_edit_again if sys.stdin.isatty() else None
     with _errors():
-        changed = edit_file(file, KeyRing.from_environ(), ignore_mac=ignore_mac)
+        changed = edit_file(
+            file, KeyRing.from_environ(), ignore_mac=ignore_mac, age=_recipients(age), pgp=_recipients(pgp), retry=retry
+        )
     click.echo(f"{file}: {'saved' if changed else 'no changes, file left as it was'}", err=True)
+
+
+def _ask_to_edit_again(problem: SecretsError) -> bool:
+    click.echo(f"Error: {problem}", err=True)
+    click.echo("Press Enter to return to the editor, or Ctrl-C to discard the changes.", err=True)
+    return sys.stdin.readline() != ""  # end of input: nobody to fix it, give up
 
 
 @secrets.command()

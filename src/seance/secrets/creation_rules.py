@@ -122,5 +122,8 @@ def metadata_for_new_file(
         return metadata
     if found is None:
         where = f"no creation rule in {config} matches {file}" if config else "no .sops.yaml found"
-        raise SecretsError(f"no recipients for {file}: {where}; pass --age or --pgp")
+        raise SecretsError(
+            f"no recipients for {file}: {where}; pass --age RECIPIENT (or --pgp FINGERPRINT),"
+            " set SOPS_AGE_RECIPIENTS, or add a creation rule for it to .sops.yaml"
+        )
     return metadata_from_rule(found[0], found[1])

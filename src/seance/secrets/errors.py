@@ -17,3 +17,7 @@ class MacMismatchError(SecretsError):
 
 class NoKeyError(SecretsError):
     """None of the available identities could unwrap the file's data key."""
+
+
+class Interrupted(SecretsError):
+    """The user stopped the command (Ctrl-C); nothing was written."""

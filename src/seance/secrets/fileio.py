@@ -6,12 +6,13 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from seance.secrets.errors import SecretsError
+from seance.secrets.errors import Interrupted, SecretsError
 
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
@@ -52,7 +53,8 @@ class _Terminated(Exception):
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
-    """SIGTERM/SIGHUP become exceptions while plaintext exists, so `finally` blocks still run."""
+    """SIGTERM/SIGHUP become exceptions while plaintext exists, so `finally` blocks still run (the
+    editor, while it runs, gets its own handling: see `editor`)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise _Terminated(signal.Signals(signum).name)
@@ -64,7 +66,9 @@ def _signals_raise() -> Iterator[None]:
     try:
         yield
     except _Terminated as stop:
-        raise SecretsError(f"interrupted by {stop}; the plaintext temporary file was removed") from None
+        raise SecretsError(f"interrupted by {stop}; the file was not changed") from None
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; the file was not changed") from None
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
@@ -74,7 +78,7 @@ def _signals_raise() -> Iterator[None]:
 def private_plaintext(text: str, suffix: str) -> Iterator[Path]:
     """A 0600 file holding `text` inside a fresh 0700 directory, both removed on every way out
     (errors, Ctrl-C, SIGTERM). The whole directory goes, so editor swap and backup files written
-    next to the file (vim's .swp, emacs' ~ files) go with it."""
+    next to the file (vim's .swp, emacs' ~ files) go with it. Ctrl-C becomes `Interrupted`."""
     with _signals_raise():
         directory = Path(tempfile.mkdtemp(prefix="seance-secrets-", dir=private_directory()))
         try:
@@ -85,3 +89,5 @@ def private_plaintext(text: str, suffix: str) -> Iterator[Path]:
             yield path
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+            if directory.exists():
+                print(f"warning: could not remove {directory}: it holds plaintext, delete it", file=sys.stderr)

@@ -143,9 +143,19 @@ def secrets_from_tree(tree: Branch, source: str) -> Secrets:
     return Secrets(source, "nested", services)
 
 
+def secrets_from_docs(docs: list[Branch], source: str) -> Secrets:
+    if len(docs) != 1:
+        raise SecretsError(f"{source}: a secrets file holds one document, this one has {len(docs)}")
+    return secrets_from_tree(docs[0], source)
+
+
+def check_secrets_docs(docs: list[Branch], source: str) -> None:
+    """Everything the commands that use a secrets file (env, validate, synth, the gateway) require of
+    it, but the names a particular service needs: `edit` checks this before it saves."""
+    secrets_from_docs(docs, source).flatten()
+
+
 def load_secrets(path: str | Path, *, keyring: KeyRing | None = None, ignore_mac: bool = False) -> Secrets:
     """Decrypt a SOPS secrets file (sops-style key discovery unless `keyring` is given) and model it."""
     decrypted = load_and_decrypt(path, keyring, ignore_mac=ignore_mac)
-    if len(decrypted.docs) != 1:
-        raise SecretsError(f"{path}: a secrets file holds one document, this one has {len(decrypted.docs)}")
-    return secrets_from_tree(decrypted.docs[0], str(path))
+    return secrets_from_docs(decrypted.docs, str(path))

@@ -21,17 +21,22 @@ from seance.secrets.tree import Branch, Comment
 from seance.secrets.yaml_load import load_yaml
 
 Keep = Callable[[list[str], Any], Any]
+Check = Callable[[list[Branch], str], None]  # raises SecretsError for documents that must not be saved
 _SOPS_KEY = "has a top-level 'sops' key: it is already encrypted, or that key must be renamed (sops reserves it)"
 
 
-def encrypt_plaintext(text: str, fmt: Format, where: str, metadata: Metadata, keyring: KeyRing) -> str:
-    return encrypt(_plain_docs(text, fmt, where, _SOPS_KEY), metadata, keyring, fmt)
+def encrypt_plaintext(
+    text: str, fmt: Format, where: str, metadata: Metadata, keyring: KeyRing, check: Check | None = None
+) -> str:
+    return encrypt(_plain_docs(text, fmt, where, _SOPS_KEY, check), metadata, keyring, fmt)
 
 
-def _plain_docs(text: str, fmt: Format, where: str, sops_key_message: str) -> list[Branch]:
+def _plain_docs(text: str, fmt: Format, where: str, sops_key_message: str, check: Check | None) -> list[Branch]:
     docs = load_json(text, where) if fmt == "json" else load_yaml(text, where)
     if any("sops" in doc.keys() for doc in docs):  # noqa: SIM118 (Branch is a list of pairs)
         raise SecretsError(f"{where}: {sops_key_message}")
+    if check is not None:
+        check(docs, where)
     return docs
 
 
@@ -70,9 +75,12 @@ def keep_unchanged(encrypted: SopsFile, decrypted: Decrypted) -> Keep:
     return keep
 
 
-def reencrypt(new_text: str, encrypted: SopsFile, decrypted: Decrypted, keyring: KeyRing, where: str) -> str:
+def reencrypt(
+    new_text: str, encrypted: SopsFile, decrypted: Decrypted, keyring: KeyRing, where: str, check: Check | None = None
+) -> str:
     """Encrypt edited plaintext with the file's data key and recipients, keeping unchanged values."""
-    docs = _plain_docs(new_text, decrypted.format, where, "the edited document has a top-level 'sops' key; rename it")
+    sops_key = "the edited document has a top-level 'sops' key; rename it"
+    docs = _plain_docs(new_text, decrypted.format, where, sops_key, check)
     metadata = copy.deepcopy(decrypted.metadata)
     return encrypt(
         docs,
