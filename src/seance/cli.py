@@ -19,7 +19,18 @@ COMMANDS = {
 }
 
 
+class Interrupted(click.ClickException):
+    exit_code = 130  # as a shell reports a command stopped by Ctrl-C
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        # click would print "Aborted!"; every other failure is one "Error: ..." line, so this is too
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, click.Abort):
+            raise Interrupted("interrupted (Ctrl-C); nothing more was done") from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
