@@ -117,9 +117,16 @@ def test_bad_inputs_are_one_clear_error_line(tmp_path: Path) -> None:
 
 
 def test_wrong_key_is_one_clear_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(FIXTURES / "keys" / "sops-age.key.txt"))
+    key_file = FIXTURES / "keys" / "sops-age.key.txt"
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(key_file))
     line = one_error_line(run("decrypt", str(EXAMPLE)))
-    assert "no available key decrypts the data key" in line and DEV_RECIPIENT in line
+    assert "no available key decrypts the data key" in line and f"the file is for age {DEV_RECIPIENT}" in line
+    tried = "age1je6kjhzuhdjy3fqptpttxjh5k8q46vygzlgtpuq3030c947pc5tqz9dqvr"  # that key file's public key
+    assert f"tried age {tried} from SOPS_AGE_KEY_FILE={key_file}" in line
+    assert "AGE-SECRET-KEY" not in line
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    line = one_error_line(run("decrypt", str(EXAMPLE)))
+    assert "tried no age identity (none in SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD" in line
 
 
 def test_no_mac_file_needs_ignore_mac(monkeypatch: pytest.MonkeyPatch, gnupg_home: Path) -> None:

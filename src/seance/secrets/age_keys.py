@@ -46,32 +46,39 @@ def default_keys_file(env: Mapping[str, str]) -> Path:
 
 
 def discover_identities(env: Mapping[str, str]) -> list[Any]:
-    """Every identity from SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_FILE
-    (else ~/.ssh/id_ed25519 or id_rsa) and the default keys.txt, in that order (sops tries all of them)."""
-    identities: list[Any] = []
+    return [identity for identity, _ in find_identities(env)]
+
+
+def find_identities(env: Mapping[str, str]) -> list[tuple[Any, str]]:
+    """Every identity, with where it came from, from SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD,
+    SOPS_AGE_SSH_PRIVATE_KEY_FILE (else ~/.ssh/id_ed25519 or id_rsa) and the default keys.txt, in that
+    order (sops tries all of them)."""
+    found: list[tuple[Any, str]] = []
     if env.get("SOPS_AGE_KEY"):
-        identities += parse_identities(env["SOPS_AGE_KEY"], "SOPS_AGE_KEY")
+        found += [(i, "SOPS_AGE_KEY") for i in parse_identities(env["SOPS_AGE_KEY"], "SOPS_AGE_KEY")]
     if env.get("SOPS_AGE_KEY_FILE"):
-        identities += _identities_from_file(Path(env["SOPS_AGE_KEY_FILE"]), "SOPS_AGE_KEY_FILE")
+        source = f"SOPS_AGE_KEY_FILE={env['SOPS_AGE_KEY_FILE']}"
+        found += [(i, source) for i in _identities_from_file(Path(env["SOPS_AGE_KEY_FILE"]), "SOPS_AGE_KEY_FILE")]
     if env.get("SOPS_AGE_KEY_CMD"):
-        identities += parse_identities(_run_key_command(env["SOPS_AGE_KEY_CMD"]), "SOPS_AGE_KEY_CMD output")
+        output = _run_key_command(env["SOPS_AGE_KEY_CMD"])
+        found += [(i, "SOPS_AGE_KEY_CMD") for i in parse_identities(output, "SOPS_AGE_KEY_CMD output")]
     if env.get("SOPS_AGE_SSH_PRIVATE_KEY_FILE"):
         path = Path(env["SOPS_AGE_SSH_PRIVATE_KEY_FILE"])
         try:
-            identities.append(pyrage.ssh.Identity.from_buffer(path.read_bytes()))
+            found.append((pyrage.ssh.Identity.from_buffer(path.read_bytes()), f"SOPS_AGE_SSH_PRIVATE_KEY_FILE={path}"))
         except (OSError, pyrage.IdentityError) as error:
             raise SecretsError(
                 f"SOPS_AGE_SSH_PRIVATE_KEY_FILE={path}: cannot use it ({type(error).__name__})"
             ) from None
     else:
-        identities += _default_ssh_identity(env)
+        found += _default_ssh_identity(env)
     default = default_keys_file(env)
     if default.is_file():
-        identities += _identities_from_file(default, str(default))
-    return identities
+        found += [(i, str(default)) for i in _identities_from_file(default, str(default))]
+    return found
 
 
-def _default_ssh_identity(env: Mapping[str, str]) -> list[Any]:
+def _default_ssh_identity(env: Mapping[str, str]) -> list[tuple[Any, str]]:
     """~/.ssh/id_ed25519, else ~/.ssh/id_rsa, as sops tries them; one we cannot read (say, it has a
     passphrase) is skipped rather than failing every decryption."""
     ssh_dir = Path(env.get("HOME") or Path.home()) / ".ssh"
@@ -79,7 +86,7 @@ def _default_ssh_identity(env: Mapping[str, str]) -> list[Any]:
         path = ssh_dir / name
         if path.is_file():
             try:
-                return [pyrage.ssh.Identity.from_buffer(path.read_bytes())]
+                return [(pyrage.ssh.Identity.from_buffer(path.read_bytes()), str(path))]
             except (OSError, pyrage.IdentityError):
                 return []
     return []
@@ -115,6 +122,11 @@ def parse_recipient(text: str) -> Any:
 
 def public_recipient(identity: Any) -> str:
     return str(identity.to_public())
+
+
+def describe_identity(identity: Any) -> str:
+    """An identity by its public key (never the secret); pyrage cannot derive an SSH key's."""
+    return f"age {public_recipient(identity)}" if hasattr(identity, "to_public") else "an SSH key"
 
 
 def wrap(data_key: bytes, recipient: str) -> str:

@@ -27,6 +27,7 @@ class KeyRing:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     age_identities: list[Any] | None = field(default=None, repr=False)
     use_gpg: bool = True
+    sources: dict[int, str] = field(default_factory=dict, repr=False)  # id(identity) -> where it was found
 
     @classmethod
     def from_environ(cls) -> KeyRing:
@@ -34,8 +35,22 @@ class KeyRing:
 
     def identities(self) -> list[Any]:
         if self.age_identities is None:
-            self.age_identities = age_keys.discover_identities(self.env)
+            found = age_keys.find_identities(self.env)
+            self.sources = {id(identity): source for identity, source in found}
+            self.age_identities = [identity for identity, _ in found]
         return self.age_identities
+
+    def describe_identities(self) -> str:
+        """The age identities tried, by public key and where they came from (never a secret)."""
+        identities = self.identities()
+        if not identities:
+            default = age_keys.default_keys_file(self.env)
+            return f"no age identity (none in SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, ~/.ssh, {default})"
+        described = []
+        for identity in identities:
+            source = self.sources.get(id(identity))
+            described.append(age_keys.describe_identity(identity) + (f" from {source}" if source else ""))
+        return ", ".join(described)
 
 
 def _unwrap_group(group: KeyGroup, keyring: KeyRing) -> bytes | None:
@@ -66,24 +81,36 @@ def recover_data_key(metadata: Metadata, keyring: KeyRing, where: str) -> bytes:
         if len(parts) < metadata.threshold:
             raise NoKeyError(
                 f"{where}: only {len(parts)} of the {metadata.threshold} key groups needed could be "
-                f"decrypted with the available keys ({_tried(metadata)})"
+                f"decrypted with the available keys ({_recipients(metadata)}); tried {_available(metadata, keyring)}"
             )
         key = shamir.combine(parts)
     elif parts:
         key = parts[0]
     else:
-        raise NoKeyError(f"{where}: no available key decrypts the data key (recipients: {_tried(metadata)}); {_hint()}")
+        raise NoKeyError(
+            f"{where}: no available key decrypts the data key: the file is for {_recipients(metadata)};"
+            f" tried {_available(metadata, keyring)}; {_hint()}"
+        )
     if len(key) != DATA_KEY_SIZE:
         raise SecretsError(f"{where}: the data key is {len(key)} bytes, expected {DATA_KEY_SIZE}")
     return key
 
 
-def _tried(metadata: Metadata) -> str:
+def _recipients(metadata: Metadata) -> str:
     return "; ".join(group.describe() for group in metadata.key_groups)
 
 
+def _available(metadata: Metadata, keyring: KeyRing) -> str:
+    tried = []
+    if any(group.age for group in metadata.key_groups):
+        tried.append(keyring.describe_identities())
+    if keyring.use_gpg and any(group.pgp for group in metadata.key_groups):
+        tried.append("the GnuPG keyring")
+    return " and ".join(tried) or "nothing (no age or PGP recipient)"
+
+
 def _hint() -> str:
-    return "set SOPS_AGE_KEY_FILE to an age identity file, or import the PGP key into GnuPG"
+    return "set SOPS_AGE_KEY_FILE to the identity file of one of those recipients, or import its PGP key into GnuPG"
 
 
 def now_rfc3339() -> str:
