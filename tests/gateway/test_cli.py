@@ -55,3 +55,38 @@ def test_missing_config_file(tmp_path: Path) -> None:
     result = start(["--config", str(tmp_path / "nope.yaml")], {"LITELLM_MASTER_KEY": "k"})
     assert result.returncode != 0
     assert "config file not found" in result.stderr
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("flags", "openai_key"),
+    [([], "sk-from-the-environment"), (["--secrets-override"], "sk-fake-openai-0000000000000000000000000000")],
+)
+def test_the_environment_wins_over_secrets_unless_overridden(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], openai_key: str
+) -> None:
+    """`export OPENAI_API_KEY=…` then `--secrets FILE`: the exported key is used (the dotenv rule)."""
+    from click.testing import CliRunner
+
+    from seance.cli import main
+    from seance.gateway import cli as gateway_cli
+    from seance.gateway.config import ConfigError
+
+    seen: dict[str, str] = {}
+
+    def capture(path: Path | None, environ: dict[str, str]) -> None:
+        seen.update(environ)
+        raise ConfigError("stop before serving")
+
+    monkeypatch.setattr(gateway_cli, "load_settings", capture)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(REPO / "secrets" / "dev-age-key.txt"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    secrets = str(REPO / "secrets" / "secrets.yaml")
+    result = CliRunner().invoke(main, ["gateway", "--secrets", secrets, *flags])
+    assert "stop before serving" in result.output
+    assert seen["OPENAI_API_KEY"] == openai_key
+    assert seen["LITELLM_MASTER_KEY"] == "sk-seance-dev-master-key"  # only in the file: from the file
+    note = f"note: OPENAI_API_KEY from the environment, not {secrets} (--secrets-override for the file's)"
+    assert (note in result.output) == (not flags)

@@ -27,6 +27,10 @@ from seance.gateway.logs import setup as setup_logging
 )  # fmt: skip
 @click.option("--service", default="litellm", show_default=True, help="Section of --secrets to use.")
 @click.option(
+    "--secrets-override", is_flag=True,
+    help="Let --secrets values replace variables already set (default: the environment wins, as with dotenv).",
+)  # fmt: skip
+@click.option(
     "--log-level",
     envvar=["SEANCE_LOG", "LITELLM_LOG"],
     type=click.Choice(LEVELS, case_sensitive=False),
@@ -69,6 +73,7 @@ def gateway(
     allow_no_auth: bool,
     secrets_path: Path | None,
     service: str,
+    secrets_override: bool,
     log_level: str | None,
     log_format: str,
     access_log: bool | None,
@@ -87,7 +92,7 @@ def gateway(
     """Serve the LLM gateway (OpenAI- and Anthropic-compatible) on HOST:PORT."""
     environ = dict(os.environ)
     if secrets_path is not None:
-        environ.update(_secrets_env(secrets_path, service))
+        environ = _with_secrets(environ, _secrets_env(secrets_path, service), secrets_path, secrets_override)
     setup_logging((log_level or "info").lower(), log_format)  # before the config's warnings are logged
     try:
         settings = load_settings(config_path, environ)
@@ -115,6 +120,15 @@ def gateway(
         max_connections or default_max_connections(),
     )  # fmt: skip
     serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout, limits=limits)
+
+
+def _with_secrets(environ: dict[str, str], values: dict[str, str], path: Path, override: bool) -> dict[str, str]:
+    """The environment wins over the file (what `export OPENAI_API_KEY=…` means), unless `override`."""
+    differing = sorted(name for name, value in values.items() if environ.get(name, value) != value)
+    if differing and not override:
+        names = ", ".join(differing)
+        click.echo(f"note: {names} from the environment, not {path} (--secrets-override for the file's)", err=True)
+    return {**environ, **values} if override else {**values, **environ}
 
 
 def _secrets_env(path: Path, service: str) -> dict[str, str]:
