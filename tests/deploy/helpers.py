@@ -60,6 +60,9 @@ with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
     log.write(json.dumps({"argv": sys.argv[1:], "stdin": stdin}) + "\\n")
 if sys.argv[1:3] == ["config", "current-context"]:
     print("kind-seance")
+if "version" in sys.argv:
+    git = os.environ.get("FAKE_KUBECTL_VERSION", "v1.31.2+k3s1")
+    print(json.dumps({"clientVersion": {"gitVersion": "v1.33.0"}, "serverVersion": {"gitVersion": git}}))
 if sys.argv[1:3] == ["create", "namespace"]:
     print("apiVersion: v1\\nkind: Namespace\\nmetadata:\\n  name: " + sys.argv[3])
 if "rollout" in sys.argv and os.environ.get("FAKE_KUBECTL_ROLLOUT_FAILS"):

@@ -71,3 +71,21 @@ def test_gateway_doc_provider_table_matches_the_registry() -> None:
         assert adapter is not None
         assert re.findall(r"`([A-Z_0-9]+)`", keys) == list(adapter.key_env), prefix
         assert re.findall(r"`([A-Z_0-9]+)`", bases) == list(adapter.base_env), prefix
+
+
+PROD_VALUES = DOC.parents[1] / "deploy" / "prod.values.yaml"
+
+
+def test_the_prod_values_example_the_docs_use_exists_and_is_valid() -> None:
+    """deploy/prod.values.yaml is all comments (usable as is); uncommented, every setting in it is valid."""
+    assert "deploy/prod.values.yaml" in DOC.read_text()
+    text = PROD_VALUES.read_text()
+    assert yaml.safe_load(text) is None
+    settings = load_settings("prod", yaml.safe_load(re.sub(r"^#(?=\S|  )(?!#)", "", text, flags=re.M)))
+    assert settings.host != load_settings("prod").host and settings.gateway.config_file
+
+
+def test_the_tilt_curl_works_as_written() -> None:
+    """The curl after `tilt up` must not need a variable nobody set: it uses the example file's key."""
+    (curl,) = [line for line in DOC.read_text().splitlines() if line.startswith("curl ") and "4000/v1/models" in line]
+    assert "$" not in curl and "Bearer sk-seance-dev-master-key" in curl

@@ -30,11 +30,12 @@ def test_deploy_production_dry_run(age_files: dict[str, Path], age_key: None, ku
     calls = kubectl_calls(kubectl_log)
     assert [call["argv"] for call in calls] == [
         ["config", "current-context"],
+        ["version", "--output=json"],
         ["apply", *SSA, "--dry-run=server", "-f", "-"],
         ["delete", "httproutes.gateway.networking.k8s.io/litellm", "-n", "seance", "--ignore-not-found",
          "--dry-run=server"],
     ]  # fmt: skip
-    manifest = list(yaml.safe_load_all(str(calls[1]["stdin"])))
+    manifest = list(yaml.safe_load_all(str(calls[2]["stdin"])))
     assert find(manifest, "Secret")["stringData"] == FLAT
     assert find(manifest, "Ingress")["spec"]["rules"][0]["host"] == "backend.seance.dev"
 
@@ -64,7 +65,7 @@ def test_apply_secrets_stops_before_the_cluster_on_bad_secrets(
 ) -> None:
     result = _run("apply-secrets.sh", "--secrets", str(age_files["no_master"]))
     assert result.returncode == 1
-    assert "Error: missing required secret(s): LITELLM_MASTER_KEY" in result.stderr
+    assert f"Error: {age_files['no_master']}: missing required secret(s): LITELLM_MASTER_KEY" in result.stderr
     assert kubectl_calls(kubectl_log) == []
 
 
@@ -76,3 +77,16 @@ def test_decrypt_secrets(age_files: dict[str, Path], age_key: None, fmt: str, pa
     decrypted = parse(result.stdout)
     assert decrypted["litellm"]["LITELLM_MASTER_KEY"] == FLAT["LITELLM_MASTER_KEY"]
     assert decrypted["stripe"] == {"STRIPE_SECRET_KEY": FLAT["STRIPE_SECRET_KEY"]}
+
+
+def test_apply_secrets_into_the_namespace_setting(age_files: dict[str, Path], age_key: None, kubectl_log: Path) -> None:
+    args = ["dev", "--secrets", str(age_files["secrets"]), "--set", "namespace=seance-dev"]
+    result = _run("apply-secrets.sh", *args)
+    assert result.returncode == 0, result.stderr
+    calls = [call["argv"] for call in kubectl_calls(kubectl_log)]
+    assert calls[0] == ["create", "namespace", "seance-dev", "--dry-run=client", "-o", "yaml"]
+    assert calls[3:] == [
+        ["get", "deployment/litellm", "-n", "seance-dev"],
+        ["rollout", "restart", "deployment/litellm", "-n", "seance-dev"],
+        ["rollout", "status", "deployment/litellm", "-n", "seance-dev", "--timeout=300s"],
+    ]

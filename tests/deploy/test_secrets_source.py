@@ -48,5 +48,27 @@ def test_synth_cli_missing_master_key(age_files: dict[str, Path], age_key: None,
     args = ["synth", "--secrets", str(age_files["no_master"]), "--out", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
-    assert result.output.strip() == "Error: missing required secret(s): LITELLM_MASTER_KEY"
+    assert result.output.strip() == (
+        f"Error: {age_files['no_master']}: missing required secret(s): LITELLM_MASTER_KEY;"
+        f" add them to its `litellm:` section with `seance secrets edit {age_files['no_master']}`"
+    )
     assert not out.exists()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_prod_refuses_the_repository_example_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real example file, decrypted with the public development key: fine for dev, refused for prod."""
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(REPO / "secrets" / "dev-age-key.txt"))
+    example = str(REPO / "secrets" / "secrets.yaml")
+    out = tmp_path / "out.yaml"
+    assert CliRunner().invoke(main, ["synth", "--env", "dev", "--secrets", example, "--out", str(out)]).exit_code == 0
+    out.unlink()
+    result = CliRunner().invoke(main, ["synth", "--env", "prod", "--secrets", example, "--out", str(out)])
+    assert result.exit_code == 1 and not out.exists()
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {example} is encrypted for the repository's public development key")
+    assert "seance secrets updatekeys" in line and "--allow-example-secrets" in line
+    allowed = ["synth", "--env", "prod", "--secrets", example, "--out", str(out), "--allow-example-secrets"]
+    assert CliRunner().invoke(main, allowed).exit_code == 0

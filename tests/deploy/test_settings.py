@@ -26,7 +26,12 @@ def test_unknown_environment() -> None:
     [
         ({"replicas": 0}, "replicas: Input should be greater than or equal to 1"),
         ({"routing": "traefik"}, "routing: Input should be 'ingress', 'httproute' or 'both'"),
-        ({"replica": 2}, "replica: Extra inputs are not permitted"),
+        ({"replica": 2}, "replica: no such setting (did you mean replicas? valid here: namespace, host, image,"),
+        ({"tls": {"isuer": "x"}}, "tls.isuer: no such setting (valid here: enabled, secret_name, cluster_issuer)"),
+        (
+            {"gateway": {"models": [{"model_name": "m", "model": "a/b", "rmp": 3}]}},
+            "models.0.rmp: no such setting (did you mean rpm?",
+        ),
         ({"host": "Not A Host"}, "host: 'Not A Host' is not a DNS host name"),
         ({"resources": {"memory_limit": "lots"}}, "resources.memory_limit: 'lots' is not a Kubernetes quantity"),
         ({"gateway": {"models": [{"model_name": "gpt", "model": "gpt-4o"}]}}, "must be 'provider/name'"),

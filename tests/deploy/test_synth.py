@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests.deploy.helpers import SECRETS, find, synth_documents
 
 from seance.deploy.errors import DeployError
-from seance.deploy.settings import load_settings
+from seance.deploy.settings import MIN_KUBERNETES, MIN_KUBERNETES_WITHOUT_PRE_STOP, load_settings
 from seance.deploy.synth import dump_yaml, synthesize
 
 KUBERNETES_VERSION = "1.33.0"
@@ -138,7 +138,11 @@ def test_service_and_ingress(dev_documents: list[Any], prod_documents: list[Any]
             "pathType": "ImplementationSpecific",
             "backend": {"service": {"name": "litellm", "port": {"number": 4000}}},
         }
-        assert ingress["spec"]["tls"][0]["hosts"] == [host]
+    # prod: cert-manager makes the certificate the Ingress names; dev has none to name
+    assert find(prod_documents, "Ingress")["spec"]["tls"] == [
+        {"hosts": ["backend.seance.dev"], "secretName": "backend-seance-dev-tls"}
+    ]
+    assert "tls" not in find(dev_documents, "Ingress")["spec"]
 
 
 def _nginx_rewrite(ingress: dict[str, Any], uri: str) -> str | None:
@@ -261,3 +265,25 @@ def test_any_secret_value_survives_the_yaml_round_trip(extra: dict[str, str]) ->
     text = dump_yaml(synthesize(load_settings("dev"), secrets))
     parsed = [doc for doc in yaml.safe_load_all(text) if doc]
     assert find(parsed, "Secret")["stringData"] == secrets
+
+
+@pytest.mark.parametrize(
+    ("overrides", "version"),
+    [({}, MIN_KUBERNETES), ({"pre_stop_sleep_seconds": 0}, MIN_KUBERNETES_WITHOUT_PRE_STOP)],
+)
+def test_the_manifest_is_valid_for_the_oldest_kubernetes_it_claims(overrides: dict[str, Any], version: Any) -> None:
+    settings = load_settings("prod", overrides)
+    assert settings.min_kubernetes[0] == version
+    for document in synth_documents("prod", **overrides):
+        kubernetes_validate.validate(document, "{}.{}.0".format(*version), strict=True)
+    if overrides:
+        deployment = find(synth_documents("prod", **overrides), "Deployment", "litellm")
+        assert "lifecycle" not in deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_dev_and_prod_can_share_a_cluster() -> None:
+    dev = synth_documents("dev", namespace="seance-dev")
+    assert find(dev, "Namespace")["metadata"]["name"] == "seance-dev"
+    assert {doc["metadata"]["namespace"] for doc in dev[1:]} == {"seance-dev"}
+    with pytest.raises(DeployError, match="namespace: 'Seance_Dev' is not a namespace name"):
+        load_settings("dev", {"namespace": "Seance_Dev"})

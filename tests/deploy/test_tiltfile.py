@@ -72,3 +72,16 @@ def test_a_wrong_keyword_fails_like_tilt(age_files: dict[str, Path], age_key: No
     stubs = TiltStubs(ROOT, dict(os.environ))
     with pytest.raises(Exception, match="port_forward"):
         Starlark(globals=stubs.builtins()).exec('k8s_resource("litellm", port_forward = 4000)')
+
+
+def test_a_litellm_config_through_the_environment(age_files: dict[str, Path], age_key: None, tmp_path: Path) -> None:
+    config = tmp_path / "litellm.yaml"
+    config.write_text("model_list: []\ngeneral_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env |= {"SEANCE_SECRETS": str(age_files["secrets"]), "SEANCE_GATEWAY_CONFIG": str(config)}
+    stubs = TiltStubs(ROOT, env)
+    configure_starlark(allow_set=True, allow_global_reassign=True, allow_recursion=True)
+    Starlark(globals=stubs.builtins()).exec((ROOT / "Tiltfile").read_text(), filename="Tiltfile")
+    documents = list(yaml.safe_load_all(stubs.named("k8s_yaml")[0]["yaml"]))
+    assert find(documents, "ConfigMap")["data"]["config.yaml"] == config.read_text()
+    assert "deploy" in {call["file_path"] for call in stubs.named("watch_file")}

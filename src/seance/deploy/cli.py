@@ -35,6 +35,14 @@ def _common_options(func: F) -> F:
             "--set", "set_options", multiple=True, metavar="PATH=VALUE",
             help="Override one setting, e.g. --set replicas=3 --set routing=httproute (repeatable).",
         ),
+        click.option(
+            "--gateway-config", "gateway_config", type=click.Path(dir_okay=False, path_type=Path),
+            help="A LiteLLM config.yaml for the gateway, deployed as is (the setting gateway.config_file).",
+        ),
+        click.option(
+            "--allow-example-secrets", is_flag=True,
+            help="Let prod use secrets encrypted for the public development key or the example master key.",
+        ),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -55,10 +63,19 @@ def _env_option(required: bool) -> Callable[[F], F]:
     "--out", "out", default=str(DEFAULT_OUT), show_default=True,
     help="Where to write the manifest ('-' for stdout). The file holds the Secret: it is written 0600.",
 )  # fmt: skip
-def synth(env: str, secrets_path: Path, values_files: Sequence[Path], set_options: Sequence[str], out: str) -> None:
+def synth(
+    env: str,
+    secrets_path: Path,
+    values_files: Sequence[Path],
+    set_options: Sequence[str],
+    gateway_config: Path | None,
+    allow_example_secrets: bool,
+    out: str,
+) -> None:
     """Synthesize the Kubernetes manifest of one environment as one multi-document YAML."""
     try:
-        text, documents = _synthesize(_settings(env, values_files, set_options), secrets_path)
+        settings = _settings(env, values_files, set_options, gateway_config)
+        text, documents = _synthesize(settings, secrets_path, allow_example_secrets)
         if out == "-":
             sys.stdout.write(text)
             return
@@ -81,44 +98,65 @@ def deploy(
     secrets_path: Path,
     values_files: Sequence[Path],
     set_options: Sequence[str],
+    gateway_config: Path | None,
+    allow_example_secrets: bool,
     dry_run: bool,
     context: str | None,
     timeout_seconds: int,
     kubectl_path: str,
 ) -> None:
-    """Synthesize, apply server-side into namespace `seance`, and wait for the rollout."""
+    """Synthesize, apply server-side into the settings' namespace, and wait for the rollout."""
     from seance.deploy.kubectl import Kubectl, Plan, apply_and_wait
     from seance.deploy.synth import omitted_objects
 
     try:
-        settings = _settings(env, values_files, set_options)
-        text, documents = _synthesize(settings, secrets_path)
+        settings = _settings(env, values_files, set_options, gateway_config)
+        text, documents = _synthesize(settings, secrets_path, allow_example_secrets)
+        min_kubernetes, requirement = settings.min_kubernetes
         plan = Plan(
             summary=f"{env}: {len(documents)} objects, image {settings.image}",
             manifest=text,
+            namespace=settings.namespace,
             stale=omitted_objects(documents),
             rollouts=(["valkey"] if settings.valkey.mode == "in-cluster" else []) + ["litellm"],
+            min_kubernetes=min_kubernetes,
+            requirement=requirement,
         )
         apply_and_wait(Kubectl(kubectl_path, context), plan, timeout_seconds, dry_run)
     except DeployError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _settings(env: str, values_files: Sequence[Path], set_options: Sequence[str]) -> Settings:
+def _settings(
+    env: str, values_files: Sequence[Path], set_options: Sequence[str], gateway_config: Path | None
+) -> Settings:
     overrides: dict[str, Any] = {}
     for path in values_files:
         overrides = deep_merge(overrides, _read_values(path))
     for assignment in set_options:
         overrides = deep_merge(overrides, parse_set_option(assignment))
+    if gateway_config is not None:
+        overrides = deep_merge(overrides, {"gateway": {"config_file": str(gateway_config)}})
     return load_settings(env, overrides)
 
 
-def _synthesize(settings: Settings, secrets_path: Path) -> tuple[str, list[Manifest]]:
-    """Settings are checked before the secrets are decrypted: a typo fails fast, with no key needed."""
-    from seance.deploy.secrets_source import load_flat_secrets
+def _synthesize(settings: Settings, secrets_path: Path, allow_example_secrets: bool) -> tuple[str, list[Manifest]]:
+    """Settings are checked before the secrets are decrypted: a typo fails fast, with no key needed.
+    A production manifest is refused with the repository's example secrets, and its example settings
+    are warned about."""
+    from seance.deploy.gateway_config import load_config_file
+    from seance.deploy.production import example_setting_warnings, refuse_example_secrets
+    from seance.deploy.secrets_source import load_secrets_source
     from seance.deploy.synth import dump_yaml, synthesize
 
-    documents = synthesize(settings, load_flat_secrets(secrets_path))
+    source = load_secrets_source(secrets_path)
+    if settings.environment == "prod":
+        if not allow_example_secrets:
+            refuse_example_secrets(source)
+        for warning in example_setting_warnings(settings):
+            click.echo(f"warning: {warning}", err=True)
+    config_file = load_config_file(settings, source.values, str(secrets_path)) if settings.gateway.config_file else None
+    documents = synthesize(settings, source.values, config_file, str(secrets_path))
     return dump_yaml(documents), documents
 
 

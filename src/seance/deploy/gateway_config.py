@@ -1,14 +1,20 @@
-"""The gateway's `config.yaml` (LiteLLM's format) for one environment.
+"""The gateway's `config.yaml` (LiteLLM's format) for one environment: generated from the settings,
+or the operator's own file (`gateway.config_file`), validated the way the gateway validates it at start.
 
-Secrets never appear in it: the master key and provider keys are referenced as `os.environ/NAME`
-and reach the pod through `envFrom` on the Secret.
+Secrets never appear in a generated one: the master key and provider keys are referenced as
+`os.environ/NAME` and reach the pod through `envFrom` on the Secret.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from seance.deploy.errors import DeployError
 from seance.deploy.settings import Model, Settings
+from seance.litellm_config import ConfigError, read_config
 
 VALKEY_SERVICE = "valkey"
 VALKEY_PORT = 6379
@@ -19,6 +25,45 @@ def valkey_url(settings: Settings) -> str | None:
     if settings.valkey.mode != "in-cluster":
         return None
     return f"redis://{VALKEY_SERVICE}:{VALKEY_PORT}/0"
+
+
+def pod_env(settings: Settings) -> dict[str, str]:
+    """The variables the Deployment sets itself, besides the Secret's keys (envFrom)."""
+    env = {"PYTHONDONTWRITEBYTECODE": "1"}
+    url = valkey_url(settings)
+    if url:
+        env["REDIS_URL"] = url
+    return env
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """An operator's config.yaml, as text for the ConfigMap, checked against the pod's environment."""
+
+    text: str
+    sets_master_key: bool  # general_settings.master_key: then LITELLM_MASTER_KEY is not required
+
+
+def load_config_file(settings: Settings, secrets: Mapping[str, str], secrets_source: str) -> ConfigFile:
+    """Read `gateway.config_file` and validate it with the gateway's own reader, resolving each
+    `os.environ/NAME` against what the pod's environment will hold: the Secret's keys, the variables
+    the Deployment sets, and the file's environment_variables. So a typo or a reference to a secret
+    that is not in the file fails here, not in a crash-looping pod."""
+    path = Path(str(settings.gateway.config_file))
+    try:
+        text = path.read_text(encoding="utf-8")
+        loaded = read_config(path, {**secrets, **pod_env(settings)})
+    except OSError as exc:
+        raise DeployError(f"{path}: cannot read the gateway config: {exc.strerror}") from None
+    except ConfigError as exc:
+        message = str(exc)
+        if "is not set" in message:
+            message += (
+                f" in the pod, whose environment is the keys of {secrets_source} (add it there,"
+                " `seance secrets edit`) and the config's environment_variables"
+            )
+        raise DeployError(message) from None
+    return ConfigFile(text, bool(loaded.file.general_settings.master_key))
 
 
 def gateway_config(settings: Settings) -> dict[str, Any]:

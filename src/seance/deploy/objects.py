@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from seance.deploy.settings import NAMESPACE, Settings
+from seance.deploy.settings import Settings
 
 Manifest = dict[str, Any]
 
@@ -36,8 +36,8 @@ def labels(app: str, component: str, settings: Settings, version: str | None = N
     return result
 
 
-def metadata(name: str, object_labels: Mapping[str, str], **extra: Any) -> dict[str, Any]:
-    return {"name": name, "namespace": NAMESPACE, "labels": dict(object_labels), **extra}
+def metadata(settings: Settings, name: str, object_labels: Mapping[str, str], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": settings.namespace, "labels": dict(object_labels), **extra}
 
 
 def cluster_ip_service(name: str, component: str, port_name: str, port: int, settings: Settings) -> Manifest:
@@ -45,7 +45,7 @@ def cluster_ip_service(name: str, component: str, port_name: str, port: int, set
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(name, labels(name, component, settings)),
+        "metadata": metadata(settings, name, labels(name, component, settings)),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(name),
@@ -59,7 +59,7 @@ def namespace(settings: Settings) -> Manifest:
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
-            "name": NAMESPACE,
+            "name": settings.namespace,
             "labels": {
                 "app.kubernetes.io/part-of": PART_OF,
                 "app.kubernetes.io/managed-by": "seance-synth",
@@ -75,7 +75,7 @@ def secret(settings: Settings, values: Mapping[str, str]) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata(SECRET_NAME, labels("litellm", "secrets", settings)),
+        "metadata": metadata(settings, SECRET_NAME, labels("litellm", "secrets", settings)),
         "type": "Opaque",
         "stringData": dict(sorted(values.items())),
     }
@@ -85,7 +85,7 @@ def config_map(settings: Settings, config_text: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(CONFIG_MAP_NAME, labels("litellm", "config", settings)),
+        "metadata": metadata(settings, CONFIG_MAP_NAME, labels("litellm", "config", settings)),
         "data": {CONFIG_FILE: config_text},
     }
 

@@ -55,7 +55,7 @@ def ingress(settings: Settings) -> Manifest:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": metadata(INGRESS_NAME, labels(APP, "gateway", settings), annotations=annotations),
+        "metadata": metadata(settings, INGRESS_NAME, labels(APP, "gateway", settings), annotations=annotations),
         "spec": spec,
     }
 
@@ -73,7 +73,7 @@ def http_route(settings: Settings) -> Manifest:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
-        "metadata": metadata(APP, labels(APP, "gateway", settings)),
+        "metadata": metadata(settings, APP, labels(APP, "gateway", settings)),
         "spec": {
             "parentRefs": [parent],
             "hostnames": [settings.host],

@@ -7,21 +7,29 @@ the environment's defaults and validated again, so a typo is one clear error and
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from seance import __version__
 from seance.deploy.errors import DeployError
 
-NAMESPACE = "seance"
 GATEWAY_PORT = 4000
+# The oldest Kubernetes the manifest is for (`seance deploy` checks the cluster before applying):
+# the gateway's preStop hook uses the sleep action, beta and on by default since 1.30. Without it
+# the newest things used are Pod Security admission labels and autoscaling/v2, GA in 1.25.
+MIN_KUBERNETES = (1, 30)
+MIN_KUBERNETES_WITHOUT_PRE_STOP = (1, 25)
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# The gateway settings that generate its config.yaml; gateway.config_file replaces all of them.
+GENERATED_CONFIG = ("models", "num_retries", "request_timeout", "routing_strategy", "cache", "drop_params")
 
 
 class _Model(BaseModel):
@@ -73,6 +81,9 @@ class Model(_Model):
 
 
 class Gateway(_Model):
+    # A LiteLLM config.yaml (path relative to the current directory) deployed as it is, instead of
+    # the one generated from the settings below.
+    config_file: str | None = Field(default=None, min_length=1)
     workers: int = Field(default=1, ge=1, le=64)
     models: tuple[Model, ...] = (Model(model_name="*", model="*"),)
     num_retries: int = Field(default=2, ge=0, le=10)
@@ -125,6 +136,8 @@ class GatewayRef(_Model):
 
 class Settings(_Model):
     environment: Literal["dev", "prod"]
+    # dev and prod may share a cluster: give them different namespaces.
+    namespace: str = "seance"
     host: str
     # What scripts/build-image.sh tags; push it to your registry and set `image` for a real cluster.
     image: str = f"localhost/seance-gateway:{__version__}"
@@ -143,12 +156,26 @@ class Settings(_Model):
     # Seconds in-flight requests and streams get to finish after SIGTERM (`--graceful-timeout`).
     drain_seconds: int = Field(default=25, ge=1, le=3600)
 
+    @field_validator("namespace")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not _DNS_LABEL.fullmatch(value):
+            raise ValueError(f"{value!r} is not a namespace name (lower-case letters, digits and -, at most 63)")
+        return value
+
     @field_validator("host")
     @classmethod
     def _dns_host(cls, value: str) -> str:
         if not _DNS_NAME.match(value):
             raise ValueError(f"{value!r} is not a DNS host name")
         return value
+
+    @property
+    def min_kubernetes(self) -> tuple[tuple[int, int], str]:
+        """The oldest Kubernetes this manifest runs on, and why."""
+        if self.pre_stop_sleep_seconds:
+            return MIN_KUBERNETES, "the preStop sleep action; set pre_stop_sleep_seconds=0 for older clusters"
+        return MIN_KUBERNETES_WITHOUT_PRE_STOP, "Pod Security admission and autoscaling/v2"
 
     @property
     def termination_grace_seconds(self) -> int:
@@ -176,7 +203,9 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "environment": "dev",
         "host": "backend.dev.localhost",
         "replicas": 1,
-        "tls": {"enabled": True, "secret_name": "litellm-dev-tls"},
+        # No certificate exists for the dev host (Tilt reaches the gateway through a port-forward):
+        # an Ingress naming a TLS secret nobody creates would only get the controller's fake one.
+        "tls": {"enabled": False, "secret_name": "litellm-dev-tls"},
     },
     "prod": {
         "environment": "prod",
@@ -194,9 +223,18 @@ def load_settings(env: str, overrides: Mapping[str, Any] | None = None) -> Setti
     """The validated settings of `env`, with `overrides` (values file, then --set) merged on top."""
     if env not in ENVIRONMENTS:
         raise DeployError(f"unknown environment {env!r} (known: {', '.join(sorted(ENVIRONMENTS))})")
-    merged = deep_merge(ENVIRONMENTS[env], dict(overrides or {}))
+    overrides = dict(overrides or {})
+    merged = deep_merge(ENVIRONMENTS[env], overrides)
     if merged.get("environment", env) != env:
         raise DeployError(f"the values set environment={merged['environment']!r} but --env is {env!r}")
+    gateway = overrides.get("gateway")
+    if isinstance(gateway, Mapping) and gateway.get("config_file"):
+        generated = [f"gateway.{name}" for name in GENERATED_CONFIG if name in gateway]
+        if generated:
+            raise DeployError(
+                f"gateway.config_file is deployed as it is, so {', '.join(generated)} would be ignored:"
+                " put that in the config file instead"
+            )
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
@@ -232,6 +270,32 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(item) for item in error["loc"]) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = _unknown_setting(error["loc"])
+        else:
+            message = error["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
+
+
+def _unknown_setting(loc: tuple[int | str, ...]) -> str:
+    """'no such setting', with the closest valid name and every valid name at that level."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation) or model
+    valid = [name for name in model.model_fields if name != "environment"]
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"no such setting ({hint}valid here: {', '.join(valid)})"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings model inside a field's type (Gateway, tuple[Model, ...], Tls | None, …)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None

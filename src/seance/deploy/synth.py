@@ -17,7 +17,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarStri
 
 from seance.deploy import objects, routing, workloads
 from seance.deploy.errors import DeployError
-from seance.deploy.gateway_config import gateway_config
+from seance.deploy.gateway_config import ConfigFile, gateway_config
 from seance.deploy.objects import Manifest
 from seance.deploy.settings import Settings
 
@@ -28,13 +28,18 @@ _YAML_1_1 = VersionedResolver(version=(1, 1))
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
-def check_secrets(settings: Settings, secrets: Mapping[str, str]) -> None:
-    missing = [name for name in REQUIRED_SECRETS if not secrets.get(name)]
+def check_secrets(
+    settings: Settings, secrets: Mapping[str, str], source: str = "the secrets", master_key_required: bool = True
+) -> None:
+    missing = [name for name in REQUIRED_SECRETS if master_key_required and not secrets.get(name)]
     if settings.valkey.mode == "external" and not secrets.get("REDIS_URL"):
         missing.append("REDIS_URL")
     if missing:
-        reason = " (valkey.mode is external)" if missing == ["REDIS_URL"] else ""
-        raise DeployError(f"missing required secret(s): {', '.join(missing)}{reason}")
+        reason = " (valkey.mode is external)" if missing[-1] == "REDIS_URL" else ""
+        raise DeployError(
+            f"{source}: missing required secret(s): {', '.join(missing)}{reason}; add them to its"
+            f" `litellm:` section with `seance secrets edit {source}`"
+        )
     bad = sorted(name for name in secrets if not _ENV_NAME.fullmatch(name))
     if bad:
         raise DeployError(f"secret name(s) not usable as environment variables: {', '.join(bad)}")
@@ -64,10 +69,18 @@ def render_config(settings: Settings) -> str:
     return dump_yaml([gateway_config(settings)])
 
 
-def synthesize(settings: Settings, secrets: Mapping[str, str]) -> list[Manifest]:
-    """Every object of one environment, in the order `kubectl apply` should create them."""
-    check_secrets(settings, secrets)
-    config_text = render_config(settings)
+def synthesize(
+    settings: Settings,
+    secrets: Mapping[str, str],
+    config_file: ConfigFile | None = None,
+    secrets_source: str = "the secrets",
+) -> list[Manifest]:
+    """Every object of one environment, in the order `kubectl apply` should create them. The gateway's
+    config is `config_file` (the operator's, already validated) or generated from the settings."""
+    check_secrets(
+        settings, secrets, secrets_source, master_key_required=not (config_file and config_file.sets_master_key)
+    )
+    config_text = config_file.text if config_file else render_config(settings)
     documents = [
         objects.namespace(settings),
         objects.secret(settings, secrets),

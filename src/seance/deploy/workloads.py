@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seance.deploy.gateway_config import VALKEY_PORT, VALKEY_SERVICE, valkey_url
+from seance.deploy.gateway_config import VALKEY_PORT, VALKEY_SERVICE, pod_env
 from seance.deploy.objects import (
     CONFIG_DIR,
     CONFIG_FILE,
@@ -60,10 +60,7 @@ def _http_probe(path: str, period: int, failures: int, timeout: int = 3) -> dict
 
 
 def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum: str) -> Manifest:
-    env = [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}]
-    url = valkey_url(settings)
-    if url:
-        env.append({"name": "REDIS_URL", "value": url})
+    env = [{"name": name, "value": value} for name, value in pod_env(settings).items()]
     container: dict[str, Any] = {
         "name": APP,
         "image": settings.image,
@@ -140,7 +137,7 @@ def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(APP, labels(APP, "gateway", settings, settings.image_version)),
+        "metadata": metadata(settings, APP, labels(APP, "gateway", settings, settings.image_version)),
         "spec": spec,
     }
 
@@ -150,7 +147,7 @@ def disruption_budget(settings: Settings) -> Manifest:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": metadata(APP, labels(APP, "gateway", settings)),
+        "metadata": metadata(settings, APP, labels(APP, "gateway", settings)),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(APP)}},
     }
 
@@ -160,7 +157,7 @@ def autoscaler(settings: Settings) -> Manifest:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata(APP, labels(APP, "gateway", settings)),
+        "metadata": metadata(settings, APP, labels(APP, "gateway", settings)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
             "minReplicas": scaling.min_replicas,
@@ -206,7 +203,7 @@ def valkey_deployment(settings: Settings) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(VALKEY_SERVICE, labels(VALKEY_SERVICE, "cache", settings)),
+        "metadata": metadata(settings, VALKEY_SERVICE, labels(VALKEY_SERVICE, "cache", settings)),
         "spec": {
             "replicas": 1,
             "revisionHistoryLimit": 3,
@@ -235,7 +232,7 @@ def valkey_network_policy(settings: Settings) -> Manifest:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(VALKEY_SERVICE, labels(VALKEY_SERVICE, "cache", settings)),
+        "metadata": metadata(settings, VALKEY_SERVICE, labels(VALKEY_SERVICE, "cache", settings)),
         "spec": {
             "podSelector": {"matchLabels": selector_labels(VALKEY_SERVICE)},
             "policyTypes": ["Ingress"],
