@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,13 @@ def test_the_multi_recipient_folded_form_of_the_sops_readme(tmp_path: Path) -> N
     (tmp_path / ".sops.yaml").write_text(f"creation_rules:\n  - path_regex: .*\n    age: >-\n      {A},\n      {B}\n")
     metadata = metadata_for_new_file(tmp_path / "s.yaml", env={}, cwd=tmp_path)
     assert [key.recipient for key in metadata.key_groups[0].age] == [A, B]
+
+
+def test_the_sops_yaml_example_of_the_docs(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "secrets.md").read_text()
+    (example,) = re.findall(r"```yaml\n(creation_rules:.*?)```", doc, flags=re.S)
+    (tmp_path / ".sops.yaml").write_text(example)
+    (tmp_path / "secrets").mkdir()
+    metadata = metadata_for_new_file(tmp_path / "secrets" / "prod.yaml", env={}, cwd=tmp_path)
+    recipients = [key.recipient for key in metadata.key_groups[0].age]
+    assert len(recipients) == 2 and all(r.startswith("age1") and " " not in r for r in recipients)
