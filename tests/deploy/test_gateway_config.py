@@ -143,13 +143,17 @@ def test_synth_deploys_an_existing_litellm_config_as_it_is(tmp_path: Path, monke
     documents = list(yaml.safe_load_all(out.read_text()))
     assert find(documents, "ConfigMap")["data"]["config.yaml"] == LITELLM_CONFIG.read_text()
     assert find(documents, "Secret")["stringData"] == LITELLM_SECRETS
+    # what the gateway's start would warn about, synth says too
+    assert f"warning: {LITELLM_CONFIG}: LiteLLM settings that Seance does not implement (yet)" in result.output
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        # a typo in a value: 6OO (letters O) for 600
-        (("rpm: 600", "rpm: 6OO"), "model_list[0].litellm_params.rpm: input should be a valid integer"),
+        # a typo in a key
+        (("  num_retries: 2", "  num_retires: 2"), "litellm_settings.num_retires: unknown key; did you mean"),
+        # a typo in a value: 6O (letter O) for 60
+        (("timeout: 60", "timeout: 6O"), "model_list[1].litellm_params.timeout: input should be a valid number"),
         # a typo in a reference: no such secret, so the pod could never start
         (
             ("api_key: os.environ/ANTHROPIC_API_KEY", "api_key: os.environ/ANTHROPIC_KEY"),
@@ -194,7 +198,8 @@ def test_the_config_sees_the_pod_environment_not_the_operator_s(
 
 def test_an_inline_master_key_makes_the_secret_optional(tmp_path: Path) -> None:
     config = tmp_path / "litellm.yaml"
-    config.write_text("model_list: []\ngeneral_settings:\n  master_key: sk-inline-key\n")
+    models = 'model_list:\n  - model_name: "*"\n    litellm_params: {model: "*"}\n'
+    config.write_text(models + "general_settings:\n  master_key: sk-inline-key\n")
     documents = synth_with_config(config, {"OPENAI_API_KEY": "sk-o"})
     assert "LITELLM_MASTER_KEY" not in find(documents, "Secret")["stringData"]
     with pytest.raises(DeployError, match=r"missing required secret.*LITELLM_MASTER_KEY"):

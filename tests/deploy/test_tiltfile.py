@@ -76,7 +76,7 @@ def test_a_wrong_keyword_fails_like_tilt(age_files: dict[str, Path], age_key: No
 
 def test_a_litellm_config_through_the_environment(age_files: dict[str, Path], age_key: None, tmp_path: Path) -> None:
     config = tmp_path / "litellm.yaml"
-    config.write_text("model_list: []\ngeneral_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n")
+    config.write_text("model_list:\n  - {model_name: gpt-4o, litellm_params: {model: openai/gpt-4o}}\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env |= {"SEANCE_SECRETS": str(age_files["secrets"]), "SEANCE_GATEWAY_CONFIG": str(config)}
     stubs = TiltStubs(ROOT, env)

@@ -155,7 +155,11 @@ def _synthesize(settings: Settings, secrets_path: Path, allow_example_secrets: b
             refuse_example_secrets(source)
         for warning in example_setting_warnings(settings):
             click.echo(f"warning: {warning}", err=True)
-    config_file = load_config_file(settings, source.values, str(secrets_path)) if settings.gateway.config_file else None
+    config_file = None
+    if settings.gateway.config_file:
+        config_file = load_config_file(settings, source.values, str(secrets_path))
+        for warning in config_file.warnings:
+            click.echo(f"warning: {warning}", err=True)
     documents = synthesize(settings, source.values, config_file, str(secrets_path))
     return dump_yaml(documents), documents
 

@@ -7,6 +7,7 @@ Secrets never appear in a generated one: the master key and provider keys are re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from seance.deploy.errors import DeployError
 from seance.deploy.settings import Model, Settings
 from seance.litellm_config import ConfigError, read_config
 
+_DEPLOYMENT_PARAMS = re.compile(r"model_list\[\d+\]\.litellm_params\.")
 VALKEY_SERVICE = "valkey"
 VALKEY_PORT = 6379
 
@@ -42,6 +44,7 @@ class ConfigFile:
 
     text: str
     sets_master_key: bool  # general_settings.master_key: then LITELLM_MASTER_KEY is not required
+    warnings: tuple[str, ...] = ()  # what the gateway's start would warn about (keys it ignores)
 
 
 def load_config_file(settings: Settings, secrets: Mapping[str, str], secrets_source: str) -> ConfigFile:
@@ -50,6 +53,10 @@ def load_config_file(settings: Settings, secrets: Mapping[str, str], secrets_sou
     the Deployment sets, and the file's environment_variables. So a typo or a reference to a secret
     that is not in the file fails here, not in a crash-looping pod."""
     path = Path(str(settings.gateway.config_file))
+    hint = (
+        f" in the pod, whose environment is the keys of {secrets_source} (add it there,"
+        " `seance secrets edit`) and the config's environment_variables"
+    )
     try:
         text = path.read_text(encoding="utf-8")
         loaded = read_config(path, {**secrets, **pod_env(settings)})
@@ -57,13 +64,15 @@ def load_config_file(settings: Settings, secrets: Mapping[str, str], secrets_sou
         raise DeployError(f"{path}: cannot read the gateway config: {exc.strerror}") from None
     except ConfigError as exc:
         message = str(exc)
-        if "is not set" in message:
-            message += (
-                f" in the pod, whose environment is the keys of {secrets_source} (add it there,"
-                " `seance secrets edit`) and the config's environment_variables"
-            )
-        raise DeployError(message) from None
-    return ConfigFile(text, bool(loaded.file.general_settings.master_key))
+        raise DeployError(message + (hint if message.endswith(" is not set") else "")) from None
+    # The reader leaves a deployment's unset references for the gateway to refuse when it serves
+    # that deployment, at start. Which providers it serves is the gateway's business; here any such
+    # reference is an error: it names a secret the file does not have.
+    for where, name in loaded.unresolved.items():
+        if _DEPLOYMENT_PARAMS.match(where):
+            raise DeployError(f"{path}: {where}: environment variable {name} is not set{hint}")
+    master_key = loaded.file.general_settings.master_key
+    return ConfigFile(text, bool(master_key), tuple(loaded.warnings))
 
 
 def gateway_config(settings: Settings) -> dict[str, Any]:
