@@ -80,6 +80,7 @@ def test_deployment_shape(dev_documents: list[Any]) -> None:
     assert container["command"] + container["args"] == [
         "seance", "gateway", "--config", "/etc/seance/config.yaml",
         "--host", "0.0.0.0", "--port", "4000", "--workers", "1", "--graceful-timeout", "25",
+        "--log-level", "info", "--log-format", "plain", "--no-access-log",
     ]  # fmt: skip
     assert container["ports"] == [{"name": "http", "containerPort": 4000, "protocol": "TCP"}]
     assert container["startupProbe"]["httpGet"] == {"path": "/health/liveliness", "port": "http"}
@@ -287,3 +288,14 @@ def test_dev_and_prod_can_share_a_cluster() -> None:
     assert {doc["metadata"]["namespace"] for doc in dev[1:]} == {"seance-dev"}
     with pytest.raises(DeployError, match="namespace: 'Seance_Dev' is not a namespace name"):
         load_settings("dev", {"namespace": "Seance_Dev"})
+
+
+def test_the_gateway_s_logging_is_a_setting() -> None:
+    from seance.deploy.settings import load_settings as load_deploy_settings
+    from seance.deploy.workloads import gateway_deployment
+
+    logging = {"log_level": "debug", "log_format": "json", "access_log": True}
+    settings = load_deploy_settings("prod", {"gateway": logging})
+    args = gateway_deployment(settings, "c", "s")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--log-level") + 1] == "debug" and args[args.index("--log-format") + 1] == "json"
+    assert "--access-log" in args and "--no-access-log" not in args

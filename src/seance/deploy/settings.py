@@ -85,6 +85,11 @@ class Gateway(_Model):
     # the one generated from the settings below.
     config_file: str | None = Field(default=None, min_length=1)
     workers: int = Field(default=1, ge=1, le=64)
+    # what `kubectl logs` shows: the level (info: start, stop, warnings), the format (json for log
+    # collectors) and the access log (one line per request; off: it costs CPU on every request)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["plain", "json"] = "plain"
+    access_log: bool = False
     models: tuple[Model, ...] = (Model(model_name="*", model="*"),)
     num_retries: int = Field(default=2, ge=0, le=10)
     request_timeout: float = Field(default=600, gt=0)
