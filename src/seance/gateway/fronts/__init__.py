@@ -25,15 +25,21 @@ def refuse_unsupported(ctx: RequestContext) -> None:
             raise BadRequest(f"'{name}' is not supported by this gateway yet", param=name, code="unsupported_parameter")
 
 
+NO_RETRIES = ((b"x-litellm-attempted-retries", b"0"), (b"x-litellm-attempted-fallbacks", b"0"))
+
+
 def route_headers(ctx: RequestContext, usage: Usage | None = None) -> None:
     """x-litellm-model-id, -response-cost (when known before the body), -attempted-retries/-fallbacks."""
     headers = ctx.response_headers
     if ctx.deployment is not None:
-        headers.append((b"x-litellm-model-id", ctx.deployment.id.encode()))
+        headers.append(ctx.deployment.id_header)
         if usage is not None and (cost := ctx.deployment.cost(usage)) is not None:
             headers.append((b"x-litellm-response-cost", repr(cost).encode()))
-    headers.append((b"x-litellm-attempted-retries", str(ctx.retries).encode()))
-    headers.append((b"x-litellm-attempted-fallbacks", str(ctx.fallbacks).encode()))
+    if ctx.retries or ctx.fallbacks:
+        headers.append((b"x-litellm-attempted-retries", str(ctx.retries).encode()))
+        headers.append((b"x-litellm-attempted-fallbacks", str(ctx.fallbacks).encode()))
+    else:  # the common case, made once
+        headers += NO_RETRIES
 
 
 def read_request(ctx: RequestContext, body: dict[str, Any], kept: frozenset[str] = frozenset()) -> dict[str, Any]:

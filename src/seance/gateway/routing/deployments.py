@@ -67,6 +67,10 @@ class Deployment:
             offered &= MODES[mode]
         return frozenset(offered)
 
+    @functools.cached_property
+    def id_header(self) -> tuple[bytes, bytes]:
+        return (b"x-litellm-model-id", self.id.encode())
+
     def serves(self, op: Operation) -> bool:
         return op in self.operations
 

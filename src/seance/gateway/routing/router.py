@@ -210,7 +210,8 @@ class Router:
                     if wait:
                         await self.sleep(wait)
                     continue
-                self.health.last_success[deployment.id] = time.time()
+                if deployment.id in self.health.last_error:  # only a success after an error matters
+                    self.health.last_success[deployment.id] = time.time()
                 return result
         assert error is not None
         raise error
