@@ -7,8 +7,8 @@ inode holds it. Nothing in the gateway says which worker answered."""
 from __future__ import annotations
 
 import os
-import signal
 import select
+import signal
 import socket
 from collections import Counter
 
