@@ -72,15 +72,18 @@ def results_table(results: Results, titles: dict[str, str]) -> str:
     return "\n".join(rows)
 
 
-def compare_table(results: Results, scenarios: Sequence[str], titles: dict[str, str], other: str) -> str:
-    """Seance against another Seance target of the same run (seance-base: the --baseline commit;
-    seance-log: the access log on): req/s and CPU per request, as ratios."""
+def compare_table(
+    results: Results, scenarios: Sequence[str], titles: dict[str, str], other: str, this: str = "seance"
+) -> str:
+    """A Seance target against another of the same run (seance vs seance-base: the --baseline
+    commit; seance vs seance-log: the access log on; seance-2w vs seance: 2 workers against 1):
+    req/s and CPU per request, as ratios."""
     rows = [
-        f"| scenario | seance req/s | {other} req/s | seance / {other} req/s | CPU ms/req seance / {other} |",
+        f"| scenario | {this} req/s | {other} req/s | {this} / {other} req/s | CPU ms/req {this} / {other} |",
         "|---|--:|--:|--:|--:|",
     ]
     for key in scenarios:
-        new, old = results.get("seance", key), results.get(other, key)
+        new, old = results.get(this, key), results.get(other, key)
         if new is None or old is None or new.load is None or old.load is None:
             continue
         rows.append(

@@ -200,6 +200,9 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
                          ("seance-log", "Access log: seance vs seance-log (--access-log)")):  # fmt: skip
         if other in args.targets:
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, other)
+    if "seance-2w" in args.targets and "seance" in args.targets:
+        title = "Workers: seance-2w (--workers 2) vs seance (1 worker)"
+        text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-2w")
     text += "\n"
     # LiteLLM timing out under load is its result; a failure anywhere else is a broken run.
     all_good = all(b.passed for b in bars) and all(m.ok for m in measurements if m.target != "litellm")

@@ -20,7 +20,8 @@ RELAY_PORT = 18130
 RELAY_RAW_PORT = 18140
 SEANCE_BASE_PORT = 18150
 SEANCE_LOG_PORT = 18160
-TARGET_NAMES = ("direct", "seance", "seance-base", "seance-log", "litellm", "relay", "relay-raw")
+SEANCE_2W_PORT = 18170
+TARGET_NAMES = ("direct", "seance", "seance-base", "seance-log", "seance-2w", "litellm", "relay", "relay-raw")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
 
 
@@ -72,13 +73,19 @@ def _gateway_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def _start_seance(
-    sup: Supervisor, paths: Paths, name: str, port: int, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+    sup: Supervisor,
+    paths: Paths,
+    name: str,
+    port: int,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Running:
     ensure_port_free(port)
     log = paths.work / f"{name}.log"
     argv = [
         str(paths.python), "-m", "seance", "gateway", "--config", str(paths.gateway_config),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *args,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args,
     ]  # fmt: skip
     proc = sup.start(name, argv, log, _gateway_env(env or {}))
     base = f"http://127.0.0.1:{port}"
@@ -99,6 +106,11 @@ def start_seance_base(sup: Supervisor, paths: Paths) -> Running:
 def start_seance_log(sup: Supervisor, paths: Paths) -> Running:
     """Seance with its access log on (to its log file, as a container's stderr would be)."""
     return _start_seance(sup, paths, "seance-log", SEANCE_LOG_PORT, ("--access-log",))
+
+
+def start_seance_2w(sup: Supervisor, paths: Paths) -> Running:
+    """Seance with --workers 2: the connections of a run spread over two processes (SO_REUSEPORT)."""
+    return _start_seance(sup, paths, "seance-2w", SEANCE_2W_PORT, workers=2)
 
 
 def start_litellm(sup: Supervisor, paths: Paths) -> Running:
@@ -144,6 +156,7 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance": start_seance,
     "seance-base": start_seance_base,
     "seance-log": start_seance_log,
+    "seance-2w": start_seance_2w,
     "litellm": start_litellm,
     "relay": start_relay,
     "relay-raw": start_relay_raw,

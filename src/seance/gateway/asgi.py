@@ -83,6 +83,21 @@ class DisconnectWatch:
             self.watcher.cancel()
 
 
+class _Shutdown:
+    """Set by the server when its grace period ends with streams still running: it then cancels
+    their tasks, and `relay` ends each with the front's error event instead of a silent cut."""
+
+    ending = False
+    error = GatewayError(
+        "the gateway is shutting down and its grace period ended before this stream did; retry the request",
+        status=503,
+        code="shutting_down",
+    )
+
+
+shutdown = _Shutdown()
+
+
 async def relay(
     send: Send,
     stream: Stream,
@@ -104,6 +119,13 @@ async def relay(
         tail = translator.close()
     except GatewayError as exc:
         tail = _stream_error(ctx, exc, error_event)
+    except asyncio.CancelledError:
+        if not shutdown.ending:
+            raise  # the client left: nobody to tell
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # this cancellation is handled here: the stream ends normally
+        tail = _stream_error(ctx, shutdown.error, error_event)
     except Exception:  # a bug in a translator must still end the stream with an error event
         log.exception("request %s: stream translation failed", ctx.id)
         tail = _stream_error(ctx, GatewayError("internal error while translating the provider's stream"), error_event)

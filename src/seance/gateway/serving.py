@@ -200,6 +200,12 @@ class GatewayProtocol(HttpToolsProtocol):
         rate = self.limits.body_min_rate
         self._refuse(408, f"the request body arrived slower than {rate} bytes a second", "request_timeout")
 
+    def refuse_for_shutdown(self) -> None:
+        """The server's grace period ends before this request got its answer: 503, then close (the
+        app's disconnect watch then ends the request's task without a word)."""
+        message = "the gateway is shutting down and its grace period ended before this request was answered; retry it"
+        self._refuse(503, message, "shutting_down", retry_after=True)
+
     def _refuse(self, status: int, message: str, code: str, *, retry_after: bool = False) -> None:
         """Answer with an error and close, unless an answer is already on its way (then only close)."""
         self._done = True
