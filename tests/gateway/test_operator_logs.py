@@ -5,11 +5,15 @@ JSON object per line, never a key or a body), and a WARNING for a stream cut by 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import httpx2 as httpx
 import orjson
 import pytest
-from tests.gateway.conftest import MASTER_KEY, GatewayFactory, Running, deployment
+from tests.gateway.conftest import BASE_ENV, MASTER_KEY, GatewayFactory, Running, deployment
 from tests.wire import ReplayUpstream, load
 
 CHAT = load("openai/chat-nonstream.httprr.txt")[0]
@@ -110,3 +114,22 @@ def test_a_stream_ended_by_an_error_is_a_warning(gateway: GatewayFactory) -> Non
             assert response.status_code == 200 and b'"error"' in response.content
         (line,) = _lines(served, "ended with an error event")
         assert "WARNING" in line and "req-cut" in line and "dep-cut" in line
+
+
+def test_the_ready_line_names_the_port_the_system_chose(tmp_path: Path) -> None:
+    with ReplayUpstream() as upstream:
+        config_path = tmp_path / "port0.yaml"
+        config_path.write_bytes(orjson.dumps({"model_list": [deployment("gpt", "openai/gpt-4o", upstream.url)]}))
+        command = [sys.executable, "-m", "seance", "gateway", "--host", "127.0.0.1", "--port", "0",
+                   "--config", str(config_path)]  # fmt: skip
+        env = {**BASE_ENV, "LITELLM_MASTER_KEY": MASTER_KEY}
+        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            port = int(re.search(r"ready on http://127\.0\.0\.1:(\d+):", line).group(1))  # type: ignore[union-attr]
+            assert port > 0
+            assert httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=5).status_code == 200
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

@@ -42,17 +42,19 @@ class _Server(uvicorn.Server):
         then           ─► the app's shutdown (upstream pools), bounded by what is left of the grace
     """
 
-    def __init__(self, config: uvicorn.Config, app: Gateway, grace: float, ready_line: str | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, app: Gateway, grace: float, announce: bool = False) -> None:
         super().__init__(config)
         self.gateway = app
         self.grace = grace
-        self.ready_line = ready_line
+        self.announce = announce  # the single process says when it is ready and when it stopped
         self.stop_asked: float | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started and self.ready_line:
-            log.info("%s", self.ready_line)
+        if self.started and self.announce:
+            bound = [s.getsockname()[1] for server in self.servers for s in server.sockets or ()]
+            port = bound[0] if bound else self.config.port  # the real one when --port 0 asked for any
+            log.info("%s", ready_line(self.gateway, self.config.host, port, 1))
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.gateway.health.draining = True
@@ -82,7 +84,7 @@ class _Server(uvicorn.Server):
                 await asyncio.wait_for(self.lifespan.shutdown(), max(0.05, end - time.monotonic() - 0.1))
             except TimeoutError:
                 log.warning("the app's shutdown did not finish within the grace period")
-        if self.ready_line:  # uvicorn then re-raises the stop signal: this is the last word
+        if self.announce:  # uvicorn then re-raises the stop signal: this is the last word
             log.info("seance gateway stopped")
 
     async def _end_in_flight(self, end: float) -> None:
@@ -166,11 +168,10 @@ def serve(
         proxy_headers=False,  # client addresses are not used; skip the per-request middleware
         date_header=True,
     )
-    line = ready_line(app, host, port, workers)
     if workers <= 1:
-        _Server(config, app, graceful_timeout, line).run()
+        _Server(config, app, graceful_timeout, announce=True).run()
         return
-    _serve_workers(config, app, workers, graceful_timeout, line)
+    _serve_workers(config, app, workers, graceful_timeout)
 
 
 def reuse_port_balances() -> bool:
@@ -196,7 +197,7 @@ def _listener(host: str, port: int, *, reuse_port: bool, backlog: int | None) ->
     return sock
 
 
-def _serve_workers(config: uvicorn.Config, app: Gateway, workers: int, grace: float, line: str) -> None:
+def _serve_workers(config: uvicorn.Config, app: Gateway, workers: int, grace: float) -> None:
     """N forked workers. Where the kernel balances SO_REUSEPORT sockets (Linux), each worker gets a
     listening socket of its own, made by the parent just before the fork and closed in the parent
     just after it: new connections are spread over the workers by a hash of their addresses, and a
@@ -257,7 +258,7 @@ def _serve_workers(config: uvicorn.Config, app: Gateway, workers: int, grace: fl
     signal.signal(signal.SIGALRM, overdue)
     for number in range(workers):
         spawn(number)
-    log.info("%s", line)
+    log.info("%s", ready_line(app, host, port, workers))
     while children:
         try:
             pid, status = os.wait()
