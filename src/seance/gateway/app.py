@@ -101,7 +101,8 @@ class Gateway:
             bug = GatewayError(f"internal error; the gateway log has the details under request id {ctx.id}")
             await self._error(ctx, bug, send)
         ctx.finish(ctx.status or 499)  # no status: the client left before the answer (nginx's 499)
-        await self.pipeline.after(ctx)
+        if self.pipeline.has_after:
+            await self.pipeline.after(ctx)
 
     async def _serve(self, ctx: RequestContext, length: int, receive: Receive, send: Send) -> None:
         route = ctx.route
@@ -109,9 +110,10 @@ class Gateway:
             raise GatewayError(f"no route for {ctx.path}", status=404, code="not_found")
         if ctx.method != route.method:
             raise GatewayError(f"{ctx.path} accepts {route.method}", status=405, code="method_not_allowed")
-        await self.pipeline.on_request(ctx)
+        if self.pipeline.has_on_request:
+            await self.pipeline.on_request(ctx)
         if not route.body:
-            if (answer := await self.pipeline.before(ctx, None)) is not None:
+            if self.pipeline.has_before and (answer := await self.pipeline.before(ctx, None)) is not None:
                 await send_bytes(send, ctx, answer.status, answer.body, answer.content_type)
                 return
             await send_json(send, ctx, 200, self._get(ctx))
@@ -125,7 +127,7 @@ class Gateway:
         body = read_request(ctx, parsed, anthropic.KEPT_FIELDS if route.front == "anthropic" else frozenset())
         if body is not parsed:
             raw = b""  # the client's bytes held fields that must not go upstream
-        if (answer := await self.pipeline.before(ctx, body)) is not None:
+        if self.pipeline.has_before and (answer := await self.pipeline.before(ctx, body)) is not None:
             ctx.response_headers.extend(answer.headers)
             await send_bytes(send, ctx, answer.status, answer.body, answer.content_type)
             return

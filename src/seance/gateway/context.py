@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway.formats.openai import Usage
@@ -70,15 +70,17 @@ class Caller:
     team_id: str | None = None
 
 
-@dataclass(slots=True, eq=False)
 class RequestContext:
+    """A plain class: its __init__ sets only what every request has, the rest are class-level
+    defaults until a request sets them (a 30-field dataclass __init__ cost microseconds a request)."""
+
     id: str
     route: Route
     method: str
     path: str
-    received: float = field(default_factory=time.perf_counter)
-    started_at: float = field(default_factory=time.time)
-    credential: bytes = field(default=b"", repr=False)  # the key presented, as sent; hooks only
+    received: float
+    started_at: float
+    credential: bytes = b""  # the key presented, as sent; hooks only, never logged
     caller: Caller | None = None
     # the request, as far as the gateway reads it
     model: str | None = None
@@ -102,7 +104,16 @@ class RequestContext:
     client_first_byte: float | None = None
     ended: float | None = None
     # response headers gathered on the way; sent with the answer's first byte
-    response_headers: Headers = field(default_factory=list)
+    response_headers: Headers
+
+    def __init__(self, id: str, route: Route, method: str, path: str) -> None:
+        self.id, self.route, self.method, self.path = id, route, method, path
+        self.received = time.perf_counter()
+        self.started_at = time.time()
+        self.response_headers = []
+
+    def __repr__(self) -> str:  # never the credential
+        return f"<RequestContext {self.id} {self.method} {self.path} status={self.status}>"
 
     @property
     def front(self) -> str:

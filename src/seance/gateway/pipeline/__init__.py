@@ -57,6 +57,10 @@ class Pipeline:
         self._before = tuple(h for h in self.hooks if type(h).before is not Hook.before)
         self._after = tuple(h for h in reversed(self.hooks) if type(h).after is not Hook.after)
         self.needs_usage = any(h.needs_usage for h in self.hooks)
+        # whether a stage has any hook at all: app.py skips an empty stage without an await
+        self.has_on_request = bool(self._on_request)
+        self.has_before = bool(self._before)
+        self.has_after = bool(self._after)
 
     async def on_request(self, ctx: RequestContext) -> None:
         for hook in self._on_request:

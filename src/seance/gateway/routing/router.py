@@ -161,6 +161,8 @@ class Router:
     def group(self, model: str, op: Operation) -> Sequence[Deployment]:
         """The deployments of `model` that serve `op`; a 400 when there are none."""
         group = self.deployments.lookup(model)
+        if len(group) == 1 and group[0].serves(op):  # the common case, without a list
+            return group
         serving = [d for d in group if d.serves(op)]
         if not serving:
             providers = ", ".join(sorted({d.target.provider for d in group}))
