@@ -69,6 +69,7 @@ class GatewayProtocol(HttpToolsProtocol):
         self._body_bytes = 0
         self._window_bytes = 0
         self._done = False  # refused or timed out: ignore whatever else comes
+        self._running: RequestResponseCycle | None = None  # the cycle a pipelined request waits behind
 
     # -- connections --
 
@@ -88,6 +89,12 @@ class GatewayProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.idle.pop(self, None)
         self._cancel_timer()
+        # uvicorn tells only its latest cycle: with a request pipelined behind a running one, the
+        # running one would go on writing to the closed transport (three tracebacks per client)
+        running = self._running
+        if running is not None and running is not self.cycle and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
         super().connection_lost(exc)
 
     def _drop(self) -> None:
@@ -153,6 +160,7 @@ class GatewayProtocol(HttpToolsProtocol):
         self._in_body = True
         self.pool.idle.pop(self, None)
         self._cancel_timer()
+        self._running = self.cycle if self.cycle is not None and not self.cycle.response_complete else None
         super().on_headers_complete()
         if self.scope.get("http_version") == "1.0" and self.cycle is not None:
             self.cycle.__class__ = _HTTP10Cycle
