@@ -53,6 +53,17 @@ def _event(block: bytes) -> tuple[bytes | None, bytes] | None:
     return name, b"\n".join(data)
 
 
+def complete_events(pending: bytes, data: bytes) -> tuple[bytes, bytes]:
+    """(the complete events so far, what is left to wait for) of a byte stream split anywhere, for
+    a translator that rewrites whole events and passes the rest through."""
+    pending += data
+    end = max(pending.rfind(b"\n\n"), pending.rfind(b"\r\n\r\n"))
+    if end == -1:
+        return b"", pending
+    cut = end + (4 if pending[end : end + 4] == b"\r\n\r\n" else 2)
+    return pending[:cut], pending[cut:]
+
+
 def encode(data: object, event: str | None = None) -> bytes:
     """One SSE event carrying `data` as JSON."""
     payload = orjson.dumps(data)

@@ -17,7 +17,7 @@ import orjson
 
 from seance.gateway.errors import BadRequest, upstream_shape
 from seance.gateway.formats import openai as shapes
-from seance.gateway.formats.sse import DONE
+from seance.gateway.formats.sse import DONE, complete_events
 from seance.gateway.providers.base import Call, FollowUp, Reply, StreamTranslator, UpstreamRequest
 
 # completions parameters with no chat counterpart: refused, or left out with drop_params
@@ -122,12 +122,9 @@ class ChunksToCompletion(StreamTranslator):
         return out
 
     def _convert(self, data: bytes) -> bytes:
-        self.pending += data
-        end = max(self.pending.rfind(b"\n\n"), self.pending.rfind(b"\r\n\r\n"))
-        if end == -1:
+        ready, self.pending = complete_events(self.pending, data)
+        if not ready:
             return b""
-        cut = end + (4 if self.pending[end : end + 4] == b"\r\n\r\n" else 2)
-        ready, self.pending = self.pending[:cut], self.pending[cut:]
         out = bytearray()
         for event in ready.replace(b"\r\n", b"\n").split(b"\n\n"):
             line = event.strip()

@@ -15,6 +15,7 @@ import orjson
 
 from seance.gateway.errors import UpstreamError, upstream_shape
 from seance.gateway.formats import openai as shapes
+from seance.gateway.formats.sse import complete_events
 from seance.gateway.providers.base import Call, FollowUp, Reply, StreamTranslator
 from seance.gateway.providers.openai_compat import OpenAICompatible, PassThroughStream
 from seance.gateway.providers.params import Params
@@ -79,12 +80,9 @@ class TGIStream(StreamTranslator):
         self.id = shapes.new_id()
 
     def feed(self, data: bytes) -> bytes:
-        self.pending += data
-        end = max(self.pending.rfind(b"\n\n"), self.pending.rfind(b"\r\n\r\n"))
-        if end == -1:
+        ready, self.pending = complete_events(self.pending, data)
+        if not ready:
             return b""
-        cut = end + (4 if self.pending[end : end + 4] == b"\r\n\r\n" else 2)
-        ready, self.pending = self.pending[:cut], self.pending[cut:]
         if has_quirks(ready):
             ready = b"".join(self._fix(event) for event in ready.split(b"\n\n") if event.strip())
         return self.passthrough.feed(ready)

@@ -15,6 +15,7 @@ import orjson
 
 from seance.gateway.errors import UpstreamError, upstream_shape
 from seance.gateway.formats import openai as shapes
+from seance.gateway.formats.sse import complete_events
 from seance.gateway.providers.base import (
     Adapter,
     Call,
@@ -330,12 +331,9 @@ class RewritingStream(StreamTranslator):
         self.pending = b""
 
     def feed(self, data: bytes) -> bytes:
-        self.pending += data
-        end = max(self.pending.rfind(b"\n\n"), self.pending.rfind(b"\r\n\r\n"))
-        if end == -1:
+        ready, self.pending = complete_events(self.pending, data)
+        if not ready:
             return b""
-        cut = end + (4 if self.pending[end : end + 4] == b"\r\n\r\n" else 2)
-        ready, self.pending = self.pending[:cut], self.pending[cut:]
         if any(mark in ready for mark in self.marks):
             ready = b"".join(self._event(event) for event in _EVENT_END.split(ready) if event.strip())
         return self.passthrough.feed(ready)

@@ -104,31 +104,30 @@ class Router:
         self.random = random.Random()
 
     async def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Reply:
-        options = self.options(ctx)
-        mock = mocks.plan(ctx.gateway_fields) if ctx.gateway_fields else None
-
-        async def once(deployment: Deployment, first_group: bool) -> Reply:
-            call = build(deployment)
-            if mock is not None:
-                mock.fail(first_group)
-                if mock.text is not None:
-                    return mock.reply(call)
-            return await self.proxy.complete(ctx, call, deployment, options.timeout)
-
-        return await self._route(ctx, op, options, once)
+        return await self._serve(ctx, op, build, self.proxy.complete, mocks.Mock.reply)
 
     async def stream(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Stream:
         """Opens the upstream stream (retrying as needed) and returns it before any byte is sent."""
+        return await self._serve(ctx, op, build, self.proxy.open_stream, mocks.Mock.stream)
+
+    async def _serve(
+        self,
+        ctx: RequestContext,
+        op: Operation,
+        build: BuildCall,
+        send: Callable[[RequestContext, Call, Deployment, float | None], Awaitable[T]],
+        mocked: Callable[[mocks.Mock, Call], T],
+    ) -> T:
         options = self.options(ctx)
         mock = mocks.plan(ctx.gateway_fields) if ctx.gateway_fields else None
 
-        async def once(deployment: Deployment, first_group: bool) -> Stream:
+        async def once(deployment: Deployment, first_group: bool) -> T:
             call = build(deployment)
             if mock is not None:
                 mock.fail(first_group)
                 if mock.text is not None:
-                    return mock.stream(call)
-            return await self.proxy.open_stream(ctx, call, deployment, options.timeout)
+                    return mocked(mock, call)
+            return await send(ctx, call, deployment, options.timeout)
 
         return await self._route(ctx, op, options, once)
 
