@@ -347,7 +347,7 @@ LITELLM_PROVIDERS = _words(
     "anthropic anthropic_text replicate huggingface together_ai openrouter datarobot vertex_ai "
     "vertex_ai_beta gemini ai21 baseten azure azure_text azure_ai sagemaker sagemaker_chat bedrock vllm "
     "nlp_cloud petals oobabooga ollama ollama_chat deepinfra perplexity mistral groq nvidia_nim cerebras "
-    "ai21_chat volcengine codestral text-completion-codestral deepseek sambanova maritalk voyage cloudflare "
+    "ai21_chat volcengine codestral deepseek sambanova maritalk voyage cloudflare "
     "xinference fireworks_ai friendliai featherless_ai watsonx watsonx_text triton predibase databricks "
     "empower github custom litellm_proxy hosted_vllm llamafile lm_studio galadriel nebius infinity "
     "deepgram novita aiohttp_openai langfuse humanloop topaz assemblyai snowflake meta_llama nscale "

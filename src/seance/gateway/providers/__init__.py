@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "gemini": "gemini:Gemini",
     "ollama_chat": "ollama_chat:OllamaChat",
     "replicate": "replicate:Replicate",
+    "text-completion-codestral": "codestral:TextCompletionCodestral",
 }
 
 
