@@ -33,14 +33,9 @@ class Usage:
         return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
 
-# Keys a client or the LiteLLM proxy conventions put in a body that no provider receives.
-GATEWAY_KEYS = frozenset(
-    {
-        "model", "messages", "stream", "stream_options", "metadata", "drop_params", "timeout",
-        "num_retries", "fallbacks", "caching", "tags", "mock_response", "api_key", "api_base",
-        "api_version", "input", "prompt", "encoding_format",
-    }
-)  # fmt: skip
+# The request's own shape, never refused by check_params (LiteLLM's gateway-level fields never reach
+# an adapter: the context takes them out, see context.GATEWAY_FIELDS).
+GATEWAY_KEYS = frozenset({"model", "messages", "stream", "stream_options", "input", "prompt", "encoding_format"})
 
 # The parameters of OpenAI's chat completions request (https://platform.openai.com/docs/api-reference/chat/create)
 # besides model, messages and stream. Every provider classifies each one (tests/gateway/providers/
