@@ -61,13 +61,33 @@ NOT_FORWARDED = GATEWAY_FIELDS | ROUTING_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """Who sent the request, once authenticated. Virtual keys fill in the rest."""
+class Limits:
+    """One set of limits that applies to a request, and whose they are. The auth hook lists them on
+    the Caller (the key's, its team's, its user's, the end user's); the limits hook enforces each."""
 
-    kind: str  # "master", "anonymous" (no auth configured), later "virtual_key"
+    scope: str  # whose counters: "key:<hash>", "team:<id>", "user:<id>", "end_user:<id>", "org:<id>"
+    rpm: int | None = None
+    tpm: int | None = None
+    parallel: int | None = None  # LiteLLM's max_parallel_requests
+    model_rpm: Mapping[str, int] = NOTHING  # per model group (LiteLLM's model_rpm_limit)
+    model_tpm: Mapping[str, int] = NOTHING
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent the request, once authenticated: the master key, or a virtual key and whose it is."""
+
+    kind: str  # "master", "anonymous" (no auth configured), "virtual_key"
+    key_hash: str | None = None  # SHA-256 hex of the key, as LiteLLM stores it; never the key itself
     key_alias: str | None = None
     user_id: str | None = None
     team_id: str | None = None
+    org_id: str | None = None
+    role: str = "proxy_admin"  # LiteLLM's user roles: proxy_admin, proxy_admin_viewer, internal_user, …
+    # the model groups this caller may use (access groups expanded); None: all of them
+    models: frozenset[str] | None = None
+    limits: tuple[Limits, ...] = ()
+    metadata: Mapping[str, Any] = NOTHING
 
 
 class RequestContext:

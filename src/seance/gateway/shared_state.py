@@ -1,0 +1,82 @@
+"""Where state shared by workers and replicas lives: one Redis/Valkey, found once for every feature
+that uses it (rate limits, the response cache, router cooldowns), so the three never disagree on
+which server they talk to.
+
+Looked for in LiteLLM's places, first found wins:
+
+    REDIS_URL                                      (what `seance synth` sets)
+    REDIS_HOST / REDIS_PORT / REDIS_PASSWORD       (LiteLLM's environment variables)
+    router_settings.redis_url | redis_host/_port/_password
+    litellm_settings.cache_params (type: redis) url | host/port/password
+
+None found: every feature keeps its state in-process (one worker's view).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from seance.gateway.config import Settings
+
+# A shared-state call sits on the request path: a server that does not answer within this long is
+# treated as down (the feature falls back to in-process state) rather than holding the request.
+SOCKET_TIMEOUT = 0.5
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = field(repr=False)  # may hold a password: never logged, see `where`
+    source: str  # where it was found, for messages
+
+    @property
+    def where(self) -> str:
+        """The server without its credentials, for logs and errors."""
+        parts = urlsplit(self.url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path} (from {self.source})"
+
+    def client(self, **options: Any) -> Redis:
+        """A redis-py asyncio client (a pool; connects on first use), with short timeouts."""
+        from redis.asyncio import Redis
+
+        options.setdefault("socket_timeout", SOCKET_TIMEOUT)
+        options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
+        return Redis.from_url(self.url, **options)
+
+
+def find_redis(settings: Settings) -> RedisSettings | None:
+    """The Redis the gateway's config and environment name, or None."""
+    env = settings.env
+    if env.get("REDIS_URL"):
+        return RedisSettings(env["REDIS_URL"], "REDIS_URL")
+    if env.get("REDIS_HOST"):
+        url = _url(env["REDIS_HOST"], env.get("REDIS_PORT"), env.get("REDIS_PASSWORD"))
+        return RedisSettings(url, "REDIS_HOST")
+    router = settings.file.router_settings
+    extra = router.model_extra or {}
+    if extra.get("redis_url"):
+        return RedisSettings(str(extra["redis_url"]), "router_settings.redis_url")
+    if router.redis_host:
+        return RedisSettings(_url(router.redis_host, router.redis_port, router.redis_password), "router_settings")
+    params: Mapping[str, Any] = settings.file.litellm_settings.cache_params
+    if params.get("type") == "redis":
+        if params.get("url"):
+            return RedisSettings(str(params["url"]), "litellm_settings.cache_params.url")
+        if params.get("host"):
+            return RedisSettings(
+                _url(params["host"], params.get("port"), params.get("password")), "litellm_settings.cache_params"
+            )
+    return None
+
+
+def _url(host: Any, port: Any, password: Any) -> str:
+    auth = f":{quote(str(password), safe='')}@" if password else ""
+    netloc = f"{auth}{host}:{int(port) if port else 6379}"
+    return urlunsplit(("redis", netloc, "/0", "", ""))

@@ -1,0 +1,64 @@
+"""Where the shared Redis is found: LiteLLM's places, in LiteLLM's order, credentials never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seance.gateway.config import load_settings
+from seance.gateway.shared_state import find_redis
+
+MODEL = "model_list:\n  - model_name: m\n    litellm_params: {model: openai/gpt-4o, api_key: k}\n"
+
+
+def settings(tmp_path: Path, extra: str = "", **env: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "config.yaml"
+    path.write_text(MODEL + extra)
+    return load_settings(path, {"LITELLM_MASTER_KEY": "sk-m", **env}, announce=False)
+
+
+def test_none_configured_means_in_process(tmp_path: Path) -> None:
+    assert find_redis(settings(tmp_path)) is None
+
+
+def test_redis_url_wins_and_its_password_is_never_shown(tmp_path: Path) -> None:
+    found = find_redis(
+        settings(tmp_path, "router_settings: {redis_host: other}\n", REDIS_URL="redis://:s3cret@valkey:6380/2")
+    )
+    assert found is not None
+    assert found.url == "redis://:s3cret@valkey:6380/2"
+    assert found.where == "redis://valkey:6380/2 (from REDIS_URL)"
+    assert "s3cret" not in repr(found)
+
+
+def test_litellm_environment_variables(tmp_path: Path) -> None:
+    found = find_redis(settings(tmp_path, REDIS_HOST="cache", REDIS_PORT="7000", REDIS_PASSWORD="p@ss/w"))
+    assert found is not None and found.url == "redis://:p%40ss%2Fw@cache:7000/0"
+
+
+@pytest.mark.parametrize(
+    ("extra", "url"),
+    [
+        ("router_settings: {redis_host: r, redis_port: 6390, redis_password: pw}\n", "redis://:pw@r:6390/0"),
+        ("litellm_settings: {cache: true, cache_params: {type: redis, host: c}}\n", "redis://c:6379/0"),
+        ("litellm_settings: {cache: true, cache_params: {type: redis, url: 'redis://u:6379/1'}}\n", "redis://u:6379/1"),
+    ],
+)
+def test_config_file_places(tmp_path: Path, extra: str, url: str) -> None:
+    found = find_redis(settings(tmp_path, extra))
+    assert found is not None and found.url == url
+
+
+def test_a_local_cache_is_not_a_redis(tmp_path: Path) -> None:
+    assert find_redis(settings(tmp_path, "litellm_settings: {cache: true, cache_params: {type: local}}\n")) is None
+
+
+async def test_the_client_talks_to_the_real_server(tmp_path: Path) -> None:
+    found = find_redis(settings(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0"))
+    assert found is not None
+    client = found.client()
+    try:
+        assert await client.ping()
+    finally:
+        await client.aclose()
