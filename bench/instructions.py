@@ -1,0 +1,228 @@
+"""Instructions per request, counted by valgrind's callgrind: a before/after of a change that does
+not move when the machine is busy.
+
+`run.py` measures time, which is what users feel, but on a 2-core machine shared with other work its
+CPU-per-request figure swings by ±10 % from run to run, more than the changes it has to judge.
+callgrind counts the instructions the gateway process executes instead: the same code, config and
+requests give the same count to within a fraction of a percent, whatever else the machine is doing.
+It runs the gateway 30-100 times slower, so this measures a few hundred sequential requests, not load.
+
+    python3 bench/instructions.py                       # the working tree
+    python3 bench/instructions.py --rev fb20996 --rev HEAD --requests 300
+    python3 bench/instructions.py --scenario stream --access-log
+
+Each revision's `src/` is exported with `git archive` (the working tree for "."), served with the
+repository's `.venv` interpreter under `PYTHONPATH`, warmed up, then counted over the measured
+requests only (callgrind's instrumentation is switched on and off around them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+MASTER_KEY = "sk-bench-instructions"
+
+CHAT = (
+    b'{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?"},'
+    b'"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20}}'
+)
+_CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}\n\n'  # noqa: E501
+STREAM = (
+    _CHUNK * 18
+    + b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'  # noqa: E501
+    + b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":18,"total_tokens":30}}\n\n'  # noqa: E501
+    + b"data: [DONE]\n\n"
+)
+REQUESTS = {
+    "chat": b'{"model":"bench","messages":[{"role":"user","content":"Say hello"}]}',
+    "stream": b'{"model":"bench","stream":true,"stream_options":{"include_usage":true},'
+    b'"messages":[{"role":"user","content":"Say hello"}]}',
+}
+
+
+class Upstream(asyncio.Protocol):
+    """A keep-alive HTTP/1.1 server answering every request with the chat answer or the stream."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            head, _, rest = self.buffer.partition(b"\r\n\r\n")
+            match = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            length = int(match.group(1)) if match else 0
+            if len(rest) < length:
+                return
+            body, self.buffer = rest[:length], rest[length:]
+            if b'"stream":true' in body:
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"content-length: %d\r\n\r\n" % len(STREAM) + STREAM
+                )
+            else:
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n" % len(CHAT) + CHAT
+                )
+
+
+def serve_upstream(port: int) -> None:
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Upstream, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def export(rev: str, into: Path) -> Path:
+    """The `src/` of `rev` ("." = the working tree; a folder holding a src/: that one) under `into`."""
+    if rev != "." and (Path(rev) / "src").is_dir():
+        return Path(rev) / "src"
+    target = into / rev.replace("/", "_")
+    if rev == ".":
+        shutil.copytree(ROOT / "src", target / "src")
+    else:
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", rev, "src"], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "src"
+
+
+def request(conn: http.client.HTTPConnection, body: bytes) -> None:
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body,
+        {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"},
+    )
+    response = conn.getresponse()
+    data = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"gateway answered {response.status}: {data[:300]!r}")
+
+
+def count(src: Path, config: Path, scenario: str, n: int, warmup: int, access_log: bool, work: Path) -> int:
+    port = free_port()
+    out = work / f"callgrind.{os.getpid()}.{time.monotonic_ns()}"
+    env = {**os.environ, "PYTHONPATH": str(src), "LITELLM_MASTER_KEY": MASTER_KEY, "PYTHONHASHSEED": "0"}
+    command = [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+        str(PYTHON), "-m", "seance", "gateway", "--config", str(config), "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    if access_log:
+        command += ["--access-log"]
+    log = open(work / "gateway.log", "ab")  # noqa: SIM115
+    gateway = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                request(conn, REQUESTS[scenario])
+                break
+            except (ConnectionError, OSError):
+                if time.monotonic() > deadline or gateway.poll() is not None:
+                    raise RuntimeError("the gateway did not start; see " + str(work / "gateway.log")) from None
+                conn.close()
+                time.sleep(1)
+        for _ in range(warmup):
+            request(conn, REQUESTS[scenario])
+        subprocess.run(["callgrind_control", "-i", "on", str(gateway.pid)], check=True, capture_output=True)
+        for _ in range(n):
+            request(conn, REQUESTS[scenario])
+        subprocess.run(["callgrind_control", "-i", "off", str(gateway.pid)], check=True, capture_output=True)
+        conn.close()
+    finally:
+        os.killpg(gateway.pid, signal.SIGTERM)
+        try:
+            gateway.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(gateway.pid, signal.SIGKILL)
+            gateway.wait()
+        log.close()
+    total = 0
+    for path in work.glob(out.name + "*"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, int(line.split()[1]))
+    if not total:
+        raise RuntimeError(f"callgrind wrote no totals ({out})")
+    return total
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rev", action="append", help="revision to measure (repeatable; '.' = working tree, or a folder with a src/)"
+    )
+    parser.add_argument("--scenario", choices=sorted(REQUESTS), default="chat")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=1, help="measure each revision this many times, interleaved")
+    parser.add_argument("--access-log", action="store_true")
+    args = parser.parse_args(argv)
+    if not shutil.which("valgrind"):
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    revs = args.rev or ["."]
+    upstream_port = free_port()
+    upstream = subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)])
+    results: dict[str, list[float]] = {rev: [] for rev in revs}
+    with tempfile.TemporaryDirectory(prefix="seance-instr-") as tmp:
+        work = Path(tmp)
+        config = work / "config.yaml"
+        config.write_text(
+            "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
+            f"      api_base: http://127.0.0.1:{upstream_port}/v1\n      api_key: sk-upstream\n"
+        )
+        sources = {rev: export(rev, work) for rev in revs}
+        try:
+            for _ in range(args.repeat):
+                for rev in revs:
+                    source = sources[rev]
+                    total = count(source, config, args.scenario, args.requests, args.warmup, args.access_log, work)
+                    results[rev].append(total / args.requests)
+                    print(f"{rev}: {total / args.requests:,.0f} instructions/request", flush=True)
+        finally:
+            upstream.terminate()
+            upstream.wait()
+    base = min(results[revs[0]])
+    print(f"\n| revision | instructions/request ({args.scenario}, {args.requests} requests) | vs {revs[0]} |")
+    print("|---|---:|---:|")
+    for rev in revs:
+        best = min(results[rev])
+        print(f"| {rev} | {best:,.0f} | {best / base:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-upstream":
+        with contextlib.suppress(KeyboardInterrupt):
+            serve_upstream(int(sys.argv[2]))
+        raise SystemExit(0)
+    raise SystemExit(main(sys.argv[1:]))
