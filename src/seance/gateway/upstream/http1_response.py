@@ -55,6 +55,7 @@ class Response:
     ) -> None:
         self.status = 0
         self.headers: dict[str, str] = {}  # names in lower case; repeated headers joined by ", "
+        self.raw_headers: list[tuple[bytes, bytes]] = []  # as they come, until the head is complete
         self.headers_ready: asyncio.Future[None] = loop.create_future()
         self.received = False  # any byte of it came in: it can no longer be retried
         self._conn: _Connection | None = conn  # until the message is complete, failed or closed
@@ -132,14 +133,13 @@ class Response:
 
     # -- what the connection calls --
 
-    def add_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
-
     def headers_done(self, status: int) -> None:
         self.status = status
         headers = self.headers
+        for name, value in self.raw_headers:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
         self._until_close = (
             "content-length" not in headers and "transfer-encoding" not in headers and status not in (204, 304)
         )
