@@ -449,3 +449,16 @@ async def test_the_local_store_is_bounded_in_bytes_least_recently_used_out() -> 
     await local.set("short", b"s", 5)
     now[0] = 5
     assert await local.get("short") is None and local.size <= 1600
+
+
+async def test_messages_are_cached_unless_streamed(tmp_path: Path, store: Store, space: str) -> None:
+    recorded = load("anthropic/messages-nonstream.yaml")[0].response_body
+    upstream = Upstream(json_answer(recorded), sse_answer(load("anthropic/messages-stream-text.yaml")[0].response_body))
+    cache = Cache(CacheConfig("test", namespace=space), store)
+    config = {"model_list": [deployment("claude", "anthropic/claude-haiku-4-5")]}
+    app, _ = make_app(tmp_path, config, upstream, [cache])
+    body = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    first, second = [await post(app, body, "/v1/messages") for _ in range(2)]
+    assert first.status == 200 and second.body == first.body == recorded and upstream.calls == 1
+    streamed = await post(app, {**body, "stream": True}, "/v1/messages")
+    assert streamed.status == 200 and "x-litellm-cache-key" not in streamed.headers and upstream.calls == 2
