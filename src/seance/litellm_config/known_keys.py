@@ -99,7 +99,7 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
     _group(
         SUPPORTED,
         "cache cache_params",
-        "response cache: cache_params type local|redis, host, port, password, url, ttl, namespace, "
+        "response cache: cache_params type (local or redis), host, port, password, url, ttl, namespace, "
         "supported_call_types, mode, max_size_bytes (see Caching)",
     ),
     _group(
