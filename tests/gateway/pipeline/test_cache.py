@@ -335,6 +335,7 @@ async def test_mocked_answers_are_neither_served_nor_stored(tmp_path: Path, stor
         ("yes", "cache must be an object"),
         ({"ttl": -1}, "cache.ttl must be a positive number"),
         ({"ttl": True}, "cache.ttl must be a positive number"),
+        ({"s-maxage": False}, "cache.s-maxage must be a number of seconds"),
         ({"no-store": "please"}, "cache.no-store must be true or false"),
         ({"namespace": ""}, "cache.namespace must be a string"),
         ({"nocache": True}, "cache.nocache is not a cache control"),

@@ -244,7 +244,7 @@ def _controls(ctx: RequestContext) -> Controls:
     ttl, max_age, namespace = values.get("ttl"), values.get("s-maxage"), values.get("namespace")
     if ttl is not None and not _positive(ttl):
         raise BadRequest("cache.ttl must be a positive number of seconds", param="cache")
-    if max_age is not None and (not _positive(max_age) and max_age != 0):
+    if max_age is not None and not (_positive(max_age) or (type(max_age) is int and max_age == 0)):
         raise BadRequest("cache.s-maxage must be a number of seconds, 0 or more", param="cache")
     if namespace is not None and (not isinstance(namespace, str) or not 0 < len(namespace) <= 256):
         raise BadRequest("cache.namespace must be a string of 1 to 256 characters", param="cache")
