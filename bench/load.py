@@ -26,6 +26,7 @@ bad_status = 0
 bad_body = 0
 first_bad = ""
 
+{vary}
 function setup(thread)
   table.insert(threads, thread)
 end
@@ -132,10 +133,28 @@ def lua_string(text: str) -> str:
     return f"[{eq}[\n{text}]{eq}]"
 
 
-def write_script(path: Path, body: str, check: Check, key: str) -> None:
+# Every request a body of its own: the JSON object gets a "seed" no other request of any run has
+# (a random run number, then a counter), so a response cache never answers it.
+_VARY = """
+local prefix = string.sub(wrk.body, 1, -2) .. ',"seed":'
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+local run = math.random(1, 999999)
+local counter = 0
+
+function request()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, prefix .. run .. string.format("%09d", counter) .. "}")
+end
+"""
+
+
+def write_script(path: Path, body: str, check: Check, key: str, vary: bool = False) -> None:
     needles = ", ".join(lua_string(n) for n in check.needles)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_LUA_TEMPLATE.format(body=lua_string(body), key=key, needles=needles, min_events=check.min_events))
+    text = _LUA_TEMPLATE.format(
+        body=lua_string(body), key=key, needles=needles, min_events=check.min_events, vary=_VARY if vary else ""
+    )
+    path.write_text(text)
 
 
 def parse_output(stdout: str) -> LoadResult:

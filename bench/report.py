@@ -157,7 +157,7 @@ def check_bars(results: Results) -> list[Bar]:
     stream_translation = (
         anth_stream16.cpu_ms_per_request - stream16.cpu_ms_per_request if stream16 and anth_stream16 else None
     )
-    return [
+    bars = [
         _bar("c=1 added p50 latency over direct", "<= 0.5 ms", diff("chat-c1", "p50_ms"),
              lambda v: v <= 0.5, " ms"),
         _bar("c=1 added p99 latency over direct", "<= 1 ms", diff("chat-c1", "p99_ms"),
@@ -181,6 +181,22 @@ def check_bars(results: Results) -> list[Bar]:
         _bar("Anthropic c=64 throughput vs LiteLLM", ">= 20x", times_litellm("anthropic-c64"),
              lambda v: v >= 20, "x"),
     ]  # fmt: skip
+    return bars + cache_bars(results)
+
+
+def cache_bars(results: Results) -> list[Bar]:
+    """Issue 10's cache bars, for the cache targets in the run: a hit at >= 1.5x the bare
+    pass-through's throughput; the miss path (key, lookup, capture, store) within 20 % of it."""
+    bars = []
+    for cached in ("seance-cache", "seance-cache-redis"):
+        for key, limit, least in (("cache-hit-c64", ">= 1.5x", 1.5), ("cache-miss-c64", ">= 0.8x", 0.8)):
+            this, bare = _load(results.get(cached, key)), _load(results.get("seance", key))
+            if this is None:
+                continue
+            value = None if bare is None else _ratio(this.rps, bare.rps)
+            title = f"{cached} {key.removesuffix('-c64').replace('-', ' ')} c=64 throughput vs seance (no cache)"
+            bars.append(_bar(title, limit, value, lambda v, least=least: v >= least, "x"))
+    return bars
 
 
 def bars_table(bars: Sequence[Bar]) -> str:

@@ -26,8 +26,9 @@ from load import run_wrk, write_script
 from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok, wait_until_idle
 from profile_gateway import Profiler
 from report import Measurement, Results, bars_table, check_bars, compare_table, ratios_table, results_table
-from scenarios import SCENARIOS, Scenario, gateway_config
+from scenarios import CACHE_SCENARIOS, SCENARIOS, Scenario, cache_settings, gateway_config
 from targets import (
+    CACHE_TARGETS,
     DEFAULT_TARGETS,
     MASTER_KEY,
     RELAY_KINDS,
@@ -81,10 +82,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("the seance-base target needs --baseline REV")
     args.targets = [t for t in TARGET_NAMES if t in targets]
     keys = [k.strip() for k in args.scenarios.split(",") if k.strip()]
-    known = {s.key: s for s in SCENARIOS}
+    known = {s.key: s for s in [*SCENARIOS, *CACHE_SCENARIOS]}
     if bad := [k for k in keys if k not in known]:
         parser.error(f"unknown scenario {bad}; choose from {', '.join(known)}")
-    args.selected = [known[k] for k in keys] if keys else list(SCENARIOS)
+    caching = any(t in CACHE_TARGETS for t in args.targets)
+    args.selected = [known[k] for k in keys] if keys else [*SCENARIOS, *(CACHE_SCENARIOS if caching else ())]
     return args
 
 
@@ -115,7 +117,7 @@ def measure(
         print(f"  {label}: probe failed: {problem}", flush=True)
         return Measurement(target.name, scenario.key, None, 0.0, 0.0, f"probe failed: {problem[:120]}")
     script = work / "wrk" / f"{target.name}-{scenario.key}.lua"
-    write_script(script, scenario.request(target.direct), scenario.check(target.direct), MASTER_KEY)
+    write_script(script, scenario.request(target.direct), scenario.check(target.direct), MASTER_KEY, scenario.vary)
     timeout = 10.0
     run_wrk(url, script, scenario.connections, args.warmup, timeout)
     pid = target.proc.pid
@@ -150,6 +152,9 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
     ratio compares are seconds apart, not minutes, on a machine whose other load shifts."""
     upstream = start_upstream(sup, paths.work)
     paths.gateway_config.write_text(gateway_config(upstream.base_url))
+    for kind in ("local", "redis"):
+        namespace = f"seance-bench-{os.getpid()}"
+        paths.cache_config(kind).write_text(gateway_config(upstream.base_url) + cache_settings(kind, namespace))
     profiler = Profiler(ensure_py_spy(paths.work), paths.work / "profiles") if args.profile else None
     measurements: list[Measurement] = []
     running: list[Running] = []
@@ -169,6 +174,8 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
         for target in running:
             if target.name.startswith("relay") and scenario.kind not in RELAY_KINDS:
                 continue  # the reference relay only passes OpenAI-format traffic through
+            if target.name in CACHE_TARGETS and scenario not in CACHE_SCENARIOS:
+                continue  # every other scenario repeats one body: all hits, replayed streams included
             sampled = None if target.direct else profiler
             measurements.append(measure(target, scenario, args, paths.work, sampled))
     return measurements
@@ -200,6 +207,10 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
                          ("seance-log", "Access log: seance vs seance-log (--access-log)")):  # fmt: skip
         if other in args.targets:
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, other)
+    for cached in CACHE_TARGETS:
+        if cached in args.targets and "seance" in args.targets:
+            title = f"Response cache: {cached} vs seance (no cache)"
+            text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this=cached)
     if "seance-2w" in args.targets and "seance" in args.targets:
         title = "Workers: seance-2w (--workers 2) vs seance (1 worker)"
         text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-2w")

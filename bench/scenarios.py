@@ -28,6 +28,7 @@ class Scenario:
     model: str  # the model_name gateways are asked for
     upstream_path: str  # the fake upstream's route, what the direct target calls
     kind: str  # chat | stream | embeddings | anthropic | anthropic-stream
+    vary: bool = False  # every request a new body (a new "seed"): a response cache never hits
 
     @property
     def gateway_path(self) -> str:
@@ -74,6 +75,31 @@ SCENARIOS = [
         "anthropic-stream",
     ),
 ]
+
+
+# Measured on every target; the seance-cache targets run only these. On a gateway without a cache
+# both are plain pass-through chat: the baseline of the same run.
+CACHE_SCENARIOS = [
+    Scenario("cache-hit-c64", "cache hit: chat c=64, one body", 64, "bench-openai", "/v1/chat/completions", "chat"),
+    Scenario(
+        "cache-miss-c64",
+        "cache miss: chat c=64, every body new",
+        64,
+        "bench-openai",
+        "/v1/chat/completions",
+        "chat",
+        vary=True,
+    ),
+]
+
+
+def cache_settings(kind: str, namespace: str) -> str:
+    """The litellm_settings that turn the response cache on, appended to gateway_config's file.
+    Redis entries of the miss runs live 30 s: the shared Redis is not filled for long."""
+    lines = ["litellm_settings:", "  cache: true", "  cache_params:", f"    type: {kind}"]
+    if kind == "redis":
+        lines += ["    host: 127.0.0.1", "    port: 6379", f"    namespace: {namespace}", "    ttl: 30"]
+    return "\n".join(lines) + "\n"
 
 
 def gateway_config(upstream: str) -> str:

@@ -21,7 +21,13 @@ RELAY_RAW_PORT = 18140
 SEANCE_BASE_PORT = 18150
 SEANCE_LOG_PORT = 18160
 SEANCE_2W_PORT = 18170
-TARGET_NAMES = ("direct", "seance", "seance-base", "seance-log", "seance-2w", "litellm", "relay", "relay-raw")
+SEANCE_CACHE_PORT = 18180
+SEANCE_CACHE_REDIS_PORT = 18190
+TARGET_NAMES = (
+    "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-cache", "seance-cache-redis", "litellm",
+    "relay", "relay-raw",
+)  # fmt: skip
+CACHE_TARGETS = ("seance-cache", "seance-cache-redis")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
 
 
@@ -46,6 +52,10 @@ class Paths:
     @property
     def gateway_config(self) -> Path:
         return self.work / "gateway-config.yaml"
+
+    def cache_config(self, kind: str) -> Path:
+        """gateway_config plus the response cache of `kind` (local, redis)."""
+        return self.work / f"gateway-config-cache-{kind}.yaml"
 
     @property
     def baseline_src(self) -> Path:
@@ -80,11 +90,12 @@ def _start_seance(
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     workers: int = 1,
+    config: Path | None = None,
 ) -> Running:
     ensure_port_free(port)
     log = paths.work / f"{name}.log"
     argv = [
-        str(paths.python), "-m", "seance", "gateway", "--config", str(paths.gateway_config),
+        str(paths.python), "-m", "seance", "gateway", "--config", str(config or paths.gateway_config),
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args,
     ]  # fmt: skip
     proc = sup.start(name, argv, log, _gateway_env(env or {}))
@@ -111,6 +122,16 @@ def start_seance_log(sup: Supervisor, paths: Paths) -> Running:
 def start_seance_2w(sup: Supervisor, paths: Paths) -> Running:
     """Seance with --workers 2: the connections of a run spread over two processes (SO_REUSEPORT)."""
     return _start_seance(sup, paths, "seance-2w", SEANCE_2W_PORT, workers=2)
+
+
+def start_seance_cache(sup: Supervisor, paths: Paths) -> Running:
+    """Seance with the in-process response cache (cache: true, type local)."""
+    return _start_seance(sup, paths, "seance-cache", SEANCE_CACHE_PORT, config=paths.cache_config("local"))
+
+
+def start_seance_cache_redis(sup: Supervisor, paths: Paths) -> Running:
+    """Seance with the response cache in the Redis on 127.0.0.1:6379 (its own namespace, 30 s TTL)."""
+    return _start_seance(sup, paths, "seance-cache-redis", SEANCE_CACHE_REDIS_PORT, config=paths.cache_config("redis"))
 
 
 def start_litellm(sup: Supervisor, paths: Paths) -> Running:
@@ -157,6 +178,8 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-base": start_seance_base,
     "seance-log": start_seance_log,
     "seance-2w": start_seance_2w,
+    "seance-cache": start_seance_cache,
+    "seance-cache-redis": start_seance_cache_redis,
     "litellm": start_litellm,
     "relay": start_relay,
     "relay-raw": start_relay_raw,

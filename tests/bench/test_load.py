@@ -1,4 +1,6 @@
-from load import Check, lua_string, parse_output
+from pathlib import Path
+
+from load import Check, lua_string, parse_output, write_script
 
 
 def test_lua_string_cannot_be_closed_early_by_its_text() -> None:
@@ -30,3 +32,12 @@ def test_check_names_what_is_wrong() -> None:
     assert "status 500" in (check.problem(500, "boom") or "")
     assert "without ['[DONE]']" in (check.problem(200, "data: today?") or "")
     assert "2 data lines" in (check.problem(200, "data: today?\n\ndata: [DONE]") or "")
+
+
+def test_a_varying_script_gives_every_request_a_body_of_its_own(tmp_path: Path) -> None:
+    script = tmp_path / "miss.lua"
+    write_script(script, '{"model":"m"}', Check(("x",)), "sk", vary=True)
+    text = script.read_text()
+    assert "function request()" in text and "',\"seed\":'" in text
+    write_script(script, '{"model":"m"}', Check(("x",)), "sk")
+    assert "function request()" not in script.read_text()  # one fixed body: wrk's fast path

@@ -69,6 +69,9 @@ def test_with_the_secrets_file_as_the_gateway_reads_it() -> None:
         ("model_list: []\n", {"LITELLM_MASTER_KEY": "k"}, "model_list: no models; "),
         ("model_list: [{model_name: a, litellm_params: {model: openai/x}}]\n", {},
          "no master key: set LITELLM_MASTER_KEY"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x}}]\n"
+         "litellm_settings: {cache: true, cache_params: {type: redis}}\n", {"LITELLM_MASTER_KEY": "k"},
+         "litellm_settings.cache_params.type is redis, but no Redis is configured"),
     ],
 )  # fmt: skip
 def test_a_bad_setup_is_one_line_and_a_failure(tmp_path: Path, config: str, env: dict[str, str], error: str) -> None:

@@ -236,12 +236,12 @@ def test_a_provider_seance_does_not_serve_starts_and_answers_501(tmp_path: Path)
 
 
 def test_warnings_are_logged_once_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    text = UNSUPPORTED + "  cache: true\n"
+    text = UNSUPPORTED + "  success_callback: [langfuse]\n"
     with caplog.at_level("WARNING", logger="seance.gateway"):
         Deployments(load_settings(write(tmp_path, text), {}))
     messages = [r.getMessage() for r in caplog.records if r.name == "seance.gateway"]
     assert len(messages) == 6
-    assert "are ignored: litellm_settings.cache" in messages[0]
+    assert "are ignored: litellm_settings.success_callback" in messages[0]
     assert "model_list[0].litellm_params.aws_region_name" in messages[0]
     with caplog.at_level("WARNING", logger="seance.gateway"):
         caplog.clear()

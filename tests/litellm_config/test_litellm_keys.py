@@ -94,7 +94,6 @@ def test_ignored_keys_are_one_warning_listing_each_path(tmp_path: Path) -> None:
     loaded = load(tmp_path, text)
     paths = [item.path for item in loaded.ignored]
     assert paths == [
-        "litellm_settings.cache",
         "litellm_settings.success_callback",
         "router_settings.routing_strategy",
         "general_settings.database_url",
@@ -128,6 +127,10 @@ def test_unset_variables_in_ignored_keys_are_no_error(tmp_path: Path) -> None:
 
 
 def test_unset_variables_in_used_keys_are_an_error(tmp_path: Path) -> None:
+    text = MODEL + "litellm_settings:\n  cache: true\n  cache_params:\n    password: os.environ/REDIS_PASSWORD\n"
+    assert error(tmp_path, text) == (
+        "litellm_settings.cache_params.password: environment variable REDIS_PASSWORD is not set"
+    )
     text = MODEL + "general_settings:\n  master_key: os.environ/MASTER\n"
     assert error(tmp_path, text) == "general_settings.master_key: environment variable MASTER is not set"
     text = MODEL + "litellm_settings:\n  request_timeout: os.environ/TIMEOUT\n"

@@ -37,8 +37,9 @@ log = logging.getLogger("seance.gateway")
 
 # client headers an adapter may forward upstream
 FORWARDED = frozenset({b"anthropic-version", b"anthropic-beta"})
-# LiteLLM's per-request router settings as headers (the body's fields take precedence)
-OPTIONS = frozenset({b"x-litellm-timeout", b"x-litellm-num-retries", b"x-litellm-max-retries"})
+# LiteLLM's per-request router settings as headers (the body's fields take precedence); the
+# response cache's Cache-Control (no-cache, no-store)
+OPTIONS = frozenset({b"x-litellm-timeout", b"x-litellm-num-retries", b"x-litellm-max-retries", b"cache-control"})
 ERROR_BODIES: dict[str, Callable[[GatewayError], bytes]] = {
     "openai": openai.error_body,
     "anthropic": anthropic.error_body,
@@ -52,7 +53,7 @@ class Gateway:
         """`hook_list`: the ordered hooks (default: hooks.build for the settings); `transport`: how
         providers are reached (default: pooled HTTP/1.1; tests pass a MockTransport)."""
         if hook_list is None:
-            hook_list = hooks.build(hooks.Features(master_key=settings.master_key))
+            hook_list = hooks.build(hooks.Features(master_key=settings.master_key, settings=settings))
         self.settings = settings
         self.deployments = Deployments(settings)
         self.transport: Transport = transport or HTTPTransport()

@@ -109,14 +109,19 @@ async def relay(
     ctx.status = 200
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + ctx.response_headers})
     translator = stream.translator
+    capture = ctx.capture
     try:
         async for chunk in stream.chunks:
             out = translator.feed(chunk)
             if out:
                 if ctx.client_first_byte is None:
                     ctx.client_first_byte = time.perf_counter()
+                if capture is not None:
+                    capture.append(out)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         tail = translator.close()
+        if capture is not None:
+            capture.append(tail)
     except GatewayError as exc:
         tail = _stream_error(ctx, exc, error_event)
     except asyncio.CancelledError:
@@ -148,6 +153,8 @@ async def send_bytes(send: Send, ctx: RequestContext, status: int, body: bytes, 
     headers.append((b"content-length", str(len(body)).encode()))
     ctx.status = status
     ctx.client_first_byte = time.perf_counter()
+    if ctx.capture is not None:
+        ctx.capture.append(body)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -8,12 +8,13 @@ comes from (a variable's name, or "config").
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
 
 from seance.gateway.config import ConfigError, Settings, load_settings, require_master_key
+from seance.gateway.pipeline.cache import read_config as read_cache_config
 from seance.gateway.providers.base import Adapter
 from seance.gateway.routing.deployments import Deployment, Deployments
 from seance.litellm_config import LiteLLMParams
@@ -43,12 +44,14 @@ def check(config_path: Path | None, secrets_path: Path | None, service: str, all
         settings = load_settings(config_path, environ, announce=False)
         require_master_key(settings, allow_no_auth)
         deployments = Deployments(settings)
+        _, cache_warnings = read_cache_config(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(report(settings, deployments, origin=f"secrets file {secrets_path}" if secrets else ""), nl=False)
+    origin = f"secrets file {secrets_path}" if secrets else ""
+    click.echo(report(settings, deployments, origin=origin, more_warnings=cache_warnings), nl=False)
 
 
-def report(settings: Settings, deployments: Deployments, origin: str = "") -> str:
+def report(settings: Settings, deployments: Deployments, origin: str = "", more_warnings: Sequence[str] = ()) -> str:
     """What `seance check` prints: models per group, where each key comes from, and the warnings.
     `origin`: where the environment came from, when not only the process (a secrets file)."""
     lines = [f"config: {settings.source}"]
@@ -70,6 +73,7 @@ def report(settings: Settings, deployments: Deployments, origin: str = "") -> st
     lines.extend(f"  fallbacks: {name} -> {', '.join(targets)}" for name, targets in fallbacks if targets)
     warnings = [f"{settings.source}: {item}: ignored" for item in settings.ignored]
     warnings += deployments.warnings
+    warnings += more_warnings
     warnings += [
         f"{d.where} ({d.model_name}): {d.missing_key}" for g in deployments.groups.values() for d in g if d.missing_key
     ]

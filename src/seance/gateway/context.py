@@ -119,6 +119,8 @@ class RequestContext:
     status: int = 0
     error: GatewayError | None = None
     cache_hit: bool = False
+    # set by the cache hook on a miss it may store: the answer's bytes as the client is sent them
+    capture: list[bytes] | None = None
     # timings (perf_counter readings; None until they happen)
     upstream_first_byte: float | None = None
     client_first_byte: float | None = None

@@ -59,6 +59,9 @@ def check_keys(raw: Mapping[str, Any], source: str) -> Findings:
         section = raw.get(name)
         if isinstance(section, Mapping):
             _strict(section, name, SECTIONS[name], findings)
+    settings = raw.get("litellm_settings")
+    if isinstance(settings, Mapping) and not _set(settings.get("cache")):
+        findings.unused.append("litellm_settings.cache_params")  # read only when the cache is on
     models = raw.get("model_list")
     if isinstance(models, list):
         for index, entry in enumerate(models):

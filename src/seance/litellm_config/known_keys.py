@@ -97,9 +97,15 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
     _group(IGNORED, "context_window_fallbacks content_policy_fallbacks", "names are checked; " + ROUTER_ISSUE),
     _group(IGNORED, "allowed_fails", ROUTER_ISSUE),
     _group(
+        SUPPORTED,
+        "cache cache_params",
+        "response cache: cache_params type (local or redis), host, port, password, url, ttl, namespace, "
+        "supported_call_types, mode, max_size_bytes (see Caching)",
+    ),
+    _group(
         IGNORED,
-        "success_callback failure_callback callbacks service_callbacks langfuse_default_tags cache "
-        "cache_params disable_end_user_cost_tracking disable_end_user_cost_tracking_prometheus_only",
+        "success_callback failure_callback callbacks service_callbacks langfuse_default_tags "
+        "disable_end_user_cost_tracking disable_end_user_cost_tracking_prometheus_only",
         LIMITS_ISSUE,
     ),
     _group(IGNORED, "key_generation_settings enable_key_alias_format_validation", KEYS_ISSUE),

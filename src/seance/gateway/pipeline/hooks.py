@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seance.gateway.config import Settings
 from seance.gateway.logs import AccessWriter
-from seance.gateway.pipeline import Hook
+from seance.gateway.pipeline import Hook, cache
 from seance.gateway.pipeline.access_log import AccessLog
 from seance.gateway.pipeline.auth import Auth
 
@@ -29,11 +30,13 @@ class Features:
     allow_no_auth: bool = False
     access_log: bool = False
     log_format: str = "plain"
+    settings: Settings | None = None  # the config file's features (the response cache)
 
 
 def build(features: Features) -> list[Hook]:
     hooks: list[Hook | None] = [
         Auth(features.master_key, features.allow_no_auth),
+        cache.build(features.settings) if features.settings is not None else None,
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
     ]
     return [hook for hook in hooks if hook is not None]

@@ -1,0 +1,262 @@
+"""The response cache: LiteLLM's `litellm_settings.cache: true` with its `cache_params`.
+
+    before  the request's key: SHA-256 of its canonical JSON — the endpoint, the model group and
+            every body field that changes the answer (messages / prompt / input, tools, sampling
+            parameters), not `user`, `stream`, `stream_options`, `metadata` or LiteLLM's gateway
+            fields — and the caller's team, so tenants never read each other's answers. Sent back
+            as `x-litellm-cache-key`. A hit answers here (replayed as a stream when the request
+            streams); a miss that may be stored asks the relay to capture what the client is sent.
+    after   a complete 200 answer is stored under `<namespace>:<key>` with its TTL.
+
+Per request (LiteLLM's names): the body's `cache` object — `no-cache` (do not look up), `no-store`
+(do not store), `ttl`, `s-maxage` (accept only an entry at most this old), `namespace` — and the
+`Cache-Control: no-cache | no-store | s-maxage=N` request header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from seance.gateway.config import ConfigError, Settings
+from seance.gateway.context import RequestContext
+from seance.gateway.errors import BadRequest
+from seance.gateway.formats.openai import include_usage
+from seance.gateway.pipeline import Answer, Hook
+from seance.gateway.pipeline.cache_answers import Entry, assemble, replay
+from seance.gateway.pipeline.cache_stores import Clock, LocalStore, RedisStore, Store
+from seance.gateway.shared_state import find_redis
+
+DEFAULT_TTL = 600.0  # LiteLLM's in-memory default; Redis entries get it too (see docs/gateway.md)
+DEFAULT_NAMESPACE = "seance.cache"
+DEFAULT_MAX_BYTES = 64 * 2**20
+# LiteLLM's call types (cache_params.supported_call_types) → the routes that serve them
+CALL_TYPES = {
+    "completion": "chat", "acompletion": "chat", "text_completion": "completion", "atext_completion": "completion",
+    "embedding": "embedding", "aembedding": "embedding", "anthropic_messages": "messages",
+}  # fmt: skip
+# call types LiteLLM knows whose endpoints Seance does not serve: nothing to cache, nothing to warn of
+OTHER_CALL_TYPES = frozenset({
+    "transcription", "atranscription", "speech", "aspeech", "rerank", "arerank", "responses", "aresponses",
+    "image_generation", "aimage_generation", "moderation", "amoderation", "pass_through_endpoint",
+})  # fmt: skip
+KNOWN_PARAMS = frozenset({
+    "type", "host", "port", "password", "url", "namespace", "ttl", "default_in_memory_ttl", "default_in_redis_ttl",
+    "supported_call_types", "mode", "max_size_bytes",
+})  # fmt: skip
+# body fields that do not change the answer (the model is keyed by its group, ctx.model)
+NOT_KEYED = frozenset({"model", "user", "stream", "stream_options", "metadata"})
+# a mocked answer is not the model's: never served to, or stored from, a request
+MOCKS = frozenset({"mock_response", "mock_testing_fallbacks", "mock_testing_rate_limit_error"})
+CONTROLS = ("no-cache", "no-store", "ttl", "s-maxage", "namespace", "use-cache")
+SSE = b"text/event-stream; charset=utf-8"
+HIT_HEADERS = [(b"cache-control", b"no-cache"), (b"x-litellm-response-cost", b"0.0")]
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    type: str  # "local" or "redis"
+    ttl: float = DEFAULT_TTL
+    namespace: str = DEFAULT_NAMESPACE
+    endpoints: frozenset[str] = frozenset(CALL_TYPES.values())
+    max_bytes: int = DEFAULT_MAX_BYTES
+    default_off: bool = False  # LiteLLM's mode: default_off — only requests with cache.use-cache
+
+
+def read_config(settings: Settings) -> tuple[CacheConfig | None, list[str]]:
+    """The cache the settings ask for (None: off), and the warnings of what is not acted on."""
+    litellm = settings.file.litellm_settings
+    if not litellm.cache:
+        return None, []
+    params: Mapping[str, Any] = litellm.cache_params
+    where = f"{settings.source}: litellm_settings.cache_params"
+    warnings = [f"{where}.{name} is not supported by Seance; ignored" for name in params if name not in KNOWN_PARAMS]
+    kind = params.get("type")
+    if kind is None:  # LiteLLM's proxy defaults to Redis; without one configured, this process
+        kind = "redis" if find_redis(settings) is not None else "local"
+    elif kind not in ("local", "redis"):
+        warnings.append(f"{where}.type {kind!r} is not supported by Seance (local, redis); the cache is off")
+        return None, warnings
+    elif kind == "redis" and find_redis(settings) is None:
+        raise ConfigError(f"{where}.type is redis, but no Redis is configured (host, url, or REDIS_URL)")
+    ttl = params.get("ttl") or params.get(f"default_in_{'redis' if kind == 'redis' else 'memory'}_ttl") or DEFAULT_TTL
+    if not _positive(ttl):
+        raise ConfigError(f"{where}.ttl: must be a positive number of seconds, not {ttl!r}")
+    namespace = params.get("namespace") or DEFAULT_NAMESPACE
+    if not isinstance(namespace, str):
+        raise ConfigError(f"{where}.namespace: must be a string, not {namespace!r}")
+    max_bytes = params.get("max_size_bytes", DEFAULT_MAX_BYTES)
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
+        raise ConfigError(f"{where}.max_size_bytes: must be a positive number of bytes, not {max_bytes!r}")
+    endpoints = frozenset(CALL_TYPES.values())
+    types = params.get("supported_call_types")
+    if types is not None:
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise ConfigError(f"{where}.supported_call_types: must be a list of call types such as acompletion")
+        endpoints = frozenset(CALL_TYPES[t] for t in types if t in CALL_TYPES)
+        warnings += [
+            f"{where}.supported_call_types: {t!r} is not a call type Seance caches; ignored"
+            for t in types
+            if t not in CALL_TYPES and t not in OTHER_CALL_TYPES
+        ]
+    mode = params.get("mode")
+    if mode not in (None, "default_on", "default_off"):
+        raise ConfigError(f"{where}.mode: must be default_on or default_off, not {mode!r}")
+    return CacheConfig(kind, float(ttl), namespace, endpoints, max_bytes, mode == "default_off"), warnings
+
+
+def build(settings: Settings) -> Cache | None:
+    """The cache hook for the settings (None when caching is off); logs what it ignores."""
+    from seance.gateway.config import announce
+
+    config, warnings = read_config(settings)
+    announce(settings, warnings)
+    if config is None:
+        return None
+    redis = find_redis(settings) if config.type == "redis" else None
+    store: Store = RedisStore(redis) if redis is not None else LocalStore(config.max_bytes)
+    return Cache(config, store)
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    lookup: bool = True
+    store: bool = True
+    ttl: float | None = None
+    max_age: float | None = None
+    namespace: str | None = None
+    opted_in: bool = False  # cache.use-cache, for mode: default_off
+
+
+DEFAULT_CONTROLS = Controls()
+
+
+class _Capture(list[bytes]):
+    """ctx.capture on a miss that may be stored: the bytes the client is sent, and where they go."""
+
+    __slots__ = ("key", "ttl")
+
+    def __init__(self, key: str, ttl: float) -> None:
+        super().__init__()
+        self.key, self.ttl = key, ttl
+
+
+class Cache(Hook):
+    name = "cache"
+    needs_usage = True  # a stored stream keeps its usage, for the hits that replay it
+
+    def __init__(self, config: CacheConfig, store: Store, clock: Clock = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock  # wall clock: the age of an entry (s-maxage) is compared across replicas
+
+    async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        endpoint = ctx.route.name
+        if body is None or endpoint not in self.config.endpoints or (ctx.stream and endpoint == "messages"):
+            return None  # an Anthropic stream is not replayed (yet): neither looked up nor stored
+        fields = ctx.gateway_fields
+        if fields and not fields.keys().isdisjoint(MOCKS):
+            return None
+        controls = _controls(ctx) if fields or ctx.header_options else DEFAULT_CONTROLS
+        if self.config.default_off and not controls.opted_in:
+            return None
+        digest = key_of(ctx, body)
+        ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
+        key = f"{controls.namespace or self.config.namespace}:{digest}"
+        if controls.lookup and (value := await self.store.get(key)) is not None:
+            answer = self._hit(ctx, value, body, controls)
+            if answer is not None:
+                return answer
+        if controls.store:
+            ctx.capture = _Capture(key, controls.ttl or self.config.ttl)
+        return None
+
+    def _hit(self, ctx: RequestContext, value: bytes, body: dict[str, Any], controls: Controls) -> Answer | None:
+        entry = Entry.decode(value)
+        if entry is None:
+            return None
+        if controls.max_age is not None and self.clock() - entry.stored_at > controls.max_age:
+            return None
+        if not ctx.stream:
+            answer = Answer(entry.body, headers=HIT_HEADERS)
+        else:
+            events = replay(ctx.route.name, entry.body, include_usage(body))
+            if events is None:
+                return None
+            answer = Answer(events, content_type=SSE, headers=HIT_HEADERS)
+        ctx.cache_hit = True
+        ctx.usage = entry.usage
+        return answer
+
+    async def after(self, ctx: RequestContext) -> None:
+        capture = ctx.capture
+        if not isinstance(capture, _Capture) or ctx.status != 200 or ctx.error is not None or not capture:
+            return
+        if ctx.stream:
+            body = assemble(ctx.route.name, capture, ctx.usage)
+            if body is None:
+                return  # cut short, or not OpenAI's chunks
+        else:
+            body = b"".join(capture)
+        if len(body) <= self.store.max_entry:
+            await self.store.set(capture.key, Entry(self.clock(), ctx.usage, body).encode(), capture.ttl)
+
+
+def key_of(ctx: RequestContext, body: Mapping[str, Any]) -> str:
+    """The hex SHA-256 of what makes this request's answer: the same for every request whose answer
+    would be the same, whatever the order of its JSON keys."""
+    keyed = {name: value for name, value in body.items() if name not in NOT_KEYED}
+    team = ctx.caller.team_id if ctx.caller is not None else None
+    material = orjson.dumps([ctx.route.name, ctx.model, team, keyed], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(material).hexdigest()
+
+
+def _controls(ctx: RequestContext) -> Controls:
+    """The request's own cache controls: the body's `cache` object, then Cache-Control."""
+    raw = ctx.gateway_fields.get("cache")
+    header = ctx.header_options.get("cache-control")
+    if raw is None and header is None:
+        return DEFAULT_CONTROLS
+    values: dict[str, Any] = {}
+    if header is not None:
+        for directive in header.lower().split(","):
+            name, _, value = directive.strip().partition("=")
+            if name in ("no-cache", "no-store"):
+                values[name] = True
+            elif name in ("s-maxage", "max-age") and value.strip().isdigit():
+                values["s-maxage"] = int(value.strip())
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise BadRequest('cache must be an object, such as {"no-cache": true}', param="cache")
+        for name, value in raw.items():
+            if name not in CONTROLS:
+                known = ", ".join(CONTROLS)
+                raise BadRequest(f"cache.{name} is not a cache control; known: {known}", param="cache")
+            values[name] = value
+    for name in ("no-cache", "no-store", "use-cache"):
+        if not isinstance(values.get(name, False), bool):
+            raise BadRequest(f"cache.{name} must be true or false", param="cache")
+    ttl, max_age, namespace = values.get("ttl"), values.get("s-maxage"), values.get("namespace")
+    if ttl is not None and not _positive(ttl):
+        raise BadRequest("cache.ttl must be a positive number of seconds", param="cache")
+    if max_age is not None and not (_positive(max_age) or (type(max_age) is int and max_age == 0)):
+        raise BadRequest("cache.s-maxage must be a number of seconds, 0 or more", param="cache")
+    if namespace is not None and (not isinstance(namespace, str) or not 0 < len(namespace) <= 256):
+        raise BadRequest("cache.namespace must be a string of 1 to 256 characters", param="cache")
+    return Controls(
+        lookup=not values.get("no-cache", False),
+        store=not values.get("no-store", False),
+        ttl=None if ttl is None else float(ttl),
+        max_age=None if max_age is None else float(max_age),
+        namespace=namespace,
+        opted_in=bool(values.get("use-cache", False)),
+    )
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0

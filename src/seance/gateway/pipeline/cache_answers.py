@@ -1,0 +1,205 @@
+"""What the response cache keeps of an answer, and how it gives it back.
+
+An entry is one line of JSON (when it was stored, its usage) then the answer's body as OpenAI's
+non-streamed shape: the bytes the client was sent for a non-streamed answer, the assembled answer
+(content, tool calls, finish reasons, usage) for a stream — never the stream's bytes, which belong
+to one provider's chunking. A streaming request served from the cache gets that answer replayed as
+OpenAI chunks, so either kind of request can be served from either kind of entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from seance.gateway.formats.openai import Usage, usage_dict
+from seance.gateway.formats.sse import DONE, EventSplitter
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    stored_at: float  # wall clock: replicas compare it with their own
+    usage: Usage | None
+    body: bytes
+
+    def encode(self) -> bytes:
+        usage = None if self.usage is None else [self.usage.prompt_tokens, self.usage.completion_tokens]
+        return orjson.dumps({"t": self.stored_at, "u": usage}) + b"\n" + self.body
+
+    @classmethod
+    def decode(cls, data: bytes) -> Entry | None:
+        """None for anything this version cannot read (a foreign or damaged value: a miss)."""
+        head, newline, body = data.partition(b"\n")
+        if not newline or not body:
+            return None
+        try:
+            meta = orjson.loads(head)
+            stored_at = float(meta["t"])
+            usage = meta["u"]
+            return cls(stored_at, None if usage is None else Usage(int(usage[0]), int(usage[1])), body)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+            return None
+
+
+# --- a captured stream into one answer ----------------------------------------------------------
+
+
+def assemble(endpoint: str, chunks: Sequence[bytes], usage: Usage | None) -> bytes | None:
+    """The non-streamed answer a complete OpenAI chunk stream (as the client was sent it) amounts
+    to; None when it did not end ([DONE] and a finish reason for every choice) or is not OpenAI's."""
+    splitter = EventSplitter()
+    events = [data for part in chunks for _, data in splitter.feed(part)]
+    events += [data for _, data in splitter.flush()]
+    if not events or events[-1] != b"[DONE]":
+        return None
+    try:
+        parsed = [orjson.loads(data) for data in events[:-1]]
+    except orjson.JSONDecodeError:
+        return None
+    if not parsed or not all(isinstance(chunk, dict) for chunk in parsed):
+        return None
+    if endpoint == "chat":
+        return _chat(parsed, usage)
+    if endpoint == "completion":
+        return _text(parsed, usage)
+    return None
+
+
+def _usage(parsed: list[dict[str, Any]], usage: Usage | None) -> dict[str, Any] | None:
+    for chunk in reversed(parsed):
+        if isinstance(chunk.get("usage"), dict):
+            return dict(chunk["usage"])
+    return None if usage is None else usage_dict(usage)
+
+
+def _chat(parsed: list[dict[str, Any]], usage: Usage | None) -> bytes | None:
+    choices: dict[int, dict[str, Any]] = {}
+    for chunk in parsed:
+        for choice in chunk.get("choices") or ():
+            state = choices.setdefault(
+                choice.get("index", 0), {"content": [], "reasoning": [], "tools": {}, "finish": None}
+            )
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                state["content"].append(delta["content"])
+            if isinstance(delta.get("reasoning_content"), str):
+                state["reasoning"].append(delta["reasoning_content"])
+            for call in delta.get("tool_calls") or ():
+                tool = state["tools"].setdefault(call.get("index", 0), {"id": None, "name": "", "arguments": []})
+                tool["id"] = call.get("id") or tool["id"]
+                function = call.get("function") or {}
+                tool["name"] = function.get("name") or tool["name"]
+                if isinstance(function.get("arguments"), str):
+                    tool["arguments"].append(function["arguments"])
+            if choice.get("finish_reason"):
+                state["finish"] = choice["finish_reason"]
+    if not choices or any(state["finish"] is None for state in choices.values()):
+        return None
+    out = []
+    for index in sorted(choices):
+        state = choices[index]
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(state["content"]) or None}
+        if state["reasoning"]:
+            message["reasoning_content"] = "".join(state["reasoning"])
+        if state["tools"]:
+            message["tool_calls"] = [
+                {
+                    "id": t["id"],
+                    "type": "function",
+                    "function": {"name": t["name"], "arguments": "".join(t["arguments"])},
+                }
+                for _, t in sorted(state["tools"].items())
+            ]
+        out.append({"index": index, "message": message, "logprobs": None, "finish_reason": state["finish"]})
+    first = parsed[0]
+    body: dict[str, Any] = {
+        "id": first.get("id"),
+        "object": "chat.completion",
+        "created": first.get("created"),
+        "model": first.get("model"),
+        "choices": out,
+    }
+    if (usage_body := _usage(parsed, usage)) is not None:
+        body["usage"] = usage_body
+    return orjson.dumps(body)
+
+
+def _text(parsed: list[dict[str, Any]], usage: Usage | None) -> bytes | None:
+    texts: dict[int, list[str]] = {}
+    finish: dict[int, str | None] = {}
+    for chunk in parsed:
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            if isinstance(choice.get("text"), str):
+                texts.setdefault(index, []).append(choice["text"])
+            finish.setdefault(index, None)
+            if choice.get("finish_reason"):
+                finish[index] = choice["finish_reason"]
+    if not finish or any(reason is None for reason in finish.values()):
+        return None
+    first = parsed[0]
+    body: dict[str, Any] = {
+        "id": first.get("id"),
+        "object": "text_completion",
+        "created": first.get("created"),
+        "model": first.get("model"),
+        "choices": [
+            {"index": i, "text": "".join(texts.get(i, ())), "logprobs": None, "finish_reason": finish[i]}
+            for i in sorted(finish)
+        ],
+    }
+    if (usage_body := _usage(parsed, usage)) is not None:
+        body["usage"] = usage_body
+    return orjson.dumps(body)
+
+
+# --- one answer as a stream ---------------------------------------------------------------------
+
+
+def replay(endpoint: str, body: bytes, include_usage: bool) -> bytes | None:
+    """A stored answer as the OpenAI chunk stream of a streaming request (the usage chunk only if
+    the client asked with stream_options.include_usage); None if it cannot be (not OpenAI's shape)."""
+    try:
+        answer = orjson.loads(body)
+        choices = answer["choices"]
+        head = {"id": answer.get("id"), "object": "", "created": answer.get("created"), "model": answer.get("model")}
+        if endpoint == "chat":
+            head["object"] = "chat.completion.chunk"
+            events = list(_chat_chunks(choices))
+        elif endpoint == "completion":
+            head["object"] = "text_completion"
+            events = list(_text_chunks(choices))
+        else:
+            return None
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return None
+    out = [b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n" for choice in events]
+    usage = answer.get("usage")
+    if include_usage and isinstance(usage, dict):
+        out.append(b"data: " + orjson.dumps({**head, "choices": [], "usage": usage}) + b"\n\n")
+    out.append(DONE)
+    return b"".join(out)
+
+
+def _chat_chunks(choices: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    for choice in choices:
+        index = choice.get("index", 0)
+        message = choice["message"]
+        delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+        if message.get("reasoning_content"):
+            delta["reasoning_content"] = message["reasoning_content"]
+        yield {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
+        for position, call in enumerate(message.get("tool_calls") or ()):
+            delta = {"tool_calls": [{"index": position, **call}]}
+            yield {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
+        yield {"index": index, "delta": {}, "logprobs": None, "finish_reason": choice.get("finish_reason") or "stop"}
+
+
+def _text_chunks(choices: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    for choice in choices:
+        index = choice.get("index", 0)
+        yield {"index": index, "text": choice.get("text") or "", "logprobs": None, "finish_reason": None}
+        yield {"index": index, "text": "", "logprobs": None, "finish_reason": choice.get("finish_reason") or "stop"}

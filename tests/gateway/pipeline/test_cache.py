@@ -1,0 +1,465 @@
+"""The response cache hook, in-process over a MockTransport: the same suite on the in-process store
+and on the real Redis at 127.0.0.1:6379 (each test under its own random namespace, removed after)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from tests.gateway.asgi_client import arequest, deployment, make_app
+from tests.wire import load
+
+from seance.gateway.app import Gateway
+from seance.gateway.context import Caller, RequestContext
+from seance.gateway.pipeline import Hook
+from seance.gateway.pipeline.cache import Cache, CacheConfig
+from seance.gateway.pipeline.cache_stores import LocalStore, RedisStore, Store
+from seance.gateway.shared_state import RedisSettings
+from seance.gateway.upstream import UpstreamRequest
+from seance.gateway.upstream.mock import MockResponse
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2}
+ANSWER = (
+    b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"yo"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}'
+)
+STREAM = load("openai/chat-stream-include-usage.httprr.txt")[0].response_body
+CONFIG = {
+    "model_list": [
+        deployment("gpt", "openai/gpt-4o"),
+        deployment("emb", "openai/text-embedding-3-small"),
+        deployment("instruct", "openai/gpt-3.5-turbo-instruct"),
+    ]
+}
+
+
+class Seen(Hook):
+    """Keeps the last context, to look at what the after-hooks saw."""
+
+    ctx: RequestContext | None = None
+
+    async def after(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+
+
+def namespace() -> str:
+    return "seance-test-" + os.urandom(6).hex()
+
+
+@pytest.fixture(params=["local", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "local":
+        yield LocalStore(1 << 20)
+        return
+    redis_store = RedisStore(RedisSettings(REDIS_URL, "test"))
+    yield redis_store
+    await redis_store.close()
+
+
+@pytest.fixture
+def space() -> Any:
+    name = namespace()
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=name + ":*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+class Upstream:
+    def __init__(self, *answers: MockResponse) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def __call__(self, request: UpstreamRequest) -> MockResponse:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+def json_answer(body: bytes = ANSWER) -> MockResponse:
+    return MockResponse(200, body)
+
+
+def sse_answer(body: bytes = STREAM) -> MockResponse:
+    return MockResponse(200, [body[i : i + 83] for i in range(0, len(body), 83)], {"content-type": "text/event-stream"})
+
+
+def app_with(
+    tmp_path: Path, store: Store, space: str, upstream: Callable[[UpstreamRequest], Any], **config: Any
+) -> tuple[Gateway, Cache, Seen]:
+    cache = Cache(CacheConfig("test", namespace=space, **config), store)
+    seen = Seen()
+    app, _ = make_app(tmp_path, CONFIG, upstream, [seen, cache])
+    return app, cache, seen
+
+
+async def post(app: Gateway, body: Any, path: str = "/v1/chat/completions", **headers: str) -> Any:
+    return await arequest(app, "POST", path, body, headers)
+
+
+def content_of_stream(body: bytes) -> tuple[str, dict[str, Any] | None]:
+    text, usage = [], None
+    for event in body.split(b"\n\n"):
+        if event.startswith(b"data: {"):
+            chunk = orjson.loads(event[6:])
+            usage = chunk.get("usage") or usage
+            for choice in chunk["choices"]:
+                text.append(choice["delta"].get("content") or "")
+    return "".join(text), usage
+
+
+async def test_a_hit_answers_the_same_body_and_usage_without_the_provider(
+    tmp_path: Path, store: Store, space: str
+) -> None:
+    upstream = Upstream(json_answer())
+    app, _, seen = app_with(tmp_path, store, space, upstream)
+    first = await post(app, CHAT)
+    assert seen.ctx is not None and not seen.ctx.cache_hit
+    second = await post(app, CHAT)
+    assert first.status == second.status == 200 and upstream.calls == 1
+    assert second.body == first.body == ANSWER
+    key = first.headers["x-litellm-cache-key"]
+    assert len(key) == 64 and second.headers["x-litellm-cache-key"] == key
+    ctx = seen.ctx
+    assert ctx is not None and ctx.cache_hit and ctx.cost is None and ctx.deployment is None
+    assert ctx.usage is not None and (ctx.usage.prompt_tokens, ctx.usage.completion_tokens) == (7, 3)
+    assert second.headers["x-litellm-response-cost"] == "0.0"
+
+
+async def test_the_key_is_what_changes_the_answer(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    key = (await post(app, CHAT)).headers["x-litellm-cache-key"]
+    same = [
+        {**CHAT, "user": "someone"},
+        {**CHAT, "metadata": {"trace": "x"}},
+        {"temperature": 0.2, "messages": [{"content": "hi", "role": "user"}], "model": "gpt"},  # key order
+    ]
+    for body in same:
+        answer = await post(app, body)
+        assert answer.headers["x-litellm-cache-key"] == key and answer.body == ANSWER
+    assert upstream.calls == 1
+    different = [
+        {**CHAT, "temperature": 0.3},
+        {**CHAT, "messages": [{"role": "user", "content": "hello"}]},
+        {**CHAT, "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+    ]
+    keys = {(await post(app, body)).headers["x-litellm-cache-key"] for body in different}
+    assert len(keys) == 3 and key not in keys and upstream.calls == 4
+
+
+async def test_no_cache_asks_the_provider_and_still_stores(tmp_path: Path, store: Store, space: str) -> None:
+    fresh = ANSWER.replace(b'"yo"', b'"fresh"')
+    upstream = Upstream(json_answer(), json_answer(fresh), json_answer(b'{"never": "asked"}'))
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    assert (await post(app, CHAT)).body == ANSWER
+    assert (await post(app, {**CHAT, "cache": {"no-cache": True}})).body == fresh
+    assert (await post(app, CHAT)).body == fresh  # the fresh answer replaced the old one
+    assert (await post(app, CHAT, **{"cache-control": "no-cache"})).body == b'{"never": "asked"}'
+    assert upstream.calls == 3
+
+
+async def test_no_store_is_not_stored(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    await post(app, {**CHAT, "cache": {"no-store": True}})
+    await post(app, CHAT, **{"Cache-Control": "no-store"})
+    assert upstream.calls == 2
+    await post(app, CHAT)
+    await post(app, CHAT)
+    assert upstream.calls == 3
+
+
+async def test_ttl_expires(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    await post(app, {**CHAT, "cache": {"ttl": 0.2}})
+    await post(app, CHAT)
+    assert upstream.calls == 1
+    await asyncio.sleep(0.3)
+    await post(app, CHAT)
+    assert upstream.calls == 2
+
+
+async def test_s_maxage_refuses_older_entries(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(json_answer())
+    app, cache, _ = app_with(tmp_path, store, space, upstream)
+    now = [1000.0]
+    cache.clock = lambda: now[0]
+    await post(app, CHAT)
+    now[0] += 30
+    await post(app, {**CHAT, "cache": {"s-maxage": 10}})
+    assert upstream.calls == 2  # stored 30 s ago: too old; the new answer is stored at 1030
+    now[0] += 5
+    await post(app, {**CHAT, "cache": {"s-maxage": 10}})
+    await post(app, CHAT, **{"cache-control": "s-maxage=10"})
+    assert upstream.calls == 2
+
+
+async def test_a_request_namespace_is_its_own(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    await post(app, CHAT)
+    await post(app, {**CHAT, "cache": {"namespace": space + "-other"}})
+    await post(app, {**CHAT, "cache": {"namespace": space + "-other"}})
+    assert upstream.calls == 2
+    if isinstance(store, RedisStore):
+        client = redis.Redis.from_url(REDIS_URL)
+        client.delete(*client.scan_iter(match=space + "-other:*"))
+        client.close()
+
+
+class TeamAuth(Hook):
+    """A stand-in for virtual keys: the x-team header (read from the request's credential for the
+    test: "team-a" / "team-b" / "") names the caller's team."""
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        team = ctx.credential.decode().removeprefix("Bearer ")
+        ctx.caller = Caller("virtual_key", key_hash="0" * 64, team_id=team or None)
+
+
+async def test_one_team_never_gets_another_teams_answer(tmp_path: Path, store: Store, space: str) -> None:
+    team_b = ANSWER.replace(b'"yo"', b'"for team b"')
+    upstream = Upstream(json_answer(), json_answer(team_b), json_answer(b'{"no": "team"}'))
+    cache = Cache(CacheConfig("test", namespace=space), store)
+    app, _ = make_app(tmp_path, CONFIG, upstream, [])
+    app.pipeline = type(app.pipeline)([TeamAuth(), cache])  # the key is the team: no master key check
+    a = await post(app, CHAT, authorization="Bearer team-a")
+    b = await post(app, CHAT, authorization="Bearer team-b")
+    nobody = await post(app, CHAT, authorization="Bearer ")
+    assert (a.body, b.body, nobody.body) == (ANSWER, team_b, b'{"no": "team"}') and upstream.calls == 3
+    assert len({a.headers["x-litellm-cache-key"], b.headers["x-litellm-cache-key"]}) == 2
+    assert (await post(app, CHAT, authorization="Bearer team-b")).body == team_b
+    assert (await post(app, CHAT, authorization="Bearer team-a")).body == ANSWER
+    assert upstream.calls == 3
+
+
+async def test_a_stored_answer_is_replayed_to_a_stream(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(json_answer())
+    app, _, seen = app_with(tmp_path, store, space, upstream)
+    await post(app, CHAT)
+    plain = await post(app, {**CHAT, "stream": True})
+    with_usage = await post(app, {**CHAT, "stream": True, "stream_options": {"include_usage": True}})
+    assert upstream.calls == 1
+    assert plain.headers["content-type"].startswith("text/event-stream")
+    assert content_of_stream(plain.body) == ("yo", None)
+    assert plain.body.endswith(b"data: [DONE]\n\n")
+    assert content_of_stream(with_usage.body) == (
+        "yo",
+        {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    )
+    assert seen.ctx is not None and seen.ctx.cache_hit and seen.ctx.usage is not None
+
+
+async def test_a_stored_stream_answers_streams_and_plain_requests(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(sse_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    first = await post(app, body)
+    text, usage = content_of_stream(first.body)
+    again = await post(app, body)
+    plain = await post(app, CHAT)
+    assert upstream.calls == 1
+    assert content_of_stream(again.body) == (text, usage) and text
+    answer = plain.json()
+    assert answer["object"] == "chat.completion" and answer["choices"][0]["message"]["content"] == text
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert usage is not None and answer["usage"]["prompt_tokens"] == usage["prompt_tokens"]
+    assert answer["usage"]["completion_tokens"] == usage["completion_tokens"]
+
+
+async def test_a_stream_cut_short_or_an_error_is_not_stored(tmp_path: Path, store: Store, space: str) -> None:
+    cut = MockResponse(200, [STREAM[: len(STREAM) // 2]], {"content-type": "text/event-stream"})
+    failed = MockResponse(500, b'{"error": {"message": "down"}}')
+    upstream = Upstream(cut, failed, json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    await post(app, {**CHAT, "stream": True})
+    assert (await post(app, {**CHAT, "num_retries": 0})).status >= 500
+    assert (await post(app, CHAT)).body == ANSWER
+    assert upstream.calls == 3
+
+
+async def test_embeddings_and_completions_are_cached(tmp_path: Path, store: Store, space: str) -> None:
+    vectors = [{"object": "embedding", "index": 0, "embedding": [0.5]}]
+    embedding = orjson.dumps({"object": "list", "data": vectors, "usage": {"prompt_tokens": 2, "total_tokens": 2}})
+    choice = {"index": 0, "text": "ok", "logprobs": None, "finish_reason": "stop"}
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    text = orjson.dumps({"id": "c", "object": "text_completion", "created": 1, "model": "m", "choices": [choice],
+                         "usage": usage})  # fmt: skip
+    upstream = Upstream(json_answer(embedding), json_answer(text))
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    for _ in range(2):
+        assert (await post(app, {"model": "emb", "input": "x"}, "/v1/embeddings")).body == embedding
+    assert upstream.calls == 1
+    for _ in range(2):
+        assert (await post(app, {"model": "instruct", "prompt": "x"}, "/v1/completions")).body == text
+    streamed = await post(app, {"model": "instruct", "prompt": "x", "stream": True}, "/v1/completions")
+    assert upstream.calls == 2
+    texts = [
+        orjson.loads(e[6:])["choices"][0]["text"] for e in streamed.body.split(b"\n\n") if e.startswith(b"data: {")
+    ]
+    assert "".join(texts) == "ok"
+
+
+async def test_supported_call_types_limit_what_is_cached(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream, endpoints=frozenset({"embedding"}))
+    first = await post(app, CHAT)
+    await post(app, CHAT)
+    assert upstream.calls == 2 and "x-litellm-cache-key" not in first.headers
+
+
+async def test_mocked_answers_are_neither_served_nor_stored(tmp_path: Path, store: Store, space: str) -> None:
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    mocked = await post(app, {**CHAT, "mock_response": "a mock"})
+    assert b"a mock" in mocked.body and "x-litellm-cache-key" not in mocked.headers
+    assert (await post(app, CHAT)).body == ANSWER and upstream.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("cache", "says"),
+    [
+        ("yes", "cache must be an object"),
+        ({"ttl": -1}, "cache.ttl must be a positive number"),
+        ({"ttl": True}, "cache.ttl must be a positive number"),
+        ({"s-maxage": False}, "cache.s-maxage must be a number of seconds"),
+        ({"no-store": "please"}, "cache.no-store must be true or false"),
+        ({"namespace": ""}, "cache.namespace must be a string"),
+        ({"nocache": True}, "cache.nocache is not a cache control"),
+    ],
+)
+async def test_bad_cache_controls_are_a_400(tmp_path: Path, cache: Any, says: str) -> None:
+    app, _, _ = app_with(tmp_path, LocalStore(1 << 20), "ns", Upstream(json_answer()))
+    answer = await post(app, {**CHAT, "cache": cache})
+    assert answer.status == 400 and says in answer.json()["error"]["message"]
+    assert answer.json()["error"]["param"] == "cache"
+
+
+async def test_redis_and_local_give_the_same_answers(tmp_path: Path, space: str) -> None:
+    bodies = [CHAT, {**CHAT, "stream": True}, {**CHAT, "stream": True, "stream_options": {"include_usage": True}}]
+    results = []
+    for store in (LocalStore(1 << 20), RedisStore(RedisSettings(REDIS_URL, "test"))):
+        upstream = Upstream(json_answer())
+        app, _, _ = app_with(tmp_path, store, space + ("-local" if isinstance(store, LocalStore) else ""), upstream)
+        results.append([((a := await post(app, body)).status, a.body) for body in [CHAT, *bodies]])
+        assert upstream.calls == 1
+        if isinstance(store, RedisStore):
+            await store.close()
+    local, shared = results
+    assert local == shared
+
+
+# --- Redis down, and back ------------------------------------------------------------------------
+
+
+class CuttableProxy:
+    """A loopback TCP proxy in front of the shared Redis that the test can cut and restore."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.server: asyncio.Server | None = None
+        self.pipes: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.pipes):
+            writer.close()
+        await self.server.wait_closed()
+        self.server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        self.pipes.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_redis_down_means_uncached_not_failed_and_back_when_it_returns(
+    tmp_path: Path, space: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = CuttableProxy()
+    await proxy.start()
+    store = RedisStore(RedisSettings(f"redis://127.0.0.1:{proxy.port}/0", "test"))
+    store.RETRY_AFTER = 0.0
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    try:
+        await post(app, CHAT)
+        await post(app, CHAT)
+        assert upstream.calls == 1
+        await proxy.cut()
+        with caplog.at_level(logging.WARNING, "seance.gateway"):
+            for _ in range(3):
+                answer = await post(app, CHAT)
+                assert answer.status == 200 and answer.body == ANSWER
+        assert upstream.calls == 4
+        down = [r for r in caplog.records if "does not answer" in r.getMessage()]
+        assert len(down) == 1 and "127.0.0.1" in down[0].getMessage()
+        await proxy.start()
+        with caplog.at_level(logging.WARNING, "seance.gateway"):
+            await post(app, CHAT)
+        assert upstream.calls == 4  # the entry stored before the cut is served again
+        assert any("answers again" in r.getMessage() for r in caplog.records)
+    finally:
+        await store.close()
+        if proxy.server is not None:
+            await proxy.cut()
+
+
+# --- the in-process store ------------------------------------------------------------------------
+
+
+async def test_the_local_store_is_bounded_in_bytes_least_recently_used_out() -> None:
+    now = [0.0]
+    local = LocalStore(1600, clock=lambda: now[0])
+    for key in "abcd":
+        await local.set(key, key.encode() * 100, 60)
+    await local.get("a")  # a is now the most recent
+    for key in "efghijklmnopq":
+        await local.set(key, key.encode() * 100, 60)
+    assert local.size == 1600 and len(local) == 16
+    assert await local.get("b") is None and await local.get("a") is not None
+    await local.set("big", b"x" * 101, 60)  # larger than a sixteenth: not kept
+    assert await local.get("big") is None
+    await local.set("short", b"s", 5)
+    now[0] = 5
+    assert await local.get("short") is None and local.size <= 1600
+
+
+async def test_messages_are_cached_unless_streamed(tmp_path: Path, store: Store, space: str) -> None:
+    recorded = load("anthropic/messages-nonstream.yaml")[0].response_body
+    upstream = Upstream(json_answer(recorded), sse_answer(load("anthropic/messages-stream-text.yaml")[0].response_body))
+    cache = Cache(CacheConfig("test", namespace=space), store)
+    config = {"model_list": [deployment("claude", "anthropic/claude-haiku-4-5")]}
+    app, _ = make_app(tmp_path, config, upstream, [cache])
+    body = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    first, second = [await post(app, body, "/v1/messages") for _ in range(2)]
+    assert first.status == 200 and second.body == first.body == recorded and upstream.calls == 1
+    streamed = await post(app, {**body, "stream": True}, "/v1/messages")
+    assert streamed.status == 200 and "x-litellm-cache-key" not in streamed.headers and upstream.calls == 2

@@ -1,0 +1,108 @@
+"""The response cache end to end: the real gateway (one worker, then two sharing the real Redis)
+with the official openai SDK, the provider a loopback server replaying a recorded stream."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+import redis
+from tests.gateway.conftest import GatewayFactory, Running, deployment
+from tests.wire import ReplayUpstream, load
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+STREAM = load("openai/chat-stream-include-usage.httprr.txt")[0]
+MESSAGES: Any = [{"role": "user", "content": "Count from 1 to 5"}]
+
+
+@pytest.fixture
+def upstream() -> Iterator[ReplayUpstream]:
+    with ReplayUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def space() -> Iterator[str]:
+    name = "seance-test-" + os.urandom(6).hex()
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=name + ":*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def start(gateway: GatewayFactory, upstream: ReplayUpstream, space: str, kind: str, *args: str) -> Running:
+    config = {
+        "model_list": [deployment("gpt", "openai/gpt-3.5-turbo", upstream.url + "/v1")],
+        "litellm_settings": {"cache": True, "cache_params": {"type": kind, "namespace": space}},
+    }
+    return gateway(config, {"REDIS_URL": REDIS_URL} if kind == "redis" else {}, args=args)
+
+
+def streamed(client: openai.OpenAI, usage: bool) -> tuple[str, Any, str]:
+    """(content, usage, cache key) of a streamed answer."""
+    options: Any = {"include_usage": True} if usage else openai.NOT_GIVEN
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt", messages=MESSAGES, stream=True, stream_options=options
+    )
+    text, seen = [], None
+    for chunk in raw.parse():
+        if chunk.usage is not None:
+            seen = chunk.usage
+        text += [choice.delta.content or "" for choice in chunk.choices]
+    return "".join(text), seen, raw.headers["x-litellm-cache-key"]
+
+
+def wait_stored(space: str, key: str) -> None:
+    """The store happens after the last byte: a second worker may be asked before it is done."""
+    client = redis.Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + 5
+    while not client.exists(f"{space}:{key}") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.close()
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_a_stream_is_stored_and_replayed_with_the_same_content_and_usage(
+    gateway: GatewayFactory, upstream: ReplayUpstream, space: str, kind: str
+) -> None:
+    served = start(gateway, upstream, space, kind)
+    upstream.add("/v1/chat/completions", STREAM)  # one provider answer only
+    client = served.openai()
+    text, usage, key = streamed(client, usage=True)
+    if kind == "redis":
+        wait_stored(space, key)
+    assert text and usage is not None and len(key) == 64
+    again, again_usage, again_key = streamed(client, usage=True)
+    assert (again, again_key) == (text, key)
+    assert again_usage is not None
+    assert (again_usage.prompt_tokens, again_usage.completion_tokens, again_usage.total_tokens) == (
+        usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
+    )  # fmt: skip
+    quiet, no_usage, _ = streamed(client, usage=False)
+    assert quiet == text and no_usage is None  # no usage chunk unless asked for
+    plain = client.chat.completions.create(model="gpt", messages=MESSAGES)
+    assert plain.choices[0].message.content == text and plain.choices[0].finish_reason == "stop"
+    assert plain.usage is not None and plain.usage.completion_tokens == usage.completion_tokens
+    assert len(upstream.requests) == 1
+
+
+def test_two_workers_share_the_redis_cache(gateway: GatewayFactory, upstream: ReplayUpstream, space: str) -> None:
+    served = start(gateway, upstream, space, "redis", "--workers", "2")
+    chat = load("openai/chat-nonstream.httprr.txt")[0]
+    upstream.add("/v1/chat/completions", chat)
+    with served.http() as http:
+        body = {"model": "gpt", "messages": MESSAGES}
+        first = http.post("/v1/chat/completions", json=body)
+        assert first.status_code == 200
+        wait_stored(space, first.headers["x-litellm-cache-key"])
+        for _ in range(8):  # new connections: the kernel spreads them over both workers
+            with served.http() as fresh:
+                answer = fresh.post("/v1/chat/completions", json=body)
+                assert answer.status_code == 200 and answer.content == first.content
+    assert len(upstream.requests) == 1
