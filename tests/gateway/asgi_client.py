@@ -48,9 +48,15 @@ def make_app(
     return Gateway(settings, hook_list, transport), transport
 
 
-def request(
+def request(app: Gateway, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Answer:
+    return asyncio.run(arequest(app, method, path, body, headers))
+
+
+async def arequest(
     app: Gateway, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> Answer:
+    """`request` inside a running event loop: many requests, at once if gathered, on one loop (what
+    a client of Redis, bound to the loop it connected in, needs)."""
     raw = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
     sent = {"authorization": f"Bearer {KEY}", "content-length": str(len(raw)), **(headers or {})}
     scope = {
@@ -58,24 +64,20 @@ def request(
         "headers": [(k.lower().encode(), v.encode()) for k, v in sent.items()],
     }  # fmt: skip
     messages: list[dict[str, Any]] = []
+    delivered = False
+    forever: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
-    async def go() -> None:
-        delivered = False
-        forever: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await forever
 
-        async def receive() -> dict[str, Any]:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": raw, "more_body": False}
-            return await forever
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
 
-        async def send(message: dict[str, Any]) -> None:
-            messages.append(message)
-
-        await app(scope, receive, send)
-
-    asyncio.run(go())
+    await app(scope, receive, send)
     start = messages[0]
     chunks = [m.get("body", b"") for m in messages[1:]]
     headers_out = {k.decode(): v.decode() for k, v in start["headers"]}

@@ -1,0 +1,83 @@
+"""Rate-limit counters in this process: one worker's view (with --workers N each counts on its
+own, so a limit is effectively N times larger; configure Redis to share it). No await happens
+between a check and its count, so the event loop makes each acquire atomic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from seance.gateway.ratelimits import WINDOW, Count, Entry, Held, Verdict
+
+
+class MemoryStore:
+    where = "in-process"
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.windows: dict[str, list[float]] = {}  # name -> [start, requests, tokens]
+        self.in_flight: dict[str, int] = {}
+        self._sweep_at = 1024
+
+    async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
+        return self.acquire_now(entries, estimate)
+
+    def acquire_now(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
+        now = self.clock()
+        windows, in_flight = self.windows, self.in_flight
+        counts: list[Count] = []
+        refused_by, limit = -1, ""
+        for i, entry in enumerate(entries):
+            window = windows.get(entry.name)
+            if window is None or now - window[0] >= WINDOW:
+                start, requests, tokens = now, 0, 0
+            else:
+                start, requests, tokens = window[0], int(window[1]), int(window[2])
+            parallel = in_flight.get(entry.name, 0)
+            counts.append(Count(start, requests, tokens, parallel))
+            if refused_by < 0:
+                if entry.rpm is not None and requests >= entry.rpm:
+                    refused_by, limit = i, "rpm"
+                elif entry.tpm is not None and tokens >= entry.tpm:
+                    refused_by, limit = i, "tpm"
+                elif entry.parallel is not None and parallel >= entry.parallel:
+                    refused_by, limit = i, "parallel"
+        if refused_by >= 0:
+            return Verdict(self, False, now, tuple(counts), refused_by, limit)
+        for i, entry in enumerate(entries):
+            c = counts[i]
+            windows[entry.name] = [c.start, c.requests + 1, c.tokens + estimate]
+            parallel = c.parallel
+            if entry.parallel is not None:
+                parallel += 1
+                in_flight[entry.name] = parallel
+            counts[i] = Count(c.start, c.requests + 1, c.tokens + estimate, parallel)
+        if len(windows) > self._sweep_at:
+            self._sweep(now)
+        return Verdict(self, True, now, tuple(counts))
+
+    async def release(self, held: Held, used: int) -> None:
+        self.release_now(held, used)
+
+    def release_now(self, held: Held, used: int) -> None:
+        now = self.clock()
+        for entry, start in zip(held.entries, held.starts, strict=True):
+            window = self.windows.get(entry.name)
+            if window is not None and window[0] == start:
+                window[2] += used - held.estimate
+            elif window is not None and now - window[0] < WINDOW:
+                window[2] += used
+            elif used:  # the tokens were used now: they count in the window they open
+                self.windows[entry.name] = [now, 0, used]
+            if entry.parallel is not None:
+                left = self.in_flight.get(entry.name, 0) - 1
+                if left > 0:
+                    self.in_flight[entry.name] = left
+                else:
+                    self.in_flight.pop(entry.name, None)
+
+    def _sweep(self, now: float) -> None:
+        """Forget windows that ended (scopes seen once must not grow the table forever)."""
+        for name in [n for n, w in self.windows.items() if now - w[0] >= WINDOW]:
+            del self.windows[name]
+        self._sweep_at = max(1024, 2 * len(self.windows))
