@@ -3,7 +3,8 @@ tpm (streams too), parallel, per model group; 429 with retry-after and OpenAI's 
 headers; Redis cut mid-run falls back to in-process and comes back.
 
 Virtual keys (the auth hook that fills Caller.limits) are on another branch: until they land, the
-`GiveLimits` hook below stands in for them, setting a Caller with Limits after the master-key check.
+`GiveLimits` hook (stand_in_keys.py) stands in for them, setting a Caller with Limits after the
+master-key check.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import orjson
 import pytest
 import redis
 from tests.gateway.asgi_client import KEY, arequest, deployment, make_app
+from tests.gateway.pipeline.stand_in_keys import KEY_HASH, GiveLimits
 from tests.wire import load
 
 from seance.gateway.app import Gateway
 from seance.gateway.config import load_settings
-from seance.gateway.context import Caller, Limits, RequestContext
-from seance.gateway.pipeline import Hook, hooks
+from seance.gateway.context import Limits
+from seance.gateway.pipeline import hooks
 from seance.gateway.pipeline.auth import Auth
 from seance.gateway.pipeline.limits import RateLimits, estimate_tokens
 from seance.gateway.ratelimits import Store
@@ -41,19 +43,6 @@ ANSWER = (
     b'{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"yo"},'
     b'"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}'
 )
-KEY_HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-
-
-class GiveLimits(Hook):
-    """Stands in for virtual keys: the request is a key's, with these limits."""
-
-    name = "test-keys"
-
-    def __init__(self, *limits: Limits, alias: str | None = "ci-bot") -> None:
-        self.caller = Caller("virtual_key", key_hash=KEY_HASH, key_alias=alias, team_id="t1", limits=limits)
-
-    async def on_request(self, ctx: RequestContext) -> None:
-        ctx.caller = self.caller
 
 
 def answer(_: UpstreamRequest) -> MockResponse:

@@ -6,7 +6,7 @@ with drifting clocks still agree on each window.
     <prefix><scope>      a hash: s (window start, ms), r (requests), t (tokens); expires with the window
     <prefix><scope>:p    a sorted set of the requests in flight, scored by when they are taken as lost
 
-Redis unreachable (refused, reset, no answer within shared_state.SOCKET_TIMEOUT): one WARNING, and
+Redis unreachable (refused, reset, no answer within ANSWER_TIMEOUT): one WARNING, and
 requests are counted in this process (memory.py) until a background check every few seconds finds
 Redis again. A request is settled where it was counted. The keys of one request may be in different
 hash slots: a standalone Redis/Valkey (what `seance synth` provisions), not a Redis Cluster.
@@ -31,7 +31,11 @@ log = logging.getLogger("seance.gateway")
 
 PREFIX = "seance:rl:"
 PROBE_EVERY = 3.0  # seconds between checks for Redis while it is down
-POOL = 64  # connections to Redis per worker; a request waits for one at most SOCKET_TIMEOUT
+POOL = 64  # connections to Redis per worker (a request waits for a free one)
+# A connection or answer later than this counts as unreachable. Longer than shared_state's default: a
+# worker whose event loop lags under a burst reads even a fast answer late, and falling back then
+# would loosen every limit exactly when it matters.
+ANSWER_TIMEOUT = 2.0
 
 # KEYS: per entry, its window hash and its in-flight set
 # ARGV: window ms, parallel ttl ms, estimate, request id, then per entry: rpm, tpm, parallel (-1: none)
@@ -135,7 +139,9 @@ class SharedStore:
 
             # one new connection when a pooled one was closed (a restarted server), then fall back
             once = Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
-            self._client = self.redis.client(max_connections=POOL, retry=once)
+            self._client = self.redis.client(
+                max_connections=POOL, retry=once, socket_timeout=ANSWER_TIMEOUT, socket_connect_timeout=ANSWER_TIMEOUT
+            )
         return self._client
 
     def keys(self, entries: tuple[Entry, ...]) -> list[str]:
@@ -191,8 +197,8 @@ class SharedStore:
         if not self.down:
             self.down = True
             log.warning(
-                "rate limits: Redis at %s is unreachable (%s); counting in this process until it is back "
-                "(checked every %g s)", self.where, type(exc).__name__, self.probe_every,
+                "rate limits: Redis at %s is unreachable (%s: %s); counting in this process until it is back "
+                "(checked every %g s)", self.where, type(exc).__name__, exc, self.probe_every,
             )  # fmt: skip
             self._probe = asyncio.get_running_loop().create_task(self._watch())
         return True
