@@ -42,20 +42,13 @@ class RedisSettings:
         port = f":{parts.port}" if parts.port else ""
         return f"{parts.scheme}://{host}{port}{parts.path} (from {self.source})"
 
-    def client(self, *, max_connections: int | None = None, pool_timeout: float = 5.0, **options: Any) -> Redis:
-        """A redis-py asyncio client (a pool; connects on first use), with short timeouts.
-        `max_connections`: a bounded pool, where a call waits up to `pool_timeout` for a connection
-        (redis-py's default pool is unbounded, and its bounded one fails at once when all are busy)."""
-        from redis.asyncio import BlockingConnectionPool, Redis
+    def client(self, **options: Any) -> Redis:
+        """A redis-py asyncio client (a pool; connects on first use), with short timeouts."""
+        from redis.asyncio import Redis
 
         options.setdefault("socket_timeout", SOCKET_TIMEOUT)
         options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
-        if max_connections is None:
-            return Redis.from_url(self.url, **options)
-        pool = BlockingConnectionPool.from_url(
-            self.url, max_connections=max_connections, timeout=pool_timeout, **options
-        )
-        return Redis(connection_pool=pool)
+        return Redis.from_url(self.url, **options)
 
 
 def find_redis(settings: Settings) -> RedisSettings | None:

@@ -6,8 +6,9 @@ with drifting clocks still agree on each window.
     <prefix><scope>      a hash: s (window start, ms), r (requests), t (tokens); expires with the window
     <prefix><scope>:p    a sorted set of the requests in flight, scored by when they are taken as lost
 
-Redis unreachable (refused, reset, no answer within ANSWER_TIMEOUT): one WARNING, and
-requests are counted in this process (memory.py) until a background check every few seconds finds
+Redis unreachable (refused, reset, no answer within ANSWER_TIMEOUT, or answering errors: loading,
+read-only, out of memory): one WARNING, and requests are counted in this process (memory.py) until a
+background check every few seconds finds
 Redis again. A request is settled where it was counted. The keys of one request may be in different
 hash slots: a standalone Redis/Valkey (what `seance synth` provisions), not a Redis Cluster.
 """
@@ -21,20 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 from seance.gateway.ratelimits import PARALLEL_TTL, WINDOW, Count, Entry, Held, Verdict
 from seance.gateway.ratelimits.memory import MemoryStore
+from seance.gateway.ratelimits.resp import Client, ReplyError
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from seance.gateway.shared_state import RedisSettings
 
 log = logging.getLogger("seance.gateway")
 
 PREFIX = "seance:rl:"
 PROBE_EVERY = 3.0  # seconds between checks for Redis while it is down
-POOL = 64  # connections to Redis per worker (a request waits for a free one)
-# A connection or answer later than this counts as unreachable. Longer than shared_state's default: a
-# worker whose event loop lags under a burst reads even a fast answer late, and falling back then
-# would loosen every limit exactly when it matters.
+# A connection or answer later than this counts as unreachable. Longer than shared_state's
+# SOCKET_TIMEOUT: a worker whose event loop lags under a burst reads even a fast answer late, and
+# falling back then would loosen every limit exactly when it matters.
 ANSWER_TIMEOUT = 2.0
 
 # KEYS: per entry, its window hash and its in-flight set
@@ -117,32 +116,19 @@ return 1
 """
 
 LIMIT_NAMES = ("", "rpm", "tpm", "parallel")
+SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (ACQUIRE, RELEASE)}
+WINDOW_MS, PARALLEL_TTL_MS = int(WINDOW * 1000), int(PARALLEL_TTL * 1000)
 
 
 class SharedStore:
     def __init__(self, redis: RedisSettings, prefix: str = PREFIX, probe_every: float = PROBE_EVERY) -> None:
-        self.redis = redis
         self.where = redis.where
         self.prefix = prefix
         self.probe_every = probe_every
         self.local = MemoryStore()  # while Redis is down
         self.down = False
-        self._client: Redis | None = None  # made on first use, in the worker's own event loop
+        self.client = Client(redis.url, ANSWER_TIMEOUT)  # connects on first use, in the worker's own loop
         self._probe: asyncio.Task[None] | None = None
-        self._shas = {script: hashlib.sha1(script.encode()).hexdigest() for script in (ACQUIRE, RELEASE)}
-
-    def client(self) -> Redis:
-        if self._client is None:
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-            from redis.exceptions import ConnectionError
-
-            # one new connection when a pooled one was closed (a restarted server), then fall back
-            once = Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
-            self._client = self.redis.client(
-                max_connections=POOL, retry=once, socket_timeout=ANSWER_TIMEOUT, socket_connect_timeout=ANSWER_TIMEOUT
-            )
-        return self._client
 
     def keys(self, entries: tuple[Entry, ...]) -> list[str]:
         keys: list[str] = []
@@ -154,61 +140,54 @@ class SharedStore:
     async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
         if self.down:
             return self.local.acquire_now(entries, estimate)
-        args: list[Any] = [int(WINDOW * 1000), int(PARALLEL_TTL * 1000), estimate, request_id]
+        args: list[Any] = [WINDOW_MS, PARALLEL_TTL_MS, estimate, request_id]
         for entry in entries:
             args += (_or_none(entry.rpm), _or_none(entry.tpm), _or_none(entry.parallel))
         try:
             out = await self._run(ACQUIRE, self.keys(entries), args)
-        except Exception as exc:
-            if not self._unreachable(exc):
-                raise
+        except (OSError, TimeoutError, ReplyError) as exc:
+            self._went_down(exc)
             return self.local.acquire_now(entries, estimate)
-        counts = tuple(
-            Count(out[i] / 1000, int(out[i + 1]), int(out[i + 2]), int(out[i + 3])) for i in range(4, len(out), 4)
-        )
-        return Verdict(self, out[0] == 1, out[3] / 1000, counts, int(out[1]) - 1, LIMIT_NAMES[int(out[2])])
+        counts = tuple(Count(out[i] / 1000, out[i + 1], out[i + 2], out[i + 3]) for i in range(4, len(out), 4))
+        return Verdict(self, out[0] == 1, out[3] / 1000, counts, out[1] - 1, LIMIT_NAMES[out[2]])
 
     async def release(self, held: Held, used: int) -> None:
-        args: list[Any] = [int(WINDOW * 1000), held.estimate, used, held.request_id]
+        args: list[Any] = [WINDOW_MS, held.estimate, used, held.request_id]
         for entry, start in zip(held.entries, held.starts, strict=True):
             args += (round(start * 1000), 1 if entry.parallel is not None else 0)
         try:
             await self._run(RELEASE, self.keys(held.entries), args)
-        except Exception as exc:
-            if not self._unreachable(exc):
-                raise
+        except (OSError, TimeoutError, ReplyError) as exc:
             # lost: its tokens stay at the estimate; its in-flight place ends after PARALLEL_TTL
+            self._went_down(exc)
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        from redis.exceptions import NoScriptError
-
-        client = self.client()
         try:
-            return await client.evalsha(self._shas[script], len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-        except NoScriptError:  # a restarted or new server: EVAL sends the script and caches it there
-            return await client.eval(script, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return await self.client.call("EVALSHA", SHAS[script], len(keys), *keys, *args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            # a restarted or new server: EVAL sends the script, and caches it there for EVALSHA
+            return await self.client.call("EVAL", script, len(keys), *keys, *args)
 
-    def _unreachable(self, exc: Exception) -> bool:
-        """Whether `exc` says Redis cannot be reached (then: fall back, and watch for its return)."""
-        from redis import exceptions
-
-        if not isinstance(exc, exceptions.ConnectionError | exceptions.TimeoutError | OSError | TimeoutError):
-            return False
-        if not self.down:
-            self.down = True
-            log.warning(
-                "rate limits: Redis at %s is unreachable (%s: %s); counting in this process until it is back "
-                "(checked every %g s)", self.where, type(exc).__name__, exc, self.probe_every,
-            )  # fmt: skip
-            self._probe = asyncio.get_running_loop().create_task(self._watch())
-        return True
+    def _went_down(self, exc: Exception) -> None:
+        """Redis cannot be reached, or answers errors (loading, read-only, out of memory): count in
+        this process, and watch in the background for its return."""
+        if self.down:
+            return
+        self.down = True
+        log.warning(
+            "rate limits: Redis at %s is unreachable (%s: %s); counting in this process until it is back "
+            "(checked every %g s)", self.where, type(exc).__name__, exc, self.probe_every,
+        )  # fmt: skip
+        self._probe = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.probe_every)
             try:
-                await self.client().ping()  # type: ignore[no-untyped-call]
-            except Exception:  # still down, whatever the reason: checked again later
+                await self.client.call("PING")
+            except (OSError, TimeoutError, ReplyError):
                 continue
             self.down = False
             log.info("rate limits: Redis at %s is back; limits are shared again", self.where)
