@@ -21,15 +21,14 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from seance.gateway.context import Caller, Limits, RequestContext
+from seance.gateway.context import Caller, Headers, Limits, RequestContext
 from seance.gateway.errors import RateLimited
 from seance.gateway.pipeline import Answer, Hook
-from seance.gateway.ratelimits import Entry, Held, Store, Verdict
+from seance.gateway.ratelimits import Count, Entry, Held, Store
 
 # parts of a message that are not text the model reads as tokens of that size (data URLs, files)
 NOT_TEXT = frozenset({"image_url", "input_audio", "file", "source", "image", "audio"})
 TEXT_FIELDS = ("messages", "input", "prompt", "system", "suffix")
-OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens")
 NO_LIMIT_BODY = frozenset({"count_tokens"})  # routes that call no model
 CLIENT_GONE = 499
 
@@ -51,16 +50,16 @@ class RateLimits(Hook):
         estimate = estimate_tokens(body) if any(e.tpm is not None for e in entries) else 0
         request_id = os.urandom(8).hex()
         verdict = await self.store.acquire(entries, estimate, request_id)
-        headers = _headers(entries, verdict)
+        headers = _headers(entries, verdict.counts)
         if not verdict.admitted:
             retry = verdict.retry_after()
             raise RateLimited(
                 _message(caller, entries[verdict.refused_by], verdict.limit, retry),
-                headers={"retry-after": str(retry), **headers},
+                headers={"retry-after": str(retry), **{k.decode(): v.decode() for k, v in headers}},
             )
         ctx.limits_held = Held(verdict.store, entries, tuple(c.start for c in verdict.counts), estimate, request_id)
         if headers:
-            ctx.response_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
+            ctx.response_headers += headers
         return None
 
     async def after(self, ctx: RequestContext) -> None:
@@ -92,34 +91,48 @@ def entries_for(limits: Iterable[Limits], model: str | None) -> tuple[Entry, ...
 def estimate_tokens(body: Mapping[str, Any]) -> int:
     """A cheap guess of what a request will count: its text's length / 4 (about a token per four
     characters of English) plus the output it allows (max_tokens), when it sets one."""
-    chars = sum(_text_length(body.get(name)) for name in TEXT_FIELDS)
-    out = next((v for name in OUTPUT_FIELDS if isinstance(v := body.get(name), int) and v > 0), 0)
-    return chars // 4 + out
+    chars = 0
+    for name in TEXT_FIELDS:
+        value = body.get(name)
+        if value is not None:
+            chars += _text_length(value)
+    out = body.get("max_tokens") or body.get("max_completion_tokens")
+    return chars // 4 + (out if isinstance(out, int) and out > 0 else 0)
 
 
 def _text_length(value: Any) -> int:
     if isinstance(value, str):
         return len(value)
+    total = 0
     if isinstance(value, list):
-        return sum(_text_length(v) for v in value)
-    if isinstance(value, dict):
-        return sum(_text_length(v) for k, v in value.items() if k not in NOT_TEXT)
-    return 0
+        for item in value:
+            total += len(item) if isinstance(item, str) else _text_length(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in NOT_TEXT:
+                total += len(item) if isinstance(item, str) else _text_length(item)
+    return total
 
 
-def _headers(entries: tuple[Entry, ...], verdict: Verdict) -> dict[str, str]:
+def _headers(entries: tuple[Entry, ...], counts: tuple[Count, ...]) -> Headers:
     """OpenAI's x-ratelimit-* headers, from the scope with the least left of each limit."""
-    headers: dict[str, str] = {}
-    requests = [(e.rpm, c.requests) for e, c in zip(entries, verdict.counts, strict=True) if e.rpm is not None]
-    if requests:
-        limit, used = min(requests, key=lambda lu: lu[0] - lu[1])
-        headers["x-ratelimit-limit-requests"] = str(limit)
-        headers["x-ratelimit-remaining-requests"] = str(max(0, limit - used))
-    tokens = [(e.tpm, c.tokens) for e, c in zip(entries, verdict.counts, strict=True) if e.tpm is not None]
-    if tokens:
-        limit, used = min(tokens, key=lambda lu: lu[0] - lu[1])
-        headers["x-ratelimit-limit-tokens"] = str(limit)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, limit - used))
+    requests = tokens = None  # (limit, left) of the tightest scope
+    for entry, count in zip(entries, counts, strict=True):
+        if entry.rpm is not None and (requests is None or entry.rpm - count.requests < requests[1]):
+            requests = (entry.rpm, entry.rpm - count.requests)
+        if entry.tpm is not None and (tokens is None or entry.tpm - count.tokens < tokens[1]):
+            tokens = (entry.tpm, entry.tpm - count.tokens)
+    headers: Headers = []
+    if requests is not None:
+        headers += (
+            (b"x-ratelimit-limit-requests", b"%d" % requests[0]),
+            (b"x-ratelimit-remaining-requests", b"%d" % max(0, requests[1])),
+        )
+    if tokens is not None:
+        headers += (
+            (b"x-ratelimit-limit-tokens", b"%d" % tokens[0]),
+            (b"x-ratelimit-remaining-tokens", b"%d" % max(0, tokens[1])),
+        )
     return headers
 
 

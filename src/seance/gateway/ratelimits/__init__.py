@@ -16,7 +16,7 @@ anything counted (a refused request counts nowhere, unlike LiteLLM, which counts
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 WINDOW = 60.0  # seconds
 # A request still counted as in flight this long after it began is taken to be lost (its worker
@@ -24,8 +24,7 @@ WINDOW = 60.0  # seconds
 PARALLEL_TTL = 600.0
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):  # (tuples: made per request, and a frozen dataclass costs µs to make)
     """One set of counters a request is checked against: a scope (a key, a team, …, or one of
     those for one model group) with its limits (None: not limited there)."""
 
@@ -35,8 +34,7 @@ class Entry:
     parallel: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
+class Count(NamedTuple):
     """An entry's counters after the check (including this request when it was admitted)."""
 
     start: float  # the window's start (the store's clock, seconds)
@@ -45,7 +43,7 @@ class Count:
     parallel: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
     store: Store  # where the request was counted (a Redis store's fallback, while Redis is down)
     admitted: bool
@@ -76,7 +74,7 @@ class Store(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Held:
     """What a request holds after it was admitted (kept on the context until it ends)."""
 

@@ -25,36 +25,37 @@ class MemoryStore:
     def acquire_now(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
         now = self.clock()
         windows, in_flight = self.windows, self.in_flight
-        counts: list[Count] = []
+        seen: list[tuple[list[float], int]] = []
         refused_by, limit = -1, ""
         for i, entry in enumerate(entries):
             window = windows.get(entry.name)
             if window is None or now - window[0] >= WINDOW:
-                start, requests, tokens = now, 0, 0
-            else:
-                start, requests, tokens = window[0], int(window[1]), int(window[2])
-            parallel = in_flight.get(entry.name, 0)
-            counts.append(Count(start, requests, tokens, parallel))
+                window = [now, 0, 0]  # a new window, stored only if the request is admitted
+            parallel = in_flight.get(entry.name, 0) if entry.parallel is not None else 0
+            seen.append((window, parallel))
             if refused_by < 0:
-                if entry.rpm is not None and requests >= entry.rpm:
+                if entry.rpm is not None and window[1] >= entry.rpm:
                     refused_by, limit = i, "rpm"
-                elif entry.tpm is not None and tokens >= entry.tpm:
+                elif entry.tpm is not None and window[2] >= entry.tpm:
                     refused_by, limit = i, "tpm"
                 elif entry.parallel is not None and parallel >= entry.parallel:
                     refused_by, limit = i, "parallel"
         if refused_by >= 0:
-            return Verdict(self, False, now, tuple(counts), refused_by, limit)
-        for i, entry in enumerate(entries):
-            c = counts[i]
-            windows[entry.name] = [c.start, c.requests + 1, c.tokens + estimate]
-            parallel = c.parallel
+            counts = tuple(Count(w[0], int(w[1]), int(w[2]), p) for w, p in seen)
+            return Verdict(self, False, now, counts, refused_by, limit)
+        for entry, (window, parallel) in zip(entries, seen, strict=True):
+            window[1] += 1
+            window[2] += estimate
+            windows[entry.name] = window
             if entry.parallel is not None:
-                parallel += 1
-                in_flight[entry.name] = parallel
-            counts[i] = Count(c.start, c.requests + 1, c.tokens + estimate, parallel)
+                in_flight[entry.name] = parallel + 1
         if len(windows) > self._sweep_at:
             self._sweep(now)
-        return Verdict(self, True, now, tuple(counts))
+        counts = tuple(
+            Count(w[0], int(w[1]), int(w[2]), p + (e.parallel is not None))
+            for e, (w, p) in zip(entries, seen, strict=True)
+        )
+        return Verdict(self, True, now, counts)
 
     async def release(self, held: Held, used: int) -> None:
         self.release_now(held, used)
