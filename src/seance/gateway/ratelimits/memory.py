@@ -64,10 +64,8 @@ class MemoryStore:
         now = self.clock()
         for entry, start in zip(held.entries, held.starts, strict=True):
             window = self.windows.get(entry.name)
-            if window is not None and window[0] == start:
-                window[2] += used - held.estimate
-            elif window is not None and now - window[0] < WINDOW:
-                window[2] += used
+            if window is not None and now - window[0] < WINDOW:
+                window[2] += used - held.estimate if window[0] == start else used
             elif used:  # the tokens were used now: they count in the window they open
                 self.windows[entry.name] = [now, 0, used]
             if entry.parallel is not None:

@@ -102,10 +102,12 @@ local window, estimate, used, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumbe
 for i = 1, #KEYS / 2 do
   local key = KEYS[2 * i - 1]
   local start = tonumber(redis.call('HGET', key, 's'))
-  if start and start == tonumber(ARGV[2 * i + 3]) then
-    redis.call('HINCRBY', key, 't', used - estimate)
-  elseif start and now - start < window then
-    redis.call('HINCRBY', key, 't', used)
+  if start and now - start < window then
+    if start == tonumber(ARGV[2 * i + 3]) then
+      redis.call('HINCRBY', key, 't', used - estimate)
+    else
+      redis.call('HINCRBY', key, 't', used)
+    end
   elseif used > 0 then
     redis.call('HSET', key, 's', now, 'r', 0, 't', used)
     redis.call('PEXPIRE', key, window)
