@@ -199,6 +199,19 @@ def cache_bars(results: Results) -> list[Bar]:
     return bars
 
 
+def limits_bars(results: Results, target: str) -> list[Bar]:
+    """Issue 10's bars for rate limits alone (the issue's figures are for limits, cache and metrics
+    together): throughput at c=64 within 20 % of the bare gateway, added p99 at c=1 at most 0.4 ms."""
+    bare64, on64 = _load(results.get("seance", "chat-c64")), _load(results.get(target, "chat-c64"))
+    bare1, on1 = _load(results.get("seance", "chat-c1")), _load(results.get(target, "chat-c1"))
+    return [
+        _bar(f"{target}: chat c=64 throughput vs seance", ">= 80 %",
+             None if bare64 is None or on64 is None else 100 * on64.rps / bare64.rps, lambda v: v >= 80, " %"),
+        _bar(f"{target}: chat c=1 added p99 over seance", "<= 0.4 ms",
+             None if bare1 is None or on1 is None else on1.p99_ms - bare1.p99_ms, lambda v: v <= 0.4, " ms"),
+    ]  # fmt: skip
+
+
 def bars_table(bars: Sequence[Bar]) -> str:
     rows = ["| bar | limit | measured | verdict |", "|---|---|--:|---|"]
     rows += [f"| {b.title} | {b.limit} | {_fmt(b.value)}{b.unit if b.value is not None else ''} "

@@ -25,7 +25,16 @@ from install import ensure_debian_packages, ensure_litellm, ensure_py_spy
 from load import run_wrk, write_script
 from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok, wait_until_idle
 from profile_gateway import Profiler
-from report import Measurement, Results, bars_table, check_bars, compare_table, ratios_table, results_table
+from report import (
+    Measurement,
+    Results,
+    bars_table,
+    check_bars,
+    compare_table,
+    limits_bars,
+    ratios_table,
+    results_table,
+)
 from scenarios import CACHE_SCENARIOS, SCENARIOS, Scenario, cache_settings, gateway_config
 from targets import (
     CACHE_TARGETS,
@@ -211,6 +220,12 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
         if cached in args.targets and "seance" in args.targets:
             title = f"Response cache: {cached} vs seance (no cache)"
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this=cached)
+    for limited in ("seance-limits", "seance-limits-redis"):
+        if limited in args.targets and "seance" in args.targets:
+            title = f"Rate limits: {limited} vs seance (none)"
+            text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this=limited)
+            text += "\n\n" + bars_table(limits_bars(results, limited))
+            bars += limits_bars(results, limited)
     if "seance-2w" in args.targets and "seance" in args.targets:
         title = "Workers: seance-2w (--workers 2) vs seance (1 worker)"
         text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-2w")

@@ -23,9 +23,11 @@ SEANCE_LOG_PORT = 18160
 SEANCE_2W_PORT = 18170
 SEANCE_CACHE_PORT = 18180
 SEANCE_CACHE_REDIS_PORT = 18190
+SEANCE_LIMITS_PORT = 18200
+SEANCE_LIMITS_REDIS_PORT = 18210
 TARGET_NAMES = (
-    "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-cache", "seance-cache-redis", "litellm",
-    "relay", "relay-raw",
+    "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-cache", "seance-cache-redis",
+    "seance-limits", "seance-limits-redis", "litellm", "relay", "relay-raw",
 )  # fmt: skip
 CACHE_TARGETS = ("seance-cache", "seance-cache-redis")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
@@ -134,6 +136,40 @@ def start_seance_cache_redis(sup: Supervisor, paths: Paths) -> Running:
     return _start_seance(sup, paths, "seance-cache-redis", SEANCE_CACHE_REDIS_PORT, config=paths.cache_config("redis"))
 
 
+# Limits that never refuse (the runs measure what checking and counting cost), all three kinds so
+# the whole path runs: requests, tokens reserved and settled, and requests in flight.
+BENCH_LIMITS = {"rpm": 10**9, "tpm": 10**12, "parallel": 10**6}
+
+
+def _start_limited(sup: Supervisor, paths: Paths, name: str, port: int, env: dict[str, str]) -> Running:
+    """Seance with rate limits on every request. Until virtual keys land, the tests' stand-in
+    (tests/gateway/pipeline/stand_in_keys.py) makes each request a key's with BENCH_LIMITS; once
+    keys exist this should start `seance gateway` and send a virtual key with these limits."""
+    ensure_port_free(port)
+    log = paths.work / f"{name}.log"
+    limits = json.dumps([{"scope": f"key:bench-{os.urandom(6).hex()}", **BENCH_LIMITS}])
+    argv = [
+        str(paths.python), "-m", "tests.gateway.pipeline.stand_in_keys", str(paths.gateway_config),
+        str(port), "1", limits,
+    ]  # fmt: skip
+    proc = sup.start(name, argv, log, _gateway_env({"PYTHONPATH": str(paths.repo), **env}))
+    base = f"http://127.0.0.1:{port}"
+    wait_http_ok(f"{base}/health/liveliness", proc, 60, log, {})
+    return Running(name, base, proc, direct=False)
+
+
+def start_seance_limits(sup: Supervisor, paths: Paths) -> Running:
+    """Rate limits counted in the process."""
+    return _start_limited(sup, paths, "seance-limits", SEANCE_LIMITS_PORT, {})
+
+
+def start_seance_limits_redis(sup: Supervisor, paths: Paths) -> Running:
+    """Rate limits counted in Redis (SEANCE_BENCH_REDIS_URL, default the local server): one Lua
+    script round trip before the answer and one after it."""
+    url = os.environ.get("SEANCE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    return _start_limited(sup, paths, "seance-limits-redis", SEANCE_LIMITS_REDIS_PORT, {"REDIS_URL": url})
+
+
 def start_litellm(sup: Supervisor, paths: Paths) -> Running:
     ensure_port_free(LITELLM_PORT)
     log = paths.work / "litellm.log"
@@ -180,6 +216,8 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-2w": start_seance_2w,
     "seance-cache": start_seance_cache,
     "seance-cache-redis": start_seance_cache_redis,
+    "seance-limits": start_seance_limits,
+    "seance-limits-redis": start_seance_limits_redis,
     "litellm": start_litellm,
     "relay": start_relay,
     "relay-raw": start_relay_raw,

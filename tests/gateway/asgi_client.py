@@ -55,7 +55,8 @@ def request(app: Gateway, method: str, path: str, body: Any = None, headers: dic
 async def arequest(
     app: Gateway, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> Answer:
-    """`request` inside a running event loop (several requests sharing one loop, as in a server)."""
+    """`request` inside a running event loop: many requests, at once if gathered, on one loop (what
+    a client of Redis, bound to the loop it connected in, needs)."""
     raw = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
     sent = {"authorization": f"Bearer {KEY}", "content-length": str(len(raw)), **(headers or {})}
     scope = {

@@ -102,7 +102,10 @@ def gateway(
 
         if access_log is None:
             access_log = log_level is not None and log_level.lower() in ("info", "debug")
-        features = hooks.Features(settings.master_key, allow_no_auth, access_log, log_format, settings)
+        from seance.gateway.shared_state import find_redis
+
+        redis = find_redis(settings)
+        features = hooks.Features(settings.master_key, allow_no_auth, access_log, log_format, settings, redis=redis)
         from seance.gateway.upstream import Limits
         from seance.gateway.upstream.transport import HTTPTransport
 

@@ -16,6 +16,7 @@ from seance.gateway.formats.openai import Usage
 
 if TYPE_CHECKING:
     from seance.gateway.errors import GatewayError
+    from seance.gateway.ratelimits import Held
     from seance.gateway.routes import Route
     from seance.gateway.routing.deployments import Deployment
 
@@ -113,6 +114,7 @@ class RequestContext:
     deployment: Deployment | None = None
     retries: int = 0
     fallbacks: int = 0
+    limits_held: Held | None = None  # what the limits hook counted, settled after the answer
     # the outcome
     usage: Usage | None = None
     cost: float | None = None

@@ -14,12 +14,16 @@ not in the list. Where the next features go:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from seance.gateway.config import Settings
 from seance.gateway.logs import AccessWriter
 from seance.gateway.pipeline import Hook, cache
 from seance.gateway.pipeline.access_log import AccessLog
 from seance.gateway.pipeline.auth import Auth
+
+if TYPE_CHECKING:
+    from seance.gateway.shared_state import RedisSettings
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,25 @@ class Features:
     access_log: bool = False
     log_format: str = "plain"
     settings: Settings | None = None  # the config file's features (the response cache)
+    # Rate limits can apply: some caller may carry Limits (virtual keys: set when a keys store is
+    # configured). Off, the limits hook is not in the list and master-key requests pay nothing.
+    limits: bool = False
+    redis: RedisSettings | None = None  # shared_state.find_redis(settings): where shared state lives
 
 
 def build(features: Features) -> list[Hook]:
     hooks: list[Hook | None] = [
         Auth(features.master_key, features.allow_no_auth),
+        _limits(features) if features.limits else None,
         cache.build(features.settings) if features.settings is not None else None,
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
     ]
     return [hook for hook in hooks if hook is not None]
+
+
+def _limits(features: Features) -> Hook:
+    from seance.gateway.pipeline.limits import RateLimits
+    from seance.gateway.ratelimits.memory import MemoryStore
+    from seance.gateway.ratelimits.shared import SharedStore
+
+    return RateLimits(SharedStore(features.redis) if features.redis is not None else MemoryStore())

@@ -1,0 +1,85 @@
+"""Rate-limit counters: what the limits hook (pipeline/limits.py) asks of them, and the two places
+they live.
+
+    memory.py    in this process (one worker's view): the default, and the fallback
+    shared.py    in Redis/Valkey, one Lua script per request stage, so every worker and replica
+                 shares one limit; falls back to memory.py while Redis is unreachable
+
+Windows follow LiteLLM's rate limiter (v3): a fixed window of 60 s per scope, opened by the scope's
+first request after the previous one ended (not aligned to the clock's minutes). Requests and tokens
+are counted in it; parallel requests are a count of what is in flight (no window).
+
+A check is all or nothing: every scope is checked first, and only when none is at its limit is
+anything counted (a refused request counts nowhere, unlike LiteLLM, which counts it too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+WINDOW = 60.0  # seconds
+# A request still counted as in flight this long after it began is taken to be lost (its worker
+# died before releasing it) and no longer counts against max_parallel_requests.
+PARALLEL_TTL = 600.0
+
+
+class Entry(NamedTuple):  # (tuples: made per request, and a frozen dataclass costs µs to make)
+    """One set of counters a request is checked against: a scope (a key, a team, …, or one of
+    those for one model group) with its limits (None: not limited there)."""
+
+    name: str  # "key:<hash>", "team:<id>", "key:<hash>/model:<group>"
+    rpm: int | None
+    tpm: int | None
+    parallel: int | None
+
+
+class Count(NamedTuple):
+    """An entry's counters after the check (including this request when it was admitted)."""
+
+    start: float  # the window's start (the store's clock, seconds)
+    requests: int
+    tokens: int
+    parallel: int
+
+
+@dataclass(slots=True)
+class Verdict:
+    store: Store  # where the request was counted (a Redis store's fallback, while Redis is down)
+    admitted: bool
+    now: float  # the store's clock when it decided
+    counts: tuple[Count, ...]  # one per entry, in order
+    refused_by: int = -1  # the entry at its limit (refused)
+    limit: str = ""  # "rpm", "tpm" or "parallel"
+
+    def retry_after(self) -> int:
+        """Seconds until the refusing limit may admit a request again."""
+        if self.limit == "parallel":
+            return 1  # no window: a slot frees when a request ends
+        count = self.counts[self.refused_by]
+        return max(1, int(count.start + WINDOW - self.now + 0.999))
+
+
+class Store(Protocol):
+    where: str  # for messages: "in-process" or the Redis server without credentials
+
+    async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
+        """Check every entry; if none is at a limit, count the request in each: +1 request,
+        `estimate` tokens reserved, +1 in flight where a parallel limit is set."""
+        ...
+
+    async def release(self, held: Held, used: int) -> None:
+        """The request ended: settle its tokens to `used` (in the window that holds the estimate,
+        else the current one) and end its in-flight count."""
+        ...
+
+
+@dataclass(slots=True)
+class Held:
+    """What a request holds after it was admitted (kept on the context until it ends)."""
+
+    store: Store
+    entries: tuple[Entry, ...]
+    starts: tuple[float, ...]  # each entry's window start when the estimate was counted
+    estimate: int
+    request_id: str

@@ -1,0 +1,200 @@
+"""Rate-limit counters in Redis/Valkey, shared by every worker and replica: one Lua script checks and
+counts every scope of a request at once (one round trip, atomic), another settles its tokens and
+ends its in-flight count after the answer. The scripts read the server's clock (TIME), so replicas
+with drifting clocks still agree on each window.
+
+    <prefix><scope>      a hash: s (window start, ms), r (requests), t (tokens); expires with the window
+    <prefix><scope>:p    a sorted set of the requests in flight, scored by when they are taken as lost
+
+Redis unreachable (refused, reset, no answer within ANSWER_TIMEOUT, or answering errors: loading,
+read-only, out of memory): one WARNING, and requests are counted in this process (memory.py) until a
+background check every few seconds finds
+Redis again. A request is settled where it was counted. The keys of one request may be in different
+hash slots: a standalone Redis/Valkey (what `seance synth` provisions), not a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from seance.gateway.ratelimits import PARALLEL_TTL, WINDOW, Count, Entry, Held, Verdict
+from seance.gateway.ratelimits.memory import MemoryStore
+from seance.gateway.ratelimits.resp import Client, ReplyError
+
+if TYPE_CHECKING:
+    from seance.gateway.shared_state import RedisSettings
+
+log = logging.getLogger("seance.gateway")
+
+PREFIX = "seance:rl:"
+PROBE_EVERY = 3.0  # seconds between checks for Redis while it is down
+# A connection or answer later than this counts as unreachable. Longer than shared_state's
+# SOCKET_TIMEOUT: a worker whose event loop lags under a burst reads even a fast answer late, and
+# falling back then would loosen every limit exactly when it matters.
+ANSWER_TIMEOUT = 2.0
+
+# KEYS: per entry, its window hash and its in-flight set
+# ARGV: window ms, parallel ttl ms, estimate, request id, then per entry: rpm, tpm, parallel (-1: none)
+# -> admitted, refusing entry (1-based), limit (1 rpm, 2 tpm, 3 parallel), now ms,
+#    then per entry: window start ms, requests, tokens, in flight
+ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, ttl, estimate, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local n = #KEYS / 2
+local s, r, tk, p, fresh = {}, {}, {}, {}, {}
+local refused, code = 0, 0
+for i = 1, n do
+  local rpm, tpm, par = tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3]), tonumber(ARGV[3 * i + 4])
+  local w = redis.call('HMGET', KEYS[2 * i - 1], 's', 'r', 't')
+  local start = tonumber(w[1])
+  if start and now - start < window then
+    s[i], r[i], tk[i], fresh[i] = start, tonumber(w[2]) or 0, tonumber(w[3]) or 0, false
+  else
+    s[i], r[i], tk[i], fresh[i] = now, 0, 0, true
+  end
+  p[i] = 0
+  if par >= 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i], '-inf', now)
+    p[i] = redis.call('ZCARD', KEYS[2 * i])
+  end
+  if refused == 0 then
+    if rpm >= 0 and r[i] >= rpm then refused, code = i, 1
+    elseif tpm >= 0 and tk[i] >= tpm then refused, code = i, 2
+    elseif par >= 0 and p[i] >= par then refused, code = i, 3 end
+  end
+end
+local out = {0, refused, code, now}
+if refused == 0 then
+  out[1] = 1
+  for i = 1, n do
+    local key = KEYS[2 * i - 1]
+    if fresh[i] then
+      redis.call('HSET', key, 's', now, 'r', 1, 't', estimate)
+      redis.call('PEXPIRE', key, window)
+    else
+      redis.call('HINCRBY', key, 'r', 1)
+      redis.call('HINCRBY', key, 't', estimate)
+    end
+    r[i], tk[i] = r[i] + 1, tk[i] + estimate
+    if tonumber(ARGV[3 * i + 4]) >= 0 then
+      redis.call('ZADD', KEYS[2 * i], now + ttl, id)
+      redis.call('PEXPIRE', KEYS[2 * i], ttl)
+      p[i] = p[i] + 1
+    end
+  end
+end
+for i = 1, n do
+  table.insert(out, s[i]); table.insert(out, r[i]); table.insert(out, tk[i]); table.insert(out, p[i])
+end
+return out
+"""
+
+# KEYS: as ACQUIRE's; ARGV: window ms, estimate, tokens used, request id,
+# then per entry: its window start ms when counted, 1 if it holds an in-flight place
+RELEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, estimate, used, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+for i = 1, #KEYS / 2 do
+  local key = KEYS[2 * i - 1]
+  local start = tonumber(redis.call('HGET', key, 's'))
+  if start and now - start < window then
+    if start == tonumber(ARGV[2 * i + 3]) then
+      redis.call('HINCRBY', key, 't', used - estimate)
+    else
+      redis.call('HINCRBY', key, 't', used)
+    end
+  elseif used > 0 then
+    redis.call('HSET', key, 's', now, 'r', 0, 't', used)
+    redis.call('PEXPIRE', key, window)
+  end
+  if ARGV[2 * i + 4] == '1' then redis.call('ZREM', KEYS[2 * i], id) end
+end
+return 1
+"""
+
+LIMIT_NAMES = ("", "rpm", "tpm", "parallel")
+SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (ACQUIRE, RELEASE)}
+WINDOW_MS, PARALLEL_TTL_MS = int(WINDOW * 1000), int(PARALLEL_TTL * 1000)
+
+
+class SharedStore:
+    def __init__(self, redis: RedisSettings, prefix: str = PREFIX, probe_every: float = PROBE_EVERY) -> None:
+        self.where = redis.where
+        self.prefix = prefix
+        self.probe_every = probe_every
+        self.local = MemoryStore()  # while Redis is down
+        self.down = False
+        self.client = Client(redis.url, ANSWER_TIMEOUT)  # connects on first use, in the worker's own loop
+        self._probe: asyncio.Task[None] | None = None
+
+    def keys(self, entries: tuple[Entry, ...]) -> list[str]:
+        keys: list[str] = []
+        for entry in entries:
+            window = self.prefix + entry.name
+            keys += (window, window + ":p")
+        return keys
+
+    async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
+        if self.down:
+            return self.local.acquire_now(entries, estimate)
+        args: list[Any] = [WINDOW_MS, PARALLEL_TTL_MS, estimate, request_id]
+        for entry in entries:
+            args += (_or_none(entry.rpm), _or_none(entry.tpm), _or_none(entry.parallel))
+        try:
+            out = await self._run(ACQUIRE, self.keys(entries), args)
+        except (OSError, TimeoutError, ReplyError) as exc:
+            self._went_down(exc)
+            return self.local.acquire_now(entries, estimate)
+        counts = tuple(Count(out[i] / 1000, out[i + 1], out[i + 2], out[i + 3]) for i in range(4, len(out), 4))
+        return Verdict(self, out[0] == 1, out[3] / 1000, counts, out[1] - 1, LIMIT_NAMES[out[2]])
+
+    async def release(self, held: Held, used: int) -> None:
+        args: list[Any] = [WINDOW_MS, held.estimate, used, held.request_id]
+        for entry, start in zip(held.entries, held.starts, strict=True):
+            args += (round(start * 1000), 1 if entry.parallel is not None else 0)
+        try:
+            await self._run(RELEASE, self.keys(held.entries), args)
+        except (OSError, TimeoutError, ReplyError) as exc:
+            # lost: its tokens stay at the estimate; its in-flight place ends after PARALLEL_TTL
+            self._went_down(exc)
+
+    async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self.client.call("EVALSHA", SHAS[script], len(keys), *keys, *args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            # a restarted or new server: EVAL sends the script, and caches it there for EVALSHA
+            return await self.client.call("EVAL", script, len(keys), *keys, *args)
+
+    def _went_down(self, exc: Exception) -> None:
+        """Redis cannot be reached, or answers errors (loading, read-only, out of memory): count in
+        this process, and watch in the background for its return."""
+        if self.down:
+            return
+        self.down = True
+        log.warning(
+            "rate limits: Redis at %s is unreachable (%s: %s); counting in this process until it is back "
+            "(checked every %g s)", self.where, type(exc).__name__, exc, self.probe_every,
+        )  # fmt: skip
+        self._probe = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.probe_every)
+            try:
+                await self.client.call("PING")
+            except (OSError, TimeoutError, ReplyError):
+                continue
+            self.down = False
+            log.info("rate limits: Redis at %s is back; limits are shared again", self.where)
+            return
+
+
+def _or_none(limit: int | None) -> int:
+    return -1 if limit is None else limit

@@ -1,0 +1,69 @@
+"""In-process counters on a clock of the test's own: the window opens with a scope's first request
+and lasts 60 s, a refusal says when it ends, tokens settle into the window that holds their estimate
+(or the current one), and ended windows are forgotten."""
+
+from __future__ import annotations
+
+from seance.gateway.ratelimits import Entry, Held
+from seance.gateway.ratelimits.memory import MemoryStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_window_opens_with_the_first_request_and_lasts_60_s() -> None:
+    clock = Clock()
+    store = MemoryStore(clock)
+    entries = (Entry("key:a", 2, None, None),)
+    clock.now = 1010.0
+    assert store.acquire_now(entries, 0).admitted and store.acquire_now(entries, 0).admitted
+    refused = store.acquire_now(entries, 0)
+    assert not refused.admitted and refused.limit == "rpm" and refused.retry_after() == 60
+    clock.now = 1069.5
+    assert store.acquire_now(entries, 0).retry_after() == 1
+    clock.now = 1070.0  # 60 s after the window opened: a new one
+    fresh = store.acquire_now(entries, 0)
+    assert fresh.admitted and fresh.counts[0].start == 1070.0 and fresh.counts[0].requests == 1
+
+
+def test_tokens_settle_where_their_estimate_was_counted() -> None:
+    clock = Clock()
+    store = MemoryStore(clock)
+    entries = (Entry("key:t", None, 100, None),)
+    verdict = store.acquire_now(entries, 30)
+    held = Held(store, entries, (verdict.counts[0].start,), 30, "r1")
+    assert store.windows["key:t"][2] == 30
+    store.release_now(held, 12)
+    assert store.windows["key:t"][2] == 12  # the estimate replaced by the real usage
+    late = store.acquire_now(entries, 30)
+    held = Held(store, entries, (late.counts[0].start,), 30, "r2")
+    clock.now += 61  # the answer ends in the next minute: its tokens count there
+    store.release_now(held, 50)
+    assert store.windows["key:t"][0] == clock.now and store.windows["key:t"][2] == 50
+
+
+def test_parallel_counts_what_is_in_flight() -> None:
+    store = MemoryStore(Clock())
+    entries = (Entry("key:p", None, None, 1), Entry("team:x", 100, None, None))
+    first = store.acquire_now(entries, 0)
+    refused = store.acquire_now(entries, 0)
+    assert not refused.admitted and refused.limit == "parallel" and refused.retry_after() == 1
+    assert store.windows["team:x"][1] == 1  # the refused request counted nowhere
+    store.release_now(Held(store, entries, tuple(c.start for c in first.counts), 0, "r"), 0)
+    assert "key:p" not in store.in_flight and store.acquire_now(entries, 0).admitted
+
+
+def test_ended_windows_are_forgotten() -> None:
+    clock = Clock()
+    store = MemoryStore(clock)
+    for i in range(1100):
+        store.acquire_now((Entry(f"user:{i}", 5, None, None),), 0)
+    clock.now += 61
+    for i in range(1100, 2300):
+        store.acquire_now((Entry(f"user:{i}", 5, None, None),), 0)
+    assert len(store.windows) <= 1200

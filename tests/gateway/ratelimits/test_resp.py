@@ -1,0 +1,110 @@
+"""The limits' Redis client: RESP replies read whole however the bytes arrive, calls answered in
+order over one pipelined connection, and failures as the builtin errors the store falls back on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from seance.gateway.ratelimits.resp import Client, Incomplete, ReplyError, _Connection, encode, parse
+
+REDIS_URL = os.environ.get("SEANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REPLIES = b":42\r\n+OK\r\n$5\r\nhe\r\no\r\n$-1\r\n*3\r\n:1\r\n*1\r\n$1\r\nx\r\n:-7\r\n-NOSCRIPT No matching script\r\n"
+
+
+def test_encode_is_resp_arrays_of_bulk_strings() -> None:
+    assert encode(("EVALSHA", "ab", 2, b"k\r\n")) == b"*4\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n2\r\n$3\r\nk\r\n\r\n"
+
+
+def test_every_reply_kind_parses_and_a_cut_anywhere_is_incomplete() -> None:
+    values, pos = [], 0
+    while pos < len(REPLIES):
+        value, pos = parse(REPLIES, pos)
+        values.append(value)
+    assert values[:5] == [42, "OK", b"he\r\no", None, [1, [b"x"], -7]]
+    assert isinstance(values[5], ReplyError) and str(values[5]).startswith("NOSCRIPT")
+    for cut in range(1, len(b"*3\r\n:1\r\n*1\r\n$1\r\nx\r\n:-7\r\n")):
+        with pytest.raises(Incomplete):
+            parse(b"*3\r\n:1\r\n*1\r\n$1\r\nx\r\n:-7\r\n"[:cut], 0)
+
+
+def test_replies_split_over_reads_answer_their_calls_in_order() -> None:
+    async def go() -> list[object]:
+        connection = _Connection()
+        futures = [asyncio.get_running_loop().create_future() for _ in range(6)]
+        connection.waiting.extend(futures)
+        for i in range(0, len(REPLIES), 3):  # three bytes at a time
+            connection.data_received(REPLIES[i : i + 3])
+        assert not connection.buffer and not connection.waiting
+        return [f.exception() or f.result() for f in futures]
+
+    results = asyncio.run(go())
+    assert results[:5] == [42, "OK", b"he\r\no", None, [1, [b"x"], -7]]
+    assert isinstance(results[5], ReplyError)
+
+
+async def test_pipelined_calls_on_the_real_redis() -> None:
+    client = Client(REDIS_URL, 2.0)
+    try:
+        answers = await asyncio.gather(*(client.call("EVAL", "return tonumber(ARGV[1]) * 2", 0, i) for i in range(200)))
+        assert answers == [i * 2 for i in range(200)]
+        with pytest.raises(ReplyError, match="NOSCRIPT"):
+            await client.call("EVALSHA", "0" * 40, 0)
+        assert await client.call("PING") == "PONG"  # the connection is still in step after an error reply
+    finally:
+        client.close()
+
+
+async def test_nothing_listening_is_a_connection_error() -> None:
+    with socket_port() as port:
+        client = Client(f"redis://127.0.0.1:{port}/0", 1.0)
+        with pytest.raises(ConnectionError):
+            await client.call("PING")
+
+
+async def test_a_silent_server_is_a_timeout_and_the_calls_behind_fail_too() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Client(f"redis://127.0.0.1:{port}/0", 0.2)
+    try:
+        first = asyncio.ensure_future(client.call("PING"))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(client.call("PING"))
+        with pytest.raises(TimeoutError):
+            await first
+        with pytest.raises(ConnectionError):
+            await second  # never answered by a reply meant for the first
+    finally:
+        client.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+
+
+def test_urls() -> None:
+    client = Client("rediss://user:p%40ss@cache.internal:6380/3", 1.0)
+    assert (client.host, client.port, client.tls, client.username, client.password, client.db) == (
+        "cache.internal", 6380, True, "user", "p@ss", 3,
+    )  # fmt: skip
+    plain = Client("redis://127.0.0.1", 1.0)
+    assert (plain.port, plain.tls, plain.password, plain.db) == (6379, False, None, 0)
+    with pytest.raises(ValueError, match="redis://"):
+        Client("http://x", 1.0)
+
+
+@contextlib.contextmanager
+def socket_port() -> Iterator[int]:
+    """A port nothing listens on (bound, not listening, for the test's duration)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
