@@ -45,6 +45,8 @@ EMBED_SUPPORTED = frozenset({"dimensions", "input_type", "user"})
 @completions_through_chat
 class Cohere(Adapter):
     name = "cohere"
+    catalogue = ("cohere_chat", "cohere")
+    chat_params = SUPPORTED
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("COHERE_API_KEY", "CO_API_KEY")
     base_env = ("COHERE_API_BASE",)
