@@ -27,6 +27,8 @@ from seance.gateway.formats.openai import Usage
 from seance.litellm_config import ConfigError
 
 SHIPPED = "model_prices_and_context_window.json"
+# keys of price templates rather than models: fine-tuned models' prices, Together's size buckets
+NOT_MODELS = ("ft:", "together-ai-")
 # the modes of the models Seance serves (the file also lists image, audio, realtime, rerank… models)
 SERVED_MODES = frozenset({"chat", "completion", "embedding"})
 # LiteLLM's long-context tiers: above N thousand prompt tokens the whole request is billed at the tier
@@ -146,7 +148,7 @@ class Catalogue:
                 if self.entries[key].get("mode") not in SERVED_MODES:
                     continue
                 model = key.removeprefix(prefix)
-                if model.startswith("ft:"):  # the prices of fine-tuned models, not a model
+                if model.startswith(NOT_MODELS):
                     continue
                 if model not in seen:
                     seen.add(model)
