@@ -48,13 +48,12 @@ def make_app(
     return Gateway(settings, hook_list, transport), transport
 
 
-def request(
-    app: Gateway, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-) -> Answer:
+def request(app: Gateway, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Answer:
     raw = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
     sent = {"authorization": f"Bearer {KEY}", "content-length": str(len(raw)), **(headers or {})}
+    path, _, query = path.partition("?")
     scope = {
-        "type": "http", "method": method, "path": path,
+        "type": "http", "method": method, "path": path, "query_string": query.encode(),
         "headers": [(k.lower().encode(), v.encode()) for k, v in sent.items()],
     }  # fmt: skip
     messages: list[dict[str, Any]] = []
