@@ -16,6 +16,7 @@ from tests.wire import load
 
 from seance.gateway import catalogue
 from seance.gateway.catalogue import Prices, Rates
+from seance.gateway.catalogue.__main__ import main as trim
 from seance.gateway.config import ConfigError, load_settings
 from seance.gateway.context import RequestContext
 from seance.gateway.formats.openai import Usage
@@ -58,6 +59,13 @@ def test_the_shipped_file_is_litellms_format_trimmed_to_what_seance_serves() -> 
     for provider in ("openai", "anthropic", "gemini", "mistral", "cohere_chat", "groq", "deepseek", "together_ai",
                      "replicate", "ollama", "azure", "text-completion-codestral"):  # fmt: skip
         assert any(e["litellm_provider"] == provider for e in SHIPPED.values()), provider
+
+
+def test_the_trimming_tool_made_the_shipped_file(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    shipped = resources.files("seance.gateway.catalogue").joinpath(catalogue.SHIPPED)
+    with resources.as_file(shipped) as path:
+        trim(str(path))
+    assert capsysbinary.readouterr().out == shipped.read_bytes()  # trimming it again changes nothing
 
 
 def test_the_deployments_find_their_models_in_the_shipped_catalogue(tmp_path: Path) -> None:
