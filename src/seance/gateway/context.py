@@ -163,5 +163,5 @@ class RequestContext:
         """The last byte is sent: the outcome is known."""
         self.ended = time.perf_counter()
         self.status = status
-        if self.deployment is not None and self.usage is not None and not self.cache_hit:
+        if self.deployment is not None and self.usage is not None and not self.cache_hit and self.cost is None:
             self.cost = self.deployment.cost(self.usage)

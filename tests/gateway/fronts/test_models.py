@@ -150,9 +150,15 @@ def test_a_provider_wildcard_lists_the_catalogues_models_of_that_provider(tmp_pa
 
 
 def test_no_config_mode_lists_the_models_of_every_provider_with_a_key() -> None:
-    env = {"LITELLM_MASTER_KEY": KEY, "OPENAI_API_KEY": "sk-o", "GEMINI_API_KEY": "g"}
+    env = {"LITELLM_MASTER_KEY": KEY, "OPENAI_API_KEY": "sk-o", "GEMINI_API_KEY": "g", "COHERE_API_KEY": "c"}
     app = Gateway(load_settings(None, env, announce=False), [Auth(KEY, False)], MockTransport(never))
-    ids = {m["id"] for m in get(app, "/v1/models")["data"]}
+    listed = [m["id"] for m in get(app, "/v1/models")["data"]]
+    ids = set(listed)
+    assert len(ids) == len(listed)
     assert {"openai/gpt-4o", "openai/text-embedding-3-small", "gemini/gemini-2.5-flash"} <= ids
+    assert {"cohere/command-a-03-2025", "openai/gpt-3.5-turbo-instruct"} <= ids
+    # each model once, under the first provider that serves it: not again under another prefix
+    assert not any(i.startswith(("cohere_chat/", "text-completion-openai/")) for i in ids)
     assert not any(i.startswith(("anthropic/", "mistral/")) for i in ids)  # no key for them
     assert not any(i.endswith("/*") for i in ids)
+    assert request(app, "GET", "/v1/models/gemini/gemini-2.5-flash").status == 200

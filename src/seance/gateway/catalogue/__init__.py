@@ -138,9 +138,9 @@ class Catalogue:
             return entry
         return None
 
-    def models(self, providers: Iterable[str]) -> Iterator[str]:
-        """The model ids (without the provider prefix) the catalogue knows for `providers`, of
-        the modes Seance serves."""
+    def models(self, providers: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(model id without the provider prefix, its key) of each model the catalogue knows for
+        `providers`, of the modes Seance serves."""
         seen: set[str] = set()
         for name in providers:
             prefix = name + "/"
@@ -152,7 +152,7 @@ class Catalogue:
                     continue
                 if model not in seen:
                     seen.add(model)
-                    yield model
+                    yield model, key
 
 
 def load(

@@ -208,8 +208,12 @@ class Deployments:
             prefixes = [prefix]
             pattern = re.compile("^" + re.escape(upstream).replace(r"\*", "(.*)") + "$", re.S)
         found = []
+        listed: set[str] = set()  # by `*`, each model once: `cohere/…` and not again as `cohere_chat/…`
         for prefix in prefixes:
-            for model in self.catalogue.models(self.adapters[prefix].catalogue_names):
+            for model, key in self.catalogue.models(self.adapters[prefix].catalogue_names):
+                if pattern is None and key in listed:
+                    continue
+                listed.add(key)
                 full = f"{prefix}/{model}"
                 match = pattern.match(full) if pattern is not None else None
                 if pattern is not None and match is None:
