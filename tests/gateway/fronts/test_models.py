@@ -30,7 +30,7 @@ CONFIG = {
     "model_list": [
         deployment("gpt", "openai/gpt-4o", model_info={"id": "gpt-east", "input_cost_per_token": 1e-6}, rpm=10),
         deployment("gpt", "openai/gpt-4o-mini", api_base="http://user:hunter2@up.test", rpm=5),
-        deployment("claude", "anthropic/claude-haiku-4-5"),
+        deployment("claude", "anthropic/claude-haiku-4-5", extra_headers={"x-proxy-auth": "sk-in-a-header"}),
         deployment("embed", "openai/text-embedding-3-small", model_info={"mode": "embedding"}),
         {"model_name": "mistral/*", "litellm_params": {"model": "mistral/*", "api_key": "sk-m"}},
     ]
@@ -71,6 +71,7 @@ def test_model_info_lists_each_deployment_in_litellms_shape(tmp_path: Path) -> N
     for item in data:
         assert set(item) == {"model_name", "litellm_params", "model_info"}
         assert "api_key" not in item["litellm_params"] and "sk-up" not in str(item)
+        assert "sk-in-a-header" not in str(item) and "sk-m" not in str(item)
         assert item["model_info"]["db_model"] is False and item["model_info"]["id"]
     east, mini, claude, embed, _ = (d["model_info"] for d in data)
     assert east["id"] == "gpt-east"  # model_info.id is the deployment's id, as in LiteLLM

@@ -9,7 +9,7 @@ import builtins
 import fnmatch
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,8 +19,9 @@ from seance.gateway.routing.deployments import Deployment, Deployments, Wildcard
 
 # LiteLLM's special model names on a key: every model of the gateway
 ALL_MODELS = frozenset({"*", "all-proxy-models"})
-# litellm_params never shown: credentials (LiteLLM's /model/info leaves them out too)
-SECRET_PARTS = ("key", "secret", "password", "credential", "token")
+# litellm_params never shown: credentials, and headers that may carry them (LiteLLM's /model/info
+# leaves credentials out too)
+SECRET_PARTS = ("key", "secret", "password", "credential", "token", "headers")
 NOT_SECRET = frozenset({"max_tokens", "max_completion_tokens", "max_input_tokens", "max_output_tokens"})
 SUPPORTS = (
     "supports_parallel_function_calling", "supports_vision", "supports_web_search", "supports_url_context",
@@ -110,7 +111,7 @@ class ModelsFront:
         return items
 
 
-def _allowed(caller: Caller | None) -> Any:
+def _allowed(caller: Caller | None) -> Callable[[str], bool] | None:
     """None when the caller may see everything; else a test of a model name."""
     models = caller.models if caller is not None else None
     if models is None or not models.isdisjoint(ALL_MODELS):
@@ -184,7 +185,7 @@ def _group_info(name: str, group: Iterable[Deployment], provider: str | None = N
         "rpm": sum(rpm) if rpm else None,
         "itpm": None,
         "otpm": None,
-        **{name: any(bool(i.get(name)) for i in infos) for name in SUPPORTS},
+        **{flag: any(bool(i.get(flag)) for i in infos) for flag in SUPPORTS},
         "supported_reasoning_efforts": None,
         "supported_openai_params": params,
         "configurable_clientside_auth_params": None,
