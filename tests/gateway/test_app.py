@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import anyio
@@ -77,7 +78,9 @@ def test_liveness_and_readiness_need_no_key(served: Running) -> None:
 def test_models_lists_groups_both_with_and_without_v1(served: Running) -> None:
     ids = [m.id for m in served.openai().models.list()]
     assert ids[:3] == ["gpt", "warm", "pair"]
-    assert "openai/*" in ids
+    # the `openai/*` wildcard lists OpenAI's models of the catalogue, as a client names them
+    assert {"openai/gpt-4o", "openai/gpt-4o-mini", "openai/text-embedding-3-small"} <= set(ids)
+    assert "openai/*" not in ids and not any(i.startswith("openai/ft:") for i in ids)
     with served.http() as http:
         assert http.get("/models").json()["data"][0]["id"] == "gpt"
 
@@ -143,6 +146,33 @@ def test_response_cost_from_model_info_prices(served: Running, upstream: ReplayU
     expected = usage["prompt_tokens"] * 0.5e-6 + usage["completion_tokens"] * 1.5e-6
     assert status == 200
     assert float(headers["x-litellm-response-cost"]) == pytest.approx(expected)
+
+
+def test_response_cost_from_the_catalogue(served: Running, upstream: ReplayUpstream) -> None:
+    upstream.add("/v1/chat/completions", CHAT)
+    client = served.openai()
+    raw = client.chat.completions.with_raw_response.create(model="gpt", messages=MESSAGES)
+    shipped = resources.files("seance.gateway.catalogue").joinpath("model_prices_and_context_window.json")
+    prices = orjson.loads(shipped.read_bytes())["gpt-3.5-turbo"]  # what "gpt" is, and no price in its entry
+    usage = CHAT.response_json()["usage"]
+    expected = usage["prompt_tokens"] * prices["input_cost_per_token"]
+    expected += usage["completion_tokens"] * prices["output_cost_per_token"]
+    assert float(raw.headers["x-litellm-response-cost"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_model_info_endpoints_over_http(served: Running) -> None:
+    with served.http() as http:
+        info = http.get("/model/info").json()["data"]
+        assert http.get("/model/info", headers={"authorization": "Bearer wrong"}).status_code == 401
+        groups = http.get("/model_group/info", params={"model_group": "azure-gpt"}).json()["data"]
+        page = http.get("/v2/model/info", params={"size": 3}).json()
+    by_name = {item["model_name"]: item for item in info}
+    assert by_name["keyed"]["litellm_params"]["model"] == "openai/gpt-3.5-turbo"
+    assert "sk-from-env" not in str(info) and "sk-wild" not in str(info)
+    assert by_name["priced"]["model_info"]["input_cost_per_token"] == 0.5e-6
+    assert by_name["gpt"]["model_info"]["max_input_tokens"] == 16385
+    assert [g["providers"] for g in groups] == [["azure"]]
+    assert len(page["data"]) == 3 and page["total_count"] == len(info)
 
 
 def test_request_id_is_generated_when_absent(served: Running) -> None:

@@ -154,9 +154,15 @@ class Gateway:
     def _get(self, ctx: RequestContext) -> Any:
         name = ctx.route.name
         if name == "models":
-            return self.models.list()
+            return self.models.list(ctx.caller)
         if name == "model":
-            return self.models.get(routes.model_id(ctx.path))
+            return self.models.get(routes.model_id(ctx.path), ctx.caller)
+        if name == "model_info":
+            return self.models.model_info(ctx.caller, ctx.query)
+        if name == "model_info_v2":
+            return self.models.model_info_v2(ctx.caller, ctx.query)
+        if name == "model_group_info":
+            return self.models.model_group_info(ctx.caller, ctx.query)
         return self.health.report()
 
     async def _probe(self, ctx: RequestContext, send: Send) -> None:
@@ -180,6 +186,8 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
     """The request's context from its line and headers; also the declared body length."""
     path: str = scope["path"]
     ctx = RequestContext("", routes.match(path), scope["method"], path)
+    if query := scope.get("query_string"):
+        ctx.query = query
     length = 0
     request_id = b""
     forwarded: dict[str, str] | None = None

@@ -102,6 +102,7 @@ class RequestContext:
     received: float
     started_at: float
     credential: bytes = b""  # the key presented, as sent; hooks only, never logged
+    query: bytes = b""  # the query string, as sent (the GET endpoints' filters)
     caller: Caller | None = None
     # the request, as far as the gateway reads it
     model: str | None = None
@@ -166,5 +167,5 @@ class RequestContext:
         """The last byte is sent: the outcome is known."""
         self.ended = time.perf_counter()
         self.status = status
-        if self.deployment is not None and self.usage is not None and not self.cache_hit:
+        if self.deployment is not None and self.usage is not None and not self.cache_hit and self.cost is None:
             self.cost = self.deployment.cost(self.usage)

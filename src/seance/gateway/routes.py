@@ -26,6 +26,9 @@ MESSAGES = Route("messages", "POST", "anthropic", body=True)
 COUNT_TOKENS = Route("count_tokens", "POST", "anthropic", body=True)
 MODELS = Route("models", "GET", "openai")
 MODEL = Route("model", "GET", "openai")
+MODEL_INFO = Route("model_info", "GET", "openai")  # LiteLLM's, prices and context windows per deployment
+MODEL_INFO_V2 = Route("model_info_v2", "GET", "openai")
+MODEL_GROUP_INFO = Route("model_group_info", "GET", "openai")
 HEALTH = Route("health", "GET", "openai")
 ALIVE = Route("alive", "GET", "openai", auth=False, pipeline=False)
 READY = Route("ready", "GET", "openai", auth=False, pipeline=False)
@@ -45,6 +48,10 @@ TABLE: dict[str, Route] = {
     "/health/liveness": ALIVE,
     "/health/readiness": READY,
     "/health": HEALTH,
+    "/model/info": MODEL_INFO,
+    "/v1/model/info": MODEL_INFO,
+    "/v2/model/info": MODEL_INFO_V2,
+    "/model_group/info": MODEL_GROUP_INFO,
 }
 MODEL_PREFIXES = ("/v1/models/", "/models/")
 

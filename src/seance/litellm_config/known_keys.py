@@ -155,13 +155,18 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
         "openai_moderations_model_name presidio_ad_hoc_recognizers google_moderation_confidence_threshold "
         "llamaguard_unsafe_content_categories blocked_user_list banned_keywords_list llm_guard_mode "
         "output_parse_pii return_response_headers logging caching caching_with_models "
-        "forward_traceparent_to_llm_provider add_function_to_prompt model_cost_map_url suppress_debug_info "
+        "forward_traceparent_to_llm_provider add_function_to_prompt suppress_debug_info "
         "disable_add_prefix_to_prompt use_aiohttp_transport aiohttp_trust_env disable_aiohttp_transport "
         "disable_aiohttp_trust_env cost_discount_config check_provider_endpoint api_version organization "
         "project headers vertex_project vertex_location vertex_ai_safety_settings global_prompt_directory "
         "global_bitbucket_config global_gitlab_config custom_provider_map responses max_tokens email token "
         "predibase_tenant_id",
         NOT_PLANNED,
+    ),
+    _group(
+        SUPPORTED,
+        "model_cost_map_url",
+        "a local file (path or file://) in LiteLLM's price map format; http(s) is not fetched (warned)",
     ),
     _group(REFUSED, "guardrails", "requests would reach the provider unchecked"),
     _group(
@@ -259,11 +264,18 @@ _PRICES = (
     "cache_read_input_token_cost_above_200k_tokens cache_creation_input_token_cost_above_1hr "
     "input_cost_per_audio_per_second input_cost_per_video_per_second"
 )
+# the prices Seance bills by (per token of each kind; LiteLLM's long-context tiers)
+_BILLED = (
+    "input_cost_per_token output_cost_per_token cache_read_input_token_cost cache_creation_input_token_cost "
+    "output_cost_per_reasoning_token input_cost_per_token_above_128k_tokens output_cost_per_token_above_128k_tokens "
+    "input_cost_per_token_above_200k_tokens output_cost_per_token_above_200k_tokens "
+    "cache_read_input_token_cost_above_200k_tokens"
+)
 LITELLM_PARAMS: Mapping[str, Key] = _section(
     _group(
         SUPPORTED,
         "model api_key api_base api_version timeout stream_timeout request_timeout weight drop_params "
-        "custom_llm_provider input_cost_per_token output_cost_per_token",
+        "custom_llm_provider base_model " + _BILLED,
     ),
     _group(
         IGNORED, "rpm tpm itpm otpm max_parallel_requests order max_retries num_retries cooldown_time", ROUTER_ISSUE
@@ -277,9 +289,13 @@ LITELLM_PARAMS: Mapping[str, Key] = _section(
     _group(
         IGNORED,
         "max_budget budget_duration default_api_key_tpm_limit default_api_key_rpm_limit litellm_credential_name "
-        "configurable_clientside_auth_params base_model metadata litellm_metadata model_info "
-        + " ".join(p for p in _PRICES.split() if p not in ("input_cost_per_token", "output_cost_per_token")),
+        "configurable_clientside_auth_params metadata litellm_metadata model_info",
         KEYS_ISSUE,
+    ),
+    _group(
+        IGNORED,
+        " ".join(p for p in _PRICES.split() if p not in _BILLED.split()),
+        "Seance bills tokens: prices per second, character, image, audio or query, and batch rates, are not used",
     ),
     _group(
         IGNORED,

@@ -19,8 +19,14 @@ from seance.gateway.formats.sse import DONE
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts as OpenAI reports them: the cached and cache-written input tokens are part of
+    prompt_tokens, the reasoning tokens part of completion_tokens (each priced at its own rate)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # read from the provider's prompt cache
+    cache_creation_tokens: int = 0  # written to it (Anthropic's cache_creation_input_tokens)
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -30,7 +36,19 @@ class Usage:
     def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage | None:
         if not isinstance(usage, Mapping):
             return None
-        return cls(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        prompt_details = usage.get("prompt_tokens_details")
+        completion_details = usage.get("completion_tokens_details")
+        return cls(
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            _count(prompt_details, "cached_tokens"),
+            int(usage.get("cache_creation_input_tokens") or 0),
+            _count(completion_details, "reasoning_tokens"),
+        )
+
+
+def _count(details: Any, name: str) -> int:
+    return int(details.get(name) or 0) if isinstance(details, Mapping) else 0
 
 
 # The request's own shape, never refused by check_params (LiteLLM's gateway-level fields never reach

@@ -34,6 +34,7 @@ def route_headers(ctx: RequestContext, usage: Usage | None = None) -> None:
     if ctx.deployment is not None:
         headers.append(ctx.deployment.id_header)
         if usage is not None and (cost := ctx.deployment.cost(usage)) is not None:
+            ctx.cost = cost  # finish() keeps it
             headers.append((b"x-litellm-response-cost", repr(cost).encode()))
     if ctx.retries or ctx.fallbacks:
         headers.append((b"x-litellm-attempted-retries", str(ctx.retries).encode()))

@@ -13,7 +13,7 @@ from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Upstrea
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.anthropic import FINISH_REASONS, read_usage, usage_extra
 from seance.gateway.formats.sse import EventSplitter
-from seance.gateway.providers._anthropic_request import JSON_TOOL, to_messages_request
+from seance.gateway.providers._anthropic_request import JSON_TOOL, SUPPORTED, to_messages_request
 from seance.gateway.providers.base import (
     Adapter,
     Call,
@@ -34,6 +34,7 @@ API_VERSION = "2023-06-01"
 @completions_through_chat
 class Anthropic(Adapter):
     name = "anthropic"
+    chat_params = SUPPORTED
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "messages", "count_tokens"})
     key_env = ("ANTHROPIC_API_KEY",)
     base_env = ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL")

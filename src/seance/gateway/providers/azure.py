@@ -34,6 +34,7 @@ TABLES = {
 @completions_through_chat
 class Azure(OpenAICompatible):
     name = "azure"
+    catalogue = ("azure", "azure_text")
     key_env = ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")
     base_env = ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT")
     version_env = ("AZURE_API_VERSION", "OPENAI_API_VERSION")

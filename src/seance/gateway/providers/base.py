@@ -160,6 +160,18 @@ class Adapter:
 
     # environment variable holding the default api_version (Azure)
     version_env: ClassVar[tuple[str, ...]] = ()
+    # LiteLLM's `litellm_provider` names whose entries in the price catalogue are this provider's
+    # models, most specific first (default: the adapter's name)
+    catalogue: ClassVar[tuple[str, ...]] = ()
+    # the OpenAI chat parameters it honours (listed by /model/info as supported_openai_params)
+    chat_params: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def catalogue_names(self) -> tuple[str, ...]:
+        return self.catalogue or (self.name,)
+
+    def supported_params(self) -> frozenset[str]:
+        return self.chat_params
 
     def normalize_base(self, base: str) -> str:
         """The api_base as requests use it; called once per deployment at start."""

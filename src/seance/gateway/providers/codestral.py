@@ -34,6 +34,8 @@ SUPPORTED = frozenset({*FORWARDED, *RENAMED, "user"})
 
 class TextCompletionCodestral(Adapter):
     name = "text-completion-codestral"
+    catalogue = ("text-completion-codestral", "codestral")
+    chat_params = SUPPORTED
     operations: ClassVar[frozenset[Operation]] = frozenset({"completion"})
     key_env = ("CODESTRAL_API_KEY",)
     base_env = ("CODESTRAL_API_BASE",)

@@ -45,6 +45,8 @@ EMBED_SUPPORTED = frozenset({"dimensions", "input_type", "user"})
 @completions_through_chat
 class Cohere(Adapter):
     name = "cohere"
+    catalogue = ("cohere_chat", "cohere")
+    chat_params = SUPPORTED
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("COHERE_API_KEY", "CO_API_KEY")
     base_env = ("COHERE_API_BASE",)
@@ -110,7 +112,9 @@ def read_usage(raw: Any) -> Usage:
     """Tokens the model processed (`tokens`); `billed_units` when that is all there is."""
     raw = raw if isinstance(raw, dict) else {}
     counts = raw.get("tokens") or raw.get("billed_units") or {}
-    return Usage(int(counts.get("input_tokens") or 0), int(counts.get("output_tokens") or 0))
+    prompt = int(counts.get("input_tokens") or 0)
+    cached = min(int(raw.get("cached_tokens") or 0), prompt)  # of the input tokens, priced apart
+    return Usage(prompt, int(counts.get("output_tokens") or 0), cached)
 
 
 def chat_request(call: Call) -> dict[str, Any]:

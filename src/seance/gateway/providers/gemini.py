@@ -13,7 +13,7 @@ import orjson
 from seance.gateway.errors import BadRequest, UpstreamError
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.sse import EventSplitter
-from seance.gateway.providers._gemini_request import SIGNATURE_MARK, to_generate_request
+from seance.gateway.providers._gemini_request import SIGNATURE_MARK, SUPPORTED, to_generate_request
 from seance.gateway.providers.base import (
     Adapter,
     Call,
@@ -45,6 +45,7 @@ FINISH_REASONS = {
 @completions_through_chat
 class Gemini(Adapter):
     name = "gemini"
+    chat_params = SUPPORTED
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     base_env = ("GEMINI_API_BASE",)
@@ -192,7 +193,10 @@ class ResponseState:
         extra: dict[str, Any] = {"completion_tokens_details": {"reasoning_tokens": thoughts}}
         if meta.get("cachedContentTokenCount"):
             extra["prompt_tokens_details"] = {"cached_tokens": int(meta["cachedContentTokenCount"])}
-        return Usage(int(meta.get("promptTokenCount") or 0), completion), extra
+        # promptTokenCount includes the cached tokens, as OpenAI's prompt_tokens does
+        cached = int(meta.get("cachedContentTokenCount") or 0)
+        usage = Usage(int(meta.get("promptTokenCount") or 0), completion, cached, reasoning_tokens=thoughts)
+        return usage, extra
 
 
 def openai_logprobs(result: dict[str, Any]) -> list[dict[str, Any]]:

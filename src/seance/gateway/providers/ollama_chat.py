@@ -39,6 +39,8 @@ PATHS = {"chat": "/api/chat", "completion": "/api/generate", "embedding": "/api/
 
 class OllamaChat(Adapter):
     name = "ollama_chat"
+    catalogue = ("ollama",)
+    chat_params = SUPPORTED
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
     key_env = ("OLLAMA_API_KEY",)
     base_env = ("OLLAMA_API_BASE",)

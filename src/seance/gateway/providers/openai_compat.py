@@ -49,6 +49,9 @@ class OpenAICompatible(Adapter):
             base += self.version_suffix
         return base
 
+    def supported_params(self) -> frozenset[str]:
+        return self.params.accepted | frozenset(self.params.renamed) | self.params.converted
+
     def url(self, call: Call) -> str:
         return call.target.api_base + PATHS[call.op]
 
@@ -170,7 +173,19 @@ def read_usage(body: bytes) -> Usage | None:
     completion = _count_after(body, b'"completion_tokens"', at)
     if prompt is None and completion is None:
         return None
-    return Usage(prompt or 0, completion or 0)
+    # priced apart (catalogue.Rates): prompt_tokens_details.cached_tokens (DeepSeek's older
+    # prompt_cache_hit_tokens), completion_tokens_details.reasoning_tokens, and the cache writes
+    # of Anthropic models behind an OpenAI-compatible API (OpenRouter)
+    cached = _count_after(body, b'"cached_tokens"', at)
+    if cached is None:
+        cached = _count_after(body, b'"prompt_cache_hit_tokens"', at)
+    return Usage(
+        prompt or 0,
+        completion or 0,
+        cached or 0,
+        _count_after(body, b'"cache_creation_input_tokens"', at) or 0,
+        _count_after(body, b'"reasoning_tokens"', at) or 0,
+    )
 
 
 def _count_after(body: bytes, key: bytes, start: int) -> int | None:
@@ -196,6 +211,7 @@ class OpenAI(OpenAICompatible):
     through chat (completion.py)."""
 
     name = "openai"
+    catalogue = ("openai", "text-completion-openai")
     key_env = ("OPENAI_API_KEY",)
     base_env = ("OPENAI_API_BASE", "OPENAI_BASE_URL")
     default_base = "https://api.openai.com/v1"
@@ -213,6 +229,7 @@ class TextCompletionOpenAI(OpenAI):
     """`text-completion-openai/<model>`: LiteLLM's prefix for OpenAI's completions endpoint, always."""
 
     name = "text-completion-openai"
+    catalogue = ("text-completion-openai", "openai")
     model_prefixes = ()
 
     def native_completion(self, call: Call) -> bool:

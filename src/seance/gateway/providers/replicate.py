@@ -46,6 +46,7 @@ PREDICTION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 @completions_through_chat
 class Replicate(Adapter):
     name = "replicate"
+    chat_params = SUPPORTED
     key_env = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
     base_env = ("REPLICATE_API_BASE",)
     default_base = "https://api.replicate.com"

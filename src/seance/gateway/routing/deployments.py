@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from seance.gateway import catalogue
+from seance.gateway.catalogue import Catalogue, Prices
 from seance.gateway.config import ConfigError, ModelEntry, Settings, announce
 from seance.gateway.errors import GatewayError, ModelNotFound
 from seance.gateway.providers import REGISTRY, load_adapter
@@ -51,9 +53,11 @@ class Deployment:
     tpm: int | None = None
     model_info: Mapping[str, Any] = field(default_factory=dict)
     missing_key: str | None = None  # why this deployment cannot be called, when its key is absent
-    # USD per token from model_info (or litellm_params), as LiteLLM configs write them
-    input_cost_per_token: float | None = None
-    output_cost_per_token: float | None = None
+    # what it charges (catalogue.Prices: computed once, at start), None when no price is known;
+    # and what /model/info says about its model: the catalogue's entry under the config's overrides
+    prices: Prices | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+    entry: ModelEntry | None = None  # its entry in the config (shown by /model/info, credentials left out)
     where: str = ""  # its entry's key path in the config, e.g. "model_list[3]"
 
     @functools.cached_property
@@ -75,9 +79,9 @@ class Deployment:
         return op in self.operations
 
     def cost(self, usage: Usage | None) -> float | None:
-        if usage is None or self.input_cost_per_token is None or self.output_cost_per_token is None:
+        if usage is None or self.prices is None:
             return None
-        return usage.prompt_tokens * self.input_cost_per_token + usage.completion_tokens * self.output_cost_per_token
+        return self.prices.cost(usage)
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ class Deployments:
         # entries of a provider Seance does not serve (yet): listed by /health, answered with 501
         self.unsupported: dict[str, list[Deployment]] = {}
         self.warnings: list[str] = []
+        providers = {name for adapter in self.adapters.values() for name in adapter.catalogue_names}
+        litellm_settings = settings.file.litellm_settings.model_extra or {}
+        self.catalogue, found = catalogue.load(settings.env, litellm_settings, providers)
+        self.warnings += found
         entries = settings.file.model_list
         if settings.no_config:
             entries = [ModelEntry.model_validate({"model_name": "*", "litellm_params": {"model": "*"}})]
@@ -129,6 +137,9 @@ class Deployments:
         self._fallbacks: dict[str, tuple[str, ...]] = {}
         # the most specific wildcard wins, whatever the order of the file: `groq/*` before `*`
         self.wildcards.sort(key=lambda w: -len(w.name.replace("*", "")))
+        if not self.wildcards:  # every deployment has what it needs of it: the rest is not kept
+            self.catalogue = Catalogue({}, self.catalogue.source)
+        self._listed: list[str] | None = None
         self._check_fallbacks()
         announce(settings, self.warnings)
 
@@ -168,6 +179,48 @@ class Deployments:
             elif wildcard.name not in self.unsupported:
                 names.append(wildcard.name)
         return names
+
+    def listed_names(self) -> list[str]:
+        """What /v1/models lists: the groups, and for each wildcard the models of the catalogue it
+        reaches, by the names a client sends for them (chat UIs fill their model picker from this);
+        a wildcard whose provider the catalogue does not know is listed as itself."""
+        if self._listed is None:
+            names = list(self.groups)
+            for wildcard in self.wildcards:
+                if wildcard.name not in self.unsupported:
+                    names += self._concrete(wildcard) or self._wildcard_names(wildcard)
+            self._listed = list(dict.fromkeys(names))
+        return self._listed
+
+    def _wildcard_names(self, wildcard: Wildcard) -> list[str]:
+        if wildcard.entry.litellm_params.model == "*":
+            return [f"{p}/*" for p in self.configured_providers()]
+        return [wildcard.name]
+
+    def _concrete(self, wildcard: Wildcard) -> list[str]:
+        upstream = wildcard.entry.litellm_params.model
+        if upstream == "*":  # `provider/model` for every provider with a key
+            prefixes, pattern = self.configured_providers(), None
+        else:
+            prefix, slash, _ = upstream.partition("/")
+            if not slash or prefix not in self.adapters:
+                return []
+            prefixes = [prefix]
+            pattern = re.compile("^" + re.escape(upstream).replace(r"\*", "(.*)") + "$", re.S)
+        found = []
+        listed: set[str] = set()  # by `*`, each model once: `cohere/…` and not again as `cohere_chat/…`
+        for prefix in prefixes:
+            for model, key in self.catalogue.models(self.adapters[prefix].catalogue_names):
+                if pattern is None and key in listed:
+                    continue
+                listed.add(key)
+                full = f"{prefix}/{model}"
+                match = pattern.match(full) if pattern is not None else None
+                if pattern is not None and match is None:
+                    continue
+                part = match.group(1) if match is not None and match.groups() else full
+                found.append(wildcard.name.replace("*", part, 1))
+        return found
 
     def all(self) -> list[Deployment]:
         """Every deployment of the file, those not served included (for /health)."""
@@ -227,8 +280,9 @@ class Deployments:
             names = " or ".join(adapter.key_env)
             missing = f"{prefix} has no API key: set {names}, or litellm_params.api_key"
         target = Target(prefix, model, adapter.normalize_base(api_base), api_key, api_version, extra)
+        info = self._info(entry, adapter, model, f"{self.settings.source}: {where}")
         return Deployment(
-            id=str(entry.model_info.get("id") or _fingerprint(model_name, upstream, params.model_dump())),
+            id=str(entry.model_info.get("id") or fingerprint(model_name, upstream, params.model_dump())),
             model_name=model_name,
             adapter=adapter,
             target=target,
@@ -241,10 +295,28 @@ class Deployments:
             tpm=params.tpm,
             model_info=entry.model_info,
             missing_key=missing,
-            input_cost_per_token=_price(entry, "input_cost_per_token", f"{self.settings.source}: {where}"),
-            output_cost_per_token=_price(entry, "output_cost_per_token", f"{self.settings.source}: {where}"),
+            prices=Prices.of(info),
+            info=info,
+            entry=entry,
             where=where,
         )
+
+    def _info(self, entry: ModelEntry, adapter: Adapter, model: str, where: str) -> Mapping[str, Any]:
+        """The catalogue's entry for the model (LiteLLM's `base_model` names it when the deployment
+        name does not: Azure), under the prices of litellm_params, under model_info."""
+        base_model = entry.model_info.get("base_model") or (entry.litellm_params.model_extra or {}).get("base_model")
+        names = adapter.catalogue_names
+        found = None
+        if isinstance(base_model, str) and base_model:
+            found = self.catalogue.entries.get(base_model) or self.catalogue.find(names, base_model)
+        if found is None:
+            found = self.catalogue.find(names, model)
+        overrides = {k: v for k, v in (entry.litellm_params.model_extra or {}).items() if catalogue.is_price(k)}
+        if not overrides and not entry.model_info:
+            return found or {}  # shared with the catalogue: wildcard deployments are built per model name
+        catalogue.check_prices(overrides, f"{where}.litellm_params")
+        catalogue.check_prices(entry.model_info, f"{where}.model_info")
+        return {**(found or {}), **overrides, **entry.model_info}
 
     def _split(self, upstream: str, model_name: str, where: str, dynamic: bool) -> tuple[str, str]:
         """`provider/model` → (provider, model); a bare name goes to the provider that makes it."""
@@ -298,7 +370,7 @@ class Deployments:
         # never contacted (lookup answers 501 first); the reserved .invalid domain cannot resolve
         api_base = (params.api_base or f"https://{prefix if slash else 'unknown'}.invalid").rstrip("/")
         return Deployment(
-            id=str(entry.model_info.get("id") or _fingerprint(entry.model_name, params.model, params.model_dump())),
+            id=str(entry.model_info.get("id") or fingerprint(entry.model_name, params.model, params.model_dump())),
             model_name=entry.model_name,
             adapter=_NOT_SERVED,
             target=Target(prefix if slash else "unknown", model if slash else params.model, api_base),
@@ -373,16 +445,7 @@ def _password(url: str | None) -> str | None:
         return None
 
 
-def _price(entry: ModelEntry, name: str, where: str) -> float | None:
-    value = entry.model_info.get(name, (entry.litellm_params.model_extra or {}).get(name))
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{where}.model_info.{name}: must be a number of USD per token, not {value!r}")
-    return float(value)
-
-
-def _fingerprint(model_name: str, upstream: str, params: Mapping[str, Any]) -> str:
+def fingerprint(model_name: str, upstream: str, params: Mapping[str, Any]) -> str:
     public = {k: v for k, v in params.items() if k != "api_key"}
     blob = orjson.dumps([model_name, upstream, public], option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(blob).hexdigest()

@@ -70,7 +70,13 @@ def read_usage(raw: Any) -> tuple[Usage, dict[str, int]]:
         "cache_creation_input_tokens": int(raw.get("cache_creation_input_tokens") or 0),
     }
     prompt = int(raw.get("input_tokens") or 0) + sum(cache.values())
-    return Usage(prompt, int(raw.get("output_tokens") or 0)), cache
+    usage = Usage(
+        prompt,
+        int(raw.get("output_tokens") or 0),
+        cached_tokens=cache["cache_read_input_tokens"],
+        cache_creation_tokens=cache["cache_creation_input_tokens"],
+    )
+    return usage, cache
 
 
 def usage_extra(cache: dict[str, int]) -> dict[str, Any]:
