@@ -119,7 +119,9 @@ class RequestContext:
     status: int = 0
     error: GatewayError | None = None
     cache_hit: bool = False
+    cache_checked: bool = False  # the cache was looked up (a miss unless cache_hit): for metrics
     # timings (perf_counter readings; None until they happen)
+    upstream_sent: float | None = None  # the last try's request to the provider
     upstream_first_byte: float | None = None
     client_first_byte: float | None = None
     ended: float | None = None

@@ -29,6 +29,8 @@ MODEL = Route("model", "GET", "openai")
 HEALTH = Route("health", "GET", "openai")
 ALIVE = Route("alive", "GET", "openai", auth=False, pipeline=False)
 READY = Route("ready", "GET", "openai", auth=False, pipeline=False)
+# Prometheus' scrapes: no hooks (they are not API requests); its own key check (fronts/metrics.py)
+METRICS = Route("metrics", "GET", "openai", auth=False, pipeline=False)
 NOT_FOUND = Route("not_found", "*", "openai", auth=False)
 
 _OPENAI = {"/chat/completions": CHAT, "/completions": COMPLETION, "/embeddings": EMBEDDING, "/models": MODELS}
@@ -45,6 +47,7 @@ TABLE: dict[str, Route] = {
     "/health/liveness": ALIVE,
     "/health/readiness": READY,
     "/health": HEALTH,
+    "/metrics": METRICS,
 }
 MODEL_PREFIXES = ("/v1/models/", "/models/")
 

@@ -3,11 +3,11 @@
 Before the provider: top to bottom. After the last byte: bottom to top. A feature that is off is
 not in the list. Where the next features go:
 
+    metrics       first: counts every request in flight; Prometheus    on_request                   after
     auth          who is calling (master key; virtual keys)            before
     limits        rpm / tpm / parallel / budget                        before (and after: tokens used)
     cache         lookup (may answer)                                  before; store                after
     access log    one line per request                                                             after
-    metrics       Prometheus counters and histograms                                               after
     spend         usage → cost → spend log, batched                                                after
 """
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seance.gateway.logs import AccessWriter
+from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import Hook
 from seance.gateway.pipeline.access_log import AccessLog
 from seance.gateway.pipeline.auth import Auth
+from seance.gateway.pipeline.metrics import MetricsHook
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,13 @@ class Features:
     allow_no_auth: bool = False
     access_log: bool = False
     log_format: str = "plain"
+    metrics: Metrics | None = None  # Prometheus (litellm_settings.callbacks: [prometheus], --metrics)
 
 
 def build(features: Features) -> list[Hook]:
     hooks: list[Hook | None] = [
+        # first: counts a request in flight before anything may refuse it; after: sees the final outcome
+        MetricsHook(features.metrics) if features.metrics is not None else None,
         Auth(features.master_key, features.allow_no_auth),
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
     ]
