@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,7 +20,6 @@ from tests.wire import ReplayUpstream, Reply, load
 PRICES = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}
 CHAT = load("openai/chat-nonstream.httprr.txt")[0]
 STREAM = load("openai/chat-stream-include-usage.httprr.txt")[0]
-BODY = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def usage_of(exchange: Any, stream: bool) -> tuple[int, int]:
@@ -74,14 +72,20 @@ def test_two_workers_count_every_request(gateway: GatewayFactory, upstream: Repl
     for _ in range(streamed):
         upstream.add("/v1/chat/completions", Reply(200, {"content-type": "text/event-stream"},
                                                    chunks=[STREAM.response_body]))  # fmt: skip
-    headers = {"authorization": f"Bearer {served.master_key}", "connection": "close"}  # new connections: both workers
+    # the official SDK, a new client (so a new connection) per request: the kernel spreads them over both workers
     for _ in range(sent):
-        answer = httpx.post(served.url + "/v1/chat/completions", content=orjson.dumps(BODY), headers=headers)
-        assert answer.status_code == 200
+        with served.openai() as client:
+            reply = client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
+            assert reply.usage is not None
     for _ in range(streamed):
-        body = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
-        answer = httpx.post(served.url + "/v1/chat/completions", content=orjson.dumps(body), headers=headers)
-        assert answer.status_code == 200 and b"[DONE]" in answer.content
+        with served.openai() as client:
+            chunks = list(
+                client.chat.completions.create(
+                    model="gpt", messages=[{"role": "user", "content": "hi"}], stream=True,
+                    stream_options={"include_usage": True},
+                )
+            )  # fmt: skip
+            assert chunks[-1].usage is not None
     (plain_in, plain_out), (stream_in, stream_out) = usage_of(CHAT, False), usage_of(STREAM, True)
     tokens_in = sent * plain_in + streamed * stream_in
     tokens_out = sent * plain_out + streamed * stream_out
