@@ -118,7 +118,9 @@ def gateway(
                 if workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # read by prometheus_client
                     shared_dir = cleanup.enter_context(multiprocess_dir(os.environ))
                 counted = Metrics(settings, shared_dir)
-            features = hooks.Features(settings.master_key, allow_no_auth, access_log, log_format, counted)
+            features = hooks.Features(
+                settings.master_key, allow_no_auth, access_log, log_format, counted, settings.traces_endpoint
+            )
             from seance.gateway.upstream import Limits
             from seance.gateway.upstream.transport import HTTPTransport
 

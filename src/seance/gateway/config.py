@@ -60,6 +60,8 @@ class Settings:
     metrics: bool = False
     metrics_auth: bool = True
     metrics_key: str | None = field(default=None, repr=False)
+    # OpenTelemetry: LiteLLM's `callbacks: [otel]`, exported to OTEL_EXPORTER_OTLP_ENDPOINT
+    traces_endpoint: str | None = None
 
     def require_env(self, where: str) -> None:
         """Raise for the first `os.environ/` reference under `where` (a key path) that is unset:
@@ -135,9 +137,17 @@ def callbacks(file: ConfigFile) -> list[str]:
 
 def _with_metrics(settings: Settings) -> Settings:
     extra = settings.file.litellm_settings.model_extra or {}
+    named = callbacks(settings.file)
+    endpoint = settings.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    warnings = settings.warnings
+    if "otel" in named and endpoint is None:
+        unsent = "no traces are sent without OTEL_EXPORTER_OTLP_ENDPOINT (the OTLP/HTTP collector's URL)"
+        warnings += (f"{settings.source}: litellm_settings.callbacks otel: {unsent}",)
     return dataclasses.replace(
         settings,
-        metrics="prometheus" in callbacks(settings.file),
+        warnings=warnings,
+        traces_endpoint=endpoint if "otel" in named else None,
+        metrics="prometheus" in named,
         metrics_auth=extra.get("require_auth_for_metrics_endpoint") is not False,
         metrics_key=settings.env.get("SEANCE_METRICS_KEY") or None,
     )

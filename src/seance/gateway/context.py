@@ -113,6 +113,8 @@ class RequestContext:
     deployment: Deployment | None = None
     retries: int = 0
     fallbacks: int = 0
+    # the tries that failed, as (deployment, upstream status, sent, failed) — filled on failures only
+    failed_attempts: tuple[tuple[Deployment, int | None, float | None, float], ...] = ()
     # the outcome
     usage: Usage | None = None
     cost: float | None = None

@@ -58,7 +58,7 @@ def _section(*groups: dict[str, Key]) -> dict[str, Key]:
 
 SUPPORTED, IGNORED, REFUSED = Status.SUPPORTED, Status.IGNORED, Status.REFUSED
 # litellm_settings' callbacks Seance implements; any other one named is listed in the start's warning
-CALLBACKS = frozenset({"prometheus"})
+CALLBACKS = frozenset({"prometheus", "otel"})
 CALLBACK_KEYS = frozenset(f"litellm_settings.{name}" for name in ("callbacks", "success_callback", "failure_callback"))
 
 KEYS_ISSUE = "virtual keys, users, teams, budgets, database: planned (issue 9)"
@@ -102,7 +102,7 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
     _group(
         SUPPORTED,
         "callbacks success_callback failure_callback",
-        "prometheus: metrics on GET /metrics; any other callback is ignored (warned)",
+        "prometheus: metrics on GET /metrics; otel: OpenTelemetry traces; any other callback is ignored (warned)",
     ),
     _group(SUPPORTED, "require_auth_for_metrics_endpoint", "false: GET /metrics without a key (default: a key)"),
     _group(

@@ -8,6 +8,7 @@ not in the list. Where the next features go:
     limits        rpm / tpm / parallel / budget                        before (and after: tokens used)
     cache         lookup (may answer)                                  before; store                after
     access log    one line per request                                                             after
+    traces        OpenTelemetry spans (request, each try of a provider)                            after
     spend         usage → cost → spend log, batched                                                after
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seance.gateway.config import ConfigError
 from seance.gateway.logs import AccessWriter
 from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import Hook
@@ -32,6 +34,7 @@ class Features:
     access_log: bool = False
     log_format: str = "plain"
     metrics: Metrics | None = None  # Prometheus (litellm_settings.callbacks: [prometheus], --metrics)
+    traces_endpoint: str | None = None  # OTLP/HTTP (callbacks: [otel] + OTEL_EXPORTER_OTLP_ENDPOINT)
 
 
 def build(features: Features) -> list[Hook]:
@@ -40,5 +43,20 @@ def build(features: Features) -> list[Hook]:
         MetricsHook(features.metrics) if features.metrics is not None else None,
         Auth(features.master_key, features.allow_no_auth),
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
+        _traces(features.traces_endpoint) if features.traces_endpoint else None,
     ]
     return [hook for hook in hooks if hook is not None]
+
+
+def _traces(endpoint: str) -> Hook:
+    """OpenTelemetry is an optional extra: imported here, only when traces are on."""
+    try:
+        from seance.gateway.pipeline.traces import Traces, otlp_exporter
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("opentelemetry"):
+            raise
+        raise ConfigError(
+            "litellm_settings.callbacks names otel, whose packages are not installed: pip install 'seance[otel]'"
+        ) from None
+
+    return Traces(otlp_exporter(endpoint))

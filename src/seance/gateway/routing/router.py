@@ -222,6 +222,7 @@ class Router:
     def _failed(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, shared: bool) -> None:
         self.health.last_error[deployment.id] = (time.time(), error.message)
         status = error.upstream_status if isinstance(error, UpstreamError) else error.status
+        ctx.failed_attempts += ((deployment, status, ctx.upstream_sent, time.perf_counter()),)
         cooling = shared and self.cooldowns.failed(deployment.id, status)
         if cooling and self.on_cooldown is not None:
             self.on_cooldown(deployment, status)
