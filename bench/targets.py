@@ -21,7 +21,10 @@ RELAY_RAW_PORT = 18140
 SEANCE_BASE_PORT = 18150
 SEANCE_LOG_PORT = 18160
 SEANCE_2W_PORT = 18170
-TARGET_NAMES = ("direct", "seance", "seance-base", "seance-log", "seance-2w", "litellm", "relay", "relay-raw")
+SEANCE_METRICS_PORT = 18180
+TARGET_NAMES = (
+    "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-metrics", "litellm", "relay", "relay-raw",
+)  # fmt: skip
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
 
 
@@ -113,6 +116,11 @@ def start_seance_2w(sup: Supervisor, paths: Paths) -> Running:
     return _start_seance(sup, paths, "seance-2w", SEANCE_2W_PORT, workers=2)
 
 
+def start_seance_metrics(sup: Supervisor, paths: Paths) -> Running:
+    """Seance with Prometheus metrics on (--metrics: the hook on every request; nobody scrapes)."""
+    return _start_seance(sup, paths, "seance-metrics", SEANCE_METRICS_PORT, ("--metrics",))
+
+
 def start_litellm(sup: Supervisor, paths: Paths) -> Running:
     ensure_port_free(LITELLM_PORT)
     log = paths.work / "litellm.log"
@@ -157,6 +165,7 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-base": start_seance_base,
     "seance-log": start_seance_log,
     "seance-2w": start_seance_2w,
+    "seance-metrics": start_seance_metrics,
     "litellm": start_litellm,
     "relay": start_relay,
     "relay-raw": start_relay_raw,
