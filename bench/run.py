@@ -213,7 +213,8 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
     ])  # fmt: skip
     keys = [s.key for s in args.selected]
     for other, title in (("seance-base", f"Before/after: seance vs seance-base ({args.baseline})"),
-                         ("seance-log", "Access log: seance vs seance-log (--access-log)")):  # fmt: skip
+                         ("seance-log", "Access log: seance vs seance-log (--access-log)"),
+                         ("seance-metrics", "Metrics: seance vs seance-metrics (--metrics)")):  # fmt: skip
         if other in args.targets:
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, other)
     for cached in CACHE_TARGETS:

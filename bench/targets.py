@@ -25,9 +25,10 @@ SEANCE_CACHE_PORT = 18180
 SEANCE_CACHE_REDIS_PORT = 18190
 SEANCE_LIMITS_PORT = 18200
 SEANCE_LIMITS_REDIS_PORT = 18210
+SEANCE_METRICS_PORT = 18220
 TARGET_NAMES = (
     "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-cache", "seance-cache-redis",
-    "seance-limits", "seance-limits-redis", "litellm", "relay", "relay-raw",
+    "seance-limits", "seance-limits-redis", "seance-metrics", "litellm", "relay", "relay-raw",
 )  # fmt: skip
 CACHE_TARGETS = ("seance-cache", "seance-cache-redis")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
@@ -168,6 +169,9 @@ def start_seance_limits_redis(sup: Supervisor, paths: Paths) -> Running:
     script round trip before the answer and one after it."""
     url = os.environ.get("SEANCE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     return _start_limited(sup, paths, "seance-limits-redis", SEANCE_LIMITS_REDIS_PORT, {"REDIS_URL": url})
+def start_seance_metrics(sup: Supervisor, paths: Paths) -> Running:
+    """Seance with Prometheus metrics on (--metrics: the hook on every request; nobody scrapes)."""
+    return _start_seance(sup, paths, "seance-metrics", SEANCE_METRICS_PORT, ("--metrics",))
 
 
 def start_litellm(sup: Supervisor, paths: Paths) -> Running:
@@ -218,6 +222,7 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-cache-redis": start_seance_cache_redis,
     "seance-limits": start_seance_limits,
     "seance-limits-redis": start_seance_limits_redis,
+    "seance-metrics": start_seance_metrics,
     "litellm": start_litellm,
     "relay": start_relay,
     "relay-raw": start_relay_raw,

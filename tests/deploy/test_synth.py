@@ -122,9 +122,9 @@ def test_checksums_roll_the_deployment_when_config_or_secrets_change() -> None:
 def test_service_and_ingress(dev_documents: list[Any], prod_documents: list[Any]) -> None:
     service = find(dev_documents, "Service", "litellm")
     assert service["spec"]["ports"] == [{"name": "http", "port": 4000, "targetPort": "http", "protocol": "TCP"}]
-    assert service["spec"]["selector"] == find(dev_documents, "Deployment", "litellm")["spec"]["selector"][
-        "matchLabels"
-    ]
+    assert (
+        service["spec"]["selector"] == find(dev_documents, "Deployment", "litellm")["spec"]["selector"]["matchLabels"]
+    )
     for documents, host in [(dev_documents, "backend.dev.localhost"), (prod_documents, "backend.seance.dev")]:
         ingress = find(documents, "Ingress", "litellm-ingress")
         annotations = ingress["metadata"]["annotations"]
@@ -299,3 +299,51 @@ def test_the_gateway_s_logging_is_a_setting() -> None:
     args = gateway_deployment(settings, "c", "s")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--log-level") + 1] == "debug" and args[args.index("--log-format") + 1] == "json"
     assert "--access-log" in args and "--no-access-log" not in args
+
+
+def test_prometheus_scrapes_the_pods_through_their_annotations_by_default(dev_documents: list[Any]) -> None:
+    annotations = find(dev_documents, "Deployment", "litellm")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "4000" and annotations["prometheus.io/path"] == "/metrics"
+    config = yaml.safe_load(find(dev_documents, "ConfigMap")["data"]["config.yaml"])
+    assert config["litellm_settings"]["callbacks"] == ["prometheus"]
+    assert "require_auth_for_metrics_endpoint" not in config["litellm_settings"]  # a key by default
+    assert not [doc for doc in dev_documents if doc["kind"] == "ServiceMonitor"]
+
+
+def test_a_service_monitor_scrapes_with_the_metrics_key() -> None:
+    secrets = {**SECRETS, "SEANCE_METRICS_KEY": "mk-test"}
+    documents = synth_documents("prod", secrets, monitoring="servicemonitor")
+    monitor = find(documents, "ServiceMonitor", "litellm")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    service = find(documents, "Service", "litellm")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["spec"]["selector"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"] and endpoint["path"] == "/metrics"
+    assert endpoint["authorization"] == {
+        "type": "Bearer", "credentials": {"name": "seance-secrets", "key": "SEANCE_METRICS_KEY"},
+    }  # fmt: skip
+    annotations = find(documents, "Deployment", "litellm")["spec"]["template"]["metadata"]["annotations"]
+    assert "prometheus.io/scrape" not in annotations
+    for document in documents:
+        if document["kind"] not in ("HTTPRoute", "ServiceMonitor"):  # CRDs
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_a_service_monitor_needs_the_metrics_key_unless_metrics_are_open() -> None:
+    with pytest.raises(DeployError, match="SEANCE_METRICS_KEY"):
+        synth_documents("prod", monitoring="servicemonitor")
+    documents = synth_documents("prod", monitoring="servicemonitor", gateway={"metrics_require_auth": False})
+    (endpoint,) = find(documents, "ServiceMonitor")["spec"]["endpoints"]
+    assert "authorization" not in endpoint
+    config = yaml.safe_load(find(documents, "ConfigMap")["data"]["config.yaml"])
+    assert config["litellm_settings"]["require_auth_for_metrics_endpoint"] is False
+
+
+def test_monitoring_and_metrics_can_be_off() -> None:
+    documents = synth_documents("dev", monitoring="none", gateway={"metrics": False})
+    annotations = find(documents, "Deployment", "litellm")["spec"]["template"]["metadata"]["annotations"]
+    assert not any(name.startswith("prometheus.io/") for name in annotations)
+    config = yaml.safe_load(find(documents, "ConfigMap")["data"]["config.yaml"])
+    assert "callbacks" not in config["litellm_settings"]

@@ -18,6 +18,8 @@ from seance.gateway import routes
         ("/health/liveness", routes.ALIVE), ("/health/readiness", routes.READY), ("/health", routes.HEALTH),
         ("/v1/models/openai/gpt-4o", routes.MODEL), ("/models/gpt", routes.MODEL), ("/v2/chat", routes.NOT_FOUND),
         ("/", routes.NOT_FOUND),
+        ("/metrics", routes.METRICS),
+        ("/metrics/", routes.METRICS),
     ],
 )  # fmt: skip
 def test_match(path: str, route: routes.Route) -> None:
@@ -30,6 +32,7 @@ def test_model_id_keeps_slashes() -> None:
 
 
 def test_only_api_routes_run_the_hooks_and_only_probes_skip_auth() -> None:
+    # /metrics checks its own keys (the master key or the metrics key; or none when opened)
     for route in set(routes.TABLE.values()):
-        assert route.pipeline == (route not in (routes.ALIVE, routes.READY))
-        assert route.auth == (route not in (routes.ALIVE, routes.READY))
+        assert route.pipeline == (route not in (routes.ALIVE, routes.READY, routes.METRICS))
+        assert route.auth == (route not in (routes.ALIVE, routes.READY, routes.METRICS))

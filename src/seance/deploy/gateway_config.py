@@ -84,6 +84,10 @@ def gateway_config(settings: Settings) -> dict[str, Any]:
     }
     router_settings: dict[str, Any] = {"routing_strategy": gateway.routing_strategy}
     shared_state = settings.valkey.mode != "none"
+    if gateway.metrics:
+        litellm_settings["callbacks"] = ["prometheus"]
+        if not gateway.metrics_require_auth:
+            litellm_settings["require_auth_for_metrics_endpoint"] = False
     if gateway.cache:
         # With no shared store each process keeps its own cache, which is still correct.
         litellm_settings["cache"] = True

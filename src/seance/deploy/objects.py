@@ -12,6 +12,7 @@ from seance.deploy.settings import Settings
 Manifest = dict[str, Any]
 
 SECRET_NAME = "seance-secrets"
+METRICS_KEY = "SEANCE_METRICS_KEY"  # the secret a scrape of /metrics presents (not the master key)
 CONFIG_MAP_NAME = "litellm-config"
 CONFIG_FILE = "config.yaml"
 CONFIG_DIR = "/etc/seance"

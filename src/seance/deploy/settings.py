@@ -29,7 +29,10 @@ _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # The gateway settings that generate its config.yaml; gateway.config_file replaces all of them.
-GENERATED_CONFIG = ("models", "num_retries", "request_timeout", "routing_strategy", "cache", "drop_params")
+GENERATED_CONFIG = (
+    "models", "num_retries", "request_timeout", "routing_strategy", "cache", "drop_params", "metrics",
+    "metrics_require_auth",
+)  # fmt: skip
 
 
 class _Model(BaseModel):
@@ -98,6 +101,10 @@ class Gateway(_Model):
     )
     cache: bool = False
     drop_params: bool = True
+    # Prometheus metrics on /metrics (litellm_settings.callbacks: [prometheus]); a scrape presents
+    # SEANCE_METRICS_KEY from the secrets unless metrics_require_auth is false
+    metrics: bool = True
+    metrics_require_auth: bool = True
 
 
 class Valkey(_Model):
@@ -156,6 +163,9 @@ class Settings(_Model):
     resources: Resources = Resources()
     valkey: Valkey = Valkey()
     autoscaling: Autoscaling = Autoscaling()
+    # How Prometheus finds the gateway's /metrics: the prometheus.io/* pod annotations (its
+    # kubernetes-pods job), a ServiceMonitor (the Prometheus Operator), or neither
+    monitoring: Literal["annotations", "servicemonitor", "none"] = "annotations"
     # Seconds a terminating pod keeps serving while endpoints are removed from load balancers.
     pre_stop_sleep_seconds: int = Field(default=3, ge=0, le=30)
     # Seconds in-flight requests and streams get to finish after SIGTERM (`--graceful-timeout`).

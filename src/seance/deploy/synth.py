@@ -18,7 +18,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarStri
 from seance.deploy import objects, routing, workloads
 from seance.deploy.errors import DeployError
 from seance.deploy.gateway_config import ConfigFile, gateway_config
-from seance.deploy.objects import Manifest
+from seance.deploy.objects import METRICS_KEY, Manifest
 from seance.deploy.settings import Settings
 
 REQUIRED_SECRETS = ("LITELLM_MASTER_KEY",)
@@ -34,8 +34,15 @@ def check_secrets(
     missing = [name for name in REQUIRED_SECRETS if master_key_required and not secrets.get(name)]
     if settings.valkey.mode == "external" and not secrets.get("REDIS_URL"):
         missing.append("REDIS_URL")
+    scraped_with_key = settings.monitoring == "servicemonitor" and settings.gateway.metrics_require_auth
+    if scraped_with_key and not secrets.get(METRICS_KEY):
+        missing.append(METRICS_KEY)
     if missing:
-        reason = " (valkey.mode is external)" if missing[-1] == "REDIS_URL" else ""
+        reasons = {
+            "REDIS_URL": " (valkey.mode is external)",
+            METRICS_KEY: " (the ServiceMonitor's scrapes present it; or set gateway.metrics_require_auth=false)",
+        }
+        reason = reasons.get(missing[-1], "")
         raise DeployError(
             f"{source}: missing required secret(s): {', '.join(missing)}{reason}; add them to its"
             f" `litellm:` section with `seance secrets edit {source}`"
@@ -103,6 +110,10 @@ def synthesize(
         documents.append(routing.ingress(settings))
     if settings.routing in ("httproute", "both"):
         documents.append(routing.http_route(settings))
+    if settings.monitoring == "servicemonitor":
+        # Not among OPTIONAL_OBJECTS: deleting it on every deploy would fail on each cluster without
+        # the Prometheus Operator; turning it off later means `kubectl delete servicemonitor litellm`.
+        documents.append(workloads.service_monitor(settings))
     return documents
 
 

@@ -9,6 +9,7 @@ from seance.deploy.objects import (
     CONFIG_DIR,
     CONFIG_FILE,
     CONFIG_MAP_NAME,
+    METRICS_KEY,
     SECRET_NAME,
     Manifest,
     cluster_ip_service,
@@ -131,6 +132,7 @@ def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum
                 "annotations": {
                     "checksum/config": config_checksum,
                     "checksum/secret": secret_checksum,
+                    **scrape_annotations(settings),
                 },
             },
             "spec": pod_spec,
@@ -144,6 +146,31 @@ def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum
         "kind": "Deployment",
         "metadata": metadata(settings, APP, labels(APP, "gateway", settings, settings.image_version)),
         "spec": spec,
+    }
+
+
+def scrape_annotations(settings: Settings) -> dict[str, str]:
+    """What Prometheus' kubernetes-pods job reads (its documented example's relabelling)."""
+    if settings.monitoring != "annotations":
+        return {}
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(GATEWAY_PORT), "prometheus.io/path": "/metrics"}
+
+
+def service_monitor(settings: Settings) -> Manifest:
+    """The Prometheus Operator's scrape of every gateway pod behind the Service; with the metrics
+    key from the gateway's Secret unless metrics are open."""
+    endpoint: dict[str, Any] = {"port": "http", "path": "/metrics", "interval": "30s", "scheme": "http"}
+    if settings.gateway.metrics_require_auth:
+        endpoint["authorization"] = {"type": "Bearer", "credentials": {"name": SECRET_NAME, "key": METRICS_KEY}}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": metadata(settings, APP, labels(APP, "gateway", settings, settings.image_version)),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(APP)},
+            "namespaceSelector": {"matchNames": [settings.namespace]},
+            "endpoints": [endpoint],
+        },
     }
 
 

@@ -25,8 +25,10 @@ from seance.gateway.context import RequestContext
 from seance.gateway.errors import GatewayError, PayloadTooLarge
 from seance.gateway.fronts import anthropic, openai, read_request, route_headers
 from seance.gateway.fronts.health import HealthFront
+from seance.gateway.fronts.metrics import MetricsFront
 from seance.gateway.fronts.models import ModelsFront
 from seance.gateway.fronts.validate import parse
+from seance.gateway.metrics import CONTENT_TYPE, Metrics
 from seance.gateway.pipeline import Hook, Pipeline, hooks
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
@@ -48,10 +50,15 @@ ERROR_BODIES: dict[str, Callable[[GatewayError], bytes]] = {
 
 class Gateway:
     def __init__(
-        self, settings: Settings, hook_list: Sequence[Hook] | None = None, transport: Transport | None = None
+        self,
+        settings: Settings,
+        hook_list: Sequence[Hook] | None = None,
+        transport: Transport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`hook_list`: the ordered hooks (default: hooks.build for the settings); `transport`: how
-        providers are reached (default: pooled HTTP/1.1; tests pass a MockTransport)."""
+        providers are reached (default: pooled HTTP/1.1; tests pass a MockTransport); `metrics`:
+        what /metrics shows (None: metrics are off; its hook is in `hook_list`)."""
         if hook_list is None:
             hook_list = hooks.build(hooks.Features(master_key=settings.master_key, settings=settings))
         self.settings = settings
@@ -63,6 +70,12 @@ class Gateway:
         self.anthropic = anthropic.AnthropicFront(self.router)
         self.models = ModelsFront(self.deployments)
         self.health = HealthFront(self.deployments, self.router.health)
+        keys = (settings.master_key or "", settings.metrics_key or "")
+        self.metrics = MetricsFront(metrics, keys, settings.metrics_auth)
+        if metrics is not None:
+            self.router.on_cooldown = metrics.cooled_down_now
+            if isinstance(self.transport, HTTPTransport):
+                metrics.connections = self.transport.connections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -169,6 +182,9 @@ class Gateway:
         try:
             if ctx.method != "GET":
                 raise GatewayError(f"{ctx.path} accepts GET", status=405, code="method_not_allowed")
+            if ctx.route is routes.METRICS:
+                await send_bytes(send, ctx, 200, await self.metrics.scrape(ctx), CONTENT_TYPE)
+                return
             await send_json(send, ctx, 200, self.health.alive() if ctx.route is routes.ALIVE else self.health.ready())
         except GatewayError as exc:
             await self._error(ctx, exc, send)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 from pathlib import Path
 
@@ -41,6 +43,9 @@ from seance.gateway.logs import setup as setup_logging
               type=click.Choice(FORMATS), help="json: one JSON object per line, for log collectors.")  # fmt: skip
 @click.option("--access-log/--no-access-log", default=None, envvar="SEANCE_ACCESS_LOG",
               help="One line per request (method, path, status, model, deployment, duration, request id).")  # fmt: skip
+@click.option("--metrics/--no-metrics", default=None, envvar="SEANCE_METRICS",
+              help="Prometheus metrics on GET /metrics [default: on when litellm_settings.callbacks names "
+              "prometheus, as with LiteLLM].")  # fmt: skip
 @click.option("--graceful-timeout", default=25.0, show_default=True, type=click.FloatRange(0),
               help="Seconds in-flight requests get to finish after SIGTERM.")  # fmt: skip
 @click.option("--max-header-bytes", default=65536, show_default=True, type=click.IntRange(1024),
@@ -77,6 +82,7 @@ def gateway(
     log_level: str | None,
     log_format: str,
     access_log: bool | None,
+    metrics: bool | None,
     graceful_timeout: float,
     max_header_bytes: int,
     header_timeout: float,
@@ -94,35 +100,49 @@ def gateway(
     if secrets_path is not None:
         environ = _with_secrets(environ, _secrets_env(secrets_path, service), secrets_path, secrets_override)
     setup_logging((log_level or "info").lower(), log_format)  # before the config's warnings are logged
-    try:
-        settings = load_settings(config_path, environ)
-        require_master_key(settings, allow_no_auth)
-        from seance.gateway.app import Gateway  # the server's imports only when serving
-        from seance.gateway.pipeline import hooks
+    with contextlib.ExitStack() as cleanup:
+        try:
+            settings = load_settings(config_path, environ)
+            require_master_key(settings, allow_no_auth)
+            if metrics is not None:
+                settings = dataclasses.replace(settings, metrics=metrics)
+            from seance.gateway.app import Gateway  # the server's imports only when serving
+            from seance.gateway.metrics import Metrics, multiprocess_dir, worker_exited
+            from seance.gateway.pipeline import hooks
 
-        if access_log is None:
-            access_log = log_level is not None and log_level.lower() in ("info", "debug")
-        from seance.gateway.shared_state import find_redis
+            if access_log is None:
+                access_log = log_level is not None and log_level.lower() in ("info", "debug")
+            counted = None
+            shared_dir = None
+            if settings.metrics:
+                if workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # read by prometheus_client
+                    shared_dir = cleanup.enter_context(multiprocess_dir(os.environ))
+                counted = Metrics(settings, shared_dir)
+            from seance.gateway.shared_state import find_redis
 
-        redis = find_redis(settings)
-        features = hooks.Features(settings.master_key, allow_no_auth, access_log, log_format, settings, redis=redis)
-        from seance.gateway.upstream import Limits
-        from seance.gateway.upstream.transport import HTTPTransport
+            features = hooks.Features(
+                settings.master_key, allow_no_auth, access_log, log_format, settings=settings,
+                redis=find_redis(settings), metrics=counted, traces_endpoint=settings.traces_endpoint,
+            )  # fmt: skip
+            from seance.gateway.upstream import Limits
+            from seance.gateway.upstream.transport import HTTPTransport
 
-        upstream = Limits(
-            upstream_connections, upstream_pool_timeout, upstream_max_header_bytes, upstream_max_body_bytes
-        )
-        app = Gateway(settings, hooks.build(features), HTTPTransport(limits=upstream))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    from seance.gateway.server import default_max_connections, serve
-    from seance.gateway.serving import ServingLimits
+            upstream = Limits(
+                upstream_connections, upstream_pool_timeout, upstream_max_header_bytes, upstream_max_body_bytes
+            )
+            app = Gateway(settings, hooks.build(features), HTTPTransport(limits=upstream), counted)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        from seance.gateway.server import default_max_connections, serve
+        from seance.gateway.serving import ServingLimits
 
-    limits = ServingLimits(
-        max_header_bytes, header_timeout, body_timeout, body_min_rate, keepalive_timeout,
-        max_connections or default_max_connections(),
-    )  # fmt: skip
-    serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout, limits=limits)
+        limits = ServingLimits(
+            max_header_bytes, header_timeout, body_timeout, body_min_rate, keepalive_timeout,
+            max_connections or default_max_connections(),
+        )  # fmt: skip
+        exited = worker_exited(shared_dir) if shared_dir else None
+        serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout, limits=limits,
+              worker_exited=exited)  # fmt: skip
 
 
 def _with_secrets(environ: dict[str, str], values: dict[str, str], path: Path, override: bool) -> dict[str, str]:

@@ -8,6 +8,7 @@ LiteLLM's layering of litellm_settings / router_settings / litellm_params is `se
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -54,6 +55,13 @@ class Settings:
     unresolved: Mapping[str, str] = field(default_factory=dict)  # the same, for unset variables
     announce: bool = True  # log the warnings (the start does; `seance check` prints them instead)
     warnings: tuple[str, ...] = ()
+    # Prometheus: on with LiteLLM's `callbacks: [prometheus]` (or --metrics); /metrics wants the
+    # master key or `metrics_key` unless require_auth_for_metrics_endpoint is false
+    metrics: bool = False
+    metrics_auth: bool = True
+    metrics_key: str | None = field(default=None, repr=False)
+    # OpenTelemetry: LiteLLM's `callbacks: [otel]`, exported to OTEL_EXPORTER_OTLP_ENDPOINT
+    traces_endpoint: str | None = None
 
     def require_env(self, where: str) -> None:
         """Raise for the first `os.environ/` reference under `where` (a key path) that is unset:
@@ -88,6 +96,7 @@ def load_settings(
             announce=announce,
             warnings=tuple(loaded.warnings),
         )
+    settings = _with_metrics(settings)
     if announce:
         _log(settings.warnings)
     return settings
@@ -111,6 +120,37 @@ def announce(settings: Settings, warnings: Iterable[str]) -> None:
 def _log(warnings: Iterable[str]) -> None:
     for warning in warnings:
         log.warning("%s", warning)
+
+
+def callbacks(file: ConfigFile) -> list[str]:
+    """The callbacks litellm_settings names (callbacks, success_callback, failure_callback)."""
+    section = file.litellm_settings
+    extra = section.model_extra or {}
+    names: list[str] = []
+    for value in (section.callbacks, extra.get("success_callback"), extra.get("failure_callback")):
+        if isinstance(value, str):
+            names.append(value)
+        elif isinstance(value, list):
+            names.extend(str(v) for v in value)
+    return names
+
+
+def _with_metrics(settings: Settings) -> Settings:
+    extra = settings.file.litellm_settings.model_extra or {}
+    named = callbacks(settings.file)
+    endpoint = settings.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    warnings = settings.warnings
+    if "otel" in named and endpoint is None:
+        unsent = "no traces are sent without OTEL_EXPORTER_OTLP_ENDPOINT (the OTLP/HTTP collector's URL)"
+        warnings += (f"{settings.source}: litellm_settings.callbacks otel: {unsent}",)
+    return dataclasses.replace(
+        settings,
+        warnings=warnings,
+        traces_endpoint=endpoint if "otel" in named else None,
+        metrics="prometheus" in named,
+        metrics_auth=extra.get("require_auth_for_metrics_endpoint") is not False,
+        metrics_key=settings.env.get("SEANCE_METRICS_KEY") or None,
+    )
 
 
 def _master_key(file: ConfigFile, env: Mapping[str, str]) -> str | None:

@@ -116,6 +116,8 @@ class RequestContext:
     retries: int = 0
     fallbacks: int = 0
     limits_held: Held | None = None  # what the limits hook counted, settled after the answer
+    # the tries that failed, as (deployment, upstream status, sent, failed) — filled on failures only
+    failed_attempts: tuple[tuple[Deployment, int | None, float | None, float], ...] = ()
     # the outcome
     usage: Usage | None = None
     cost: float | None = None
@@ -124,7 +126,9 @@ class RequestContext:
     cache_hit: bool = False
     # set by the cache hook on a miss it may store: the answer's bytes as the client is sent them
     capture: list[bytes] | None = None
+    cache_checked: bool = False  # the cache was looked up (a miss unless cache_hit): for metrics
     # timings (perf_counter readings; None until they happen)
+    upstream_sent: float | None = None  # the last try's request to the provider
     upstream_first_byte: float | None = None
     client_first_byte: float | None = None
     ended: float | None = None

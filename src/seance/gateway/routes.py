@@ -32,6 +32,8 @@ MODEL_GROUP_INFO = Route("model_group_info", "GET", "openai")
 HEALTH = Route("health", "GET", "openai")
 ALIVE = Route("alive", "GET", "openai", auth=False, pipeline=False)
 READY = Route("ready", "GET", "openai", auth=False, pipeline=False)
+# Prometheus' scrapes: no hooks (they are not API requests); its own key check (fronts/metrics.py)
+METRICS = Route("metrics", "GET", "openai", auth=False, pipeline=False)
 NOT_FOUND = Route("not_found", "*", "openai", auth=False)
 
 _OPENAI = {"/chat/completions": CHAT, "/completions": COMPLETION, "/embeddings": EMBEDDING, "/models": MODELS}
@@ -52,6 +54,7 @@ TABLE: dict[str, Route] = {
     "/v1/model/info": MODEL_INFO,
     "/v2/model/info": MODEL_INFO_V2,
     "/model_group/info": MODEL_GROUP_INFO,
+    "/metrics": METRICS,
 }
 MODEL_PREFIXES = ("/v1/models/", "/models/")
 

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -149,7 +150,9 @@ def serve(
     workers: int = 1,
     graceful_timeout: float = 25.0,
     limits: ServingLimits | None = None,
+    worker_exited: Callable[[int], None] | None = None,
 ) -> None:
+    """`worker_exited`: told the pid of each worker that ends (metrics: its live gauges stop counting)."""
     limits = limits or ServingLimits(max_connections=default_max_connections())
     config = uvicorn.Config(
         app,
@@ -171,7 +174,7 @@ def serve(
     if workers <= 1:
         _Server(config, app, graceful_timeout, announce=True).run()
         return
-    _serve_workers(config, app, workers, graceful_timeout)
+    _serve_workers(config, app, workers, graceful_timeout, worker_exited)
 
 
 def reuse_port_balances() -> bool:
@@ -197,7 +200,13 @@ def _listener(host: str, port: int, *, reuse_port: bool, backlog: int | None) ->
     return sock
 
 
-def _serve_workers(config: uvicorn.Config, app: Gateway, workers: int, grace: float) -> None:
+def _serve_workers(
+    config: uvicorn.Config,
+    app: Gateway,
+    workers: int,
+    grace: float,
+    worker_exited: Callable[[int], None] | None = None,
+) -> None:
     """N forked workers. Where the kernel balances SO_REUSEPORT sockets (Linux), each worker gets a
     listening socket of its own, made by the parent just before the fork and closed in the parent
     just after it: new connections are spread over the workers by a hash of their addresses, and a
@@ -265,6 +274,8 @@ def _serve_workers(config: uvicorn.Config, app: Gateway, workers: int, grace: fl
         except ChildProcessError:
             break
         number = children.pop(pid, -1)
+        if worker_exited is not None and number >= 0:
+            worker_exited(pid)
         if number >= 0 and not stopping:
             log.warning("worker %d (pid %d) exited with status %d; starting a new one", number, pid, status)
             time.sleep(0.5)

@@ -18,6 +18,8 @@ from typing import Any
 
 from seance.litellm_config.errors import ConfigError
 from seance.litellm_config.known_keys import (
+    CALLBACK_KEYS,
+    CALLBACKS,
     LITELLM_PARAMS,
     MODEL_ENTRY,
     MODEL_INFO,
@@ -93,6 +95,9 @@ def _known(path: str, key: Key, value: Any, findings: Findings) -> None:
         findings.unused.append(path)
         if _set(value):
             findings.ignored.append(Ignored(path, key.note))
+    elif path in CALLBACK_KEYS and (others := [name for name in _names(value) if name not in CALLBACKS]):
+        implemented = ", ".join(sorted(CALLBACKS))
+        findings.ignored.append(Ignored(path, f"{', '.join(others)}: not implemented; Seance has {implemented}"))
     elif path == "router_settings.routing_strategy" and value not in (None, "simple-shuffle"):
         findings.ignored.append(Ignored(path, f"{value}: Seance routes by weight (simple-shuffle) until issue 11"))
 
@@ -113,6 +118,12 @@ def _entry(entry: Mapping[str, Any], where: str, findings: Findings) -> None:
         for name in info:
             if str(name) not in MODEL_INFO and (typo := typo_of(str(name), MODEL_INFO)):
                 findings.problems.append(f"{where}.model_info.{name}: unknown key; did you mean '{typo}'?")
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)] if value else []
 
 
 def _set(value: Any) -> bool:

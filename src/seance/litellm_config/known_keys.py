@@ -57,6 +57,9 @@ def _section(*groups: dict[str, Key]) -> dict[str, Key]:
 
 
 SUPPORTED, IGNORED, REFUSED = Status.SUPPORTED, Status.IGNORED, Status.REFUSED
+# litellm_settings' callbacks Seance implements; any other one named is listed in the start's warning
+CALLBACKS = frozenset({"prometheus", "otel"})
+CALLBACK_KEYS = frozenset(f"litellm_settings.{name}" for name in ("callbacks", "success_callback", "failure_callback"))
 
 KEYS_ISSUE = "virtual keys, users, teams, budgets, database: planned (issue 9)"
 LIMITS_ISSUE = "limits, cache, metrics, callbacks: planned (issue 10)"
@@ -103,11 +106,17 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
         "supported_call_types, mode, max_size_bytes (see Caching)",
     ),
     _group(
-        IGNORED,
-        "success_callback failure_callback callbacks service_callbacks langfuse_default_tags "
-        "disable_end_user_cost_tracking disable_end_user_cost_tracking_prometheus_only",
-        LIMITS_ISSUE,
+        SUPPORTED,
+        "callbacks success_callback failure_callback",
+        "prometheus: metrics on GET /metrics; otel: OpenTelemetry traces; any other callback is ignored (warned)",
     ),
+    _group(SUPPORTED, "require_auth_for_metrics_endpoint", "false: GET /metrics without a key (default: a key)"),
+    _group(
+        SUPPORTED,
+        "disable_end_user_cost_tracking disable_end_user_cost_tracking_prometheus_only",
+        "metrics never label the end user (a client-chosen name); see 'Metrics' in docs/gateway.md",
+    ),
+    _group(IGNORED, "service_callbacks langfuse_default_tags", LIMITS_ISSUE),
     _group(IGNORED, "key_generation_settings enable_key_alias_format_validation", KEYS_ISSUE),
     _group(IGNORED, "set_verbose json_logs", "logging: see `--log-level`"),
     _group(
@@ -121,7 +130,7 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
     _group(
         IGNORED,
         "service_callback input_callback langsmith_batch_size prometheus_initialize_budget_metrics "
-        "require_auth_for_metrics_endpoint argilla_batch_size datadog_use_v1 gcs_pub_sub_use_v1 "
+        "argilla_batch_size datadog_use_v1 gcs_pub_sub_use_v1 "
         "generic_api_use_v1 argilla_transformation_object log_raw_request_response dynamodb_table_name "
         "s3_callback_params datadog_llm_observability_params datadog_params aws_sqs_callback_params "
         "generic_logger_headers enable_end_user_cost_tracking_prometheus_only custom_prometheus_metadata_labels "

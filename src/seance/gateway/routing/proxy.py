@@ -62,6 +62,7 @@ class Proxy:
         request = adapter.build(call)
         timeout = self._timeout(seconds or deployment.timeout, False, cache=seconds is None)
         for _ in range(MAX_FOLLOW_UPS):
+            ctx.upstream_sent = time.perf_counter()
             response = await self.transport.send(request, timeout, adapter.name)
             ctx.upstream_first_byte = time.perf_counter()
             data = await self.transport.read(response, adapter.name)
@@ -82,6 +83,7 @@ class Proxy:
         for _ in range(MAX_FOLLOW_UPS):
             configured = deployment.stream_timeout if request.stream else deployment.timeout
             timeout = self._timeout(seconds or configured, request.stream, cache=seconds is None)
+            ctx.upstream_sent = time.perf_counter()
             response = await self.transport.send(request, timeout, adapter.name)
             ctx.upstream_first_byte = time.perf_counter()
             if response.status >= 400:

@@ -99,6 +99,8 @@ class Router:
         self.proxy = Proxy(transport, Redactor(deployments.secrets()))
         self.health = Health(frozenset(d.id for d in deployments.all()))
         self.cooldowns = Cooldowns(router.allowed_fails, router.cooldown_time, clock)
+        # told when a deployment starts cooling down, with the upstream status (the metrics' counter)
+        self.on_cooldown: Callable[[Deployment, int | None], None] | None = None
         self.sleep = sleep
         self._defaults: dict[str, Options] = {}  # per model name: what the config alone asks for
         self.random = random.Random()
@@ -220,7 +222,10 @@ class Router:
     def _failed(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, shared: bool) -> None:
         self.health.last_error[deployment.id] = (time.time(), error.message)
         status = error.upstream_status if isinstance(error, UpstreamError) else error.status
+        ctx.failed_attempts += ((deployment, status, ctx.upstream_sent, time.perf_counter()),)
         cooling = shared and self.cooldowns.failed(deployment.id, status)
+        if cooling and self.on_cooldown is not None:
+            self.on_cooldown(deployment, status)
         log.warning(
             "request %s: deployment %s (%s) failed with %s: %s%s",
             ctx.id, deployment.id, deployment.model_name, _status(error), error.message,

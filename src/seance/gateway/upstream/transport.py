@@ -50,6 +50,11 @@ class HTTPTransport:
         for pool in pools:
             pool.close()
 
+    def connections(self, url: str) -> int:
+        """Connections open (or opening) to the origin of `url` (for metrics)."""
+        pool = self._pools.get(origin_of(url))
+        return pool.opened if pool is not None else 0
+
     def _pool(self, origin: str) -> http1.Pool:
         pool = self._pools.get(origin)
         if pool is None:

@@ -1,0 +1,279 @@
+"""Prometheus metrics: LiteLLM's metric names, types and label names (what its Grafana dashboards
+query), plus the gateway's own (`seance_*`). prometheus_client is imported only when metrics are on.
+
+Labels are bounded whatever clients send: a model label is a configured group name (a wildcard's
+pattern, `provider/*` for routing by name, "other" for anything else), a key is the first
+characters of its SHA-256 hash or its alias (never the key), and `end_user` (LiteLLM's `user`
+request field, which any client may fill with anything) is left empty.
+
+With `--workers N` each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR and a scrape
+sums them (prometheus_client's multiprocess mode); `multiprocess_dir` makes and removes that
+directory when the operator did not name one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from seance.gateway.context import Caller, RequestContext
+
+if TYPE_CHECKING:
+    from seance.gateway.config import Settings
+    from seance.gateway.routing.deployments import Deployment
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+HASH_PREFIX = 12  # hex characters of a key's hash in labels: enough to tell keys apart, not to look one up
+MAX_SERIES = 4096  # label sets remembered per kind; past it the table is cleared (the series stay)
+OTHER = "other"
+
+# LiteLLM's latency buckets (seconds), so that its dashboards' quantiles read the same
+LATENCY_BUCKETS = (
+    0.005, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0,
+    6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5, 10.0, 15.0, 20.0, 25.0, 30.0, 60.0, 120.0, 180.0, 240.0, 300.0,
+    float("inf"),
+)  # fmt: skip
+
+# who called: LiteLLM's label names, in this order in every tuple below
+WHO = ("end_user", "hashed_api_key", "api_key_alias", "team", "team_alias", "user")
+DEPLOYMENT = ("litellm_model_name", "model_id", "api_base", "api_provider")
+NOBODY = ("", "", "", "", "", "")
+
+
+def who(caller: Caller | None) -> tuple[str, ...]:
+    if caller is None or (caller.key_hash is None and caller.team_id is None and caller.user_id is None):
+        return NOBODY  # the master key, or no auth
+    key = caller.key_hash[:HASH_PREFIX] if caller.key_hash else ""
+    return ("", key, caller.key_alias or "", caller.team_id or "", "", caller.user_id or "")
+
+
+class ModelLabels:
+    """The model labels of a request from the config alone: never a name a client made up."""
+
+    def __init__(self, settings: Settings) -> None:
+        entries = settings.file.model_list
+        self.groups = frozenset(e.model_name for e in entries if "*" not in e.model_name)
+        # a wildcard deployment is known by its entry's key path; model "*" routes by provider name
+        self.wildcards: dict[str, str | None] = {}
+        for index, entry in enumerate(entries):
+            if "*" in entry.model_name:
+                by_name = entry.litellm_params.model == "*"
+                self.wildcards[f"model_list[{index}]"] = None if by_name else entry.model_name
+        self.by_name = settings.no_config
+
+    def requested(self, ctx: RequestContext) -> str:
+        """LiteLLM's requested_model: the group asked for."""
+        model = ctx.model
+        if model is not None and model in self.groups:
+            return model
+        deployment = ctx.deployment
+        return self.of(deployment) if deployment is not None else OTHER
+
+    def of(self, deployment: Deployment) -> str:
+        """LiteLLM's model / litellm_model_name: the deployment's group."""
+        if deployment.model_name in self.groups:
+            return deployment.model_name
+        if deployment.where in self.wildcards or self.by_name:
+            name = self.wildcards.get(deployment.where)
+            return name if name is not None else f"{deployment.target.provider}/*"
+        return OTHER
+
+
+class Metrics:
+    def __init__(self, settings: Settings, multiprocess: str | None = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.multiprocess = multiprocess
+        # multiprocess: values live in files, a scrape reads them all (no registry of their own);
+        # one process: a registry of this gateway's, so that several apps in one test never clash
+        registry = None if multiprocess else CollectorRegistry(auto_describe=True)
+        self.registry = registry
+        self.models = ModelLabels(settings)
+        self.connections: Callable[[str], int] | None = None  # open upstream connections per origin
+
+        def counter(name: str, doc: str, labels: tuple[str, ...]) -> Any:
+            return Counter(name, doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, labels: tuple[str, ...]) -> Any:
+            return Histogram(name, doc, labels, registry=registry, buckets=LATENCY_BUCKETS)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...], mode: Any) -> Any:
+            return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)
+
+        requested, model = ("requested_model",), ("model",)
+        self.total = counter(
+            "litellm_proxy_total_requests_metric", "Requests made to the proxy, by their status code",
+            (*WHO, *requested, "status_code"),
+        )  # fmt: skip
+        self.failed = counter(
+            "litellm_proxy_failed_requests_metric", "Requests that did not get a success response",
+            (*WHO, *requested, "exception_status", "exception_class"),
+        )  # fmt: skip
+        self.latency = histogram(
+            "litellm_request_total_latency_metric", "Seconds from a request's arrival to its last byte",
+            (*WHO, *requested, *model),
+        )  # fmt: skip
+        self.api_latency = histogram(
+            "litellm_llm_api_latency_metric", "Seconds of the provider's call (last try)", (*WHO, *requested, *model)
+        )
+        self.ttft = histogram(
+            "litellm_llm_api_time_to_first_token_metric", "Seconds to the first byte of a streamed answer",
+            (*WHO, *requested, *model),
+        )  # fmt: skip
+        self.input_tokens = counter("litellm_input_tokens_metric", "Input (prompt) tokens", (*WHO, *requested, *model))
+        self.output_tokens = counter(
+            "litellm_output_tokens_metric", "Output (completion) tokens", (*WHO, *requested, *model)
+        )
+        self.total_tokens = counter("litellm_total_tokens_metric", "Input + output tokens", (*WHO, *requested, *model))
+        self.spend = counter("litellm_spend_metric", "Spend on LLM requests (USD)", (*WHO, *model))
+        # budgets: set by the keys feature when budgets exist (see set_team_budget / set_key_budget)
+        self.team_budget = gauge(
+            "litellm_remaining_team_budget_metric", "Remaining budget for team", ("team", "team_alias"), "mostrecent"
+        )
+        self.key_budget = gauge(
+            "litellm_remaining_api_key_budget_metric", "Remaining budget for api key",
+            ("hashed_api_key", "api_key_alias"), "mostrecent",
+        )  # fmt: skip
+        self.deployment_state = gauge(
+            "litellm_deployment_state", "State of a deployment: 0 healthy, 1 partial outage, 2 complete outage",
+            DEPLOYMENT, "mostrecent",
+        )  # fmt: skip
+        self.cooled_down = counter(
+            "litellm_deployment_cooled_down", "Times a deployment was cooled down", (*DEPLOYMENT, "exception_status")
+        )
+        self.in_flight = gauge("seance_requests_in_flight", "Requests being served", (), "livesum")
+        self.upstream_connections = gauge(
+            "seance_upstream_connections", "Open connections to an upstream origin", ("origin",), "livesum"
+        )
+        self.cache = counter("seance_cache_requests", "Response cache lookups", ("result", *requested))
+        self.rate_limited = counter(
+            "seance_rate_limited_requests", "Requests refused by the gateway's rate limits", (*WHO, *requested)
+        )
+        self._deployments: dict[str, tuple[str, ...]] = {}
+
+    # -- what the request path and the router call --
+
+    def deployment_labels(self, deployment: Deployment) -> tuple[str, ...]:
+        labels = self._deployments.get(deployment.id)
+        if labels is None:
+            from seance.gateway.upstream import public_url
+
+            group = self.models.of(deployment)
+            configured = group == deployment.model_name  # a wildcard's deployments share the pattern's
+            model_id = deployment.id if configured else group
+            base = public_url(deployment.target.api_base) if configured else ""
+            labels = (group, model_id, base, deployment.target.provider)
+            _remember(self._deployments, deployment.id, labels)
+        return labels
+
+    def cooled_down_now(self, deployment: Deployment, status: int | None) -> None:
+        """The router put a deployment in cooldown."""
+        labels = self.deployment_labels(deployment)
+        self.cooled_down.labels(*labels, str(status or "")).inc()
+        self.deployment_state.labels(*labels).set(2)
+
+    def set_team_budget(self, team_id: str, team_alias: str | None, remaining: float) -> None:
+        self.team_budget.labels(team_id, team_alias or "").set(remaining)
+
+    def set_key_budget(self, key_hash: str, key_alias: str | None, remaining: float) -> None:
+        self.key_budget.labels(key_hash[:HASH_PREFIX], key_alias or "").set(remaining)
+
+    # -- /metrics --
+
+    def exposition(self) -> bytes:
+        """The text format of every metric (summed over the workers in multiprocess mode)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if self.multiprocess is None:
+            assert self.registry is not None
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+# -- the per-request fast path --
+# prometheus_client checks, on every call, what cannot vary here (that a counter's amount is not
+# negative, that a series has its labels) and histograms scan their 36 buckets. The hook calls the
+# value objects underneath instead (the same ones, in one process or in multiprocess files): 23 µs
+# a request became 9. If a release of prometheus_client moves them, the public methods are used.
+
+
+def adder(series: Any) -> Callable[[float], None]:
+    """The `inc` of a counter's or gauge's series."""
+    value = getattr(series, "_value", None)
+    inc = getattr(value, "inc", None)
+    return inc if callable(inc) else series.inc  # type: ignore[no-any-return]
+
+
+def setter(series: Any) -> Callable[[float], None]:
+    """The `set` of a gauge's series."""
+    value = getattr(series, "_value", None)
+    set_ = getattr(value, "set", None)
+    return set_ if callable(set_) else series.set  # type: ignore[no-any-return]
+
+
+def observer(series: Any) -> Callable[[float], None]:
+    """The `observe` of a histogram's series."""
+    bounds, buckets, total = (getattr(series, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
+    if not (isinstance(bounds, (list, tuple)) and isinstance(buckets, list) and len(bounds) == len(buckets)):
+        return series.observe  # type: ignore[no-any-return]
+    if bounds[-1] != float("inf") or total is None:
+        return series.observe  # type: ignore[no-any-return]
+    counts = [bucket.inc for bucket in buckets]
+    add = total.inc
+
+    def observe(amount: float) -> None:
+        add(amount)
+        counts[bisect.bisect_left(bounds, amount)](1)  # buckets hold their own count; a scrape sums them
+
+    return observe
+
+
+def _remember(table: MutableMapping[str, Any], key: str, value: Any) -> None:
+    if len(table) >= MAX_SERIES:
+        table.clear()
+    table[key] = value
+
+
+@contextlib.contextmanager
+def multiprocess_dir(environ: MutableMapping[str, str]) -> Iterator[str]:
+    """The directory the workers' metric files go to: PROMETHEUS_MULTIPROC_DIR when the operator set
+    it (emptied first: files of an earlier run would be summed in), else a private temporary one,
+    removed on exit. prometheus_client reads the variable when it is imported, so this must come
+    before any metric is made; the workers inherit it."""
+    given = environ.get(MULTIPROC_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(given, name))
+        yield given
+        return
+    path = tempfile.mkdtemp(prefix="seance-metrics-")
+    environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def worker_exited(path: str) -> Callable[[int], None]:
+    """What the server calls when a worker process ends: its live gauges (in-flight requests,
+    connections) stop counting; its counters stay, as a scrape must never see them go down."""
+
+    def mark(pid: int) -> None:
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+    return mark

@@ -1,0 +1,257 @@
+"""The metrics hook and GET /metrics, in process over a MockTransport: LiteLLM's metric names and
+labels, values equal to what was sent, bounded labels (no key, no client-made model name), the
+scrape's key check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tests.gateway.asgi_client import KEY, deployment, request
+
+from seance.gateway.app import Gateway
+from seance.gateway.config import load_settings
+from seance.gateway.context import Caller, RequestContext
+from seance.gateway.errors import RateLimited
+from seance.gateway.metrics import Metrics
+from seance.gateway.pipeline import Answer, Hook
+from seance.gateway.pipeline.auth import Auth
+from seance.gateway.pipeline.metrics import MetricsHook
+from seance.gateway.upstream import UpstreamRequest
+from seance.gateway.upstream.mock import MockResponse, MockTransport
+
+PRICES = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}
+CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+ANSWER = (
+    b'{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"yo"},'
+    b'"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}'
+)
+STREAM = [
+    b'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"yo"}}]}\n\n',
+    b'data: {"id":"c1","object":"chat.completion.chunk","choices":[],'
+    b'"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n',
+    b"data: [DONE]\n\n",
+]
+CALLBACKS = {"litellm_settings": {"callbacks": ["prometheus"]}}
+
+
+def answer(_: UpstreamRequest) -> MockResponse:
+    return MockResponse(200, ANSWER)
+
+
+def metered(
+    tmp_path: Path,
+    config: dict[str, Any],
+    handler: Any = answer,
+    extra: list[Hook] | None = None,
+    env: dict[str, str] | None = None,
+) -> Gateway:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(orjson.dumps({**CALLBACKS, **config}))
+    settings = load_settings(path, {"LITELLM_MASTER_KEY": KEY, **(env or {})})
+    assert settings.metrics
+    metrics = Metrics(settings)
+    hooks = [MetricsHook(metrics), Auth(KEY, False), *(extra or [])]
+    return Gateway(settings, hooks, MockTransport(handler), metrics)
+
+
+def scrape(app: Gateway) -> dict[str, list[Any]]:
+    result = request(app, "GET", "/metrics")
+    assert result.status == 200, result.body
+    assert result.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(result.body.decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
+    return sum(s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_requests_tokens_spend_and_latency_equal_what_was_sent(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o", model_info=PRICES)]})
+    for _ in range(3):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    got = scrape(app)
+    assert value(got, "litellm_proxy_total_requests_metric_total", requested_model="gpt", status_code="200") == 3
+    assert value(got, "litellm_proxy_failed_requests_metric_total") == 0
+    assert value(got, "litellm_input_tokens_metric_total", model="gpt", requested_model="gpt") == 21
+    assert value(got, "litellm_output_tokens_metric_total", model="gpt") == 9
+    assert value(got, "litellm_total_tokens_metric_total", model="gpt") == 30
+    assert value(got, "litellm_spend_metric_total", model="gpt") == pytest.approx(3 * (7e-6 + 6e-6))
+    assert value(got, "litellm_request_total_latency_metric_count", requested_model="gpt") == 3
+    assert value(got, "litellm_request_total_latency_metric_bucket", requested_model="gpt", le="+Inf") == 3
+    assert value(got, "litellm_llm_api_latency_metric_count", model="gpt") == 3
+    assert value(got, "litellm_llm_api_time_to_first_token_metric_count") == 0  # none was streamed
+    assert value(got, "seance_requests_in_flight") == 0
+    state = got["litellm_deployment_state"]
+    assert [(s.labels["litellm_model_name"], s.labels["api_provider"], s.value) for s in state] == [
+        ("gpt", "openai", 0.0)
+    ]
+    assert state[0].labels["api_base"] == "http://up.test"
+
+
+def test_a_stream_has_its_time_to_first_token_and_its_usage(tmp_path: Path) -> None:
+    def streamed(_: UpstreamRequest) -> MockResponse:
+        return MockResponse(200, STREAM, {"content-type": "text/event-stream"})
+
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, streamed)
+    result = request(app, "POST", "/v1/chat/completions", {**CHAT, "stream": True})
+    assert result.status == 200 and b"[DONE]" in result.body
+    got = scrape(app)
+    assert value(got, "litellm_llm_api_time_to_first_token_metric_count", model="gpt") == 1
+    assert value(got, "litellm_input_tokens_metric_total", model="gpt") == 5
+    assert value(got, "litellm_output_tokens_metric_total", model="gpt") == 2
+
+
+def test_an_unknown_model_makes_no_label_of_its_name(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
+    assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "made-up-by-a-client"}).status == 404
+    text = request(app, "GET", "/metrics").body.decode()
+    assert "made-up-by-a-client" not in text
+    got = scrape(app)
+    assert value(got, "litellm_proxy_total_requests_metric_total", requested_model="other", status_code="404") == 1
+    failed = "litellm_proxy_failed_requests_metric_total"
+    assert value(got, failed, exception_status="404", exception_class="ModelNotFound") == 1
+
+
+def test_a_wildcard_is_labelled_by_its_pattern(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("openai/*", "openai/*")]})
+    for name in ("openai/gpt-a", "openai/gpt-b"):
+        assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": name}).status == 200
+    text = request(app, "GET", "/metrics").body.decode()
+    assert "gpt-a" not in text and "gpt-b" not in text
+    assert value(scrape(app), "litellm_proxy_total_requests_metric_total", requested_model="openai/*") == 2
+
+
+def test_upstream_failures_and_cooldowns(tmp_path: Path) -> None:
+    def limited(call: UpstreamRequest) -> MockResponse:
+        if "first" in call.url:
+            return MockResponse(429, b'{"error":{"message":"slow down"}}')
+        return MockResponse(200, ANSWER)
+
+    config = {
+        "model_list": [
+            deployment("gpt", "openai/gpt-4o", api_base="http://first.test", model_info={"id": "one"}),
+            deployment("gpt", "openai/gpt-4o", api_base="http://second.test", model_info={"id": "two"}),
+        ],
+    }
+    app = metered(tmp_path, config, limited)
+    for _ in range(6):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    got = scrape(app)
+    cooled = got["litellm_deployment_cooled_down_total"]
+    assert [(s.labels["model_id"], s.labels["exception_status"], s.value) for s in cooled] == [("one", "429", 1.0)]
+    states = {s.labels["model_id"]: s.value for s in got["litellm_deployment_state"]}
+    assert states == {"one": 2.0, "two": 0.0}
+
+
+class Refuse(Hook):
+    async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        raise RateLimited("5 requests a minute", headers={"retry-after": "60"})
+
+
+def test_requests_the_gateway_refuses_as_rate_limited(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, extra=[Refuse()])
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 429
+    got = scrape(app)
+    assert value(got, "seance_rate_limited_requests_total", requested_model="gpt") == 1
+    assert value(got, "litellm_proxy_failed_requests_metric_total", exception_status="429") == 1
+
+
+class Cached(Hook):
+    """Answers every other request from a "cache", as the cache hook does."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        self.calls += 1
+        ctx.cache_checked = True
+        if self.calls % 2 == 0:
+            ctx.cache_hit = True
+            return Answer(ANSWER)
+        return None
+
+
+def test_cache_hits_and_misses(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, extra=[Cached()])
+    for _ in range(4):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    got = scrape(app)
+    assert value(got, "seance_cache_requests_total", result="hit", requested_model="gpt") == 2
+    assert value(got, "seance_cache_requests_total", result="miss", requested_model="gpt") == 2
+
+
+class VirtualKey(Hook):
+    async def on_request(self, ctx: RequestContext) -> None:
+        ctx.caller = Caller("virtual_key", key_hash="ab" * 32, key_alias="ci-bot", team_id="team-7", user_id="u1")
+
+
+def test_a_virtual_key_is_labelled_by_a_hash_prefix_and_its_alias(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, extra=[VirtualKey()])
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    text = request(app, "GET", "/metrics").body.decode()
+    assert "ab" * 32 not in text and KEY not in text and "sk-up" not in text
+    got = scrape(app)
+    assert value(
+        got, "litellm_proxy_total_requests_metric_total",
+        hashed_api_key="ab" * 6, api_key_alias="ci-bot", team="team-7", user="u1", end_user="",
+    ) == 1  # fmt: skip
+
+
+def test_metrics_want_a_key_unless_opened(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, env={"SEANCE_METRICS_KEY": "mk-1"})
+    assert request(app, "GET", "/metrics", headers={"authorization": ""}).status == 401
+    assert request(app, "GET", "/metrics", headers={"authorization": "Bearer nope"}).status == 401
+    assert request(app, "GET", "/metrics", headers={"authorization": "Bearer mk-1"}).status == 200
+    assert request(app, "GET", "/metrics").status == 200  # the master key
+    opened = metered(
+        tmp_path,
+        {"model_list": [deployment("gpt", "openai/gpt-4o")],
+         "litellm_settings": {"callbacks": ["prometheus"], "require_auth_for_metrics_endpoint": False}},
+    )  # fmt: skip
+    assert request(opened, "GET", "/metrics", headers={"authorization": ""}).status == 200
+
+
+def test_metrics_off_answer_404_saying_how_to_turn_them_on(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(orjson.dumps({"model_list": [deployment("gpt", "openai/gpt-4o")]}))
+    settings = load_settings(path, {"LITELLM_MASTER_KEY": KEY})
+    assert not settings.metrics
+    app = Gateway(settings, [Auth(KEY, False)], MockTransport(answer))
+    result = request(app, "GET", "/metrics")
+    assert result.status == 404
+    assert "callbacks" in result.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "section",
+    [{"callbacks": ["prometheus"]}, {"callbacks": "prometheus"}, {"success_callback": ["langfuse", "prometheus"]}],
+)
+def test_litellm_turns_prometheus_on_with_callbacks(tmp_path: Path, section: dict[str, Any]) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(orjson.dumps({"model_list": [deployment("gpt", "openai/gpt-4o")], "litellm_settings": section}))
+    assert load_settings(path, {}).metrics
+
+
+def test_other_callbacks_are_named_in_the_start_warning(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    config = {
+        "model_list": [deployment("gpt", "openai/gpt-4o")],
+        "litellm_settings": {"callbacks": ["prometheus", "langfuse"]},
+    }
+    path.write_bytes(orjson.dumps(config))
+    settings = load_settings(path, {}, announce=False)
+    assert settings.metrics
+    (ignored,) = settings.ignored
+    assert ignored.path == "litellm_settings.callbacks"
+    assert ignored.note.startswith("langfuse: not implemented")
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_bytes(orjson.dumps({**config, "litellm_settings": {"callbacks": ["prometheus"]}}))
+    assert load_settings(quiet, {}, announce=False).ignored == ()
