@@ -41,7 +41,8 @@ class Usage:
         return cls(
             int(usage.get("prompt_tokens") or 0),
             int(usage.get("completion_tokens") or 0),
-            _count(prompt_details, "cached_tokens"),
+            # DeepSeek's older name beside OpenAI's
+            _count(prompt_details, "cached_tokens") or int(usage.get("prompt_cache_hit_tokens") or 0),
             int(usage.get("cache_creation_input_tokens") or 0),
             _count(completion_details, "reasoning_tokens"),
         )

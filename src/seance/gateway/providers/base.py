@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -33,8 +34,21 @@ from seance.gateway.formats.openai import Usage
 from seance.gateway.upstream import UpstreamRequest
 
 __all__ = [
-    "Adapter", "Call", "FollowUp", "Operation", "Reply", "StreamTranslator", "Target", "TranslatingStream",
-    "UpstreamRequest", "Usage", "error_message", "is_json_object", "json_headers", "url_path",
+    "NOT_PARSED",
+    "Adapter",
+    "Call",
+    "FollowUp",
+    "Operation",
+    "Reply",
+    "StreamTranslator",
+    "Target",
+    "TranslatingStream",
+    "UpstreamRequest",
+    "Usage",
+    "error_message",
+    "json_headers",
+    "json_object",
+    "url_path",
 ]  # fmt: skip
 
 # "messages" is Anthropic's Messages format, offered natively only by adapters that list it in
@@ -237,13 +251,23 @@ def url_path(value: str, *, slashes: bool = False) -> str:
 FULL_JSON_CHECK = 16 * 1024
 
 
-def is_json_object(body: bytes) -> bool:
+# What `json_object` returns for a body too large to parse here that looks like a JSON object.
+NOT_PARSED: Mapping[str, Any] = MappingProxyType({})
+
+
+def json_object(body: bytes) -> Mapping[str, Any] | None:
+    """The body as a JSON object when it is small enough to parse (so its fields are read from the
+    one parse that checks it), NOT_PARSED when it is larger and its ends look like one, None when
+    it is not a JSON object."""
     if len(body) <= FULL_JSON_CHECK:
         try:
-            return isinstance(orjson.loads(body), dict)
+            data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return False
-    return body[:64].lstrip()[:1] == b"{" and body[-64:].rstrip()[-1:] == b"}"
+            return None
+        return data if isinstance(data, dict) else None
+    if body[:64].lstrip()[:1] == b"{" and body[-64:].rstrip()[-1:] == b"}":
+        return NOT_PARSED
+    return None
 
 
 def error_message(body: bytes) -> str | None:

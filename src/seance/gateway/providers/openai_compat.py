@@ -17,6 +17,7 @@ from seance.gateway.errors import UpstreamError, upstream_shape
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.sse import complete_events
 from seance.gateway.providers.base import (
+    NOT_PARSED,
     Adapter,
     Call,
     FollowUp,
@@ -25,8 +26,8 @@ from seance.gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
-    is_json_object,
     json_headers,
+    json_object,
 )
 from seance.gateway.providers.completion import completions_through_chat
 from seance.gateway.providers.params import OPENAI, Params
@@ -91,9 +92,13 @@ class OpenAICompatible(Adapter):
         return UpstreamRequest("POST", self.url(call), self.headers(call), self.payload(call), call.stream)
 
     def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
-        if not is_json_object(body):
+        parsed = json_object(body)
+        if parsed is None:
             raise UpstreamError(f"{self.name}: answered HTTP {status} with a body that is not JSON")
-        return Reply(body, read_usage(body))
+        # the usage from the parse that checked the body; a body too large for that (embeddings
+        # of many inputs) is searched instead
+        usage = Usage.from_openai(parsed.get("usage")) if parsed is not NOT_PARSED else read_usage(body)
+        return Reply(body, usage)
 
     def stream(self, call: Call) -> StreamTranslator:
         if call.state.get("usage_chunk"):
@@ -118,7 +123,7 @@ class PassThroughStream(StreamTranslator):
         return data
 
     def close(self) -> bytes:
-        self.usage = read_usage(self.tail)
+        self.usage = last_usage(self.tail)
         end = self.tail.rstrip()
         if end.endswith(b"[DONE]"):
             return b""
@@ -160,6 +165,24 @@ class UsageStrippingStream(PassThroughStream):
 def _usage_only(event: bytes) -> bool:
     compact = event.replace(b" ", b"")
     return b'"choices":[]' in compact and b'"usage":{' in compact
+
+
+def last_usage(tail: bytes) -> Usage | None:
+    """The usage of a stream: its last event that has one, parsed (a fraction of what searching the
+    bytes for each count costs), else searched for like a body."""
+    at = tail.rfind(b'"usage"')
+    if at == -1:
+        return None
+    start = tail.rfind(b"data:", 0, at)
+    end = tail.find(b"\n", at)
+    if start != -1:
+        try:
+            event = orjson.loads(tail[start + 5 : end if end != -1 else len(tail)])
+        except orjson.JSONDecodeError:
+            event = None
+        if isinstance(event, dict) and "usage" in event:
+            return Usage.from_openai(event["usage"])
+    return read_usage(tail)
 
 
 def read_usage(body: bytes) -> Usage | None:
