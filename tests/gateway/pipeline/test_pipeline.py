@@ -111,7 +111,7 @@ def test_after_hooks_see_usage_and_cost_of_a_plain_answer(tmp_path: Path) -> Non
     assert ctx is not None and ctx.usage is not None
     assert (ctx.usage.prompt_tokens, ctx.usage.completion_tokens) == (7, 3)
     assert ctx.cost == pytest.approx(7 * 0.000001 + 3 * 0.000002)
-    assert result.headers["x-litellm-response-cost"] == repr(ctx.cost)
+    assert float(result.headers["x-litellm-response-cost"]) == pytest.approx(ctx.cost, abs=1e-12)
     assert ctx.status == 200 and ctx.model == "gpt" and ctx.deployment is not None
     assert ctx.ended is not None and ctx.client_first_byte is not None and ctx.upstream_first_byte is not None
     assert ctx.received <= ctx.upstream_first_byte <= ctx.client_first_byte <= ctx.ended

@@ -35,12 +35,23 @@ def route_headers(ctx: RequestContext, usage: Usage | None = None) -> None:
         headers.append(ctx.deployment.id_header)
         if usage is not None and (cost := ctx.deployment.cost(usage)) is not None:
             ctx.cost = cost  # finish() keeps it
-            headers.append((b"x-litellm-response-cost", repr(cost).encode()))
+            headers.append((b"x-litellm-response-cost", usd(cost)))
     if ctx.retries or ctx.fallbacks:
         headers.append((b"x-litellm-attempted-retries", str(ctx.retries).encode()))
         headers.append((b"x-litellm-attempted-fallbacks", str(ctx.fallbacks).encode()))
     else:  # the common case, made once
         headers += NO_RETRIES
+
+
+def usd(cost: float) -> bytes:
+    """A cost in US dollars as a header value: fixed decimals to the picodollar ("0.0000066"), made
+    with integer arithmetic. Formatting the float itself (repr: "6.5999999999999995e-06") ran
+    dtoa's bignum arithmetic, 14k instructions, 3 % of a pass-through request (bench/instructions.py)."""
+    pico = round(cost * 1e12)
+    if pico <= 0:
+        return b"0.0"
+    digits = str(pico).rjust(13, "0")  # str() of an int and slicing: %-formatting cost as much as repr
+    return (digits[:-12] + "." + (digits[-12:].rstrip("0") or "0")).encode()
 
 
 def read_request(ctx: RequestContext, body: dict[str, Any], kept: frozenset[str] = frozenset()) -> dict[str, Any]:
