@@ -101,6 +101,12 @@ class LiteLLMSettings(_Section):
     callbacks: list[str] | str | None = None
 
 
+class GroupAlias(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    hidden: bool = False
+
+
 class RouterSettings(_Section):
     routing_strategy: str = "simple-shuffle"
     num_retries: int | None = Field(default=None, ge=0)
@@ -113,6 +119,10 @@ class RouterSettings(_Section):
     max_fallbacks: int | None = Field(default=None, ge=0)
     allowed_fails: int | None = Field(default=None, ge=0)
     cooldown_time: float | None = Field(default=None, ge=0)
+    routing_strategy_args: dict[str, Any] = Field(default_factory=dict)
+    enable_pre_call_checks: bool = False
+    # {"alias": "group"} or {"alias": {"model": "group", "hidden": true}}
+    model_group_alias: dict[str, str | GroupAlias] = Field(default_factory=dict)
     redis_host: str | None = None
     redis_port: int | None = None
     redis_password: str | None = None

@@ -24,6 +24,7 @@ from seance.gateway.providers.base import (
     Usage,
     json_headers,
 )
+from seance.gateway.providers.openai_compat import OLLAMA_CONTEXT_WINDOW
 
 OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed",
@@ -39,6 +40,7 @@ PATHS = {"chat": "/api/chat", "completion": "/api/generate", "embedding": "/api/
 
 class OllamaChat(Adapter):
     name = "ollama_chat"
+    error_kinds = (OLLAMA_CONTEXT_WINDOW,)
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
     key_env = ("OLLAMA_API_KEY",)
     base_env = ("OLLAMA_API_BASE",)

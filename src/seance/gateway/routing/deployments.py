@@ -127,6 +127,7 @@ class Deployments:
                 deployment = self._build(entry, upstream, entry.model_name, where)
                 self.groups.setdefault(entry.model_name, []).append(deployment)
         self._fallbacks: dict[str, tuple[str, ...]] = {}
+        self.aliases, self.hidden = self._aliases()
         # the most specific wildcard wins, whatever the order of the file: `groq/*` before `*`
         self.wildcards.sort(key=lambda w: -len(w.name.replace("*", "")))
         self._check_fallbacks()
@@ -138,6 +139,8 @@ class Deployments:
         group = self.groups.get(model)
         if group is not None:
             return group
+        if model in self.aliases:
+            return self.lookup(self.aliases[model])
         if model in self.unsupported:
             raise _not_implemented(model, self.unsupported[model][0].missing_key)
         found = self._dynamic.get(model)
@@ -167,20 +170,24 @@ class Deployments:
                 names.extend(f"{p}/*" for p in self.configured_providers())
             elif wildcard.name not in self.unsupported:
                 names.append(wildcard.name)
+        names.extend(alias for alias in self.aliases if alias not in self.hidden)
         return names
 
     def all(self) -> list[Deployment]:
         """Every deployment of the file, those not served included (for /health)."""
         return [*(d for group in self.groups.values() for d in group), *self._unsupported()]
 
-    def fallbacks_for(self, model: str) -> tuple[str, ...]:
+    def fallbacks_for(self, model: str, kind: str = "fallbacks") -> tuple[str, ...]:
         """The fallback groups of `model` that this gateway serves, in order (kept per listed group:
-        this runs on every request)."""
-        found = self._fallbacks.get(model)
+        this runs on every request). `kind`: context_window_fallbacks or content_policy_fallbacks,
+        asked only after such a refusal."""
+        found = self._fallbacks.get(model) if kind == "fallbacks" else None
+        if found is None and model in self.aliases:  # an alias falls back as its group does
+            return self.fallbacks_for(self.aliases[model], kind)
         if found is None:
-            fallbacks = self.settings.resolved.fallbacks_for(model)
+            fallbacks = self.settings.resolved.fallbacks_for(model, kind)
             found = tuple(name for name in fallbacks if name in self.groups or name not in self.unsupported)
-            if model in self.groups:
+            if model in self.groups and kind == "fallbacks":
                 self._fallbacks[model] = found
         return found
 
@@ -307,10 +314,32 @@ class Deployments:
             where=where,
         )
 
+    def _aliases(self) -> tuple[dict[str, str], frozenset[str]]:
+        """router_settings.model_group_alias: another name of a group (hidden: not on /v1/models)."""
+        aliases: dict[str, str] = {}
+        hidden: set[str] = set()
+        for alias, value in self.settings.file.router_settings.model_group_alias.items():
+            target = value if isinstance(value, str) else value.model
+            where = f"{self.settings.source}: router_settings.model_group_alias.{alias}"
+            if alias in self.groups:
+                raise ConfigError(f"{where}: '{alias}' is already a model_name; an alias cannot hide a group")
+            known = target in self.groups or target in self.unsupported
+            if not known and not any(w.pattern.match(target) for w in self.wildcards):
+                raise ConfigError(f"{where}: model '{target}' is not in model_list")
+            aliases[alias] = target
+            if not isinstance(value, str) and value.hidden:
+                hidden.add(alias)
+        return aliases, frozenset(hidden)
+
     def _check_fallbacks(self) -> None:
         for rule in self.settings.resolved.fallback_rules():
             for name in [rule.source, *rule.targets]:
-                if name in self.groups or name == "*" or any(w.pattern.match(name) for w in self.wildcards):
+                if (
+                    name in self.groups
+                    or name in self.aliases
+                    or name == "*"
+                    or any(w.pattern.match(name) for w in self.wildcards)
+                ):
                     continue
                 if name in self.unsupported:
                     self.warnings.append(f"{self.settings.source}: {rule.path}: '{name}' is not served; skipped")

@@ -1,8 +1,10 @@
 """Model group ─► deployment, with retries, cooldowns and fallbacks.
 
     the requested group, then its fallback groups in order (the request's own `fallbacks` when it
-    sent them); in each group only the deployments that serve the operation (a group that serves
-    none is skipped, the requested one answers 400) and are not cooling down (cooldowns.py):
+    sent them; after a context-window or content-policy refusal, the group's
+    context_window_fallbacks / content_policy_fallbacks instead); in each group only the
+    deployments that serve the operation (a group that serves none is skipped, the requested one
+    answers 400) and are not cooling down (cooldowns.py):
         pick a deployment (weighted) ─► one try (proxy.py)
         a retryable failure before any byte reached the client ─► another try: at once on another
         deployment of the group when there is one, else after a backoff (the provider's
@@ -27,12 +29,21 @@ from typing import Any, TypeVar
 
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Redactor, UpstreamError
+from seance.gateway.errors import (
+    CONTENT_POLICY,
+    CONTEXT_WINDOW,
+    BadRequest,
+    GatewayError,
+    RateLimited,
+    Redactor,
+    UpstreamError,
+)
 from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing import mocks
 from seance.gateway.routing.cooldowns import Cooldowns
 from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment, Deployments
 from seance.gateway.routing.proxy import Proxy, Stream
+from seance.gateway.routing.strategies import Strategy
 from seance.gateway.upstream import Transport
 
 T = TypeVar("T")
@@ -42,6 +53,8 @@ BACKOFF_BASE = 0.5  # seconds before the first retry of the same deployment, dou
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0  # a provider asking for a longer wait: fail over rather than hold the client
 log = logging.getLogger("seance.gateway")
+
+REFUSAL_FALLBACKS = {CONTEXT_WINDOW: "context_window_fallbacks", CONTENT_POLICY: "content_policy_fallbacks"}
 
 # What a front asks for, per deployment: the call to make (its operation may differ from the one
 # requested: /v1/messages is Anthropic's own operation on Anthropic, translated chat elsewhere).
@@ -102,6 +115,13 @@ class Router:
         self.sleep = sleep
         self._defaults: dict[str, Options] = {}  # per model name: what the config alone asks for
         self.random = random.Random()
+        # None for simple-shuffle without pre-call checks: that path keeps no state (strategies.py)
+        self.strategy: Strategy | None = None
+        if settings.resolved.routing_strategy != "simple-shuffle" or router.enable_pre_call_checks:
+            self.strategy = Strategy(
+                settings.resolved.routing_strategy, router.routing_strategy_args, router.enable_pre_call_checks,
+                clock, self.random,
+            )  # fmt: skip
 
     async def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Reply:
         return await self._serve(ctx, op, build, self.proxy.complete, mocks.Mock.reply)
@@ -127,9 +147,27 @@ class Router:
                 mock.fail(first_group)
                 if mock.text is not None:
                     return mocked(mock, call)
-            return await send(ctx, call, deployment, options.timeout)
+            if self.strategy is None:
+                return await send(ctx, call, deployment, options.timeout)
+            return await self._measured(self.strategy, deployment, send(ctx, call, deployment, options.timeout))
 
-        return await self._route(ctx, op, options, once)
+        return await self._route(ctx, op, options, once, build)
+
+    @staticmethod
+    async def _measured(strategy: Strategy, deployment: Deployment, sent: Awaitable[T]) -> T:
+        """One try, counted in flight until its answer (or its stream's last chunk) is in."""
+        began = strategy.started(deployment)
+        try:
+            result = await sent
+        except BaseException:
+            strategy.finished(deployment, began, None, ok=False)
+            raise
+        if isinstance(result, Stream):
+            translator = result.translator
+            result.chunks = strategy.watch(deployment, began, result.chunks, lambda: translator.usage)
+        else:
+            strategy.finished(deployment, began, result.usage if isinstance(result, Reply) else None, ok=True)
+        return result
 
     def options(self, ctx: RequestContext) -> Options:
         assert ctx.model is not None
@@ -170,12 +208,20 @@ class Router:
         return serving if len(serving) < len(group) else group
 
     async def _route(
-        self, ctx: RequestContext, op: Operation, options: Options, once: Callable[[Deployment, bool], Awaitable[T]]
+        self,
+        ctx: RequestContext,
+        op: Operation,
+        options: Options,
+        once: Callable[[Deployment, bool], Awaitable[T]],
+        build: BuildCall,
     ) -> T:
         assert ctx.model is not None
         groups = [ctx.model, *options.fallbacks]
         error: GatewayError | None = None
-        for position, name in enumerate(groups):
+        position = -1
+        while position + 1 < len(groups):
+            position += 1
+            name = groups[position]
             if position == 0:
                 group = self.group(name, op)
             else:
@@ -191,15 +237,30 @@ class Router:
                     error = self._all_cooling(name, group)
                     continue
                 group = available
+            if self.strategy is not None and self.strategy.pre_call_checks:
+                try:
+                    group = self.strategy.admit(name, group, build)
+                except GatewayError as exc:
+                    error = exc
+                    if exc.kind is not None and not self._reroute(groups, position, exc.kind):
+                        raise
+                    continue
             failed: set[str] = set()
             for attempt in range(1 + options.retries):
-                deployment = _pick(group, failed, self.random)
+                if self.strategy is None:
+                    deployment = _pick(group, failed, self.random)
+                else:
+                    deployment = self.strategy.pick(group, failed)
                 ctx.deployment = deployment
                 try:
                     result = await once(deployment, position == 0)
                 except GatewayError as exc:
                     error = exc
-                    self._failed(ctx, deployment, exc, shared)
+                    self._failed(ctx, deployment, exc, shared and exc.kind is None)
+                    if exc.kind is not None:  # a refusal another deployment of the group would repeat
+                        if not self._reroute(groups, position, exc.kind):
+                            raise
+                        break
                     if not exc.retryable:
                         raise
                     failed.add(deployment.id)
@@ -216,6 +277,15 @@ class Router:
                 return result
         assert error is not None
         raise error
+
+    def _reroute(self, groups: list[str], position: int, kind: str) -> bool:
+        """After a refusal of `kind` by groups[position]: its context_window_fallbacks /
+        content_policy_fallbacks replace the groups still to try (LiteLLM's way); False when it has
+        none, and the refusal is the answer."""
+        found = self.deployments.fallbacks_for(groups[position], REFUSAL_FALLBACKS[kind])
+        special = [group for group in found if group not in groups[: position + 1]]
+        groups[position + 1 :] = special
+        return bool(special)
 
     def _failed(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, shared: bool) -> None:
         self.health.last_error[deployment.id] = (time.time(), error.message)
