@@ -78,9 +78,11 @@ class Gateway:
                 # the collector's reach so collections only walk per-request garbage.
                 gc.collect()
                 gc.freeze()
+                await self.router.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.health.draining = True
+                await self.router.stop()
                 await self.transport.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -179,7 +179,7 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "enable_pre_call_checks", "rpm/tpm as limits; skips deployments the request cannot fit"),
     _group(SUPPORTED, "context_window_fallbacks content_policy_fallbacks", REFUSAL_FALLBACKS),
     _group(SUPPORTED, "model_group_alias", "another name for a group; hidden ones are not on /v1/models"),
-    _group(SUPPORTED, "allowed_fails cooldown_time", "per worker; shared through Redis: " + ROUTER_ISSUE),
+    _group(SUPPORTED, "allowed_fails cooldown_time", "cooldowns shared through Redis when there is one"),
     _group(
         IGNORED,
         "allowed_fails_policy disable_cooldowns retry_policy "

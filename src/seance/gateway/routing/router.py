@@ -40,10 +40,11 @@ from seance.gateway.errors import (
 )
 from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing import mocks
-from seance.gateway.routing.cooldowns import Cooldowns
+from seance.gateway.routing.cooldowns import Cooldowns, Shared
 from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment, Deployments
 from seance.gateway.routing.proxy import Proxy, Stream
 from seance.gateway.routing.strategies import Strategy
+from seance.gateway.shared_state import find_redis
 from seance.gateway.upstream import Transport
 
 T = TypeVar("T")
@@ -112,6 +113,11 @@ class Router:
         self.proxy = Proxy(transport, Redactor(deployments.secrets()))
         self.health = Health(frozenset(d.id for d in deployments.all()))
         self.cooldowns = Cooldowns(router.allowed_fails, router.cooldown_time, clock)
+        self.shared: Shared | None = None  # cooldowns shared through Redis, when there is one
+        redis = find_redis(settings)
+        cooling = [d.id for group in deployments.groups.values() if len(group) > 1 for d in group]
+        if redis is not None and cooling and self.cooldowns.cooldown_time > 0:
+            self.shared = Shared(self.cooldowns, redis.client(), cooling)
         self.sleep = sleep
         self._defaults: dict[str, Options] = {}  # per model name: what the config alone asks for
         self.random = random.Random()
@@ -122,6 +128,14 @@ class Router:
                 settings.resolved.routing_strategy, router.routing_strategy_args, router.enable_pre_call_checks,
                 clock, self.random,
             )  # fmt: skip
+
+    async def start(self) -> None:
+        if self.shared is not None:
+            self.shared.start()
+
+    async def stop(self) -> None:
+        if self.shared is not None:
+            await self.shared.stop()
 
     async def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Reply:
         return await self._serve(ctx, op, build, self.proxy.complete, mocks.Mock.reply)
@@ -291,6 +305,8 @@ class Router:
         self.health.last_error[deployment.id] = (time.time(), error.message)
         status = error.upstream_status if isinstance(error, UpstreamError) else error.status
         cooling = shared and self.cooldowns.failed(deployment.id, status)
+        if cooling and self.shared is not None:
+            self.shared.announce(deployment.id)
         log.warning(
             "request %s: deployment %s (%s) failed with %s: %s%s",
             ctx.id, deployment.id, deployment.model_name, _status(error), error.message,
