@@ -53,8 +53,9 @@ def request(
 ) -> Answer:
     raw = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
     sent = {"authorization": f"Bearer {KEY}", "content-length": str(len(raw)), **(headers or {})}
+    path, _, query = path.partition("?")
     scope = {
-        "type": "http", "method": method, "path": path,
+        "type": "http", "method": method, "path": path, "query_string": query.encode(),
         "headers": [(k.lower().encode(), v.encode()) for k, v in sent.items()],
     }  # fmt: skip
     messages: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 from seance.gateway import routes
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
@@ -158,7 +159,7 @@ class Gateway:
             return self.models.list()
         if name == "model":
             return self.models.get(routes.model_id(ctx.path))
-        return self.health.report()
+        return self.health.report(parse_qs(ctx.query).get("model", [None])[0])
 
     async def _probe(self, ctx: RequestContext, send: Send) -> None:
         try:
@@ -199,6 +200,8 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
         elif name in OPTIONS:
             options = options or {}
             options[name.decode()] = value.decode("latin-1")
+    if ctx.route is routes.HEALTH:
+        ctx.query = scope.get("query_string", b"").decode("latin-1")
     if forwarded:
         ctx.client_headers = forwarded
     if options:

@@ -101,6 +101,7 @@ class RequestContext:
     received: float
     started_at: float
     credential: bytes = b""  # the key presented, as sent; hooks only, never logged
+    query: str = ""  # the query string, read only for the routes that take one (/health?model=)
     caller: Caller | None = None
     # the request, as far as the gateway reads it
     model: str | None = None

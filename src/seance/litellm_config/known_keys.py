@@ -231,7 +231,12 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
         "alerting_args alert_to_webhook_url",
         LIMITS_ISSUE,
     ),
-    _group(IGNORED, "background_health_checks health_check_interval health_check_details", ROUTER_ISSUE),
+    _group(
+        SUPPORTED,
+        "background_health_checks health_check_interval",
+        "one cheap call per deployment per interval (model_info.health_check_model, mode), per worker",
+    ),
+    _group(IGNORED, "health_check_details", ROUTER_ISSUE),
     _group(
         IGNORED,
         "completion_model embedding_model image_generation_model moderation_model infer_model_from_keys "

@@ -131,6 +131,8 @@ class RouterSettings(_Section):
 class GeneralSettings(_Section):
     master_key: str | None = None
     database_url: str | None = None
+    background_health_checks: bool = False
+    health_check_interval: float | None = Field(default=None, gt=0)
 
 
 class ConfigFile(_Section):

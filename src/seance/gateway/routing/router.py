@@ -42,6 +42,7 @@ from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing import mocks
 from seance.gateway.routing.cooldowns import Cooldowns, Shared
 from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment, Deployments
+from seance.gateway.routing.health_checks import HealthChecks, cools_down
 from seance.gateway.routing.proxy import Proxy, Stream
 from seance.gateway.routing.strategies import Strategy
 from seance.gateway.shared_state import find_redis
@@ -121,6 +122,10 @@ class Router:
         self.sleep = sleep
         self._defaults: dict[str, Options] = {}  # per model name: what the config alone asks for
         self.random = random.Random()
+        general = settings.file.general_settings
+        self.checks: HealthChecks | None = None  # general_settings.background_health_checks
+        if general.background_health_checks:
+            self.checks = HealthChecks(deployments.all(), self.proxy, self._probed, general.health_check_interval)
         # None for simple-shuffle without pre-call checks: that path keeps no state (strategies.py)
         self.strategy: Strategy | None = None
         if settings.resolved.routing_strategy != "simple-shuffle" or router.enable_pre_call_checks:
@@ -132,8 +137,12 @@ class Router:
     async def start(self) -> None:
         if self.shared is not None:
             self.shared.start()
+        if self.checks is not None:
+            self.checks.start()
 
     async def stop(self) -> None:
+        if self.checks is not None:
+            await self.checks.stop()
         if self.shared is not None:
             await self.shared.stop()
 
@@ -310,6 +319,25 @@ class Router:
         log.warning(
             "request %s: deployment %s (%s) failed with %s: %s%s",
             ctx.id, deployment.id, deployment.model_name, _status(error), error.message,
+            f"; cooling down for {self.cooldowns.cooldown_time:g} s" if cooling else "",
+        )  # fmt: skip
+
+    def _probed(self, deployment: Deployment, error: GatewayError | None) -> None:
+        """A background health check's outcome: /health's record, and a cooldown when the
+        deployment failed as a request would (and its group has another one)."""
+        if error is None:
+            self.health.last_success[deployment.id] = time.time()
+            return
+        self.health.last_error[deployment.id] = (time.time(), error.message)
+        shared = len(self.deployments.groups.get(deployment.model_name, ())) > 1
+        cooling = shared and cools_down(error) and self.cooldowns.cooldown_time > 0
+        if cooling:
+            self.cooldowns.cool(deployment.id, self.cooldowns.cooldown_time)
+            if self.shared is not None:
+                self.shared.announce(deployment.id)
+        log.warning(
+            "health check: deployment %s (%s) failed with %s: %s%s",
+            deployment.id, deployment.model_name, _status(error), error.message,
             f"; cooling down for {self.cooldowns.cooldown_time:g} s" if cooling else "",
         )  # fmt: skip
 
