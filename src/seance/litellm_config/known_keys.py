@@ -178,11 +178,12 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "routing_strategy_args", "lowest_latency_buffer"),
     _group(SUPPORTED, "enable_pre_call_checks", "rpm/tpm as limits; skips deployments the request cannot fit"),
     _group(SUPPORTED, "context_window_fallbacks content_policy_fallbacks", REFUSAL_FALLBACKS),
+    _group(SUPPORTED, "retry_policy model_group_retry_policy", "LiteLLM's RetryPolicy: retries per error class"),
     _group(SUPPORTED, "model_group_alias", "another name for a group; hidden ones are not on /v1/models"),
     _group(SUPPORTED, "allowed_fails cooldown_time", "cooldowns shared through Redis when there is one"),
     _group(
         IGNORED,
-        "allowed_fails_policy disable_cooldowns retry_policy "
+        "allowed_fails_policy disable_cooldowns "
         "retry_after enable_pre_call_check optional_pre_call_checks "
         "enable_tag_filtering tag_filtering_match_any default_priority polling_interval "
         "default_max_parallel_requests default_litellm_params provider_budget_config "
@@ -197,7 +198,7 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
     _group(
         IGNORED,
         "debug_level set_verbose client_ttl alerting_config assistants_config router_general_settings "
-        "ignore_invalid_deployments search_tools guardrail_list model_group_retry_policy",
+        "ignore_invalid_deployments search_tools guardrail_list",
         NOT_PLANNED,
     ),
     _group(

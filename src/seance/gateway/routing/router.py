@@ -37,6 +37,7 @@ from seance.gateway.errors import (
     RateLimited,
     Redactor,
     UpstreamError,
+    UpstreamTimeout,
 )
 from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing import mocks
@@ -126,6 +127,9 @@ class Router:
         self.checks: HealthChecks | None = None  # general_settings.background_health_checks
         if general.background_health_checks:
             self.checks = HealthChecks(deployments.all(), self.proxy, self._probed, general.health_check_interval)
+        # LiteLLM's retry_policy (retries per error class), and per group model_group_retry_policy
+        self.retry_policy = router.retry_policy.counts() if router.retry_policy else None
+        self.group_retry_policy = {name: p.counts() for name, p in router.model_group_retry_policy.items()}
         # None for simple-shuffle without pre-call checks: that path keeps no state (strategies.py)
         self.strategy: Strategy | None = None
         if settings.resolved.routing_strategy != "simple-shuffle" or router.enable_pre_call_checks:
@@ -269,7 +273,12 @@ class Router:
                         raise
                     continue
             failed: set[str] = set()
-            for attempt in range(1 + options.retries):
+            policy = (
+                self.group_retry_policy.get(name, self.retry_policy)
+                if self.retry_policy or self.group_retry_policy
+                else None
+            )
+            for attempt in range(1 + (max(options.retries, *policy.values()) if policy else options.retries)):
                 if self.strategy is None:
                     deployment = _pick(group, failed, self.random)
                 else:
@@ -280,15 +289,20 @@ class Router:
                 except GatewayError as exc:
                     error = exc
                     self._failed(ctx, deployment, exc, shared and exc.kind is None)
+                    # retry_policy: its count for this class of failure; naming a class Seance would
+                    # not retry (a 400, a refusal) asks for it to be retried all the same
+                    named = policy.get(retry_class(exc)) if policy is not None else None
+                    retries = options.retries if named is None else named
                     if exc.kind is not None:  # a refusal another deployment of the group would repeat
-                        if not self._reroute(groups, position, exc.kind):
+                        if self._reroute(groups, position, exc.kind):
+                            break
+                        if not named:
                             raise
-                        break
-                    if not exc.retryable:
+                    elif not exc.retryable and not named:
                         raise
                     failed.add(deployment.id)
                     wait = self._wait(exc, attempt, group, failed)
-                    if attempt == options.retries or wait is None:
+                    if attempt >= retries or wait is None:
                         log.warning("request %s: giving up on '%s' after %d tries", ctx.id, name, attempt + 1)
                         break
                     ctx.retries += 1
@@ -377,6 +391,22 @@ def make_call(
         body = {**deployment.params, **body}
         raw = b""
     return Call(op, body, raw, stream, deployment.target, headers, drop=drop_params, want_usage=want_usage)
+
+
+def retry_class(exc: GatewayError) -> str:
+    """The RetryPolicy field that counts the retries of this failure."""
+    status = exc.status
+    if exc.kind == CONTENT_POLICY:
+        return "ContentPolicyViolationErrorRetries"
+    if isinstance(exc, UpstreamTimeout) or status == 408:
+        return "TimeoutErrorRetries"
+    if status == 429:
+        return "RateLimitErrorRetries"
+    if status in (401, 403):
+        return "AuthenticationErrorRetries"
+    if 400 <= status < 500:
+        return "BadRequestErrorRetries"
+    return "InternalServerErrorRetries"
 
 
 def _status(exc: GatewayError) -> str:
