@@ -275,7 +275,7 @@ LITELLM_PARAMS: Mapping[str, Key] = _section(
         "model api_key api_base api_version timeout stream_timeout request_timeout weight drop_params "
         "custom_llm_provider input_cost_per_token output_cost_per_token",
     ),
-    _group(SUPPORTED, "rpm tpm", "usage-based-routing-v2's headroom; limits with enable_pre_call_checks"),
+    _group(SUPPORTED, "rpm tpm", "weights without weight; usage-based-routing-v2; limits with enable_pre_call_checks"),
     _group(IGNORED, "itpm otpm max_parallel_requests order max_retries num_retries cooldown_time", ROUTER_ISSUE),
     _group(
         IGNORED,

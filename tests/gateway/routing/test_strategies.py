@@ -206,3 +206,17 @@ def test_least_busy_through_the_gateway_counts_every_try_out_again(tmp_path: Pat
 def test_an_unknown_strategy_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown routing strategy 'least_busy'; did you mean 'least-busy'"):
         _app(tmp_path, {"routing_strategy": "least_busy"}, {})
+
+
+def test_simple_shuffle_weighs_by_rpm_then_tpm_when_no_weight_is_set(tmp_path: Path) -> None:
+    def weights(*entries: dict[str, Any]) -> list[float]:
+        app, _ = make_app(tmp_path, {"model_list": list(entries)}, lambda r: MockResponse(200, OK))
+        return [d.weight for d in app.deployments.groups["gpt"]]
+
+    assert weights(deployment("gpt", "openai/a", rpm=300), deployment("gpt", "openai/b", rpm=100)) == [300, 100]
+    assert weights(deployment("gpt", "openai/a", tpm=9000, rpm=1), deployment("gpt", "openai/b", tpm=1000)) == [
+        9000,
+        1000,
+    ]  # not every one has an rpm: by tpm
+    assert weights(deployment("gpt", "openai/a", rpm=300, weight=1), deployment("gpt", "openai/b", rpm=100)) == [1, 1]
+    assert weights(deployment("gpt", "openai/a", rpm=300), deployment("gpt", "openai/b")) == [1, 1]

@@ -8,6 +8,7 @@ and a bare well-known name (`gpt-…`, `claude-…`) to its maker, if that provi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -103,6 +104,7 @@ class Deployments:
         self.unsupported: dict[str, list[Deployment]] = {}
         self.warnings: list[str] = []
         entries = settings.file.model_list
+        weighted: set[str] = set()  # groups with a weight in the file
         if settings.no_config:
             entries = [ModelEntry.model_validate({"model_name": "*", "litellm_params": {"model": "*"}})]
         for index, entry in enumerate(entries):
@@ -126,6 +128,11 @@ class Deployments:
             elif served:
                 deployment = self._build(entry, upstream, entry.model_name, where)
                 self.groups.setdefault(entry.model_name, []).append(deployment)
+                if "weight" in entry.litellm_params.model_fields_set:
+                    weighted.add(entry.model_name)
+        for name, group in self.groups.items():
+            if name not in weighted:
+                group[:] = _weighed_by_limits(group)
         self._fallbacks: dict[str, tuple[str, ...]] = {}
         self.aliases, self.hidden = self._aliases()
         # the most specific wildcard wins, whatever the order of the file: `groq/*` before `*`
@@ -365,6 +372,16 @@ class Deployments:
         if group is None:
             return None
         return {op for d in group for op in d.operations}
+
+
+def _weighed_by_limits(group: list[Deployment]) -> list[Deployment]:
+    """LiteLLM's simple-shuffle: without weights, a group whose deployments all have an `rpm`
+    (else all a `tpm`) shares its traffic in proportion to them."""
+    for limit in ("rpm", "tpm"):
+        values = [getattr(d, limit) for d in group]
+        if len(group) > 1 and all(values):
+            return [dataclasses.replace(d, weight=float(v)) for d, v in zip(group, values, strict=True)]
+    return group
 
 
 class _NotServed(Exception):
