@@ -103,6 +103,22 @@ async def test_latency_of_a_stream_is_its_time_to_first_chunk() -> None:
     assert s.stats["a"].tokens == 7
 
 
+async def test_a_stream_closed_before_its_first_chunk_is_no_longer_in_flight() -> None:
+    clock = Clock()
+    a = dep("a")
+    s = strategy("least-busy", clock)
+
+    async def chunks() -> Any:
+        yield b"never read"
+
+    inner = chunks()
+    watched = s.watch(a, s.started(a), inner, lambda: Usage(3, 4))
+    assert s.stats["a"].in_flight == 1
+    await watched.aclose()  # the client left before the relay read anything
+    assert s.stats["a"].in_flight == 0 and s.stats["a"].tokens == 0
+    assert inner.ag_running is False and inner.ag_frame is None  # the upstream side is closed too
+
+
 def test_usage_based_picks_the_most_headroom_and_forgets_last_minute() -> None:
     clock = Clock()
     a, b = dep("a", tpm=1000), dep("b", tpm=100_000)

@@ -134,28 +134,22 @@ class Strategy:
         stats = self._stats(deployment)
         stats.latency = seconds if stats.latency is None else stats.latency + SMOOTHING * (seconds - stats.latency)
 
-    async def watch(
+    def watch(
         self,
         deployment: Deployment,
         began: float,
         chunks: AsyncGenerator[bytes, None],
         usage: Callable[[], Usage | None],
     ) -> AsyncGenerator[bytes, None]:
-        """A stream's chunks, timing the first (the latency of a stream) and counting it done at the end."""
-        first = True
-        ok = False
-        try:
-            async for chunk in chunks:
-                if first:
-                    first = False
-                    self.latency(deployment, self.clock() - began)
-                yield chunk
-            ok = True
-        finally:
-            stats = self._stats(deployment)
-            stats.in_flight = max(0, stats.in_flight - 1)
-            if ok and (got := usage()) is not None:
-                self._count(stats, tokens=got.prompt_tokens + got.completion_tokens)
+        """A stream's chunks, timing the first (the latency of a stream) and counting it done at its
+        end, or when it is closed, even before its first chunk (a client gone at once)."""
+        return _Watched(self, deployment, began, chunks, usage)
+
+    def _ended(self, deployment: Deployment, usage: Usage | None) -> None:
+        stats = self._stats(deployment)
+        stats.in_flight = max(0, stats.in_flight - 1)
+        if usage is not None:
+            self._count(stats, tokens=usage.prompt_tokens + usage.completion_tokens)
 
     # -- state --
 
@@ -196,6 +190,53 @@ class Strategy:
         if deployment.tpm:
             used = max(used, stats.tokens / deployment.tpm)
         return used, stats.tokens
+
+
+class _Watched(AsyncGenerator[bytes, None]):
+    """An async generator of its own rather than a generator function: the latter runs no
+    `finally` when closed before it started, and the count in flight would never come down."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        deployment: Deployment,
+        began: float,
+        inner: AsyncGenerator[bytes, None],
+        usage: Callable[[], Usage | None],
+    ) -> None:
+        self.strategy, self.deployment, self.began, self.inner, self.usage = strategy, deployment, began, inner, usage
+        self.first = True
+        self.done = False
+
+    def _end(self, ok: bool) -> None:
+        if not self.done:
+            self.done = True
+            self.strategy._ended(self.deployment, self.usage() if ok else None)
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self.inner.__anext__()
+        except StopAsyncIteration:
+            self._end(ok=True)
+            raise
+        except BaseException:
+            self._end(ok=False)
+            raise
+        if self.first:
+            self.first = False
+            self.strategy.latency(self.deployment, self.strategy.clock() - self.began)
+        return chunk
+
+    async def asend(self, value: None) -> bytes:
+        return await self.__anext__()
+
+    async def athrow(self, *args: Any) -> bytes:
+        self._end(ok=False)
+        return await self.inner.athrow(*args)
+
+    async def aclose(self) -> None:
+        self._end(ok=False)
+        await self.inner.aclose()
 
 
 def _cost(deployment: Deployment) -> float:
