@@ -143,8 +143,22 @@ def test_synth_deploys_an_existing_litellm_config_as_it_is(tmp_path: Path, monke
     documents = list(yaml.safe_load_all(out.read_text()))
     assert find(documents, "ConfigMap")["data"]["config.yaml"] == LITELLM_CONFIG.read_text()
     assert find(documents, "Secret")["stringData"] == LITELLM_SECRETS
+    assert "does not implement" not in result.output  # every setting of this config is implemented
+
+
+def test_synth_warns_as_the_start_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "litellm.yaml"
+    text = LITELLM_CONFIG.read_text()
+    assert "  cooldown_time: 30\n" in text
+    config.write_text(text.replace("  cooldown_time: 30\n", "  cooldown_time: 30\n  disable_cooldowns: true\n", 1))
+    secrets = tmp_path / "secrets.yaml"
+    fake_secrets(monkeypatch, secrets, LITELLM_SECRETS)
+    args = ["synth", "--secrets", str(secrets), "--gateway-config", str(config), "--out", str(tmp_path / "out.yaml")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
     # what the gateway's start would warn about, synth says too
-    assert f"warning: {LITELLM_CONFIG}: LiteLLM settings that Seance does not implement (yet)" in result.output
+    assert f"warning: {config}: LiteLLM settings that Seance does not implement (yet)" in result.output
+    assert "router_settings.disable_cooldowns" in result.output
 
 
 @pytest.mark.parametrize(

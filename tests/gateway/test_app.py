@@ -33,6 +33,7 @@ def served(module_gateway: GatewayFactory, upstream: ReplayUpstream) -> Running:
             deployment("pair", "openai/gpt-3.5-turbo", upstream.url + "/b/v1"),
             deployment("flaky", "openai/gpt-3.5-turbo", upstream.url + "/flaky/v1"),
             deployment("backup", "openai/gpt-3.5-turbo", upstream.url + "/backup/v1"),
+            deployment("long", "openai/gpt-3.5-turbo", upstream.url + "/long/v1"),
             deployment("slow", "openai/gpt-3.5-turbo", upstream.url + "/slow/v1", timeout=0.5),
             deployment("keyed", "openai/gpt-3.5-turbo", upstream.url + "/keyed/v1", api_key="os.environ/UP_KEY"),
             deployment("azure-gpt", "azure/my-deployment", upstream.url, api_version="2024-06-01"),
@@ -45,8 +46,10 @@ def served(module_gateway: GatewayFactory, upstream: ReplayUpstream) -> Running:
                 "litellm_params": {"model": "openai/*", "api_base": upstream.url + "/wild/v1", "api_key": "sk-wild"},
             },
         ],
-        "litellm_settings": {"num_retries": 1, "fallbacks": [{"flaky": ["backup"]}]},
-    }
+        "litellm_settings": {
+            "num_retries": 1, "fallbacks": [{"flaky": ["backup"]}], "context_window_fallbacks": [{"flaky": ["long"]}],
+        },
+    }  # fmt: skip
     return module_gateway(config, {"UP_KEY": "sk-from-env"})
 
 
@@ -96,7 +99,7 @@ def test_retrieve_one_model(served: Running) -> None:
 def test_health_reports_deployments_without_secrets(served: Running) -> None:
     with served.http() as http:
         report = http.get("/health").json()
-    assert report["healthy_count"] + report["unhealthy_count"] == 10
+    assert report["healthy_count"] + report["unhealthy_count"] == 11
     assert "sk-up" not in orjson.dumps(report).decode()
     assert "sk-from-env" not in orjson.dumps(report).decode()
 
@@ -301,6 +304,18 @@ def test_retry_then_fallback_group(served: Running, upstream: ReplayUpstream) ->
     assert headers["x-litellm-attempted-retries"] == "1"
     assert headers["x-litellm-attempted-fallbacks"] == "1"
     assert payload["id"] == CHAT.response_json()["id"]
+
+
+def test_a_context_length_error_goes_to_the_context_window_fallback(served: Running, upstream: ReplayUpstream) -> None:
+    too_long = orjson.dumps({"error": {
+        "message": "This model's maximum context length is 4097 tokens. However, your messages resulted in 5613.",
+        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})  # fmt: skip
+    upstream.add("/flaky/v1/chat/completions", Reply(400, {"content-type": "application/json"}, too_long))
+    upstream.add("/long/v1/chat/completions", CHAT)
+    raw = served.openai().chat.completions.with_raw_response.create(model="flaky", messages=MESSAGES)  # type: ignore[arg-type]
+    assert raw.parse().id == CHAT.response_json()["id"]
+    assert raw.headers["x-litellm-attempted-fallbacks"] == "1" and raw.headers["x-litellm-attempted-retries"] == "0"
+    assert not upstream.pending()  # not retried on flaky, and not sent to its ordinary fallback
 
 
 def test_client_errors_are_not_retried(served: Running, upstream: ReplayUpstream) -> None:

@@ -17,10 +17,11 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 from seance.gateway import routes
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
-from seance.gateway.config import Settings
+from seance.gateway.config import ConfigError, Settings
 from seance.gateway.context import RequestContext
 from seance.gateway.errors import GatewayError, PayloadTooLarge
 from seance.gateway.fronts import anthropic, openai, read_request, route_headers
@@ -30,6 +31,7 @@ from seance.gateway.fronts.models import ModelsFront
 from seance.gateway.fronts.validate import parse
 from seance.gateway.metrics import CONTENT_TYPE, Metrics
 from seance.gateway.pipeline import Hook, Pipeline, hooks
+from seance.gateway.reload import Reloader
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
 from seance.gateway.upstream import Transport
@@ -61,21 +63,40 @@ class Gateway:
         what /metrics shows (None: metrics are off; its hook is in `hook_list`)."""
         if hook_list is None:
             hook_list = hooks.build(hooks.Features(master_key=settings.master_key, settings=settings))
-        self.settings = settings
-        self.deployments = Deployments(settings)
         self.transport: Transport = transport or HTTPTransport()
-        self.router = Router(settings, self.deployments, self.transport)
         self.pipeline = Pipeline(hook_list)
+        self._metrics = metrics
+        self._use(settings, Deployments(settings))
+        self.reloader: Reloader | None = None  # SIGHUP / --watch-config (reload.py), set by the CLI
+
+    def _use(self, settings: Settings, deployments: Deployments, draining: bool = False) -> None:
+        """Everything the config decides. A request holds the front it started with to its end."""
+        self.settings = settings
+        self.deployments = deployments
+        self.router = Router(settings, deployments, self.transport)
         self.openai = openai.OpenAIFront(self.router, want_usage=self.pipeline.needs_usage)
         self.anthropic = anthropic.AnthropicFront(self.router)
-        self.models = ModelsFront(self.deployments)
-        self.health = HealthFront(self.deployments, self.router.health)
+        self.models = ModelsFront(deployments)
+        self.health = HealthFront(deployments, self.router.health)
+        self.health.draining = draining
         keys = (settings.master_key or "", settings.metrics_key or "")
-        self.metrics = MetricsFront(metrics, keys, settings.metrics_auth)
-        if metrics is not None:
-            self.router.on_cooldown = metrics.cooled_down_now
+        self.metrics = MetricsFront(self._metrics, keys, settings.metrics_auth)
+        if self._metrics is not None:
+            self.router.on_cooldown = self._metrics.cooled_down_now
             if isinstance(self.transport, HTTPTransport):
-                metrics.connections = self.transport.connections
+                self._metrics.connections = self.transport.connections
+
+    async def reload(self, settings: Settings) -> None:
+        """Swaps in a new config (ConfigError: refused, the old one stays). Requests in flight
+        finish on the old one; the upstream pools are kept."""
+        if settings.master_key != self.settings.master_key:
+            raise ConfigError(f"{settings.source}: the master key changed: restart the gateway to change it")
+        deployments = Deployments(settings)
+        old = self.router
+        self.transport.open(_origins(deployments))  # the new origins' pools; known ones are kept
+        self._use(settings, deployments, self.health.draining)
+        await self.router.start()
+        await old.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -87,14 +108,20 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.transport.open({origin_of(d.target.api_base) for d in self.deployments.all()})
+                self.transport.open(_origins(self.deployments))
                 # What exists now (modules, config) lives as long as the process: keep it out of
                 # the collector's reach so collections only walk per-request garbage.
                 gc.collect()
                 gc.freeze()
+                await self.router.start()
+                if self.reloader is not None:
+                    self.reloader.start(self)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.health.draining = True
+                if self.reloader is not None:
+                    await self.reloader.stop()
+                await self.router.stop()
                 await self.transport.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -176,7 +203,7 @@ class Gateway:
             return self.models.model_info_v2(ctx.caller, ctx.query)
         if name == "model_group_info":
             return self.models.model_group_info(ctx.caller, ctx.query)
-        return self.health.report()
+        return self.health.report(parse_qs(ctx.query.decode("latin-1")).get("model", [None])[0])
 
     async def _probe(self, ctx: RequestContext, send: Send) -> None:
         try:
@@ -196,6 +223,10 @@ class Gateway:
             route_headers(ctx)
         headers.extend((k.lower().encode(), v.encode()) for k, v in exc.headers.items())
         await send_bytes(send, ctx, exc.status, ERROR_BODIES[ctx.route.front](exc))
+
+
+def _origins(deployments: Deployments) -> set[str]:
+    return {origin_of(d.target.api_base) for d in deployments.all()}
 
 
 def _context(scope: Scope) -> tuple[RequestContext, int]:

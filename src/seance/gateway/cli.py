@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from seance.gateway.config import ConfigError, load_settings, require_master_key
+from seance.gateway.config import ConfigError, Settings, load_settings, require_master_key
 from seance.gateway.logs import FORMATS, LEVELS
 from seance.gateway.logs import setup as setup_logging
 
@@ -19,6 +19,8 @@ from seance.gateway.logs import setup as setup_logging
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="CONFIG_FILE_PATH",
     help="LiteLLM-format config.yaml (default: $CONFIG_FILE_PATH; none: serve every provider with a key).",
 )  # fmt: skip
+@click.option("--watch-config", is_flag=True,
+              help="Reload the config when its file changes (as on SIGHUP); a bad one is refused, logged.")  # fmt: skip
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=4000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
@@ -72,6 +74,7 @@ from seance.gateway.logs import setup as setup_logging
               help="Largest non-streamed upstream answer (decoded); beyond it: 502. Streams: any length.")  # fmt: skip
 def gateway(
     config_path: Path | None,
+    watch_config: bool,
     host: str,
     port: int,
     workers: int,
@@ -96,6 +99,8 @@ def gateway(
     upstream_max_body_bytes: int,
 ) -> None:
     """Serve the LLM gateway (OpenAI- and Anthropic-compatible) on HOST:PORT."""
+    if watch_config and config_path is None:
+        raise click.UsageError("--watch-config needs a config file (--config or CONFIG_FILE_PATH)")
     environ = dict(os.environ)
     if secrets_path is not None:
         environ = _with_secrets(environ, _secrets_env(secrets_path, service), secrets_path, secrets_override)
@@ -131,6 +136,17 @@ def gateway(
                 upstream_connections, upstream_pool_timeout, upstream_max_header_bytes, upstream_max_body_bytes
             )
             app = Gateway(settings, hooks.build(features), HTTPTransport(limits=upstream), counted)
+            from seance.gateway.reload import Reloader
+
+            def reload_settings() -> Settings:
+                """The start's loading and checks again (SIGHUP, --watch-config)."""
+                reloaded = load_settings(config_path, environ)
+                require_master_key(reloaded, allow_no_auth)
+                if metrics is not None:
+                    reloaded = dataclasses.replace(reloaded, metrics=metrics)
+                return reloaded
+
+            app.reloader = Reloader(reload_settings, config_path, watch_config)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         from seance.gateway.server import default_max_connections, serve

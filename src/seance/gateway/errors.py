@@ -12,7 +12,10 @@
     └── UpstreamError            502 api_error, or the upstream's own 4xx status passed through
         └── UpstreamTooLarge     502, not retried: an answer beyond the gateway's limits
 
-Each knows its HTTP status and renders OpenAI's error envelope, so handlers only `raise`.
+Each knows its HTTP status and renders OpenAI's error envelope, so handlers only `raise`. A
+provider's refusal may also carry a `kind` (CONTEXT_WINDOW, CONTENT_POLICY), set by the adapter that
+recognised it, which the router answers with LiteLLM's context_window_fallbacks and
+content_policy_fallbacks.
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ from contextlib import contextmanager
 
 import orjson
 
+CONTEXT_WINDOW = "context_window"  # the request does not fit the model's context window
+CONTENT_POLICY = "content_policy"  # the provider refused the content
+
 
 class GatewayError(Exception):
     status: int = 500
     type: str = "api_error"
     default_code: str | None = None
+    kind: str | None = None  # CONTEXT_WINDOW, CONTENT_POLICY or None
 
     def __init__(
         self,

@@ -236,6 +236,7 @@ def _serve_workers(
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's own handler (reload.py)
             try:
                 if reuse_port:
                     own.close()
@@ -262,9 +263,15 @@ def _serve_workers(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def reload(signum: int, frame: FrameType | None) -> None:
+        for pid in children:  # each worker reloads its config (reload.py)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGALRM, overdue)
+    signal.signal(signal.SIGHUP, reload)
     for number in range(workers):
         spawn(number)
     log.info("%s", ready_line(app, host, port, workers))

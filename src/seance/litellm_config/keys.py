@@ -24,6 +24,7 @@ from seance.litellm_config.known_keys import (
     MODEL_ENTRY,
     MODEL_INFO,
     REQUEST_PARAMS,
+    ROUTING_STRATEGIES,
     SECTIONS,
     TOP_LEVEL,
     Key,
@@ -98,8 +99,10 @@ def _known(path: str, key: Key, value: Any, findings: Findings) -> None:
     elif path in CALLBACK_KEYS and (others := [name for name in _names(value) if name not in CALLBACKS]):
         implemented = ", ".join(sorted(CALLBACKS))
         findings.ignored.append(Ignored(path, f"{', '.join(others)}: not implemented; Seance has {implemented}"))
-    elif path == "router_settings.routing_strategy" and value not in (None, "simple-shuffle"):
-        findings.ignored.append(Ignored(path, f"{value}: Seance routes by weight (simple-shuffle) until issue 11"))
+    elif path == "router_settings.routing_strategy" and value is not None and value not in ROUTING_STRATEGIES:
+        near = closest(str(value), ROUTING_STRATEGIES)
+        hint = f"did you mean '{near}'?" if near else "one of: " + ", ".join(ROUTING_STRATEGIES)
+        findings.problems.append(f"{path}: unknown routing strategy '{value}'; {hint}")
 
 
 def _entry(entry: Mapping[str, Any], where: str, findings: Findings) -> None:

@@ -91,13 +91,20 @@ _PROVIDER_KEYS = (
     "nebius_key wandb_key heroku_key cometapi_key ovhcloud_key lemonade_key"
 )
 
+# router_settings.routing_strategy values (usage-based-routing is LiteLLM's older name of -v2)
+ROUTING_STRATEGIES = (
+    "simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing-v2", "usage-based-routing",
+    "cost-based-routing",
+)  # fmt: skip
+REFUSAL_FALLBACKS = "on each provider's context-length / content-policy refusal, instead of fallbacks"
+
 LITELLM_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "num_retries request_timeout drop_params fallbacks default_fallbacks"),
     _group(SUPPORTED, "max_fallbacks", ""),
     _group(SUPPORTED, "telemetry", "Seance sends no telemetry"),
     _group(SUPPORTED, "turn_off_message_logging redact_user_api_key_info", "Seance never logs messages or keys"),
     _group(SUPPORTED, "redact_messages_in_exceptions", "Seance never logs messages or keys"),
-    _group(IGNORED, "context_window_fallbacks content_policy_fallbacks", "names are checked; " + ROUTER_ISSUE),
+    _group(SUPPORTED, "context_window_fallbacks content_policy_fallbacks", REFUSAL_FALLBACKS),
     _group(IGNORED, "allowed_fails", ROUTER_ISSUE),
     _group(
         SUPPORTED,
@@ -187,14 +194,18 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
 
 ROUTER_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "num_retries timeout stream_timeout fallbacks default_fallbacks max_fallbacks"),
-    _group(SUPPORTED, "routing_strategy", "simple-shuffle (by weight); the other strategies: " + ROUTER_ISSUE),
-    _group(IGNORED, "context_window_fallbacks content_policy_fallbacks", "names are checked; " + ROUTER_ISSUE),
-    _group(SUPPORTED, "allowed_fails cooldown_time", "per worker; shared through Redis: " + ROUTER_ISSUE),
+    _group(SUPPORTED, "routing_strategy", "; ".join(ROUTING_STRATEGIES[:4] + ROUTING_STRATEGIES[5:])),
+    _group(SUPPORTED, "routing_strategy_args", "lowest_latency_buffer"),
+    _group(SUPPORTED, "enable_pre_call_checks", "rpm/tpm as limits; skips deployments the request cannot fit"),
+    _group(SUPPORTED, "context_window_fallbacks content_policy_fallbacks", REFUSAL_FALLBACKS),
+    _group(SUPPORTED, "retry_policy model_group_retry_policy", "LiteLLM's RetryPolicy: retries per error class"),
+    _group(SUPPORTED, "model_group_alias", "another name for a group; hidden ones are not on /v1/models"),
+    _group(SUPPORTED, "allowed_fails cooldown_time", "cooldowns shared through Redis when there is one"),
     _group(
         IGNORED,
-        "model_group_alias allowed_fails_policy disable_cooldowns retry_policy "
-        "retry_after enable_pre_call_checks enable_pre_call_check optional_pre_call_checks "
-        "enable_tag_filtering tag_filtering_match_any routing_strategy_args default_priority polling_interval "
+        "allowed_fails_policy disable_cooldowns "
+        "retry_after enable_pre_call_check optional_pre_call_checks "
+        "enable_tag_filtering tag_filtering_match_any default_priority polling_interval "
         "default_max_parallel_requests default_litellm_params provider_budget_config "
         "deployment_affinity_ttl_seconds",
         ROUTER_ISSUE,
@@ -207,7 +218,7 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
     _group(
         IGNORED,
         "debug_level set_verbose client_ttl alerting_config assistants_config router_general_settings "
-        "ignore_invalid_deployments search_tools guardrail_list model_group_retry_policy",
+        "ignore_invalid_deployments search_tools guardrail_list",
         NOT_PLANNED,
     ),
     _group(
@@ -241,7 +252,12 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
         "alerting_args alert_to_webhook_url",
         LIMITS_ISSUE,
     ),
-    _group(IGNORED, "background_health_checks health_check_interval health_check_details", ROUTER_ISSUE),
+    _group(
+        SUPPORTED,
+        "background_health_checks health_check_interval",
+        "one cheap call per deployment per interval (model_info.health_check_model, mode), per worker",
+    ),
+    _group(IGNORED, "health_check_details", ROUTER_ISSUE),
     _group(
         IGNORED,
         "completion_model embedding_model image_generation_model moderation_model infer_model_from_keys "
@@ -286,9 +302,8 @@ LITELLM_PARAMS: Mapping[str, Key] = _section(
         "model api_key api_base api_version timeout stream_timeout request_timeout weight drop_params "
         "custom_llm_provider base_model " + _BILLED,
     ),
-    _group(
-        IGNORED, "rpm tpm itpm otpm max_parallel_requests order max_retries num_retries cooldown_time", ROUTER_ISSUE
-    ),
+    _group(SUPPORTED, "rpm tpm", "weights without weight; usage-based-routing-v2; limits with enable_pre_call_checks"),
+    _group(IGNORED, "itpm otpm max_parallel_requests order max_retries num_retries cooldown_time", ROUTER_ISSUE),
     _group(
         IGNORED,
         "tags tag_regex mock_response mock_timeout fallbacks max_fallbacks context_window_fallback_dict "

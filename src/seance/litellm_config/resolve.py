@@ -64,12 +64,13 @@ class Resolved:
     rules: tuple[FallbackRule, ...] = ()
     # (key path, what overrides it): set values that the layering makes irrelevant
     overridden: tuple[tuple[str, str], ...] = ()
-    _fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _fallbacks: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict, repr=False)  # by kind
     _default: tuple[str, ...] = ()
 
-    def fallbacks_for(self, group: str) -> tuple[str, ...]:
-        """The groups to try, in order, when `group` fails (LiteLLM's `fallbacks`, else `default_fallbacks`)."""
-        targets = self._fallbacks.get(group) or self._default
+    def fallbacks_for(self, group: str, kind: str = "fallbacks") -> tuple[str, ...]:
+        """The groups to try, in order, when `group` fails (LiteLLM's `fallbacks`, else
+        `default_fallbacks`); with a `kind` of FALLBACK_KINDS, when it fails so (no default)."""
+        targets = self._fallbacks.get(kind, {}).get(group) or (self._default if kind == "fallbacks" else ())
         return tuple(t for t in targets if t != group)[: self.max_fallbacks]
 
     def deployment(self, params: LiteLLMParams) -> DeploymentValues:
@@ -112,10 +113,11 @@ def resolve(file: ConfigFile) -> Resolved:
         section = "router_settings" if router.default_fallbacks else "litellm_settings"
         rules.append(FallbackRule(f"{section}.default_fallbacks", "default_fallbacks", "*", tuple(default)))
 
-    fallbacks: dict[str, tuple[str, ...]] = {}
+    fallbacks: dict[str, dict[str, tuple[str, ...]]] = {kind: {} for kind in FALLBACK_KINDS}
     for fallback in rules:
-        if fallback.kind == "fallbacks":
-            fallbacks[fallback.source] = fallbacks.get(fallback.source, ()) + fallback.targets
+        if fallback.kind in fallbacks:
+            by_source = fallbacks[fallback.kind]
+            by_source[fallback.source] = by_source.get(fallback.source, ()) + fallback.targets
 
     retries = pick("num_retries", router.num_retries, litellm.num_retries)
     timeout = pick("timeout", router.timeout, litellm.request_timeout, "request_timeout")

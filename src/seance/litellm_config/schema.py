@@ -101,6 +101,27 @@ class LiteLLMSettings(_Section):
     callbacks: list[str] | str | None = None
 
 
+class GroupAlias(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    hidden: bool = False
+
+
+class RetryPolicy(BaseModel):
+    """LiteLLM's RetryPolicy: retries per error class, over num_retries."""
+
+    model_config = ConfigDict(extra="forbid")
+    BadRequestErrorRetries: int | None = Field(default=None, ge=0)
+    AuthenticationErrorRetries: int | None = Field(default=None, ge=0)
+    TimeoutErrorRetries: int | None = Field(default=None, ge=0)
+    RateLimitErrorRetries: int | None = Field(default=None, ge=0)
+    ContentPolicyViolationErrorRetries: int | None = Field(default=None, ge=0)
+    InternalServerErrorRetries: int | None = Field(default=None, ge=0)
+
+    def counts(self) -> dict[str, int]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
 class RouterSettings(_Section):
     routing_strategy: str = "simple-shuffle"
     num_retries: int | None = Field(default=None, ge=0)
@@ -113,6 +134,12 @@ class RouterSettings(_Section):
     max_fallbacks: int | None = Field(default=None, ge=0)
     allowed_fails: int | None = Field(default=None, ge=0)
     cooldown_time: float | None = Field(default=None, ge=0)
+    routing_strategy_args: dict[str, Any] = Field(default_factory=dict)
+    retry_policy: RetryPolicy | None = None
+    model_group_retry_policy: dict[str, RetryPolicy] = Field(default_factory=dict)
+    enable_pre_call_checks: bool = False
+    # {"alias": "group"} or {"alias": {"model": "group", "hidden": true}}
+    model_group_alias: dict[str, str | GroupAlias] = Field(default_factory=dict)
     redis_host: str | None = None
     redis_port: int | None = None
     redis_password: str | None = None
@@ -121,6 +148,8 @@ class RouterSettings(_Section):
 class GeneralSettings(_Section):
     master_key: str | None = None
     database_url: str | None = None
+    background_health_checks: bool = False
+    health_check_interval: float | None = Field(default=None, gt=0)
 
 
 class ConfigFile(_Section):

@@ -11,11 +11,10 @@ from seance.gateway.formats.openai import Usage
 
 # Gateway-level fields a client may send whose effect Seance does not offer yet, and whose silent
 # absence would surprise: a test that calls the real provider (and bills), guardrails that do not
-# run. Refused, naming the field, rather than ignored. (mock_response and mock_testing_fallbacks /
-# _rate_limit_error work: routing/mocks.py.)
+# run. Refused, naming the field, rather than ignored. (mock_response and the mock_testing_* fields
+# work: routing/mocks.py.)
 NOT_YET = (
-    "mock_tool_calls", "mock_timeout", "mock_delay", "mock_testing_context_window_fallbacks",
-    "mock_testing_content_policy_fallbacks", "guardrails",
+    "mock_tool_calls", "mock_timeout", "mock_delay", "guardrails",
 )  # fmt: skip
 
 

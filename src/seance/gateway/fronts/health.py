@@ -25,9 +25,14 @@ class HealthFront:
             raise GatewayError("shutting down", status=503, code="draining")
         return {"status": "healthy", "db": "Not connected", "cache": None}
 
-    def report(self) -> dict[str, Any]:
+    def report(self, model: str | None = None) -> dict[str, Any]:
+        """Every deployment's state; `model`: only those of that model name (an alias: its group's)."""
+        if model is not None:
+            model = self.deployments.aliases.get(model, model)
         healthy, unhealthy = [], []
         for deployment in self.deployments.all():
+            if model is not None and deployment.model_name != model:
+                continue
             entry: dict[str, Any] = {
                 "model": f"{deployment.target.provider}/{deployment.target.model}",
                 "model_name": deployment.model_name,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from seance.gateway.errors import BadRequest, GatewayError, RateLimited, UpstreamError
+from seance.gateway.errors import CONTENT_POLICY, CONTEXT_WINDOW, BadRequest, GatewayError, RateLimited, UpstreamError
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.anthropic import FINISH_REASONS, read_usage, usage_extra
 from seance.gateway.formats.sse import EventSplitter
@@ -17,6 +17,7 @@ from seance.gateway.providers._anthropic_request import JSON_TOOL, SUPPORTED, to
 from seance.gateway.providers.base import (
     Adapter,
     Call,
+    ErrorKinds,
     FollowUp,
     Operation,
     Reply,
@@ -24,6 +25,7 @@ from seance.gateway.providers.base import (
     TranslatingStream,
     UpstreamRequest,
     Usage,
+    error_kind,
     error_message,
 )
 from seance.gateway.providers.completion import completions_through_chat
@@ -132,6 +134,15 @@ class Anthropic(Adapter):
         return map_error(status, headers, body)
 
 
+# "prompt is too long: 219898 tokens > 200000 maximum"; "input length and `max_tokens` exceed
+# context limit: 198981 + 21333 > 200000"; "Output blocked by content filtering policy"
+ERROR_KINDS: ErrorKinds = (
+    ("prompt is too long", CONTEXT_WINDOW),
+    ("exceed context limit", CONTEXT_WINDOW),
+    ("content filtering policy", CONTENT_POLICY),
+)
+
+
 def map_error(status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
     """Anthropic's {"type":"error","error":{"type","message"}} to the gateway's tree."""
     kind = ""
@@ -150,7 +161,9 @@ def map_error(status: int, headers: Mapping[str, str], body: bytes) -> GatewayEr
         return err
     if kind == "rate_limit_error" or status == 429:
         return RateLimited(message, headers=retry, code="rate_limit_exceeded")
-    return UpstreamError(message, upstream_status=status, headers=retry, code=kind or str(status))
+    err = UpstreamError(message, upstream_status=status, headers=retry, code=kind or str(status))
+    err.kind = error_kind(ERROR_KINDS, status, body)
+    return err
 
 
 class MessagesToChunks(TranslatingStream):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from seance.gateway.errors import BadRequest
-from seance.gateway.providers.base import Call, json_headers, url_path
+from seance.gateway.errors import CONTENT_POLICY, BadRequest
+from seance.gateway.providers.base import OPENAI_ERROR_KINDS, Call, json_headers, url_path
 from seance.gateway.providers.completion import completions_through_chat
 from seance.gateway.providers.openai_compat import PATHS, OpenAICompatible
 from seance.gateway.providers.params import Params
@@ -35,6 +35,8 @@ TABLES = {
 class Azure(OpenAICompatible):
     name = "azure"
     catalogue = ("azure", "azure_text")
+    # Azure's content filter: code "content_filter", innererror.code "ResponsibleAIPolicyViolation"
+    error_kinds = (*OPENAI_ERROR_KINDS, ("responsibleaipolicyviolation", CONTENT_POLICY))
     key_env = ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")
     base_env = ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT")
     version_env = ("AZURE_API_VERSION", "OPENAI_API_VERSION")

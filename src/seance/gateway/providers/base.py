@@ -29,25 +29,21 @@ from urllib.parse import quote
 
 import orjson
 
-from seance.gateway.errors import BadRequest, GatewayError, UpstreamError, client_shape, upstream_shape
+from seance.gateway.errors import (
+    CONTENT_POLICY,
+    CONTEXT_WINDOW,
+    BadRequest,
+    GatewayError,
+    UpstreamError,
+    client_shape,
+    upstream_shape,
+)
 from seance.gateway.formats.openai import Usage
 from seance.gateway.upstream import UpstreamRequest
 
 __all__ = [
-    "NOT_PARSED",
-    "Adapter",
-    "Call",
-    "FollowUp",
-    "Operation",
-    "Reply",
-    "StreamTranslator",
-    "Target",
-    "TranslatingStream",
-    "UpstreamRequest",
-    "Usage",
-    "error_message",
-    "json_headers",
-    "json_object",
+    "NOT_PARSED", "Adapter", "Call", "ErrorKinds", "FollowUp", "Operation", "Reply", "StreamTranslator", "Target",
+    "TranslatingStream", "UpstreamRequest", "Usage", "error_kind", "error_message", "json_headers", "json_object",
     "url_path",
 ]  # fmt: skip
 
@@ -55,6 +51,19 @@ __all__ = [
 # `operations`; for every other adapter the /v1/messages front door translates to "chat".
 # "count_tokens" is /v1/messages/count_tokens, served only where the upstream offers it.
 Operation = Literal["chat", "completion", "embedding", "messages", "count_tokens"]
+
+# How a provider says "the request does not fit the context window" or "refused by its content
+# policy": (lower-case text found in its error's message or code, the kind). Only a 4xx is looked
+# at; the first match wins. Each adapter keeps its own table next to its error mapping.
+ErrorKinds = tuple[tuple[str, str], ...]
+# OpenAI's codes (https://platform.openai.com/docs/guides/error-codes), and the wording vLLM,
+# DeepSeek, OpenRouter and other OpenAI-compatible servers copied from it
+OPENAI_ERROR_KINDS: ErrorKinds = (
+    ("context_length_exceeded", CONTEXT_WINDOW),
+    ("maximum context length", CONTEXT_WINDOW),
+    ("content_policy_violation", CONTENT_POLICY),
+    ("content_filter", CONTENT_POLICY),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +195,7 @@ class Adapter:
 
     def supported_params(self) -> frozenset[str]:
         return self.chat_params
+    error_kinds: ClassVar[ErrorKinds] = ()  # context-window and content-policy refusals
 
     def normalize_base(self, base: str) -> str:
         """The api_base as requests use it; called once per deployment at start."""
@@ -211,7 +221,9 @@ class Adapter:
     def error(self, call: Call, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
         message = error_message(body) or f"upstream answered HTTP {status}"
         passed = {k: v for k, v in headers.items() if k.lower() == "retry-after"}
-        return UpstreamError(f"{self.name}: {message}", upstream_status=status, headers=passed, code=str(status))
+        err = UpstreamError(f"{self.name}: {message}", upstream_status=status, headers=passed, code=str(status))
+        err.kind = error_kind(self.error_kinds, status, body)
+        return err
 
 
 def json_headers(api_key: str | None, header: str = "authorization", prefix: str = "Bearer ") -> dict[str, str]:
@@ -268,6 +280,29 @@ def json_object(body: bytes) -> Mapping[str, Any] | None:
     if body[:64].lstrip()[:1] == b"{" and body[-64:].rstrip()[-1:] == b"}":
         return NOT_PARSED
     return None
+
+
+def error_kind(kinds: ErrorKinds, status: int, body: bytes) -> str | None:
+    """The kind of a provider's 4xx refusal (CONTEXT_WINDOW, CONTENT_POLICY), from its message
+    and code only: other fields may echo the client's own text (Groq's failed_generation)."""
+    if not kinds or not 400 <= status < 500:
+        return None
+    text = " ".join(filter(None, (error_message(body), _error_code(body)))).lower()
+    return next((kind for needle, kind in kinds if needle in text), None)
+
+
+def _error_code(body: bytes) -> str | None:
+    """The machine-readable code of an error body ({"error": {"code"}}, Azure's innererror.code)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        return None
+    inner = err.get("innererror")
+    codes = [err.get("code"), err.get("status"), inner.get("code") if isinstance(inner, dict) else None]
+    return " ".join(str(code) for code in codes if isinstance(code, str)) or None
 
 
 def error_message(body: bytes) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from seance.gateway.errors import BadRequest, UpstreamError
+from seance.gateway.errors import CONTEXT_WINDOW, BadRequest, UpstreamError
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.sse import EventSplitter
 from seance.gateway.providers.base import (
@@ -47,6 +47,8 @@ class Cohere(Adapter):
     name = "cohere"
     catalogue = ("cohere_chat", "cohere")
     chat_params = SUPPORTED
+    # "too many tokens: total number of tokens in the prompt cannot exceed 4081 - received 4200"
+    error_kinds = (("too many tokens", CONTEXT_WINDOW), ("maximum context length", CONTEXT_WINDOW))
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("COHERE_API_KEY", "CO_API_KEY")
     base_env = ("COHERE_API_BASE",)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from seance.gateway.errors import BadRequest, UpstreamError
+from seance.gateway.errors import CONTEXT_WINDOW, BadRequest, UpstreamError
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.sse import EventSplitter
 from seance.gateway.providers._gemini_request import SIGNATURE_MARK, SUPPORTED, to_generate_request
@@ -46,6 +46,8 @@ FINISH_REASONS = {
 class Gemini(Adapter):
     name = "gemini"
     chat_params = SUPPORTED
+    # 400 INVALID_ARGUMENT "The input token count (3475108) exceeds the maximum number of tokens allowed (1048576)."
+    error_kinds = (("exceeds the maximum number of tokens", CONTEXT_WINDOW),)
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embedding"})
     key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     base_env = ("GEMINI_API_BASE",)

@@ -16,8 +16,8 @@ import orjson
 from seance.gateway.errors import UpstreamError, upstream_shape
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.sse import complete_events
-from seance.gateway.providers.base import Call, FollowUp, Reply, StreamTranslator
-from seance.gateway.providers.openai_compat import OpenAICompatible, PassThroughStream
+from seance.gateway.providers.base import OPENAI_ERROR_KINDS, Call, FollowUp, Reply, StreamTranslator
+from seance.gateway.providers.openai_compat import TGI_CONTEXT_WINDOW, OpenAICompatible, PassThroughStream
 from seance.gateway.providers.params import Params
 
 FINISH_REASONS = {"eos_token": "stop", "eos": "stop", "stop_sequence": "stop", "max_tokens": "length"}
@@ -30,6 +30,7 @@ def has_quirks(data: bytes) -> bool:
 
 class HuggingFace(OpenAICompatible):
     name = "huggingface"
+    error_kinds = (*OPENAI_ERROR_KINDS, TGI_CONTEXT_WINDOW)
     key_env = ("HUGGINGFACE_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
     base_env = ("HF_API_BASE", "HUGGINGFACE_API_BASE")
     default_base = "https://router.huggingface.co/v1"

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from seance.gateway.errors import upstream_shape
+from seance.gateway.errors import CONTEXT_WINDOW, upstream_shape
 from seance.gateway.formats import openai as shapes
-from seance.gateway.providers.base import Call, FollowUp, Reply, StreamTranslator
+from seance.gateway.providers.base import OPENAI_ERROR_KINDS, Call, FollowUp, Reply, StreamTranslator
 from seance.gateway.providers.completion import completions_through_chat
 from seance.gateway.providers.openai_compat import OpenAICompatible, UsageChunkStream
 from seance.gateway.providers.params import Params
@@ -23,6 +23,8 @@ LIST_CONTENT = b'"content":['
 @completions_through_chat
 class Mistral(OpenAICompatible):
     name = "mistral"
+    # "Prompt contains 40000 tokens and 0 draft tokens, too large for model with 32768 maximum context length"
+    error_kinds = (*OPENAI_ERROR_KINDS, ("too large for model with", CONTEXT_WINDOW))
     key_env = ("MISTRAL_API_KEY",)
     base_env = ("MISTRAL_API_BASE",)
     default_base = "https://api.mistral.ai/v1"

@@ -24,6 +24,7 @@ from seance.gateway.providers.base import (
     Usage,
     json_headers,
 )
+from seance.gateway.providers.openai_compat import OLLAMA_CONTEXT_WINDOW
 
 OPTIONS = {
     "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "seed": "seed",
@@ -41,6 +42,7 @@ class OllamaChat(Adapter):
     name = "ollama_chat"
     catalogue = ("ollama",)
     chat_params = SUPPORTED
+    error_kinds = (OLLAMA_CONTEXT_WINDOW,)
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
     key_env = ("OLLAMA_API_KEY",)
     base_env = ("OLLAMA_API_BASE",)

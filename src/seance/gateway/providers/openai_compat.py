@@ -13,13 +13,15 @@ from typing import Any, ClassVar
 
 import orjson
 
-from seance.gateway.errors import UpstreamError, upstream_shape
+from seance.gateway.errors import CONTEXT_WINDOW, UpstreamError, upstream_shape
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.sse import complete_events
 from seance.gateway.providers.base import (
     NOT_PARSED,
+    OPENAI_ERROR_KINDS,
     Adapter,
     Call,
+    ErrorKinds,
     FollowUp,
     Operation,
     Reply,
@@ -32,6 +34,12 @@ from seance.gateway.providers.base import (
 from seance.gateway.providers.completion import completions_through_chat
 from seance.gateway.providers.params import OPENAI, Params
 
+# Text Generation Inference (Together's and Hugging Face's servers): "Input validation error:
+# `inputs` tokens + `max_new_tokens` must be <= 4096"
+TGI_CONTEXT_WINDOW = ("`inputs` tokens + `max_new_tokens`", CONTEXT_WINDOW)
+# Ollama: "the input length exceeds the context length"
+OLLAMA_CONTEXT_WINDOW = ("exceeds the context length", CONTEXT_WINDOW)
+
 PATHS: dict[str, str] = {
     "chat": "/chat/completions",
     "completion": "/completions",
@@ -43,6 +51,7 @@ class OpenAICompatible(Adapter):
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "completion", "embedding"})
     version_suffix: ClassVar[str] = ""  # appended to a configured api_base that lacks it ("/v1")
     params: ClassVar[Params] = OPENAI  # what the provider does with each OpenAI chat parameter
+    error_kinds: ClassVar[ErrorKinds] = OPENAI_ERROR_KINDS
 
     def normalize_base(self, base: str) -> str:
         base = base.rstrip("/")
@@ -264,6 +273,7 @@ class TogetherAI(OpenAICompatible):
     switch; usage comes on the last chunk, without stream_options."""
 
     name = "together_ai"
+    error_kinds = (*OPENAI_ERROR_KINDS, TGI_CONTEXT_WINDOW)
     key_env = ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY")
     base_env = ("TOGETHER_API_BASE", "TOGETHERAI_API_BASE")
     default_base = "https://api.together.xyz/v1"
@@ -280,6 +290,8 @@ class TogetherAI(OpenAICompatible):
 @completions_through_chat
 class Groq(OpenAICompatible):
     name = "groq"
+    # context_length_exceeded with "Please reduce the length of the messages or completion."
+    error_kinds = (*OPENAI_ERROR_KINDS, ("reduce the length of the messages", CONTEXT_WINDOW))
     key_env = ("GROQ_API_KEY",)
     base_env = ("GROQ_API_BASE",)
     default_base = "https://api.groq.com/openai/v1"
@@ -342,6 +354,7 @@ class Ollama(OpenAICompatible):
     """Ollama's OpenAI-compatible endpoints under /v1 (the native API is `ollama_chat/`)."""
 
     name = "ollama"
+    error_kinds = (*OPENAI_ERROR_KINDS, OLLAMA_CONTEXT_WINDOW)
     key_env = ("OLLAMA_API_KEY",)
     base_env = ("OLLAMA_API_BASE",)
     default_base = "http://localhost:11434"

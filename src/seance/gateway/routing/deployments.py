@@ -8,6 +8,7 @@ and a bare well-known name (`gpt-…`, `claude-…`) to its maker, if that provi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -111,6 +112,7 @@ class Deployments:
         self.catalogue, found = catalogue.load(settings.env, litellm_settings, providers)
         self.warnings += found
         entries = settings.file.model_list
+        weighted: set[str] = set()  # groups with a weight in the file
         if settings.no_config:
             entries = [ModelEntry.model_validate({"model_name": "*", "litellm_params": {"model": "*"}})]
         for index, entry in enumerate(entries):
@@ -134,7 +136,13 @@ class Deployments:
             elif served:
                 deployment = self._build(entry, upstream, entry.model_name, where)
                 self.groups.setdefault(entry.model_name, []).append(deployment)
+                if "weight" in entry.litellm_params.model_fields_set:
+                    weighted.add(entry.model_name)
+        for name, group in self.groups.items():
+            if name not in weighted:
+                group[:] = _weighed_by_limits(group)
         self._fallbacks: dict[str, tuple[str, ...]] = {}
+        self.aliases, self.hidden = self._aliases()
         # the most specific wildcard wins, whatever the order of the file: `groq/*` before `*`
         self.wildcards.sort(key=lambda w: -len(w.name.replace("*", "")))
         if not self.wildcards:  # every deployment has what it needs of it: the rest is not kept
@@ -149,6 +157,8 @@ class Deployments:
         group = self.groups.get(model)
         if group is not None:
             return group
+        if model in self.aliases:
+            return self.lookup(self.aliases[model])
         if model in self.unsupported:
             raise _not_implemented(model, self.unsupported[model][0].missing_key)
         found = self._dynamic.get(model)
@@ -178,17 +188,20 @@ class Deployments:
                 names.extend(f"{p}/*" for p in self.configured_providers())
             elif wildcard.name not in self.unsupported:
                 names.append(wildcard.name)
+        names.extend(alias for alias in self.aliases if alias not in self.hidden)
         return names
 
     def listed_names(self) -> list[str]:
         """What /v1/models lists: the groups, and for each wildcard the models of the catalogue it
         reaches, by the names a client sends for them (chat UIs fill their model picker from this);
-        a wildcard whose provider the catalogue does not know is listed as itself."""
+        a wildcard whose provider the catalogue does not know is listed as itself; then the aliases
+        that are not hidden."""
         if self._listed is None:
             names = list(self.groups)
             for wildcard in self.wildcards:
                 if wildcard.name not in self.unsupported:
                     names += self._concrete(wildcard) or self._wildcard_names(wildcard)
+            names += [alias for alias in self.aliases if alias not in self.hidden]
             self._listed = list(dict.fromkeys(names))
         return self._listed
 
@@ -226,14 +239,17 @@ class Deployments:
         """Every deployment of the file, those not served included (for /health)."""
         return [*(d for group in self.groups.values() for d in group), *self._unsupported()]
 
-    def fallbacks_for(self, model: str) -> tuple[str, ...]:
+    def fallbacks_for(self, model: str, kind: str = "fallbacks") -> tuple[str, ...]:
         """The fallback groups of `model` that this gateway serves, in order (kept per listed group:
-        this runs on every request)."""
-        found = self._fallbacks.get(model)
+        this runs on every request). `kind`: context_window_fallbacks or content_policy_fallbacks,
+        asked only after such a refusal."""
+        found = self._fallbacks.get(model) if kind == "fallbacks" else None
+        if found is None and model in self.aliases:  # an alias falls back as its group does
+            return self.fallbacks_for(self.aliases[model], kind)
         if found is None:
-            fallbacks = self.settings.resolved.fallbacks_for(model)
+            fallbacks = self.settings.resolved.fallbacks_for(model, kind)
             found = tuple(name for name in fallbacks if name in self.groups or name not in self.unsupported)
-            if model in self.groups:
+            if model in self.groups and kind == "fallbacks":
                 self._fallbacks[model] = found
         return found
 
@@ -379,10 +395,32 @@ class Deployments:
             where=where,
         )
 
+    def _aliases(self) -> tuple[dict[str, str], frozenset[str]]:
+        """router_settings.model_group_alias: another name of a group (hidden: not on /v1/models)."""
+        aliases: dict[str, str] = {}
+        hidden: set[str] = set()
+        for alias, value in self.settings.file.router_settings.model_group_alias.items():
+            target = value if isinstance(value, str) else value.model
+            where = f"{self.settings.source}: router_settings.model_group_alias.{alias}"
+            if alias in self.groups:
+                raise ConfigError(f"{where}: '{alias}' is already a model_name; an alias cannot hide a group")
+            known = target in self.groups or target in self.unsupported
+            if not known and not any(w.pattern.match(target) for w in self.wildcards):
+                raise ConfigError(f"{where}: model '{target}' is not in model_list")
+            aliases[alias] = target
+            if not isinstance(value, str) and value.hidden:
+                hidden.add(alias)
+        return aliases, frozenset(hidden)
+
     def _check_fallbacks(self) -> None:
         for rule in self.settings.resolved.fallback_rules():
             for name in [rule.source, *rule.targets]:
-                if name in self.groups or name == "*" or any(w.pattern.match(name) for w in self.wildcards):
+                if (
+                    name in self.groups
+                    or name in self.aliases
+                    or name == "*"
+                    or any(w.pattern.match(name) for w in self.wildcards)
+                ):
                     continue
                 if name in self.unsupported:
                     self.warnings.append(f"{self.settings.source}: {rule.path}: '{name}' is not served; skipped")
@@ -408,6 +446,16 @@ class Deployments:
         if group is None:
             return None
         return {op for d in group for op in d.operations}
+
+
+def _weighed_by_limits(group: list[Deployment]) -> list[Deployment]:
+    """LiteLLM's simple-shuffle: without weights, a group whose deployments all have an `rpm`
+    (else all a `tpm`) shares its traffic in proportion to them."""
+    for limit in ("rpm", "tpm"):
+        values = [getattr(d, limit) for d in group]
+        if len(group) > 1 and all(values):
+            return [dataclasses.replace(d, weight=float(v)) for d, v in zip(group, values, strict=True)]
+    return group
 
 
 class _NotServed(Exception):

@@ -6,6 +6,11 @@
     mock_testing_fallbacks: true            the requested group fails (retryable), its fallbacks
                                             are tried for real: to test a fallback configuration
     mock_testing_rate_limit_error: true     the requested group answers 429
+    mock_testing_context_window_fallbacks: true   the requested group refuses the request as too long
+                                            for its context window: its context_window_fallbacks
+                                            are tried
+    mock_testing_content_policy_fallbacks: true   the same with a content-policy refusal and
+                                            content_policy_fallbacks
 
 The router asks `plan()` once per request; nothing here runs for requests without these fields.
 """
@@ -18,7 +23,16 @@ from typing import Any
 
 import orjson
 
-from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Unauthorized, UpstreamError, UpstreamTimeout
+from seance.gateway.errors import (
+    CONTENT_POLICY,
+    CONTEXT_WINDOW,
+    BadRequest,
+    GatewayError,
+    RateLimited,
+    Unauthorized,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.anthropic import message_id
 from seance.gateway.formats.anthropic.stream import OpenAIToAnthropicStream
@@ -26,9 +40,17 @@ from seance.gateway.providers.base import Call, Reply, StreamTranslator, Usage
 from seance.gateway.routing.proxy import Stream
 
 USAGE = Usage(10, 20)  # what LiteLLM's mock answers report
-FIELDS = ("mock_response", "mock_testing_fallbacks", "mock_testing_rate_limit_error")
+FIELDS = (
+    "mock_response", "mock_testing_fallbacks", "mock_testing_rate_limit_error",
+    "mock_testing_context_window_fallbacks", "mock_testing_content_policy_fallbacks",
+)  # fmt: skip
 
 # LiteLLM's exception names, as mock_response values, to the failure a provider would cause
+# (and the refusal's kind, for the two that have fallbacks of their own)
+KINDS = {
+    "litellm.ContextWindowExceededError": CONTEXT_WINDOW,
+    "litellm.ContentPolicyViolationError": CONTENT_POLICY,
+}
 ERRORS: dict[str, tuple[type[GatewayError], int | None]] = {
     "litellm.RateLimitError": (RateLimited, None),
     "litellm.InternalServerError": (UpstreamError, 500),
@@ -103,6 +125,7 @@ def plan(fields: Mapping[str, Any]) -> Mock | None:
         kind, status = ERRORS[response]
         message = f"mock_response: {response}"
         error = UpstreamError(message, upstream_status=status) if kind is UpstreamError else kind(message)
+        error.kind = KINDS.get(response)
     elif isinstance(response, str):
         text = response
     elif response is not None:
@@ -115,7 +138,20 @@ def plan(fields: Mapping[str, Any]) -> Mock | None:
         first = UpstreamError("mock_testing_fallbacks: the requested model failed", upstream_status=500)
     elif fields.get("mock_testing_rate_limit_error") is True:
         first = RateLimited("mock_testing_rate_limit_error: the requested model is rate limited")
+    elif fields.get("mock_testing_context_window_fallbacks") is True:
+        first = _refusal(
+            "mock_testing_context_window_fallbacks: the request exceeds the context window", CONTEXT_WINDOW
+        )
+    elif fields.get("mock_testing_content_policy_fallbacks") is True:
+        first = _refusal("mock_testing_content_policy_fallbacks: refused by the content policy", CONTENT_POLICY)
     return Mock(text, error, first)
+
+
+def _refusal(message: str, kind: str) -> GatewayError:
+    error = UpstreamError(message, upstream_status=400, code="context_length_exceeded" if kind == CONTEXT_WINDOW
+                          else "content_policy_violation")  # fmt: skip
+    error.kind = kind
+    return error
 
 
 def _words(text: str) -> list[str]:

@@ -1,8 +1,10 @@
 """Model group ─► deployment, with retries, cooldowns and fallbacks.
 
     the requested group, then its fallback groups in order (the request's own `fallbacks` when it
-    sent them); in each group only the deployments that serve the operation (a group that serves
-    none is skipped, the requested one answers 400) and are not cooling down (cooldowns.py):
+    sent them; after a context-window or content-policy refusal, the group's
+    context_window_fallbacks / content_policy_fallbacks instead); in each group only the
+    deployments that serve the operation (a group that serves none is skipped, the requested one
+    answers 400) and are not cooling down (cooldowns.py):
         pick a deployment (weighted) ─► one try (proxy.py)
         a retryable failure before any byte reached the client ─► another try: at once on another
         deployment of the group when there is one, else after a backoff (the provider's
@@ -27,12 +29,24 @@ from typing import Any, TypeVar
 
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import BadRequest, GatewayError, RateLimited, Redactor, UpstreamError
+from seance.gateway.errors import (
+    CONTENT_POLICY,
+    CONTEXT_WINDOW,
+    BadRequest,
+    GatewayError,
+    RateLimited,
+    Redactor,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing import mocks
-from seance.gateway.routing.cooldowns import Cooldowns
+from seance.gateway.routing.cooldowns import Cooldowns, Shared
 from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment, Deployments
+from seance.gateway.routing.health_checks import HealthChecks, cools_down
 from seance.gateway.routing.proxy import Proxy, Stream
+from seance.gateway.routing.strategies import Strategy
+from seance.gateway.shared_state import find_redis
 from seance.gateway.upstream import Transport
 
 T = TypeVar("T")
@@ -42,6 +56,8 @@ BACKOFF_BASE = 0.5  # seconds before the first retry of the same deployment, dou
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0  # a provider asking for a longer wait: fail over rather than hold the client
 log = logging.getLogger("seance.gateway")
+
+REFUSAL_FALLBACKS = {CONTEXT_WINDOW: "context_window_fallbacks", CONTENT_POLICY: "content_policy_fallbacks"}
 
 # What a front asks for, per deployment: the call to make (its operation may differ from the one
 # requested: /v1/messages is Anthropic's own operation on Anthropic, translated chat elsewhere).
@@ -101,9 +117,40 @@ class Router:
         self.cooldowns = Cooldowns(router.allowed_fails, router.cooldown_time, clock)
         # told when a deployment starts cooling down, with the upstream status (the metrics' counter)
         self.on_cooldown: Callable[[Deployment, int | None], None] | None = None
+        self.shared: Shared | None = None  # cooldowns shared through Redis, when there is one
+        redis = find_redis(settings)
+        cooling = [d.id for group in deployments.groups.values() if len(group) > 1 for d in group]
+        if redis is not None and cooling and self.cooldowns.cooldown_time > 0:
+            self.shared = Shared(self.cooldowns, redis.client(), cooling)
         self.sleep = sleep
         self._defaults: dict[str, Options] = {}  # per model name: what the config alone asks for
         self.random = random.Random()
+        general = settings.file.general_settings
+        self.checks: HealthChecks | None = None  # general_settings.background_health_checks
+        if general.background_health_checks:
+            self.checks = HealthChecks(deployments.all(), self.proxy, self._probed, general.health_check_interval)
+        # LiteLLM's retry_policy (retries per error class), and per group model_group_retry_policy
+        self.retry_policy = router.retry_policy.counts() if router.retry_policy else None
+        self.group_retry_policy = {name: p.counts() for name, p in router.model_group_retry_policy.items()}
+        # None for simple-shuffle without pre-call checks: that path keeps no state (strategies.py)
+        self.strategy: Strategy | None = None
+        if settings.resolved.routing_strategy != "simple-shuffle" or router.enable_pre_call_checks:
+            self.strategy = Strategy(
+                settings.resolved.routing_strategy, router.routing_strategy_args, router.enable_pre_call_checks,
+                clock, self.random,
+            )  # fmt: skip
+
+    async def start(self) -> None:
+        if self.shared is not None:
+            self.shared.start()
+        if self.checks is not None:
+            self.checks.start()
+
+    async def stop(self) -> None:
+        if self.checks is not None:
+            await self.checks.stop()
+        if self.shared is not None:
+            await self.shared.stop()
 
     async def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Reply:
         return await self._serve(ctx, op, build, self.proxy.complete, mocks.Mock.reply)
@@ -129,9 +176,27 @@ class Router:
                 mock.fail(first_group)
                 if mock.text is not None:
                     return mocked(mock, call)
-            return await send(ctx, call, deployment, options.timeout)
+            if self.strategy is None:
+                return await send(ctx, call, deployment, options.timeout)
+            return await self._measured(self.strategy, deployment, send(ctx, call, deployment, options.timeout))
 
-        return await self._route(ctx, op, options, once)
+        return await self._route(ctx, op, options, once, build)
+
+    @staticmethod
+    async def _measured(strategy: Strategy, deployment: Deployment, sent: Awaitable[T]) -> T:
+        """One try, counted in flight until its answer (or its stream's last chunk) is in."""
+        began = strategy.started(deployment)
+        try:
+            result = await sent
+        except BaseException:
+            strategy.finished(deployment, began, None, ok=False)
+            raise
+        if isinstance(result, Stream):
+            translator = result.translator
+            result.chunks = strategy.watch(deployment, began, result.chunks, lambda: translator.usage)
+        else:
+            strategy.finished(deployment, began, result.usage if isinstance(result, Reply) else None, ok=True)
+        return result
 
     def options(self, ctx: RequestContext) -> Options:
         assert ctx.model is not None
@@ -172,12 +237,20 @@ class Router:
         return serving if len(serving) < len(group) else group
 
     async def _route(
-        self, ctx: RequestContext, op: Operation, options: Options, once: Callable[[Deployment, bool], Awaitable[T]]
+        self,
+        ctx: RequestContext,
+        op: Operation,
+        options: Options,
+        once: Callable[[Deployment, bool], Awaitable[T]],
+        build: BuildCall,
     ) -> T:
         assert ctx.model is not None
         groups = [ctx.model, *options.fallbacks]
         error: GatewayError | None = None
-        for position, name in enumerate(groups):
+        position = -1
+        while position + 1 < len(groups):
+            position += 1
+            name = groups[position]
             if position == 0:
                 group = self.group(name, op)
             else:
@@ -193,20 +266,45 @@ class Router:
                     error = self._all_cooling(name, group)
                     continue
                 group = available
+            if self.strategy is not None and self.strategy.pre_call_checks:
+                try:
+                    group = self.strategy.admit(name, group, build)
+                except GatewayError as exc:
+                    error = exc
+                    if exc.kind is not None and not self._reroute(groups, position, exc.kind):
+                        raise
+                    continue
             failed: set[str] = set()
-            for attempt in range(1 + options.retries):
-                deployment = _pick(group, failed, self.random)
+            policy = (
+                self.group_retry_policy.get(name, self.retry_policy)
+                if self.retry_policy or self.group_retry_policy
+                else None
+            )
+            for attempt in range(1 + (max(options.retries, *policy.values()) if policy else options.retries)):
+                if self.strategy is None:
+                    deployment = _pick(group, failed, self.random)
+                else:
+                    deployment = self.strategy.pick(group, failed)
                 ctx.deployment = deployment
                 try:
                     result = await once(deployment, position == 0)
                 except GatewayError as exc:
                     error = exc
-                    self._failed(ctx, deployment, exc, shared)
-                    if not exc.retryable:
+                    self._failed(ctx, deployment, exc, shared and exc.kind is None)
+                    # retry_policy: its count for this class of failure; naming a class Seance would
+                    # not retry (a 400, a refusal) asks for it to be retried all the same
+                    named = policy.get(retry_class(exc)) if policy is not None else None
+                    retries = options.retries if named is None else named
+                    if exc.kind is not None:  # a refusal another deployment of the group would repeat
+                        if self._reroute(groups, position, exc.kind):
+                            break
+                        if not named:
+                            raise
+                    elif not exc.retryable and not named:
                         raise
                     failed.add(deployment.id)
                     wait = self._wait(exc, attempt, group, failed)
-                    if attempt == options.retries or wait is None:
+                    if attempt >= retries or wait is None:
                         log.warning("request %s: giving up on '%s' after %d tries", ctx.id, name, attempt + 1)
                         break
                     ctx.retries += 1
@@ -219,6 +317,15 @@ class Router:
         assert error is not None
         raise error
 
+    def _reroute(self, groups: list[str], position: int, kind: str) -> bool:
+        """After a refusal of `kind` by groups[position]: its context_window_fallbacks /
+        content_policy_fallbacks replace the groups still to try (LiteLLM's way); False when it has
+        none, and the refusal is the answer."""
+        found = self.deployments.fallbacks_for(groups[position], REFUSAL_FALLBACKS[kind])
+        special = [group for group in found if group not in groups[: position + 1]]
+        groups[position + 1 :] = special
+        return bool(special)
+
     def _failed(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, shared: bool) -> None:
         self.health.last_error[deployment.id] = (time.time(), error.message)
         status = error.upstream_status if isinstance(error, UpstreamError) else error.status
@@ -226,9 +333,30 @@ class Router:
         cooling = shared and self.cooldowns.failed(deployment.id, status)
         if cooling and self.on_cooldown is not None:
             self.on_cooldown(deployment, status)
+        if cooling and self.shared is not None:
+            self.shared.announce(deployment.id)
         log.warning(
             "request %s: deployment %s (%s) failed with %s: %s%s",
             ctx.id, deployment.id, deployment.model_name, _status(error), error.message,
+            f"; cooling down for {self.cooldowns.cooldown_time:g} s" if cooling else "",
+        )  # fmt: skip
+
+    def _probed(self, deployment: Deployment, error: GatewayError | None) -> None:
+        """A background health check's outcome: /health's record, and a cooldown when the
+        deployment failed as a request would (and its group has another one)."""
+        if error is None:
+            self.health.last_success[deployment.id] = time.time()
+            return
+        self.health.last_error[deployment.id] = (time.time(), error.message)
+        shared = len(self.deployments.groups.get(deployment.model_name, ())) > 1
+        cooling = shared and cools_down(error) and self.cooldowns.cooldown_time > 0
+        if cooling:
+            self.cooldowns.cool(deployment.id, self.cooldowns.cooldown_time)
+            if self.shared is not None:
+                self.shared.announce(deployment.id)
+        log.warning(
+            "health check: deployment %s (%s) failed with %s: %s%s",
+            deployment.id, deployment.model_name, _status(error), error.message,
             f"; cooling down for {self.cooldowns.cooldown_time:g} s" if cooling else "",
         )  # fmt: skip
 
@@ -268,6 +396,22 @@ def make_call(
         body = {**deployment.params, **body}
         raw = b""
     return Call(op, body, raw, stream, deployment.target, headers, drop=drop_params, want_usage=want_usage)
+
+
+def retry_class(exc: GatewayError) -> str:
+    """The RetryPolicy field that counts the retries of this failure."""
+    status = exc.status
+    if exc.kind == CONTENT_POLICY:
+        return "ContentPolicyViolationErrorRetries"
+    if isinstance(exc, UpstreamTimeout) or status == 408:
+        return "TimeoutErrorRetries"
+    if status == 429:
+        return "RateLimitErrorRetries"
+    if status in (401, 403):
+        return "AuthenticationErrorRetries"
+    if 400 <= status < 500:
+        return "BadRequestErrorRetries"
+    return "InternalServerErrorRetries"
 
 
 def _status(exc: GatewayError) -> str:

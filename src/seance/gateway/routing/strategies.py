@@ -1,0 +1,256 @@
+"""Which deployment of a group takes a request: LiteLLM's routing strategies and pre-call checks.
+
+    simple-shuffle            at random, by weight                        (router.py's _pick: no state)
+    least-busy                the fewest requests in flight
+    latency-based-routing     the lowest moving average of latency (time to the first chunk, for
+                              streams); with routing_strategy_args.lowest_latency_buffer (0.1: 10 %),
+                              any deployment within that fraction of the best, at random
+    usage-based-routing-v2    the most rpm/tpm headroom this minute (the fewest tokens, without limits)
+    cost-based-routing        the cheapest by its prices per token (unknown prices last)
+
+Ties are broken at random. A deployment that has not answered yet counts as fast (it gets tried).
+
+router_settings.enable_pre_call_checks: a deployment whose `rpm` or `tpm` is used up this minute is
+skipped (they are limits, not only weights), and so is one whose model_info.max_input_tokens the
+request cannot fit (estimated at one token per 4 bytes of the request: an over-estimate by its JSON).
+
+The state is in-process (per worker) and bounded as everything kept per deployment is; nothing
+here exists with simple-shuffle and no pre-call checks, so that path costs what it did.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from seance.gateway.errors import CONTEXT_WINDOW, RateLimited, UpstreamError
+from seance.gateway.providers.base import Call, Usage
+from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment
+
+SMOOTHING = 0.3  # weight of the newest latency in the moving average
+BYTES_PER_TOKEN = 4
+
+
+@dataclass(slots=True)
+class Stats:
+    in_flight: int = 0
+    latency: float | None = None  # seconds, moving average
+    minute: int = -1  # the minute the counts below are for
+    requests: int = 0
+    tokens: int = 0
+
+
+class Strategy:
+    """Picks among a group's deployments and learns from each try (`started`, `finished`)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        pre_call_checks: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = "usage-based-routing-v2" if name == "usage-based-routing" else name
+        self.buffer = float((args or {}).get("lowest_latency_buffer", 0) or 0)
+        self.pre_call_checks = pre_call_checks
+        self.clock = clock
+        self.random = rng or random.Random()
+        self.stats: dict[str, Stats] = {}
+        self._score: Callable[[Deployment], Any] = {
+            "least-busy": lambda d: self._stats(d).in_flight,
+            "latency-based-routing": lambda d: self._stats(d).latency or 0.0,
+            "usage-based-routing-v2": self._usage,
+            "cost-based-routing": _cost,
+        }.get(self.name, lambda d: 0)
+
+    # -- picking --
+
+    def pick(self, group: Sequence[Deployment], failed: set[str]) -> Deployment:
+        candidates = [d for d in group if d.id not in failed] or list(group)
+        if len(candidates) == 1:
+            return candidates[0]
+        if self.name == "simple-shuffle":
+            return self.random.choices(candidates, weights=[d.weight for d in candidates])[0]
+        scores = [self._score(d) for d in candidates]
+        best = min(scores)
+        if self.name == "latency-based-routing" and self.buffer > 0:
+            chosen = [d for d, s in zip(candidates, scores, strict=True) if s <= best * (1 + self.buffer)]
+        else:
+            chosen = [d for d, s in zip(candidates, scores, strict=True) if s == best]
+        return chosen[0] if len(chosen) == 1 else self.random.choice(chosen)
+
+    def admit(self, name: str, group: Sequence[Deployment], build: Callable[[Deployment], Call]) -> list[Deployment]:
+        """The pre-call checks: the deployments of `group` that may take this request; raises
+        when none may (a context-window refusal, or a 429 with when the limits reset)."""
+        open_ = [d for d in group if not self._used_up(d)]
+        if not open_:
+            wait = max(1, 60 - int(self.clock()) % 60)
+            raise RateLimited(
+                f"every deployment of '{name}' has used its rpm/tpm for this minute; try again in {wait} s",
+                headers={"retry-after": str(wait)},
+                code="no_deployments_available",
+            )
+        limited = [d for d in open_ if _max_input(d) is not None]
+        if not limited:
+            return open_
+        tokens = _estimate(build(open_[0]))
+        fitting = [d for d in open_ if (_max_input(d) or tokens) >= tokens]
+        if not fitting:
+            largest = max(_max_input(d) or 0 for d in limited)
+            err = UpstreamError(
+                f"the request (about {tokens} tokens) does not fit the context window of any deployment of "
+                f"'{name}' (at most {largest} tokens)",
+                upstream_status=400,
+                code="context_length_exceeded",
+                param="messages",
+            )
+            err.kind = CONTEXT_WINDOW
+            raise err
+        return fitting
+
+    # -- learning --
+
+    def started(self, deployment: Deployment) -> float:
+        stats = self._stats(deployment)
+        stats.in_flight += 1
+        self._count(stats, requests=1)
+        return self.clock()
+
+    def finished(self, deployment: Deployment, began: float, usage: Usage | None, ok: bool) -> None:
+        stats = self._stats(deployment)
+        stats.in_flight = max(0, stats.in_flight - 1)
+        if ok:
+            self.latency(deployment, self.clock() - began)
+        if usage is not None:
+            self._count(stats, tokens=usage.prompt_tokens + usage.completion_tokens)
+
+    def latency(self, deployment: Deployment, seconds: float) -> None:
+        stats = self._stats(deployment)
+        stats.latency = seconds if stats.latency is None else stats.latency + SMOOTHING * (seconds - stats.latency)
+
+    def watch(
+        self,
+        deployment: Deployment,
+        began: float,
+        chunks: AsyncGenerator[bytes, None],
+        usage: Callable[[], Usage | None],
+    ) -> AsyncGenerator[bytes, None]:
+        """A stream's chunks, timing the first (the latency of a stream) and counting it done at its
+        end, or when it is closed, even before its first chunk (a client gone at once)."""
+        return _Watched(self, deployment, began, chunks, usage)
+
+    def _ended(self, deployment: Deployment, usage: Usage | None) -> None:
+        stats = self._stats(deployment)
+        stats.in_flight = max(0, stats.in_flight - 1)
+        if usage is not None:
+            self._count(stats, tokens=usage.prompt_tokens + usage.completion_tokens)
+
+    # -- state --
+
+    def _stats(self, deployment: Deployment) -> Stats:
+        stats = self.stats.get(deployment.id)
+        if stats is None:
+            if len(self.stats) >= MAX_DYNAMIC * 2:
+                del self.stats[next(iter(self.stats))]
+            stats = self.stats[deployment.id] = Stats()
+        return stats
+
+    def _count(self, stats: Stats, requests: int = 0, tokens: int = 0) -> None:
+        minute = int(self.clock() // 60)
+        if stats.minute != minute:
+            stats.minute, stats.requests, stats.tokens = minute, 0, 0
+        stats.requests += requests
+        stats.tokens += tokens
+
+    def _this_minute(self, deployment: Deployment) -> Stats:
+        stats = self._stats(deployment)
+        self._count(stats)
+        return stats
+
+    def _used_up(self, deployment: Deployment) -> bool:
+        if deployment.rpm is None and deployment.tpm is None:
+            return False
+        stats = self._this_minute(deployment)
+        return (deployment.rpm is not None and stats.requests >= deployment.rpm) or (
+            deployment.tpm is not None and stats.tokens >= deployment.tpm
+        )
+
+    def _usage(self, deployment: Deployment) -> tuple[float, int]:
+        """How much of its limits a deployment used this minute (0 without limits), then its tokens."""
+        stats = self._this_minute(deployment)
+        used = 0.0
+        if deployment.rpm:
+            used = max(used, stats.requests / deployment.rpm)
+        if deployment.tpm:
+            used = max(used, stats.tokens / deployment.tpm)
+        return used, stats.tokens
+
+
+class _Watched(AsyncGenerator[bytes, None]):
+    """An async generator of its own rather than a generator function: the latter runs no
+    `finally` when closed before it started, and the count in flight would never come down."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        deployment: Deployment,
+        began: float,
+        inner: AsyncGenerator[bytes, None],
+        usage: Callable[[], Usage | None],
+    ) -> None:
+        self.strategy, self.deployment, self.began, self.inner, self.usage = strategy, deployment, began, inner, usage
+        self.first = True
+        self.done = False
+
+    def _end(self, ok: bool) -> None:
+        if not self.done:
+            self.done = True
+            self.strategy._ended(self.deployment, self.usage() if ok else None)
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self.inner.__anext__()
+        except StopAsyncIteration:
+            self._end(ok=True)
+            raise
+        except BaseException:
+            self._end(ok=False)
+            raise
+        if self.first:
+            self.first = False
+            self.strategy.latency(self.deployment, self.strategy.clock() - self.began)
+        return chunk
+
+    async def asend(self, value: None) -> bytes:
+        return await self.__anext__()
+
+    async def athrow(self, *args: Any) -> bytes:
+        self._end(ok=False)
+        return await self.inner.athrow(*args)
+
+    async def aclose(self) -> None:
+        self._end(ok=False)
+        await self.inner.aclose()
+
+
+def _cost(deployment: Deployment) -> float:
+    """Input plus output price per token (the catalogue's, under the config's); unknown: last."""
+    if deployment.prices is None:
+        return float("inf")
+    return deployment.prices.base.input + deployment.prices.base.output
+
+
+def _max_input(deployment: Deployment) -> int | None:
+    value = deployment.info.get("max_input_tokens")  # the config's model_info over the catalogue's
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _estimate(call: Call) -> int:
+    size = len(call.raw) if call.raw else len(orjson.dumps(call.body))
+    return size // BYTES_PER_TOKEN
