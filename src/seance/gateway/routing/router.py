@@ -152,35 +152,14 @@ class Router:
         if self.shared is not None:
             await self.shared.stop()
 
-    async def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Reply:
-        return await self._serve(ctx, op, build, self.proxy.complete, mocks.Mock.reply)
+    # (plain functions returning _route's coroutine: awaiting them awaits it, without a layer more)
 
-    async def stream(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Stream:
+    def complete(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Awaitable[Reply]:
+        return self._route(ctx, op, build, self.proxy.complete, mocks.Mock.reply)
+
+    def stream(self, ctx: RequestContext, op: Operation, build: BuildCall) -> Awaitable[Stream]:
         """Opens the upstream stream (retrying as needed) and returns it before any byte is sent."""
-        return await self._serve(ctx, op, build, self.proxy.open_stream, mocks.Mock.stream)
-
-    async def _serve(
-        self,
-        ctx: RequestContext,
-        op: Operation,
-        build: BuildCall,
-        send: Callable[[RequestContext, Call, Deployment, float | None], Awaitable[T]],
-        mocked: Callable[[mocks.Mock, Call], T],
-    ) -> T:
-        options = self.options(ctx)
-        mock = mocks.plan(ctx.gateway_fields) if ctx.gateway_fields else None
-
-        async def once(deployment: Deployment, first_group: bool) -> T:
-            call = build(deployment)
-            if mock is not None:
-                mock.fail(first_group)
-                if mock.text is not None:
-                    return mocked(mock, call)
-            if self.strategy is None:
-                return await send(ctx, call, deployment, options.timeout)
-            return await self._measured(self.strategy, deployment, send(ctx, call, deployment, options.timeout))
-
-        return await self._route(ctx, op, options, once, build)
+        return self._route(ctx, op, build, self.proxy.open_stream, mocks.Mock.stream)
 
     @staticmethod
     async def _measured(strategy: Strategy, deployment: Deployment, sent: Awaitable[T]) -> T:
@@ -240,11 +219,16 @@ class Router:
         self,
         ctx: RequestContext,
         op: Operation,
-        options: Options,
-        once: Callable[[Deployment, bool], Awaitable[T]],
         build: BuildCall,
+        send: Callable[[RequestContext, Call, Deployment, float | None], Awaitable[T]],
+        mocked: Callable[[mocks.Mock, Call], T],
     ) -> T:
+        """The groups in turn (the model's, then its fallbacks), each deployment as the strategy
+        picks it, retried as configured. One coroutine from here to the proxy: each layer between
+        a request and its upstream answer costs on every resume (bench/instructions.py)."""
         assert ctx.model is not None
+        options = self.options(ctx)
+        mock = mocks.plan(ctx.gateway_fields) if ctx.gateway_fields else None
         groups = [ctx.model, *options.fallbacks]
         error: GatewayError | None = None
         position = -1
@@ -287,7 +271,14 @@ class Router:
                     deployment = self.strategy.pick(group, failed)
                 ctx.deployment = deployment
                 try:
-                    result = await once(deployment, position == 0)
+                    call = build(deployment)
+                    if mock is not None and (reply := _mock(mock, mocked, call, position == 0)) is not None:
+                        result = reply
+                    elif self.strategy is None:
+                        result = await send(ctx, call, deployment, options.timeout)
+                    else:
+                        sent = send(ctx, call, deployment, options.timeout)
+                        result = await self._measured(self.strategy, deployment, sent)
                 except GatewayError as exc:
                     error = exc
                     self._failed(ctx, deployment, exc, shared and exc.kind is None)
@@ -412,6 +403,12 @@ def retry_class(exc: GatewayError) -> str:
     if 400 <= status < 500:
         return "BadRequestErrorRetries"
     return "InternalServerErrorRetries"
+
+
+def _mock(mock: mocks.Mock, mocked: Callable[[mocks.Mock, Call], T], call: Call, first_group: bool) -> T | None:
+    """A mocked try: fails as asked (raises), or answers with the mock's text; None: call for real."""
+    mock.fail(first_group)
+    return mocked(mock, call) if mock.text is not None else None
 
 
 def _status(exc: GatewayError) -> str:
