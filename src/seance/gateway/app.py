@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from seance.gateway import routes
+from seance.gateway import admin, routes
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
@@ -30,6 +30,7 @@ from seance.gateway.fronts.validate import parse
 from seance.gateway.pipeline import Hook, Pipeline, hooks
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
+from seance.gateway.store import Store
 from seance.gateway.upstream import Transport
 from seance.gateway.upstream.transport import HTTPTransport, origin_of
 
@@ -47,10 +48,15 @@ ERROR_BODIES: dict[str, Callable[[GatewayError], bytes]] = {
 
 class Gateway:
     def __init__(
-        self, settings: Settings, hook_list: Sequence[Hook] | None = None, transport: Transport | None = None
+        self,
+        settings: Settings,
+        hook_list: Sequence[Hook] | None = None,
+        transport: Transport | None = None,
+        store: Store | None = None,
     ) -> None:
         """`hook_list`: the ordered hooks (default: hooks.build for the settings); `transport`: how
-        providers are reached (default: pooled HTTP/1.1; tests pass a MockTransport)."""
+        providers are reached (default: pooled HTTP/1.1; tests pass a MockTransport); `store`: keys,
+        teams, budgets and spend (None: the master key only, the management API answers 501)."""
         if hook_list is None:
             hook_list = hooks.build(hooks.Features(master_key=settings.master_key))
         self.settings = settings
@@ -62,6 +68,8 @@ class Gateway:
         self.anthropic = anthropic.AnthropicFront(self.router)
         self.models = ModelsFront(self.deployments)
         self.health = HealthFront(self.deployments, self.router.health)
+        self.store = store
+        self.admin = admin.build(settings, store, self.deployments)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -74,6 +82,8 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.transport.open({origin_of(d.target.api_base) for d in self.deployments.all()})
+                if self.store is not None:
+                    await self.store.open()
                 # What exists now (modules, config) lives as long as the process: keep it out of
                 # the collector's reach so collections only walk per-request garbage.
                 gc.collect()
@@ -81,13 +91,18 @@ class Gateway:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.health.draining = True
+                if self.store is not None:
+                    await self.store.close()  # the spend not yet written
                 await self.transport.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx, length = _context(scope)
-        if not ctx.route.pipeline:  # the probes: no hooks, no body
+        if not ctx.route.pipeline:  # the probes and the management API: no hooks
+            if ctx.route is routes.ADMIN:
+                await self.admin(scope, receive, send)  # type: ignore[arg-type]
+                return
             await self._probe(ctx, send)
             return
         try:
@@ -153,9 +168,9 @@ class Gateway:
     def _get(self, ctx: RequestContext) -> Any:
         name = ctx.route.name
         if name == "models":
-            return self.models.list()
+            return self.models.list(ctx.caller.models if ctx.caller is not None else None)
         if name == "model":
-            return self.models.get(routes.model_id(ctx.path))
+            return self.models.get(routes.model_id(ctx.path), ctx.caller.models if ctx.caller is not None else None)
         return self.health.report()
 
     async def _probe(self, ctx: RequestContext, send: Send) -> None:

@@ -29,6 +29,8 @@ MODEL = Route("model", "GET", "openai")
 HEALTH = Route("health", "GET", "openai")
 ALIVE = Route("alive", "GET", "openai", auth=False, pipeline=False)
 READY = Route("ready", "GET", "openai", auth=False, pipeline=False)
+# LiteLLM's management API (keys, teams, users, …): its own app (admin/), off the request path
+ADMIN = Route("admin", "*", "openai", auth=False, pipeline=False)
 NOT_FOUND = Route("not_found", "*", "openai", auth=False)
 
 _OPENAI = {"/chat/completions": CHAT, "/completions": COMPLETION, "/embeddings": EMBEDDING, "/models": MODELS}
@@ -47,6 +49,10 @@ TABLE: dict[str, Route] = {
     "/health": HEALTH,
 }
 MODEL_PREFIXES = ("/v1/models/", "/models/")
+ADMIN_PREFIXES = (
+    "/key/", "/team/", "/user/", "/customer/", "/end_user/", "/organization/", "/budget/", "/spend/",
+    "/global/spend/",
+)  # fmt: skip
 
 
 def match(path: str) -> Route:
@@ -60,6 +66,8 @@ def match(path: str) -> Route:
         return route
     if path.startswith(MODEL_PREFIXES):
         return MODEL
+    if path.startswith(ADMIN_PREFIXES):
+        return ADMIN
     return NOT_FOUND
 
 

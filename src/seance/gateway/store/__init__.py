@@ -21,11 +21,12 @@ import logging
 import time
 from collections.abc import Mapping
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seance.gateway.store import tables
 from seance.gateway.store.database import Database, StoreError, find_database, migrate, sqlite
-from seance.gateway.store.keys import TTL, KeyCache, Ledger
+from seance.gateway.store.keys import MAX_ENTRIES, TTL, Budget, KeyCache, Ledger
 from seance.gateway.store.spend import SpendLog
 
 log = logging.getLogger("seance.gateway")
@@ -43,6 +44,45 @@ class Store:
         self.spend = SpendLog(self.engine, self.ledger)
         self.keys = KeyCache(self.engine, self.ledger, self.spend.unwritten_for, access_groups, ttl)
         self._tasks: list[asyncio.Task[None]] = []
+        # end user -> (their budget or None, when read): most requests name none, most end users have none
+        self._end_users: dict[str, tuple[Budget | None, float]] = {}
+
+    async def end_user_budget(self, end_user: str) -> Budget | None:
+        """The budget of a request's `user` (`/customer/new`), cached like keys; None when it has
+        none or the database cannot say (an outage does not refuse end users)."""
+        found = self._end_users.get(end_user)
+        if found is not None and time.monotonic() - found[1] < self.keys.ttl:
+            return found[0]
+        budget = found[0] if found is not None else None
+        try:
+            async with self.engine().connect() as db:
+                row = (
+                    await db.execute(
+                        sa.select(tables.end_users.c.spend, tables.end_users.c.blocked, tables.budgets.c.max_budget)
+                        .select_from(tables.end_users.outerjoin(
+                            tables.budgets, tables.budgets.c.budget_id == tables.end_users.c.budget_id))
+                        .where(tables.end_users.c.user_id == end_user)
+                    )
+                ).first()  # fmt: skip
+        except Exception:
+            return budget
+        scope = f"end_user:{end_user}"
+        budget = None
+        if row is not None:
+            self.ledger.read(scope, float(row.spend), self.spend.unwritten_for(scope))
+            if row.blocked:
+                budget = Budget(scope, f"End User={end_user} (blocked)", 0.0)
+            elif row.max_budget is not None:
+                budget = Budget(scope, f"End User={end_user}", float(row.max_budget))
+        if len(self._end_users) >= MAX_ENTRIES:
+            self._end_users.clear()
+        self._end_users[end_user] = (budget, time.monotonic())
+        return budget
+
+    def forget(self) -> None:
+        """After a change through the management API: read everything again."""
+        self.keys.forget()
+        self._end_users.clear()
 
     def engine(self) -> AsyncEngine:
         if self._engine is None:
