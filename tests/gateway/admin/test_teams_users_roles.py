@@ -18,12 +18,16 @@ async def test_team_lifecycle(tmp_path: Path, db_env: dict[str, str]) -> None:
         team_id = team["team_id"]
         assert team["admins"] == ["lead"] and team["members"] == ["lead"] and team["blocked"] is False
         assert team["budget_reset_at"] is not None and team["spend"] == 0
-        status, body = await s.admin("POST", "/team/member_add", {"team_id": team_id,
-                                                                  "member": {"role": "user", "user_id": "dev"}})
+        status, body = await s.admin(
+            "POST", "/team/member_add", {"team_id": team_id, "member": {"role": "user", "user_id": "dev"}}
+        )
         assert status == 200 and body["members"] == ["lead", "dev"]
         assert body["updated_users"][0]["user_id"] == "dev" and team_id in body["updated_users"][0]["teams"]
-        status, body = await s.admin("POST", "/team/member_update", {"team_id": team_id, "user_id": "dev",
-                                                                     "role": "admin", "max_budget_in_team": 5})
+        status, body = await s.admin(
+            "POST",
+            "/team/member_update",
+            {"team_id": team_id, "user_id": "dev", "role": "admin", "max_budget_in_team": 5},
+        )
         assert status == 200 and body["role"] == "admin" and body["max_budget_in_team"] == 5
         status, body = await s.admin("POST", "/team/member_delete", {"team_id": team_id, "user_id": "dev"})
         assert status == 200 and body["members"] == ["lead"]
@@ -57,8 +61,11 @@ async def test_team_models_bound_its_keys(tmp_path: Path, db_env: dict[str, str]
 
 async def test_user_lifecycle(tmp_path: Path, db_env: dict[str, str]) -> None:
     async with stack(tmp_path, db_env) as s:
-        status, user = await s.admin("POST", "/user/new", {"user_id": "ann", "user_email": "ann@example.com",
-                                                           "user_role": "internal_user", "max_budget": 3})
+        status, user = await s.admin(
+            "POST",
+            "/user/new",
+            {"user_id": "ann", "user_email": "ann@example.com", "user_role": "internal_user", "max_budget": 3},
+        )
         assert status == 200 and user["key"].startswith("sk-") and user["user_role"] == "internal_user"
         assert (await s.chat(user["key"])).status_code == 200  # the key a new user gets works
         status, body = await s.admin("POST", "/user/update", {"user_email": "ann@example.com", "max_budget": 4})
@@ -118,8 +125,9 @@ async def test_roles(tmp_path: Path, db_env: dict[str, str]) -> None:
 async def test_team_admin_manages_members_and_team_keys(tmp_path: Path, db_env: dict[str, str]) -> None:
     async with stack(tmp_path, db_env) as s:
         status, lead = await s.admin("POST", "/user/new", {"user_id": "lead2", "user_role": "internal_user"})
-        status, team = await s.admin("POST", "/team/new", {"team_alias": "t2",
-                                                           "members_with_roles": [{"role": "admin", "user_id": "lead2"}]})
+        status, team = await s.admin(
+            "POST", "/team/new", {"team_alias": "t2", "members_with_roles": [{"role": "admin", "user_id": "lead2"}]}
+        )
         team_key = await s.generate(team_id=team["team_id"])
         add = {"team_id": team["team_id"], "member": [{"role": "user", "user_id": "new-dev"}]}
         assert (await s.admin("POST", "/team/member_add", add, as_key=lead["key"]))[0] == 200
@@ -131,29 +139,35 @@ async def test_team_admin_manages_members_and_team_keys(tmp_path: Path, db_env: 
 
 async def test_organizations_and_budgets(tmp_path: Path, db_env: dict[str, str]) -> None:
     async with stack(tmp_path, db_env) as s:
-        status, budget = await s.admin("POST", "/budget/new", {"budget_id": "small", "max_budget": 1e-9,
-                                                               "rpm_limit": 5})
+        status, budget = await s.admin(
+            "POST", "/budget/new", {"budget_id": "small", "max_budget": 1e-9, "rpm_limit": 5}
+        )
         assert status == 200 and budget["budget_id"] == "small" and budget["rpm_limit"] == 5
         status, body = await s.admin("POST", "/budget/update", {"budget_id": "small", "max_budget": 2})
         assert status == 200 and body["max_budget"] == 2
         status, body = await s.admin("POST", "/budget/info", {"budgets": ["small"]})
         assert status == 200 and [b["budget_id"] for b in body] == ["small"]
         assert "small" in [b["budget_id"] for b in (await s.admin("GET", "/budget/list"))[1]]
-        status, org = await s.admin("POST", "/organization/new", {"organization_alias": "acme", "max_budget": 10,
-                                                                  "models": ["a"]})
+        status, org = await s.admin(
+            "POST", "/organization/new", {"organization_alias": "acme", "max_budget": 10, "models": ["a"]}
+        )
         assert status == 200 and org["litellm_budget_table"]["max_budget"] == 10
         org_id = org["organization_id"]
-        status, body = await s.admin("PATCH", "/organization/update", {"organization_id": org_id,
-                                                                       "organization_alias": "acme2"})
+        status, body = await s.admin(
+            "PATCH", "/organization/update", {"organization_id": org_id, "organization_alias": "acme2"}
+        )
         assert status == 200 and body["organization_alias"] == "acme2"
-        status, body = await s.admin("POST", "/organization/member_add", {"organization_id": org_id,
-                                                                          "member": [{"role": "internal_user",
-                                                                                      "user_id": "o1"}]})
+        status, body = await s.admin(
+            "POST",
+            "/organization/member_add",
+            {"organization_id": org_id, "member": [{"role": "internal_user", "user_id": "o1"}]},
+        )
         assert status == 200 and body["updated_users"][0]["user_id"] == "o1"
         status, body = await s.admin("GET", "/organization/info", organization_id=org_id)
         assert status == 200 and body["members"][0]["user_id"] == "o1"
-        status, body = await s.admin("DELETE", "/organization/member_delete", {"organization_id": org_id,
-                                                                               "user_id": "o1"})
+        status, body = await s.admin(
+            "DELETE", "/organization/member_delete", {"organization_id": org_id, "user_id": "o1"}
+        )
         assert status == 200 and body["members"] == []
         assert org_id in [o["organization_id"] for o in (await s.admin("GET", "/organization/list"))[1]]
         status, body = await s.admin("DELETE", "/organization/delete", {"organization_ids": [org_id]})
