@@ -76,7 +76,7 @@ async def test_budget_duration_resets(tmp_path: Path, db_env: dict[str, str]) ->
         assert await reset_due(engine, s.store.ledger, now=reset_at + 1) >= 1
         s.store.forget()
         assert (await s.chat(key)).status_code == 200
-        status, info = await s.admin("GET", "/key/info", key=key)
+        _status, info = await s.admin("GET", "/key/info", key=key)
         assert info["info"]["budget_reset_at"] > info["info"]["updated_at"]  # the next period is set
 
 

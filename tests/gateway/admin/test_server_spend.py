@@ -20,8 +20,8 @@ from seance.gateway.store.keys import hash_key
 
 PRICES = {"input_cost_per_token": 0.0001, "output_cost_per_token": 0.0002}
 MOCK_COST = 10 * 0.0001 + 20 * 0.0002  # mock_response reports 10 + 20 tokens
-CONFIG = {"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/a", "api_base": "http://127.0.0.1:9/v1",
-                                                                "api_key": "sk-up"}, "model_info": PRICES}]}  # fmt: skip
+UPSTREAM = {"model": "openai/a", "api_base": "http://127.0.0.1:9/v1", "api_key": "sk-up"}  # never called: mocks
+CONFIG = {"model_list": [{"model_name": "a", "litellm_params": UPSTREAM, "model_info": PRICES}]}
 
 
 def _generate(url: str, **fields: object) -> str:

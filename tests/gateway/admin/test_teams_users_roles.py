@@ -51,7 +51,7 @@ async def test_team_lifecycle(tmp_path: Path, db_env: dict[str, str]) -> None:
 
 async def test_team_models_bound_its_keys(tmp_path: Path, db_env: dict[str, str]) -> None:
     async with stack(tmp_path, db_env) as s:
-        status, team = await s.admin("POST", "/team/new", {"team_alias": "only-a", "models": ["a"]})
+        _status, team = await s.admin("POST", "/team/new", {"team_alias": "only-a", "models": ["a"]})
         key = await s.generate(team_id=team["team_id"])  # no models of its own: the team's
         assert (await s.chat(key, "a")).status_code == 200
         assert (await s.chat(key, "b")).status_code == 403
@@ -124,15 +124,15 @@ async def test_roles(tmp_path: Path, db_env: dict[str, str]) -> None:
 
 async def test_team_admin_manages_members_and_team_keys(tmp_path: Path, db_env: dict[str, str]) -> None:
     async with stack(tmp_path, db_env) as s:
-        status, lead = await s.admin("POST", "/user/new", {"user_id": "lead2", "user_role": "internal_user"})
-        status, team = await s.admin(
+        _, lead = await s.admin("POST", "/user/new", {"user_id": "lead2", "user_role": "internal_user"})
+        _, team = await s.admin(
             "POST", "/team/new", {"team_alias": "t2", "members_with_roles": [{"role": "admin", "user_id": "lead2"}]}
         )
         team_key = await s.generate(team_id=team["team_id"])
         add = {"team_id": team["team_id"], "member": [{"role": "user", "user_id": "new-dev"}]}
         assert (await s.admin("POST", "/team/member_add", add, as_key=lead["key"]))[0] == 200
         assert (await s.admin("GET", "/key/info", as_key=lead["key"], key=team_key))[0] == 200
-        status, other = await s.admin("POST", "/team/new", {"team_alias": "t3"})
+        _status, other = await s.admin("POST", "/team/new", {"team_alias": "t3"})
         add = {"team_id": other["team_id"], "member": {"role": "user", "user_id": "x"}}
         assert (await s.admin("POST", "/team/member_add", add, as_key=lead["key"]))[0] == 403
 
