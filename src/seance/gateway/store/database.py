@@ -82,6 +82,11 @@ def sqlite(path: Path, source: str) -> Database:
     return Database(f"sqlite+aiosqlite:///{path.resolve()}", source)
 
 
+def from_url(url: str, source: str) -> Database:
+    """A database named by URL (PostgreSQL in LiteLLM's spelling, or sqlite:///path)."""
+    return _postgres(url, source)
+
+
 def _postgres(url: str, source: str) -> Database:
     """LiteLLM's spelling (`postgresql://`, `postgres://`, `?sslmode=…`) in asyncpg's."""
     parts = urlsplit(url)
