@@ -87,7 +87,10 @@ def _start_seance(
         str(paths.python), "-m", "seance", "gateway", "--config", str(paths.gateway_config),
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args,
     ]  # fmt: skip
-    proc = sup.start(name, argv, log, _gateway_env(env or {}))
+    # the store's SQLite file (keys, spend) in the run's work directory, a fresh one per run
+    database = paths.work / f"{name}.db"
+    database.unlink(missing_ok=True)
+    proc = sup.start(name, argv, log, _gateway_env({"SEANCE_DB": str(database), **(env or {})}))
     base = f"http://127.0.0.1:{port}"
     wait_http_ok(f"{base}/health/liveliness", proc, 60, log, {})
     return Running(name, base, proc, direct=False)

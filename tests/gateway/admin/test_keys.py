@@ -149,3 +149,13 @@ async def test_health_and_unknown_paths(tmp_path: Path, db_env: dict[str, str]) 
         assert status == 404 and "management endpoint" in body["error"]["message"]
         status, body = await s.admin("POST", "/key/generate", {}, as_key="sk-wrong")
         assert status == 401
+
+
+def test_without_a_database_the_management_api_says_so(tmp_path: Path) -> None:
+    from tests.gateway.asgi_client import deployment, make_app, request
+
+    from seance.gateway.upstream.mock import MockResponse
+
+    app, _ = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, lambda r: MockResponse(200))
+    answer = request(app, "POST", "/key/generate", {})
+    assert answer.status == 501 and "database" in answer.json()["error"]["message"]
