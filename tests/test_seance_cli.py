@@ -25,6 +25,7 @@ def test_a_part_left_out_of_the_installation_is_one_clear_line(monkeypatch: pyte
     assert "Traceback" not in result.output
 
 
+
 def _keyboard_interrupt() -> None:
     raise KeyboardInterrupt
 

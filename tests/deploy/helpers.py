@@ -19,7 +19,9 @@ SECRETS = {
 }
 
 
-def synth_documents(env: str = "dev", secrets: dict[str, str] | None = None, **overrides: Any) -> list[dict[str, Any]]:
+def synth_documents(
+    env: str = "dev", secrets: dict[str, str] | None = None, **overrides: Any
+) -> list[dict[str, Any]]:
     """Synthesize, render and parse back exactly as kubectl would read the file."""
     settings = load_settings(env, overrides)
     text = dump_yaml(synthesize(settings, SECRETS if secrets is None else secrets))
@@ -27,7 +29,9 @@ def synth_documents(env: str = "dev", secrets: dict[str, str] | None = None, **o
 
 
 def find(documents: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    matches = [doc for doc in documents if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)]
+    matches = [
+        doc for doc in documents if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
+    ]
     assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
     return matches[0]
 

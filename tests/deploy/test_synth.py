@@ -122,9 +122,9 @@ def test_checksums_roll_the_deployment_when_config_or_secrets_change() -> None:
 def test_service_and_ingress(dev_documents: list[Any], prod_documents: list[Any]) -> None:
     service = find(dev_documents, "Service", "litellm")
     assert service["spec"]["ports"] == [{"name": "http", "port": 4000, "targetPort": "http", "protocol": "TCP"}]
-    assert (
-        service["spec"]["selector"] == find(dev_documents, "Deployment", "litellm")["spec"]["selector"]["matchLabels"]
-    )
+    assert service["spec"]["selector"] == find(dev_documents, "Deployment", "litellm")["spec"]["selector"][
+        "matchLabels"
+    ]
     for documents, host in [(dev_documents, "backend.dev.localhost"), (prod_documents, "backend.seance.dev")]:
         ingress = find(documents, "Ingress", "litellm-ingress")
         annotations = ingress["metadata"]["annotations"]

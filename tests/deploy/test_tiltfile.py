@@ -59,7 +59,9 @@ def test_forwards_port_4000_and_groups_config_objects(tilt: TiltStubs) -> None:
     documents = list(yaml.safe_load_all(tilt.named("k8s_yaml")[0]["yaml"]))
     present = {f"{doc['metadata']['name']}:{doc['kind'].lower()}" for doc in documents}
     assert set(litellm["objects"]) <= present
-    assert {"seance-secrets:secret", "litellm-config:configmap", "litellm-ingress:ingress"} <= set(litellm["objects"])
+    assert {"seance-secrets:secret", "litellm-config:configmap", "litellm-ingress:ingress"} <= set(
+        litellm["objects"]
+    )
     assert resources["valkey"]["objects"] == ["valkey:networkpolicy"]
     assert not set(litellm["objects"]) & set(resources["valkey"]["objects"])
     (tests,) = tilt.named("local_resource")

@@ -48,7 +48,9 @@ def make_app(
     return Gateway(settings, hook_list, transport), transport
 
 
-def request(app: Gateway, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Answer:
+def request(
+    app: Gateway, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> Answer:
     raw = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
     sent = {"authorization": f"Bearer {KEY}", "content-length": str(len(raw)), **(headers or {})}
     scope = {

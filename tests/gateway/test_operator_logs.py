@@ -63,9 +63,7 @@ def test_access_log_plain_one_line_per_request(gateway: GatewayFactory) -> None:
         upstream.add("/v1/chat/completions", CHAT)
         messages = [{"role": "user", "content": SECRET_WORD}]
         served.openai().chat.completions.with_raw_response.create(
-            model="gpt",
-            messages=messages,
-            extra_headers={"x-request-id": "req-plain"},  # type: ignore[arg-type]
+            model="gpt", messages=messages, extra_headers={"x-request-id": "req-plain"}  # type: ignore[arg-type]
         )
         with served.http() as http:
             assert http.get("/v1/models").status_code == 200
@@ -92,10 +90,7 @@ def test_access_log_json_from_litellm_log_level(gateway: GatewayFactory) -> None
         entry = orjson.loads(line)
         assert entry["logger"] == "seance.access" and entry["level"] == "INFO"
         assert (entry["method"], entry["path"], entry["status"], entry["model"]) == (
-            "POST",
-            "/v1/chat/completions",
-            200,
-            "gpt",
+            "POST", "/v1/chat/completions", 200, "gpt"
         )
         assert entry["stream"] is True and entry["prompt_tokens"] > 0 and entry["completion_tokens"] > 0
         assert entry["duration_ms"] >= entry["ttft_ms"] > 0

@@ -1,6 +1,6 @@
 """The compatibility table of docs/gateway.md, generated from `known_keys` (a test keeps them equal).
 
-python -m seance.litellm_config.compat    # prints the table, to paste between the markers
+    python -m seance.litellm_config.compat    # prints the table, to paste between the markers
 """
 
 from __future__ import annotations

@@ -157,8 +157,7 @@ def test_the_most_specific_wildcard_wins_whatever_the_order(tmp_path: Path) -> N
     assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "groq/llama-3"}).status == 200
     assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "gpt-4o"}).status == 200
     assert [r.url for r in transport.requests] == [
-        "http://groq.test/v1/chat/completions",
-        "http://openai.test/v1/chat/completions",
+        "http://groq.test/v1/chat/completions", "http://openai.test/v1/chat/completions"
     ]
 
 
@@ -193,17 +192,8 @@ def test_headers_set_retries(tmp_path: Path) -> None:
     assert result.status == 502 and len(transport.requests) == 2
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("num_retries", -1),
-        ("num_retries", "x"),
-        ("timeout", 0),
-        ("timeout", "soon"),
-        ("fallbacks", "backup"),
-        ("fallbacks", ["nope"]),
-    ],
-)
+@pytest.mark.parametrize(("field", "value"), [("num_retries", -1), ("num_retries", "x"), ("timeout", 0),
+                                              ("timeout", "soon"), ("fallbacks", "backup"), ("fallbacks", ["nope"])])
 def test_bad_router_fields_are_the_clients_error(tmp_path: Path, field: str, value: object) -> None:
     config = {"model_list": [deployment("gpt", "openai/gpt-4o")]}
     app, transport = make_app(tmp_path, config, lambda r: MockResponse(200, OK))

@@ -139,7 +139,6 @@ async def test_requests_wait_for_a_connection_when_the_pool_is_full() -> None:
 async def test_waiting_for_a_free_connection_has_its_own_bound() -> None:
     """The wait for a pool slot is the gateway's limit, not the provider's slowness: its own
     timeout, its own error (PoolFull, a 503 naming the limit), whatever the connect timeout."""
-
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
         await read_request(reader, server)
         await asyncio.sleep(1)
