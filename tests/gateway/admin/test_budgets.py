@@ -109,3 +109,17 @@ async def test_spend_logs_rows_and_reports(tmp_path: Path, db_env: dict[str, str
         assert abs(user["user_info"]["spend"] - 3 * COST) < 1e-12
         status, bad = await s.admin("GET", "/spend/logs", start_date="yesterday")
         assert status == 400 and bad["error"]["param"] == "start_date"
+
+
+async def test_a_shared_budget_period_resets_its_end_users(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        status, body = await s.admin("POST", "/customer/new", {"user_id": "cust-reset", "max_budget": COST * 0.5,
+                                                               "budget_duration": "1d"})  # fmt: skip
+        assert status == 200 and body["litellm_budget_table"]["budget_reset_at"] is not None
+        key = await s.generate()
+        assert (await s.chat(key, user="cust-reset")).status_code == 200
+        assert (await s.chat(key, user="cust-reset")).status_code == 400
+        await s.store.spend.flush()
+        assert await reset_due(s.store.engine(), s.store.ledger, now=time.time() + 86401) >= 1
+        s.store.forget()
+        assert (await s.chat(key, user="cust-reset")).status_code == 200

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seance.gateway.store import durations, tables
 from seance.gateway.store.keys import KeyCache, Ledger
@@ -62,6 +62,44 @@ async def reset_due(engine: AsyncEngine, ledger: Ledger, now: float | None = Non
                 if changed.rowcount:
                     ledger.reset(f"{kind}:{ident}")
                     done += 1
+        done += await _reset_shared(db, ledger, now)
     if done:
         log.info("budget resets: %d budget period%s ended, spend set to 0", done, "s" * (done != 1))
+    return done
+
+
+# a budget row (/budget/new) is shared: its period ending resets the spend of what points to it
+SHARING: list[tuple[str, sa.Table, sa.Column[str]]] = [
+    ("end_user", tables.end_users, tables.end_users.c.user_id),
+    ("org", tables.organizations, tables.organizations.c.organization_id),
+]
+
+
+async def _reset_shared(db: AsyncConnection, ledger: Ledger, now: float) -> int:
+    budgets = tables.budgets
+    due = await db.execute(
+        sa.select(budgets.c.budget_id, budgets.c.budget_duration, budgets.c.budget_reset_at).where(
+            budgets.c.budget_reset_at.is_not(None), budgets.c.budget_reset_at <= now
+        )
+    )
+    done = 0
+    for budget_id, duration, reset_at in due.all():
+        try:
+            following = durations.after(duration, "budget_duration", now) if duration else None
+        except ValueError:
+            following = None
+        changed = await db.execute(
+            sa.update(budgets)
+            .where(budgets.c.budget_id == budget_id, budgets.c.budget_reset_at == reset_at)
+            .values(budget_reset_at=following, updated_at=now)
+        )
+        if not changed.rowcount:
+            continue  # another replica did it
+        for kind, table, column in SHARING:
+            ids = (await db.execute(sa.select(column).where(table.c.budget_id == budget_id))).scalars().all()
+            if ids:
+                await db.execute(sa.update(table).where(column.in_(ids)).values(spend=0.0, updated_at=now))
+                for ident in ids:
+                    ledger.reset(f"{kind}:{ident}")
+                    done += 1
     return done
