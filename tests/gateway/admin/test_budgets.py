@@ -3,9 +3,11 @@ LiteLLM's budget_exceeded) from spend that includes what is not written yet; bud
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from tests.stack import COST, stack
 
@@ -123,3 +125,16 @@ async def test_a_shared_budget_period_resets_its_end_users(tmp_path: Path, db_en
         assert await reset_due(s.store.engine(), s.store.ledger, now=time.time() + 86401) >= 1
         s.store.forget()
         assert (await s.chat(key, user="cust-reset")).status_code == 200
+
+
+async def test_soft_budget_warns_once_and_refuses_nothing(
+    tmp_path: Path, db_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate(soft_budget=COST * 0.5, key_alias="soft")
+        with caplog.at_level(logging.WARNING, logger="seance.gateway"):
+            for _ in range(3):
+                assert (await s.chat(key)).status_code == 200
+        warnings = [r.getMessage() for r in caplog.records if "soft budget" in r.getMessage()]
+        assert len(warnings) == 1 and "key soft passed its soft budget" in warnings[0]
+        assert key not in warnings[0]

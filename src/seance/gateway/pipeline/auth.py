@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from seance.gateway.context import Caller, RequestContext
 from seance.gateway.errors import Forbidden, Unauthorized
 from seance.gateway.pipeline import Answer, Hook
-from seance.gateway.store.keys import model_allowed, over_budget
+from seance.gateway.store.keys import model_allowed, over_budget, past_soft_budget
 
 if TYPE_CHECKING:
     from seance.gateway.store import Store
@@ -91,6 +91,8 @@ class KeyAuth(Auth):
             )
         if entry.budgets and (exceeded := over_budget(self.ledger, entry.budgets)) is not None:
             raise exceeded
+        if entry.soft_budget is not None and not entry.warned:
+            past_soft_budget(self.ledger, entry)
         ctx.caller = entry.caller
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:

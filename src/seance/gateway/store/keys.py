@@ -88,6 +88,8 @@ class Entry:
     budgets: tuple[Budget, ...] = ()
     loaded: float = 0.0
     reloading: bool = False
+    soft_budget: float | None = None  # LiteLLM alerts past it; here one WARNING line per key and process
+    warned: bool = False
 
 
 class Ledger:
@@ -112,6 +114,18 @@ class Ledger:
     def reset(self, scope: str) -> None:
         self.base[scope] = 0.0
         self.added[scope] = 0.0
+
+
+def past_soft_budget(ledger: Ledger, entry: Entry) -> None:
+    """Log once when a key's spend passes its soft_budget (a warning, not a refusal)."""
+    caller = entry.caller
+    if entry.soft_budget is None or entry.warned or caller is None:
+        return
+    spent = ledger.spent(f"key:{caller.key_hash}")
+    if spent >= entry.soft_budget:
+        entry.warned = True
+        log.warning("key %s passed its soft budget: spend %.6g, soft_budget %g",
+                    caller.key_alias or f"{(caller.key_hash or '')[:8]}…", spent, entry.soft_budget)  # fmt: skip
 
 
 def over_budget(ledger: Ledger, budgets: Iterable[Budget]) -> GatewayError | None:
@@ -282,7 +296,9 @@ class KeyCache:
             limits=tuple(limits),
             metadata=metadata,
         )
-        return Entry(caller, key["expires"], refusal, tuple(budgets), time.monotonic())
+        soft = key["soft_budget"]
+        return Entry(caller, key["expires"], refusal, tuple(budgets), time.monotonic(),
+                     soft_budget=None if soft is None else float(soft))  # fmt: skip
 
     def allowed(self, key_models: list[str] | None, team_models: list[str] | None) -> frozenset[str] | None:
         """The model groups a key may use: its own list within its team's, access groups expanded;
