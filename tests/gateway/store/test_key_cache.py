@@ -48,3 +48,17 @@ def test_durations() -> None:
     assert durations.after("1mo", "d", 1706659200.0) == 1709164800.0  # 31 Jan 2024 → 29 Feb 2024
     with pytest.raises(ValueError, match="budget_duration: 'soon' is not a duration"):
         durations.parse("soon", "budget_duration")
+
+
+def test_the_ledger_follows_only_scopes_it_read_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = keys.Ledger()
+    for n in range(1000):
+        ledger.add(f"end_user:u{n}", 1.0)  # a new `user` with every request
+    assert ledger.added == {} and ledger.spent("end_user:u1") == 0.0
+    monkeypatch.setattr(keys.Ledger, "MAX_SCOPES", 2)
+    ledger.read("key:a", 1.0, 0.0)
+    ledger.add("key:a", 0.5)
+    assert ledger.spent("key:a") == 1.5
+    ledger.read("key:b", 0.0, 0.0)
+    ledger.read("key:c", 0.0, 0.0)
+    assert set(ledger.base) == {"key:b", "key:c"} and "key:a" not in ledger.added

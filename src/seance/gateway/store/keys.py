@@ -94,7 +94,11 @@ class Entry:
 
 class Ledger:
     """Spend per scope as this process knows it: what the database said when the scope was last
-    read, plus what this process added since (written or not)."""
+    read, plus what this process added since (written or not). Only scopes that were read (those
+    a budget may bound) are followed, at most MAX_SCOPES: a client sending a new `user` with every
+    request grows nothing here."""
+
+    MAX_SCOPES = 100_000
 
     def __init__(self) -> None:
         self.base: dict[str, float] = {}
@@ -104,16 +108,21 @@ class Ledger:
         return self.base.get(scope, 0.0) + self.added.get(scope, 0.0)
 
     def add(self, scope: str, cost: float) -> None:
-        self.added[scope] = self.added.get(scope, 0.0) + cost
+        if scope in self.base:
+            self.added[scope] = self.added.get(scope, 0.0) + cost
 
     def read(self, scope: str, stored: float, unwritten: float) -> None:
         """The database says `stored`; `unwritten` of what was added here is not in it yet."""
+        if scope not in self.base and len(self.base) >= self.MAX_SCOPES:
+            del self.base[oldest := next(iter(self.base))]
+            self.added.pop(oldest, None)
         self.base[scope] = stored
         self.added[scope] = unwritten
 
     def reset(self, scope: str) -> None:
-        self.base[scope] = 0.0
-        self.added[scope] = 0.0
+        if scope in self.base:
+            self.base[scope] = 0.0
+            self.added[scope] = 0.0
 
 
 def past_soft_budget(ledger: Ledger, entry: Entry) -> None:
