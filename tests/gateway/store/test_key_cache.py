@@ -35,10 +35,12 @@ async def test_unknown_keys_are_remembered_and_the_cache_is_bounded(
         cache = s.store.keys
         assert (await s.chat("sk-nobody")).status_code == 401
         assert cache.get(hash_key("sk-nobody")) is not None  # no second database read
+        for n in range(10):
+            assert (await s.chat(f"sk-nobody-{n}")).status_code == 401  # many bad keys
         made = [await s.generate() for _ in range(4)]
         for key in made:
             assert (await s.chat(key)).status_code == 200
-        assert len(cache.entries) == 3 and hash_key(made[-1]) in cache.entries
+        assert len(cache.entries) == 3 and hash_key(made[-1]) in cache.entries and len(cache.unknown) == 3
 
 
 def test_durations() -> None:

@@ -163,16 +163,16 @@ class KeyCache:
         self.access_groups = access_groups or {}
         self.ttl = ttl
         self.entries: dict[str, Entry] = {}
+        self.unknown: dict[str, Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def get(self, token: str) -> Entry | None:
         """The cached entry (reloaded in the background when stale), or None: `load` it."""
         entry = self.entries.get(token)
         if entry is None:
-            return None
+            unknown = self.unknown.get(token)
+            return unknown if unknown is not None and time.monotonic() - unknown.loaded < MISSING_TTL else None
         age = time.monotonic() - entry.loaded
-        if entry.caller is None:
-            return entry if age < MISSING_TTL else None
         if age > self.ttl and not entry.reloading:
             entry.reloading = True
             task = asyncio.ensure_future(self._reload(token, entry))
@@ -195,9 +195,11 @@ class KeyCache:
         """Drop entries after a change made here (None: all of them)."""
         if tokens is None:
             self.entries.clear()
+            self.unknown.clear()
         else:
             for token in tokens:
                 self.entries.pop(token, None)
+                self.unknown.pop(token, None)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -215,7 +217,10 @@ class KeyCache:
         self._put(token, entry)
 
     def _put(self, token: str, entry: Entry) -> None:
-        entries = self.entries
+        # unknown keys apart: a client trying many bad keys must not push the good ones out
+        entries = self.entries if entry.caller is not None else self.unknown
+        if entry.caller is not None:
+            self.unknown.pop(token, None)
         if token not in entries and len(entries) >= MAX_ENTRIES:
             del entries[next(iter(entries))]  # the oldest inserted
         entries[token] = entry
