@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,9 @@ RELAY_RAW_PORT = 18140
 SEANCE_BASE_PORT = 18150
 SEANCE_LOG_PORT = 18160
 SEANCE_2W_PORT = 18170
-TARGET_NAMES = ("direct", "seance", "seance-base", "seance-log", "seance-2w", "litellm", "relay", "relay-raw")
+SEANCE_VKEY_PORT = 18180
+TARGET_NAMES = ("direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-vkey", "litellm", "relay",
+                "relay-raw")  # fmt: skip
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
 
 
@@ -59,6 +63,7 @@ class Running:
     base_url: str
     proc: subprocess.Popen[bytes]
     direct: bool
+    key: str = MASTER_KEY  # what the load sends as its Bearer key
 
 
 def _gateway_env(extra: dict[str, str]) -> dict[str, str]:
@@ -111,6 +116,19 @@ def start_seance_log(sup: Supervisor, paths: Paths) -> Running:
     return _start_seance(sup, paths, "seance-log", SEANCE_LOG_PORT, ("--access-log",))
 
 
+def start_seance_vkey(sup: Supervisor, paths: Paths) -> Running:
+    """The same gateway called with a virtual key from /key/generate (not the master key): the key
+    cache, its budget check and the spend log on every request."""
+    running = _start_seance(sup, paths, "seance-vkey", SEANCE_VKEY_PORT)
+    request = urllib.request.Request(
+        running.base_url + "/key/generate", data=json.dumps({"key_alias": "bench", "max_budget": 1e9}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"}, method="POST",
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        key = json.loads(answer.read())["key"]
+    return dataclasses.replace(running, key=key)
+
+
 def start_seance_2w(sup: Supervisor, paths: Paths) -> Running:
     """Seance with --workers 2: the connections of a run spread over two processes (SO_REUSEPORT)."""
     return _start_seance(sup, paths, "seance-2w", SEANCE_2W_PORT, workers=2)
@@ -160,6 +178,7 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-base": start_seance_base,
     "seance-log": start_seance_log,
     "seance-2w": start_seance_2w,
+    "seance-vkey": start_seance_vkey,
     "litellm": start_litellm,
     "relay": start_relay,
     "relay-raw": start_relay_raw,
