@@ -10,6 +10,7 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py                       # the working tree
     python3 bench/instructions.py --rev fb20996 --rev HEAD --requests 300
     python3 bench/instructions.py --scenario stream --access-log
+    python3 bench/instructions.py --gateway-arg=--no-db        # without the keys/spend store
 
 Each revision's `src/` is exported with `git archive` (the working tree for "."), served with the
 repository's `.venv` interpreter under `PYTHONPATH`, warmed up, then counted over the measured
@@ -126,7 +127,7 @@ def request(conn: http.client.HTTPConnection, body: bytes) -> None:
         raise RuntimeError(f"gateway answered {response.status}: {data[:300]!r}")
 
 
-def count(src: Path, config: Path, scenario: str, n: int, warmup: int, access_log: bool, work: Path) -> int:
+def count(src: Path, config: Path, scenario: str, n: int, warmup: int, extra: list[str], work: Path) -> int:
     port = free_port()
     out = work / f"callgrind.{os.getpid()}.{time.monotonic_ns()}"
     env = {**os.environ, "PYTHONPATH": str(src), "LITELLM_MASTER_KEY": MASTER_KEY, "PYTHONHASHSEED": "0"}
@@ -134,10 +135,10 @@ def count(src: Path, config: Path, scenario: str, n: int, warmup: int, access_lo
         "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
         str(PYTHON), "-m", "seance", "gateway", "--config", str(config), "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    if access_log:
-        command += ["--access-log"]
+    command += extra
     log = open(work / "gateway.log", "ab")  # noqa: SIM115
-    gateway = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # cwd: the store's default SQLite file (keys, spend) lands in the run's own folder
+    gateway = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         deadline = time.monotonic() + 300
@@ -185,6 +186,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1, help="measure each revision this many times, interleaved")
     parser.add_argument("--access-log", action="store_true")
+    parser.add_argument(
+        "--gateway-arg", action="append", default=[], help="passed to `seance gateway` (repeatable): --no-db, --metrics"
+    )
     args = parser.parse_args(argv)
     if not shutil.which("valgrind"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -205,7 +209,8 @@ def main(argv: list[str]) -> int:
             for _ in range(args.repeat):
                 for rev in revs:
                     source = sources[rev]
-                    total = count(source, config, args.scenario, args.requests, args.warmup, args.access_log, work)
+                    extra = [*args.gateway_arg, *(["--access-log"] if args.access_log else [])]
+                    total = count(source, config, args.scenario, args.requests, args.warmup, extra, work)
                     results[rev].append(total / args.requests)
                     print(f"{rev}: {total / args.requests:,.0f} instructions/request", flush=True)
         finally:

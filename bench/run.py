@@ -99,12 +99,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def probe(url: str, scenario: Scenario, direct: bool) -> str | None:
+def probe(url: str, scenario: Scenario, direct: bool, key: str = MASTER_KEY) -> str | None:
     """One request before the load, so a broken route reports its real answer, not a count."""
     request = urllib.request.Request(
         url,
         data=scenario.request(direct).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
         method="POST",
     )
     try:
@@ -122,11 +122,11 @@ def measure(
 ) -> Measurement:
     url = target.base_url + (scenario.upstream_path if target.direct else scenario.gateway_path)
     label = f"{target.name:8}"
-    if problem := probe(url, scenario, target.direct):
+    if problem := probe(url, scenario, target.direct, target.key):
         print(f"  {label}: probe failed: {problem}", flush=True)
         return Measurement(target.name, scenario.key, None, 0.0, 0.0, f"probe failed: {problem[:120]}")
     script = work / "wrk" / f"{target.name}-{scenario.key}.lua"
-    write_script(script, scenario.request(target.direct), scenario.check(target.direct), MASTER_KEY, scenario.vary)
+    write_script(script, scenario.request(target.direct), scenario.check(target.direct), target.key, scenario.vary)
     timeout = 10.0
     run_wrk(url, script, scenario.connections, args.warmup, timeout)
     pid = target.proc.pid
@@ -227,6 +227,9 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this=limited)
             text += "\n\n" + bars_table(limits_bars(results, limited))
             bars += limits_bars(results, limited)
+    if "seance-vkey" in args.targets and "seance" in args.targets:
+        title = "Virtual key: seance-vkey (a /key/generate key, spend logged) vs seance (the master key)"
+        text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-vkey")
     if "seance-2w" in args.targets and "seance" in args.targets:
         title = "Workers: seance-2w (--workers 2) vs seance (1 worker)"
         text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-2w")

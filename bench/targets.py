@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +28,10 @@ SEANCE_CACHE_REDIS_PORT = 18190
 SEANCE_LIMITS_PORT = 18200
 SEANCE_LIMITS_REDIS_PORT = 18210
 SEANCE_METRICS_PORT = 18220
+SEANCE_VKEY_PORT = 18230
 TARGET_NAMES = (
     "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-cache", "seance-cache-redis",
-    "seance-limits", "seance-limits-redis", "seance-metrics", "litellm", "relay", "relay-raw",
+    "seance-limits", "seance-limits-redis", "seance-metrics", "seance-vkey", "litellm", "relay", "relay-raw",
 )  # fmt: skip
 CACHE_TARGETS = ("seance-cache", "seance-cache-redis")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
@@ -72,6 +75,7 @@ class Running:
     base_url: str
     proc: subprocess.Popen[bytes]
     direct: bool
+    key: str = MASTER_KEY  # what the load sends as its Bearer key
 
 
 def _gateway_env(extra: dict[str, str]) -> dict[str, str]:
@@ -101,7 +105,10 @@ def _start_seance(
         str(paths.python), "-m", "seance", "gateway", "--config", str(config or paths.gateway_config),
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args,
     ]  # fmt: skip
-    proc = sup.start(name, argv, log, _gateway_env(env or {}))
+    # the store's SQLite file (keys, spend) in the run's work directory, a fresh one per run
+    database = paths.work / f"{name}.db"
+    database.unlink(missing_ok=True)
+    proc = sup.start(name, argv, log, _gateway_env({"SEANCE_DB": str(database), **(env or {})}))
     base = f"http://127.0.0.1:{port}"
     wait_http_ok(f"{base}/health/liveliness", proc, 60, log, {})
     return Running(name, base, proc, direct=False)
@@ -120,6 +127,19 @@ def start_seance_base(sup: Supervisor, paths: Paths) -> Running:
 def start_seance_log(sup: Supervisor, paths: Paths) -> Running:
     """Seance with its access log on (to its log file, as a container's stderr would be)."""
     return _start_seance(sup, paths, "seance-log", SEANCE_LOG_PORT, ("--access-log",))
+
+
+def start_seance_vkey(sup: Supervisor, paths: Paths) -> Running:
+    """The same gateway called with a virtual key from /key/generate (not the master key): the key
+    cache, its budget check and the spend log on every request."""
+    running = _start_seance(sup, paths, "seance-vkey", SEANCE_VKEY_PORT)
+    request = urllib.request.Request(
+        running.base_url + "/key/generate", data=json.dumps({"key_alias": "bench", "max_budget": 1e9}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"}, method="POST",
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        key = json.loads(answer.read())["key"]
+    return dataclasses.replace(running, key=key)
 
 
 def start_seance_2w(sup: Supervisor, paths: Paths) -> Running:
@@ -223,6 +243,7 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-limits": start_seance_limits,
     "seance-limits-redis": start_seance_limits_redis,
     "seance-metrics": start_seance_metrics,
+    "seance-vkey": start_seance_vkey,
     "litellm": start_litellm,
     "relay": start_relay,
     "relay-raw": start_relay_raw,

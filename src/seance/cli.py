@@ -13,6 +13,7 @@ from seance import __version__
 COMMANDS = {
     "check": "seance.gateway.check:check",
     "gateway": "seance.gateway.cli:gateway",
+    "import-litellm": "seance.gateway.import_cli:import_litellm",
     "secrets": "seance.secrets.cli:secrets",
     "synth": "seance.deploy.cli:synth",
     "deploy": "seance.deploy.cli:deploy",

@@ -80,7 +80,7 @@ def test_deployment_shape(dev_documents: list[Any]) -> None:
     assert container["command"] + container["args"] == [
         "seance", "gateway", "--config", "/etc/seance/config.yaml",
         "--host", "0.0.0.0", "--port", "4000", "--workers", "1", "--graceful-timeout", "25",
-        "--log-level", "info", "--log-format", "plain", "--no-access-log",
+        "--log-level", "info", "--log-format", "plain", "--no-access-log", "--no-db",
     ]  # fmt: skip
     assert container["ports"] == [{"name": "http", "containerPort": 4000, "protocol": "TCP"}]
     assert container["startupProbe"]["httpGet"] == {"path": "/health/liveliness", "port": "http"}
@@ -347,3 +347,13 @@ def test_monitoring_and_metrics_can_be_off() -> None:
     assert not any(name.startswith("prometheus.io/") for name in annotations)
     config = yaml.safe_load(find(documents, "ConfigMap")["data"]["config.yaml"])
     assert "callbacks" not in config["litellm_settings"]
+
+
+def test_the_gateway_serves_keys_only_with_a_shared_database() -> None:
+    """Without a DATABASE_URL the pods run --no-db (an SQLite file per pod, on a read-only root
+    filesystem, would be neither writable nor shared); with one, keys and spend are on."""
+    plain = find(synth_documents("prod", SECRETS), "Deployment", "litellm")
+    assert "--no-db" in plain["spec"]["template"]["spec"]["containers"][0]["args"]
+    with_db = {**SECRETS, "DATABASE_URL": "postgresql://u:p@db:5432/seance"}
+    shared = find(synth_documents("prod", with_db), "Deployment", "litellm")
+    assert "--no-db" not in shared["spec"]["template"]["spec"]["containers"][0]["args"]

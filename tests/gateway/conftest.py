@@ -92,7 +92,7 @@ class GatewayFactory:
             full_env["LITELLM_MASTER_KEY"] = master_key
         log = self.workdir / f"gateway-{number}.log"
         with log.open("wb") as sink:
-            process = subprocess.Popen(command, env=full_env, stdout=sink, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, env=full_env, stdout=sink, stderr=subprocess.STDOUT, cwd=self.workdir)
         running = Running(f"http://127.0.0.1:{port}", master_key, process, log)
         self.running.append(running)
         if wait:

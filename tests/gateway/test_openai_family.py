@@ -66,7 +66,8 @@ def served(module_gateway: GatewayFactory, upstream: ReplayUpstream) -> Running:
     entries.append(deployment("mixtral", "together_ai/mistralai/Mixtral-8x7B-v0.1", upstream.url + "/v1"))
     groq_model = load("groq/chat-stream-tools-tool-use-failed.yaml")[0].request_json()["model"]
     entries.append(deployment("groq-tools", f"groq/{groq_model}", upstream.url + "/openai/v1"))
-    return module_gateway({"model_list": entries, "litellm_settings": {"num_retries": 0}})
+    # --no-db: the pass-through as it is without hooks; the spend log would ask streams for usage
+    return module_gateway({"model_list": entries, "litellm_settings": {"num_retries": 0}}, args=("--no-db",))
 
 
 def _name(provider: str, model: str) -> str:

@@ -123,7 +123,7 @@ def test_the_ready_line_names_the_port_the_system_chose(tmp_path: Path) -> None:
         command = [sys.executable, "-m", "seance", "gateway", "--host", "127.0.0.1", "--port", "0",
                    "--config", str(config_path)]  # fmt: skip
         env = {**BASE_ENV, "LITELLM_MASTER_KEY": MASTER_KEY}
-        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
         try:
             assert process.stderr is not None
             line = process.stderr.readline()

@@ -45,6 +45,7 @@ class ConfigFile:
     text: str
     sets_master_key: bool  # general_settings.master_key: then LITELLM_MASTER_KEY is not required
     warnings: tuple[str, ...] = ()  # what the gateway's start would warn about (keys it ignores)
+    sets_database: bool = False  # general_settings.database_url: keys and spend in that database
 
 
 def load_config_file(settings: Settings, secrets: Mapping[str, str], secrets_source: str) -> ConfigFile:
@@ -71,8 +72,8 @@ def load_config_file(settings: Settings, secrets: Mapping[str, str], secrets_sou
     for where, name in loaded.unresolved.items():
         if _DEPLOYMENT_PARAMS.match(where):
             raise DeployError(f"{path}: {where}: environment variable {name} is not set{hint}")
-    master_key = loaded.file.general_settings.master_key
-    return ConfigFile(text, bool(master_key), tuple(loaded.warnings))
+    general = loaded.file.general_settings
+    return ConfigFile(text, bool(general.master_key), tuple(loaded.warnings), bool(general.database_url))
 
 
 def gateway_config(settings: Settings) -> dict[str, Any]:

@@ -99,9 +99,13 @@ def synthesize(
             workloads.valkey_deployment(settings),
             workloads.valkey_network_policy(settings),
         ]
+    # keys and spend need a database the replicas share: PostgreSQL from the secrets or the config
+    database = bool(secrets.get("DATABASE_URL") or (config_file is not None and config_file.sets_database))
     documents += [
         routing.service(settings),
-        workloads.gateway_deployment(settings, objects.checksum(config_text), objects.checksum(dict(secrets))),
+        workloads.gateway_deployment(
+            settings, objects.checksum(config_text), objects.checksum(dict(secrets)), database
+        ),
         workloads.disruption_budget(settings),
     ]
     if settings.autoscaling.enabled:

@@ -60,7 +60,12 @@ def _http_probe(path: str, period: int, failures: int, timeout: int = 3) -> dict
     }
 
 
-def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum: str) -> Manifest:
+def gateway_deployment(
+    settings: Settings, config_checksum: str, secret_checksum: str, database: bool = False
+) -> Manifest:
+    """`database`: the secrets hold a DATABASE_URL (PostgreSQL, shared by the replicas) for virtual
+    keys, budgets and spend. Without one the gateway serves with the master key only (--no-db):
+    its embedded SQLite file would be one per pod, on a read-only root filesystem at that."""
     env = [{"name": name, "value": value} for name, value in pod_env(settings).items()]
     container: dict[str, Any] = {
         "name": APP,
@@ -83,6 +88,7 @@ def gateway_deployment(settings: Settings, config_checksum: str, secret_checksum
             "--log-format",
             settings.gateway.log_format,
             "--access-log" if settings.gateway.access_log else "--no-access-log",
+            *(() if database else ("--no-db",)),
         ],
         "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
         "envFrom": [{"secretRef": {"name": SECRET_NAME}}],

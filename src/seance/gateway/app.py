@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
-from seance.gateway import routes
+from seance.gateway import admin, routes
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
 from seance.gateway.config import ConfigError, Settings
 from seance.gateway.context import RequestContext
@@ -34,6 +34,7 @@ from seance.gateway.pipeline import Hook, Pipeline, hooks
 from seance.gateway.reload import Reloader
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
+from seance.gateway.store import Store
 from seance.gateway.upstream import Transport
 from seance.gateway.upstream.transport import HTTPTransport, origin_of
 
@@ -56,16 +57,20 @@ class Gateway:
         settings: Settings,
         hook_list: Sequence[Hook] | None = None,
         transport: Transport | None = None,
+        *,
         metrics: Metrics | None = None,
+        store: Store | None = None,
     ) -> None:
         """`hook_list`: the ordered hooks (default: hooks.build for the settings); `transport`: how
         providers are reached (default: pooled HTTP/1.1; tests pass a MockTransport); `metrics`:
-        what /metrics shows (None: metrics are off; its hook is in `hook_list`)."""
+        what /metrics shows (None: metrics are off; its hook is in `hook_list`); `store`: keys,
+        teams, budgets and spend (None: the master key only, the management API answers 501)."""
         if hook_list is None:
             hook_list = hooks.build(hooks.Features(master_key=settings.master_key, settings=settings))
         self.transport: Transport = transport or HTTPTransport()
         self.pipeline = Pipeline(hook_list)
         self._metrics = metrics
+        self.store = store
         self._use(settings, Deployments(settings))
         self.reloader: Reloader | None = None  # SIGHUP / --watch-config (reload.py), set by the CLI
 
@@ -79,6 +84,7 @@ class Gateway:
         self.models = ModelsFront(deployments)
         self.health = HealthFront(deployments, self.router.health)
         self.health.draining = draining
+        self.admin = admin.build(settings, self.store, deployments)
         keys = (settings.master_key or "", settings.metrics_key or "")
         self.metrics = MetricsFront(self._metrics, keys, settings.metrics_auth)
         if self._metrics is not None:
@@ -109,6 +115,8 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.transport.open(_origins(self.deployments))
+                if self.store is not None:
+                    await self.store.open()
                 # What exists now (modules, config) lives as long as the process: keep it out of
                 # the collector's reach so collections only walk per-request garbage.
                 gc.collect()
@@ -122,13 +130,18 @@ class Gateway:
                 if self.reloader is not None:
                     await self.reloader.stop()
                 await self.router.stop()
+                if self.store is not None:
+                    await self.store.close()  # the spend not yet written
                 await self.transport.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx, length = _context(scope)
-        if not ctx.route.pipeline:  # the probes: no hooks, no body
+        if not ctx.route.pipeline:  # the probes and the management API: no hooks
+            if ctx.route is routes.ADMIN:
+                await self.admin(scope, receive, send)  # type: ignore[arg-type]
+                return
             await self._probe(ctx, send)
             return
         try:

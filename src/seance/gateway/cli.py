@@ -6,12 +6,16 @@ import contextlib
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from seance.gateway.config import ConfigError, Settings, load_settings, require_master_key
 from seance.gateway.logs import FORMATS, LEVELS
 from seance.gateway.logs import setup as setup_logging
+
+if TYPE_CHECKING:
+    from seance.gateway.store import Store
 
 
 @click.command()
@@ -25,6 +29,11 @@ from seance.gateway.logs import setup as setup_logging
 @click.option("--port", default=4000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
 @click.option("--allow-no-auth", is_flag=True, help="Serve without a master key (local experiments only).")
+@click.option(
+    "--no-db", is_flag=True,
+    help="No database: the master key only (no virtual keys, teams, budgets or spend log). Default: SQLite "
+    "seance.db in the working directory (or SEANCE_DB), PostgreSQL with DATABASE_URL.",
+)  # fmt: skip
 @click.option(
     "--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
     help="SOPS-encrypted secrets file whose service section becomes the gateway's environment.",
@@ -79,6 +88,7 @@ def gateway(
     port: int,
     workers: int,
     allow_no_auth: bool,
+    no_db: bool,
     secrets_path: Path | None,
     service: str,
     secrets_override: bool,
@@ -125,9 +135,11 @@ def gateway(
                 counted = Metrics(settings, shared_dir)
             from seance.gateway.shared_state import find_redis
 
+            store = None if no_db else _store(settings)
+
             features = hooks.Features(
                 settings.master_key, allow_no_auth, access_log, log_format, settings=settings,
-                redis=find_redis(settings), metrics=counted, traces_endpoint=settings.traces_endpoint,
+                redis=find_redis(settings), metrics=counted, traces_endpoint=settings.traces_endpoint, store=store,
             )  # fmt: skip
             from seance.gateway.upstream import Limits
             from seance.gateway.upstream.transport import HTTPTransport
@@ -135,7 +147,7 @@ def gateway(
             upstream = Limits(
                 upstream_connections, upstream_pool_timeout, upstream_max_header_bytes, upstream_max_body_bytes
             )
-            app = Gateway(settings, hooks.build(features), HTTPTransport(limits=upstream), counted)
+            app = Gateway(settings, hooks.build(features), HTTPTransport(limits=upstream), metrics=counted, store=store)
             from seance.gateway.reload import Reloader
 
             def reload_settings() -> Settings:
@@ -159,6 +171,35 @@ def gateway(
         exited = worker_exited(shared_dir) if shared_dir else None
         serve(app, host=host, port=port, workers=workers, graceful_timeout=graceful_timeout, limits=limits,
               worker_exited=exited)  # fmt: skip
+
+
+def _store(settings: Settings) -> Store:
+    """The store, its schema migrated before any worker starts (a database that cannot be used
+    stops the start here, with one line)."""
+    from seance.gateway.store import Store, StoreError, find_database
+
+    try:
+        store = Store(find_database(settings), access_groups(settings), cache_ttl(settings))
+        store.prepare()
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+    return store
+
+
+def access_groups(settings: Settings) -> dict[str, frozenset[str]]:
+    """LiteLLM's model_info.access_groups: a name a key's `models` may list for several groups."""
+    groups: dict[str, set[str]] = {}
+    for entry in settings.file.model_list:
+        for group in entry.model_info.get("access_groups") or ():
+            groups.setdefault(str(group), set()).add(entry.model_name)
+    return {name: frozenset(models) for name, models in groups.items()}
+
+
+def cache_ttl(settings: Settings) -> float:
+    from seance.gateway.store.keys import TTL
+
+    value = (settings.file.general_settings.model_extra or {}).get("user_api_key_cache_ttl")
+    return float(value) if isinstance(value, int | float) and value > 0 else TTL
 
 
 def _with_secrets(environ: dict[str, str], values: dict[str, str], path: Path, override: bool) -> dict[str, str]:

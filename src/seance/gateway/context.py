@@ -107,6 +107,7 @@ class RequestContext:
     # the request, as far as the gateway reads it
     model: str | None = None
     stream: bool = False
+    end_user: str | None = None  # the request's `user` field (LiteLLM's end user / customer)
     # (empty mappings are one shared, read-only object: most requests have none of these)
     gateway_fields: Mapping[str, Any] = NOTHING  # GATEWAY_FIELDS the client sent
     client_headers: Mapping[str, str] = NOTHING  # headers an adapter may forward (anthropic-version)

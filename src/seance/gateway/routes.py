@@ -34,6 +34,8 @@ ALIVE = Route("alive", "GET", "openai", auth=False, pipeline=False)
 READY = Route("ready", "GET", "openai", auth=False, pipeline=False)
 # Prometheus' scrapes: no hooks (they are not API requests); its own key check (fronts/metrics.py)
 METRICS = Route("metrics", "GET", "openai", auth=False, pipeline=False)
+# LiteLLM's management API (keys, teams, users, …): its own app (admin/), off the request path
+ADMIN = Route("admin", "*", "openai", auth=False, pipeline=False)
 NOT_FOUND = Route("not_found", "*", "openai", auth=False)
 
 _OPENAI = {"/chat/completions": CHAT, "/completions": COMPLETION, "/embeddings": EMBEDDING, "/models": MODELS}
@@ -57,6 +59,10 @@ TABLE: dict[str, Route] = {
     "/metrics": METRICS,
 }
 MODEL_PREFIXES = ("/v1/models/", "/models/")
+ADMIN_PREFIXES = (
+    "/key/", "/team/", "/user/", "/customer/", "/end_user/", "/organization/", "/budget/", "/spend/",
+    "/global/spend/",
+)  # fmt: skip
 
 
 def match(path: str) -> Route:
@@ -70,6 +76,8 @@ def match(path: str) -> Route:
         return route
     if path.startswith(MODEL_PREFIXES):
         return MODEL
+    if path.startswith(ADMIN_PREFIXES):
+        return ADMIN
     return NOT_FOUND
 
 

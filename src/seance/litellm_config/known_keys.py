@@ -230,9 +230,11 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
 
 GENERAL_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "master_key"),
+    _group(SUPPORTED, "database_url", "PostgreSQL for keys, teams, budgets and spend (else SQLite seance.db)"),
+    _group(SUPPORTED, "user_api_key_cache_ttl", "seconds a virtual key is served from memory before a re-read"),
     _group(
         IGNORED,
-        "database_url database_connection_pool_limit database_connection_timeout allow_requests_on_db_unavailable "
+        "database_connection_pool_limit database_connection_timeout allow_requests_on_db_unavailable "
         "disable_spend_logs disable_spend_updates disable_master_key_return disable_reset_budget "
         "disable_adding_master_key_hash_to_db disable_prisma_schema_update store_model_in_db supported_db_objects "
         "store_prompts_in_spend_logs maximum_spend_logs_retention_period maximum_spend_logs_retention_interval "
@@ -240,7 +242,7 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
         "custom_auth custom_key_generate enable_jwt_auth litellm_jwtauth enable_oauth2_auth "
         "enable_oauth2_proxy_auth oauth2_config_mappings allowed_routes public_routes admin_only_routes "
         "key_management_system key_management_settings use_azure_key_vault use_google_kms "
-        "user_api_key_cache_ttl litellm_key_header_name allow_client_side_credentials default_team_disabled "
+        "litellm_key_header_name allow_client_side_credentials default_team_disabled "
         "service_account_settings enforced_params enforce_user_param reject_clientside_metadata_tags "
         "allow_user_auth custom_sso ui_access_mode user_mcp_management_mode spend_report_frequency "
         "litellm_license disable_responses_id_security",

@@ -55,7 +55,7 @@ def metered(
     assert settings.metrics
     metrics = Metrics(settings)
     hooks = [MetricsHook(metrics), Auth(KEY, False), *(extra or [])]
-    return Gateway(settings, hooks, MockTransport(handler), metrics)
+    return Gateway(settings, hooks, MockTransport(handler), metrics=metrics)
 
 
 def scrape(app: Gateway) -> dict[str, list[Any]]:

@@ -99,7 +99,10 @@ def test_one_trace_per_request_with_a_span_per_try(tmp_path: Path, collector: Co
     prices = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}
     config = {
         "model_list": [
-            deployment("gpt", "openai/gpt-4o", api_base="http://first.test", model_info={"id": "one", **prices}),
+            # picked first nearly always (weight), so that at least one request fails over
+            deployment(
+                "gpt", "openai/gpt-4o", api_base="http://first.test", weight=1000, model_info={"id": "one", **prices}
+            ),
             deployment("gpt", "openai/gpt-4o", api_base="http://second.test", model_info={"id": "two", **prices}),
         ],
         "litellm_settings": {"callbacks": ["otel"]},

@@ -1,13 +1,22 @@
-"""Who is calling: the master key today (virtual keys plug in here). Before every route that needs a
-key; a constant-time comparison, and messages that say which key is meant without echoing it."""
+"""Who is calling: the master key (`Auth`), and virtual keys besides when the gateway has a store
+(`KeyAuth`). Before every route that needs a key; a constant-time comparison for the master key,
+and messages that say which key is meant without echoing it."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import Caller, RequestContext
-from seance.gateway.errors import Unauthorized
-from seance.gateway.pipeline import Hook
+from seance.gateway.errors import Forbidden, Unauthorized
+from seance.gateway.pipeline import Answer, Hook
+from seance.gateway.store.keys import model_allowed, over_budget, past_soft_budget
+
+if TYPE_CHECKING:
+    from seance.gateway.store import Store
 
 MASTER = Caller("master")
 ANONYMOUS = Caller("anonymous")
@@ -42,3 +51,69 @@ class Auth(Hook):
                 "general_settings.master_key), not a provider's"
             )
         ctx.caller = MASTER
+
+
+class KeyAuth(Auth):
+    """The master key, then virtual keys (`/key/generate`): the master key costs what it costs in
+    `Auth`; a virtual key one hash and one dict lookup when it was used in the last seconds (the
+    key cache: `store/keys.py`). `before` checks what needs the body: the model (the key's models)
+    and the end user's budget (the request's `user`)."""
+
+    def __init__(self, master_key: str | None, allow_no_auth: bool, store: Store) -> None:
+        super().__init__(master_key, allow_no_auth)
+        self.store = store
+        self.keys = store.keys
+        self.ledger = store.ledger
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        if not ctx.route.auth:
+            return
+        presented = ctx.credential
+        if presented[:7].lower() == b"bearer ":
+            presented = presented[7:].strip()
+        if self.master_key is not None and hmac.compare_digest(presented, self.master_key):
+            ctx.caller = MASTER
+            return
+        if not presented:
+            await super().on_request(ctx)  # its messages: missing key, or anonymous
+            return
+        token = hashlib.sha256(presented).hexdigest()
+        entry = self.keys.get(token) or await self.keys.load(token)
+        if entry.caller is None:
+            raise Unauthorized(
+                "invalid API key: neither this gateway's master key nor a virtual key it issued (/key/generate)"
+            )
+        if entry.refusal is not None:
+            raise entry.refusal
+        if entry.expires is not None and entry.expires < time.time():
+            raise Unauthorized(
+                f"this key ({entry.caller.key_alias or 'no alias'}) expired at {iso(entry.expires)}", code="key_expired"
+            )
+        if entry.budgets and (exceeded := over_budget(self.ledger, entry.budgets)) is not None:
+            raise exceeded
+        if entry.soft_budget is not None and not entry.warned:
+            past_soft_budget(self.ledger, entry)
+        ctx.caller = entry.caller
+
+    async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        caller = ctx.caller
+        models = caller.models if caller is not None else None
+        if models is not None and ctx.model is not None and not model_allowed(models, ctx.model):
+            assert caller is not None
+            allowed = ", ".join(sorted(models)) or "none"
+            raise Forbidden(
+                f"key {caller.key_alias or 'without alias'} is not allowed to use model {ctx.model}; "
+                f"it may use: {allowed}",
+                param="model",
+                code="model_not_allowed",
+            )
+        if body is not None and isinstance(end_user := body.get("user"), str) and end_user:
+            ctx.end_user = end_user[:256]
+            budget = await self.store.end_user_budget(ctx.end_user)
+            if budget is not None and (exceeded := over_budget(self.ledger, (budget,))) is not None:
+                raise exceeded
+        return None
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

@@ -4,12 +4,12 @@ Before the provider: top to bottom. After the last byte: bottom to top. A featur
 not in the list. Where the next features go:
 
     metrics       first: counts every request in flight; Prometheus    on_request                   after
-    auth          who is calling (master key; virtual keys)            before
-    limits        rpm / tpm / parallel / budget                        before (and after: tokens used)
+    auth          who is calling (master key; virtual keys)            on_request; before: model, end user
+    limits        rpm / tpm / parallel                                 before (and after: tokens used)
     cache         lookup (may answer)                                  before; store                after
+    spend         usage → cost → spend log, batched (store/spend.py)                                after
     access log    one line per request                                                             after
     traces        OpenTelemetry spans (request, each try of a provider)                            after
-    spend         usage → cost → spend log, batched                                                after
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from seance.gateway.logs import AccessWriter
 from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import Hook, cache
 from seance.gateway.pipeline.access_log import AccessLog
-from seance.gateway.pipeline.auth import Auth
+from seance.gateway.pipeline.auth import Auth, KeyAuth
 from seance.gateway.pipeline.metrics import MetricsHook
+from seance.gateway.pipeline.spend import Spend
 
 if TYPE_CHECKING:
     from seance.gateway.shared_state import RedisSettings
+    from seance.gateway.store import Store
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,21 @@ class Features:
     redis: RedisSettings | None = None  # shared_state.find_redis(settings): where shared state lives
     metrics: Metrics | None = None  # Prometheus (litellm_settings.callbacks: [prometheus], --metrics)
     traces_endpoint: str | None = None  # OTLP/HTTP (callbacks: [otel] + OTEL_EXPORTER_OTLP_ENDPOINT)
+    store: Store | None = None  # virtual keys, budgets and spend (None: the master key only)
 
 
 def build(features: Features) -> list[Hook]:
+    store = features.store
     hooks: list[Hook | None] = [
         # first: counts a request in flight before anything may refuse it; after: sees the final outcome
         MetricsHook(features.metrics) if features.metrics is not None else None,
-        Auth(features.master_key, features.allow_no_auth),
-        _limits(features) if features.limits else None,
+        KeyAuth(features.master_key, features.allow_no_auth, store)
+        if store
+        else Auth(features.master_key, features.allow_no_auth),
+        # virtual keys carry limits (Caller.limits): the hook is in the list when keys can exist
+        _limits(features) if features.limits or store is not None else None,
         cache.build(features.settings) if features.settings is not None else None,
+        Spend(store, features.master_key) if store else None,
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
         _traces(features.traces_endpoint) if features.traces_endpoint else None,
     ]

@@ -1,0 +1,60 @@
+"""LiteLLM's management API — keys, teams, users, end users, organizations, budgets, spend — in its
+paths, bodies and answers, over the store. Off the request path: a Starlette app that `app.py`
+hands every request under these prefixes (`routes.ADMIN_PREFIXES`).
+
+    base.py          who is asking (master key or a virtual key and its role), bodies, errors
+    keys.py          /key/*
+    teams.py         /team/*
+    users.py         /user/*
+    customers.py     /customer/* and /end_user/*, /organization/*, /budget/*
+    spend.py         /spend/*, /global/spend/*
+
+Roles (LiteLLM's): proxy_admin does everything; proxy_admin_viewer reads everything; internal_user
+manages their own keys and reads what is theirs; internal_user_viewer only reads what is theirs. A
+team's admins (members_with_roles role "admin") manage its members and keys.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from seance.gateway.admin.base import Admin, error_response
+from seance.gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from seance.gateway.config import Settings
+    from seance.gateway.routing.deployments import Deployments
+    from seance.gateway.store import Store
+
+
+def build(settings: Settings, store: Store | None, deployments: Deployments) -> Starlette:
+    if store is None:
+        return Starlette(routes=[Route("/{path:path}", _no_store, methods=["GET", "POST", "PATCH", "DELETE"])])
+    from seance.gateway.admin import customers, keys, spend, teams, users
+
+    admin = Admin(settings, store, deployments)
+    routes = [*keys.routes(admin), *teams.routes(admin), *users.routes(admin), *customers.routes(admin),
+              *spend.routes(admin)]  # fmt: skip
+    return Starlette(routes=routes, exception_handlers={GatewayError: _gateway_error, 404: _not_found})
+
+
+async def _no_store(request: Request) -> Response:
+    return error_response(
+        GatewayError("the management API needs the gateway's database, which is off", status=501, code="no_database")
+    )
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    text = "accepts other methods" if status == 405 else "is not a management endpoint of this gateway"
+    return error_response(GatewayError(f"{request.method} {request.url.path} {text}", status=status))

@@ -1,0 +1,96 @@
+"""Spend: after each model request, one spend-log row (who, which model and deployment, tokens,
+cost, times, status, tags) handed to the store's batch (`store/spend.py`) — no I/O here. The cost
+is `ctx.cost` (the deployment's prices times the usage, set when the request finished)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from seance.gateway.context import NOTHING, RequestContext
+from seance.gateway.pipeline import Hook
+
+if TYPE_CHECKING:
+    from seance.gateway.store import Store
+
+CALL_TYPES = {"chat": "acompletion", "completion": "atext_completion", "embedding": "aembedding",
+              "messages": "anthropic_messages", "count_tokens": "count_tokens"}  # fmt: skip
+
+
+class Spend(Hook):
+    name = "spend"
+    needs_usage = True
+
+    def __init__(self, store: Store, master_key: str | None) -> None:
+        self.log = store.spend
+        # LiteLLM logs the master key's requests under the key's hash too
+        self.master_hash = hashlib.sha256(master_key.encode()).hexdigest() if master_key else "anonymous"
+
+    async def after(self, ctx: RequestContext) -> None:
+        caller = ctx.caller
+        if caller is None or ctx.model is None:  # refused before it was a model request
+            return
+        usage = ctx.usage
+        cost = ctx.cost or 0.0
+        deployment = ctx.deployment
+        key = caller.key_hash or self.master_hash
+        prompt = usage.prompt_tokens if usage is not None else 0
+        completion = usage.completion_tokens if usage is not None else 0
+        tags = _tags(ctx.gateway_fields, caller.metadata)
+        row: dict[str, Any] = {
+            "row_id": os.urandom(16).hex(),
+            "request_id": ctx.id,
+            "call_type": CALL_TYPES.get(ctx.endpoint, ctx.endpoint),
+            "api_key": key,
+            "key_alias": caller.key_alias,
+            "user": caller.user_id,
+            "team_id": caller.team_id,
+            "organization_id": caller.org_id,
+            "end_user": ctx.end_user,
+            "model": ctx.model,
+            "model_group": deployment.model_name if deployment is not None else ctx.model,
+            "model_id": deployment.id if deployment is not None else None,
+            "custom_llm_provider": deployment.adapter.name if deployment is not None else None,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "cached_tokens": getattr(usage, "cached_tokens", 0) or 0,
+            "total_tokens": prompt + completion,
+            "spend": cost,
+            "start_time": ctx.started_at,
+            "end_time": ctx.started_at + (ctx.duration or 0.0),
+            "status": "success" if 200 <= ctx.status < 400 else "failure",
+            "status_code": ctx.status,
+            "cache_hit": ctx.cache_hit,
+            "request_tags": tags,
+            "metadata": _metadata(ctx.gateway_fields),
+        }
+        scopes = [f"key:{key}"]
+        if caller.team_id:
+            scopes.append(f"team:{caller.team_id}")
+        if caller.user_id:
+            scopes.append(f"user:{caller.user_id}")
+        if caller.org_id:
+            scopes.append(f"org:{caller.org_id}")
+        if ctx.end_user:
+            scopes.append(f"end_user:{ctx.end_user}")
+        self.log.add(row, tuple(scopes))
+
+
+def _tags(fields: Any, key_metadata: Any) -> list[str]:
+    """The request's tags (`tags`, or `metadata.tags` as LiteLLM's docs show), then the key's."""
+    tags: list[str] = []
+    if fields is not NOTHING:
+        for found in (fields.get("tags"), (fields.get("metadata") or {}).get("tags")):
+            if isinstance(found, list):
+                tags.extend(str(t)[:128] for t in found[:32])
+    if key_metadata is not NOTHING and isinstance(key_tags := key_metadata.get("tags"), list):
+        tags.extend(str(t) for t in key_tags if str(t) not in tags)
+    return tags
+
+
+def _metadata(fields: Any) -> dict[str, Any]:
+    metadata = fields.get("metadata") if fields is not NOTHING else None
+    if not isinstance(metadata, dict):
+        return {}
+    return {k: v for k, v in metadata.items() if k != "tags" and isinstance(v, str | int | float | bool)}

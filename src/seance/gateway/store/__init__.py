@@ -1,0 +1,131 @@
+"""Where keys, teams, users, budgets and spend live: SQLAlchemy 2 (async) over SQLite by default (a
+file, `seance.db` in the working directory or `SEANCE_DB`), PostgreSQL when `DATABASE_URL` or
+`general_settings.database_url` names one (several replicas then share it).
+
+    database.py     which database, its engine, and `migrate` (Alembic, under a lock)
+    tables.py       the schema (Core tables, LiteLLM's column names)
+    migrations/     the Alembic revisions
+    keys.py         key hashing, and the in-process key cache the auth hook reads
+    spend.py        the spend log: rows batched in memory, written in the background
+    budgets.py      budget periods (budget_duration) reset on schedule
+
+`Store` holds them for one process (one worker): the engine is made at the lifespan's start, after
+the fork. The request path never waits on the database: the auth hook reads the key cache, the
+spend hook appends to a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from seance.gateway.store import tables
+from seance.gateway.store.database import Database, StoreError, find_database, migrate, sqlite
+from seance.gateway.store.keys import MAX_ENTRIES, TTL, Budget, KeyCache, Ledger
+from seance.gateway.store.spend import SpendLog
+
+log = logging.getLogger("seance.gateway")
+
+__all__ = ["Database", "Store", "StoreError", "find_database", "migrate", "sqlite", "tables"]
+
+
+class Store:
+    def __init__(
+        self, database: Database, access_groups: Mapping[str, frozenset[str]] | None = None, ttl: float = TTL
+    ) -> None:
+        self.database = database
+        self._engine: AsyncEngine | None = None
+        self.ledger = Ledger()
+        self.spend = SpendLog(self.engine, self.ledger)
+        self.keys = KeyCache(self.engine, self.ledger, self.spend.unwritten_for, access_groups, ttl)
+        self._tasks: list[asyncio.Task[None]] = []
+        # end user -> (their budget or None, when read): most requests name none, most end users have none
+        self._end_users: dict[str, tuple[Budget | None, float]] = {}
+
+    async def end_user_budget(self, end_user: str) -> Budget | None:
+        """The budget of a request's `user` (`/customer/new`), cached like keys; None when it has
+        none or the database cannot say (an outage does not refuse end users)."""
+        found = self._end_users.get(end_user)
+        if found is not None and time.monotonic() - found[1] < self.keys.ttl:
+            return found[0]
+        budget = found[0] if found is not None else None
+        try:
+            async with self.engine().connect() as db:
+                row = (
+                    await db.execute(
+                        sa.select(tables.end_users.c.spend, tables.end_users.c.blocked, tables.budgets.c.max_budget)
+                        .select_from(tables.end_users.outerjoin(
+                            tables.budgets, tables.budgets.c.budget_id == tables.end_users.c.budget_id))
+                        .where(tables.end_users.c.user_id == end_user)
+                    )
+                ).first()  # fmt: skip
+        except Exception:
+            return budget
+        scope = f"end_user:{end_user}"
+        budget = None
+        if row is not None:
+            self.ledger.read(scope, float(row.spend), self.spend.unwritten_for(scope))
+            if row.blocked:
+                budget = Budget(scope, f"End User={end_user} (blocked)", 0.0)
+            elif row.max_budget is not None:
+                budget = Budget(scope, f"End User={end_user}", float(row.max_budget))
+        if len(self._end_users) >= MAX_ENTRIES:
+            self._end_users.clear()
+        self._end_users[end_user] = (budget, time.monotonic())
+        return budget
+
+    def forget(self) -> None:
+        """After a change through the management API: read everything again."""
+        self.keys.forget()
+        self._end_users.clear()
+
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = self.database.engine()
+        return self._engine
+
+    def prepare(self) -> None:
+        """Migrate before serving (and before forking workers): a database that cannot be used
+        stops the start with one clear line. Runs its own event loop."""
+        asyncio.run(self._prepare())
+
+    async def _prepare(self) -> None:
+        engine = self.database.engine()
+        try:
+            await migrate(engine)
+        except Exception as exc:
+            raise StoreError(f"the database {self.database.where} cannot be used: {_reason(exc)}") from None
+        finally:
+            await engine.dispose()
+
+    async def open(self, *, migrate_first: bool = False) -> None:
+        """At the lifespan's start, in each worker."""
+        if migrate_first:
+            await migrate(self.engine())
+        from seance.gateway.store.budgets import reset_loop
+
+        self.spend.start()
+        self._tasks.append(asyncio.ensure_future(reset_loop(self.engine, self.ledger, self.keys)))
+
+    async def close(self, deadline: float | None = None) -> None:
+        """At the lifespan's end: the spend not yet written is written."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.keys.close()
+        await self.spend.close(deadline if deadline is not None else time.monotonic() + 10)
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message without anything that could hold the URL's password."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -1,0 +1,105 @@
+"""Budget periods: a `budget_duration` ("30d", "1mo") sets `budget_reset_at`; once it passes, the
+spend of that key, user, team or end user's budget goes back to 0 and the next reset is set. Every
+replica runs this loop; each reset is one conditional UPDATE, so it happens once whoever does it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from seance.gateway.store import durations, tables
+from seance.gateway.store.keys import KeyCache, Ledger
+
+log = logging.getLogger("seance.gateway")
+
+EVERY = 30.0  # seconds between looks
+
+RESETTABLE: list[tuple[str, sa.Table, sa.Column[str]]] = [
+    ("key", tables.keys, tables.keys.c.token),
+    ("user", tables.users, tables.users.c.user_id),
+    ("team", tables.teams, tables.teams.c.team_id),
+]
+
+
+async def reset_loop(engine: Callable[[], AsyncEngine], ledger: Ledger, keys: KeyCache, every: float = EVERY) -> None:
+    while True:
+        try:
+            if await reset_due(engine(), ledger):
+                keys.forget()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("budget resets: the database is unavailable (%s); trying again later", type(exc).__name__)
+        await asyncio.sleep(every)
+
+
+async def reset_due(engine: AsyncEngine, ledger: Ledger, now: float | None = None) -> int:
+    """Reset every budget whose period ended; returns how many."""
+    now = time.time() if now is None else now
+    done = 0
+    async with engine.begin() as db:
+        for kind, table, column in RESETTABLE:
+            due = await db.execute(
+                sa.select(column, table.c.budget_duration, table.c.budget_reset_at).where(
+                    table.c.budget_reset_at.is_not(None), table.c.budget_reset_at <= now
+                )
+            )
+            for ident, duration, reset_at in due.all():
+                try:
+                    following = durations.after(duration, "budget_duration", now) if duration else None
+                except ValueError:
+                    following = None
+                changed = await db.execute(
+                    sa.update(table)
+                    .where(column == ident, table.c.budget_reset_at == reset_at)
+                    .values(spend=0.0, budget_reset_at=following, updated_at=now)
+                )
+                if changed.rowcount:
+                    ledger.reset(f"{kind}:{ident}")
+                    done += 1
+        done += await _reset_shared(db, ledger, now)
+    if done:
+        log.info("budget resets: %d budget period%s ended, spend set to 0", done, "s" * (done != 1))
+    return done
+
+
+# a budget row (/budget/new) is shared: its period ending resets the spend of what points to it
+SHARING: list[tuple[str, sa.Table, sa.Column[str]]] = [
+    ("end_user", tables.end_users, tables.end_users.c.user_id),
+    ("org", tables.organizations, tables.organizations.c.organization_id),
+]
+
+
+async def _reset_shared(db: AsyncConnection, ledger: Ledger, now: float) -> int:
+    budgets = tables.budgets
+    due = await db.execute(
+        sa.select(budgets.c.budget_id, budgets.c.budget_duration, budgets.c.budget_reset_at).where(
+            budgets.c.budget_reset_at.is_not(None), budgets.c.budget_reset_at <= now
+        )
+    )
+    done = 0
+    for budget_id, duration, reset_at in due.all():
+        try:
+            following = durations.after(duration, "budget_duration", now) if duration else None
+        except ValueError:
+            following = None
+        changed = await db.execute(
+            sa.update(budgets)
+            .where(budgets.c.budget_id == budget_id, budgets.c.budget_reset_at == reset_at)
+            .values(budget_reset_at=following, updated_at=now)
+        )
+        if not changed.rowcount:
+            continue  # another replica did it
+        for kind, table, column in SHARING:
+            ids = (await db.execute(sa.select(column).where(table.c.budget_id == budget_id))).scalars().all()
+            if ids:
+                await db.execute(sa.update(table).where(column.in_(ids)).values(spend=0.0, updated_at=now))
+                for ident in ids:
+                    ledger.reset(f"{kind}:{ident}")
+                    done += 1
+    return done

@@ -1,0 +1,31 @@
+"""LiteLLM's durations ("30s", "10m", "24h", "7d", "1mo"), for key lifetimes and budget periods."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_PATTERN = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo)\s*$")
+
+
+def parse(text: str, field: str) -> tuple[int, str]:
+    """(count, unit) of a duration; ValueError naming `field` when it is not one."""
+    match = _PATTERN.match(str(text))
+    if match is None or int(match.group(1)) <= 0:
+        raise ValueError(f"{field}: {text!r} is not a duration: a positive number and s, m, h, d, w or mo (e.g. 30d)")
+    return int(match.group(1)), match.group(2)
+
+
+def after(text: str, field: str, start: float | None = None) -> float:
+    """The epoch time `text` after `start` (now); months are calendar months."""
+    count, unit = parse(text, field)
+    start = time.time() if start is None else start
+    if unit != "mo":
+        return start + count * _UNITS[unit]
+    moment = time.gmtime(start)
+    month = moment.tm_mon - 1 + count
+    year, month = moment.tm_year + month // 12, month % 12 + 1
+    day = min(moment.tm_mday, calendar.monthrange(year, month)[1])
+    return float(calendar.timegm((year, month, day, moment.tm_hour, moment.tm_min, moment.tm_sec))) + start % 1

@@ -1,0 +1,362 @@
+"""Virtual keys on the request path: what a key may do, known in one dict lookup.
+
+A key is stored as the SHA-256 hex of its text (LiteLLM's hash: keys imported from LiteLLM keep
+working). What the auth hook needs of a key — its Caller (whose it is, its models, its limits),
+its expiry, whether it (or its team) is blocked, which budgets bound it — is resolved once from
+the key's row and its team's, user's, organization's and budgets' rows into an `Entry`, cached
+in-process:
+
+    hit, fresh       the entry, one dict lookup
+    hit, stale       the entry, and one background reload (other replicas' changes arrive so, within
+                     the TTL); a reload that fails (the database is down) keeps the entry: known keys
+                     keep working through an outage
+    miss             one read of the database; unknown keys are remembered too (briefly), so a
+                     client retrying a bad key does not reach the database each time
+    miss, database down   503: the key may well be valid, so no 401 that would tell its owner otherwise
+
+Budgets are checked from spend that includes what this process has not written yet (the Ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from seance.gateway.context import Caller, Limits
+from seance.gateway.errors import GatewayError
+from seance.gateway.store import tables
+
+log = logging.getLogger("seance.gateway")
+
+TTL = 10.0  # seconds an entry is served before it is reloaded (in the background)
+MISSING_TTL = 5.0  # seconds an unknown key is remembered as unknown
+MAX_ENTRIES = 10_000
+ALL_MODELS = frozenset({"*", "all-proxy-models"})
+TEAM_MODELS = "all-team-models"
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key (and of a `token` given to the management API as such)."""
+    if len(key) == 64 and not key.startswith("sk-") and all(c in "0123456789abcdef" for c in key):
+        return key  # already a hash: LiteLLM's API accepts either
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return "sk-" + secrets.token_urlsafe(16)
+
+
+def key_name(key: str) -> str:
+    """How LiteLLM shows a key without revealing it."""
+    return f"sk-...{key[-4:]}"
+
+
+class BudgetExceeded(GatewayError):
+    """LiteLLM's BudgetExceededError: 400 (not 429: waiting does not help), its type and wording."""
+
+    status = 400
+    type = "budget_exceeded"
+    default_code = "budget_exceeded"
+
+
+class KeyUnavailable(GatewayError):
+    status = 503
+    default_code = "key_store_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    scope: str  # "key:<hash>", "team:<id>", "user:<id>", "end_user:<id>", "org:<id>"
+    label: str  # for the message: "Key=my-app", "Team=ml"
+    max_budget: float
+
+
+@dataclass(slots=True)
+class Entry:
+    caller: Caller | None  # None: no such key
+    expires: float | None = None
+    refusal: GatewayError | None = None  # blocked key or team: refused whatever it asks
+    budgets: tuple[Budget, ...] = ()
+    loaded: float = 0.0
+    reloading: bool = False
+    soft_budget: float | None = None  # LiteLLM alerts past it; here one WARNING line per key and process
+    warned: bool = False
+
+
+class Ledger:
+    """Spend per scope as this process knows it: what the database said when the scope was last
+    read, plus what this process added since (written or not). Only scopes that were read (those
+    a budget may bound) are followed, at most MAX_SCOPES: a client sending a new `user` with every
+    request grows nothing here."""
+
+    MAX_SCOPES = 100_000
+
+    def __init__(self) -> None:
+        self.base: dict[str, float] = {}
+        self.added: dict[str, float] = {}
+
+    def spent(self, scope: str) -> float:
+        return self.base.get(scope, 0.0) + self.added.get(scope, 0.0)
+
+    def add(self, scope: str, cost: float) -> None:
+        if scope in self.base:
+            self.added[scope] = self.added.get(scope, 0.0) + cost
+
+    def read(self, scope: str, stored: float, unwritten: float) -> None:
+        """The database says `stored`; `unwritten` of what was added here is not in it yet."""
+        if scope not in self.base and len(self.base) >= self.MAX_SCOPES:
+            del self.base[oldest := next(iter(self.base))]
+            self.added.pop(oldest, None)
+        self.base[scope] = stored
+        self.added[scope] = unwritten
+
+    def reset(self, scope: str) -> None:
+        if scope in self.base:
+            self.base[scope] = 0.0
+            self.added[scope] = 0.0
+
+
+def past_soft_budget(ledger: Ledger, entry: Entry) -> None:
+    """Log once when a key's spend passes its soft_budget (a warning, not a refusal)."""
+    caller = entry.caller
+    if entry.soft_budget is None or entry.warned or caller is None:
+        return
+    spent = ledger.spent(f"key:{caller.key_hash}")
+    if spent >= entry.soft_budget:
+        entry.warned = True
+        log.warning("key %s passed its soft budget: spend %.6g, soft_budget %g",
+                    caller.key_alias or f"{(caller.key_hash or '')[:8]}…", spent, entry.soft_budget)  # fmt: skip
+
+
+def over_budget(ledger: Ledger, budgets: Iterable[Budget]) -> GatewayError | None:
+    for budget in budgets:
+        spent = ledger.spent(budget.scope)
+        if spent >= budget.max_budget:
+            limit = budget.max_budget
+            return BudgetExceeded(
+                f"Budget has been exceeded! {budget.label}: Current cost: {spent:.6g}, Max budget: {limit:g}"
+            )
+    return None
+
+
+class KeyCache:
+    def __init__(
+        self,
+        engine: Callable[[], AsyncEngine],
+        ledger: Ledger,
+        unwritten: Callable[[str], float],
+        access_groups: Mapping[str, frozenset[str]] | None = None,
+        ttl: float = TTL,
+    ) -> None:
+        self._engine = engine
+        self.ledger = ledger
+        self.unwritten = unwritten
+        self.access_groups = access_groups or {}
+        self.ttl = ttl
+        self.entries: dict[str, Entry] = {}
+        self.unknown: dict[str, Entry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def get(self, token: str) -> Entry | None:
+        """The cached entry (reloaded in the background when stale), or None: `load` it."""
+        entry = self.entries.get(token)
+        if entry is None:
+            unknown = self.unknown.get(token)
+            return unknown if unknown is not None and time.monotonic() - unknown.loaded < MISSING_TTL else None
+        age = time.monotonic() - entry.loaded
+        if age > self.ttl and not entry.reloading:
+            entry.reloading = True
+            task = asyncio.ensure_future(self._reload(token, entry))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return entry
+
+    async def load(self, token: str) -> Entry:
+        try:
+            entry = await self._read(token)
+        except Exception as exc:  # the driver's errors are many; each means "not now"
+            log.warning("the key store (database) cannot be read: %s", type(exc).__name__)
+            raise KeyUnavailable(
+                "the key store is unavailable and this key was not used recently: try again shortly"
+            ) from None
+        self._put(token, entry)
+        return entry
+
+    def forget(self, tokens: Iterable[str] | None = None) -> None:
+        """Drop entries after a change made here (None: all of them)."""
+        if tokens is None:
+            self.entries.clear()
+            self.unknown.clear()
+        else:
+            for token in tokens:
+                self.entries.pop(token, None)
+                self.unknown.pop(token, None)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _reload(self, token: str, old: Entry) -> None:
+        try:
+            entry = await self._read(token)
+        except Exception as exc:
+            old.reloading = False
+            old.loaded = time.monotonic() - self.ttl + 1.0  # try again in a second, keep serving it
+            log.warning("the key store (database) cannot be read; known keys are served from memory: %s",
+                        type(exc).__name__)  # fmt: skip
+            return
+        self._put(token, entry)
+
+    def _put(self, token: str, entry: Entry) -> None:
+        # unknown keys apart: a client trying many bad keys must not push the good ones out
+        entries = self.entries if entry.caller is not None else self.unknown
+        if entry.caller is not None:
+            self.unknown.pop(token, None)
+        if token not in entries and len(entries) >= MAX_ENTRIES:
+            del entries[next(iter(entries))]  # the oldest inserted
+        entries[token] = entry
+
+    async def _read(self, token: str) -> Entry:
+        async with self._engine().connect() as db:
+            key = await _one(db, tables.keys, tables.keys.c.token, token)
+            if key is None:
+                return Entry(None, loaded=time.monotonic())
+            team = user = org = None
+            budget_rows: dict[str, Mapping[str, Any]] = {}
+            if key["team_id"]:
+                team = await _one(db, tables.teams, tables.teams.c.team_id, key["team_id"])
+            if key["user_id"]:
+                user = await _one(db, tables.users, tables.users.c.user_id, key["user_id"])
+            org_id = key["organization_id"] or (team["organization_id"] if team else None)
+            if org_id:
+                org = await _one(db, tables.organizations, tables.organizations.c.organization_id, org_id)
+            ids = [row["budget_id"] for row in (key, team, org) if row is not None and row["budget_id"]]
+            if ids:
+                found = await db.execute(sa.select(tables.budgets).where(tables.budgets.c.budget_id.in_(ids)))
+                budget_rows = {row["budget_id"]: dict(row) for row in found.mappings()}
+        return self.resolve(key, team, user, org, budget_rows)
+
+    def resolve(
+        self,
+        key: Mapping[str, Any],
+        team: Mapping[str, Any] | None,
+        user: Mapping[str, Any] | None,
+        org: Mapping[str, Any] | None,
+        budget_rows: Mapping[str, Mapping[str, Any]],
+    ) -> Entry:
+        token = key["token"]
+        alias = key["key_alias"] or key["key_name"] or token[:8]
+        budgets: list[Budget] = []
+        limits: list[Limits] = []
+
+        def bound(scope: str, label: str, row: Mapping[str, Any] | None, spend: float | None) -> None:
+            if row is None:
+                return
+            shared = budget_rows.get(row.get("budget_id") or "")
+            max_budget = _first(row.get("max_budget"), shared and shared["max_budget"])
+            if max_budget is not None:
+                budgets.append(Budget(scope, label, float(max_budget)))
+            if spend is not None:
+                self.ledger.read(scope, float(spend), self.unwritten(scope))
+            rpm = _first(row.get("rpm_limit"), shared and shared["rpm_limit"])
+            tpm = _first(row.get("tpm_limit"), shared and shared["tpm_limit"])
+            parallel = _first(row.get("max_parallel_requests"), shared and shared["max_parallel_requests"])
+            model_rpm = row.get("model_rpm_limit") or {}
+            model_tpm = row.get("model_tpm_limit") or {}
+            if rpm is not None or tpm is not None or parallel is not None or model_rpm or model_tpm:
+                limits.append(Limits(scope, _int(rpm), _int(tpm), _int(parallel), model_rpm or {}, model_tpm or {}))
+
+        bound(f"key:{token}", f"Key={alias}", key, key["spend"])
+        if team is not None:
+            bound(f"team:{team['team_id']}", f"Team={team['team_alias'] or team['team_id']}", team, team["spend"])
+        if user is not None:
+            bound(f"user:{user['user_id']}", f"User={user['user_id']}", user, user["spend"])
+        if org is not None:
+            name = org["organization_alias"] or org["organization_id"]
+            bound(
+                f"org:{org['organization_id']}", f"Organization={name}", {"budget_id": org["budget_id"]}, org["spend"]
+            )
+
+        refusal = None
+        if key["blocked"]:
+            refusal = GatewayError(f"this key ({alias}) is blocked: ask an admin to unblock it (/key/unblock)",
+                                   status=401, code="key_blocked")  # fmt: skip
+        elif team is not None and team["blocked"]:
+            refusal = GatewayError(f"the team of this key ({team['team_alias'] or team['team_id']}) is blocked",
+                                   status=401, code="team_blocked")  # fmt: skip
+
+        models = self.allowed(key["models"], team["models"] if team is not None else None)
+        metadata = dict(key["metadata"] or {})
+        if key["tags"]:
+            metadata.setdefault("tags", list(key["tags"]))
+        caller = Caller(
+            "virtual_key",
+            key_hash=token,
+            key_alias=key["key_alias"],
+            user_id=key["user_id"],
+            team_id=key["team_id"],
+            org_id=key["organization_id"] or (team["organization_id"] if team is not None else None),
+            role=(user["user_role"] if user is not None and user["user_role"] else "internal_user"),
+            models=models,
+            limits=tuple(limits),
+            metadata=metadata,
+        )
+        soft = key["soft_budget"]
+        return Entry(caller, key["expires"], refusal, tuple(budgets), time.monotonic(),
+                     soft_budget=None if soft is None else float(soft))  # fmt: skip
+
+    def allowed(self, key_models: list[str] | None, team_models: list[str] | None) -> frozenset[str] | None:
+        """The model groups a key may use: its own list within its team's, access groups expanded;
+        None when nothing restricts it."""
+        team = self._expand(team_models or [], None)
+        own = self._expand(key_models or [], team)
+        if own is None:
+            return team
+        if team is None:
+            return own
+        return frozenset(m for m in own if model_allowed(team, m))
+
+    def _expand(self, names: list[str], team: frozenset[str] | None) -> frozenset[str] | None:
+        if not names or ALL_MODELS & set(names):
+            return None
+        out: set[str] = set()
+        for name in names:
+            if name == TEAM_MODELS:
+                if team is None:
+                    return None
+                out |= team
+            else:
+                out |= self.access_groups.get(name, {name})
+        return frozenset(out)
+
+
+def model_allowed(models: frozenset[str], model: str) -> bool:
+    """Whether `model` is in `models`, whose entries may be wildcards (`openai/*`)."""
+    if model in models:
+        return True
+    return any(pattern.endswith("*") and model.startswith(pattern[:-1]) for pattern in models)
+
+
+async def _one(db: Any, table: sa.Table, column: Any, value: str) -> Mapping[str, Any] | None:
+    row = (await db.execute(sa.select(table).where(column == value))).mappings().first()
+    return None if row is None else dict(row)
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if value is not None and value is not False and value != "":
+            return value
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,140 @@
+"""Budgets on the request path: a key, team, user or end user over its max_budget is refused (400,
+LiteLLM's budget_exceeded) from spend that includes what is not written yet; budget periods reset."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from tests.stack import COST, stack
+
+from seance.gateway.store import tables
+from seance.gateway.store.budgets import reset_due
+from seance.gateway.store.keys import hash_key
+
+
+async def test_key_budget_crossed_before_the_batch_is_written(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate(max_budget=COST * 2.5, key_alias="budgeted")  # three requests cross it
+        for _ in range(3):
+            assert (await s.chat(key)).status_code == 200
+        assert s.store.spend.pending, "the spend is still in the batch"
+        refused = await s.chat(key)
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert error["type"] == "budget_exceeded" and "Budget has been exceeded" in error["message"]
+        assert "Key=budgeted" in error["message"]
+        await s.store.spend.flush()
+        s.store.forget()  # read from the database again: the same answer
+        assert (await s.chat(key)).status_code == 400
+
+
+async def test_team_budget_bounds_every_key_of_the_team(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        status, team = await s.admin("POST", "/team/new", {"team_alias": "ml", "max_budget": COST * 1.5})
+        assert status == 200, team
+        first = await s.generate(team_id=team["team_id"])
+        second = await s.generate(team_id=team["team_id"])
+        assert (await s.chat(first)).status_code == 200
+        assert (await s.chat(second)).status_code == 200
+        refused = await s.chat(first)
+        assert refused.status_code == 400 and "Team=ml" in refused.json()["error"]["message"]
+        await s.store.spend.flush()
+        status, info = await s.admin("GET", "/team/info", team_id=team["team_id"])
+        assert status == 200 and abs(info["team_info"]["spend"] - 2 * COST) < 1e-12 and len(info["keys"]) == 2
+
+
+async def test_end_user_budget(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        status, body = await s.admin("POST", "/customer/new", {"user_id": "cust-1", "max_budget": COST * 0.5})
+        assert status == 200 and body["litellm_budget_table"]["max_budget"] == COST * 0.5, body
+        key = await s.generate()
+        assert (await s.chat(key, user="cust-1")).status_code == 200
+        refused = await s.chat(key, user="cust-1")
+        assert refused.status_code == 400 and "End User=cust-1" in refused.json()["error"]["message"]
+        assert (await s.chat(key, user="someone-else")).status_code == 200
+        await s.store.spend.flush()
+        status, info = await s.admin("GET", "/customer/info", end_user_id="someone-else")
+        assert status == 200 and abs(info["spend"] - COST) < 1e-12  # end users exist once they spend
+        status, body = await s.admin("POST", "/customer/block", {"user_ids": ["blocked-one"]})
+        assert status == 200
+        assert (await s.chat(key, user="blocked-one")).status_code == 400
+
+
+async def test_budget_duration_resets(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate(max_budget=COST * 0.5, budget_duration="1h")
+        assert (await s.chat(key)).status_code == 200
+        assert (await s.chat(key)).status_code == 400
+        await s.store.spend.flush()
+        engine = s.store.engine()
+        async with engine.connect() as db:
+            reset_at = (await db.execute(sa.select(tables.keys.c.budget_reset_at)
+                                         .where(tables.keys.c.token == hash_key(key)))).scalar_one()  # fmt: skip
+        assert 3500 < reset_at - time.time() <= 3600
+        assert await reset_due(engine, s.store.ledger, now=reset_at + 1) >= 1
+        s.store.forget()
+        assert (await s.chat(key)).status_code == 200
+        _status, info = await s.admin("GET", "/key/info", key=key)
+        assert info["info"]["budget_reset_at"] > info["info"]["updated_at"]  # the next period is set
+
+
+async def test_spend_logs_rows_and_reports(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        await s.admin("POST", "/user/new", {"user_id": "spender", "auto_create_key": False})
+        key = await s.generate(user_id="spender", tags=["from-key"])
+        for _ in range(3):
+            answer = await s.chat(key, metadata={"tags": ["job:1"]}, user="eu-9")
+            assert answer.status_code == 200
+        request_id = answer.headers["x-request-id"]
+        await s.store.spend.flush()
+        status, rows = await s.admin("GET", "/spend/logs", api_key=key)
+        assert status == 200 and len(rows) == 3
+        row = rows[-1]
+        assert row["api_key"] == hash_key(key) and row["user"] == "spender" and row["end_user"] == "eu-9"
+        assert row["model_group"] == "a" and row["custom_llm_provider"] == "openai" and row["status"] == "success"
+        assert row["prompt_tokens"] == 10 and row["completion_tokens"] == 5 and abs(row["spend"] - COST) < 1e-12
+        assert row["request_tags"] == ["job:1", "from-key"] and row["startTime"] <= row["endTime"]
+        status, one = await s.admin("GET", "/spend/logs", request_id=request_id)
+        assert [r["request_id"] for r in one] == [request_id]
+        status, tags = await s.admin("GET", "/spend/tags")
+        job = next(t for t in tags if t["individual_request_tag"] == "job:1")
+        assert job["log_count"] >= 3
+        status, days = await s.admin("GET", "/global/spend/logs", api_key=key)
+        assert status == 200 and abs(sum(d["spend"] for d in days) - 3 * COST) < 1e-12
+        status, report = await s.admin("GET", "/global/spend/report", group_by="customer")
+        assert status == 200 and any(c["customer"] == "eu-9" for day in report for c in day["customers"])
+        status, user = await s.admin("GET", "/user/info", user_id="spender")
+        assert abs(user["user_info"]["spend"] - 3 * COST) < 1e-12
+        status, bad = await s.admin("GET", "/spend/logs", start_date="yesterday")
+        assert status == 400 and bad["error"]["param"] == "start_date"
+
+
+async def test_a_shared_budget_period_resets_its_end_users(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        status, body = await s.admin("POST", "/customer/new", {"user_id": "cust-reset", "max_budget": COST * 0.5,
+                                                               "budget_duration": "1d"})  # fmt: skip
+        assert status == 200 and body["litellm_budget_table"]["budget_reset_at"] is not None
+        key = await s.generate()
+        assert (await s.chat(key, user="cust-reset")).status_code == 200
+        assert (await s.chat(key, user="cust-reset")).status_code == 400
+        await s.store.spend.flush()
+        assert await reset_due(s.store.engine(), s.store.ledger, now=time.time() + 86401) >= 1
+        s.store.forget()
+        assert (await s.chat(key, user="cust-reset")).status_code == 200
+
+
+async def test_soft_budget_warns_once_and_refuses_nothing(
+    tmp_path: Path, db_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate(soft_budget=COST * 0.5, key_alias="soft")
+        with caplog.at_level(logging.WARNING, logger="seance.gateway"):
+            for _ in range(3):
+                assert (await s.chat(key)).status_code == 200
+        warnings = [r.getMessage() for r in caplog.records if "soft budget" in r.getMessage()]
+        assert len(warnings) == 1 and "key soft passed its soft budget" in warnings[0]
+        assert key not in warnings[0]

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from seance.gateway.config import load_settings
+from seance.gateway.store import Store, StoreError, find_database, migrate, tables
+
+
+def _settings(tmp_path: Path, env: dict[str, str], general: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"model_list: [{{model_name: m, litellm_params: {{model: openai/m}}}}]\ngeneral_settings: {general or {}}\n"
+    )
+    return load_settings(path, env, announce=False)
+
+
+def test_sqlite_file_in_the_working_directory_by_default(tmp_path: Path) -> None:
+    database = find_database(_settings(tmp_path, {}), workdir=tmp_path)
+    assert database.is_sqlite and database.url.endswith(f"{tmp_path}/seance.db")
+    assert database.where.startswith("SQLite") and "default" in database.where
+
+
+def test_seance_db_names_the_file(tmp_path: Path) -> None:
+    database = find_database(_settings(tmp_path, {"SEANCE_DB": str(tmp_path / "x.db")}))
+    assert database.url == f"sqlite+aiosqlite:///{tmp_path}/x.db"
+
+
+def test_litellm_spelling_of_postgres_urls(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgresql://u:secret@db.example:5433/litellm?sslmode=require&connection_limit=5"}
+    database = find_database(_settings(tmp_path, env))
+    assert database.url == "postgresql+asyncpg://u:secret@db.example:5433/litellm"
+    assert database.connect_args == {"ssl": "require"}
+    assert "secret" not in database.where and "db.example:5433/litellm" in database.where
+    assert "secret" not in repr(database)
+
+
+def test_general_settings_database_url(tmp_path: Path) -> None:
+    database = find_database(_settings(tmp_path, {}, {"database_url": "postgres://h/db"}))
+    assert database.url.startswith("postgresql+asyncpg://h/db") and "general_settings" in database.source
+
+
+def test_not_a_postgres_url_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"DATABASE_URL: a PostgreSQL URL .* not mysql://"):
+        find_database(_settings(tmp_path, {"DATABASE_URL": "mysql://h/db"}))
+
+
+def test_unreachable_database_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    store = Store(find_database(_settings(tmp_path, {"DATABASE_URL": "postgresql://u:pw@127.0.0.1:1/db"})))
+    with pytest.raises(StoreError, match=r"the database PostgreSQL 127.0.0.1:1/db .* cannot be used") as caught:
+        store.prepare()
+    assert "pw" not in str(caught.value)
+
+
+async def test_migrations_are_idempotent_and_safe_together(tmp_path: Path, db_env: dict[str, str]) -> None:
+    database = find_database(_settings(tmp_path, db_env))
+    engines = [database.engine() for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate(engine) for engine in engines))  # replicas starting at once
+        await migrate(engines[0])  # and again: nothing to do
+        async with engines[0].connect() as db:
+            version = (await db.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
+            names = await db.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+        assert version == "0001"
+        assert set(tables.metadata.tables) <= set(names)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_the_migrations_build_the_schema_of_tables_py(tmp_path: Path, db_env: dict[str, str]) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = find_database(_settings(tmp_path, db_env)).engine()
+    try:
+        await migrate(engine)
+        async with engine.connect() as db:
+            diff = await db.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), tables.metadata))
+        assert diff == []
+    finally:
+        await engine.dispose()

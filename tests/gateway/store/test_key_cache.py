@@ -1,0 +1,66 @@
+"""The key cache: another replica's change arrives within the TTL (a stale entry is served while it
+is re-read in the background); unknown keys are remembered briefly; the cache is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from tests.stack import stack
+
+from seance.gateway.store import durations, keys, tables
+from seance.gateway.store.keys import hash_key
+
+
+async def test_another_replicas_change_arrives_within_the_ttl(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env, ttl=0.2) as s:
+        key = await s.generate(models=["a"])
+        assert (await s.chat(key, "b")).status_code == 403
+        async with s.store.engine().begin() as db:  # as another replica's /key/update would
+            await db.execute(sa.update(tables.keys).where(tables.keys.c.token == hash_key(key)).values(models=[]))
+        assert (await s.chat(key, "b")).status_code == 403  # still the cached entry
+        await asyncio.sleep(0.25)
+        await s.chat(key, "b")  # stale: served, and re-read in the background
+        await asyncio.sleep(0.1)
+        assert (await s.chat(key, "b")).status_code == 200
+
+
+async def test_unknown_keys_are_remembered_and_the_cache_is_bounded(
+    tmp_path: Path, db_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "MAX_ENTRIES", 3)
+    async with stack(tmp_path, db_env) as s:
+        cache = s.store.keys
+        assert (await s.chat("sk-nobody")).status_code == 401
+        assert cache.get(hash_key("sk-nobody")) is not None  # no second database read
+        for n in range(10):
+            assert (await s.chat(f"sk-nobody-{n}")).status_code == 401  # many bad keys
+        made = [await s.generate() for _ in range(4)]
+        for key in made:
+            assert (await s.chat(key)).status_code == 200
+        assert len(cache.entries) == 3 and hash_key(made[-1]) in cache.entries and len(cache.unknown) == 3
+
+
+def test_durations() -> None:
+    assert durations.after("30s", "d", 100.0) == 130.0
+    assert durations.after("2h", "d", 0.0) == 7200.0
+    assert durations.after("7d", "d", 0.0) == 7 * 86400
+    assert durations.after("1mo", "d", 1706659200.0) == 1709164800.0  # 31 Jan 2024 → 29 Feb 2024
+    with pytest.raises(ValueError, match="budget_duration: 'soon' is not a duration"):
+        durations.parse("soon", "budget_duration")
+
+
+def test_the_ledger_follows_only_scopes_it_read_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = keys.Ledger()
+    for n in range(1000):
+        ledger.add(f"end_user:u{n}", 1.0)  # a new `user` with every request
+    assert ledger.added == {} and ledger.spent("end_user:u1") == 0.0
+    monkeypatch.setattr(keys.Ledger, "MAX_SCOPES", 2)
+    ledger.read("key:a", 1.0, 0.0)
+    ledger.add("key:a", 0.5)
+    assert ledger.spent("key:a") == 1.5
+    ledger.read("key:b", 0.0, 0.0)
+    ledger.read("key:c", 0.0, 0.0)
+    assert set(ledger.base) == {"key:b", "key:c"} and "key:a" not in ledger.added
