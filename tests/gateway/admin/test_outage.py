@@ -5,10 +5,10 @@ kept and written when the database is back; no 500s."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import sqlalchemy as sa
+from tests.cuttable_proxy import CuttableProxy
 from tests.databases import pg_database
 from tests.stack import stack
 
@@ -18,46 +18,8 @@ from seance.gateway.store.keys import hash_key
 __all__ = ["pg_database"]
 
 
-class CuttableProxy:
-    """127.0.0.1:<ephemeral> → PostgreSQL; `cut` closes the listener and every connection."""
-
-    def __init__(self, port: int = 5432) -> None:
-        self.target = port
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.writers):
-            writer.close()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        except OSError:
-            writer.close()
-            return
-        self.writers |= {writer, up_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
 async def test_postgres_outage(tmp_path: Path, pg_database: str) -> None:
-    proxy = CuttableProxy()
+    proxy = CuttableProxy(5432)
     await proxy.start()
     url = pg_database.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     async with stack(tmp_path, {"DATABASE_URL": url}, ttl=0.2) as s:

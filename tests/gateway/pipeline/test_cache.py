@@ -4,10 +4,8 @@ and on the real Redis at 127.0.0.1:6379 (each test under its own random namespac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from tests.cuttable_proxy import CuttableProxy
 from tests.gateway.asgi_client import arequest, deployment, make_app
 from tests.wire import load
 
@@ -365,45 +364,10 @@ async def test_redis_and_local_give_the_same_answers(tmp_path: Path, space: str)
 # --- Redis down, and back ------------------------------------------------------------------------
 
 
-class CuttableProxy:
-    """A loopback TCP proxy in front of the shared Redis that the test can cut and restore."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.server: asyncio.Server | None = None
-        self.pipes: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.pipes):
-            writer.close()
-        await self.server.wait_closed()
-        self.server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
-        self.pipes.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
 async def test_redis_down_means_uncached_not_failed_and_back_when_it_returns(
     tmp_path: Path, space: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    proxy = CuttableProxy()
+    proxy = CuttableProxy(6379)
     await proxy.start()
     store = RedisStore(RedisSettings(f"redis://127.0.0.1:{proxy.port}/0", "test"))
     store.RETRY_AFTER = 0.0

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from tests.cuttable_proxy import CuttableProxy
 from tests.gateway.asgi_client import KEY, arequest, deployment, make_app
 from tests.gateway.pipeline.stand_in_keys import KEY_HASH, GiveLimits
 from tests.wire import load
@@ -278,49 +279,10 @@ def test_the_estimate_is_text_length_over_4_plus_max_tokens() -> None:
     assert estimate_tokens({"model": "gpt", "messages": [], "max_completion_tokens": 7}) == 7
 
 
-class CuttableProxy:
-    """A loopback TCP proxy in front of the shared Redis that can be cut and restored: an outage
-    without touching the server other sessions use."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self.server: asyncio.Server | None = None
-        self.pipes: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.pipes):
-            writer.close()
-        await self.server.wait_closed()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.pipes |= {writer, up_writer}
-
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except OSError:
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
-        self.pipes -= {writer, up_writer}
-
-
 @pytest.fixture
 async def proxy() -> AsyncIterator[CuttableProxy]:
     parts = redis.connection.parse_url(REDIS_URL)
-    running = CuttableProxy((parts.get("host", "127.0.0.1"), parts.get("port", 6379)))
+    running = CuttableProxy(parts.get("port", 6379), parts.get("host", "127.0.0.1"))
     await running.start()
     yield running
     if running.server is not None and running.server.is_serving():
