@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from secrets_strategies import documents, styled_documents
-from secrets_testkit import FIXTURES, REPO, fixture_identities
+from secrets_testkit import FIXTURES, FLOW_SCALARS_OVER_LINES, REPO, fixture_identities
 
 from seance.secrets.creation_rules import metadata_from_rule, rule_for
+from seance.secrets.errors import SecretsError
 from seance.secrets.keyring import KeyRing
 from seance.secrets.metadata import AgeKey, KeyGroup, Metadata, PgpKey, Rules
 from seance.secrets.operations import encrypt_plaintext, reencrypt
@@ -416,5 +417,30 @@ def test_folded_scalars_keep_their_spaces_both_ways(sops_env: dict[str, str], tm
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(text=styled_documents())
+@example(text='k0: "0\n\n end"\n')  # an empty line inside a double-quoted scalar is one newline
 def test_every_scalar_style_reads_as_sops_reads_it(text: str, sops_env: dict[str, str], tmp_path: Path) -> None:
     both_ways(text, sops_env, tmp_path)
+
+
+@pytest.mark.parametrize(("scalar", "value"), FLOW_SCALARS_OVER_LINES)
+def test_quoted_scalars_over_several_lines_read_as_sops_reads_them(
+    scalar: str, value: str, sops_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert both_ways(f"k0: {scalar}\n", sops_env, tmp_path) == {"k0": value}
+
+
+def test_integers_with_a_leading_zero_read_as_sops_reads_them(sops_env: dict[str, str], tmp_path: Path) -> None:
+    assert both_ways("a: 017\nb: -0_17\nc: 08\n", sops_env, tmp_path) == {"a": 15, "b": -15, "c": 8}
+
+
+@pytest.mark.parametrize("value", ['!!null "x"', '!!bool "yes"', "!!int abc", "!!timestamp x"])
+def test_a_tagged_value_sops_refuses_we_refuse(value: str, sops_env: dict[str, str], tmp_path: Path) -> None:
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(f"k: {value}\n")
+    assert SOPS is not None
+    done = subprocess.run(
+        [SOPS, "encrypt", "--age", RECIPIENT, str(plain)], capture_output=True, env=sops_env, cwd=tmp_path, check=False
+    )
+    assert done.returncode != 0 and b"cannot decode" in done.stderr
+    with pytest.raises(SecretsError, match="line 1: a value tagged !!"):
+        parse(plain.read_text(), "yaml", "plain")

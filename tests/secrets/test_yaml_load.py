@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from secrets_testkit import FLOW_SCALARS_OVER_LINES
 
 from seance.secrets.errors import SecretsError
 from seance.secrets.tree import Branch, Comment
@@ -101,3 +102,31 @@ def test_folded_scalars_fold_lines_into_spaces(block: str, value: str) -> None:
 def test_a_folded_key_and_a_folded_binary_value() -> None:
     doc = load("? >-\n    folded\n    key\n: !!binary >-\n    aGVs\n    bG8=\n")
     assert doc == Branch([("folded key", "hello")])
+
+
+@pytest.mark.parametrize(("scalar", "value"), FLOW_SCALARS_OVER_LINES)
+def test_quoted_scalars_over_several_lines_fold_as_yaml_1_2_says(scalar: str, value: str) -> None:
+    assert load(f"k0: {scalar}\n") == Branch([("k0", value)])
+
+
+def test_integers_with_a_leading_zero_are_octal_as_in_sops() -> None:
+    values = dict(list(load("a: 017\nb: -0_17\nc: 08\nd: 0\ne: 00\nf: !!int '017'\n")))
+    assert values == {"a": 15, "b": -15, "c": 8.0, "d": 0, "e": 0, "f": 15}
+    assert isinstance(values["c"], float)  # yaml.v3: no octal, so a float (sops encrypts it as type:float)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['!!null "x"', "!!null x", '!!bool "yes"', "!!bool 1", '!!bool ""', "!!int abc", "!!int 1.0", "!!int ' 1'",
+     "!!int 0x_", "!!int |\n  12\n", '!!float "-.NaN"', "!!timestamp x", "&anchor !!null secret"],
+)  # fmt: skip
+def test_a_tagged_value_that_is_not_of_its_tag_is_an_error(value: str) -> None:
+    kind = value.split("!!")[1].split()[0]
+    with pytest.raises(SecretsError, match=rf"^f\.yaml: line 2: a value tagged !!{kind} is not an? \w+$") as caught:
+        load_yaml(f"ok: 1\nk: {value}\n", "f.yaml")
+    assert "secret" not in str(caught.value) and "abc" not in str(caught.value)
+
+
+def test_tagged_values_that_are_of_their_tag_are_read() -> None:
+    text = "a: !!null ''\nb: !!bool 'True'\nc: !!int '0x1F'\nd: !!float '1'\ne: !!float 1e3\nf: !!str 1\ng: !foo x\n"
+    assert dict(list(load(text))) == {"a": None, "b": True, "c": 31, "d": 1.0, "e": 1000.0, "f": "1", "g": "x"}

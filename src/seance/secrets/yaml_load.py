@@ -18,6 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import BaseResolver
 
 from seance.secrets.errors import SecretsError
 from seance.secrets.gofmt import parse_time
@@ -25,6 +26,8 @@ from seance.secrets.tree import Branch, Comment
 
 _TAG = "tag:yaml.org,2002:"
 _DOC_MARKER = re.compile(r"^---(\s|$)")
+_TAGGED = re.compile(r"(&\S+\s+)?!")  # where a node starts with a tag (maybe after an anchor)
+_TYPED = {"null": "a null", "bool": "a boolean", "int": "an integer", "float": "a number", "timestamp": "a timestamp"}
 
 
 @dataclass
@@ -40,8 +43,9 @@ class _Slot:
 
 def load_yaml(text: str, where: str) -> list[Branch]:
     """Every document of `text` as a Branch (an empty document is an empty Branch)."""
+    yaml = YAML(typ="rt")
     try:
-        nodes = list(YAML(typ="rt").compose_all(text))
+        nodes = list(yaml.compose_all(text))
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = f" at line {mark.line + 1}" if mark is not None else ""
@@ -53,7 +57,8 @@ def load_yaml(text: str, where: str) -> list[Branch]:
     lines = re.split(r"\r\n|\r|\n", text)  # YAML 1.2 line breaks only (str.splitlines knows more)
     bounds = _document_bounds(nodes, lines)
     return [
-        _DocumentReader(node, lines, start, end, where).read() for node, (start, end) in zip(nodes, bounds, strict=True)
+        _DocumentReader(node, lines, start, end, where, yaml.resolver).read()
+        for node, (start, end) in zip(nodes, bounds, strict=True)
     ]
 
 
@@ -69,8 +74,11 @@ def _document_bounds(nodes: list[Node | None], lines: list[str]) -> list[tuple[i
 
 
 class _DocumentReader:
-    def __init__(self, root: Node | None, lines: list[str], start: int, end: int, where: str) -> None:
+    def __init__(
+        self, root: Node | None, lines: list[str], start: int, end: int, where: str, resolver: BaseResolver
+    ) -> None:
         self.root, self.lines, self.start, self.end, self.where = root, lines, start, end, where
+        self.resolver = resolver
         self.slots: list[_Slot] = []
         self.slot_of: dict[int, _Slot] = {}  # id(node) of a key / element -> its slot
         self.covered: set[int] = set()  # lines inside multi-line scalars or flow collections
@@ -204,7 +212,10 @@ class _DocumentReader:
         )
 
     def _scalar(self, node: ScalarNode) -> Any:
-        tag, text = node.tag, _text(node)
+        tag, text = str(node.tag or ""), _text(node)
+        explicit = tag.removeprefix(_TAG) in _TYPED and self._tagged(node)
+        if explicit:
+            self._check_tagged(node, tag, text)
         if tag == _TAG + "null":
             return None
         if tag == _TAG + "bool":
@@ -215,9 +226,13 @@ class _DocumentReader:
             if tag == _TAG + "float":
                 return _parse_float(text)
         except ValueError:  # ruamel's resolver is looser than int()/float() (say "0x_"): keep the text
+            if explicit:  # ... but `!!int 0x_` is no integer, and sops refuses it
+                raise self._not_a(node, tag) from None
             return text
         if tag == _TAG + "timestamp":
             parsed = parse_time(text)
+            if parsed is None and explicit:
+                raise self._not_a(node, tag)
             return parsed if parsed is not None else text
         if tag == _TAG + "binary":
             try:
@@ -231,6 +246,27 @@ class _DocumentReader:
                 return data
         return text
 
+    def _tagged(self, node: ScalarNode) -> bool:
+        """Whether the scalar carries its tag in the text (`!!int "12"`), rather than resolved from it."""
+        mark = node.start_mark
+        line = self.lines[mark.line] if mark.line < len(self.lines) else ""
+        return _TAGGED.match(line, mark.column) is not None
+
+    def _check_tagged(self, node: ScalarNode, tag: str, text: str) -> None:
+        """An explicit !!null, !!bool, !!int, !!float or !!timestamp needs text that is one, as
+        yaml.v3 (and so sops) decides it: `!!null "x"` or `!!bool "yes"` is an error, never a null
+        or a false. (An integer is also a float, as in yaml.v3.)"""
+        plain = text == text.strip() and "\n" not in text
+        resolved = str(self.resolver.resolve(ScalarNode, text, (True, False))) if plain else _TAG + "str"
+        if resolved != tag and not (tag == _TAG + "float" and resolved == _TAG + "int"):
+            raise self._not_a(node, tag)
+
+    def _not_a(self, node: ScalarNode, tag: str) -> SecretsError:
+        # the value itself stays out of the message: it may be a secret
+        name = tag.removeprefix(_TAG)
+        line = node.start_mark.line + 1
+        return SecretsError(f"{self.where}: line {line}: a value tagged !!{name} is not {_TYPED[name]}")
+
 
 def _text(node: ScalarNode) -> str:
     """The scalar's value. ruamel's round-trip scanner marks each line fold of a folded (`>`) block
@@ -240,13 +276,17 @@ def _text(node: ScalarNode) -> str:
     return text.replace("\a", "") if node.style == ">" else text
 
 
-def _parse_int(text: str) -> int:
+def _parse_int(text: str) -> int | float:
+    """An integer as yaml.v3 reads it: a leading 0 makes it octal (`017` is 15, as Go's
+    strconv.ParseInt with base 0 reads it), and `08`, no octal, is the float 8."""
     plain = str(text).replace("_", "")
     sign = -1 if plain.startswith("-") else 1
     digits: str = plain.lstrip("+-")
     for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
         if digits.lower().startswith(prefix):
             return sign * int(str(digits[2:]), base)
+    if len(digits) > 1 and digits.startswith("0"):
+        return sign * int(digits, 8) if set(digits) <= set("01234567") else sign * float(digits)
     return sign * int(digits, 10)
 
 
