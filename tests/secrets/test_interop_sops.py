@@ -405,8 +405,19 @@ def both_ways(text: str, sops_env: dict[str, str], tmp_path: Path) -> Any:
     ours.write_text(encrypt_plaintext(text, "yaml", "plain", age_metadata(), ring))
     assert json.loads(run_sops(["decrypt", "--output-type", "json", str(ours)], sops_env, tmp_path)) == expected
     rendered = render(load_and_decrypt(ours, ring).docs, None, "yaml")
-    assert run_sops(["decrypt", str(ours)], sops_env, tmp_path) == rendered
+    printed = run_sops(["decrypt", str(ours)], sops_env, tmp_path)
+    # sops prints YAML with go-yaml, which loses a few values it cannot write as a block (a line
+    # that starts with a tab: "\t\nend" is printed as `null`); where its own output does not read
+    # back as the value, there is nothing of sops's to be byte-compatible with
+    if _yaml_value(printed) == expected:
+        assert printed == rendered
     return expected
+
+
+def _yaml_value(text: str) -> Any:
+    from ruamel.yaml import YAML
+
+    return json.loads(json.dumps(YAML(typ="safe").load(text), default=str))
 
 
 def test_folded_scalars_keep_their_spaces_both_ways(sops_env: dict[str, str], tmp_path: Path) -> None:
@@ -418,6 +429,7 @@ def test_folded_scalars_keep_their_spaces_both_ways(sops_env: dict[str, str], tm
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(text=styled_documents())
 @example(text='k0: "0\n\n end"\n')  # an empty line inside a double-quoted scalar is one newline
+@example(text='k0: "\\t\n\n end"\n')  # sops prints the value "\t\nend" as null: its printing is not compared
 def test_every_scalar_style_reads_as_sops_reads_it(text: str, sops_env: dict[str, str], tmp_path: Path) -> None:
     both_ways(text, sops_env, tmp_path)
 
