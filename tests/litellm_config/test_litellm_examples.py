@@ -25,19 +25,19 @@ def test_every_example_loads(name: str) -> None:
 
 def test_litellm_proxy_server_config() -> None:
     # LiteLLM's CI config: REDIS_*, LANGFUSE_* and AZURE_API_BASE are unset here, and only read by
-    # settings Seance ignores, so they are no error
+    # settings Seance ignores or treats as optional (the shared Redis), so they are no error
     loaded = read_config(FIXTURES / "proxy_server_config.yaml", ENV)
     paths = [item.path for item in loaded.ignored]
     for path in (
         "finetune_settings",
         "files_settings",
         "litellm_settings.default_team_settings",
-        "router_settings.redis_host",
         "general_settings.store_model_in_db",
         "general_settings.pass_through_endpoints",
         "model_list[13].litellm_params.mock_timeout",
     ):
         assert path in paths
+    assert "router_settings.redis_host" not in paths  # supported: the shared Redis
     assert "router_settings.redis_host" in loaded.unresolved
     assert (loaded.resolved.num_retries, loaded.resolved.timeout, loaded.resolved.drop_params) == (5, 600, True)
 

@@ -54,6 +54,9 @@ class Findings:
     problems: list[str] = field(default_factory=list)
 
 
+REDIS_KEYS = ("redis_host", "redis_password", "redis_port", "redis_url")
+
+
 def check_keys(raw: Mapping[str, Any], source: str) -> Findings:
     """Check every key of the file; raise ConfigError (one line) on the first problem."""
     findings = Findings()
@@ -62,6 +65,8 @@ def check_keys(raw: Mapping[str, Any], source: str) -> Findings:
         section = raw.get(name)
         if isinstance(section, Mapping):
             _strict(section, name, SECTIONS[name], findings)
+    # the shared Redis is optional: a reference to an unset variable leaves state in-process
+    findings.unused += [f"router_settings.{name}" for name in REDIS_KEYS]
     settings = raw.get("litellm_settings")
     if isinstance(settings, Mapping) and not _set(settings.get("cache")):
         findings.unused.append("litellm_settings.cache_params")  # read only when the cache is on

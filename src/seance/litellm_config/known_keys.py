@@ -211,10 +211,12 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
         ROUTER_ISSUE,
     ),
     _group(
-        IGNORED,
-        "redis_host redis_password redis_port redis_db redis_url cache_responses cache_kwargs caching_groups",
-        LIMITS_ISSUE,
+        SUPPORTED,
+        "redis_host redis_password redis_port redis_url",
+        "the shared Redis/Valkey of rate limits, the response cache and router cooldowns (after REDIS_URL "
+        "and REDIS_HOST); an unset os.environ/ reference leaves that state in each process",
     ),
+    _group(IGNORED, "redis_db cache_responses cache_kwargs caching_groups", LIMITS_ISSUE),
     _group(
         IGNORED,
         "debug_level set_verbose client_ttl alerting_config assistants_config router_general_settings "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import NOTHING, RequestContext
@@ -39,7 +40,9 @@ class Spend(Hook):
         completion = usage.completion_tokens if usage is not None else 0
         tags = _tags(ctx.gateway_fields, caller.metadata)
         row: dict[str, Any] = {
-            "row_id": os.urandom(16).hex(),
+            # time first, then 64 random bits: unique, and appended at the end of the primary key's
+            # B-tree instead of anywhere in it (a random id cost 10 % more per SQLite insert)
+            "row_id": f"{time.time_ns():016x}{os.urandom(8).hex()}",
             "request_id": ctx.id,
             "call_type": CALL_TYPES.get(ctx.endpoint, ctx.endpoint),
             "api_key": key,
