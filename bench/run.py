@@ -214,6 +214,7 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
     keys = [s.key for s in args.selected]
     for other, title in (("seance-base", f"Before/after: seance vs seance-base ({args.baseline})"),
                          ("seance-log", "Access log: seance vs seance-log (--access-log)"),
+                         ("seance-nodb", "The store: seance vs seance-nodb (--no-db: no keys, no spend rows)"),
                          ("seance-metrics", "Metrics: seance vs seance-metrics (--metrics)")):  # fmt: skip
         if other in args.targets:
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, other)
@@ -230,6 +231,9 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
     if "seance-vkey" in args.targets and "seance" in args.targets:
         title = "Virtual key: seance-vkey (a /key/generate key, spend logged) vs seance (the master key)"
         text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-vkey")
+    if "seance-nodb" in args.targets and "seance-base" in args.targets:
+        title = f"Before/after, the bare path: seance-nodb (--no-db) vs seance-base ({args.baseline})"
+        text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance-base", this="seance-nodb")
     if "seance-2w" in args.targets and "seance" in args.targets:
         title = "Workers: seance-2w (--workers 2) vs seance (1 worker)"
         text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-2w")

@@ -29,9 +29,11 @@ SEANCE_LIMITS_PORT = 18200
 SEANCE_LIMITS_REDIS_PORT = 18210
 SEANCE_METRICS_PORT = 18220
 SEANCE_VKEY_PORT = 18230
+SEANCE_NODB_PORT = 18240
 TARGET_NAMES = (
     "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-cache", "seance-cache-redis",
-    "seance-limits", "seance-limits-redis", "seance-metrics", "seance-vkey", "litellm", "relay", "relay-raw",
+    "seance-limits", "seance-limits-redis", "seance-metrics", "seance-vkey", "seance-nodb", "litellm", "relay",
+    "relay-raw",
 )  # fmt: skip
 CACHE_TARGETS = ("seance-cache", "seance-cache-redis")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
@@ -142,6 +144,11 @@ def start_seance_vkey(sup: Supervisor, paths: Paths) -> Running:
     return dataclasses.replace(running, key=key)
 
 
+def start_seance_nodb(sup: Supervisor, paths: Paths) -> Running:
+    """Seance without its store (--no-db): the master key only, no spend rows: the bare request path."""
+    return _start_seance(sup, paths, "seance-nodb", SEANCE_NODB_PORT, ("--no-db",))
+
+
 def start_seance_2w(sup: Supervisor, paths: Paths) -> Running:
     """Seance with --workers 2: the connections of a run spread over two processes (SO_REUSEPORT)."""
     return _start_seance(sup, paths, "seance-2w", SEANCE_2W_PORT, workers=2)
@@ -238,6 +245,7 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-base": start_seance_base,
     "seance-log": start_seance_log,
     "seance-2w": start_seance_2w,
+    "seance-nodb": start_seance_nodb,
     "seance-cache": start_seance_cache,
     "seance-cache-redis": start_seance_cache_redis,
     "seance-limits": start_seance_limits,
