@@ -51,7 +51,9 @@ class Database:
 
     def engine(self) -> AsyncEngine:
         if self.is_sqlite:
-            return create_async_engine(self.url, connect_args={"timeout": CONNECT_TIMEOUT, **self.connect_args})
+            engine = create_async_engine(self.url, connect_args={"timeout": CONNECT_TIMEOUT, **self.connect_args})
+            sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            return engine
         return create_async_engine(
             self.url,
             pool_size=5,
@@ -60,6 +62,17 @@ class Database:
             pool_timeout=CONNECT_TIMEOUT,
             connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": 30, **self.connect_args},
         )
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL: the spend writer's commits append to a log instead of rewriting pages under a rollback
+    journal, and the workers' key reads never wait for a write. synchronous=NORMAL is WAL's usual
+    pairing: a commit survives the process dying; a power cut may lose the last ones, never
+    corrupt the file. (An in-memory database keeps its own journal mode.)"""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def find_database(settings: Settings, workdir: Path | None = None) -> Database:
