@@ -61,6 +61,13 @@ ROUTING_FIELDS = frozenset({"api_base", "base_url", "api_key", "api_version", "c
 NOT_FORWARDED = GATEWAY_FIELDS | ROUTING_FIELDS
 
 
+def presented_key(credential: bytes) -> bytes:
+    """The key in an `Authorization: Bearer <key>` (or `x-api-key` / `api-key`) header value."""
+    if credential[:7].lower() == b"bearer ":
+        return credential[7:].strip()
+    return credential.strip()
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """One set of limits that applies to a request, and whose they are. The auth hook lists them on

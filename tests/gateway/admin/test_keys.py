@@ -159,3 +159,15 @@ def test_without_a_database_the_management_api_says_so(tmp_path: Path) -> None:
     app, _ = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, lambda r: MockResponse(200))
     answer = request(app, "POST", "/key/generate", {})
     assert answer.status == 501 and "database" in answer.json()["error"]["message"]
+
+
+async def test_a_keys_hash_is_not_the_key(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """The stored hash (what /key/list shows, what spend logs carry) opens nothing: the management
+    API hashes what is presented, as the API does; LiteLLM's `token` field still takes a hash."""
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate(key_alias="app")
+        status, _ = await s.admin("GET", "/key/info", as_key=key, key=key)
+        assert status == 200
+        status, body = await s.admin("GET", "/key/info", as_key=hash_key(key), key=key)
+        assert status == 401, body
+        assert (await s.chat(hash_key(key))).status_code == 401

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from seance.gateway.context import presented_key
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from seance.gateway.store import durations
-from seance.gateway.store.keys import hash_key
+from seance.gateway.store.durations import iso
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -73,25 +74,17 @@ class Admin:
 
     async def who(self, request: Request) -> Who:
         """The caller, from the same headers as the API (Bearer, x-api-key, api-key)."""
-        raw = request.headers.get("authorization") or request.headers.get("x-api-key") or ""
-        raw = raw or request.headers.get("api-key") or ""
-        presented = raw[7:].strip() if raw[:7].lower() == "bearer " else raw.strip()
+        headers = request.headers
+        raw = headers.get("authorization") or headers.get("x-api-key") or headers.get("api-key") or ""
+        presented = presented_key(raw.encode("latin-1"))
         if self.master_key is None:
             return Who("proxy_admin")  # --allow-no-auth: everything is open, as the API is
         if not presented:
             raise Unauthorized("missing API key: send the master key or a virtual key as 'Authorization: Bearer <key>'")
-        if hmac.compare_digest(presented.encode(), self.master_key):
+        if hmac.compare_digest(presented, self.master_key):
             return Who("proxy_admin")
-        keys = self.store.keys
-        token = hash_key(presented)
-        entry = keys.get(token) or await keys.load(token)
-        caller = entry.caller
-        if caller is None:
-            raise Unauthorized("invalid API key: neither the master key nor a virtual key this gateway issued")
-        if entry.refusal is not None:
-            raise entry.refusal
-        if entry.expires is not None and entry.expires < time.time():
-            raise Unauthorized(f"this key ({caller.key_alias or 'no alias'}) has expired", code="key_expired")
+        caller = (await self.store.keys.verified(presented)).caller
+        assert caller is not None  # verified: a known key
         return Who(caller.role, caller.user_id, caller.key_hash, caller.team_id)
 
     def route(
@@ -218,10 +211,6 @@ def render(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     # str(k): SQLAlchemy's column names are a str subclass that orjson does not take as a key
     return {str(k): iso(v) if k in TIME_COLUMNS and v is not None else v for k, v in row.items()}
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def new_id() -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 
-from seance.gateway.context import RequestContext
+from seance.gateway.context import RequestContext, presented_key
 from seance.gateway.errors import GatewayError, Unauthorized
 from seance.gateway.metrics import Metrics
 
@@ -32,9 +32,8 @@ class MetricsFront:
             self._check(ctx.credential)
         return await asyncio.to_thread(self.metrics.exposition)
 
-    def _check(self, presented: bytes) -> None:
-        if presented[:7].lower() == b"bearer ":
-            presented = presented[7:].strip()
+    def _check(self, credential: bytes) -> None:
+        presented = presented_key(credential)
         if not presented:
             raise Unauthorized(
                 "missing API key: /metrics wants the gateway's key or the metrics key (SEANCE_METRICS_KEY) as "

@@ -4,13 +4,10 @@ and messages that say which key is meant without echoing it."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from seance.gateway.context import Caller, RequestContext
+from seance.gateway.context import Caller, RequestContext, presented_key
 from seance.gateway.errors import Forbidden, Unauthorized
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.store.keys import model_allowed, over_budget, past_soft_budget
@@ -37,9 +34,7 @@ class Auth(Hook):
                 raise Unauthorized("no master key is configured")
             ctx.caller = ANONYMOUS
             return
-        presented = ctx.credential
-        if presented[:7].lower() == b"bearer ":
-            presented = presented[7:].strip()
+        presented = presented_key(ctx.credential)
         if not presented:
             raise Unauthorized(
                 "missing API key: send the gateway's key (LITELLM_MASTER_KEY) as "
@@ -68,27 +63,14 @@ class KeyAuth(Auth):
     async def on_request(self, ctx: RequestContext) -> None:
         if not ctx.route.auth:
             return
-        presented = ctx.credential
-        if presented[:7].lower() == b"bearer ":
-            presented = presented[7:].strip()
+        presented = presented_key(ctx.credential)
         if self.master_key is not None and hmac.compare_digest(presented, self.master_key):
             ctx.caller = MASTER
             return
         if not presented:
             await super().on_request(ctx)  # its messages: missing key, or anonymous
             return
-        token = hashlib.sha256(presented).hexdigest()
-        entry = self.keys.get(token) or await self.keys.load(token)
-        if entry.caller is None:
-            raise Unauthorized(
-                "invalid API key: neither this gateway's master key nor a virtual key it issued (/key/generate)"
-            )
-        if entry.refusal is not None:
-            raise entry.refusal
-        if entry.expires is not None and entry.expires < time.time():
-            raise Unauthorized(
-                f"this key ({entry.caller.key_alias or 'no alias'}) expired at {iso(entry.expires)}", code="key_expired"
-            )
+        entry = await self.keys.verified(presented)
         if entry.budgets and (exceeded := over_budget(self.ledger, entry.budgets)) is not None:
             raise exceeded
         if entry.soft_budget is not None and not entry.warned:
@@ -114,6 +96,3 @@ class KeyAuth(Auth):
                 raise exceeded
         return None
 
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

@@ -5,9 +5,15 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from datetime import UTC, datetime
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PATTERN = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo)\s*$")
+
+
+def iso(epoch: float) -> str:
+    """A stored time (epoch seconds) as the management API shows it (ISO 8601, UTC)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def parse(text: str, field: str) -> tuple[int, str]:

@@ -32,8 +32,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seance.gateway.context import Caller, Limits
-from seance.gateway.errors import GatewayError
+from seance.gateway.errors import GatewayError, Unauthorized
 from seance.gateway.store import tables
+from seance.gateway.store.durations import iso
 
 log = logging.getLogger("seance.gateway")
 
@@ -178,6 +179,24 @@ class KeyCache:
             task = asyncio.ensure_future(self._reload(token, entry))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        return entry
+
+    async def verified(self, presented: bytes) -> Entry:
+        """The entry of a key a client presented, for the API and the management API alike: always
+        hashed here (a stored hash is never taken as the key itself); refused when the key is
+        unknown, blocked or expired."""
+        token = hashlib.sha256(presented).hexdigest()
+        entry = self.get(token) or await self.load(token)
+        caller = entry.caller
+        if caller is None:
+            raise Unauthorized(
+                "invalid API key: neither this gateway's master key nor a virtual key it issued (/key/generate)"
+            )
+        if entry.refusal is not None:
+            raise entry.refusal
+        if entry.expires is not None and entry.expires < time.time():
+            alias = caller.key_alias or "no alias"
+            raise Unauthorized(f"this key ({alias}) expired at {iso(entry.expires)}", code="key_expired")
         return entry
 
     async def load(self, token: str) -> Entry:
