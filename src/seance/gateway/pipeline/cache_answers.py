@@ -114,17 +114,7 @@ def _chat(parsed: list[dict[str, Any]], usage: Usage | None) -> bytes | None:
                 for _, t in sorted(state["tools"].items())
             ]
         out.append({"index": index, "message": message, "logprobs": None, "finish_reason": state["finish"]})
-    first = parsed[0]
-    body: dict[str, Any] = {
-        "id": first.get("id"),
-        "object": "chat.completion",
-        "created": first.get("created"),
-        "model": first.get("model"),
-        "choices": out,
-    }
-    if (usage_body := _usage(parsed, usage)) is not None:
-        body["usage"] = usage_body
-    return orjson.dumps(body)
+    return _answer(parsed, "chat.completion", out, usage)
 
 
 def _text(parsed: list[dict[str, Any]], usage: Usage | None) -> bytes | None:
@@ -140,16 +130,22 @@ def _text(parsed: list[dict[str, Any]], usage: Usage | None) -> bytes | None:
                 finish[index] = choice["finish_reason"]
     if not finish or any(reason is None for reason in finish.values()):
         return None
+    choices = [
+        {"index": i, "text": "".join(texts.get(i, ())), "logprobs": None, "finish_reason": finish[i]}
+        for i in sorted(finish)
+    ]
+    return _answer(parsed, "text_completion", choices, usage)
+
+
+def _answer(parsed: list[dict[str, Any]], kind: str, choices: list[dict[str, Any]], usage: Usage | None) -> bytes:
+    """The whole answer a stream adds up to: its first chunk's id, time and model, and the usage."""
     first = parsed[0]
     body: dict[str, Any] = {
         "id": first.get("id"),
-        "object": "text_completion",
+        "object": kind,
         "created": first.get("created"),
         "model": first.get("model"),
-        "choices": [
-            {"index": i, "text": "".join(texts.get(i, ())), "logprobs": None, "finish_reason": finish[i]}
-            for i in sorted(finish)
-        ],
+        "choices": choices,
     }
     if (usage_body := _usage(parsed, usage)) is not None:
         body["usage"] = usage_body

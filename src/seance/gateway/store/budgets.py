@@ -50,10 +50,7 @@ async def reset_due(engine: AsyncEngine, ledger: Ledger, now: float | None = Non
                 )
             )
             for ident, duration, reset_at in due.all():
-                try:
-                    following = durations.after(duration, "budget_duration", now) if duration else None
-                except ValueError:
-                    following = None
+                following = _next_reset(duration, now)
                 changed = await db.execute(
                     sa.update(table)
                     .where(column == ident, table.c.budget_reset_at == reset_at)
@@ -66,6 +63,14 @@ async def reset_due(engine: AsyncEngine, ledger: Ledger, now: float | None = Non
     if done:
         log.info("budget resets: %d budget period%s ended, spend set to 0", done, "s" * (done != 1))
     return done
+
+
+def _next_reset(duration: str | None, now: float) -> float | None:
+    """When the period that starts now ends; None for no (or an unreadable) budget_duration."""
+    try:
+        return durations.after(duration, "budget_duration", now) if duration else None
+    except ValueError:
+        return None
 
 
 # a budget row (/budget/new) is shared: its period ending resets the spend of what points to it
@@ -84,10 +89,7 @@ async def _reset_shared(db: AsyncConnection, ledger: Ledger, now: float) -> int:
     )
     done = 0
     for budget_id, duration, reset_at in due.all():
-        try:
-            following = durations.after(duration, "budget_duration", now) if duration else None
-        except ValueError:
-            following = None
+        following = _next_reset(duration, now)
         changed = await db.execute(
             sa.update(budgets)
             .where(budgets.c.budget_id == budget_id, budgets.c.budget_reset_at == reset_at)
