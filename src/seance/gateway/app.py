@@ -12,6 +12,7 @@ shape of the route's front.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs
 
 from seance.gateway import admin, routes
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
-from seance.gateway.config import ConfigError, Settings
+from seance.gateway.config import ConfigError, ModelEntry, Settings
 from seance.gateway.context import RequestContext
 from seance.gateway.errors import GatewayError, PayloadTooLarge
 from seance.gateway.fronts import anthropic, openai, read_request, route_headers
@@ -30,11 +31,12 @@ from seance.gateway.fronts.metrics import MetricsFront
 from seance.gateway.fronts.models import ModelsFront
 from seance.gateway.fronts.validate import parse
 from seance.gateway.metrics import CONTENT_TYPE, Metrics
+from seance.gateway.model_sync import ModelSync
 from seance.gateway.pipeline import Hook, Pipeline, hooks
 from seance.gateway.reload import Reloader
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
-from seance.gateway.store import Store
+from seance.gateway.store import Store, reason_of
 from seance.gateway.upstream import Transport
 from seance.gateway.upstream.transport import HTTPTransport, origin_of
 
@@ -71,6 +73,10 @@ class Gateway:
         self.pipeline = Pipeline(hook_list)
         self._metrics = metrics
         self.store = store
+        self.settings = settings
+        # the models added through /model/new, kept in the store (model_sync.py)
+        self.model_sync = ModelSync(self, store, settings.models_poll) if store is not None else None
+        self._swapping = asyncio.Lock()
         self._use(settings, Deployments(settings))
         self.reloader: Reloader | None = None  # SIGHUP / --watch-config (reload.py), set by the CLI
 
@@ -84,7 +90,7 @@ class Gateway:
         self.models = ModelsFront(deployments)
         self.health = HealthFront(deployments, self.router.health)
         self.health.draining = draining
-        self.admin = admin.build(settings, self.store, deployments)
+        self.admin = admin.build(settings, self.store, deployments, self.model_sync)
         keys = (settings.master_key or "", settings.metrics_key or "")
         self.metrics = MetricsFront(self._metrics, keys, settings.metrics_auth)
         if self._metrics is not None:
@@ -97,12 +103,25 @@ class Gateway:
         finish on the old one; the upstream pools are kept."""
         if settings.master_key != self.settings.master_key:
             raise ConfigError(f"{settings.source}: the master key changed: restart the gateway to change it")
-        deployments = Deployments(settings)
-        old = self.router
-        self.transport.open(_origins(deployments))  # the new origins' pools; known ones are kept
-        self._use(settings, deployments, self.health.draining)
-        await self.router.start()
-        await old.stop()
+        await self._swap(settings, None)
+
+    async def use_stored(self, stored: Sequence[ModelEntry]) -> None:
+        """The models added through /model/new changed (model_sync.py): the same swap as a
+        reload, over the config as it is."""
+        await self._swap(None, stored)
+
+    async def _swap(self, settings: Settings | None, stored: Sequence[ModelEntry] | None) -> None:
+        """None: what is served now (a reload keeps the stored models, a stored change the config)."""
+        async with self._swapping:  # one at a time: neither undoes the other
+            quiet = settings is None  # the config's warnings were logged when it was loaded
+            settings = settings or self.settings
+            stored = self.deployments.stored if stored is None else stored
+            deployments = Deployments(dataclasses.replace(settings, announce=False) if quiet else settings, stored)
+            old = self.router
+            self.transport.open(_origins(deployments))  # the new origins' pools; known ones are kept
+            self._use(settings, deployments, self.health.draining)
+            await self.router.start()
+            await old.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -114,9 +133,11 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.transport.open(_origins(self.deployments))
                 if self.store is not None:
                     await self.store.open()
+                if self.model_sync is not None:
+                    await self._load_stored(self.model_sync)
+                self.transport.open(_origins(self.deployments))
                 # What exists now (modules, config) lives as long as the process: keep it out of
                 # the collector's reach so collections only walk per-request garbage.
                 gc.collect()
@@ -124,17 +145,33 @@ class Gateway:
                 await self.router.start()
                 if self.reloader is not None:
                     self.reloader.start(self)
+                if self.model_sync is not None:
+                    self.model_sync.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.health.draining = True
                 if self.reloader is not None:
                     await self.reloader.stop()
+                if self.model_sync is not None:
+                    await self.model_sync.stop()
                 await self.router.stop()
                 if self.store is not None:
                     await self.store.close()  # the spend not yet written
                 await self.transport.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _load_stored(self, sync: ModelSync) -> None:
+        """The stored models, before the first request (the router has not started yet)."""
+        try:
+            stored = await sync.load()
+        except Exception as exc:  # the database is away: serve the config; the poll tries again
+            log.warning("models stored in the database not read at the start: %s", reason_of(exc))
+            return
+        if stored:
+            deployments = Deployments(dataclasses.replace(self.settings, announce=False), stored)
+            self._use(self.settings, deployments)
+            sync.report(deployments)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx, length = _context(scope)

@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("seance.gateway")
+MODELS_POLL = 5.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Settings:
     metrics_key: str | None = field(default=None, repr=False)
     # OpenTelemetry: LiteLLM's `callbacks: [otel]`, exported to OTEL_EXPORTER_OTLP_ENDPOINT
     traces_endpoint: str | None = None
+    # seconds between each worker's looks at the models stored by /model/new (SEANCE_MODELS_POLL):
+    # how soon the other workers and replicas serve a change
+    models_poll: float = MODELS_POLL
 
     def require_env(self, where: str) -> None:
         """Raise for the first `os.environ/` reference under `where` (a key path) that is unset:
@@ -96,7 +100,7 @@ def load_settings(
             announce=announce,
             warnings=tuple(loaded.warnings),
         )
-    settings = _with_metrics(settings)
+    settings = dataclasses.replace(_with_metrics(settings), models_poll=_models_poll(settings.env))
     if announce:
         _log(settings.warnings)
     return settings
@@ -151,6 +155,19 @@ def _with_metrics(settings: Settings) -> Settings:
         metrics_auth=extra.get("require_auth_for_metrics_endpoint") is not False,
         metrics_key=settings.env.get("SEANCE_METRICS_KEY") or None,
     )
+
+
+def _models_poll(env: Mapping[str, str]) -> float:
+    text = env.get("SEANCE_MODELS_POLL")
+    if not text:
+        return MODELS_POLL
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.05 <= value <= 3600:
+        raise ConfigError(f"SEANCE_MODELS_POLL: seconds between 0.05 and 3600 expected, not {text!r}")
+    return value
 
 
 def _master_key(file: ConfigFile, env: Mapping[str, str]) -> str | None:

@@ -61,7 +61,7 @@ TABLE: dict[str, Route] = {
 MODEL_PREFIXES = ("/v1/models/", "/models/")
 ADMIN_PREFIXES = (
     "/key/", "/team/", "/user/", "/customer/", "/end_user/", "/organization/", "/budget/", "/spend/",
-    "/global/spend/",
+    "/global/spend/", "/model/",  # /model/info is the API's own route (the table above)
 )  # fmt: skip
 
 

@@ -8,13 +8,14 @@ runtime. Every problem is one ConfigError line naming the file, the key path and
     keys        a file's keys against those tables: unknown keys ("did you mean"), refused, ignored
     schema      the typed shape of the keys Seance uses
     resolve     LiteLLM's layering of litellm_settings / router_settings / litellm_params, done once
-    reader      read_config: YAML, keys, `os.environ/` references, types
+    reader      read_config: YAML, keys, `os.environ/` references, types; read_model_entry: one entry
+                (the models added at run time)
 """
 
 from seance.litellm_config.errors import ConfigError
 from seance.litellm_config.keys import Ignored
 from seance.litellm_config.known_keys import LITELLM_PROVIDERS
-from seance.litellm_config.reader import ENV_PREFIX, LoadedConfig, read_config
+from seance.litellm_config.reader import ENV_PREFIX, LoadedConfig, read_config, read_model_entry
 from seance.litellm_config.resolve import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DeploymentValues, Resolved, resolve
 from seance.litellm_config.schema import (
     ConfigFile,
@@ -42,5 +43,6 @@ __all__ = [
     "Resolved",
     "RouterSettings",
     "read_config",
+    "read_model_entry",
     "resolve",
 ]

@@ -76,9 +76,7 @@ def check_keys(raw: Mapping[str, Any], source: str) -> Findings:
             if isinstance(entry, Mapping):
                 _entry(entry, f"model_list[{index}]", findings)
     if findings.problems:
-        more = len(findings.problems) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"{source}: {findings.problems[0]}{suffix}")
+        raise ConfigError(f"{source}: {_first(findings.problems)}")
     return findings
 
 
@@ -110,12 +108,28 @@ def _known(path: str, key: Key, value: Any, findings: Findings) -> None:
         findings.problems.append(f"{path}: unknown routing strategy '{value}'; {hint}")
 
 
+def check_entry(entry: Mapping[str, Any]) -> Findings:
+    """One model_list entry on its own (LiteLLM's /model/new body): its key paths start at the
+    entry ("litellm_params.temprature"); ConfigError (one line) on the first problem."""
+    findings = Findings()
+    _entry(entry, "", findings)
+    if findings.problems:
+        raise ConfigError(_first(findings.problems))
+    return findings
+
+
+def _first(problems: list[str]) -> str:
+    more = len(problems) - 1
+    return problems[0] + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
 def _entry(entry: Mapping[str, Any], where: str, findings: Findings) -> None:
     _strict(entry, where, MODEL_ENTRY, findings)
+    prefix = f"{where}." if where else ""
     params = entry.get("litellm_params")
     if isinstance(params, Mapping):
         for name, value in params.items():
-            path = f"{where}.litellm_params.{name}"
+            path = f"{prefix}litellm_params.{name}"
             key = LITELLM_PARAMS.get(str(name))
             if key is not None:
                 _known(path, key, value, findings)
@@ -125,7 +139,7 @@ def _entry(entry: Mapping[str, Any], where: str, findings: Findings) -> None:
     if isinstance(info, Mapping):
         for name in info:
             if str(name) not in MODEL_INFO and (typo := typo_of(str(name), MODEL_INFO)):
-                findings.problems.append(f"{where}.model_info.{name}: unknown key; did you mean '{typo}'?")
+                findings.problems.append(f"{prefix}model_info.{name}: unknown key; did you mean '{typo}'?")
 
 
 def _names(value: Any) -> list[str]:

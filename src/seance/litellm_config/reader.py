@@ -14,9 +14,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from seance.litellm_config.errors import ConfigError
-from seance.litellm_config.keys import Ignored, check_keys
+from seance.litellm_config.keys import Ignored, check_entry, check_keys
 from seance.litellm_config.resolve import Resolved, resolve
-from seance.litellm_config.schema import ConfigFile
+from seance.litellm_config.schema import ConfigFile, ModelEntry
 
 ENV_PREFIX = "os.environ/"
 
@@ -91,6 +91,18 @@ def read_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
     return LoadedConfig(file, env, source, tuple(ignored), refs, unresolved, resolved)
 
 
+def read_model_entry(raw: Mapping[str, Any], env: Mapping[str, str]) -> ModelEntry:
+    """One model_list entry given at run time (LiteLLM's /model/new body), checked as an entry of
+    the file is: its keys ("did you mean"), its `os.environ/` references (which must be set here:
+    the entry is served at once) and its types. ConfigError names the key path, from the entry."""
+    check_entry(raw)
+    resolver = _Resolver(env, "", {}, {}, ())
+    try:
+        return ModelEntry.model_validate(resolver(dict(raw), ""))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -123,10 +135,11 @@ class _Resolver:
             self.refs[where] = name
             if name in self.env:
                 return self.env[name]
-            if _DEFERRED.match(where) or any(_under(where, path) for path in self.unused):
+            if self.source and (_DEFERRED.match(where) or any(_under(where, path) for path in self.unused)):
                 self.unresolved[where] = name
                 return None
-            raise ConfigError(f"{self.source}: {where}: environment variable {name} is not set")
+            source = f"{self.source}: " if self.source else ""
+            raise ConfigError(f"{source}{where}: environment variable {name} is not set")
         if isinstance(value, dict):
             return {k: self(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
         if isinstance(value, list):

@@ -64,7 +64,7 @@ async def test_migrations_are_idempotent_and_safe_together(tmp_path: Path, db_en
         async with engines[0].connect() as db:
             version = (await db.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
             names = await db.run_sync(lambda sync: sa.inspect(sync).get_table_names())
-        assert version == "0001"
+        assert version == "0002"
         assert set(tables.metadata.tables) <= set(names)
     finally:
         for engine in engines:

@@ -1,4 +1,4 @@
-"""LiteLLM's management API — keys, teams, users, end users, organizations, budgets, spend — in its
+"""LiteLLM's management API — keys, teams, users, end users, organizations, budgets, spend, models — in its
 paths, bodies and answers, over the store. Off the request path: a Starlette app that `app.py`
 hands every request under these prefixes (`routes.ADMIN_PREFIXES`).
 
@@ -8,6 +8,7 @@ hands every request under these prefixes (`routes.ADMIN_PREFIXES`).
     users.py         /user/*
     customers.py     /customer/* and /end_user/*, /organization/*, /budget/*
     spend.py         /spend/*, /global/spend/*
+    models.py        /model/new, /model/update, /model/{id}/update, /model/delete (served by model_sync.py)
 
 Roles (LiteLLM's): proxy_admin does everything; proxy_admin_viewer reads everything; internal_user
 manages their own keys and reads what is theirs; internal_user_viewer only reads what is theirs. A
@@ -27,19 +28,21 @@ from seance.gateway.admin.base import Admin, error_response
 from seance.gateway.errors import GatewayError
 
 if TYPE_CHECKING:
+    from seance.gateway.admin.models import Live
     from seance.gateway.config import Settings
     from seance.gateway.routing.deployments import Deployments
     from seance.gateway.store import Store
 
 
-def build(settings: Settings, store: Store | None, deployments: Deployments) -> Starlette:
+def build(settings: Settings, store: Store | None, deployments: Deployments, live: Live | None = None) -> Starlette:
+    """`live`: what serves the models of /model/new (model_sync.ModelSync), with the store."""
     if store is None:
         return Starlette(routes=[Route("/{path:path}", _no_store, methods=["GET", "POST", "PATCH", "DELETE"])])
-    from seance.gateway.admin import customers, keys, spend, teams, users
+    from seance.gateway.admin import customers, keys, models, spend, teams, users
 
     admin = Admin(settings, store, deployments)
     routes = [*keys.routes(admin), *teams.routes(admin), *users.routes(admin), *customers.routes(admin),
-              *spend.routes(admin)]  # fmt: skip
+              *spend.routes(admin), *(models.routes(admin, live) if live is not None else ())]  # fmt: skip
     return Starlette(routes=routes, exception_handlers={GatewayError: _gateway_error, 404: _not_found})
 
 

@@ -15,14 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from seance.gateway.context import Caller
 from seance.gateway.errors import BadRequest, ModelNotFound
-from seance.gateway.routing.deployments import Deployment, Deployments, Wildcard, fingerprint
+from seance.gateway.routing.deployments import Deployment, Deployments, Wildcard
+from seance.gateway.store.sealing import is_secret
 
 # LiteLLM's special model names on a key: every model of the gateway
 ALL_MODELS = frozenset({"*", "all-proxy-models"})
-# litellm_params never shown: credentials, and headers that may carry them (LiteLLM's /model/info
-# leaves credentials out too)
-SECRET_PARTS = ("key", "secret", "password", "credential", "token", "headers")
-NOT_SECRET = frozenset({"max_tokens", "max_completion_tokens", "max_input_tokens", "max_output_tokens"})
 SUPPORTS = (
     "supports_parallel_function_calling", "supports_vision", "supports_web_search", "supports_url_context",
     "supports_reasoning", "supports_function_calling",
@@ -137,7 +134,7 @@ def _deployment_item(deployment: Deployment) -> dict[str, Any]:
         info.setdefault(name, None)
     info.setdefault("supported_openai_params", sorted(deployment.adapter.supported_params()) or None)
     info["id"] = deployment.id
-    info["db_model"] = False
+    info["db_model"] = deployment.model_info.get("db_model") is True  # added through /model/new
     info["key"] = f"{deployment.target.provider}/{deployment.target.model}"
     return {"model_name": deployment.model_name, "litellm_params": _public(_params_of(deployment)), "model_info": info}
 
@@ -154,8 +151,8 @@ def _wildcard_item(wildcard: Wildcard) -> dict[str, Any]:
         "litellm_provider": _provider_of(wildcard) or None,
         "mode": None,
         **wildcard.entry.model_info,
-        "id": str(wildcard.entry.model_info.get("id") or fingerprint(wildcard.name, params.model, params.model_dump())),
-        "db_model": False,
+        "id": wildcard.id,
+        "db_model": wildcard.entry.model_info.get("db_model") is True,
     }
     return {
         "model_name": wildcard.name,
@@ -206,7 +203,7 @@ def _public(params: Mapping[str, Any]) -> dict[str, Any]:
     """litellm_params without credentials; an api_base without its password."""
     out: dict[str, Any] = {}
     for name, value in params.items():
-        if name not in NOT_SECRET and any(part in name for part in SECRET_PARTS):
+        if is_secret(name):  # credentials, and headers that may carry them
             continue
         if name == "api_base" and isinstance(value, str):
             value = _without_userinfo(value)

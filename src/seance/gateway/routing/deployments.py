@@ -92,10 +92,19 @@ class Wildcard:
     entry: ModelEntry
     where: str
 
+    @property
+    def id(self) -> str:
+        params = self.entry.litellm_params
+        return str(self.entry.model_info.get("id") or fingerprint(self.name, params.model, params.model_dump()))
+
 
 class Deployments:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stored: Sequence[ModelEntry] = ()) -> None:
+        """`stored`: the entries added through /model/new (each with its model_info.id), served
+        beside the file's; one that cannot be served is left out, and why is in `rejected`."""
         self.settings = settings
+        self.stored = tuple(stored)
+        self.rejected: dict[str, str] = {}  # model id -> why that stored entry is not served
         self.adapters: dict[str, Adapter] = {}
         for prefix in REGISTRY:
             adapter = load_adapter(prefix)
@@ -116,28 +125,16 @@ class Deployments:
         if settings.no_config:
             entries = [ModelEntry.model_validate({"model_name": "*", "litellm_params": {"model": "*"}})]
         for index, entry in enumerate(entries):
-            where = f"model_list[{index}]"
-            upstream = entry.litellm_params.model
-            served = True
+            self._add(entry, f"model_list[{index}]", weighted)
+        for entry in self.stored:
+            model_id = str(entry.model_info.get("id"))
+            where = f"db_model[{model_id}]"
             try:
-                if upstream != "*":
-                    self._split(upstream, entry.model_name, where, dynamic=False)
+                self._add(entry, where, weighted, stored=True)
             except _NotServed as exc:
-                served = False
-                self.unsupported.setdefault(entry.model_name, []).append(self._not_served(entry, where, exc.reason))
-                self.warnings.append(
-                    f"{settings.source}: {where} ({entry.model_name}): not served, requests answer 501: {exc.reason}"
-                )
-            else:
-                settings.require_env(f"{where}.litellm_params")
-            if "*" in entry.model_name:  # one of a provider not served answers 501 from _split at request time
-                regex = "^" + re.escape(entry.model_name).replace(r"\*", "(.*)") + "$"
-                self.wildcards.append(Wildcard(re.compile(regex, re.S), entry.model_name, entry, where))
-            elif served:
-                deployment = self._build(entry, upstream, entry.model_name, where)
-                self.groups.setdefault(entry.model_name, []).append(deployment)
-                if "weight" in entry.litellm_params.model_fields_set:
-                    weighted.add(entry.model_name)
+                self.rejected[model_id] = exc.reason
+            except ConfigError as exc:  # its key path from the entry, as /model/new answers it
+                self.rejected[model_id] = str(exc).removeprefix(f"{settings.source}: {where}.")
         for name, group in self.groups.items():
             if name not in weighted:
                 group[:] = _weighed_by_limits(group)
@@ -150,6 +147,31 @@ class Deployments:
         self._listed: list[str] | None = None
         self._check_fallbacks()
         announce(settings, self.warnings)
+
+    def _add(self, entry: ModelEntry, where: str, weighted: set[str], stored: bool = False) -> None:
+        upstream = entry.litellm_params.model
+        served = True
+        try:
+            if upstream != "*":
+                self._split(upstream, entry.model_name, where, dynamic=False)
+        except _NotServed as exc:
+            if stored:  # refused when it is added, rather than answered 501
+                raise
+            served = False
+            self.unsupported.setdefault(entry.model_name, []).append(self._not_served(entry, where, exc.reason))
+            self.warnings.append(
+                f"{self.settings.source}: {where} ({entry.model_name}): not served, requests answer 501: {exc.reason}"
+            )
+        else:
+            self.settings.require_env(f"{where}.litellm_params")
+        if "*" in entry.model_name:  # one of a provider not served answers 501 from _split at request time
+            regex = "^" + re.escape(entry.model_name).replace(r"\*", "(.*)") + "$"
+            self.wildcards.append(Wildcard(re.compile(regex, re.S), entry.model_name, entry, where))
+        elif served:
+            deployment = self._build(entry, upstream, entry.model_name, where)
+            self.groups.setdefault(entry.model_name, []).append(deployment)
+            if "weight" in entry.litellm_params.model_fields_set:
+                weighted.add(entry.model_name)
 
     # -- lookups (request path) --
 
@@ -239,6 +261,11 @@ class Deployments:
         """Every deployment of the file, those not served included (for /health)."""
         return [*(d for group in self.groups.values() for d in group), *self._unsupported()]
 
+    def in_config(self, model_id: str) -> bool:
+        """Whether `model_id` names an entry of the config file (which /model/delete leaves alone)."""
+        found: list[Deployment | Wildcard] = [*self.all(), *self.wildcards]
+        return any(d.id == model_id and d.where.startswith("model_list[") for d in found)
+
     def fallbacks_for(self, model: str, kind: str = "fallbacks") -> tuple[str, ...]:
         """The fallback groups of `model` that this gateway serves, in order (kept per listed group:
         this runs on every request). `kind`: context_window_fallbacks or content_policy_fallbacks,
@@ -261,7 +288,7 @@ class Deployments:
         and, for wildcards, of the environment), the master key, passwords in api_bases."""
         env = self.settings.env
         found = [self.settings.master_key]
-        for entry in self.settings.file.model_list:
+        for entry in [*self.settings.file.model_list, *self.stored]:
             found += [entry.litellm_params.api_key, _password(entry.litellm_params.api_base)]
         for adapter in self.adapters.values():
             found += [env.get(name) for name in adapter.key_env]

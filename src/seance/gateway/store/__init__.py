@@ -31,7 +31,7 @@ from seance.gateway.store.spend import SpendLog
 
 log = logging.getLogger("seance.gateway")
 
-__all__ = ["Database", "Store", "StoreError", "find_database", "migrate", "sqlite", "tables"]
+__all__ = ["Database", "Store", "StoreError", "find_database", "migrate", "reason_of", "sqlite", "tables"]
 
 
 class Store:
@@ -99,7 +99,7 @@ class Store:
         try:
             await migrate(engine)
         except Exception as exc:
-            raise StoreError(f"the database {self.database.where} cannot be used: {_reason(exc)}") from None
+            raise StoreError(f"the database {self.database.where} cannot be used: {reason_of(exc)}") from None
         finally:
             await engine.dispose()
 
@@ -125,7 +125,7 @@ class Store:
             self._engine = None
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """The driver's message without anything that could hold the URL's password."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]

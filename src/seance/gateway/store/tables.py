@@ -167,3 +167,15 @@ spend_logs = sa.Table(
     sa.Column("request_tags", sa.JSON, nullable=False, default=list),
     sa.Column("metadata", sa.JSON, nullable=False, default=dict),
 )
+
+proxy_models = sa.Table(
+    "seance_proxy_models",
+    metadata,
+    # LiteLLM_ProxyModelTable: deployments added through /model/new, served beside config.yaml's
+    sa.Column("model_id", sa.String(256), primary_key=True),  # model_info.id, x-litellm-model-id
+    sa.Column("model_name", sa.String(256), nullable=False, index=True),
+    # credentials sealed (store/sealing.py); `os.environ/NAME` references kept as written
+    sa.Column("litellm_params", sa.JSON, nullable=False, default=dict),
+    sa.Column("model_info", sa.JSON, nullable=False, default=dict),
+    *_stamps(),
+)
