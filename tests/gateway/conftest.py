@@ -79,9 +79,10 @@ class GatewayFactory:
         args: tuple[str, ...] = (),
         master_key: str | None = MASTER_KEY,
         wait: bool = True,
+        port: int | None = None,
     ) -> Running:
         number = len(self.running)
-        port = free_port()
+        port = port or free_port()
         command = [sys.executable, "-m", "seance", "gateway", "--host", "127.0.0.1", "--port", str(port), *args]
         if config is not None:
             path = self.workdir / f"config-{number}.yaml"

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.gateway.admin.test_models import Upstream
 from tests.gateway.asgi_client import KEY, deployment, make_app, request
 from tests.gateway.conftest import GatewayFactory, Running
 from tests.gateway.conftest import deployment as server_deployment
@@ -132,3 +133,32 @@ def test_watch_config_reloads_a_changed_file(gateway: GatewayFactory, slow_upstr
     _write(path, _config(slow_upstream, "gpt", "watched"))
     _wait_for(running, "watched")
     assert "changed: config reloaded from" in running.output()
+
+
+def test_a_reload_keeps_the_models_added_through_the_api(gateway: GatewayFactory, tmp_path: Path) -> None:
+    with Upstream("stored") as upstream:
+        env = {"SEANCE_DB": str(tmp_path / "seance.db"), "SEANCE_MODELS_POLL": "0.5"}
+        running = gateway(_config(upstream.url, "gpt"), env, args=("--workers", "2"))
+        path = gateway.workdir / f"config-{len(gateway.running) - 1}.yaml"
+        with running.http() as client:
+            added = client.post("/model/new", json={"model_name": "added", "litellm_params": {
+                "model": "openai/gpt-4o", "api_base": upstream.url, "api_key": "sk-up"}})  # fmt: skip
+        assert added.status_code == 200, added.text
+        _served_by_every_worker(running, "added")  # the worker that took it at once, the other after a poll
+
+        _write(path, _config(upstream.url, "gpt", "new"))
+        running.process.send_signal(signal.SIGHUP)
+        _served_by_every_worker(running, "new")
+        _served_by_every_worker(running, "added")  # still, in both workers
+        assert running.output().count("SIGHUP: config reloaded") == 2
+
+
+def _served_by_every_worker(running: Running, model: str, seconds: float = 10) -> None:
+    """20 answers in a row, each on a new connection (the workers share the listening socket)."""
+    deadline = time.monotonic() + seconds
+    in_a_row = 0
+    while in_a_row < 20:
+        assert time.monotonic() < deadline, f"'{model}' not served by every worker:\n{running.output()}"
+        with running.http() as client:
+            served = client.post("/v1/chat/completions", json={**CHAT, "model": model}).status_code == 200
+        in_a_row = in_a_row + 1 if served else 0

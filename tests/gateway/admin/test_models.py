@@ -7,10 +7,18 @@ models of config.yaml stay config.yaml's."""
 from __future__ import annotations
 
 import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import openai
 import orjson
+import pytest
+from tests.gateway.conftest import GatewayFactory, Running
 from tests.stack import MASTER, Stack, stack
 
 from seance.gateway.store.models import read_one
@@ -165,3 +173,125 @@ async def test_only_a_proxy_admin_writes_models(tmp_path: Path, db_env: dict[str
         assert info.status_code == 200 and model_id in [m["model_info"]["id"] for m in info.json()["data"]]
         assert (await s.admin("POST", "/model/new", _new(name), as_key="sk-nobody"))[0] == 401
         await s.admin("POST", "/model/delete", {"id": model_id})
+
+
+# -- the real server: two gateways sharing PostgreSQL, the openai SDK as the client --
+
+PORTS = range(19300, 19400)  # this suite's share of the machine's ports
+
+
+def range_port() -> int:
+    """A free port of PORTS."""
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {PORTS}")
+
+
+class Upstream:
+    """An OpenAI-compatible loopback upstream whose answers say its name, and the keys it was sent."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.keys: list[str] = []
+        answer = orjson.dumps({
+            "id": "c1", "object": "chat.completion", "model": "m", "created": 1,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": name}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        })  # fmt: skip
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"]))
+                upstream.keys.append(self.headers.get("authorization", ""))
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", range_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> Upstream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@pytest.fixture
+def upstreams() -> Iterator[tuple[Upstream, Upstream]]:
+    with Upstream("first") as first, Upstream("second") as second:
+        yield first, second
+
+
+def answered_by(running: Running, model: str) -> str | None:
+    """Which upstream answered a chat request for `model` (None: the gateway does not know it)."""
+    try:
+        answer = running.openai().chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    except openai.NotFoundError:
+        return None
+    return answer.choices[0].message.content
+
+
+def wait_for(running: Running, model: str, upstream: str | None, within: float) -> float:
+    """Seconds until `model` is answered by `upstream` (None: until it is unknown); fails after `within`."""
+    start = time.monotonic()
+    while (seen := answered_by(running, model)) != upstream:
+        assert time.monotonic() - start < within, f"{model}: {seen!r}, not {upstream!r}, after {within} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+POLL = 0.5  # SEANCE_MODELS_POLL of these gateways
+CONFIG = {"model_list": [{"model_name": "configured", "litellm_params": {"model": "openai/gpt-4o",
+          "api_base": "http://127.0.0.1:9/v1", "api_key": "sk-never-called"}}]}  # fmt: skip
+
+
+def test_two_gateways_on_one_postgres_serve_what_either_added(
+    gateway: GatewayFactory, pg_database: str, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    first, second = upstreams
+    env = {"DATABASE_URL": pg_database, "SEANCE_MODELS_POLL": str(POLL), "UPSTREAM_KEY": "sk-upstream-env"}
+    one = gateway(CONFIG, env, port=range_port())
+    other = gateway(CONFIG, env, port=range_port())
+    name = _unique("shared")
+    with one.http() as client:
+        added = client.post("/model/new", json={"model_name": name, "litellm_params": {
+            "model": "openai/gpt-4o", "api_base": first.url, "api_key": "os.environ/UPSTREAM_KEY"}})  # fmt: skip
+    assert added.status_code == 200, added.text
+    model_id = added.json()["model_id"]
+    assert answered_by(one, name) == "first"  # at once where it was written
+    assert first.keys[-1] == "Bearer sk-upstream-env"
+    wait_for(other, name, "first", within=POLL + 3)  # the other within the poll delay (and a request)
+
+    with other.http() as client:
+        moved = client.patch(f"/model/{model_id}/update", json={"litellm_params": {"api_base": second.url}})
+    assert moved.status_code == 200, moved.text
+    assert answered_by(other, name) == "second"
+    wait_for(one, name, "second", within=POLL + 3)
+
+    with one.http() as client:
+        assert client.post("/model/delete", json={"id": model_id}).status_code == 200
+        listed = client.get("/v1/models").json()["data"]
+    assert name not in [m["id"] for m in listed]
+    assert answered_by(one, name) is None
+    wait_for(other, name, None, within=POLL + 3)
+    with other.http() as client:
+        assert "configured" in [m["id"] for m in client.get("/v1/models").json()["data"]]
+    for running in (one, other):
+        assert "sk-upstream-env" not in running.output()

@@ -3,7 +3,7 @@ worker that another one changed them (the rows' count and latest update, one che
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +37,6 @@ async def read_one(engine: Callable[[], AsyncEngine], model_id: str) -> dict[str
     return None if row is None else _plain(row)
 
 
-def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
+def _plain(row: sa.RowMapping) -> dict[str, Any]:
     # str(k): SQLAlchemy's column names are a str subclass that orjson does not take as a key
     return {str(k): v for k, v in row.items()}
