@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.gateway.admin.test_models import Upstream
+from tests.gateway.admin.test_model_management import Upstream
 from tests.gateway.asgi_client import KEY, deployment, make_app, request
 from tests.gateway.conftest import GatewayFactory, Running
 from tests.gateway.conftest import deployment as server_deployment

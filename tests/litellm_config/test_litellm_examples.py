@@ -32,12 +32,12 @@ def test_litellm_proxy_server_config() -> None:
         "finetune_settings",
         "files_settings",
         "litellm_settings.default_team_settings",
-        "general_settings.store_model_in_db",
         "general_settings.pass_through_endpoints",
         "model_list[13].litellm_params.mock_timeout",
     ):
         assert path in paths
     assert "router_settings.redis_host" not in paths  # supported: the shared Redis
+    assert "general_settings.store_model_in_db" not in paths  # supported: /model/new
     assert "router_settings.redis_host" in loaded.unresolved
     assert (loaded.resolved.num_retries, loaded.resolved.timeout, loaded.resolved.drop_params) == (5, 600, True)
 
