@@ -104,6 +104,9 @@ async def test_an_environment_reference_is_stored_as_written(tmp_path: Path, db_
         assert added["litellm_params"]["api_key"] == "os.environ/UP_KEY"
         row = await _row(s, added["model_id"])
         assert row is not None and row["litellm_params"]["api_key"] == "os.environ/UP_KEY"
+        status, moved = await s.admin("PATCH", f"/model/{added['model_id']}/update",
+                                      {"litellm_params": {"api_base": "http://user:pw-in-url@up.test/v1"}})  # fmt: skip
+        assert status == 200 and moved["litellm_params"]["api_base"] == "http://up.test/v1", moved
         assert (await s.chat(MASTER, name)).status_code == 200
         assert s.transport.requests[-1].headers["authorization"] == "Bearer sk-from-the-environment"
         await s.admin("POST", "/model/delete", {"id": added["model_id"]})

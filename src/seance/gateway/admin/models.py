@@ -12,6 +12,7 @@ written and leaves a literal credential out. Models of config.yaml are changed i
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from starlette.requests import Request
@@ -51,8 +52,13 @@ def routes(admin: Admin, live: Live) -> list[Route]:
         live.check(model_id, data)
         values = {"model_name": data["model_name"], "litellm_params": _sealed(live, data["litellm_params"]),
                   "model_info": _info(model_id, data["model_info"]), **stamps(who, new=True)}  # fmt: skip
-        async with admin.engine.begin() as db:
-            await db.execute(sa.insert(M).values(model_id=model_id, **values))
+        try:
+            async with admin.engine.begin() as db:
+                await db.execute(sa.insert(M).values(model_id=model_id, **values))
+        except sa.exc.IntegrityError:  # the same id, added at the same moment elsewhere
+            raise BadRequest(
+                f"model_info.id: a model with id {model_id} exists already", param="model_info.id"
+            ) from None
         await live.changed()
         return _shown({"model_id": model_id, **values})
 
@@ -171,6 +177,14 @@ def _info(model_id: str, info: dict[str, Any]) -> dict[str, Any]:
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
     """A row as LiteLLM answers it (LiteLLM_ProxyModelTable), without a credential."""
     params = {k: v for k, v in row["litellm_params"].items() if not is_secret(k) or is_reference(v)}
+    if isinstance(params.get("api_base"), str):
+        params["api_base"] = _without_userinfo(params["api_base"])
     out = render({**row, "litellm_params": params, "model_info": {**row["model_info"], "db_model": True}})
     assert out is not None
     return out
+
+
+def _without_userinfo(url: str) -> str:
+    """An api_base without the user and password it may carry."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else url
