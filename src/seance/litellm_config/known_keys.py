@@ -260,7 +260,8 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
     _group(
         SUPPORTED,
         "background_health_checks health_check_interval",
-        "one cheap call per deployment per interval (model_info.health_check_model, mode), per worker",
+        "one cheap call per deployment per interval (model_info.health_check_model, mode): one round for all "
+        "workers and replicas with Redis, else per worker",
     ),
     _group(IGNORED, "health_check_details", ROUTER_ISSUE),
     _group(

@@ -1,16 +1,25 @@
 """Background health checks: one cheap call per configured deployment, feeding /health (with
-?model=) and the cooldowns; /health itself never calls a provider."""
+?model=) and the cooldowns; /health itself never calls a provider; with a shared Redis, one round
+per interval for all the gateways, whose /health all show what it found."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from tests.gateway.asgi_client import deployment, make_app, request
+from tests.gateway.conftest import GatewayFactory
+from tests.gateway.conftest import deployment as deployment_entry
+from tests.gateway.routing.test_bus import REDIS
 from tests.gateway.routing.test_router import CHAT, OK, by_host
 
 from seance.gateway.upstream import UpstreamRequest
@@ -97,3 +106,64 @@ async def test_the_checks_run_at_their_interval_until_stopped(tmp_path: Path) ->
     stopped = len(calls)
     await asyncio.sleep(0.1)
     assert len(calls) == stopped
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """/bad answers 503, /good 200; probes (max_tokens 1) and requests counted per deployment."""
+
+    probes: dict[str, list[float]]
+    requests: Counter[str]
+
+    def do_POST(self) -> None:
+        body = orjson.loads(self.rfile.read(int(self.headers["content-length"])))
+        name = self.path.split("/")[1]
+        if body.get("max_tokens") == 1:
+            self.probes.setdefault(name, []).append(time.time())
+        else:
+            self.requests[name] += 1
+        status, answer = (503, b'{"error":{"message":"overloaded"}}') if name == "bad" else (200, OK)
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_two_gateways_on_one_redis_probe_once_per_interval_and_both_report(gateway: GatewayFactory) -> None:
+    probes: dict[str, list[float]] = {}
+    requests: Counter[str] = Counter()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Counting,), {"probes": probes, "requests": requests}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    run = uuid.uuid4().hex  # ids of its own: a fleet of its own on the shared Redis
+    config = {
+        "model_list": [
+            {**deployment_entry("gpt", "openai/gpt-4o", base + "/bad"), "model_info": {"id": f"bad-{run}"}},
+            {**deployment_entry("gpt", "openai/gpt-4o", base + "/good"), "model_info": {"id": f"good-{run}"}},
+        ],
+        "general_settings": {"background_health_checks": True, "health_check_interval": 1},
+        "router_settings": {"cooldown_time": 60, "num_retries": 0},
+    }
+    began = time.time()
+    gateways = [gateway(config, {"REDIS_URL": REDIS}) for _ in range(2)]
+    try:
+        time.sleep(3.2)
+        rounds = int(time.time()) - int(began) + 1  # the rounds begun since (interval 1 s)
+        for name in ("bad", "good"):
+            assert 2 <= len(probes[name]) <= rounds, (name, probes, rounds)  # not once per gateway
+            assert len({int(t) for t in probes[name]}) == len(probes[name])  # never twice in a round
+        for running in gateways:  # each reports what the round found, whichever gateway probed
+            with running.http() as client:
+                report = client.get("/health").json()
+                assert [e["model_id"] for e in report["unhealthy_endpoints"]] == [f"bad-{run}"]
+                assert [e["model_id"] for e in report["healthy_endpoints"]] == [f"good-{run}"]
+                assert "overloaded" in report["unhealthy_endpoints"][0]["error"]
+                for _ in range(5):  # the failed probe cooled it down on both
+                    assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+        assert requests == {"good": 10}
+    finally:
+        server.shutdown()
+        server.server_close()

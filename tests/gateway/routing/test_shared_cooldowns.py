@@ -1,13 +1,11 @@
-"""Cooldowns shared through the real Redis on 127.0.0.1:6379: a deployment one worker cools down is
-skipped by the others after their next refresh; Redis down, each worker keeps its own."""
+"""Cooldowns shared through the real Redis on 127.0.0.1:6379: a deployment one worker cools down
+is skipped by the others from their next request on (a message, not a poll); a worker that starts
+later reads the cooldowns in force. (Redis down: test_bus.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import socket
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,58 +15,49 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from tests.gateway.conftest import GatewayFactory, deployment
+from tests.gateway.routing.test_bus import REDIS, _bus, _until, prefix
 
+from seance.gateway.routing.bus import PREFIX
 from seance.gateway.routing.cooldowns import KEY, Cooldowns, Shared
 
-REDIS = "redis://127.0.0.1:6379/0"
+__all__ = ["prefix"]  # the fixture
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_a_cooldown_written_by_one_worker_is_read_by_the_other() -> None:
-    ids = [f"test-{uuid.uuid4().hex}" for _ in range(2)]  # a key of its own per test run
+async def test_a_cooldown_announced_by_one_worker_is_heard_by_the_other_at_once(prefix: str) -> None:
+    ids = ["a", "b"]
     one, other = Cooldowns(allowed_fails=0, cooldown_time=30), Cooldowns(allowed_fails=0, cooldown_time=30)
-    shared_one, shared_other = Shared(one, Redis.from_url(REDIS), ids), Shared(other, Redis.from_url(REDIS), ids)
+    bus_one, bus_other = _bus(prefix), _bus(prefix)
+    shared_one, shared_other = Shared(one, bus_one, ids), Shared(other, bus_other, ids)
+    await bus_one.start()
+    await bus_other.start()
     try:
-        await shared_other.refresh()
-        assert not other.cooling(ids[0])
-        assert one.failed(ids[0], 500)
-        shared_one.announce(ids[0])
-        await asyncio.gather(*shared_one._writes)
-        await shared_other.refresh()
-        assert other.cooling(ids[0]) and not other.cooling(ids[1])
-        assert 28 < other.seconds_left([ids[0]]) <= 30
-        ttl = await shared_one.client.pttl(KEY + ids[0])
-        assert 0 < ttl <= 30_000  # Redis forgets it by itself
+        assert one.failed("a", 500)
+        await shared_one.announce("a")
+        await _until(lambda: other.cooling("a"), 1.0)  # a message, not a poll
+        assert not other.cooling("b") and 29 < other.seconds_left(["a"]) <= 30
+        assert 0 < await bus_one.client.pttl(prefix + KEY + "a") <= 30_000  # Redis forgets it by itself
+        for message in (b"nan a", b"inf a", b"-1 b", b"5 unknown", b"garbage", b"\xff\xfe"):
+            shared_other.heard(message)  # what no worker sends changes nothing
+        assert not other.cooling("b") and other.seconds_left(["a"]) <= 30
     finally:
-        await shared_one.client.delete(*(KEY + i for i in ids))
-        await shared_one.stop()
-        await shared_other.stop()
+        await bus_one.stop()
+        await bus_other.stop()
 
 
-async def test_redis_down_keeps_local_cooldowns_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    local = Cooldowns(allowed_fails=0, cooldown_time=30)
-    shared = Shared(local, Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2), ["dep"])
-    with caplog.at_level(logging.WARNING, logger="seance.gateway"):
-        assert local.failed("dep", 500)
-        shared.announce("dep")
-        await asyncio.gather(*shared._writes)
-        await shared.refresh()
-        await shared.refresh()
-    assert local.cooling("dep")
-    assert [r.getMessage() for r in caplog.records].count(
-        "shared cooldowns: Redis failed (ConnectionError); each worker keeps its own"
-    ) == 1
-    await shared.stop()
+async def test_a_worker_that_starts_later_reads_the_cooldowns_in_force(prefix: str) -> None:
+    early = _bus(prefix)
+    shared_early = Shared(Cooldowns(allowed_fails=0, cooldown_time=30), early, ["a", "b"])
+    await shared_early.announce("b")  # nobody listening yet
+    late_cooldowns = Cooldowns(allowed_fails=0, cooldown_time=30)
+    late = _bus(prefix)
+    Shared(late_cooldowns, late, ["a", "b"])
+    await late.start()
+    try:
+        assert late_cooldowns.cooling("b")  # caught up before start returns
+        assert not late_cooldowns.cooling("a")
+    finally:
+        await early.stop()
+        await late.stop()
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -104,38 +93,35 @@ def upstream() -> Iterator[tuple[str, Counter[str]]]:
     server.server_close()
 
 
-def test_two_gateways_share_a_cooldown_through_redis(
+def test_after_a_failure_no_request_reaches_the_deployment_from_either_gateway(
     gateway: GatewayFactory, upstream: tuple[str, Counter[str]]
 ) -> None:
+    """Requests alternate between two gateways on one Redis: the request right after the failure
+    goes to the other gateway, and it already skips the failed deployment."""
     base, counts = upstream
     run = uuid.uuid4().hex
     config = {
         "model_list": [
-            deployment("gpt", "openai/gpt-4o", base + "/bad", model_info={"id": f"bad-{run}"}),
-            deployment("gpt", "openai/gpt-4o", base + "/good", model_info={"id": f"good-{run}"}),
+            {**deployment("gpt", "openai/gpt-4o", base + "/bad"), "model_info": {"id": f"bad-{run}"}},
+            {**deployment("gpt", "openai/gpt-4o", base + "/good"), "model_info": {"id": f"good-{run}"}},
         ],
         "router_settings": {"allowed_fails": 0, "cooldown_time": 60, "num_retries": 1},
     }
     env = {"REDIS_URL": REDIS}
-    first, second = gateway(config, env), gateway(config, env)
+    gateways = [gateway(config, env), gateway(config, env)]
+    clients = [g.http() for g in gateways]
     body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
     try:
-        with first.http() as client:
-            for _ in range(10):  # until the bad deployment has been tried (and cooled down) once
-                assert client.post("/v1/chat/completions", json=body).status_code == 200
-                if counts["bad"]:
-                    break
-        assert counts["bad"] == 1
-        time.sleep(1.5)  # the other gateway's refresh (every second) has run
-        with second.http() as client:
-            for _ in range(20):
-                assert client.post("/v1/chat/completions", json=body).status_code == 200
-        assert counts["bad"] == 1 and counts["good"] >= 20  # the second never tried it
+        for number in range(60):
+            assert clients[number % 2].post("/v1/chat/completions", json=body).status_code == 200
+        assert counts["bad"] == 1 and counts["good"] >= 60  # the first failure was the last request it got
     finally:
+        for client in clients:
+            client.close()
         asyncio.run(_delete(f"bad-{run}", f"good-{run}"))
 
 
 async def _delete(*ids: str) -> None:
     client = Redis.from_url(REDIS)
-    await client.delete(*(KEY + i for i in ids))
+    await client.delete(*(PREFIX + KEY + i for i in ids))
     await client.aclose()

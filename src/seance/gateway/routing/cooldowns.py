@@ -9,34 +9,33 @@ The state is in-process (per worker). Every structure is bounded: deployments ma
 names come and go, so the oldest records are dropped past `limit`.
 
 With a shared Redis (shared_state.find_redis), cooldowns are shared by workers and replicas
-(`Shared`): a worker that cools a deployment down writes one key (`SET seance:cooldown:<id>
-<until> PX <cooldown>`, not awaited by the request), and every worker reads the keys of the
-deployments that can cool down in one MGET, in the background, every REFRESH seconds. The healthy
-path never waits for Redis; another worker stops sending to a cooled-down deployment at most
-REFRESH seconds (plus a round trip) after the failure. Failure counts (allowed_fails) stay per
-worker: only the decision is shared. Redis down: each worker goes on with its own cooldowns, one
-WARNING when it goes and one line when it is back.
+(`Shared`, over bus.py): a worker that cools a deployment down sends, in one pipeline, `SET
+seance:cooldown:<id> <until> PX <cooldown>` and a PUBLISH on `seance:cooldowns`, and awaits it
+before its retry: every worker holds a subscription and cools the deployment down as the message
+arrives, so once the failed request has its answer, no worker sends another request to that
+deployment. The keys are the catch-up: a worker reads them all in one MGET each time it
+subscribes (at its start, when Redis is back). The healthy path never waits for Redis. Failure
+counts (allowed_fails) stay per worker: only the decision is shared. Redis down: each worker goes
+on with its own cooldowns, one WARNING when it goes and one line when it is back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from seance.gateway.routing.bus import Bus
 
 DEFAULT_ALLOWED_FAILS = 3
 DEFAULT_COOLDOWN_TIME = 5.0
 WINDOW = 60.0
 IMMEDIATE = frozenset({401, 404, 408, 429})
-REFRESH = 1.0  # seconds between reads of the shared cooldowns
-KEY = "seance:cooldown:"
-log = logging.getLogger("seance.gateway")
+KEY = "cooldown:"  # under the bus's prefix: seance:cooldown:<deployment id>
+CHANNEL = "cooldowns"
+MAX_SECONDS = 86400.0  # of a cooldown heard from the bus
 
 
 class Cooldowns:
@@ -96,73 +95,51 @@ class Cooldowns:
 
 
 class Shared:
-    """The cooldowns of `local` shared through Redis, for the deployments in `ids` (those of
+    """The cooldowns of `local` shared through the bus, for the deployments in `ids` (those of
     groups with more than one deployment: the others never cool down)."""
 
-    def __init__(
-        self, local: Cooldowns, client: Redis, ids: Sequence[str], wall: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, local: Cooldowns, bus: Bus, ids: Sequence[str], wall: Callable[[], float] = time.time) -> None:
         self.local = local
-        self.client = client
-        self.ids = list(ids)
-        self.keys = [KEY + i for i in self.ids]
+        self.bus = bus
+        self.ids = frozenset(ids)
+        self.keys = [KEY + i for i in ids]
         self.wall = wall
-        self.down = False
-        self._writes: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
+        bus.subscribe(CHANNEL, self.heard, self.refresh)
 
-    def announce(self, deployment_id: str) -> None:
-        """Tells the other workers, without making the request wait."""
+    async def announce(self, deployment_id: str) -> None:
+        """Tells the other workers (one round trip): they skip it from their next request on."""
         seconds = self.local.cooldown_time
-        task = asyncio.get_running_loop().create_task(self._write(deployment_id, seconds))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        message = f"{seconds!r} {deployment_id}".encode()
+        until = repr(self.wall() + seconds).encode()
+        await self.bus.publish(CHANNEL, message, KEY + deployment_id, until, int(seconds * 1000))
 
-    async def _write(self, deployment_id: str, seconds: float) -> None:
+    def heard(self, message: bytes) -> None:
+        """Another worker's (or this one's own) announce. Seconds rather than a time: the clocks
+        of replicas may differ, a message takes a round trip."""
+        text, _, deployment_id = message.decode(errors="replace").partition(" ")
+        if deployment_id not in self.ids:
+            return
         try:
-            await self.client.set(KEY + deployment_id, repr(self.wall() + seconds), px=max(1, int(seconds * 1000)))
-        except Exception as exc:
-            self._failed(exc)
+            seconds = float(text)
+        except ValueError:
+            return
+        if 0 < seconds <= MAX_SECONDS:  # not nan, not forever
+            self.local.cool(deployment_id, seconds)
 
     async def refresh(self) -> None:
-        """Reads every shared cooldown into the local state (one round trip)."""
-        try:
-            values = await self.client.mget(self.keys)
-        except Exception as exc:
-            self._failed(exc)
+        """The catch-up after (re)subscribing: every shared cooldown in one MGET."""
+        values = await self.bus.read(self.keys)
+        if values is None:
             return
-        if self.down:
-            self.down = False
-            log.warning("shared cooldowns: Redis answers again")
         now = self.wall()
-        for deployment_id, value in zip(self.ids, values, strict=True):
+        for key, value in zip(self.keys, values, strict=True):
             if value is not None:
                 try:
                     left = float(value) - now
                 except ValueError:
                     continue
                 if left > 0:
-                    self.local.cool(deployment_id, left)
-
-    def _failed(self, exc: Exception) -> None:
-        if not self.down:
-            self.down = True
-            log.warning("shared cooldowns: Redis failed (%s); each worker keeps its own", type(exc).__name__)
-
-    async def _run(self, interval: float) -> None:
-        while True:
-            await self.refresh()
-            await asyncio.sleep(interval)
-
-    def start(self, interval: float = REFRESH) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(interval))
-
-    async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._writes) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self.client.aclose()
+                    self.local.cool(key.removeprefix(KEY), left)
 
 
 def _bound(records: dict[str, Any], limit: int) -> None:

@@ -41,9 +41,10 @@ from seance.gateway.errors import (
 )
 from seance.gateway.providers.base import Call, Operation, Reply
 from seance.gateway.routing import mocks
+from seance.gateway.routing.bus import Bus
 from seance.gateway.routing.cooldowns import Cooldowns, Shared
 from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment, Deployments
-from seance.gateway.routing.health_checks import HealthChecks, cools_down
+from seance.gateway.routing.health_checks import HealthChecks, Outcome, cools_down
 from seance.gateway.routing.proxy import Proxy, Stream
 from seance.gateway.routing.strategies import Strategy
 from seance.gateway.shared_state import find_redis
@@ -117,11 +118,6 @@ class Router:
         self.cooldowns = Cooldowns(router.allowed_fails, router.cooldown_time, clock)
         # told when a deployment starts cooling down, with the upstream status (the metrics' counter)
         self.on_cooldown: Callable[[Deployment, int | None], None] | None = None
-        self.shared: Shared | None = None  # cooldowns shared through Redis, when there is one
-        redis = find_redis(settings)
-        cooling = [d.id for group in deployments.groups.values() if len(group) > 1 for d in group]
-        if redis is not None and cooling and self.cooldowns.cooldown_time > 0:
-            self.shared = Shared(self.cooldowns, redis.client(), cooling)
         self.sleep = sleep
         self._defaults: dict[str, Options] = {}  # per model name: what the config alone asks for
         self.random = random.Random()
@@ -129,6 +125,17 @@ class Router:
         self.checks: HealthChecks | None = None  # general_settings.background_health_checks
         if general.background_health_checks:
             self.checks = HealthChecks(deployments.all(), self.proxy, self._probed, general.health_check_interval)
+        # cooldowns and health-check rounds shared through Redis, when there is one (bus.py)
+        self.bus: Bus | None = None
+        self.shared: Shared | None = None
+        redis = find_redis(settings)
+        cooling = [d.id for group in deployments.groups.values() if len(group) > 1 for d in group]
+        if redis is not None and ((cooling and self.cooldowns.cooldown_time > 0) or self.checks is not None):
+            self.bus = Bus.connect(redis)
+            if cooling and self.cooldowns.cooldown_time > 0:
+                self.shared = Shared(self.cooldowns, self.bus, cooling)
+            if self.checks is not None:
+                self.checks.share(self.bus, self._heard)
         # LiteLLM's retry_policy (retries per error class), and per group model_group_retry_policy
         self.retry_policy = router.retry_policy.counts() if router.retry_policy else None
         self.group_retry_policy = {name: p.counts() for name, p in router.model_group_retry_policy.items()}
@@ -141,16 +148,16 @@ class Router:
             )  # fmt: skip
 
     async def start(self) -> None:
-        if self.shared is not None:
-            self.shared.start()
+        if self.bus is not None:
+            await self.bus.start()
         if self.checks is not None:
             self.checks.start()
 
     async def stop(self) -> None:
         if self.checks is not None:
             await self.checks.stop()
-        if self.shared is not None:
-            await self.shared.stop()
+        if self.bus is not None:
+            await self.bus.stop()
 
     # (plain functions returning _route's coroutine: awaiting them awaits it, without a layer more)
 
@@ -281,7 +288,8 @@ class Router:
                         result = await self._measured(self.strategy, deployment, sent)
                 except GatewayError as exc:
                     error = exc
-                    self._failed(ctx, deployment, exc, shared and exc.kind is None)
+                    if self._failed(ctx, deployment, exc, shared and exc.kind is None) and self.shared is not None:
+                        await self.shared.announce(deployment.id)  # before the retry: see cooldowns.py
                     # retry_policy: its count for this class of failure; naming a class Seance would
                     # not retry (a 400, a refusal) asks for it to be retried all the same
                     named = policy.get(retry_class(exc)) if policy is not None else None
@@ -317,22 +325,22 @@ class Router:
         groups[position + 1 :] = special
         return bool(special)
 
-    def _failed(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, shared: bool) -> None:
+    def _failed(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, shared: bool) -> bool:
+        """Bookkeeping of a failed try; True when the deployment now cools down."""
         self.health.last_error[deployment.id] = (time.time(), error.message)
         status = error.upstream_status if isinstance(error, UpstreamError) else error.status
         ctx.failed_attempts += ((deployment, status, ctx.upstream_sent, time.perf_counter()),)
         cooling = shared and self.cooldowns.failed(deployment.id, status)
         if cooling and self.on_cooldown is not None:
             self.on_cooldown(deployment, status)
-        if cooling and self.shared is not None:
-            self.shared.announce(deployment.id)
         log.warning(
             "request %s: deployment %s (%s) failed with %s: %s%s",
             ctx.id, deployment.id, deployment.model_name, _status(error), error.message,
             f"; cooling down for {self.cooldowns.cooldown_time:g} s" if cooling else "",
         )  # fmt: skip
+        return cooling
 
-    def _probed(self, deployment: Deployment, error: GatewayError | None) -> None:
+    async def _probed(self, deployment: Deployment, error: GatewayError | None) -> None:
         """A background health check's outcome: /health's record, and a cooldown when the
         deployment failed as a request would (and its group has another one)."""
         if error is None:
@@ -344,12 +352,20 @@ class Router:
         if cooling:
             self.cooldowns.cool(deployment.id, self.cooldowns.cooldown_time)
             if self.shared is not None:
-                self.shared.announce(deployment.id)
+                await self.shared.announce(deployment.id)
         log.warning(
             "health check: deployment %s (%s) failed with %s: %s%s",
             deployment.id, deployment.model_name, _status(error), error.message,
             f"; cooling down for {self.cooldowns.cooldown_time:g} s" if cooling else "",
         )  # fmt: skip
+
+    def _heard(self, outcome: Outcome) -> None:
+        """A probe's outcome from the worker that ran the round (health_checks.py), for /health."""
+        deployment_id, when, error = outcome
+        if error is None:
+            self.health.last_success[deployment_id] = max(when, self.health.last_success.get(deployment_id, 0.0))
+        elif when > self.health.last_error.get(deployment_id, (0.0, ""))[0]:
+            self.health.last_error[deployment_id] = (when, error)
 
     def _wait(self, error: GatewayError, attempt: int, group: Sequence[Deployment], failed: set[str]) -> float | None:
         """Seconds to wait before the next try: none when another deployment of the group is left,
