@@ -181,7 +181,43 @@ def check_bars(results: Results) -> list[Bar]:
         _bar("Anthropic c=64 throughput vs LiteLLM", ">= 20x", times_litellm("anthropic-c64"),
              lambda v: v >= 20, "x"),
     ]  # fmt: skip
-    return bars + cache_bars(results)
+    return bars + cache_bars(results) + flaky_bars(results)
+
+
+def _success(load: LoadResult) -> float:
+    """Good answers out of every request made (errors and timeouts included), in %."""
+    return 100 * load.good / max(load.good + load.failures, 1)
+
+
+def flaky_bars(results: Results) -> list[Bar]:
+    """Issue 11's bars for a group with a deployment failing 20 %: every request succeeds, and the
+    p99 stays within 2x that of the healthy run at the same concurrency (chat-c16)."""
+    flaky, healthy = _load(results.get("seance", "flaky-c16")), _load(results.get("seance", "chat-c16"))
+    if flaky is None:
+        return []
+    return [
+        _bar("flaky c=16: Seance success rate", "100 %", _success(flaky), lambda v: v == 100, " %"),
+        _bar("flaky c=16: Seance p99 vs its healthy chat c=16 p99", "<= 2x",
+             None if healthy is None else _ratio(flaky.p99_ms, healthy.p99_ms), lambda v: v <= 2, "x"),
+    ]  # fmt: skip
+
+
+def flaky_table(results: Results) -> str:
+    """Seance and LiteLLM on the same flaky group in the same run, each against its healthy run."""
+    rows = [
+        "| target | success | req/s | p99 ms | healthy chat c=16 p99 ms | p99 / healthy p99 | first failure |",
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for target in ("seance", "litellm"):
+        flaky, healthy = _load(results.get(target, "flaky-c16")), _load(results.get(target, "chat-c16"))
+        if flaky is None:
+            continue
+        healthy_p99 = None if healthy is None else healthy.p99_ms
+        rows.append(
+            f"| {target} | {_success(flaky):.2f} % | {flaky.rps:,.0f} | {flaky.p99_ms:.2f} | {_fmt(healthy_p99)} "
+            f"| {_fmt(_ratio(flaky.p99_ms, healthy_p99))} | {flaky.first_bad[:80] or '-'} |"
+        )
+    return "\n".join(rows)
 
 
 def cache_bars(results: Results) -> list[Bar]:

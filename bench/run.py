@@ -31,6 +31,7 @@ from report import (
     bars_table,
     check_bars,
     compare_table,
+    flaky_table,
     limits_bars,
     ratios_table,
     results_table,
@@ -212,6 +213,9 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
         "## Bars (issues 2 and 4)", bars_table(bars),
     ])  # fmt: skip
     keys = [s.key for s in args.selected]
+    if "flaky-c16" in keys:
+        text += "\n\n## A flaky deployment (issue 11): flaky-c16 vs each gateway's healthy chat c=16\n\n"
+        text += flaky_table(results)
     for other, title in (("seance-base", f"Before/after: seance vs seance-base ({args.baseline})"),
                          ("seance-log", "Access log: seance vs seance-log (--access-log)"),
                          ("seance-nodb", "The store: seance vs seance-nodb (--no-db: no keys, no spend rows)"),

@@ -64,6 +64,11 @@ SCENARIOS = [
     Scenario("chat-c64", "chat c=64", 64, "bench-openai", "/v1/chat/completions", "chat"),
     Scenario("stream-c16", "stream 20 chunks c=16", 16, "bench-stream", "/stream/v1/chat/completions", "stream"),
     Scenario("slow-c256", "50 ms upstream c=256", 256, "bench-slow", "/slow/v1/chat/completions", "chat"),
+    # Two deployments, one failing 20 % of its requests (upstream.py): retries and cooldowns as
+    # ROUTER_SETTINGS set them. The direct target calls the healthy route: the floor.
+    Scenario(
+        "flaky-c16", "flaky: 2 deployments, one failing 20 % c=16", 16, "bench-flaky", "/v1/chat/completions", "chat"
+    ),
     Scenario("embed-c16", "embeddings c=16", 16, "bench-embed", "/v1/embeddings", "embeddings"),
     Scenario("anthropic-c64", "anthropic c=64", 64, "bench-anthropic", "/anthropic/v1/messages", "anthropic"),
     Scenario(
@@ -102,6 +107,14 @@ def cache_settings(kind: str, namespace: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What a LiteLLM user sets for a group with a flaky deployment (LiteLLM's router_settings): two
+# retries; a deployment failing more than 3 times in a minute is skipped for a while. That while
+# is 1 s here, not the usual 30: the flaky deployment is back every second of the run, so the run
+# measures retries, not only a cooldown that takes it out from the warm-up on. Only flaky-c16
+# fails, so the other scenarios never use them.
+ROUTER_SETTINGS = {"num_retries": 2, "allowed_fails": 3, "cooldown_time": 1}
+
+
 def gateway_config(upstream: str) -> str:
     """One LiteLLM-format config.yaml that Seance and the LiteLLM proxy both load unchanged."""
     entries = [
@@ -112,6 +125,8 @@ def gateway_config(upstream: str) -> str:
         # Both gateways append /v1/messages to an Anthropic api_base.
         ("bench-anthropic", "anthropic/claude-haiku-4-5", f"{upstream}/anthropic", "sk-ant-fake"),
         ("bench-anthropic-stream", "anthropic/claude-haiku-4-5", f"{upstream}/anthropic-stream", "sk-ant-fake"),
+        ("bench-flaky", "openai/gpt-4o-mini", f"{upstream}/v1", "sk-fake"),
+        ("bench-flaky", "openai/gpt-4o-mini", f"{upstream}/flaky/v1", "sk-fake"),
     ]
     lines = ["model_list:"]
     for name, model, api_base, api_key in entries:
@@ -122,4 +137,5 @@ def gateway_config(upstream: str) -> str:
             f"      api_base: {api_base}",
             f"      api_key: {api_key}",
         ]
+    lines += ["router_settings:", *(f"  {key}: {value}" for key, value in ROUTER_SETTINGS.items())]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,9 @@
 nginx's static handler answers POST with 405, so `error_page 405 =200 $uri` serves the file to a POST
 (the request body is discarded). With open_file_cache one nginx worker serves tens of thousands of
 answers a second, far above what a gateway relays. The 50 ms route uses the echo module's
-`echo_sleep` (a timer, not a blocked worker), then `echo_exec` to the fast route.
+`echo_sleep` (a timer, not a blocked worker), then `echo_exec` to the fast route. The flaky route
+fails FLAKY_PERCENT % of its requests, drawn per request by `split_clients` on `$request_id` (random):
+half a 500, half a reset (`return 444`: nginx closes the connection without an answer).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from bodies import (
 
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
 SLOW_UPSTREAM_SECONDS = 0.05
+FLAKY_PERCENT = 20
+FLAKY_ERROR = '{"error":{"message":"bench: injected failure","type":"server_error"}}'
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Route:
     content_type: str
     body: str
     delay: float = 0.0
+    flaky: bool = False  # fails FLAKY_PERCENT % of its requests
 
 
 def routes() -> list[Route]:
@@ -40,6 +45,7 @@ def routes() -> list[Route]:
         Route("/stream/v1/chat/completions", sse_type, openai_chat_sse()),
         # Served by /v1/chat/completions after the delay; its path must be that one under /slow.
         Route("/slow/v1/chat/completions", json_type, chat, delay=SLOW_UPSTREAM_SECONDS),
+        Route("/flaky/v1/chat/completions", json_type, chat, flaky=True),
         Route("/v1/embeddings", json_type, openai_embeddings_json()),
         Route("/anthropic/v1/messages", json_type, anthropic_messages_json()),
         Route("/anthropic-stream/v1/messages", sse_type, anthropic_messages_sse()),
@@ -56,6 +62,11 @@ def _location(route: Route) -> str:
             f"            echo_exec {route.path.removeprefix('/slow')};",
         ]
     else:
+        if route.flaky:  # `if` with `return` only: the safe use of nginx's `if`
+            lines += [
+                f"            if ($bench_flaky = fail) {{ return 500 '{FLAKY_ERROR}'; }}",
+                "            if ($bench_flaky = reset) { return 444; }",
+            ]
         lines.append("            error_page 405 =200 $uri;")
     lines.append("        }")
     return "\n".join(lines)
@@ -93,6 +104,11 @@ http {{
     open_file_cache max=64 inactive=600s;
     open_file_cache_valid 600s;
     etag off;
+    split_clients "${{request_id}}" $bench_flaky {{
+        {FLAKY_PERCENT / 2:g}% fail;
+        {FLAKY_PERCENT / 2:g}% reset;
+        * ok;
+    }}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         root {work / "files"};

@@ -1,5 +1,5 @@
 from load import LoadResult
-from report import Measurement, Results, check_bars, results_table
+from report import Measurement, Results, check_bars, flaky_table, results_table
 
 
 def _load(rps: float, p50: float = 1.0, p99: float = 2.0, bad_status: int = 0) -> LoadResult:
@@ -50,3 +50,23 @@ def test_failed_requests_fail_a_bar_and_show_in_the_table() -> None:
     table = results_table(Results(run), {"chat-c1": "chat c=1"})
     assert "| chat c=1 | seance | 2,999 |" in table  # good answers only
     assert "7 (7 non-200, 0 bad body, 0 timeouts)" in table
+
+
+def test_the_flaky_bars_and_table_compare_each_gateway_with_its_healthy_run() -> None:
+    run = [
+        Measurement("seance", "chat-c16", _load(5000, 2.0, 4.0), 0.1, 60),
+        Measurement("seance", "flaky-c16", _load(4800, 2.0, 7.0), 0.1, 60),
+        Measurement("litellm", "chat-c16", _load(50, 300.0, 400.0), 15.0, 400),
+        Measurement("litellm", "flaky-c16", _load(40, 350.0, 1200.0, bad_status=8), 15.0, 400),
+    ]
+    verdicts = {bar.title: (bar.verdict, bar.value) for bar in check_bars(Results(run))}
+    assert verdicts["flaky c=16: Seance success rate"] == ("PASS", 100.0)
+    assert verdicts["flaky c=16: Seance p99 vs its healthy chat c=16 p99"] == ("PASS", 1.75)
+    table = flaky_table(Results(run))
+    assert "| seance | 100.00 % | 4,800 | 7.00 | 4.00 | 1.75 | - |" in table
+    assert "| litellm | 98.00 % | 39 | 1200.00 | 400.00 | 3.00 | - |" in table
+    slow = [*run[:1], Measurement("seance", "flaky-c16", _load(4000, 2.0, 9.0, bad_status=1), 0.1, 60)]
+    verdicts = {bar.title: bar.verdict for bar in check_bars(Results(slow))}
+    assert verdicts["flaky c=16: Seance success rate"] == "FAIL"
+    assert verdicts["flaky c=16: Seance p99 vs its healthy chat c=16 p99"] == "FAIL"
+    assert not any("flaky" in bar.title for bar in check_bars(Results(run[:1])))  # not run: no bar

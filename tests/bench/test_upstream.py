@@ -31,7 +31,16 @@ def test_every_route_is_in_the_config_and_its_file_written(tmp_path: Path) -> No
         assert f"location = {route.path} {{" in config
         if route.content_type == "application/json":
             json.loads(route.body)
+        if route.flaky:
+            assert "if ($bench_flaky = reset) { return 444; }" in config
         if route.delay:
             assert f"echo_exec {route.path.removeprefix('/slow')};" in config
         else:
             assert (tmp_path / "files" / route.path.lstrip("/")).read_text() == route.body
+
+
+def test_the_flaky_route_fails_a_fifth_of_requests_half_with_500_half_with_a_reset(tmp_path: Path) -> None:
+    config = nginx_config(18100, tmp_path)
+    assert 'split_clients "${request_id}" $bench_flaky {' in config
+    assert "10% fail;" in config and "10% reset;" in config and "* ok;" in config
+    assert any(route.flaky and route.path == "/flaky/v1/chat/completions" for route in routes())
