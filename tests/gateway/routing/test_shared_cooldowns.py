@@ -125,3 +125,27 @@ async def _delete(*ids: str) -> None:
     client = Redis.from_url(REDIS)
     await client.delete(*(PREFIX + KEY + i for i in ids))
     await client.aclose()
+
+
+def test_the_workers_of_one_gateway_share_a_cooldown(
+    gateway: GatewayFactory, upstream: tuple[str, Counter[str]]
+) -> None:
+    """`--workers 2`: each request on a new connection, spread over the workers by the kernel."""
+    base, counts = upstream
+    run = uuid.uuid4().hex
+    config = {
+        "model_list": [
+            {**deployment("gpt", "openai/gpt-4o", base + "/bad"), "model_info": {"id": f"bad-{run}"}},
+            {**deployment("gpt", "openai/gpt-4o", base + "/good"), "model_info": {"id": f"good-{run}"}},
+        ],
+        "router_settings": {"allowed_fails": 0, "cooldown_time": 60, "num_retries": 1},
+    }
+    running = gateway(config, {"REDIS_URL": REDIS}, args=("--workers", "2"))
+    body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        for _ in range(40):
+            with running.http() as client:  # a new connection each time
+                assert client.post("/v1/chat/completions", json=body).status_code == 200
+        assert counts["bad"] == 1 and counts["good"] >= 40
+    finally:
+        asyncio.run(_delete(f"bad-{run}", f"good-{run}"))
