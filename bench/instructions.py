@@ -11,6 +11,8 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py --rev fb20996 --rev HEAD --requests 300
     python3 bench/instructions.py --scenario stream --access-log
     python3 bench/instructions.py --gateway-arg=--no-db        # without the keys/spend store
+    python3 bench/instructions.py --virtual-key                # a key from /key/generate, not the master key
+    python3 bench/instructions.py --keep /tmp/cg               # keep callgrind's files (callgrind_annotate)
 
 Each revision's `src/` is exported with `git archive` (the working tree for "."), served with the
 repository's `.venv` interpreter under `PYTHONPATH`, warmed up, then counted over the measured
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import http.client
+import json
 import os
 import re
 import shutil
@@ -114,20 +117,26 @@ def export(rev: str, into: Path) -> Path:
     return target / "src"
 
 
-def request(conn: http.client.HTTPConnection, body: bytes) -> None:
-    conn.request(
-        "POST",
-        "/v1/chat/completions",
-        body,
-        {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"},
-    )
+def request(
+    conn: http.client.HTTPConnection, body: bytes, key: str = MASTER_KEY, path: str = "/v1/chat/completions"
+) -> bytes:
+    conn.request("POST", path, body, {"authorization": f"Bearer {key}", "content-type": "application/json"})
     response = conn.getresponse()
     data = response.read()
     if response.status != 200:
         raise RuntimeError(f"gateway answered {response.status}: {data[:300]!r}")
+    return data
 
 
-def count(src: Path, config: Path, scenario: str, n: int, warmup: int, extra: list[str], work: Path) -> int:
+def virtual_key(conn: http.client.HTTPConnection) -> str:
+    """A key from /key/generate (no limits, no budget): what an application is given."""
+    answer = request(conn, b'{"key_alias": "bench-instructions"}', path="/key/generate")
+    return str(json.loads(answer)["key"])
+
+
+def count(
+    src: Path, config: Path, scenario: str, n: int, warmup: int, extra: list[str], work: Path, vkey: bool = False
+) -> int:
     port = free_port()
     out = work / f"callgrind.{os.getpid()}.{time.monotonic_ns()}"
     env = {**os.environ, "PYTHONPATH": str(src), "LITELLM_MASTER_KEY": MASTER_KEY, "PYTHONHASHSEED": "0"}
@@ -151,11 +160,12 @@ def count(src: Path, config: Path, scenario: str, n: int, warmup: int, extra: li
                     raise RuntimeError("the gateway did not start; see " + str(work / "gateway.log")) from None
                 conn.close()
                 time.sleep(1)
+        key = virtual_key(conn) if vkey else MASTER_KEY
         for _ in range(warmup):
-            request(conn, REQUESTS[scenario])
+            request(conn, REQUESTS[scenario], key)
         subprocess.run(["callgrind_control", "-i", "on", str(gateway.pid)], check=True, capture_output=True)
         for _ in range(n):
-            request(conn, REQUESTS[scenario])
+            request(conn, REQUESTS[scenario], key)
         subprocess.run(["callgrind_control", "-i", "off", str(gateway.pid)], check=True, capture_output=True)
         conn.close()
     finally:
@@ -186,6 +196,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1, help="measure each revision this many times, interleaved")
     parser.add_argument("--access-log", action="store_true")
+    parser.add_argument("--virtual-key", action="store_true", help="call with a key from /key/generate")
+    parser.add_argument("--keep", type=Path, help="copy callgrind's output files into this folder")
     parser.add_argument(
         "--gateway-arg", action="append", default=[], help="passed to `seance gateway` (repeatable): --no-db, --metrics"
     )
@@ -210,12 +222,18 @@ def main(argv: list[str]) -> int:
                 for rev in revs:
                     source = sources[rev]
                     extra = [*args.gateway_arg, *(["--access-log"] if args.access_log else [])]
-                    total = count(source, config, args.scenario, args.requests, args.warmup, extra, work)
+                    total = count(
+                        source, config, args.scenario, args.requests, args.warmup, extra, work, args.virtual_key
+                    )
                     results[rev].append(total / args.requests)
                     print(f"{rev}: {total / args.requests:,.0f} instructions/request", flush=True)
         finally:
             upstream.terminate()
             upstream.wait()
+            if args.keep is not None:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for found in work.glob("callgrind.*"):
+                    shutil.copy(found, args.keep / found.name)
     base = min(results[revs[0]])
     print(f"\n| revision | instructions/request ({args.scenario}, {args.requests} requests) | vs {revs[0]} |")
     print("|---|---:|---:|")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -12,6 +14,8 @@ import orjson
 import pytest
 from tests.gateway.conftest import MASTER_KEY, GatewayFactory, Running, deployment
 from tests.wire import ReplayUpstream, Reply, load
+
+from seance.gateway.context import new_request_id
 
 CHAT = load("openai/chat-nonstream.httprr.txt")[0]
 MESSAGES = [{"role": "user", "content": "Hello, how are you?"}]
@@ -181,6 +185,14 @@ def test_model_info_endpoints_over_http(served: Running) -> None:
 def test_request_id_is_generated_when_absent(served: Running) -> None:
     _, headers, _ = post(served, "/v1/chat/completions", b"{")
     assert len(headers["x-request-id"]) == 32
+
+
+def test_generated_request_ids_are_uuid7_in_time_order() -> None:
+    ids = [new_request_id() for _ in range(200)]
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    assert len(set(ids)) == len(ids)
+    time.sleep(0.002)
+    assert new_request_id()[:12] > ids[0][:12]  # milliseconds first: later ids sort after
 
 
 # -- bad input: a 4xx that says what to fix, never a 500 --

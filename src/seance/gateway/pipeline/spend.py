@@ -5,12 +5,14 @@ is `ctx.cost` (the deployment's prices times the usage, set when the request fin
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import NOTHING, RequestContext
 from seance.gateway.pipeline import Hook
+from seance.gateway.store.spend import SpendRow, json_text
 
 if TYPE_CHECKING:
     from seance.gateway.store import Store
@@ -25,6 +27,8 @@ class Spend(Hook):
 
     def __init__(self, store: Store, master_key: str | None) -> None:
         self.log = store.spend
+        self.tag = os.urandom(4).hex()  # this process's, in every row id it makes
+        self.count = itertools.count()
         # LiteLLM logs the master key's requests under the key's hash too
         self.master_hash = hashlib.sha256(master_key.encode()).hexdigest() if master_key else "anonymous"
 
@@ -33,41 +37,40 @@ class Spend(Hook):
         if caller is None or ctx.model is None:  # refused before it was a model request
             return
         usage = ctx.usage
-        cost = ctx.cost or 0.0
         deployment = ctx.deployment
         key = caller.key_hash or self.master_hash
         prompt = usage.prompt_tokens if usage is not None else 0
         completion = usage.completion_tokens if usage is not None else 0
-        tags = _tags(ctx.gateway_fields, caller.metadata)
-        row: dict[str, Any] = {
-            # time first, then 64 random bits: unique, and appended at the end of the primary key's
-            # B-tree instead of anywhere in it (a random id cost 10 % more per SQLite insert)
-            "row_id": f"{time.time_ns():016x}{os.urandom(8).hex()}",
-            "request_id": ctx.id,
-            "call_type": CALL_TYPES.get(ctx.endpoint, ctx.endpoint),
-            "api_key": key,
-            "key_alias": caller.key_alias,
-            "user": caller.user_id,
-            "team_id": caller.team_id,
-            "organization_id": caller.org_id,
-            "end_user": ctx.end_user,
-            "model": ctx.model,
-            "model_group": deployment.model_name if deployment is not None else ctx.model,
-            "model_id": deployment.id if deployment is not None else None,
-            "custom_llm_provider": deployment.adapter.name if deployment is not None else None,
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "cached_tokens": getattr(usage, "cached_tokens", 0) or 0,
-            "total_tokens": prompt + completion,
-            "spend": cost,
-            "start_time": ctx.started_at,
-            "end_time": ctx.started_at + (ctx.duration or 0.0),
-            "status": "success" if 200 <= ctx.status < 400 else "failure",
-            "status_code": ctx.status,
-            "cache_hit": ctx.cache_hit,
-            "request_tags": tags,
-            "metadata": _metadata(ctx.gateway_fields),
-        }
+        fields = ctx.gateway_fields
+        row = SpendRow(
+            # time first, then the process's tag and a count: unique, and appended at the end of the
+            # primary key's B-tree instead of anywhere in it (a random id cost 10 % more per insert)
+            f"{time.time_ns():016x}{self.tag}{next(self.count) & 0xFFFFFFFF:08x}",
+            ctx.id,
+            CALL_TYPES.get(ctx.endpoint, ctx.endpoint),
+            key,
+            caller.key_alias,
+            caller.user_id,
+            caller.team_id,
+            caller.org_id,
+            ctx.end_user,
+            ctx.model,
+            deployment.model_name if deployment is not None else ctx.model,
+            deployment.id if deployment is not None else None,
+            deployment.adapter.name if deployment is not None else None,
+            prompt,
+            completion,
+            getattr(usage, "cached_tokens", 0) or 0,
+            prompt + completion,
+            ctx.cost or 0.0,
+            ctx.started_at,
+            ctx.started_at + (ctx.duration or 0.0),
+            "success" if 200 <= ctx.status < 400 else "failure",
+            ctx.status,
+            ctx.cache_hit,
+            json_text(_tags(fields, caller.metadata)),
+            "{}" if fields is NOTHING else json_text(_metadata(fields)),
+        )
         scopes = [f"key:{key}"]
         if caller.team_id:
             scopes.append(f"team:{caller.team_id}")
