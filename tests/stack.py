@@ -14,7 +14,7 @@ import httpx2 as httpx
 import orjson
 
 from seance.gateway.app import Gateway
-from seance.gateway.cli import access_groups
+from seance.gateway.cli import access_groups, spend_options
 from seance.gateway.config import load_settings
 from seance.gateway.pipeline import hooks
 from seance.gateway.store import Store, find_database
@@ -64,11 +64,13 @@ class Stack:
 
 @asynccontextmanager
 async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, Any]] | None = None,
-                ttl: float = 10.0) -> AsyncIterator[Stack]:  # fmt: skip
+                ttl: float = 10.0, general: dict[str, Any] | None = None) -> AsyncIterator[Stack]:  # fmt: skip
     config = tmp_path / "config.yaml"
-    config.write_bytes(orjson.dumps({"model_list": models or [model("a"), model("b")]}))
+    config.write_bytes(
+        orjson.dumps({"model_list": models or [model("a"), model("b")], "general_settings": general or {}})
+    )
     settings = load_settings(config, {"LITELLM_MASTER_KEY": MASTER, **db_env}, announce=False)
-    store = Store(find_database(settings), access_groups(settings), ttl)
+    store = Store(find_database(settings), access_groups(settings), ttl, spend_options(settings))
     await store.open(migrate_first=True)
 
     def handler(request: UpstreamRequest) -> MockResponse:

@@ -108,6 +108,10 @@ def test_provider_key_from_its_usual_variable(tmp_path: Path) -> None:
          "router_settings.context_window_fallbacks[0]: model 'c' is not in model_list"),
         (ONE + "litellm_settings:\n  default_fallbacks: [z]\n",
          "litellm_settings.default_fallbacks: model 'z' is not in model_list"),
+        (ONE + "general_settings:\n  proxy_batch_write_at: 0\n",
+         "general_settings.proxy_batch_write_at: input should be greater than 0"),
+        (ONE + "general_settings:\n  disable_spend_logs: sometimes\n",
+         "general_settings.disable_spend_logs: input should be a valid boolean"),
     ],
 )  # fmt: skip
 def test_bad_config_names_file_path_and_reason(tmp_path: Path, text: str, message: str) -> None:

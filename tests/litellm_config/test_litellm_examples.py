@@ -74,8 +74,6 @@ def test_docs_production() -> None:
     assert ignored("docs_production.yaml") == [
         "litellm_settings.json_logs",
         "general_settings.alerting",
-        "general_settings.proxy_batch_write_at",
         "general_settings.database_connection_pool_limit",
-        "general_settings.disable_spend_logs",
         "general_settings.allow_requests_on_db_unavailable",
     ]

@@ -90,12 +90,12 @@ def test_ignored_keys_are_one_warning_listing_each_path(tmp_path: Path) -> None:
     text = MODEL + "      rpm: 10\n      organization: org-1\n"
     text += "litellm_settings:\n  cache: true\n  success_callback: [langfuse]\n  callbacks: []\n"
     text += "router_settings:\n  routing_strategy: least-busy\n"
-    text += "general_settings:\n  disable_spend_logs: true\n  alerting: [slack]\n"
+    text += "general_settings:\n  disable_spend_updates: true\n  alerting: [slack]\n"
     loaded = load(tmp_path, text)
     paths = [item.path for item in loaded.ignored]
     assert paths == [
         "litellm_settings.success_callback",
-        "general_settings.disable_spend_logs",
+        "general_settings.disable_spend_updates",
         "general_settings.alerting",
         "model_list[0].litellm_params.organization",
     ]

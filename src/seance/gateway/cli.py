@@ -15,7 +15,7 @@ from seance.gateway.logs import FORMATS, LEVELS
 from seance.gateway.logs import setup as setup_logging
 
 if TYPE_CHECKING:
-    from seance.gateway.store import Store
+    from seance.gateway.store import SpendOptions, Store
 
 
 @click.command()
@@ -179,7 +179,7 @@ def _store(settings: Settings) -> Store:
     from seance.gateway.store import Store, StoreError, find_database
 
     try:
-        store = Store(find_database(settings), access_groups(settings), cache_ttl(settings))
+        store = Store(find_database(settings), access_groups(settings), cache_ttl(settings), spend_options(settings))
         store.prepare()
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
@@ -200,6 +200,15 @@ def cache_ttl(settings: Settings) -> float:
 
     value = (settings.file.general_settings.model_extra or {}).get("user_api_key_cache_ttl")
     return float(value) if isinstance(value, int | float) and value > 0 else TTL
+
+
+def spend_options(settings: Settings) -> SpendOptions:
+    """general_settings.proxy_batch_write_at and disable_spend_logs, as LiteLLM spells them."""
+    from seance.gateway.store import SpendOptions
+
+    general = settings.file.general_settings
+    interval = general.proxy_batch_write_at or SpendOptions().interval
+    return SpendOptions(interval, rows=not general.disable_spend_logs)
 
 
 def _with_secrets(environ: dict[str, str], values: dict[str, str], path: Path, override: bool) -> dict[str, str]:

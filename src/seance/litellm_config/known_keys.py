@@ -235,13 +235,15 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "database_url", "PostgreSQL for keys, teams, budgets and spend (else SQLite seance.db)"),
     _group(SUPPORTED, "user_api_key_cache_ttl", "seconds a virtual key is served from memory before a re-read"),
     _group(SUPPORTED, "store_model_in_db", "always on with the database: /model/new stores models there"),
+    _group(SUPPORTED, "proxy_batch_write_at", "seconds between spend-log writes (default 1)"),
+    _group(SUPPORTED, "disable_spend_logs", "no per-request spend rows; key, team and user spend still add up"),
     _group(
         IGNORED,
         "database_connection_pool_limit database_connection_timeout allow_requests_on_db_unavailable "
-        "disable_spend_logs disable_spend_updates disable_master_key_return disable_reset_budget "
+        "disable_spend_updates disable_master_key_return disable_reset_budget "
         "disable_adding_master_key_hash_to_db disable_prisma_schema_update supported_db_objects "
         "store_prompts_in_spend_logs maximum_spend_logs_retention_period maximum_spend_logs_retention_interval "
-        "proxy_budget_rescheduler_min_time proxy_budget_rescheduler_max_time proxy_batch_write_at "
+        "proxy_budget_rescheduler_min_time proxy_budget_rescheduler_max_time "
         "custom_auth custom_key_generate enable_jwt_auth litellm_jwtauth enable_oauth2_auth "
         "enable_oauth2_proxy_auth oauth2_config_mappings allowed_routes public_routes admin_only_routes "
         "key_management_system key_management_settings use_azure_key_vault use_google_kms "

@@ -150,6 +150,8 @@ class GeneralSettings(_Section):
     database_url: str | None = None
     background_health_checks: bool = False
     health_check_interval: float | None = Field(default=None, gt=0)
+    proxy_batch_write_at: float | None = Field(default=None, gt=0, le=3600)  # seconds between spend writes
+    disable_spend_logs: bool = False
 
 
 class ConfigFile(_Section):

@@ -138,3 +138,23 @@ async def test_soft_budget_warns_once_and_refuses_nothing(
         warnings = [r.getMessage() for r in caplog.records if "soft budget" in r.getMessage()]
         assert len(warnings) == 1 and "key soft passed its soft budget" in warnings[0]
         assert key not in warnings[0]
+
+
+async def test_disable_spend_logs_writes_no_rows_and_budgets_still_hold(tmp_path: Path, db_env: dict[str, str]) -> None:
+    general = {"disable_spend_logs": True, "proxy_batch_write_at": 30}
+    async with stack(tmp_path, db_env, general=general) as s:
+        assert s.store.spend.interval == 30.0
+        key = await s.generate(max_budget=COST * 1.5, key_alias="rowless")
+        assert (await s.chat(key)).status_code == 200
+        assert (await s.chat(key)).status_code == 200
+        await s.store.spend.flush()
+        s.store.forget()
+        assert (await s.chat(key)).status_code == 400  # the key's spend was written, from the database
+        async with s.store.engine().connect() as db:
+            logs = tables.spend_logs
+            mine = sa.select(sa.func.count()).select_from(logs).where(logs.c.api_key == hash_key(key))
+            rows = (await db.execute(mine)).scalar_one()
+            spend = (
+                await db.execute(sa.select(tables.keys.c.spend).where(tables.keys.c.key_alias == "rowless"))
+            ).scalar_one()
+        assert rows == 0 and abs(spend - 2 * COST) < 1e-12

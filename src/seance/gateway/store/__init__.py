@@ -27,21 +27,36 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seance.gateway.store import tables
 from seance.gateway.store.database import Database, StoreError, find_database, migrate, sqlite
 from seance.gateway.store.keys import MAX_ENTRIES, TTL, Budget, KeyCache, Ledger
-from seance.gateway.store.spend import SpendLog
+from seance.gateway.store.spend import SpendLog, SpendOptions
 
 log = logging.getLogger("seance.gateway")
+DEFAULT_SPEND = SpendOptions()
 
-__all__ = ["Database", "Store", "StoreError", "find_database", "migrate", "reason_of", "sqlite", "tables"]
+__all__ = [
+    "Database",
+    "SpendOptions",
+    "Store",
+    "StoreError",
+    "find_database",
+    "migrate",
+    "reason_of",
+    "sqlite",
+    "tables",
+]
 
 
 class Store:
     def __init__(
-        self, database: Database, access_groups: Mapping[str, frozenset[str]] | None = None, ttl: float = TTL
+        self,
+        database: Database,
+        access_groups: Mapping[str, frozenset[str]] | None = None,
+        ttl: float = TTL,
+        spend: SpendOptions = DEFAULT_SPEND,
     ) -> None:
         self.database = database
         self._engine: AsyncEngine | None = None
         self.ledger = Ledger()
-        self.spend = SpendLog(self.engine, self.ledger)
+        self.spend = SpendLog(self.engine, self.ledger, spend.interval, spend.rows)
         self.keys = KeyCache(self.engine, self.ledger, self.spend.unwritten_for, access_groups, ttl)
         self._tasks: list[asyncio.Task[None]] = []
         # end user -> (their budget or None, when read): most requests name none, most end users have none

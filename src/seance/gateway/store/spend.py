@@ -27,7 +27,7 @@ from seance.gateway.store.keys import Ledger
 log = logging.getLogger("seance.gateway")
 
 BATCH = 500  # rows a write takes at most; this many waiting also wakes the writer
-INTERVAL = 1.0  # seconds between writes
+INTERVAL = 1.0  # seconds between writes, unless general_settings.proxy_batch_write_at says otherwise
 MAX_PENDING = 200_000  # rows kept while the database is down; beyond, the oldest are dropped
 MAX_BACKOFF = 10.0
 
@@ -38,6 +38,13 @@ TOTALS: dict[str, tuple[sa.Table, sa.Column[Any]]] = {
     "user": (tables.users, tables.users.c.user_id),
     "org": (tables.organizations, tables.organizations.c.organization_id),
 }
+
+
+class SpendOptions(NamedTuple):
+    """general_settings.proxy_batch_write_at (seconds between writes) and disable_spend_logs."""
+
+    interval: float = INTERVAL
+    rows: bool = True
 
 
 class SpendRow(NamedTuple):
@@ -83,9 +90,15 @@ Batch = list[tuple[SpendRow, tuple[str, ...]]]
 
 
 class SpendLog:
-    def __init__(self, engine: Callable[[], AsyncEngine], ledger: Ledger) -> None:
+    def __init__(
+        self, engine: Callable[[], AsyncEngine], ledger: Ledger, interval: float = INTERVAL, rows: bool = True
+    ) -> None:
+        """`interval`: seconds between writes (general_settings.proxy_batch_write_at); `rows`: False
+        writes only the totals (general_settings.disable_spend_logs: budgets work, no per-request rows)."""
         self._engine = engine
         self.ledger = ledger
+        self.interval = interval
+        self.rows = rows
         self.pending: Batch = []
         self.unwritten: dict[str, float] = {}
         self.written = 0  # rows, since start (tests and logs)
@@ -130,7 +143,7 @@ class SpendLog:
             log.error("spend log: %d rows could not be written before the stop", len(self.pending))
 
     async def _run(self) -> None:
-        backoff = INTERVAL
+        backoff = self.interval
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), backoff)
@@ -138,7 +151,7 @@ class SpendLog:
             ok = True
             while self.pending and ok:
                 ok = await self.flush()
-            backoff = INTERVAL if ok else min(MAX_BACKOFF, backoff * 2)
+            backoff = self.interval if ok else min(max(MAX_BACKOFF, self.interval), backoff * 2)
 
     async def flush(self) -> bool:
         """Write one batch; False when the database did not take it (it stays pending)."""
@@ -148,7 +161,7 @@ class SpendLog:
         del self.pending[: len(batch)]
         try:
             async with self._engine().begin() as db:
-                await write(db, [row for row, _ in batch], _totals(batch))
+                await write(db, [row for row, _ in batch] if self.rows else [], _totals(batch))
         except Exception as exc:  # the database's errors are many; each means "later"
             self.pending[:0] = batch
             if not self._failing:
@@ -189,11 +202,11 @@ def _totals(batch: Batch) -> dict[str, float]:
 async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, float]) -> None:
     """The rows and the totals they add, in the caller's transaction."""
     now = time.time()
-    if db.dialect.name == "sqlite":
+    if rows and db.dialect.name == "sqlite":
         # The embedded default writes every request's row: the driver takes the tuples as they are
         # (SQLAlchemy's executemany spent 30 us a row of 26 columns on parameter processing).
         await db.exec_driver_sql(_SQLITE_INSERT, rows)
-    else:
+    elif rows:
         await db.execute(sa.insert(tables.spend_logs), [_portable(row) for row in rows])
     for scope, cost in sorted(totals.items()):  # one order everywhere: no deadlock between replicas
         kind, _, ident = scope.partition(":")
