@@ -117,17 +117,17 @@ class Features:
     """Issue 10's features on together, as a LiteLLM-format config.yaml sets them (the all-features
     targets): the response cache (`cache` local or redis, under `namespace`), Prometheus metrics
     (`callbacks: ["prometheus"]`) and the rate limits a config can set without a database: per
-    deployment rpm/tpm enforced by `enable_pre_call_checks`, and LiteLLM's proxy-wide
-    `global_max_parallel_requests` (Seance lists that one as ignored; its callers' limits come from
-    a virtual key instead). Every limit is far above what a run reaches: the runs measure what
-    checking and counting cost, never a refusal."""
+    deployment rpm/tpm, enforced with `enable_pre_call_checks` (LiteLLM's router also holds each
+    deployment's calls to `rpm` at once). Not `general_settings.global_max_parallel_requests`: only
+    LiteLLM's legacy limiter reads it (LEGACY_MULTI_INSTANCE_RATE_LIMITING=true), the default one
+    does not. Every limit is far above what a run reaches: the runs measure what checking and
+    counting cost, never a refusal."""
 
     cache: str  # local | redis
     namespace: str
 
 
 DEPLOYMENT_LIMITS = {"rpm": 10**9, "tpm": 10**12}
-GLOBAL_MAX_PARALLEL_REQUESTS = 10**6
 
 
 def _features_sections(features: Features) -> list[str]:
@@ -135,8 +135,6 @@ def _features_sections(features: Features) -> list[str]:
         "litellm_settings:",
         *_cache_lines(features.cache, features.namespace),
         '  callbacks: ["prometheus"]',
-        "general_settings:",
-        f"  global_max_parallel_requests: {GLOBAL_MAX_PARALLEL_REQUESTS}",
     ]
 
 

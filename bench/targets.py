@@ -291,9 +291,9 @@ def start_litellm(sup: Supervisor, paths: Paths) -> Running:
 def start_litellm_all(sup: Supervisor, paths: Paths) -> Running:
     """LiteLLM with the features it has without a database, from the same kind of config as
     seance-all-redis: the Redis cache (a namespace of its own; LiteLLM then keeps its usage
-    counters in that Redis too), Prometheus, deployment rpm/tpm with enable_pre_call_checks and
-    global_max_parallel_requests. Per-key limits need its virtual keys, which need PostgreSQL and
-    prisma's engines (downloaded at start, and this machine has no network): the master key it is."""
+    counters in that Redis too), Prometheus, deployment rpm/tpm with enable_pre_call_checks. Per-key
+    limits need its virtual keys, which need PostgreSQL and prisma's engines (downloaded at start,
+    and this machine has no network): the master key it is."""
     running = _start_litellm(sup, paths, "litellm-all", LITELLM_ALL_PORT, paths.features_config("litellm-all"))
     # Prometheus is on: a proxy that dropped the callback (a license check, say) must not pass as on.
     request = urllib.request.Request(running.base_url + "/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"})
