@@ -268,7 +268,7 @@ def all_features_table(results: Results, scenarios: Sequence[str], titles: dict[
     rows = [
         "| scenario | seance req/s | seance-all | seance-all-redis | litellm | litellm-all "
         "| all / seance | all-redis / seance | litellm-all / litellm | all-redis / litellm-all "
-        "| p99 ms seance / all / all-redis / litellm-all | CPU ms/req seance / all-redis / litellm-all |",
+        "| p99 ms seance / all / all-redis / litellm-all | CPU ms/req seance / all / all-redis / litellm-all |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     names = ("seance", "seance-all", "seance-all-redis", "litellm", "litellm-all")
@@ -283,7 +283,7 @@ def all_features_table(results: Results, scenarios: Sequence[str], titles: dict[
             *(_fmt(rps[name], 0) for name in names),
             *(_fmt(_ratio(rps[a], rps[b]), 3) for a, b in ALL_FEATURES_RATIOS),
             " / ".join(_fmt(p99[name]) for name in ("seance", "seance-all", "seance-all-redis", "litellm-all")),
-            " / ".join(_fmt(cpu[name], 3) for name in ("seance", "seance-all-redis", "litellm-all")),
+            " / ".join(_fmt(cpu[name], 3) for name in ("seance", "seance-all", "seance-all-redis", "litellm-all")),
         ]  # fmt: skip
         rows.append(f"| {titles.get(key, key)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -118,6 +118,6 @@ def test_the_all_features_table_gives_each_target_against_seance_and_litellm_as_
     assert len(rows) == 4  # header, rule, chat-c1, cache-miss-c64 (slow-c256: no all-features run)
     assert rows[3] == (
         "| cache miss c=64 | 5,000 | 4,500 | 4,000 | 50 | 40 | 0.900 | 0.800 | 0.800 | 100.000 "
-        "| 2.00 / 2.00 / 2.00 / 2.00 | 0.200 / 0.400 / 20.000 |"
+        "| 2.00 / 2.00 / 2.00 / 2.00 | 0.200 / 0.250 / 0.400 / 20.000 |"
     )
     assert rows[2].startswith("| chat-c1 | 3,000 | - | 2,000 | - | - | - | 0.667 | - | - |")
