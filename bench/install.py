@@ -12,6 +12,9 @@ from procs import BenchError
 from upstream import ECHO_MODULE
 
 LITELLM_VERSION = "1.108.7"
+# litellm[proxy] does not bring the Prometheus client its `callbacks: ["prometheus"]` imports at start
+# (the proxy exits with ModuleNotFoundError): an operator who turns metrics on installs it, so do we.
+PROMETHEUS_CLIENT_VERSION = "0.26.0"
 DEBIAN_PACKAGES = ("nginx-light", "libnginx-mod-http-echo", "wrk")
 
 
@@ -66,6 +69,11 @@ def ensure_venv_package(venv: Path, requirement: str, package: str, version: str
 
 def ensure_litellm(work: Path) -> None:
     ensure_venv_package(work / "litellm-venv", f"litellm[proxy]=={LITELLM_VERSION}", "litellm", LITELLM_VERSION)
+
+
+def ensure_litellm_prometheus(work: Path) -> None:
+    requirement = f"prometheus_client=={PROMETHEUS_CLIENT_VERSION}"
+    ensure_venv_package(work / "litellm-venv", requirement, "prometheus_client", PROMETHEUS_CLIENT_VERSION)
 
 
 def ensure_py_spy(work: Path) -> Path:

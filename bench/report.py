@@ -253,3 +253,67 @@ def bars_table(bars: Sequence[Bar]) -> str:
     rows += [f"| {b.title} | {b.limit} | {_fmt(b.value)}{b.unit if b.value is not None else ''} "
              f"| {b.verdict} |" for b in bars]  # fmt: skip
     return "\n".join(rows)
+
+
+SEANCE_ALL = ("seance-all", "seance-all-redis")
+ALL_FEATURES_RATIOS = (
+    ("seance-all", "seance"), ("seance-all-redis", "seance"), ("litellm-all", "litellm"),
+    ("seance-all-redis", "litellm-all"),
+)  # fmt: skip
+
+
+def all_features_table(results: Results, scenarios: Sequence[str], titles: dict[str, str]) -> str:
+    """Issue 10's all-features targets against the bare gateway and LiteLLM of the same run, as
+    ratios. Their chat scenarios are misses (every body new); cache-hit-c64 repeats one body."""
+    rows = [
+        "| scenario | seance req/s | seance-all | seance-all-redis | litellm | litellm-all "
+        "| all / seance | all-redis / seance | litellm-all / litellm | all-redis / litellm-all "
+        "| p99 ms seance / all / all-redis / litellm-all | CPU ms/req seance / all / all-redis / litellm-all |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    names = ("seance", "seance-all", "seance-all-redis", "litellm", "litellm-all")
+    for key in scenarios:
+        runs = {name: results.get(name, key) for name in names}
+        if not any(runs[name] for name in (*SEANCE_ALL, "litellm-all")):
+            continue
+        rps = {name: m.load.rps if m and m.load else None for name, m in runs.items()}
+        p99 = {name: m.load.p99_ms if m and m.load else None for name, m in runs.items()}
+        cpu = {name: m.cpu_ms_per_request if m else None for name, m in runs.items()}
+        cells = [
+            *(_fmt(rps[name], 0) for name in names),
+            *(_fmt(_ratio(rps[a], rps[b]), 3) for a, b in ALL_FEATURES_RATIOS),
+            " / ".join(_fmt(p99[name]) for name in ("seance", "seance-all", "seance-all-redis", "litellm-all")),
+            " / ".join(_fmt(cpu[name], 3) for name in ("seance", "seance-all", "seance-all-redis", "litellm-all")),
+        ]  # fmt: skip
+        rows.append(f"| {titles.get(key, key)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def all_features_bars(results: Results) -> list[Bar]:
+    """Issue 10's bars for limits + cache + metrics on together, against `seance` of the same run:
+    throughput at c=64 at least 80 % of it on the miss path (cache-miss-c64: the same new-body load
+    on both; chat-c64, also a miss on these targets, when cache-miss-c64 was not run); with Redis,
+    at most 0.4 ms added p99 at c=1; a cache hit at c=64 at least 1.5x its chat c=64."""
+    bare = {key: _load(results.get("seance", key)) for key in ("chat-c1", "chat-c64", "cache-miss-c64")}
+    bars = []
+    for target in SEANCE_ALL:
+        runs = {
+            key: _load(results.get(target, key)) for key in ("chat-c1", "chat-c64", "cache-miss-c64", "cache-hit-c64")
+        }
+        if not any(runs.values()):
+            continue
+        miss = "cache-miss-c64" if runs["cache-miss-c64"] and bare["cache-miss-c64"] else "chat-c64"
+        this, that = runs[miss], bare[miss]
+        bars.append(_bar(f"{target}: c=64 throughput on the miss path ({miss}) vs seance", ">= 80 %",
+                         None if this is None or that is None else 100 * this.rps / that.rps,
+                         lambda v: v >= 80, " %"))  # fmt: skip
+        if target == "seance-all-redis":
+            one, bare_one = runs["chat-c1"], bare["chat-c1"]
+            bars.append(_bar(f"{target}: chat c=1 (a miss) added p99 over seance", "<= 0.4 ms",
+                             None if one is None or bare_one is None else one.p99_ms - bare_one.p99_ms,
+                             lambda v: v <= 0.4, " ms"))  # fmt: skip
+        hit, bare64 = runs["cache-hit-c64"], bare["chat-c64"]
+        bars.append(_bar(f"{target}: cache hit c=64 throughput vs seance chat c=64", ">= 1.5x",
+                         None if hit is None or bare64 is None else _ratio(hit.rps, bare64.rps),
+                         lambda v: v >= 1.5, "x"))  # fmt: skip
+    return bars

@@ -21,13 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from install import ensure_debian_packages, ensure_litellm, ensure_py_spy
+from install import ensure_debian_packages, ensure_litellm, ensure_litellm_prometheus, ensure_py_spy
 from load import run_wrk, write_script
 from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok, wait_until_idle
 from profile_gateway import Profiler
 from report import (
     Measurement,
     Results,
+    all_features_bars,
+    all_features_table,
     bars_table,
     check_bars,
     compare_table,
@@ -36,8 +38,18 @@ from report import (
     ratios_table,
     results_table,
 )
-from scenarios import CACHE_SCENARIOS, SCENARIOS, Scenario, cache_settings, gateway_config
+from scenarios import (
+    CACHE_SCENARIOS,
+    FEATURE_KINDS,
+    SCENARIOS,
+    Features,
+    Scenario,
+    as_miss,
+    cache_settings,
+    gateway_config,
+)
 from targets import (
+    ALL_FEATURES_TARGETS,
     CACHE_TARGETS,
     DEFAULT_TARGETS,
     MASTER_KEY,
@@ -95,7 +107,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     known = {s.key: s for s in [*SCENARIOS, *CACHE_SCENARIOS]}
     if bad := [k for k in keys if k not in known]:
         parser.error(f"unknown scenario {bad}; choose from {', '.join(known)}")
-    caching = any(t in CACHE_TARGETS for t in args.targets)
+    caching = any(t in (*CACHE_TARGETS, *ALL_FEATURES_TARGETS) for t in args.targets)
     args.selected = [known[k] for k in keys] if keys else [*SCENARIOS, *(CACHE_SCENARIOS if caching else ())]
     return args
 
@@ -165,6 +177,9 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
     for kind in ("local", "redis"):
         namespace = f"seance-bench-{os.getpid()}"
         paths.cache_config(kind).write_text(gateway_config(upstream.base_url) + cache_settings(kind, namespace))
+    for name in ALL_FEATURES_TARGETS:
+        features = Features("local" if name == "seance-all" else "redis", f"{name}-bench-{os.getpid()}")
+        paths.features_config(name).write_text(gateway_config(upstream.base_url, features))
     profiler = Profiler(ensure_py_spy(paths.work), paths.work / "profiles") if args.profile else None
     measurements: list[Measurement] = []
     running: list[Running] = []
@@ -186,14 +201,19 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
                 continue  # the reference relay only passes OpenAI-format traffic through
             if target.name in CACHE_TARGETS and scenario not in CACHE_SCENARIOS:
                 continue  # every other scenario repeats one body: all hits, replayed streams included
+            run = scenario
+            if target.name in ALL_FEATURES_TARGETS:
+                if scenario.kind not in FEATURE_KINDS:
+                    continue  # a "seed" is an OpenAI chat parameter: other kinds cannot be made new
+                run = as_miss(scenario)
             sampled = None if target.direct else profiler
-            measurements.append(measure(target, scenario, args, paths.work, sampled))
+            measurements.append(measure(target, run, args, paths.work, sampled))
     return measurements
 
 
 def render(args: argparse.Namespace, measurements: list[Measurement], started: float) -> tuple[str, bool]:
     results = Results(measurements)
-    titles = {s.key: s.title for s in SCENARIOS}
+    titles = {s.key: s.title for s in [*SCENARIOS, *CACHE_SCENARIOS]}
     bars = check_bars(results)
     load1, _, _ = os.getloadavg()
     command = " ".join(["python3 bench/run.py", *args.argv])
@@ -232,6 +252,12 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this=limited)
             text += "\n\n" + bars_table(limits_bars(results, limited))
             bars += limits_bars(results, limited)
+    if any(t in args.targets for t in ALL_FEATURES_TARGETS):
+        title = "Issue 10, all features on (limits, cache, metrics): vs seance (none) and LiteLLM configured the same"
+        text += f"\n\n## {title}\n\n" + all_features_table(results, keys, titles)
+        if "seance" in args.targets:  # the bars are against the bare gateway of the same run
+            text += "\n\n" + bars_table(all_features_bars(results))
+            bars += all_features_bars(results)
     if "seance-vkey" in args.targets and "seance" in args.targets:
         title = "Virtual key: seance-vkey (a /key/generate key, spend logged) vs seance (the master key)"
         text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-vkey")
@@ -243,7 +269,7 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
         text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-2w")
     text += "\n"
     # LiteLLM timing out under load is its result; a failure anywhere else is a broken run.
-    all_good = all(b.passed for b in bars) and all(m.ok for m in measurements if m.target != "litellm")
+    all_good = all(b.passed for b in bars) and all(m.ok for m in measurements if not m.target.startswith("litellm"))
     return text, all_good
 
 
@@ -275,8 +301,10 @@ def main(argv: list[str]) -> int:
     try:
         if not args.no_install:
             ensure_debian_packages(paths.work)
-            if "litellm" in args.targets:
+            if any(t.startswith("litellm") for t in args.targets):
                 ensure_litellm(paths.work)
+            if "litellm-all" in args.targets:
+                ensure_litellm_prometheus(paths.work)
         if "seance" in args.targets and not paths.seance.exists():
             raise BenchError(f"{paths.seance} is missing; run ./scripts/test or ./scripts/serve once")
         if args.baseline:

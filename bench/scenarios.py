@@ -6,6 +6,7 @@ the direct target posts to the fake upstream's own route in that upstream's own 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from bodies import (
@@ -101,10 +102,51 @@ CACHE_SCENARIOS = [
 def cache_settings(kind: str, namespace: str) -> str:
     """The litellm_settings that turn the response cache on, appended to gateway_config's file.
     Redis entries of the miss runs live 30 s: the shared Redis is not filled for long."""
-    lines = ["litellm_settings:", "  cache: true", "  cache_params:", f"    type: {kind}"]
+    return "\n".join(["litellm_settings:", *_cache_lines(kind, namespace)]) + "\n"
+
+
+def _cache_lines(kind: str, namespace: str) -> list[str]:
+    lines = ["  cache: true", "  cache_params:", f"    type: {kind}"]
     if kind == "redis":
         lines += ["    host: 127.0.0.1", "    port: 6379", f"    namespace: {namespace}", "    ttl: 30"]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+@dataclass(frozen=True)
+class Features:
+    """Issue 10's features on together, as a LiteLLM-format config.yaml sets them (the all-features
+    targets): the response cache (`cache` local or redis, under `namespace`), Prometheus metrics
+    (`callbacks: ["prometheus"]`) and the rate limits a config can set without a database: per
+    deployment rpm/tpm, enforced with `enable_pre_call_checks` (LiteLLM's router also holds each
+    deployment's calls to `rpm` at once). Not `general_settings.global_max_parallel_requests`: only
+    LiteLLM's legacy limiter reads it (LEGACY_MULTI_INSTANCE_RATE_LIMITING=true), the default one
+    does not. Every limit is far above what a run reaches: the runs measure what checking and
+    counting cost, never a refusal."""
+
+    cache: str  # local | redis
+    namespace: str
+
+
+DEPLOYMENT_LIMITS = {"rpm": 10**9, "tpm": 10**12}
+
+
+def _features_sections(features: Features) -> list[str]:
+    return [
+        "litellm_settings:",
+        *_cache_lines(features.cache, features.namespace),
+        '  callbacks: ["prometheus"]',
+    ]
+
+
+# Scenario kinds an all-features target runs: the chat requests a "seed" can make new (a miss each).
+FEATURE_KINDS = ("chat", "stream")
+
+
+def as_miss(scenario: Scenario) -> Scenario:
+    """The scenario as an all-features target runs it: every body new, so the cache is on the miss
+    path (key, lookup, capture, store) on every request, as for a chat API's usual traffic; only
+    cache-hit-c64 repeats its body. A repeated chat-c64 would measure the hit path instead."""
+    return scenario if scenario.key == "cache-hit-c64" else dataclasses.replace(scenario, vary=True)
 
 
 # What a LiteLLM user sets for a group with a flaky deployment (LiteLLM's router_settings): two
@@ -115,8 +157,9 @@ def cache_settings(kind: str, namespace: str) -> str:
 ROUTER_SETTINGS = {"num_retries": 2, "allowed_fails": 3, "cooldown_time": 1}
 
 
-def gateway_config(upstream: str) -> str:
-    """One LiteLLM-format config.yaml that Seance and the LiteLLM proxy both load unchanged."""
+def gateway_config(upstream: str, features: Features | None = None) -> str:
+    """One LiteLLM-format config.yaml that Seance and the LiteLLM proxy both load unchanged;
+    with `features`, issue 10's features on (Features)."""
     entries = [
         ("bench-openai", "openai/gpt-4o-mini", f"{upstream}/v1", "sk-fake"),
         ("bench-stream", "openai/gpt-4o-mini", f"{upstream}/stream/v1", "sk-fake"),
@@ -137,5 +180,10 @@ def gateway_config(upstream: str) -> str:
             f"      api_base: {api_base}",
             f"      api_key: {api_key}",
         ]
-    lines += ["router_settings:", *(f"  {key}: {value}" for key, value in ROUTER_SETTINGS.items())]
+        if features is not None:
+            lines += [f"      {limit}: {value}" for limit, value in DEPLOYMENT_LIMITS.items()]
+    router = {**ROUTER_SETTINGS, **({"enable_pre_call_checks": "true"} if features is not None else {})}
+    lines += ["router_settings:", *(f"  {key}: {value}" for key, value in router.items())]
+    if features is not None:
+        lines += _features_sections(features)
     return "\n".join(lines) + "\n"

@@ -6,12 +6,13 @@ import dataclasses
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from procs import Supervisor, ensure_port_free, wait_http_ok
+from procs import BenchError, Supervisor, ensure_port_free, wait_http_ok
 from scenarios import SCENARIOS
 
 MASTER_KEY = "sk-bench"
@@ -30,12 +31,17 @@ SEANCE_LIMITS_REDIS_PORT = 18210
 SEANCE_METRICS_PORT = 18220
 SEANCE_VKEY_PORT = 18230
 SEANCE_NODB_PORT = 18240
+SEANCE_ALL_PORT = 18280
+SEANCE_ALL_REDIS_PORT = 18290
+LITELLM_ALL_PORT = 18300
 TARGET_NAMES = (
     "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-cache", "seance-cache-redis",
-    "seance-limits", "seance-limits-redis", "seance-metrics", "seance-vkey", "seance-nodb", "litellm", "relay",
-    "relay-raw",
+    "seance-limits", "seance-limits-redis", "seance-metrics", "seance-vkey", "seance-nodb", "seance-all",
+    "seance-all-redis", "litellm", "litellm-all", "relay", "relay-raw",
 )  # fmt: skip
 CACHE_TARGETS = ("seance-cache", "seance-cache-redis")
+# Issue 10's features on together (scenarios.Features); they run every chat scenario as a miss
+ALL_FEATURES_TARGETS = ("seance-all", "seance-all-redis", "litellm-all")
 DEFAULT_TARGETS = ("direct", "seance", "litellm")
 
 
@@ -65,6 +71,10 @@ class Paths:
         """gateway_config plus the response cache of `kind` (local, redis)."""
         return self.work / f"gateway-config-cache-{kind}.yaml"
 
+    def features_config(self, target: str) -> Path:
+        """gateway_config with issue 10's features on, for an all-features target."""
+        return self.work / f"gateway-config-{target}.yaml"
+
     @property
     def baseline_src(self) -> Path:
         """The `src/` of the --baseline commit, extracted by run.py."""
@@ -83,8 +93,9 @@ class Running:
 def _gateway_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     # Provider keys from the shell must not leak into a run that uses the config's fake keys.
+    # So must a Redis from the shell: a target uses Redis only where its config or `extra` says so.
     for name in list(env):
-        if name.endswith(("_API_KEY", "_API_BASE", "_BASE_URL")):
+        if name.endswith(("_API_KEY", "_API_BASE", "_BASE_URL")) or name.startswith("REDIS_"):
             del env[name]
     env["LITELLM_MASTER_KEY"] = MASTER_KEY
     env.update(extra)
@@ -135,8 +146,13 @@ def start_seance_vkey(sup: Supervisor, paths: Paths) -> Running:
     """The same gateway called with a virtual key from /key/generate (not the master key): the key
     cache, its budget check and the spend log on every request."""
     running = _start_seance(sup, paths, "seance-vkey", SEANCE_VKEY_PORT)
+    return _with_new_key(running, {"key_alias": "bench", "max_budget": 1e9})
+
+
+def _with_new_key(running: Running, fields: dict[str, object]) -> Running:
+    """`running`, called from now on with a virtual key made by its /key/generate with `fields`."""
     request = urllib.request.Request(
-        running.base_url + "/key/generate", data=json.dumps({"key_alias": "bench", "max_budget": 1e9}).encode(),
+        running.base_url + "/key/generate", data=json.dumps(fields).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"}, method="POST",
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=30) as answer:
@@ -196,25 +212,99 @@ def start_seance_limits_redis(sup: Supervisor, paths: Paths) -> Running:
     script round trip before the answer and one after it."""
     url = os.environ.get("SEANCE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     return _start_limited(sup, paths, "seance-limits-redis", SEANCE_LIMITS_REDIS_PORT, {"REDIS_URL": url})
+
+
+def _start_all_features(sup: Supervisor, paths: Paths, name: str, port: int) -> Running:
+    """Seance with issue 10's features on together (its config from scenarios.Features: the cache,
+    Prometheus, deployment rpm/tpm), called with a virtual key whose rpm, tpm and parallel limits
+    (BENCH_LIMITS, never reached) are checked and counted on every request, and whose spend is
+    logged. With a Redis cache the limits are counted in the same Redis (the gateway finds it in
+    cache_params), each run under a key of its own."""
+    running = _start_seance(sup, paths, name, port, config=paths.features_config(name))
+    limits = {"rpm_limit": BENCH_LIMITS["rpm"], "tpm_limit": BENCH_LIMITS["tpm"],
+              "max_parallel_requests": BENCH_LIMITS["parallel"]}  # fmt: skip
+    running = _with_new_key(running, {"key_alias": f"bench-{name}", "max_budget": 1e9, **limits})
+    _check_features(running)
+    return running
+
+
+# What shows each feature took part in an answer: the cache looked it up, the limits counted it.
+FEATURE_HEADERS = ("x-litellm-cache-key", "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens")
+
+
+def _check_features(running: Running) -> None:
+    """One request with the target's key, then /metrics: every feature must be on (a feature that a
+    config mistake left off would make its run measure nothing)."""
+    body = {"model": "bench-openai", "messages": [{"role": "user", "content": f"features {os.urandom(6).hex()}"}]}
+    request = urllib.request.Request(
+        running.base_url + "/v1/chat/completions", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {running.key}"},
+    )  # fmt: skip
+    metrics = urllib.request.Request(running.base_url + "/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            missing = [name for name in FEATURE_HEADERS if answer.headers.get(name) is None]
+        with urllib.request.urlopen(metrics, timeout=30) as answer:
+            if "litellm_proxy_total_requests_metric" not in answer.read().decode():
+                missing.append("litellm_proxy_total_requests_metric in /metrics")
+    except urllib.error.HTTPError as exc:
+        raise BenchError(f"{running.name}: {exc.url} answered {exc.code}: {exc.read()[:300]!r}") from exc
+    if missing:
+        raise BenchError(f"{running.name}: a feature is off, the answer has no {', '.join(missing)}")
+
+
+def start_seance_all(sup: Supervisor, paths: Paths) -> Running:
+    """Everything in the process: the cache (type local), limits and metrics."""
+    return _start_all_features(sup, paths, "seance-all", SEANCE_ALL_PORT)
+
+
+def start_seance_all_redis(sup: Supervisor, paths: Paths) -> Running:
+    """The cache and the limits in the Redis on 127.0.0.1:6379, metrics in the process."""
+    return _start_all_features(sup, paths, "seance-all-redis", SEANCE_ALL_REDIS_PORT)
+
+
 def start_seance_metrics(sup: Supervisor, paths: Paths) -> Running:
     """Seance with Prometheus metrics on (--metrics: the hook on every request; nobody scrapes)."""
     return _start_seance(sup, paths, "seance-metrics", SEANCE_METRICS_PORT, ("--metrics",))
 
 
-def start_litellm(sup: Supervisor, paths: Paths) -> Running:
-    ensure_port_free(LITELLM_PORT)
-    log = paths.work / "litellm.log"
+def _start_litellm(sup: Supervisor, paths: Paths, name: str, port: int, config: Path) -> Running:
+    ensure_port_free(port)
+    log = paths.work / f"{name}.log"
     argv = [
-        str(paths.litellm), "--config", str(paths.gateway_config),
-        "--host", "127.0.0.1", "--port", str(LITELLM_PORT), "--num_workers", "1",
+        str(paths.litellm), "--config", str(config),
+        "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1",
     ]  # fmt: skip
     # Only the start-up download of the model price map is turned off (no network here); the
     # proxy otherwise runs as installed: default logging, callbacks and request handling.
     env = _gateway_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
-    proc = sup.start("litellm", argv, log, env)
-    base = f"http://127.0.0.1:{LITELLM_PORT}"
+    proc = sup.start(name, argv, log, env)
+    base = f"http://127.0.0.1:{port}"
     wait_http_ok(f"{base}/health/liveliness", proc, 240, log, {})
-    return Running("litellm", base, proc, direct=False)
+    return Running(name, base, proc, direct=False)
+
+
+def start_litellm(sup: Supervisor, paths: Paths) -> Running:
+    return _start_litellm(sup, paths, "litellm", LITELLM_PORT, paths.gateway_config)
+
+
+def start_litellm_all(sup: Supervisor, paths: Paths) -> Running:
+    """LiteLLM with the features it has without a database, from the same kind of config as
+    seance-all-redis: the Redis cache (a namespace of its own; LiteLLM then keeps its usage
+    counters in that Redis too), Prometheus, deployment rpm/tpm with enable_pre_call_checks. Per-key
+    limits need its virtual keys, which need PostgreSQL and prisma's engines (downloaded at start,
+    and this machine has no network): the master key it is."""
+    running = _start_litellm(sup, paths, "litellm-all", LITELLM_ALL_PORT, paths.features_config("litellm-all"))
+    # Prometheus is on: a proxy that dropped the callback (a license check, say) must not pass as on.
+    request = urllib.request.Request(running.base_url + "/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    if status != 200:
+        raise BenchError(f"litellm-all: GET /metrics answered {status}: Prometheus is not on")
+    return running
 
 
 RELAY_KINDS = ("chat", "stream", "embeddings")
@@ -252,7 +342,10 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-limits-redis": start_seance_limits_redis,
     "seance-metrics": start_seance_metrics,
     "seance-vkey": start_seance_vkey,
+    "seance-all": start_seance_all,
+    "seance-all-redis": start_seance_all_redis,
     "litellm": start_litellm,
+    "litellm-all": start_litellm_all,
     "relay": start_relay,
     "relay-raw": start_relay_raw,
 }

@@ -1,5 +1,5 @@
 from load import LoadResult
-from report import Measurement, Results, check_bars, flaky_table, results_table
+from report import Measurement, Results, all_features_bars, all_features_table, check_bars, flaky_table, results_table
 
 
 def _load(rps: float, p50: float = 1.0, p99: float = 2.0, bad_status: int = 0) -> LoadResult:
@@ -70,3 +70,54 @@ def test_the_flaky_bars_and_table_compare_each_gateway_with_its_healthy_run() ->
     assert verdicts["flaky c=16: Seance success rate"] == "FAIL"
     assert verdicts["flaky c=16: Seance p99 vs its healthy chat c=16 p99"] == "FAIL"
     assert not any("flaky" in bar.title for bar in check_bars(Results(run[:1])))  # not run: no bar
+
+
+def _all_features_run(redis_miss_rps: float = 4000, redis_c1_p99: float = 1.2) -> list[Measurement]:
+    return [
+        Measurement("seance", "chat-c1", _load(3000, 0.3, 0.9), 0.3, 60),
+        Measurement("seance", "chat-c64", _load(6000), 0.2, 60),
+        Measurement("seance", "cache-miss-c64", _load(5000), 0.2, 60),
+        Measurement("seance-all", "chat-c64", _load(4000), 0.3, 70),  # below 80 %: the bar uses the miss run
+        Measurement("seance-all", "cache-miss-c64", _load(4500), 0.25, 70),
+        Measurement("seance-all", "cache-hit-c64", _load(9600), 0.1, 70),
+        Measurement("seance-all-redis", "chat-c1", _load(2000, 0.5, redis_c1_p99), 0.5, 70),
+        Measurement("seance-all-redis", "cache-miss-c64", _load(redis_miss_rps), 0.4, 70),
+        Measurement("seance-all-redis", "cache-hit-c64", _load(8000), 0.2, 70),
+        Measurement("litellm", "cache-miss-c64", _load(50), 18.0, 400),
+        Measurement("litellm-all", "cache-miss-c64", _load(40), 20.0, 420),
+    ]
+
+
+def test_the_all_features_bars_compare_the_miss_path_and_a_hit_with_the_bare_gateway() -> None:
+    verdicts = {bar.title: (bar.verdict, bar.value) for bar in all_features_bars(Results(_all_features_run()))}
+    assert verdicts == {
+        "seance-all: c=64 throughput on the miss path (cache-miss-c64) vs seance": ("PASS", 90.0),
+        "seance-all: cache hit c=64 throughput vs seance chat c=64": ("PASS", 1.6),
+        "seance-all-redis: c=64 throughput on the miss path (cache-miss-c64) vs seance": ("PASS", 80.0),
+        "seance-all-redis: chat c=1 (a miss) added p99 over seance": ("PASS", 1.2 - 0.9),
+        "seance-all-redis: cache hit c=64 throughput vs seance chat c=64": ("FAIL", 8000 / 6000),
+    }
+    slow = {bar.title: bar.verdict for bar in all_features_bars(Results(_all_features_run(3990, 1.31)))}
+    assert slow["seance-all-redis: c=64 throughput on the miss path (cache-miss-c64) vs seance"] == "FAIL"
+    assert slow["seance-all-redis: chat c=1 (a miss) added p99 over seance"] == "FAIL"
+
+
+def test_without_a_miss_run_the_throughput_bar_takes_chat_c64_and_a_missing_run_is_na() -> None:
+    run = [m for m in _all_features_run() if m.scenario != "cache-miss-c64" and m.target != "seance-all-redis"]
+    run.append(Measurement("seance-all-redis", "chat-c64", _load(5000), 0.3, 70))
+    verdicts = {bar.title: (bar.verdict, bar.value) for bar in all_features_bars(Results(run))}
+    assert verdicts["seance-all: c=64 throughput on the miss path (chat-c64) vs seance"] == ("FAIL", 100 * 4000 / 6000)
+    assert verdicts["seance-all-redis: chat c=1 (a miss) added p99 over seance"] == ("N/A", None)
+    assert not all_features_bars(Results(run[:2]))  # no all-features target ran: no bars
+
+
+def test_the_all_features_table_gives_each_target_against_seance_and_litellm_as_ratios() -> None:
+    titles = {"cache-miss-c64": "cache miss c=64"}
+    table = all_features_table(Results(_all_features_run()), ["chat-c1", "cache-miss-c64", "slow-c256"], titles)
+    rows = table.splitlines()
+    assert len(rows) == 4  # header, rule, chat-c1, cache-miss-c64 (slow-c256: no all-features run)
+    assert rows[3] == (
+        "| cache miss c=64 | 5,000 | 4,500 | 4,000 | 50 | 40 | 0.900 | 0.800 | 0.800 | 100.000 "
+        "| 2.00 / 2.00 / 2.00 / 2.00 | 0.200 / 0.250 / 0.400 / 20.000 |"
+    )
+    assert rows[2].startswith("| chat-c1 | 3,000 | - | 2,000 | - | - | - | 0.667 | - | - |")
