@@ -13,6 +13,8 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py --gateway-arg=--no-db        # without the keys/spend store
     python3 bench/instructions.py --virtual-key                # a key from /key/generate, not the master key
     python3 bench/instructions.py --keep /tmp/cg               # keep callgrind's files (callgrind_annotate)
+    python3 bench/instructions.py --config-extra 'general_settings: {proxy_batch_write_at: 3600}'
+                                                # the request path alone: no spend write while counting
 
 Each revision's `src/` is exported with `git archive` (the working tree for "."), served with the
 repository's `.venv` interpreter under `PYTHONPATH`, warmed up, then counted over the measured
@@ -197,6 +199,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="measure each revision this many times, interleaved")
     parser.add_argument("--access-log", action="store_true")
     parser.add_argument("--virtual-key", action="store_true", help="call with a key from /key/generate")
+    parser.add_argument(
+        "--config-extra", default="", help="YAML appended to the config: 'general_settings: {disable_spend_logs: true}'"
+    )
     parser.add_argument("--keep", type=Path, help="copy callgrind's output files into this folder")
     parser.add_argument(
         "--gateway-arg", action="append", default=[], help="passed to `seance gateway` (repeatable): --no-db, --metrics"
@@ -214,7 +219,7 @@ def main(argv: list[str]) -> int:
         config = work / "config.yaml"
         config.write_text(
             "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
-            f"      api_base: http://127.0.0.1:{upstream_port}/v1\n      api_key: sk-upstream\n"
+            f"      api_base: http://127.0.0.1:{upstream_port}/v1\n      api_key: sk-upstream\n{args.config_extra}\n"
         )
         sources = {rev: export(rev, work) for rev in revs}
         try:
