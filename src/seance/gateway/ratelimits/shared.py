@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from seance.gateway.ratelimits import PARALLEL_TTL, WINDOW, Count, Entry, Held, Verdict
 from seance.gateway.ratelimits.memory import MemoryStore
-from seance.gateway.ratelimits.resp import Client, ReplyError
+from seance.gateway.resp import Client, ReplyError
 
 if TYPE_CHECKING:
     from seance.gateway.shared_state import RedisSettings

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from seance.gateway.ratelimits.resp import Client, Incomplete, ReplyError, _Connection, encode, parse
+from seance.gateway.resp import Client, Incomplete, ReplyError, _Connection, encode, parse
 
 REDIS_URL = os.environ.get("SEANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPLIES = b":42\r\n+OK\r\n$5\r\nhe\r\no\r\n$-1\r\n*3\r\n:1\r\n*1\r\n$1\r\nx\r\n:-7\r\n-NOSCRIPT No matching script\r\n"

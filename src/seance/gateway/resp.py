@@ -1,7 +1,8 @@
-"""A minimal Redis client for the limits' two scripts: one pipelined connection per worker (RESP2,
-replies matched to calls in order), EVALSHA/EVAL/PING only. redis-py spent ~0.3 ms of CPU on the
-two calls of a request (pool, locks, retries, generic encoding); this spends a few tens of µs, which
-is what the gateway's budget for limits with Redis allows.
+"""A minimal Redis client for what the request path asks of Redis — the limits' two scripts, the
+response cache's GET and SET: one pipelined connection per worker (RESP2, replies matched to calls
+in order). redis-py spent ~0.3 ms of CPU on the two calls of a request (pool, locks, retries,
+generic encoding); this spends a few tens of µs, which is what the gateway's budget for limits and
+the cache with Redis allows. Off the request path (cooldowns, health checks) redis-py is used.
 
 Failures are the builtin ConnectionError and TimeoutError (the caller falls back on either); an
 error reply is a ReplyError (NOSCRIPT among them). A call that times out closes the connection and
@@ -117,6 +118,12 @@ class _Connection(asyncio.Protocol):
         return future
 
 
+def _expire(connection: _Connection, future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("Redis did not answer in time"))
+        connection.fail(ConnectionError("Redis did not answer an earlier call in time"))
+
+
 class Client:
     def __init__(self, url: str, timeout: float) -> None:
         parts = urlsplit(url)
@@ -137,11 +144,12 @@ class Client:
         if connection is None or connection.closed or connection.transport.is_closing():  # type: ignore[union-attr]
             connection = await self._connect()
         future = connection.send(args)
+        # a timer rather than asyncio.wait_for, which wraps every call in more futures and callbacks
+        timer = asyncio.get_running_loop().call_later(self.timeout, _expire, connection, future)
         try:
-            return await asyncio.wait_for(future, self.timeout)
-        except TimeoutError:
-            connection.fail(ConnectionError("Redis did not answer in time"))
-            raise
+            return await future
+        finally:
+            timer.cancel()
 
     async def _connect(self) -> _Connection:
         if self._connecting is not None:  # another call is connecting: share its connection
