@@ -12,6 +12,7 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py --scenario stream --access-log
     python3 bench/instructions.py --gateway-arg=--no-db        # without the keys/spend store
     python3 bench/instructions.py --virtual-key                # a key from /key/generate, not the master key
+    python3 bench/instructions.py --virtual-key '{"rpm_limit": 1000000}' --scenario chat-miss
     python3 bench/instructions.py --keep /tmp/cg               # keep callgrind's files (callgrind_annotate)
     python3 bench/instructions.py --config-extra 'general_settings: {proxy_batch_write_at: 3600}'
                                                 # the request path alone: no spend write while counting
@@ -57,6 +58,8 @@ STREAM = (
 )
 REQUESTS = {
     "chat": b'{"model":"bench","messages":[{"role":"user","content":"Say hello"}]}',
+    # a new seed each time (%d): with a response cache on, every request is a miss
+    "chat-miss": b'{"model":"bench","seed":%d,"messages":[{"role":"user","content":"Say hello"}]}',
     "stream": b'{"model":"bench","stream":true,"stream_options":{"include_usage":true},'
     b'"messages":[{"role":"user","content":"Say hello"}]}',
 }
@@ -130,14 +133,20 @@ def request(
     return data
 
 
-def virtual_key(conn: http.client.HTTPConnection) -> str:
-    """A key from /key/generate (no limits, no budget): what an application is given."""
-    answer = request(conn, b'{"key_alias": "bench-instructions"}', path="/key/generate")
+def virtual_key(conn: http.client.HTTPConnection, fields: str) -> str:
+    """A key from /key/generate (by default no limits, no budget): what an application is given."""
+    body = {"key_alias": f"bench-instructions-{time.monotonic_ns()}", **json.loads(fields or "{}")}
+    answer = request(conn, json.dumps(body).encode(), path="/key/generate")
     return str(json.loads(answer)["key"])
 
 
+def body_of(scenario: str, n: int) -> bytes:
+    body = REQUESTS[scenario]
+    return body % n if b"%d" in body else body
+
+
 def count(
-    src: Path, config: Path, scenario: str, n: int, warmup: int, extra: list[str], work: Path, vkey: bool = False
+    src: Path, config: Path, scenario: str, n: int, warmup: int, extra: list[str], work: Path, vkey: str | None = None
 ) -> int:
     port = free_port()
     out = work / f"callgrind.{os.getpid()}.{time.monotonic_ns()}"
@@ -155,19 +164,19 @@ def count(
         deadline = time.monotonic() + 300
         while True:
             try:
-                request(conn, REQUESTS[scenario])
+                request(conn, body_of(scenario, 0))
                 break
             except (ConnectionError, OSError):
                 if time.monotonic() > deadline or gateway.poll() is not None:
                     raise RuntimeError("the gateway did not start; see " + str(work / "gateway.log")) from None
                 conn.close()
                 time.sleep(1)
-        key = virtual_key(conn) if vkey else MASTER_KEY
-        for _ in range(warmup):
-            request(conn, REQUESTS[scenario], key)
+        key = virtual_key(conn, vkey) if vkey is not None else MASTER_KEY
+        for i in range(warmup):
+            request(conn, body_of(scenario, i + 1), key)
         subprocess.run(["callgrind_control", "-i", "on", str(gateway.pid)], check=True, capture_output=True)
-        for _ in range(n):
-            request(conn, REQUESTS[scenario], key)
+        for i in range(n):
+            request(conn, body_of(scenario, warmup + i + 1), key)
         subprocess.run(["callgrind_control", "-i", "off", str(gateway.pid)], check=True, capture_output=True)
         conn.close()
     finally:
@@ -198,7 +207,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1, help="measure each revision this many times, interleaved")
     parser.add_argument("--access-log", action="store_true")
-    parser.add_argument("--virtual-key", action="store_true", help="call with a key from /key/generate")
+    parser.add_argument(
+        "--virtual-key", nargs="?", const="{}", help="call with a key from /key/generate (optional JSON: its fields)"
+    )
     parser.add_argument(
         "--config-extra", default="", help="YAML appended to the config: 'general_settings: {disable_spend_logs: true}'"
     )

@@ -17,6 +17,7 @@ configured); a request whose caller has no limits (the master key) returns at th
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,12 +26,14 @@ from seance.gateway.context import Caller, Headers, Limits, RequestContext
 from seance.gateway.errors import RateLimited
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.ratelimits import Count, Entry, Held, Store
+from seance.gateway.ratelimits.memory import MemoryStore
 
 # parts of a message that are not text the model reads as tokens of that size (data URLs, files)
 NOT_TEXT = frozenset({"image_url", "input_audio", "file", "source", "image", "audio"})
 TEXT_FIELDS = ("messages", "input", "prompt", "system", "suffix")
 NO_LIMIT_BODY = frozenset({"count_tokens"})  # routes that call no model
 CLIENT_GONE = 499
+MAX_REMEMBERED = 4096  # callers' entries kept; past it the table starts again
 
 
 class RateLimits(Hook):
@@ -39,17 +42,32 @@ class RateLimits(Hook):
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.local = store if isinstance(store, MemoryStore) else None
+        # in-flight ids for the shared store: unique across replicas by the random tag, cheap by the count
+        self.tag = os.urandom(6).hex()
+        self.count = itertools.count()
+        # (the caller's limits, model) -> the entries and whether any has a tpm: the same callers ask
+        # again and again (cached keys keep their Limits objects), so their entries are made once
+        self._entries: dict[tuple[int, str | None], tuple[tuple[Limits, ...], tuple[Entry, ...], bool]] = {}
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         caller = ctx.caller
         if caller is None or not caller.limits or body is None or ctx.route.name in NO_LIMIT_BODY:
             return None
-        entries = entries_for(caller.limits, ctx.model)
+        limits, model = caller.limits, ctx.model
+        known = self._entries.get((id(limits), model))
+        if known is None or known[0] is not limits:  # (an id is only reused once its tuple is gone)
+            known = self._remember(limits, model)
+        _, entries, tokens = known
         if not entries:
             return None
-        estimate = estimate_tokens(body) if any(e.tpm is not None for e in entries) else 0
-        request_id = os.urandom(8).hex()
-        verdict = await self.store.acquire(entries, estimate, request_id)
+        estimate = estimate_tokens(body) if tokens else 0
+        if self.local is not None:  # in this process: answered at once, no coroutine in between
+            request_id = ""
+            verdict = self.local.acquire_now(entries, estimate)
+        else:
+            request_id = f"{self.tag}{next(self.count):x}"
+            verdict = await self.store.acquire(entries, estimate, request_id)
         headers = _headers(entries, verdict.counts)
         if not verdict.admitted:
             retry = verdict.retry_after()
@@ -62,6 +80,16 @@ class RateLimits(Hook):
             ctx.response_headers += headers
         return None
 
+    def _remember(
+        self, limits: tuple[Limits, ...], model: str | None
+    ) -> tuple[tuple[Limits, ...], tuple[Entry, ...], bool]:
+        entries = entries_for(limits, model)
+        known = (limits, entries, any(e.tpm is not None for e in entries))
+        if len(self._entries) >= MAX_REMEMBERED:
+            self._entries.clear()
+        self._entries[(id(limits), model)] = known
+        return known
+
     async def after(self, ctx: RequestContext) -> None:
         held = ctx.limits_held
         if held is None:
@@ -72,7 +100,11 @@ class RateLimits(Hook):
             used = 0  # refused or failed: nothing to count
         else:
             used = held.estimate  # answered without usage, or the client left mid-answer: the estimate
-        await held.store.release(held, used)
+        store = held.store
+        if isinstance(store, MemoryStore):  # (also a Redis store's fallback while Redis is down)
+            store.release_now(held, used)
+        else:
+            await store.release(held, used)
 
 
 def entries_for(limits: Iterable[Limits], model: str | None) -> tuple[Entry, ...]:

@@ -43,19 +43,18 @@ class MemoryStore:
         if refused_by >= 0:
             counts = tuple(Count(w[0], int(w[1]), int(w[2]), p) for w, p in seen)
             return Verdict(self, False, now, counts, refused_by, limit)
+        admitted: list[Count] = []
         for entry, (window, parallel) in zip(entries, seen, strict=True):
             window[1] += 1
             window[2] += estimate
             windows[entry.name] = window
             if entry.parallel is not None:
-                in_flight[entry.name] = parallel + 1
+                parallel += 1
+                in_flight[entry.name] = parallel
+            admitted.append(Count(window[0], int(window[1]), int(window[2]), parallel))
         if len(windows) > self._sweep_at:
             self._sweep(now)
-        counts = tuple(
-            Count(w[0], int(w[1]), int(w[2]), p + (e.parallel is not None))
-            for e, (w, p) in zip(entries, seen, strict=True)
-        )
-        return Verdict(self, True, now, counts)
+        return Verdict(self, True, now, tuple(admitted))
 
     async def release(self, held: Held, used: int) -> None:
         self.release_now(held, used)
