@@ -298,6 +298,10 @@ class KeyCache:
         if team is not None:
             bound(f"team:{team['team_id']}", f"Team={team['team_alias'] or team['team_id']}", team, team["spend"])
         if user is not None:
+            # LiteLLM (since 1.94.1): a key of a team answers to the team's budget, not to its
+            # owner's personal one (spend still adds up on the user; their rate limits still apply)
+            if team is not None:
+                user = {**user, "max_budget": None, "budget_id": None}
             bound(f"user:{user['user_id']}", f"User={user['user_id']}", user, user["spend"])
         if org is not None:
             name = org["organization_alias"] or org["organization_id"]
