@@ -100,13 +100,7 @@ def test_after_a_failure_no_request_reaches_the_deployment_from_either_gateway(
     goes to the other gateway, and it already skips the failed deployment."""
     base, counts = upstream
     run = uuid.uuid4().hex
-    config = {
-        "model_list": [
-            {**deployment("gpt", "openai/gpt-4o", base + "/bad"), "model_info": {"id": f"bad-{run}"}},
-            {**deployment("gpt", "openai/gpt-4o", base + "/good"), "model_info": {"id": f"good-{run}"}},
-        ],
-        "router_settings": {"allowed_fails": 0, "cooldown_time": 60, "num_retries": 1},
-    }
+    config = _bad_and_good(base, run)
     env = {"REDIS_URL": REDIS}
     gateways = [gateway(config, env), gateway(config, env)]
     clients = [g.http() for g in gateways]
@@ -121,6 +115,17 @@ def test_after_a_failure_no_request_reaches_the_deployment_from_either_gateway(
         asyncio.run(_delete(f"bad-{run}", f"good-{run}"))
 
 
+def _bad_and_good(base: str, run: str) -> dict[str, Any]:
+    """One group of two deployments: "bad" fails at once and cools down for a minute."""
+    return {
+        "model_list": [
+            {**deployment("gpt", "openai/gpt-4o", base + "/bad"), "model_info": {"id": f"bad-{run}"}},
+            {**deployment("gpt", "openai/gpt-4o", base + "/good"), "model_info": {"id": f"good-{run}"}},
+        ],
+        "router_settings": {"allowed_fails": 0, "cooldown_time": 60, "num_retries": 1},
+    }
+
+
 async def _delete(*ids: str) -> None:
     client = Redis.from_url(REDIS)
     await client.delete(*(PREFIX + KEY + i for i in ids))
@@ -133,13 +138,7 @@ def test_the_workers_of_one_gateway_share_a_cooldown(
     """`--workers 2`: each request on a new connection, spread over the workers by the kernel."""
     base, counts = upstream
     run = uuid.uuid4().hex
-    config = {
-        "model_list": [
-            {**deployment("gpt", "openai/gpt-4o", base + "/bad"), "model_info": {"id": f"bad-{run}"}},
-            {**deployment("gpt", "openai/gpt-4o", base + "/good"), "model_info": {"id": f"good-{run}"}},
-        ],
-        "router_settings": {"allowed_fails": 0, "cooldown_time": 60, "num_retries": 1},
-    }
+    config = _bad_and_good(base, run)
     running = gateway(config, {"REDIS_URL": REDIS}, args=("--workers", "2"))
     body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
     try:
