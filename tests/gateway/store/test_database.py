@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +56,24 @@ def test_unreachable_database_stops_the_start_with_one_line(tmp_path: Path) -> N
     with pytest.raises(StoreError, match=r"the database PostgreSQL 127.0.0.1:1/db .* cannot be used") as caught:
         store.prepare()
     assert "pw" not in str(caught.value)
+
+
+def test_the_migration_runs_apart_from_the_serving_process(tmp_path: Path) -> None:
+    """Alembic and the migration scripts (14 MB of RSS) stay out of the process that serves: a
+    fresh interpreter, as `seance gateway` is, has none of them loaded after `prepare`."""
+    path = tmp_path / "seance.db"
+    program = (
+        "import sys\nfrom pathlib import Path\nfrom seance.gateway.store import Store, sqlite\n"
+        f"Store(sqlite(Path({str(path)!r}), 'test')).prepare()\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'alembic', 'mako'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    with sqlite3.connect(path) as db:  # and the database was migrated all the same
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+    assert set(tables.metadata.tables) <= names
 
 
 async def test_migrations_are_idempotent_and_safe_together(tmp_path: Path, db_env: dict[str, str]) -> None:
