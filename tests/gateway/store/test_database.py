@@ -4,6 +4,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,29 @@ def test_the_migration_runs_apart_from_the_serving_process(tmp_path: Path) -> No
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
     assert set(tables.metadata.tables) <= names
+
+
+async def test_a_burst_leaves_few_sqlite_connections_open(tmp_path: Path) -> None:
+    """Each pooled aiosqlite connection is a thread with its own malloc arena and page cache (~3 MB
+    of RSS): after a burst of readers (a new key's first requests arriving together) the pool keeps
+    two, and never opens more than five at once."""
+    engine = find_database(_settings(tmp_path, {"SEANCE_DB": str(tmp_path / "x.db")})).engine()
+    threads = threading.active_count()
+    most = 0
+
+    async def read() -> None:
+        nonlocal most
+        async with engine.connect() as db:
+            await db.execute(sa.text("SELECT 1"))
+            most = max(most, threading.active_count() - threads)
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.gather(*(read() for _ in range(20)))
+        assert most <= 5
+        assert engine.pool.checkedin() == 2  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
 
 
 async def test_migrations_are_idempotent_and_safe_together(tmp_path: Path, db_env: dict[str, str]) -> None:
