@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -53,6 +57,47 @@ def test_unreachable_database_stops_the_start_with_one_line(tmp_path: Path) -> N
     with pytest.raises(StoreError, match=r"the database PostgreSQL 127.0.0.1:1/db .* cannot be used") as caught:
         store.prepare()
     assert "pw" not in str(caught.value)
+
+
+def test_the_migration_runs_apart_from_the_serving_process(tmp_path: Path) -> None:
+    """Alembic and the migration scripts (14 MB of RSS) stay out of the process that serves: a
+    fresh interpreter, as `seance gateway` is, has none of them loaded after `prepare`."""
+    path = tmp_path / "seance.db"
+    program = (
+        "import sys\nfrom pathlib import Path\nfrom seance.gateway.store import Store, sqlite\n"
+        f"Store(sqlite(Path({str(path)!r}), 'test')).prepare()\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'alembic', 'mako'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    with sqlite3.connect(path) as db:  # and the database was migrated all the same
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+    assert set(tables.metadata.tables) <= names
+
+
+async def test_a_burst_leaves_few_sqlite_connections_open(tmp_path: Path) -> None:
+    """Each pooled aiosqlite connection is a thread with its own malloc arena and page cache (~3 MB
+    of RSS): after a burst of readers (a new key's first requests arriving together) the pool keeps
+    two, and never opens more than five at once."""
+    engine = find_database(_settings(tmp_path, {"SEANCE_DB": str(tmp_path / "x.db")})).engine()
+    threads = threading.active_count()
+    most = 0
+
+    async def read() -> None:
+        nonlocal most
+        async with engine.connect() as db:
+            await db.execute(sa.text("SELECT 1"))
+            most = max(most, threading.active_count() - threads)
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.gather(*(read() for _ in range(20)))
+        assert most <= 5
+        assert engine.pool.checkedin() == 2  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
 
 
 async def test_migrations_are_idempotent_and_safe_together(tmp_path: Path, db_env: dict[str, str]) -> None:

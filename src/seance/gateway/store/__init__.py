@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from collections.abc import Mapping
 
@@ -106,8 +108,34 @@ class Store:
 
     def prepare(self) -> None:
         """Migrate before serving (and before forking workers): a database that cannot be used
-        stops the start with one clear line. Runs its own event loop."""
-        asyncio.run(self._prepare())
+        stops the start with one clear line.
+
+        In a child process: Alembic, its migration scripts and what they import stay there instead
+        of in the process that serves (they were 14 MB of a worker's RSS: 89 MB at the first
+        request against 75 MB without them, and inherited by every forked worker)."""
+        read, write = os.pipe()
+        sys.stdout.flush()  # or the child would write what is buffered a second time
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            code = 0
+            try:
+                asyncio.run(self._prepare())
+            except BaseException as exc:  # anything, so the parent gets its one line and not a hang
+                message = str(exc) if isinstance(exc, StoreError) else f"the migration failed: {reason_of(exc)}"
+                os.write(write, message.encode())
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)  # no atexit, no inherited cleanups (a test runner's) in the child
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            message = pipe.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise StoreError(message or f"the migration process ended abnormally (status {status})")
 
     async def _prepare(self) -> None:
         engine = self.database.engine()

@@ -25,6 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x5EA9CE
 # a database that does not answer within this long is treated as down (the caches answer instead)
 CONNECT_TIMEOUT = 5.0
+SQLITE_POOL = {"pool_size": 2, "max_overflow": 3}
 
 
 class StoreError(Exception):
@@ -51,7 +52,14 @@ class Database:
 
     def engine(self) -> AsyncEngine:
         if self.is_sqlite:
-            engine = create_async_engine(self.url, connect_args={"timeout": CONNECT_TIMEOUT, **self.connect_args})
+            # Each pooled aiosqlite connection is a thread of its own, with its own malloc arena and
+            # page cache: ~3 MB of RSS each for as long as the pool keeps it. SQLite takes one writer
+            # at a time anyway (the spend log's), and key reads are rare (cached): two connections
+            # kept, three more at a burst, instead of SQLAlchemy's 5 + 10.
+            pool = {} if sa.make_url(self.url).database in (None, "", ":memory:") else SQLITE_POOL
+            engine = create_async_engine(
+                self.url, connect_args={"timeout": CONNECT_TIMEOUT, **self.connect_args}, **pool
+            )
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             return engine
         return create_async_engine(
