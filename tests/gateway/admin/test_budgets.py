@@ -163,14 +163,14 @@ async def test_disable_spend_logs_writes_no_rows_and_budgets_still_hold(tmp_path
 async def test_a_users_budget_bounds_their_own_keys_not_their_team_keys(tmp_path: Path, db_env: dict[str, str]) -> None:
     """As LiteLLM (since 1.94.1): a key of a team answers to the team's budgets only."""
     async with stack(tmp_path, db_env) as s:
-        status, _ = await s.admin("POST", "/user/new", {"user_id": "ann", "max_budget": COST * 1.5})
+        status, _ = await s.admin("POST", "/user/new", {"user_id": "ann-team-budget", "max_budget": COST * 1.5})
         assert status == 200
-        status, team = await s.admin("POST", "/team/new", {"team_alias": "research"})
+        status, team = await s.admin("POST", "/team/new", {"team_alias": "research-budget"})
         assert status == 200
-        own = await s.generate(user_id="ann")
-        of_team = await s.generate(user_id="ann", team_id=team["team_id"])
+        own = await s.generate(user_id="ann-team-budget")
+        of_team = await s.generate(user_id="ann-team-budget", team_id=team["team_id"])
         assert (await s.chat(own)).status_code == 200
         assert (await s.chat(own)).status_code == 200
         refused = await s.chat(own)
-        assert refused.status_code == 400 and "User=ann" in refused.json()["error"]["message"]
+        assert refused.status_code == 400 and "User=ann-team-budget" in refused.json()["error"]["message"]
         assert (await s.chat(of_team)).status_code == 200  # ann is over her own budget, the team is not
