@@ -6,8 +6,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from seance.gateway.config import load_settings
-from seance.gateway.store import find_database, migrate, tables
-from seance.gateway.store.spend import SpendRow, json_text, write
+from seance.gateway.store import find_database, migrate, spend, tables
+from seance.gateway.store.keys import Ledger
+from seance.gateway.store.spend import SpendLog, SpendRow, json_text, write
 
 
 def _row(row_id: str, **changes: object) -> SpendRow:
@@ -61,3 +62,30 @@ def test_the_sqlite_adapters_bind_what_the_driver_bound_before() -> None:
     db.execute("CREATE TABLE t (a, b, c)")
     db.execute("INSERT INTO t VALUES (?, ?, ?)", (None, True, False))
     assert db.execute("SELECT a, typeof(a), b, typeof(b), c FROM t").fetchone() == (None, "null", 1, "integer", 0)
+
+
+async def test_a_backlog_is_written_in_one_flush_of_few_statements(tmp_path: Path) -> None:
+    """Under load a flush's cost is its round trips to the database thread and the GIL hand-offs
+    back from a busy event loop, hardly its rows: a writer that took BATCH rows a flush, and an
+    executemany that hands the GIL back once a row, fell behind the requests, and the backlog
+    grew the RSS (report of the rss branch). 3 batches' worth go in one flush, 1 + 4 statements."""
+    config = tmp_path / "config.yaml"
+    config.write_text("model_list: [{model_name: m, litellm_params: {model: openai/m}}]\n")
+    engine = find_database(load_settings(config, {"SEANCE_DB": str(tmp_path / "x.db")}, announce=False)).engine()
+    statements: list[tuple[str, bool]] = []  # (statement, executemany): one step a row when True
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[5])))
+    n = 3 * spend.BATCH + 17
+    try:
+        await migrate(engine)
+        log = SpendLog(lambda: engine, Ledger())
+        for i in range(n):
+            log.add(_row(f"{i:032x}"), ("key:" + "ab" * 32,))
+        statements.clear()
+        assert await log.flush()
+        assert log.pending == [] and log.written == n
+        inserts = [many for statement, many in statements if statement.startswith("INSERT")]
+        assert len(inserts) <= n // 256 + 15 + 15 and not any(inserts)
+        async with engine.connect() as db:
+            assert (await db.execute(sa.select(sa.func.count()).select_from(tables.spend_logs))).scalar() == n
+    finally:
+        await engine.dispose()

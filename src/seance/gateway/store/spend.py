@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import sqlite3
 import time
@@ -26,7 +27,8 @@ from seance.gateway.store.keys import Ledger
 
 log = logging.getLogger("seance.gateway")
 
-BATCH = 500  # rows a write takes at most; this many waiting also wakes the writer
+BATCH = 500  # this many rows waiting wakes the writer
+MAX_BATCH = 20_000  # rows one write takes at most
 INTERVAL = 1.0  # seconds between writes, unless general_settings.proxy_batch_write_at says otherwise
 MAX_PENDING = 200_000  # rows kept while the database is down; beyond, the oldest are dropped
 MAX_BACKOFF = 10.0
@@ -155,7 +157,7 @@ class SpendLog:
 
     async def flush(self) -> bool:
         """Write one batch; False when the database did not take it (it stays pending)."""
-        batch = self.pending[:BATCH]
+        batch = self.pending[:MAX_BATCH]
         if not batch:
             return True
         del self.pending[: len(batch)]
@@ -205,7 +207,15 @@ async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, 
     if rows and db.dialect.name == "sqlite":
         # The embedded default writes every request's row: the driver takes the tuples as they are
         # (SQLAlchemy's executemany spent 30 us a row of 26 columns on parameter processing).
-        await db.exec_driver_sql(_SQLITE_INSERT, rows)
+        # Many rows a statement: sqlite3's executemany steps once a row and releases the GIL around
+        # each step, and under load every row then waits for a busy event loop to hand it back.
+        # Statements of 256, 16 and 1 rows: a few GIL hand-offs a batch, and three statements cached.
+        start = 0
+        for size in _SIZES:
+            while len(rows) - start >= size:
+                chunk = rows[start : start + size]
+                await db.exec_driver_sql(_SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(chunk)))
+                start += size
     elif rows:
         await db.execute(sa.insert(tables.spend_logs), [_portable(row) for row in rows])
     for scope, cost in sorted(totals.items()):  # one order everywhere: no deadlock between replicas
@@ -221,9 +231,15 @@ async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, 
 
 
 _COLUMNS = [column.name for column in tables.spend_logs.columns]
-_SQLITE_INSERT = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
-    tables.spend_logs.name, ", ".join(f'"{name}"' for name in _COLUMNS), ", ".join("?" * len(_COLUMNS))
-)
+_SIZES = (256, 16, 1)
+_SQLITE_INSERTS = {
+    size: 'INSERT INTO "{}" ({}) VALUES {}'.format(
+        tables.spend_logs.name,
+        ", ".join(f'"{name}"' for name in _COLUMNS),
+        ", ".join(["({})".format(", ".join("?" * len(_COLUMNS)))] * size),
+    )
+    for size in _SIZES
+}
 
 
 def _portable(row: SpendRow) -> dict[str, Any]:
