@@ -24,6 +24,8 @@ from seance.gateway.errors import RateLimited
 from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.pipeline.auth import Auth
+from seance.gateway.pipeline.cache import Cache, CacheConfig
+from seance.gateway.pipeline.cache_stores import LocalStore
 from seance.gateway.pipeline.metrics import MetricsHook
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse, MockTransport
@@ -249,6 +251,19 @@ def test_cache_hits_and_misses(tmp_path: Path) -> None:
     got = scrape(app)
     assert value(got, "seance_cache_requests_total", result="hit", requested_model="gpt") == 2
     assert value(got, "seance_cache_requests_total", result="miss", requested_model="gpt") == 2
+
+
+def test_the_response_cache_counts_its_hits_and_misses(tmp_path: Path) -> None:
+    app = metered(
+        tmp_path,
+        {"model_list": [deployment("gpt", "openai/gpt-4o")]},
+        extra=[Cache(CacheConfig("local"), LocalStore(2**20))],
+    )
+    for _ in range(3):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    got = scrape(app)
+    assert value(got, "seance_cache_requests_total", result="miss", requested_model="gpt") == 1
+    assert value(got, "seance_cache_requests_total", result="hit", requested_model="gpt") == 2
 
 
 class VirtualKey(Hook):

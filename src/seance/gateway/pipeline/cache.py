@@ -167,9 +167,10 @@ class Cache(Hook):
         digest = key_of(ctx, body)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
         key = f"{controls.namespace or self.config.namespace}:{digest}"
-        if controls.lookup and (value := await self.store.get(key)) is not None:
-            answer = self._hit(ctx, value, body, controls)
-            if answer is not None:
+        if controls.lookup:
+            ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
+            value = await self.store.get(key)
+            if value is not None and (answer := self._hit(ctx, value, body, controls)) is not None:
                 return answer
         if controls.store:
             capture = ctx.capture = _Capture()
