@@ -1,5 +1,6 @@
 """Metrics of the real server with two workers (prometheus_client's multiprocess mode): after N
-requests the request, token and spend counters equal what was sent, whichever worker served each;
+requests (and each worker's next push, within a second) the request, token and spend counters equal
+what was sent, whichever worker served each;
 histograms hold every request; the text parses with prometheus_client's parser; a killed worker's
 counters stay; the private metrics directory is gone when the gateway stops."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.gateway.conftest import GatewayFactory, Running, deployment
 from tests.wire import ReplayUpstream, Reply, load
+
+from seance.gateway.metrics import PUSH_INTERVAL
 
 PRICES = {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}
 CHAT = load("openai/chat-nonstream.httprr.txt")[0]
@@ -44,6 +48,20 @@ def scrape(served: Running) -> dict[str, list[Any]]:
 
 def total(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
     return sum(s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def settled(served: Running, check: Callable[[dict[str, list[Any]]], None]) -> dict[str, list[Any]]:
+    """A scrape that passes `check` once the other worker pushed its counts (at least once a second)."""
+    deadline = time.monotonic() + PUSH_INTERVAL + 5
+    while True:
+        got = scrape(served)
+        try:
+            check(got)
+            return got
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def workers_of(served: Running) -> list[int]:
@@ -103,9 +121,11 @@ def test_two_workers_count_every_request(gateway: GatewayFactory, upstream: Repl
         assert total(got, "litellm_request_total_latency_metric_bucket", requested_model="gpt", le="+Inf") == requests
         assert total(got, "litellm_llm_api_time_to_first_token_metric_count", model="gpt") == streamed
 
-    got = scrape(served)
-    check(got)
-    assert total(got, "seance_requests_in_flight") == 0
+    def pushed(got: dict[str, list[Any]]) -> None:
+        check(got)
+        assert total(got, "seance_requests_in_flight") == 0
+
+    settled(served, pushed)
     directories = list(private_tmp.glob("seance-metrics-*"))
     assert len(directories) == 1
     writers = {name.stem.rsplit("_", 1)[1] for name in directories[0].glob("counter_*.db")}

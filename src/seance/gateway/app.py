@@ -142,6 +142,8 @@ class Gateway:
                 gc.collect()
                 gc.freeze()
                 await self.router.start()
+                if self._metrics is not None:
+                    self._metrics.start()  # the periodic push of the request path's counts
                 if self.reloader is not None:
                     self.reloader.start(self)
                 if self.model_sync is not None:
@@ -156,6 +158,8 @@ class Gateway:
                 await self.router.stop()
                 if self.store is not None:
                     await self.store.close()  # the spend not yet written
+                if self._metrics is not None:
+                    await self._metrics.stop()  # the counts not yet pushed (multiprocess: into the files)
                 await self.transport.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

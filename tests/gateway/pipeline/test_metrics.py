@@ -4,14 +4,19 @@ scrape's key check."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.gateway.asgi_client import KEY, deployment, request
+from tests.gateway.asgi_client import KEY, arequest, deployment, request
 
+from seance.gateway import metrics as metrics_module
 from seance.gateway.app import Gateway
 from seance.gateway.config import load_settings
 from seance.gateway.context import Caller, RequestContext
@@ -19,6 +24,8 @@ from seance.gateway.errors import RateLimited
 from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.pipeline.auth import Auth
+from seance.gateway.pipeline.cache import Cache, CacheConfig
+from seance.gateway.pipeline.cache_stores import LocalStore
 from seance.gateway.pipeline.metrics import MetricsHook
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse, MockTransport
@@ -94,6 +101,64 @@ def test_requests_tokens_spend_and_latency_equal_what_was_sent(tmp_path: Path) -
         ("gpt", "openai", 0.0)
     ]
     assert state[0].labels["api_base"] == "http://up.test"
+
+
+SERIES = {"requested_model": "gpt", "status_code": "200", **dict.fromkeys(metrics_module.WHO, "")}
+
+
+def counted(app: Gateway) -> float | None:
+    """What prometheus_client's own value holds now (no scrape, so no push)."""
+    metrics = app.metrics.metrics
+    assert metrics is not None and metrics.registry is not None
+    return metrics.registry.get_sample_value("litellm_proxy_total_requests_metric_total", SERIES)
+
+
+def test_the_request_path_counts_are_pushed_before_each_scrape(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
+    for _ in range(2):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    assert not counted(app)  # batched: not in prometheus_client yet
+    got = scrape(app)
+    assert value(got, "litellm_proxy_total_requests_metric_total", requested_model="gpt") == 2
+    assert value(got, "litellm_request_total_latency_metric_count", requested_model="gpt") == 2
+    assert counted(app) == 2
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    assert value(scrape(app), "litellm_proxy_total_requests_metric_total", requested_model="gpt") == 3
+
+
+@asynccontextmanager
+async def serving(app: Gateway) -> AsyncIterator[None]:
+    """The app's lifespan, as uvicorn drives it: startup, then shutdown on the way out."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    task = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await task
+        gc.unfreeze()  # the startup froze what existed: this test's garbage is the collector's again
+
+
+@pytest.mark.parametrize("interval", [0.05, 3600.0])
+def test_a_running_gateway_pushes_every_interval_and_at_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval: float
+) -> None:
+    monkeypatch.setattr(metrics_module, "PUSH_INTERVAL", interval)
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
+
+    async def main() -> None:
+        async with serving(app):
+            for _ in range(2):
+                assert (await arequest(app, "POST", "/v1/chat/completions", CHAT)).status == 200
+            await asyncio.sleep(0.3)
+            assert counted(app) == (2 if interval < 0.3 else 0)  # the periodic push, or none yet
+        assert counted(app) == 2  # the last push, at shutdown
+
+    asyncio.run(main())
 
 
 def test_a_stream_has_its_time_to_first_token_and_its_usage(tmp_path: Path) -> None:
@@ -186,6 +251,19 @@ def test_cache_hits_and_misses(tmp_path: Path) -> None:
     got = scrape(app)
     assert value(got, "seance_cache_requests_total", result="hit", requested_model="gpt") == 2
     assert value(got, "seance_cache_requests_total", result="miss", requested_model="gpt") == 2
+
+
+def test_the_response_cache_counts_its_hits_and_misses(tmp_path: Path) -> None:
+    app = metered(
+        tmp_path,
+        {"model_list": [deployment("gpt", "openai/gpt-4o")]},
+        extra=[Cache(CacheConfig("local"), LocalStore(2**20))],
+    )
+    for _ in range(3):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    got = scrape(app)
+    assert value(got, "seance_cache_requests_total", result="miss", requested_model="gpt") == 1
+    assert value(got, "seance_cache_requests_total", result="hit", requested_model="gpt") == 2
 
 
 class VirtualKey(Hook):

@@ -30,6 +30,7 @@ class MetricsFront:
             )  # fmt: skip
         if self.require_auth:
             self._check(ctx.credential)
+        self.metrics.push()  # here, in the event loop: this process's counts are exact in its answer
         return await asyncio.to_thread(self.metrics.exposition)
 
     def _check(self, credential: bytes) -> None:

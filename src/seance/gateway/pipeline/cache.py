@@ -28,7 +28,7 @@ from seance.gateway.context import RequestContext
 from seance.gateway.errors import BadRequest
 from seance.gateway.formats.openai import include_usage
 from seance.gateway.pipeline import Answer, Hook
-from seance.gateway.pipeline.cache_answers import Entry, assemble, replay
+from seance.gateway.pipeline.cache_answers import Entry, assemble, encode, replay
 from seance.gateway.pipeline.cache_stores import Clock, LocalStore, RedisStore, Store
 from seance.gateway.shared_state import find_redis
 
@@ -137,13 +137,12 @@ DEFAULT_CONTROLS = Controls()
 
 
 class _Capture(list[bytes]):
-    """ctx.capture on a miss that may be stored: the bytes the client is sent, and where they go."""
+    """ctx.capture on a miss that may be stored: the bytes the client is sent, and where they go.
+    Made empty, then its two fields set (an __init__ calling list's doubled what it cost)."""
 
     __slots__ = ("key", "ttl")
-
-    def __init__(self, key: str, ttl: float) -> None:
-        super().__init__()
-        self.key, self.ttl = key, ttl
+    key: str
+    ttl: float
 
 
 class Cache(Hook):
@@ -168,12 +167,14 @@ class Cache(Hook):
         digest = key_of(ctx, body)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
         key = f"{controls.namespace or self.config.namespace}:{digest}"
-        if controls.lookup and (value := await self.store.get(key)) is not None:
-            answer = self._hit(ctx, value, body, controls)
-            if answer is not None:
+        if controls.lookup:
+            ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
+            value = await self.store.get(key)
+            if value is not None and (answer := self._hit(ctx, value, body, controls)) is not None:
                 return answer
         if controls.store:
-            ctx.capture = _Capture(key, controls.ttl or self.config.ttl)
+            capture = ctx.capture = _Capture()
+            capture.key, capture.ttl = key, controls.ttl or self.config.ttl
         return None
 
     def _hit(self, ctx: RequestContext, value: bytes, body: dict[str, Any], controls: Controls) -> Answer | None:
@@ -204,7 +205,7 @@ class Cache(Hook):
         else:
             body = b"".join(capture)
         if len(body) <= self.store.max_entry:
-            await self.store.set(capture.key, Entry(self.clock(), ctx.usage, body).encode(), capture.ttl)
+            await self.store.set(capture.key, encode(self.clock(), ctx.usage, body), capture.ttl)
 
 
 def key_of(ctx: RequestContext, body: Mapping[str, Any]) -> str:

@@ -26,8 +26,7 @@ class Entry:
     body: bytes
 
     def encode(self) -> bytes:
-        usage = None if self.usage is None else [self.usage.prompt_tokens, self.usage.completion_tokens]
-        return orjson.dumps({"t": self.stored_at, "u": usage}) + b"\n" + self.body
+        return encode(self.stored_at, self.usage, self.body)
 
     @classmethod
     def decode(cls, data: bytes) -> Entry | None:
@@ -42,6 +41,13 @@ class Entry:
             return cls(stored_at, None if usage is None else Usage(int(usage[0]), int(usage[1])), body)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
             return None
+
+
+def encode(stored_at: float, usage: Usage | None, body: bytes) -> bytes:
+    """An entry's bytes, with no Entry made: a frozen dataclass costs 6,000 instructions to make,
+    more than the encoding (the store path of every miss)."""
+    tokens = None if usage is None else [usage.prompt_tokens, usage.completion_tokens]
+    return orjson.dumps({"t": stored_at, "u": tokens}) + b"\n" + body
 
 
 # --- a captured stream into one answer ----------------------------------------------------------
