@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from seance.gateway.config import load_settings
@@ -89,3 +92,31 @@ async def test_a_backlog_is_written_in_one_flush_of_few_statements(tmp_path: Pat
             assert (await db.execute(sa.select(sa.func.count()).select_from(tables.spend_logs))).scalar() == n
     finally:
         await engine.dispose()
+
+
+async def test_close_lets_a_flush_in_progress_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop during a write: the writer was cancelled, and the rows it had taken from `pending`
+    were lost (all of them, when the backlog was one batch)."""
+    written: list[SpendRow] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_write(db: object, rows: list[SpendRow], totals: object) -> None:
+        started.set()
+        await release.wait()
+        written.extend(rows)
+
+    class Engine:
+        def begin(self) -> contextlib.AbstractAsyncContextManager[None]:
+            return contextlib.nullcontext()  # type: ignore[return-value]
+
+    monkeypatch.setattr(spend, "write", slow_write)
+    log = SpendLog(lambda: Engine(), Ledger())  # type: ignore[arg-type, return-value]
+    log.start()
+    for i in range(spend.BATCH):  # a full batch wakes the writer
+        log.add(_row(f"{i:032x}"), ("key:k",))
+    await asyncio.wait_for(started.wait(), 5)
+    closing = asyncio.ensure_future(log.close())
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.wait_for(closing, 5)
+    assert len(written) == spend.BATCH and not log.pending

@@ -106,6 +106,7 @@ class SpendLog:
         self.written = 0  # rows, since start (tests and logs)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._failing = False
 
     def add(self, row: SpendRow, scopes: tuple[str, ...]) -> None:
@@ -130,12 +131,17 @@ class SpendLog:
 
     def start(self) -> None:
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self, deadline: float | None = None) -> None:
         """Stop the writer and write what is left (until `deadline`, a monotonic time)."""
         if self._task is not None:
-            self._task.cancel()
+            # Not cancelled: a flush cancelled after it took its rows from `pending` lost them (all
+            # of them, when the backlog was one batch), and one cancelled while the database
+            # committed cannot tell whether to put them back. The writer stops between flushes.
+            self._stopping = True
+            self._wake.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         while self.pending:
@@ -146,12 +152,12 @@ class SpendLog:
 
     async def _run(self) -> None:
         backoff = self.interval
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), backoff)
             self._wake.clear()
             ok = True
-            while self.pending and ok:
+            while self.pending and ok and not self._stopping:
                 ok = await self.flush()
             backoff = self.interval if ok else min(max(MAX_BACKOFF, self.interval), backoff * 2)
 
