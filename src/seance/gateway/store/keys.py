@@ -10,8 +10,9 @@ in-process:
     hit, stale       the entry, and one background reload (other replicas' changes arrive so, within
                      the TTL); a reload that fails (the database is down) keeps the entry: known keys
                      keep working through an outage
-    miss             one read of the database; unknown keys are remembered too (briefly), so a
-                     client retrying a bad key does not reach the database each time
+    miss             one read of the database, shared by every request that misses the same key
+                     meanwhile (a burst with a new key reads it once); unknown keys are remembered
+                     too (briefly), so a client retrying a bad key does not reach the database each time
     miss, database down   503: the key may well be valid, so no 401 that would tell its owner otherwise
 
 Budgets are checked from spend that includes what this process has not written yet (the Ledger).
@@ -166,6 +167,8 @@ class KeyCache:
         self.entries: dict[str, Entry] = {}
         self.unknown: dict[str, Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loading: dict[str, asyncio.Task[Entry]] = {}  # token -> the read under way
+        self._generation = 0  # forget() counts up: a read begun before a change is not cached
 
     def get(self, token: str) -> Entry | None:
         """The cached entry (reloaded in the background when stale), or None: `load` it."""
@@ -200,6 +203,18 @@ class KeyCache:
         return entry
 
     async def load(self, token: str) -> Entry:
+        """The key's entry read from the database. Requests that miss the same key while it is read
+        wait for that one read: its entry or its error reaches all of them, and a waiter that is
+        cancelled (its client left) leaves the read going for the others (the shield)."""
+        task = self._loading.get(token)
+        if task is None:
+            task = asyncio.ensure_future(self._load(token))
+            self._loading[token] = task
+            task.add_done_callback(lambda done: self._loaded(token, done))
+        return await asyncio.shield(task)
+
+    async def _load(self, token: str) -> Entry:
+        generation = self._generation
         try:
             entry = await self._read(token)
         except Exception as exc:  # the driver's errors are many; each means "not now"
@@ -207,11 +222,21 @@ class KeyCache:
             raise KeyUnavailable(
                 "the key store is unavailable and this key was not used recently: try again shortly"
             ) from None
-        self._put(token, entry)
+        if generation == self._generation:
+            self._put(token, entry)
         return entry
 
+    def _loaded(self, token: str, task: asyncio.Task[Entry]) -> None:
+        if self._loading.get(token) is task:
+            del self._loading[token]
+        if not task.cancelled():
+            task.exception()  # retrieved: when every waiter left, a failure is not reported as unheard
+
     def forget(self, tokens: Iterable[str] | None = None) -> None:
-        """Drop entries after a change made here (None: all of them)."""
+        """Drop entries after a change made here (None: all of them). Reads under way are not waited
+        for: what they return is not cached (it may predate the change), and later misses read anew."""
+        self._generation += 1
+        self._loading.clear()
         if tokens is None:
             self.entries.clear()
             self.unknown.clear()
@@ -221,7 +246,7 @@ class KeyCache:
                 self.unknown.pop(token, None)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._loading.values()]:
             task.cancel()
 
     async def _reload(self, token: str, old: Entry) -> None:
