@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -57,6 +58,18 @@ def new_key() -> str:
     return "sk-" + secrets.token_urlsafe(16)
 
 
+def member_scope(team_id: str, user_id: str) -> str:
+    """The scope of a member's spend inside a team, "member:<team>:<user>": a ':' (or '%') in the
+    team id is escaped, so `member_ids` splits it back whatever the ids hold."""
+    return f"member:{team_id.replace('%', '%25').replace(':', '%3A')}:{user_id}"
+
+
+def member_ids(ident: str) -> tuple[str, str]:
+    """(team_id, user_id) of a member scope, its "member:" prefix taken off."""
+    team, _, user = ident.partition(":")
+    return unquote(team), user
+
+
 def key_name(key: str) -> str:
     """How LiteLLM shows a key without revealing it."""
     return f"sk-...{key[-4:]}"
@@ -77,8 +90,8 @@ class KeyUnavailable(GatewayError):
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    scope: str  # "key:<hash>", "team:<id>", "user:<id>", "end_user:<id>", "org:<id>"
-    label: str  # for the message: "Key=my-app", "Team=ml"
+    scope: str  # "key:<hash>", "team:<id>", "user:<id>", "end_user:<id>", "org:<id>", member_scope()
+    label: str  # for the message: "Key=my-app", "Team=ml", "User=ann in Team=ml"
     max_budget: float
 
 
@@ -274,10 +287,19 @@ class KeyCache:
             key = await _one(db, tables.keys, tables.keys.c.token, token)
             if key is None:
                 return Entry(None, loaded=time.monotonic())
-            team = user = org = None
+            team = user = org = membership = None
             budget_rows: dict[str, Mapping[str, Any]] = {}
             if key["team_id"]:
                 team = await _one(db, tables.teams, tables.teams.c.team_id, key["team_id"])
+            if team is not None and key["user_id"]:
+                memberships = tables.team_memberships
+                found_member = await db.execute(
+                    sa.select(memberships.c.spend, memberships.c.max_budget).where(
+                        memberships.c.team_id == key["team_id"], memberships.c.user_id == key["user_id"]
+                    )
+                )
+                found_row = found_member.mappings().first()
+                membership = None if found_row is None else dict(found_row)
             if key["user_id"]:
                 user = await _one(db, tables.users, tables.users.c.user_id, key["user_id"])
             org_id = key["organization_id"] or (team["organization_id"] if team else None)
@@ -287,7 +309,7 @@ class KeyCache:
             if ids:
                 found = await db.execute(sa.select(tables.budgets).where(tables.budgets.c.budget_id.in_(ids)))
                 budget_rows = {row["budget_id"]: dict(row) for row in found.mappings()}
-        return self.resolve(key, team, user, org, budget_rows)
+        return self.resolve(key, team, user, org, budget_rows, membership)
 
     def resolve(
         self,
@@ -296,7 +318,10 @@ class KeyCache:
         user: Mapping[str, Any] | None,
         org: Mapping[str, Any] | None,
         budget_rows: Mapping[str, Mapping[str, Any]],
+        membership: Mapping[str, Any] | None = None,
     ) -> Entry:
+        """The entry of a key from its rows; `membership`: the key's user's row in the key's team
+        (their spend there and max_budget_in_team), when they are a member."""
         token = key["token"]
         alias = key["key_alias"] or key["key_name"] or token[:8]
         budgets: list[Budget] = []
@@ -322,6 +347,10 @@ class KeyCache:
         bound(f"key:{token}", f"Key={alias}", key, key["spend"])
         if team is not None:
             bound(f"team:{team['team_id']}", f"Team={team['team_alias'] or team['team_id']}", team, team["spend"])
+            if membership is not None and key["user_id"]:
+                # LiteLLM's team member budget, and its wording: "User=<id> in Team=<id>"
+                bound(member_scope(team["team_id"], key["user_id"]), f"User={key['user_id']} in Team={team['team_id']}",
+                      membership, membership["spend"])  # fmt: skip
         if user is not None:
             # LiteLLM (since 1.94.1): a key of a team answers to the team's budget, not to its
             # owner's personal one (spend still adds up on the user; their rate limits still apply)
