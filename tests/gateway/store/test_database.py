@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,7 @@ async def test_migrations_are_idempotent_and_safe_together(tmp_path: Path, db_en
         async with engines[0].connect() as db:
             version = (await db.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
             names = await db.run_sync(lambda sync: sa.inspect(sync).get_table_names())
-        assert version == "0002"
+        assert version == "0003"
         assert set(tables.metadata.tables) <= set(names)
     finally:
         for engine in engines:
@@ -128,3 +129,43 @@ async def test_the_migrations_build_the_schema_of_tables_py(tmp_path: Path, db_e
         assert diff == []
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
+async def test_0003_gives_existing_members_their_rows(tmp_path: Path, engine_name: str) -> None:
+    """Teams made before team memberships had rows get one per member, with the max_budget_in_team
+    that /team/member_update kept in members_with_roles then."""
+    from alembic import command
+    from alembic.config import Config
+    from tests.databases import create_pg_database, drop_pg_database, pg_url
+
+    from seance.gateway.store.database import MIGRATIONS
+
+    pg_name = await asyncio.to_thread(create_pg_database) if engine_name == "postgresql" else None
+    env = {"DATABASE_URL": pg_url(pg_name)} if pg_name else {"SEANCE_DB": str(tmp_path / "old.db")}
+    engine = find_database(_settings(tmp_path, env)).engine()
+
+    def upgrade_to(revision: str) -> Callable[[sa.Connection], None]:
+        def run(connection: sa.Connection) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return run
+
+    members = [{"user_id": "lead", "role": "admin"}, {"user_id": "dev", "role": "user", "max_budget_in_team": 5}]
+    try:
+        async with engine.begin() as db:
+            await db.run_sync(upgrade_to("0002"))
+            await db.execute(sa.insert(tables.teams).values(team_id="old-team", members_with_roles=members,
+                                                            created_at=0.0, updated_at=0.0))  # fmt: skip
+        await migrate(engine)
+        memberships = tables.team_memberships
+        async with engine.connect() as db:
+            rows = await db.execute(sa.select(memberships.c.user_id, memberships.c.spend, memberships.c.max_budget))
+            assert sorted(rows.all()) == [("dev", 0.0, 5.0), ("lead", 0.0, None)]
+    finally:
+        await engine.dispose()
+        if pg_name:
+            await asyncio.to_thread(drop_pg_database, pg_name)

@@ -64,3 +64,84 @@ def test_the_ledger_follows_only_scopes_it_read_and_is_bounded(monkeypatch: pyte
     ledger.read("key:b", 0.0, 0.0)
     ledger.read("key:c", 0.0, 0.0)
     assert set(ledger.base) == {"key:b", "key:c"} and "key:a" not in ledger.added
+
+
+async def test_a_burst_with_a_new_key_reads_the_database_once(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate(models=["a"])
+        cache = s.store.keys
+        cache.forget()
+        reads: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and tables.keys.name in statement:
+                reads.append(statement)
+
+        engine = s.store.engine().sync_engine
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            entries = await asyncio.gather(*(cache.verified(key.encode()) for _ in range(50)))
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        assert len(reads) == 1
+        assert all(entry is entries[0] for entry in entries) and entries[0].caller is not None
+        assert cache.get(hash_key(key)) is entries[0] and cache._loading == {}
+
+
+async def test_a_shared_read_that_fails_fails_every_waiter(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        cache = s.store.keys
+        calls = 0
+
+        async def down(token: str) -> keys.Entry:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.05)
+            raise OSError("connection refused")
+
+        cache._read = down  # type: ignore[method-assign]
+        results = await asyncio.gather(*(cache.verified(b"sk-new") for _ in range(20)), return_exceptions=True)
+        assert calls == 1
+        assert all(isinstance(r, keys.KeyUnavailable) for r in results)
+        await asyncio.gather(cache.verified(b"sk-new"), return_exceptions=True)
+        assert calls == 2  # a failure is not remembered: the next miss reads again
+
+
+async def test_a_waiter_that_leaves_does_not_cancel_the_read(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate()
+        cache = s.store.keys
+        cache.forget()
+        read = cache._read
+        started = asyncio.Event()
+
+        async def slow(token: str) -> keys.Entry:
+            started.set()
+            await asyncio.sleep(0.1)
+            return await read(token)
+
+        cache._read = slow  # type: ignore[method-assign]
+        first = asyncio.ensure_future(cache.verified(key.encode()))
+        await started.wait()
+        second = asyncio.ensure_future(cache.verified(key.encode()))
+        await asyncio.sleep(0)
+        first.cancel()  # its client disconnected
+        entry = await second
+        assert first.cancelled() and entry.caller is not None and cache.get(hash_key(key)) is entry
+
+
+async def test_a_read_begun_before_a_change_is_not_cached(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate()
+        cache = s.store.keys
+        cache.forget()
+        read = cache._read
+
+        async def slow(token: str) -> keys.Entry:
+            entry = await read(token)
+            cache.forget()  # a management change lands while the read is under way
+            return entry
+
+        cache._read = slow  # type: ignore[method-assign]
+        assert (await cache.verified(key.encode())).caller is not None
+        assert cache.get(hash_key(key)) is None

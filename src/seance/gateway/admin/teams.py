@@ -1,7 +1,11 @@
-"""/team/new, update, delete, info, list, member_add, member_delete, member_update, block, unblock."""
+"""/team/new, update, delete, info, list, member_add, member_delete, member_update, block, unblock.
+
+A member's spend inside a team and their `max_budget_in_team` live in seance_team_memberships (LiteLLM's
+LiteLLM_TeamMembership), one row per entry of the team's members_with_roles, changed with it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -11,12 +15,14 @@ from starlette.routing import Route
 from seance.gateway.admin.base import Admin, Who, body, budget_values, check, columns, new_id, render, require, stamps
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError
 from seance.gateway.store import tables
+from seance.gateway.store.keys import member_scope
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = tables.teams
 U = tables.users
+M = tables.team_memberships
 EDITABLE = frozenset(c.name for c in T.c) - {"team_id", "spend", "created_at", "created_by", "model_spend", "members",
                                              "admins", "members_with_roles"}  # fmt: skip
 MEMBER_ROLES = ("admin", "user")
@@ -36,6 +42,7 @@ def routes(admin: Admin) -> list[Route]:
             await db.execute(sa.insert(T).values(**values))
             for member in members:
                 await _join(db, member, team_id, who)
+            await _enrol(db, team_id, [m["user_id"] for m in members], who)
             return render(await _one(db, team_id))
 
     async def update(request: Request, who: Who) -> Any:
@@ -54,6 +61,7 @@ def routes(admin: Admin) -> list[Route]:
             for team_id in data["team_ids"]:
                 await _existing(db, str(team_id))
             await db.execute(sa.delete(tables.keys).where(tables.keys.c.team_id.in_(data["team_ids"])))
+            await db.execute(sa.delete(M).where(M.c.team_id.in_(data["team_ids"])))
             await db.execute(sa.delete(T).where(T.c.team_id.in_(data["team_ids"])))
         admin.changed()
         return {"deleted_teams": data["team_ids"]}
@@ -67,10 +75,12 @@ def routes(admin: Admin) -> list[Route]:
             if not who.reads_all and not _is_member(team, who):
                 raise Forbidden(f"the caller is not a member of team {team_id}", param="team_id")
             keys = (await db.execute(sa.select(tables.keys).where(tables.keys.c.team_id == team_id))).mappings()
+            rows = (await db.execute(sa.select(M).where(M.c.team_id == team_id).order_by(M.c.created_at))).mappings()
+            memberships = [_membership_info(dict(row), admin.store.spend.unwritten_for) for row in rows]
             team_info = render(team) or {}
             team_info["spend"] = float(team["spend"]) + admin.store.spend.unwritten_for(f"team:{team_id}")
             return {"team_id": team_id, "team_info": team_info, "keys": [render(dict(k)) for k in keys],
-                    "team_memberships": []}  # fmt: skip
+                    "team_memberships": memberships}  # fmt: skip
 
     async def list_teams(request: Request, who: Who) -> Any:
         user_id = request.query_params.get("user_id")
@@ -92,9 +102,14 @@ def routes(admin: Admin) -> list[Route]:
             await db.execute(sa.update(T).where(T.c.team_id == team["team_id"])
                              .values(**_membership(current + members), **stamps(who, new=False)))  # fmt: skip
             users = [await _join(db, m, team["team_id"], who) for m in members]
+            added = [m["user_id"] for m in members]
+            await _enrol(db, team["team_id"], added, who, data)
+            rows = await db.execute(sa.select(M).where(M.c.team_id == team["team_id"], M.c.user_id.in_(added)))
+            memberships = [_membership_info(dict(row), admin.store.spend.unwritten_for) for row in rows.mappings()]
             changed = await _one(db, team["team_id"])
         admin.changed()
-        return {**(render(changed) or {}), "updated_users": [render(u) for u in users], "updated_team_memberships": []}
+        return {**(render(changed) or {}), "updated_users": [render(u) for u in users],
+                "updated_team_memberships": memberships}  # fmt: skip
 
     async def member_delete(request: Request, who: Who) -> Any:
         data = check(await body(request), required=["team_id"])
@@ -111,6 +126,8 @@ def routes(admin: Admin) -> list[Route]:
             await db.execute(sa.update(T).where(T.c.team_id == team["team_id"]).values(**_membership(kept)))
             for member in gone:
                 await _leave(db, member.get("user_id"), team["team_id"])
+            await db.execute(sa.delete(M).where(M.c.team_id == team["team_id"],
+                                                M.c.user_id.in_([m.get("user_id") for m in gone])))  # fmt: skip
             changed = await _one(db, team["team_id"])
         admin.changed()
         return render(changed)
@@ -126,16 +143,18 @@ def routes(admin: Admin) -> list[Route]:
                           (data.get("user_email") and m.get("user_email") == data["user_email"])), None)  # fmt: skip
             if found is None:
                 raise GatewayError(f"team {data['team_id']} has no such member", status=404, param="user_id")
-            updated = {**found}
+            # the budget lives in the membership row (a copy left here by an earlier version goes)
+            updated = {k: v for k, v in found.items() if k != "max_budget_in_team"}
             if data.get("role"):
                 updated["role"] = data["role"]
-            if "max_budget_in_team" in data:
-                updated["max_budget_in_team"] = data["max_budget_in_team"]
             members = [updated if m is found else m for m in members]
             await db.execute(sa.update(T).where(T.c.team_id == team["team_id"]).values(**_membership(members)))
+            await _enrol(db, team["team_id"], [updated["user_id"]], who, data)
+            mine = (M.c.team_id == team["team_id"], M.c.user_id == updated["user_id"])
+            budget = (await db.execute(sa.select(M.c.max_budget).where(*mine))).scalar()
         admin.changed()
         return {"team_id": data["team_id"], "user_id": updated.get("user_id"), "user_email": updated.get("user_email"),
-                "role": updated.get("role"), "max_budget_in_team": updated.get("max_budget_in_team")}  # fmt: skip
+                "role": updated.get("role"), "max_budget_in_team": budget}  # fmt: skip
 
     def blocking(blocked: bool) -> Any:
         async def handler(request: Request, who: Who) -> Any:
@@ -234,6 +253,33 @@ async def _join(db: AsyncConnection, member: dict[str, Any], team_id: str, who: 
     elif team_id not in row["teams"]:
         await db.execute(sa.update(U).where(U.c.user_id == user_id).values(teams=[*row["teams"], team_id]))
     return dict((await db.execute(sa.select(U).where(U.c.user_id == user_id))).mappings().one())
+
+
+async def _enrol(
+    db: AsyncConnection, team_id: str, user_ids: list[str], who: Who, data: dict[str, Any] | None = None
+) -> None:
+    """Each member's membership row, made when missing (spend 0); `max_budget_in_team` in `data`
+    sets their budget in the team (None: none, the team's alone), absent leaves it as it was."""
+    values: dict[str, Any] = {}
+    if data is not None and "max_budget_in_team" in data:
+        budget = data["max_budget_in_team"]
+        values["max_budget"] = None if budget is None else float(budget)
+    for user_id in dict.fromkeys(user_ids):
+        where = (M.c.team_id == team_id, M.c.user_id == user_id)
+        if (await db.execute(sa.select(M.c.user_id).where(*where))).first() is None:
+            row = {"team_id": team_id, "user_id": user_id, "spend": 0.0, "max_budget": None, **values}
+            await db.execute(sa.insert(M).values(**row, **stamps(who, new=True)))
+        elif values:
+            await db.execute(sa.update(M).where(*where).values(**values, **stamps(who, new=False)))
+
+
+def _membership_info(row: dict[str, Any], unwritten: Callable[[str], float]) -> dict[str, Any]:
+    """LiteLLM's LiteLLM_TeamMembership: the member's spend in the team (with what is not written
+    yet) and their budget there as a litellm_budget_table (None without one)."""
+    spend = float(row["spend"]) + unwritten(member_scope(row["team_id"], row["user_id"]))
+    budget = None if row["max_budget"] is None else {"max_budget": row["max_budget"]}
+    return {"team_id": row["team_id"], "user_id": row["user_id"], "spend": spend, "budget_id": None,
+            "litellm_budget_table": budget}  # fmt: skip
 
 
 async def _leave(db: AsyncConnection, user_id: str | None, team_id: str) -> None:

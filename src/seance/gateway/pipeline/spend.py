@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import NOTHING, RequestContext
 from seance.gateway.pipeline import Hook
+from seance.gateway.store.keys import member_scope
 from seance.gateway.store.spend import SpendRow, json_text
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class Spend(Hook):
             scopes.append(f"team:{caller.team_id}")
         if caller.user_id:
             scopes.append(f"user:{caller.user_id}")
+            if caller.team_id:
+                scopes.append(member_scope(caller.team_id, caller.user_id))
         if caller.org_id:
             scopes.append(f"org:{caller.org_id}")
         if ctx.end_user:

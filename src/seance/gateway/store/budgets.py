@@ -1,6 +1,8 @@
 """Budget periods: a `budget_duration` ("30d", "1mo") sets `budget_reset_at`; once it passes, the
-spend of that key, user, team or end user's budget goes back to 0 and the next reset is set. Every
-replica runs this loop; each reset is one conditional UPDATE, so it happens once whoever does it."""
+spend of that key, user, team or end user's budget goes back to 0 and the next reset is set. A team's
+period is its members' too (their spend inside the team, which max_budget_in_team bounds, goes back
+to 0 with the team's, as LiteLLM resets team members with their team). Every replica runs this loop;
+each reset is one conditional UPDATE, so it happens once whoever does it."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seance.gateway.store import durations, tables
-from seance.gateway.store.keys import KeyCache, Ledger
+from seance.gateway.store.keys import KeyCache, Ledger, member_scope
 
 log = logging.getLogger("seance.gateway")
 
@@ -59,10 +61,24 @@ async def reset_due(engine: AsyncEngine, ledger: Ledger, now: float | None = Non
                 if changed.rowcount:
                     ledger.reset(f"{kind}:{ident}")
                     done += 1
+                    if kind == "team":
+                        await _reset_members(db, ledger, ident, now)
         done += await _reset_shared(db, ledger, now)
     if done:
         log.info("budget resets: %d budget period%s ended, spend set to 0", done, "s" * (done != 1))
     return done
+
+
+async def _reset_members(db: AsyncConnection, ledger: Ledger, team_id: str, now: float) -> None:
+    memberships = tables.team_memberships
+    members = await db.execute(
+        sa.update(memberships)
+        .where(memberships.c.team_id == team_id)
+        .values(spend=0.0, updated_at=now)
+        .returning(memberships.c.user_id)
+    )
+    for user_id in members.scalars().all():
+        ledger.reset(member_scope(team_id, user_id))
 
 
 def _next_reset(duration: str | None, now: float) -> float | None:

@@ -10,8 +10,9 @@ in-process:
     hit, stale       the entry, and one background reload (other replicas' changes arrive so, within
                      the TTL); a reload that fails (the database is down) keeps the entry: known keys
                      keep working through an outage
-    miss             one read of the database; unknown keys are remembered too (briefly), so a
-                     client retrying a bad key does not reach the database each time
+    miss             one read of the database, shared by every request that misses the same key
+                     meanwhile (a burst with a new key reads it once); unknown keys are remembered
+                     too (briefly), so a client retrying a bad key does not reach the database each time
     miss, database down   503: the key may well be valid, so no 401 that would tell its owner otherwise
 
 Budgets are checked from spend that includes what this process has not written yet (the Ledger).
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -56,6 +58,18 @@ def new_key() -> str:
     return "sk-" + secrets.token_urlsafe(16)
 
 
+def member_scope(team_id: str, user_id: str) -> str:
+    """The scope of a member's spend inside a team, "member:<team>:<user>": a ':' (or '%') in the
+    team id is escaped, so `member_ids` splits it back whatever the ids hold."""
+    return f"member:{team_id.replace('%', '%25').replace(':', '%3A')}:{user_id}"
+
+
+def member_ids(ident: str) -> tuple[str, str]:
+    """(team_id, user_id) of a member scope, its "member:" prefix taken off."""
+    team, _, user = ident.partition(":")
+    return unquote(team), user
+
+
 def key_name(key: str) -> str:
     """How LiteLLM shows a key without revealing it."""
     return f"sk-...{key[-4:]}"
@@ -76,8 +90,8 @@ class KeyUnavailable(GatewayError):
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    scope: str  # "key:<hash>", "team:<id>", "user:<id>", "end_user:<id>", "org:<id>"
-    label: str  # for the message: "Key=my-app", "Team=ml"
+    scope: str  # "key:<hash>", "team:<id>", "user:<id>", "end_user:<id>", "org:<id>", member_scope()
+    label: str  # for the message: "Key=my-app", "Team=ml", "User=ann in Team=ml"
     max_budget: float
 
 
@@ -166,6 +180,8 @@ class KeyCache:
         self.entries: dict[str, Entry] = {}
         self.unknown: dict[str, Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loading: dict[str, asyncio.Task[Entry]] = {}  # token -> the read under way
+        self._generation = 0  # forget() counts up: a read begun before a change is not cached
 
     def get(self, token: str) -> Entry | None:
         """The cached entry (reloaded in the background when stale), or None: `load` it."""
@@ -200,6 +216,18 @@ class KeyCache:
         return entry
 
     async def load(self, token: str) -> Entry:
+        """The key's entry read from the database. Requests that miss the same key while it is read
+        wait for that one read: its entry or its error reaches all of them, and a waiter that is
+        cancelled (its client left) leaves the read going for the others (the shield)."""
+        task = self._loading.get(token)
+        if task is None:
+            task = asyncio.ensure_future(self._load(token))
+            self._loading[token] = task
+            task.add_done_callback(lambda done: self._loaded(token, done))
+        return await asyncio.shield(task)
+
+    async def _load(self, token: str) -> Entry:
+        generation = self._generation
         try:
             entry = await self._read(token)
         except Exception as exc:  # the driver's errors are many; each means "not now"
@@ -207,11 +235,21 @@ class KeyCache:
             raise KeyUnavailable(
                 "the key store is unavailable and this key was not used recently: try again shortly"
             ) from None
-        self._put(token, entry)
+        if generation == self._generation:
+            self._put(token, entry)
         return entry
 
+    def _loaded(self, token: str, task: asyncio.Task[Entry]) -> None:
+        if self._loading.get(token) is task:
+            del self._loading[token]
+        if not task.cancelled():
+            task.exception()  # retrieved: when every waiter left, a failure is not reported as unheard
+
     def forget(self, tokens: Iterable[str] | None = None) -> None:
-        """Drop entries after a change made here (None: all of them)."""
+        """Drop entries after a change made here (None: all of them). Reads under way are not waited
+        for: what they return is not cached (it may predate the change), and later misses read anew."""
+        self._generation += 1
+        self._loading.clear()
         if tokens is None:
             self.entries.clear()
             self.unknown.clear()
@@ -221,7 +259,7 @@ class KeyCache:
                 self.unknown.pop(token, None)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._loading.values()]:
             task.cancel()
 
     async def _reload(self, token: str, old: Entry) -> None:
@@ -249,10 +287,19 @@ class KeyCache:
             key = await _one(db, tables.keys, tables.keys.c.token, token)
             if key is None:
                 return Entry(None, loaded=time.monotonic())
-            team = user = org = None
+            team = user = org = membership = None
             budget_rows: dict[str, Mapping[str, Any]] = {}
             if key["team_id"]:
                 team = await _one(db, tables.teams, tables.teams.c.team_id, key["team_id"])
+            if team is not None and key["user_id"]:
+                memberships = tables.team_memberships
+                found_member = await db.execute(
+                    sa.select(memberships.c.spend, memberships.c.max_budget).where(
+                        memberships.c.team_id == key["team_id"], memberships.c.user_id == key["user_id"]
+                    )
+                )
+                found_row = found_member.mappings().first()
+                membership = None if found_row is None else dict(found_row)
             if key["user_id"]:
                 user = await _one(db, tables.users, tables.users.c.user_id, key["user_id"])
             org_id = key["organization_id"] or (team["organization_id"] if team else None)
@@ -262,7 +309,7 @@ class KeyCache:
             if ids:
                 found = await db.execute(sa.select(tables.budgets).where(tables.budgets.c.budget_id.in_(ids)))
                 budget_rows = {row["budget_id"]: dict(row) for row in found.mappings()}
-        return self.resolve(key, team, user, org, budget_rows)
+        return self.resolve(key, team, user, org, budget_rows, membership)
 
     def resolve(
         self,
@@ -271,7 +318,10 @@ class KeyCache:
         user: Mapping[str, Any] | None,
         org: Mapping[str, Any] | None,
         budget_rows: Mapping[str, Mapping[str, Any]],
+        membership: Mapping[str, Any] | None = None,
     ) -> Entry:
+        """The entry of a key from its rows; `membership`: the key's user's row in the key's team
+        (their spend there and max_budget_in_team), when they are a member."""
         token = key["token"]
         alias = key["key_alias"] or key["key_name"] or token[:8]
         budgets: list[Budget] = []
@@ -297,6 +347,10 @@ class KeyCache:
         bound(f"key:{token}", f"Key={alias}", key, key["spend"])
         if team is not None:
             bound(f"team:{team['team_id']}", f"Team={team['team_alias'] or team['team_id']}", team, team["spend"])
+            if membership is not None and key["user_id"]:
+                # LiteLLM's team member budget, and its wording: "User=<id> in Team=<id>"
+                bound(member_scope(team["team_id"], key["user_id"]), f"User={key['user_id']} in Team={team['team_id']}",
+                      membership, membership["spend"])  # fmt: skip
         if user is not None:
             # LiteLLM (since 1.94.1): a key of a team answers to the team's budget, not to its
             # owner's personal one (spend still adds up on the user; their rate limits still apply)

@@ -1,6 +1,6 @@
 """The spend log: one row per request, appended in memory on the request path and written in
-batches by a background task; totals added to the key, user, team, organization and end user in
-the same transaction as the rows, so a batch counts once or not at all.
+batches by a background task; totals added to the key, user, team, team member, organization and
+end user in the same transaction as the rows, so a batch counts once or not at all.
 
 A batch that cannot be written (the database is down) stays in memory and is tried again, with
 back-off, up to MAX_PENDING rows; budgets meanwhile count it (the Ledger). `close` writes what is
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seance.gateway.store import tables
-from seance.gateway.store.keys import Ledger
+from seance.gateway.store.keys import Ledger, member_ids
 
 log = logging.getLogger("seance.gateway")
 
@@ -228,6 +228,15 @@ async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, 
         kind, _, ident = scope.partition(":")
         if kind == "end_user":
             await _add_end_user(db, ident, cost, now)
+            continue
+        if kind == "member":  # a member's spend inside a team: nothing when they are not (or no longer) one
+            team_id, user_id = member_ids(ident)
+            memberships = tables.team_memberships
+            await db.execute(
+                sa.update(memberships)
+                .where(memberships.c.team_id == team_id, memberships.c.user_id == user_id)
+                .values(spend=memberships.c.spend + cost)
+            )
             continue
         table, column = TOTALS[kind]
         values: dict[str, Any] = {"spend": table.c.spend + cost}

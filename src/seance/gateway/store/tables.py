@@ -100,6 +100,18 @@ teams = sa.Table(
     *_stamps(),
 )
 
+team_memberships = sa.Table(
+    "seance_team_memberships",
+    metadata,
+    # LiteLLM_TeamMembership: what a member spent inside one team, and their budget there
+    # (`max_budget_in_team`); kept in step with the team's members_with_roles
+    sa.Column("team_id", sa.String(256), primary_key=True),
+    sa.Column("user_id", sa.String(256), primary_key=True, index=True),
+    sa.Column("spend", sa.Float, nullable=False, default=0.0),
+    sa.Column("max_budget", sa.Float),  # max_budget_in_team; None: the team's budget only
+    *_stamps(),
+)
+
 organizations = sa.Table(
     "seance_organizations",
     metadata,
