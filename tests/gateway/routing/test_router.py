@@ -157,7 +157,8 @@ def test_the_most_specific_wildcard_wins_whatever_the_order(tmp_path: Path) -> N
     assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "groq/llama-3"}).status == 200
     assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "gpt-4o"}).status == 200
     assert [r.url for r in transport.requests] == [
-        "http://groq.test/v1/chat/completions", "http://openai.test/v1/chat/completions"
+        "http://groq.test/v1/chat/completions",
+        "http://openai.test/v1/chat/completions",
     ]
 
 
@@ -192,8 +193,17 @@ def test_headers_set_retries(tmp_path: Path) -> None:
     assert result.status == 502 and len(transport.requests) == 2
 
 
-@pytest.mark.parametrize(("field", "value"), [("num_retries", -1), ("num_retries", "x"), ("timeout", 0),
-                                              ("timeout", "soon"), ("fallbacks", "backup"), ("fallbacks", ["nope"])])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("num_retries", -1),
+        ("num_retries", "x"),
+        ("timeout", 0),
+        ("timeout", "soon"),
+        ("fallbacks", "backup"),
+        ("fallbacks", ["nope"]),
+    ],
+)
 def test_bad_router_fields_are_the_clients_error(tmp_path: Path, field: str, value: object) -> None:
     config = {"model_list": [deployment("gpt", "openai/gpt-4o")]}
     app, transport = make_app(tmp_path, config, lambda r: MockResponse(200, OK))
@@ -269,3 +279,38 @@ def test_the_request_sets_its_timeout(tmp_path: Path) -> None:
     request(app, "POST", "/v1/chat/completions", {**CHAT, "timeout": 7})
     request(app, "POST", "/v1/chat/completions", CHAT, {"x-litellm-timeout": "3.5"})
     assert [t.total for t in transport.timeouts] == [120, 7, 3.5]
+
+
+def test_a_deployments_own_max_retries_try_it_again_before_the_next_one(tmp_path: Path) -> None:
+    """litellm_params.max_retries: the same deployment again (as a provider's SDK retries), with its
+    backoff, before the router moves on; num_retries 0 leaves the router no retry of its own."""
+    config = {
+        "model_list": [
+            deployment("gpt", "openai/gpt-4o", api_base="http://a.test", max_retries=2, model_info={"id": "dep-a"}),
+            deployment("backup", "openai/gpt-4o", api_base="http://b.test"),
+        ],
+        "litellm_settings": {"num_retries": 0, "fallbacks": [{"gpt": ["backup"]}]},
+    }
+    answers = iter([DOWN, DOWN, MockResponse(200, OK)])
+
+    def handler(sent: UpstreamRequest) -> MockResponse:
+        return next(answers) if "a.test" in sent.url else MockResponse(200, OK)
+
+    app, transport = make_app(tmp_path, config, handler)
+    slept = _sleeps(app)
+    result = request(app, "POST", "/v1/chat/completions", CHAT)
+    assert result.status == 200 and result.headers["x-litellm-model-id"] == "dep-a"
+    assert [r.url.split("/")[2] for r in transport.requests] == ["a.test"] * 3
+    assert len(slept) == 2 and result.headers["x-litellm-attempted-retries"] == "2"
+    # used up: the router's fallback answers
+    answers = iter([DOWN] * 3)
+    transport.requests.clear()
+    result = request(app, "POST", "/v1/chat/completions", CHAT)
+    assert result.status == 200 and [r.url.split("/")[2] for r in transport.requests] == ["a.test"] * 3 + ["b.test"]
+
+
+def test_own_retries_never_repeat_a_client_error(tmp_path: Path) -> None:
+    refused = MockResponse(400, b'{"error": {"message": "bad tool schema"}}')
+    config = {"model_list": [deployment("gpt", "openai/gpt-4o", max_retries=3)]}
+    app, transport = make_app(tmp_path, config, lambda r: refused)
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 400 and len(transport.requests) == 1

@@ -278,14 +278,25 @@ class Router:
                     deployment = self.strategy.pick(group, failed)
                 ctx.deployment = deployment
                 try:
-                    call = build(deployment)
-                    if mock is not None and (reply := _mock(mock, mocked, call, position == 0)) is not None:
-                        result = reply
-                    elif self.strategy is None:
-                        result = await send(ctx, call, deployment, options.timeout)
-                    else:
-                        sent = send(ctx, call, deployment, options.timeout)
-                        result = await self._measured(self.strategy, deployment, sent)
+                    own = 0  # the deployment's own retries (litellm_params.max_retries), before the router's
+                    while True:
+                        try:
+                            call = build(deployment)
+                            if mock is not None and (reply := _mock(mock, mocked, call, position == 0)) is not None:
+                                result = reply
+                            elif self.strategy is None:
+                                result = await send(ctx, call, deployment, options.timeout)
+                            else:
+                                sent = send(ctx, call, deployment, options.timeout)
+                                result = await self._measured(self.strategy, deployment, sent)
+                            break
+                        except GatewayError as exc:
+                            wait = self._own_retry(ctx, deployment, exc, own)
+                            if wait is None:
+                                raise
+                            own += 1
+                            if wait:
+                                await self.sleep(wait)
                 except GatewayError as exc:
                     error = exc
                     if self._failed(ctx, deployment, exc, shared and exc.kind is None) and self.shared is not None:
@@ -315,6 +326,19 @@ class Router:
                 return result
         assert error is not None
         raise error
+
+    def _own_retry(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, done: int) -> float | None:
+        """litellm_params.max_retries: the same deployment tried again (as a provider's SDK retries)
+        after a failure safe to retry, with its backoff; None once they are used (or not safe): the
+        router's num_retries, other deployments and fallbacks take it from there."""
+        if not deployment.max_retries or done >= deployment.max_retries or not error.retryable or error.kind:
+            return None
+        wait = self._wait(error, done, (deployment,), {deployment.id})
+        if wait is None:
+            return None
+        self._failed(ctx, deployment, error, False)  # recorded; the cooldown counts the last failure only
+        ctx.retries += 1
+        return wait
 
     def _reroute(self, groups: list[str], position: int, kind: str) -> bool:
         """After a refusal of `kind` by groups[position]: its context_window_fallbacks /
