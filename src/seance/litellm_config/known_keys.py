@@ -63,8 +63,8 @@ CALLBACK_KEYS = frozenset(f"litellm_settings.{name}" for name in ("callbacks", "
 
 KEYS_ISSUE = "virtual keys, users, teams, budgets, database: planned (issue 9)"
 LIMITS_ISSUE = "limits, cache, metrics, callbacks: planned (issue 10)"
-ROUTER_ISSUE = "router: planned (issue 11)"
-FIDELITY_ISSUE = "provider fidelity: planned (issue 12)"
+ROUTER_ISSUE = "router: not implemented"
+FIDELITY_ISSUE = "provider fidelity: not implemented"
 NOT_PLANNED = "no issue yet"
 
 TOP_LEVEL: Mapping[str, Key] = _section(
