@@ -171,3 +171,14 @@ async def test_a_keys_hash_is_not_the_key(tmp_path: Path, db_env: dict[str, str]
         status, body = await s.admin("GET", "/key/info", as_key=hash_key(key), key=key)
         assert status == 401, body
         assert (await s.chat(hash_key(key))).status_code == 401
+
+
+async def test_a_management_body_is_checked_as_the_model_apis_check_theirs(
+    tmp_path: Path, db_env: dict[str, str]
+) -> None:
+    async with stack(tmp_path, db_env) as s:
+        headers = {"authorization": f"Bearer {MASTER}", "content-type": "application/json"}
+        for raw, message in [(b"{", "not valid JSON"), (b"[]", "must be a JSON object"),
+                             (b'{"metadata": ' + b"[" * 300 + b"]" * 300 + b"}", "nests deeper than")]:  # fmt: skip
+            answer = await s.client.post("/key/generate", content=raw, headers=headers)
+            assert answer.status_code == 400 and message in answer.json()["error"]["message"]

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from seance.gateway.context import presented_key
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
+from seance.gateway.formats.body import json_object
 from seance.gateway.store import durations
 from seance.gateway.store.durations import iso
 
@@ -122,15 +123,7 @@ def require(who: Who, *, write: bool = False, admin: bool = False) -> None:
 
 async def body(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return parsed
+    return json_object(raw) if raw.strip() else {}
 
 
 # field -> the types it accepts, for every body the management API reads
