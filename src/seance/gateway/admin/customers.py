@@ -4,6 +4,7 @@ own that end users, organizations (and keys, teams) point to by budget_id; a `ma
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,6 +66,28 @@ async def _with_budget(db: Any, row: dict[str, Any] | None) -> dict[str, Any] | 
     return out
 
 
+async def _update_budgeted(
+    admin: Admin,
+    who: Who,
+    data: dict[str, Any],
+    table: sa.Table,
+    key: str,
+    fields: tuple[str, ...],
+    one: Callable[[Any, str], Awaitable[dict[str, Any]]],
+) -> Any:
+    """/customer/update and /organization/update: the fields given, and the budget (a new one
+    from max_budget & co., or budget_id), in one transaction; the row as it is after."""
+    async with admin.engine.begin() as db:
+        row = await one(db, data[key])
+        budget_id = await _attach_budget(db, data, who, row["budget_id"])
+        values = columns(table, {name: data[name] for name in fields if name in data})
+        await db.execute(sa.update(table).where(table.c[key] == row[key])
+                         .values(budget_id=budget_id, **values, **stamps(who, new=False)))  # fmt: skip
+        answer = await _with_budget(db, await one(db, row[key]))
+    admin.changed()
+    return answer
+
+
 def _end_user_routes(admin: Admin, prefix: str) -> list[Route]:
     async def one(db: Any, user_id: str) -> dict[str, Any]:
         row = (await db.execute(sa.select(E).where(E.c.user_id == user_id))).mappings().first()
@@ -91,16 +114,8 @@ def _end_user_routes(admin: Admin, prefix: str) -> list[Route]:
     async def update(request: Request, who: Who) -> Any:
         data = check(await body(request), required=["user_id"])
         require(who, write=True, admin=True)
-        async with admin.engine.begin() as db:
-            row = await one(db, data["user_id"])
-            budget_id = await _attach_budget(db, data, who, row["budget_id"])
-            values = columns(E, {k: data[k] for k in ("alias", "allowed_model_region", "default_model", "blocked")
-                                 if k in data})  # fmt: skip
-            await db.execute(sa.update(E).where(E.c.user_id == data["user_id"])
-                             .values(budget_id=budget_id, **values, **stamps(who, new=False)))  # fmt: skip
-            answer = await _with_budget(db, await one(db, data["user_id"]))
-        admin.changed()
-        return answer
+        fields = ("alias", "allowed_model_region", "default_model", "blocked")
+        return await _update_budgeted(admin, who, data, E, "user_id", fields, one)
 
     async def delete(request: Request, who: Who) -> Any:
         data = check(await body(request), required=["user_ids"])
@@ -178,15 +193,8 @@ def _organization_routes(admin: Admin) -> list[Route]:
     async def update(request: Request, who: Who) -> Any:
         data = check(await body(request), required=["organization_id"])
         require(who, write=True, admin=True)
-        async with admin.engine.begin() as db:
-            row = await one(db, data["organization_id"])
-            budget_id = await _attach_budget(db, data, who, row["budget_id"])
-            values = columns(O, {k: data[k] for k in ("organization_alias", "metadata", "models") if k in data})
-            await db.execute(sa.update(O).where(O.c.organization_id == row["organization_id"])
-                             .values(budget_id=budget_id, **values, **stamps(who, new=False)))  # fmt: skip
-            answer = await _with_budget(db, await one(db, row["organization_id"]))
-        admin.changed()
-        return answer
+        fields = ("organization_alias", "metadata", "models")
+        return await _update_budgeted(admin, who, data, O, "organization_id", fields, one)
 
     async def delete(request: Request, who: Who) -> Any:
         data = check(await body(request), required=["organization_ids"])
