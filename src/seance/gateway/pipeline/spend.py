@@ -40,8 +40,8 @@ class Spend(Hook):
         usage = ctx.usage
         deployment = ctx.deployment
         key = caller.key_hash or self.master_hash
-        prompt = usage.prompt_tokens if usage is not None else 0
-        completion = usage.completion_tokens if usage is not None else 0
+        prompt, completion, cached = (0, 0, 0) if usage is None else (
+            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)  # fmt: skip
         fields = ctx.gateway_fields
         row = SpendRow(
             # time first, then the process's tag and a count: unique, and appended at the end of the
@@ -61,7 +61,7 @@ class Spend(Hook):
             deployment.adapter.name if deployment is not None else None,
             prompt,
             completion,
-            getattr(usage, "cached_tokens", 0) or 0,
+            cached,
             prompt + completion,
             ctx.cost or 0.0,
             ctx.started_at,
