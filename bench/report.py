@@ -289,6 +289,28 @@ def all_features_table(results: Results, scenarios: Sequence[str], titles: dict[
     return "\n".join(rows)
 
 
+VIRTUAL_KEY_TARGETS = ("seance-vkey", "seance-vkey-pg")
+
+
+def virtual_key_bars(results: Results) -> list[Bar]:
+    """Issue 9's bars for a virtual key with its spend logged and priced (SQLite and PostgreSQL),
+    against the bare gateway of the same run (seance-nodb: no store): throughput at c=64 at least
+    85 % of it, at most 0.3 ms added p99 at c=1."""
+    bars = []
+    for target in VIRTUAL_KEY_TARGETS:
+        many, bare_many = _load(results.get(target, "chat-c64")), _load(results.get("seance-nodb", "chat-c64"))
+        one, bare_one = _load(results.get(target, "chat-c1")), _load(results.get("seance-nodb", "chat-c1"))
+        if many is None and one is None:
+            continue
+        bars.append(_bar(f"{target}: chat c=64 throughput vs seance-nodb", ">= 85 %",
+                         None if many is None or bare_many is None else 100 * many.rps / bare_many.rps,
+                         lambda v: v >= 85, " %"))  # fmt: skip
+        bars.append(_bar(f"{target}: chat c=1 added p99 over seance-nodb", "<= 0.3 ms",
+                         None if one is None or bare_one is None else one.p99_ms - bare_one.p99_ms,
+                         lambda v: v <= 0.3, " ms"))  # fmt: skip
+    return bars
+
+
 def all_features_bars(results: Results) -> list[Bar]:
     """Issue 10's bars for limits + cache + metrics on together, against `seance` of the same run:
     throughput at c=64 at least 80 % of it on the miss path (cache-miss-c64: the same new-body load

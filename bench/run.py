@@ -26,6 +26,7 @@ from load import run_wrk, write_script
 from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok, wait_until_idle
 from profile_gateway import Profiler
 from report import (
+    VIRTUAL_KEY_TARGETS,
     Measurement,
     Results,
     all_features_bars,
@@ -37,6 +38,7 @@ from report import (
     limits_bars,
     ratios_table,
     results_table,
+    virtual_key_bars,
 )
 from scenarios import (
     CACHE_SCENARIOS,
@@ -258,9 +260,18 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
         if "seance" in args.targets:  # the bars are against the bare gateway of the same run
             text += "\n\n" + bars_table(all_features_bars(results))
             bars += all_features_bars(results)
-    if "seance-vkey" in args.targets and "seance" in args.targets:
-        title = "Virtual key: seance-vkey (a /key/generate key, spend logged) vs seance (the master key)"
-        text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this="seance-vkey")
+    for vkey in VIRTUAL_KEY_TARGETS:
+        if vkey in args.targets and "seance" in args.targets:
+            title = f"Virtual key: {vkey} (a /key/generate key, spend logged) vs seance (the master key)"
+            text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this=vkey)
+    if any(t in args.targets for t in VIRTUAL_KEY_TARGETS) and "seance-nodb" in args.targets:
+        vkey_bars = virtual_key_bars(results)
+        for vkey, store in zip(VIRTUAL_KEY_TARGETS, ("SQLite", "PostgreSQL"), strict=True):
+            if vkey in args.targets:
+                title = f"Issue 9: {vkey}, a virtual key with spend logs in {store}, vs the bare gateway (seance-nodb)"
+                text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance-nodb", this=vkey)
+        text += "\n\n" + bars_table(vkey_bars)
+        bars += vkey_bars
     if "seance-nodb" in args.targets and "seance-base" in args.targets:
         title = f"Before/after, the bare path: seance-nodb (--no-db) vs seance-base ({args.baseline})"
         text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance-base", this="seance-nodb")

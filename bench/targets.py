@@ -30,14 +30,15 @@ SEANCE_LIMITS_PORT = 18200
 SEANCE_LIMITS_REDIS_PORT = 18210
 SEANCE_METRICS_PORT = 18220
 SEANCE_VKEY_PORT = 18230
+SEANCE_VKEY_PG_PORT = 18235
 SEANCE_NODB_PORT = 18240
 SEANCE_ALL_PORT = 18280
 SEANCE_ALL_REDIS_PORT = 18290
 LITELLM_ALL_PORT = 18300
 TARGET_NAMES = (
     "direct", "seance", "seance-base", "seance-log", "seance-2w", "seance-cache", "seance-cache-redis",
-    "seance-limits", "seance-limits-redis", "seance-metrics", "seance-vkey", "seance-nodb", "seance-all",
-    "seance-all-redis", "litellm", "litellm-all", "relay", "relay-raw",
+    "seance-limits", "seance-limits-redis", "seance-metrics", "seance-vkey", "seance-vkey-pg", "seance-nodb",
+    "seance-all", "seance-all-redis", "litellm", "litellm-all", "relay", "relay-raw",
 )  # fmt: skip
 CACHE_TARGETS = ("seance-cache", "seance-cache-redis")
 # Issue 10's features on together (scenarios.Features); they run every chat scenario as a miss
@@ -146,6 +147,25 @@ def start_seance_vkey(sup: Supervisor, paths: Paths) -> Running:
     """The same gateway called with a virtual key from /key/generate (not the master key): the key
     cache, its budget check and the spend log on every request."""
     running = _start_seance(sup, paths, "seance-vkey", SEANCE_VKEY_PORT)
+    return _with_new_key(running, {"key_alias": "bench", "max_budget": 1e9})
+
+
+# The PostgreSQL of the machine (trust auth, user postgres), or SEANCE_BENCH_PG: its admin URL. The
+# bench's database is made anew for each run (dropped first), so every run starts with no rows.
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_DATABASE = "seance_bench_vkey"
+
+
+def start_seance_vkey_pg(sup: Supervisor, paths: Paths) -> Running:
+    """seance-vkey with its keys and spend in PostgreSQL (DATABASE_URL), as replicas share them."""
+    admin = os.environ.get("SEANCE_BENCH_PG", PG_ADMIN)
+    fresh = (f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)', f'CREATE DATABASE "{BENCH_DATABASE}"')
+    for statement in fresh:
+        done = subprocess.run(["psql", admin, "-q", "-c", statement], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"PostgreSQL at {admin}: {done.stderr.strip() or done.stdout.strip()}")
+    url = admin.rsplit("/", 1)[0] + "/" + BENCH_DATABASE
+    running = _start_seance(sup, paths, "seance-vkey-pg", SEANCE_VKEY_PG_PORT, env={"DATABASE_URL": url})
     return _with_new_key(running, {"key_alias": "bench", "max_budget": 1e9})
 
 
@@ -342,6 +362,7 @@ STARTERS: dict[str, Callable[[Supervisor, Paths], Running]] = {
     "seance-limits-redis": start_seance_limits_redis,
     "seance-metrics": start_seance_metrics,
     "seance-vkey": start_seance_vkey,
+    "seance-vkey-pg": start_seance_vkey_pg,
     "seance-all": start_seance_all,
     "seance-all-redis": start_seance_all_redis,
     "litellm": start_litellm,

@@ -1,5 +1,14 @@
 from load import LoadResult
-from report import Measurement, Results, all_features_bars, all_features_table, check_bars, flaky_table, results_table
+from report import (
+    Measurement,
+    Results,
+    all_features_bars,
+    all_features_table,
+    check_bars,
+    flaky_table,
+    results_table,
+    virtual_key_bars,
+)
 
 
 def _load(rps: float, p50: float = 1.0, p99: float = 2.0, bad_status: int = 0) -> LoadResult:
@@ -121,3 +130,22 @@ def test_the_all_features_table_gives_each_target_against_seance_and_litellm_as_
         "| 2.00 / 2.00 / 2.00 / 2.00 | 0.200 / 0.250 / 0.400 / 20.000 |"
     )
     assert rows[2].startswith("| chat-c1 | 3,000 | - | 2,000 | - | - | - | 0.667 | - | - |")
+
+
+def test_the_virtual_key_bars_compare_sqlite_and_postgresql_with_the_bare_gateway() -> None:
+    run = [
+        Measurement("seance-nodb", "chat-c64", _load(6000), 0.2, 70),
+        Measurement("seance-nodb", "chat-c1", _load(2000, 0.4, 0.6), 0.3, 70),
+        Measurement("seance-vkey", "chat-c64", _load(5400), 0.22, 90),
+        Measurement("seance-vkey", "chat-c1", _load(1900, 0.45, 0.8), 0.31, 90),
+        Measurement("seance-vkey-pg", "chat-c64", _load(4800), 0.25, 95),
+        Measurement("seance-vkey-pg", "chat-c1", _load(1500, 0.6, 1.1), 0.4, 95),
+    ]
+    verdicts = {bar.title: (bar.verdict, round(bar.value or 0, 3)) for bar in virtual_key_bars(Results(run))}
+    assert verdicts == {
+        "seance-vkey: chat c=64 throughput vs seance-nodb": ("PASS", 90.0),
+        "seance-vkey: chat c=1 added p99 over seance-nodb": ("PASS", 0.2),
+        "seance-vkey-pg: chat c=64 throughput vs seance-nodb": ("FAIL", 80.0),
+        "seance-vkey-pg: chat c=1 added p99 over seance-nodb": ("FAIL", 0.5),
+    }
+    assert not virtual_key_bars(Results(run[:2]))  # no virtual-key target ran: no bars
