@@ -57,6 +57,26 @@ async def test_rows_read_back_as_written(tmp_path: Path, db_env: dict[str, str])
     assert (got[1]["end_user"], got[1]["status_code"], got[1]["spend"]) == ("e1", 502, 0.0)
 
 
+async def test_rows_and_totals_are_one_transaction(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """PostgreSQL copies the rows (COPY) inside the transaction of the totals: when anything after
+    them fails, they are not written either, and the batch stays to be written again."""
+    config = tmp_path / "config.yaml"
+    config.write_text("model_list: [{model_name: m, litellm_params: {model: openai/m}}]\n")
+    engine = find_database(load_settings(config, db_env, announce=False)).engine()
+    row_id = f"atomic-{tmp_path.name}"[-32:]
+    try:
+        await migrate(engine)
+        with pytest.raises(KeyError):
+            async with engine.begin() as db:
+                await write(db, [_row(row_id)], {"no-such-total:x": 1.0})
+        async with engine.connect() as db:
+            left = (await db.execute(sa.select(tables.spend_logs.c.row_id).where(
+                tables.spend_logs.c.row_id == row_id))).all()  # fmt: skip
+    finally:
+        await engine.dispose()
+    assert left == []
+
+
 def test_the_sqlite_adapters_bind_what_the_driver_bound_before() -> None:
     """The adapters registered for speed (None, bool) change no stored value."""
     import seance.gateway.store.spend  # noqa: F401  (registers them)

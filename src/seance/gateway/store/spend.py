@@ -222,6 +222,8 @@ async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, 
                 chunk = rows[start : start + size]
                 await db.exec_driver_sql(_SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(chunk)))
                 start += size
+    elif rows and db.dialect.driver == "asyncpg":
+        await _copy(db, rows)
     elif rows:
         await db.execute(sa.insert(tables.spend_logs), [_portable(row) for row in rows])
     for scope, cost in sorted(totals.items()):  # one order everywhere: no deadlock between replicas
@@ -255,6 +257,19 @@ _SQLITE_INSERTS = {
     )
     for size in _SIZES
 }
+
+
+async def _copy(db: AsyncConnection, rows: list[SpendRow]) -> None:
+    """PostgreSQL: the rows in one COPY (asyncpg's binary copy: encoded in C, sent in one stream),
+    inside the caller's transaction. SQLAlchemy's insert processed each row's 25 parameters in
+    Python, ~30 us a row, on the event loop: a second's 5,000 rows held it ~150 ms. The rows are in
+    the table's column order and the JSON columns are JSON text, which asyncpg's json codec takes."""
+    raw = await db.get_raw_connection()
+    connection = raw.driver_connection
+    assert connection is not None
+    if not connection.is_in_transaction():  # SQLAlchemy's adapter begins at its first statement
+        await db.exec_driver_sql("SELECT 1")
+    await connection.copy_records_to_table(tables.spend_logs.name, records=rows, columns=_COLUMNS)
 
 
 def _portable(row: SpendRow) -> dict[str, Any]:
