@@ -30,7 +30,7 @@ from seance.gateway.config import load_settings
 from seance.gateway.context import Limits
 from seance.gateway.pipeline import hooks
 from seance.gateway.pipeline.auth import Auth
-from seance.gateway.pipeline.limits import RateLimits, estimate_tokens
+from seance.gateway.pipeline.limits import TEXT_FIELDS, RateLimits, estimate_tokens
 from seance.gateway.ratelimits import Store, shared
 from seance.gateway.ratelimits.memory import MemoryStore
 from seance.gateway.ratelimits.shared import SharedStore
@@ -277,6 +277,18 @@ def test_the_estimate_is_text_length_over_4_plus_max_tokens() -> None:
     assert 20 + 50 <= estimate_tokens(body) <= 20 + 50 + 8
     assert estimate_tokens({"model": "e", "input": ["a" * 400]}) == 100
     assert estimate_tokens({"model": "gpt", "messages": [], "max_completion_tokens": 7}) == 7
+    # an endpoint's own text fields only, when given (the hook gives TEXT_FIELDS[route])
+    chat = {"model": "gpt", "messages": [{"role": "user", "content": "z" * 36}], "prompt": "p" * 400}
+    assert estimate_tokens(chat, TEXT_FIELDS["chat"]) == 10 and estimate_tokens(chat) == 110
+
+
+async def test_success_headers_show_the_tightest_scope(tmp_path: Path, store: Store) -> None:
+    app = app_with(tmp_path, store, Limits(scope(), rpm=10, tpm=10_000), Limits(scope(), rpm=3, tpm=50_000))
+    answers = [await arequest(app, "POST", "/v1/chat/completions", CHAT) for _ in range(2)]
+    assert [a.headers["x-ratelimit-remaining-requests"] for a in answers] == ["2", "1"]
+    assert all(a.headers["x-ratelimit-limit-requests"] == "3" for a in answers)
+    assert answers[0].headers["x-ratelimit-limit-tokens"] == "10000"
+    assert answers[0].headers["x-ratelimit-remaining-tokens"] == str(10_000 - estimate_tokens(CHAT))
 
 
 @pytest.fixture

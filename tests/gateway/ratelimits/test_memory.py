@@ -4,7 +4,7 @@ and lasts 60 s, a refusal says when it ends, tokens settle into the window that 
 
 from __future__ import annotations
 
-from seance.gateway.ratelimits import Entry, Held
+from seance.gateway.ratelimits import Entry
 from seance.gateway.ratelimits.memory import MemoryStore
 
 
@@ -19,7 +19,7 @@ class Clock:
 def test_a_window_opens_with_the_first_request_and_lasts_60_s() -> None:
     clock = Clock()
     store = MemoryStore(clock)
-    entries = (Entry("key:a", 2, None, None),)
+    entries: tuple[Entry, ...] = (("key:a", 2, None, None),)
     clock.now = 1010.0
     assert store.acquire_now(entries, 0).admitted and store.acquire_now(entries, 0).admitted
     refused = store.acquire_now(entries, 0)
@@ -28,20 +28,20 @@ def test_a_window_opens_with_the_first_request_and_lasts_60_s() -> None:
     assert store.acquire_now(entries, 0).retry_after() == 1
     clock.now = 1070.0  # 60 s after the window opened: a new one
     fresh = store.acquire_now(entries, 0)
-    assert fresh.admitted and fresh.counts[0].start == 1070.0 and fresh.counts[0].requests == 1
+    assert fresh.admitted and fresh.counts[0][:2] == (1070.0, 1)  # (start, requests)
 
 
 def test_tokens_settle_where_their_estimate_was_counted() -> None:
     clock = Clock()
     store = MemoryStore(clock)
-    entries = (Entry("key:t", None, 100, None),)
+    entries: tuple[Entry, ...] = (("key:t", None, 100, None),)
     verdict = store.acquire_now(entries, 30)
-    held = Held(store, entries, (verdict.counts[0].start,), 30, "r1")
+    held = (store, entries, verdict.counts, 30, "r1")
     assert store.windows["key:t"][2] == 30
     store.release_now(held, 12)
     assert store.windows["key:t"][2] == 12  # the estimate replaced by the real usage
     late = store.acquire_now(entries, 30)
-    held = Held(store, entries, (late.counts[0].start,), 30, "r2")
+    held = (store, entries, late.counts, 30, "r2")
     clock.now += 61  # the answer ends in the next minute: its tokens count there
     store.release_now(held, 50)
     assert store.windows["key:t"][0] == clock.now and store.windows["key:t"][2] == 50
@@ -49,12 +49,12 @@ def test_tokens_settle_where_their_estimate_was_counted() -> None:
 
 def test_parallel_counts_what_is_in_flight() -> None:
     store = MemoryStore(Clock())
-    entries = (Entry("key:p", None, None, 1), Entry("team:x", 100, None, None))
+    entries: tuple[Entry, ...] = (("key:p", None, None, 1), ("team:x", 100, None, None))
     first = store.acquire_now(entries, 0)
     refused = store.acquire_now(entries, 0)
     assert not refused.admitted and refused.limit == "parallel" and refused.retry_after() == 1
     assert store.windows["team:x"][1] == 1  # the refused request counted nowhere
-    store.release_now(Held(store, entries, tuple(c.start for c in first.counts), 0, "r"), 0)
+    store.release_now((store, entries, first.counts, 0, "r"), 0)
     assert "key:p" not in store.in_flight and store.acquire_now(entries, 0).admitted
 
 
@@ -62,8 +62,22 @@ def test_ended_windows_are_forgotten() -> None:
     clock = Clock()
     store = MemoryStore(clock)
     for i in range(1100):
-        store.acquire_now((Entry(f"user:{i}", 5, None, None),), 0)
+        store.acquire_now(((f"user:{i}", 5, None, None),), 0)
     clock.now += 61
     for i in range(1100, 2300):
-        store.acquire_now((Entry(f"user:{i}", 5, None, None),), 0)
+        store.acquire_now(((f"user:{i}", 5, None, None),), 0)
     assert len(store.windows) <= 1200
+
+
+def test_take_counts_in_every_entry_or_in_none() -> None:
+    """The admitted path hands back the windows themselves; a refusal by any entry counts nowhere."""
+    store = MemoryStore(Clock())
+    entries: tuple[Entry, ...] = (("key:k", 10, 100, 5), ("team:t", 2, None, None))
+    first = store.take(entries, 7)
+    assert first is not None and first[0] is store.windows["key:k"] and first[1] is store.windows["team:t"]
+    assert [w[1:] for w in first] == [[1, 7], [1, 7]] and store.in_flight == {"key:k": 1}
+    assert store.take(entries, 7) is not None
+    assert store.take(entries, 7) is None  # the team is at its rpm: the key counts nothing either
+    assert store.windows["key:k"][1:] == [2, 14] and store.in_flight == {"key:k": 2}
+    refused = store.acquire_now(entries, 7)
+    assert not refused.admitted and refused.refused_by == 1 and refused.limit == "rpm"

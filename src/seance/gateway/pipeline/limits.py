@@ -25,15 +25,42 @@ from typing import Any
 from seance.gateway.context import Caller, Headers, Limits, RequestContext
 from seance.gateway.errors import RateLimited
 from seance.gateway.pipeline import Answer, Hook
-from seance.gateway.ratelimits import Count, Entry, Held, Store
+from seance.gateway.ratelimits import Counts, Entry, Store
 from seance.gateway.ratelimits.memory import MemoryStore
 
 # parts of a message that are not text the model reads as tokens of that size (data URLs, files)
 NOT_TEXT = frozenset({"image_url", "input_audio", "file", "source", "image", "audio"})
-TEXT_FIELDS = ("messages", "input", "prompt", "system", "suffix")
+ALL_TEXT = ("messages", "input", "prompt", "system", "suffix")
+# where each endpoint's API puts the text a model reads (the others: wherever it may be)
+TEXT_FIELDS = {"chat": ("messages",), "messages": ("system", "messages"), "completion": ("prompt", "suffix"),
+               "embedding": ("input",)}  # fmt: skip
 NO_LIMIT_BODY = frozenset({"count_tokens"})  # routes that call no model
 CLIENT_GONE = 499
-MAX_REMEMBERED = 4096  # callers' entries kept; past it the table starts again
+MAX_REMEMBERED = 4096  # plans kept; past it the table starts again
+
+
+class Plan:
+    """What the requests of one caller to one model group are checked against, worked out once
+    (cached keys keep their Limits objects, so the same callers ask again and again): the entries,
+    whether any counts tokens, and each limited entry's limit and x-ratelimit-limit-* header."""
+
+    __slots__ = ("entries", "limits", "requests_headers", "tokens", "tokens_headers")
+
+    def __init__(self, limits: tuple[Limits, ...], model: str | None) -> None:
+        self.limits = limits
+        self.entries = entries_for(limits, model)
+        self.tokens = any(tpm is not None for _, _, tpm, _ in self.entries)
+        # (index of the entry, its limit, its limit header), for the entries with that limit
+        self.requests_headers = tuple(
+            (i, rpm, (b"x-ratelimit-limit-requests", b"%d" % rpm))
+            for i, (_, rpm, _, _) in enumerate(self.entries)
+            if rpm is not None
+        )
+        self.tokens_headers = tuple(
+            (i, tpm, (b"x-ratelimit-limit-tokens", b"%d" % tpm))
+            for i, (_, _, tpm, _) in enumerate(self.entries)
+            if tpm is not None
+        )
 
 
 class RateLimits(Hook):
@@ -42,53 +69,55 @@ class RateLimits(Hook):
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.local = store if isinstance(store, MemoryStore) else None
+        self.local = store if type(store) is MemoryStore else None
         # in-flight ids for the shared store: unique across replicas by the random tag, cheap by the count
         self.tag = os.urandom(6).hex()
         self.count = itertools.count()
-        # (the caller's limits, model) -> the entries and whether any has a tpm: the same callers ask
-        # again and again (cached keys keep their Limits objects), so their entries are made once
-        self._entries: dict[tuple[int, str | None], tuple[tuple[Limits, ...], tuple[Entry, ...], bool]] = {}
+        self._plans: dict[tuple[int, str | None], Plan] = {}
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         caller = ctx.caller
         if caller is None or not caller.limits or body is None or ctx.route.name in NO_LIMIT_BODY:
             return None
         limits, model = caller.limits, ctx.model
-        known = self._entries.get((id(limits), model))
-        if known is None or known[0] is not limits:  # (an id is only reused once its tuple is gone)
-            known = self._remember(limits, model)
-        _, entries, tokens = known
+        plan = self._plans.get((id(limits), model))
+        if plan is None or plan.limits is not limits:  # (an id is only reused once its tuple is gone)
+            plan = self._remember(limits, model)
+        entries = plan.entries
         if not entries:
             return None
-        estimate = estimate_tokens(body) if tokens else 0
-        if self.local is not None:  # in this process: answered at once, no coroutine in between
-            request_id = ""
-            verdict = self.local.acquire_now(entries, estimate)
+        estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
+        local = self.local
+        counts: Counts | None
+        # in this process and admitted (the common case): counted at once, no verdict, no await
+        if local is not None and (counts := local.take(entries, estimate)) is not None:
+            ctx.limits_held = (local, entries, counts, estimate, "")
         else:
-            request_id = f"{self.tag}{next(self.count):x}"
-            verdict = await self.store.acquire(entries, estimate, request_id)
-        headers = _headers(entries, verdict.counts)
-        if not verdict.admitted:
-            retry = verdict.retry_after()
-            raise RateLimited(
-                _message(caller, entries[verdict.refused_by], verdict.limit, retry),
-                headers={"retry-after": str(retry), **{k.decode(): v.decode() for k, v in headers}},
-            )
-        ctx.limits_held = Held(verdict.store, entries, tuple(c.start for c in verdict.counts), estimate, request_id)
-        if headers:
-            ctx.response_headers += headers
+            if local is not None:
+                request_id = ""
+                verdict = local.acquire_now(entries, estimate)
+            else:
+                request_id = f"{self.tag}{next(self.count):x}"
+                verdict = await self.store.acquire(entries, estimate, request_id)
+            counts = verdict.counts
+            if not verdict.admitted:
+                headers = _headers(plan, counts)
+                retry = verdict.retry_after()
+                raise RateLimited(
+                    _message(caller, entries[verdict.refused_by], verdict.limit, retry),
+                    headers={"retry-after": str(retry), **{k.decode(): v.decode() for k, v in headers}},
+                )
+            ctx.limits_held = (verdict.store, entries, counts, estimate, request_id)
+        if plan.requests_headers or plan.tokens_headers:
+            ctx.response_headers += _headers(plan, counts)
         return None
 
-    def _remember(
-        self, limits: tuple[Limits, ...], model: str | None
-    ) -> tuple[tuple[Limits, ...], tuple[Entry, ...], bool]:
-        entries = entries_for(limits, model)
-        known = (limits, entries, any(e.tpm is not None for e in entries))
-        if len(self._entries) >= MAX_REMEMBERED:
-            self._entries.clear()
-        self._entries[(id(limits), model)] = known
-        return known
+    def _remember(self, limits: tuple[Limits, ...], model: str | None) -> Plan:
+        plan = Plan(limits, model)
+        if len(self._plans) >= MAX_REMEMBERED:
+            self._plans.clear()
+        self._plans[(id(limits), model)] = plan
+        return plan
 
     async def after(self, ctx: RequestContext) -> None:
         held = ctx.limits_held
@@ -99,9 +128,9 @@ class RateLimits(Hook):
         elif ctx.status >= 400 and ctx.status != CLIENT_GONE:
             used = 0  # refused or failed: nothing to count
         else:
-            used = held.estimate  # answered without usage, or the client left mid-answer: the estimate
-        store = held.store
-        if isinstance(store, MemoryStore):  # (also a Redis store's fallback while Redis is down)
+            used = held[3]  # answered without usage, or the client left mid-answer: the estimate
+        store = held[0]
+        if type(store) is MemoryStore:  # (also a Redis store's fallback while Redis is down)
             store.release_now(held, used)
         else:
             await store.release(held, used)
@@ -112,60 +141,75 @@ def entries_for(limits: Iterable[Limits], model: str | None) -> tuple[Entry, ...
     entries: list[Entry] = []
     for limit in limits:
         if limit.rpm is not None or limit.tpm is not None or limit.parallel is not None:
-            entries.append(Entry(limit.scope, limit.rpm, limit.tpm, limit.parallel))
+            entries.append((limit.scope, limit.rpm, limit.tpm, limit.parallel))
         if model is not None and (limit.model_rpm or limit.model_tpm):
             rpm, tpm = limit.model_rpm.get(model), limit.model_tpm.get(model)
             if rpm is not None or tpm is not None:
-                entries.append(Entry(f"{limit.scope}/model:{model}", rpm, tpm, None))
+                entries.append((f"{limit.scope}/model:{model}", rpm, tpm, None))
     return tuple(entries)
 
 
-def estimate_tokens(body: Mapping[str, Any]) -> int:
+def estimate_tokens(body: Mapping[str, Any], fields: tuple[str, ...] = ALL_TEXT) -> int:
     """A cheap guess of what a request will count: its text's length / 4 (about a token per four
-    characters of English) plus the output it allows (max_tokens), when it sets one."""
+    characters of English) plus the output it allows (max_tokens), when it sets one. `fields`:
+    where its endpoint puts text (TEXT_FIELDS)."""
     chars = 0
-    for name in TEXT_FIELDS:
+    for name in fields:
         value = body.get(name)
-        if value is not None:
-            chars += _text_length(value)
+        if type(value) is list:  # messages, inputs: their items here (a call costs more than the loop)
+            for item in value:
+                if type(item) is dict:  # a message: its members
+                    for key, member in item.items():
+                        if key not in NOT_TEXT:
+                            chars += len(member) if type(member) is str else _text_length(member)
+                else:
+                    chars += len(item) if type(item) is str else _text_length(item)
+        elif value is not None:
+            chars += len(value) if type(value) is str else _text_length(value)
     out = body.get("max_tokens") or body.get("max_completion_tokens")
-    return chars // 4 + (out if isinstance(out, int) and out > 0 else 0)
+    return chars // 4 + (out if type(out) is int and out > 0 else 0)
 
 
 def _text_length(value: Any) -> int:
-    if isinstance(value, str):
+    """The characters of the strings in a parsed JSON value, but those of NOT_TEXT members. (Exact
+    types: the body is orjson's, and `type(x) is` costs a third of an isinstance call.)"""
+    kind = type(value)
+    if kind is str:
         return len(value)
     total = 0
-    if isinstance(value, list):
+    if kind is list:
         for item in value:
-            total += len(item) if isinstance(item, str) else _text_length(item)
-    elif isinstance(value, dict):
+            total += len(item) if type(item) is str else _text_length(item)
+    elif kind is dict:
         for key, item in value.items():
             if key not in NOT_TEXT:
-                total += len(item) if isinstance(item, str) else _text_length(item)
+                total += len(item) if type(item) is str else _text_length(item)
     return total
 
 
-def _headers(entries: tuple[Entry, ...], counts: tuple[Count, ...]) -> Headers:
+def _headers(plan: Plan, counts: Counts) -> Headers:
     """OpenAI's x-ratelimit-* headers, from the scope with the least left of each limit."""
-    requests = tokens = None  # (limit, left) of the tightest scope
-    for entry, count in zip(entries, counts, strict=True):
-        if entry.rpm is not None and (requests is None or entry.rpm - count.requests < requests[1]):
-            requests = (entry.rpm, entry.rpm - count.requests)
-        if entry.tpm is not None and (tokens is None or entry.tpm - count.tokens < tokens[1]):
-            tokens = (entry.tpm, entry.tpm - count.tokens)
-    headers: Headers = []
-    if requests is not None:
-        headers += (
-            (b"x-ratelimit-limit-requests", b"%d" % requests[0]),
-            (b"x-ratelimit-remaining-requests", b"%d" % max(0, requests[1])),
-        )
-    if tokens is not None:
-        headers += (
-            (b"x-ratelimit-limit-tokens", b"%d" % tokens[0]),
-            (b"x-ratelimit-remaining-tokens", b"%d" % max(0, tokens[1])),
-        )
-    return headers
+    requests = tokens = None  # the least left
+    for i, limit, limit_header in plan.requests_headers:
+        left = limit - counts[i][1]
+        if requests is None or left < requests:
+            requests, requests_header = left, limit_header
+    for i, limit, limit_header in plan.tokens_headers:
+        left = limit - counts[i][2]
+        if tokens is None or left < tokens:
+            tokens, tokens_header = left, limit_header
+    if tokens is None:
+        if requests is None:
+            return []
+        return [requests_header, (b"x-ratelimit-remaining-requests", b"%d" % (requests if requests > 0 else 0))]
+    if requests is None:
+        return [tokens_header, (b"x-ratelimit-remaining-tokens", b"%d" % (tokens if tokens > 0 else 0))]
+    return [
+        requests_header,
+        (b"x-ratelimit-remaining-requests", b"%d" % (requests if requests > 0 else 0)),
+        tokens_header,
+        (b"x-ratelimit-remaining-tokens", b"%d" % (tokens if tokens > 0 else 0)),
+    ]
 
 
 SCOPE_NAMES = {"key": "key", "team": "team", "user": "user", "end_user": "end user", "org": "organization"}
@@ -178,13 +222,14 @@ LIMIT_TEXT = {
 
 def _message(caller: Caller, entry: Entry, limit: str, retry: int) -> str:
     """Which limit of whose: the key's alias (or the start of its hash), never the key."""
-    scope, _, model = entry.name.partition("/model:")
+    name, rpm, tpm, parallel = entry
+    scope, _, model = name.partition("/model:")
     kind, _, ident = scope.partition(":")
     if kind == "key":
         who = f"key '{caller.key_alias}'" if caller.key_alias else f"key with hash {ident[:12]}…"
     else:
         who = f"{SCOPE_NAMES.get(kind, kind)} '{ident}'"
-    value = entry.rpm if limit == "rpm" else entry.tpm if limit == "tpm" else entry.parallel
+    value = rpm if limit == "rpm" else tpm if limit == "tpm" else parallel
     what = LIMIT_TEXT[limit].format(value)
     if model:
         what = f"model_{what} for model group '{model}'"

@@ -11,36 +11,33 @@ are counted in it; parallel requests are a count of what is in flight (no window
 
 A check is all or nothing: every scope is checked first, and only when none is at its limit is
 anything counted (a refused request counts nowhere, unlike LiteLLM, which counts it too).
+
+The records made per request (Entry, Count, Held) are plain tuples, read by unpacking: on this
+interpreter a NamedTuple costs ~3k instructions to make and ~0.6k to unpack, a dataclass ~2k to
+make, a tuple a few hundred (bench/instructions.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 WINDOW = 60.0  # seconds
 # A request still counted as in flight this long after it began is taken to be lost (its worker
 # died before releasing it) and no longer counts against max_parallel_requests.
 PARALLEL_TTL = 600.0
 
+# One set of counters a request is checked against: (name, rpm, tpm, parallel), a scope — a key, a
+# team, …, or one of those for one model group: "key:<hash>", "team:<id>", "key:<hash>/model:<group>"
+# — with its limits (None: not limited there).
+Entry = tuple[str, int | None, int | None, int | None]
 
-class Entry(NamedTuple):  # (tuples: made per request, and a frozen dataclass costs µs to make)
-    """One set of counters a request is checked against: a scope (a key, a team, …, or one of
-    those for one model group) with its limits (None: not limited there)."""
-
-    name: str  # "key:<hash>", "team:<id>", "key:<hash>/model:<group>"
-    rpm: int | None
-    tpm: int | None
-    parallel: int | None
-
-
-class Count(NamedTuple):
-    """An entry's counters after the check (including this request when it was admitted)."""
-
-    start: float  # the window's start (the store's clock, seconds)
-    requests: int
-    tokens: int
-    parallel: int
+# An entry's counters after the check, this request included when it was admitted: (start,
+# requests, tokens, parallel), `start` the window's start on the store's clock (seconds). memory.py
+# gives its windows instead, [start, requests, tokens]: both are read by index, [0] to [2].
+Count = tuple[float, int, int, int]
+Counts = Sequence[Sequence[float]]
 
 
 @dataclass(slots=True)
@@ -56,8 +53,8 @@ class Verdict:
         """Seconds until the refusing limit may admit a request again."""
         if self.limit == "parallel":
             return 1  # no window: a slot frees when a request ends
-        count = self.counts[self.refused_by]
-        return max(1, int(count.start + WINDOW - self.now + 0.999))
+        start = self.counts[self.refused_by][0]
+        return max(1, int(start + WINDOW - self.now + 0.999))
 
 
 class Store(Protocol):
@@ -74,12 +71,7 @@ class Store(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class Held:
-    """What a request holds after it was admitted (kept on the context until it ends)."""
-
-    store: Store
-    entries: tuple[Entry, ...]
-    starts: tuple[float, ...]  # each entry's window start when the estimate was counted
-    estimate: int
-    request_id: str
+# What a request holds after it was admitted, kept on the context until it ends: (store, entries,
+# counts, estimate, request id) — where it was counted, in what, each entry's counters then (only
+# their start is read later: a window's never changes), the tokens reserved, its id in Redis.
+Held = tuple[Store, tuple[Entry, ...], Counts, int, str]

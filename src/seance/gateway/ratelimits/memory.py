@@ -1,6 +1,11 @@
 """Rate-limit counters in this process: one worker's view (with --workers N each counts on its
 own, so a limit is effectively N times larger; configure Redis to share it). No await happens
-between a check and its count, so the event loop makes each acquire atomic."""
+between a check and its count, so the event loop makes each acquire atomic.
+
+An admitted request costs `take` and `release_now`: plain loops over its entries that hand back
+the windows themselves ([start, requests, tokens], replaced by a new list when a window ends, so a
+window's start never changes), no Verdict made. A refusal goes through `acquire_now`, which says
+which entry refused and until when."""
 
 from __future__ import annotations
 
@@ -22,57 +27,88 @@ class MemoryStore:
     async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
         return self.acquire_now(entries, estimate)
 
-    def acquire_now(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
+    def take(self, entries: tuple[Entry, ...], estimate: int) -> list[list[float]] | None:
+        """If no entry is at a limit, count the request in each (+1 request, `estimate` tokens, +1
+        in flight where a parallel limit is set) and return their windows, in order, this request
+        included. Else None, and nothing is counted."""
         now = self.clock()
         windows, in_flight = self.windows, self.in_flight
-        seen: list[tuple[list[float], int]] = []
-        refused_by, limit = -1, ""
-        for i, entry in enumerate(entries):
-            window = windows.get(entry.name)
+        found: list[list[float]] = []
+        for name, rpm, tpm, parallel in entries:  # every entry is checked before any is counted
+            window = windows.get(name)
             if window is None or now - window[0] >= WINDOW:
                 window = [now, 0, 0]  # a new window, stored only if the request is admitted
-            parallel = in_flight.get(entry.name, 0) if entry.parallel is not None else 0
-            seen.append((window, parallel))
-            if refused_by < 0:
-                if entry.rpm is not None and window[1] >= entry.rpm:
-                    refused_by, limit = i, "rpm"
-                elif entry.tpm is not None and window[2] >= entry.tpm:
-                    refused_by, limit = i, "tpm"
-                elif entry.parallel is not None and parallel >= entry.parallel:
-                    refused_by, limit = i, "parallel"
-        if refused_by >= 0:
-            counts = tuple(Count(w[0], int(w[1]), int(w[2]), p) for w, p in seen)
-            return Verdict(self, False, now, counts, refused_by, limit)
-        admitted: list[Count] = []
-        for entry, (window, parallel) in zip(entries, seen, strict=True):
+            if (
+                (rpm is not None and window[1] >= rpm)
+                or (tpm is not None and window[2] >= tpm)
+                or (parallel is not None and in_flight.get(name, 0) >= parallel)
+            ):
+                return None
+            found.append(window)
+        i = 0
+        for name, _, _, parallel in entries:
+            window = found[i]
+            i += 1  # noqa: SIM113  (enumerate would make a tuple per entry)
             window[1] += 1
             window[2] += estimate
-            windows[entry.name] = window
-            if entry.parallel is not None:
-                parallel += 1
-                in_flight[entry.name] = parallel
-            admitted.append(Count(window[0], int(window[1]), int(window[2]), parallel))
+            windows[name] = window
+            if parallel is not None:
+                in_flight[name] = in_flight.get(name, 0) + 1
         if len(windows) > self._sweep_at:
             self._sweep(now)
-        return Verdict(self, True, now, tuple(admitted))
+        return found
+
+    def acquire_now(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
+        """`take`, with its verdict: every count, or which entry refused on which limit."""
+        found = self.take(entries, estimate)
+        now = self.clock()
+        in_flight = self.in_flight
+        counts: list[Count] = []
+        if found is not None:
+            for (name, _, _, parallel), window in zip(entries, found, strict=True):
+                flying = in_flight.get(name, 0) if parallel is not None else 0
+                counts.append((window[0], int(window[1]), int(window[2]), flying))
+            return Verdict(self, True, now, tuple(counts))
+        refused_by, limit = -1, ""
+        for i, (name, rpm, tpm, parallel) in enumerate(entries):
+            window = self.windows.get(name) or [now, 0, 0]
+            if now - window[0] >= WINDOW:
+                window = [now, 0, 0]
+            flying = in_flight.get(name, 0) if parallel is not None else 0
+            counts.append((window[0], int(window[1]), int(window[2]), flying))
+            if refused_by < 0:
+                if rpm is not None and window[1] >= rpm:
+                    refused_by, limit = i, "rpm"
+                elif tpm is not None and window[2] >= tpm:
+                    refused_by, limit = i, "tpm"
+                elif parallel is not None and flying >= parallel:
+                    refused_by, limit = i, "parallel"
+        if refused_by < 0:  # the refusing window ended between the two readings of the clock
+            return self.acquire_now(entries, estimate)
+        return Verdict(self, False, now, tuple(counts), refused_by, limit)
 
     async def release(self, held: Held, used: int) -> None:
         self.release_now(held, used)
 
     def release_now(self, held: Held, used: int) -> None:
         now = self.clock()
-        for entry, start in zip(held.entries, held.starts, strict=True):
-            window = self.windows.get(entry.name)
+        windows, in_flight = self.windows, self.in_flight
+        _, entries, counts, estimate, _ = held
+        i = 0
+        for name, _, _, parallel in entries:
+            window = windows.get(name)
             if window is not None and now - window[0] < WINDOW:
-                window[2] += used - held.estimate if window[0] == start else used
+                # the window that holds the estimate: replaced by the real usage; else used now
+                window[2] += used - estimate if window[0] == counts[i][0] else used
             elif used:  # the tokens were used now: they count in the window they open
-                self.windows[entry.name] = [now, 0, used]
-            if entry.parallel is not None:
-                left = self.in_flight.get(entry.name, 0) - 1
+                windows[name] = [now, 0, used]
+            i += 1  # noqa: SIM113  (enumerate would make a tuple per entry)
+            if parallel is not None:
+                left = in_flight.get(name, 0) - 1
                 if left > 0:
-                    self.in_flight[entry.name] = left
+                    in_flight[name] = left
                 else:
-                    self.in_flight.pop(entry.name, None)
+                    in_flight.pop(name, None)
 
     def _sweep(self, now: float) -> None:
         """Forget windows that ended (scopes seen once must not grow the table forever)."""

@@ -134,8 +134,8 @@ class SharedStore:
 
     def keys(self, entries: tuple[Entry, ...]) -> list[str]:
         keys: list[str] = []
-        for entry in entries:
-            window = self.prefix + entry.name
+        for name, _, _, _ in entries:
+            window = self.prefix + name
             keys += (window, window + ":p")
         return keys
 
@@ -143,22 +143,25 @@ class SharedStore:
         if self.down:
             return self.local.acquire_now(entries, estimate)
         args: list[Any] = [WINDOW_MS, PARALLEL_TTL_MS, estimate, request_id]
-        for entry in entries:
-            args += (_or_none(entry.rpm), _or_none(entry.tpm), _or_none(entry.parallel))
+        for _, rpm, tpm, parallel in entries:
+            args += (_or_none(rpm), _or_none(tpm), _or_none(parallel))
         try:
             out = await self._run(ACQUIRE, self.keys(entries), args)
         except (OSError, TimeoutError, ReplyError) as exc:
             self._went_down(exc)
             return self.local.acquire_now(entries, estimate)
-        counts = tuple(Count(out[i] / 1000, out[i + 1], out[i + 2], out[i + 3]) for i in range(4, len(out), 4))
+        counts: tuple[Count, ...] = tuple(
+            (out[i] / 1000, out[i + 1], out[i + 2], out[i + 3]) for i in range(4, len(out), 4)
+        )
         return Verdict(self, out[0] == 1, out[3] / 1000, counts, out[1] - 1, LIMIT_NAMES[out[2]])
 
     async def release(self, held: Held, used: int) -> None:
-        args: list[Any] = [WINDOW_MS, held.estimate, used, held.request_id]
-        for entry, start in zip(held.entries, held.starts, strict=True):
-            args += (round(start * 1000), 1 if entry.parallel is not None else 0)
+        _, entries, counts, estimate, request_id = held
+        args: list[Any] = [WINDOW_MS, estimate, used, request_id]
+        for (_, _, _, parallel), count in zip(entries, counts, strict=True):
+            args += (round(count[0] * 1000), 1 if parallel is not None else 0)
         try:
-            await self._run(RELEASE, self.keys(held.entries), args)
+            await self._run(RELEASE, self.keys(entries), args)
         except (OSError, TimeoutError, ReplyError) as exc:
             # lost: its tokens stay at the estimate; its in-flight place ends after PARALLEL_TTL
             self._went_down(exc)
