@@ -16,6 +16,8 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py --keep /tmp/cg               # keep callgrind's files (callgrind_annotate)
     python3 bench/instructions.py --config-extra 'general_settings: {proxy_batch_write_at: 3600}'
                                                 # the request path alone: no spend write while counting
+    python3 bench/instructions.py --deployment-extra 'rpm: 1000000000' --deployment-extra 'tpm: 1000000000000'
+                                                # lines added to the deployment's litellm_params
 
 Each revision's `src/` is exported with `git archive` (the working tree for "."), served with the
 repository's `.venv` interpreter under `PYTHONPATH`, warmed up, then counted over the measured
@@ -217,6 +219,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--config-extra", default="", help="YAML appended to the config: 'general_settings: {disable_spend_logs: true}'"
     )
+    parser.add_argument(
+        "--deployment-extra",
+        action="append",
+        default=[],
+        help="a YAML line added to the deployment's litellm_params (repeatable): 'rpm: 1000000000'",
+    )
     parser.add_argument("--keep", type=Path, help="copy callgrind's output files into this folder")
     parser.add_argument(
         "--gateway-arg", action="append", default=[], help="passed to `seance gateway` (repeatable): --no-db, --metrics"
@@ -232,9 +240,11 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="seance-instr-") as tmp:
         work = Path(tmp)
         config = work / "config.yaml"
+        params = "".join(f"      {line}\n" for line in args.deployment_extra)
         config.write_text(
             "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
-            f"      api_base: http://127.0.0.1:{upstream_port}/v1\n      api_key: sk-upstream\n{args.config_extra}\n"
+            f"      api_base: http://127.0.0.1:{upstream_port}/v1\n      api_key: sk-upstream\n{params}"
+            f"{args.config_extra}\n"
         )
         sources = {rev: export(rev, work) for rev in revs}
         try:

@@ -13,9 +13,11 @@ from tests.gateway.routing.test_router import CHAT, OK, by_host
 
 from seance.gateway.catalogue import Prices
 from seance.gateway.config import ConfigError
+from seance.gateway.errors import CONTEXT_WINDOW, RateLimited, UpstreamError
 from seance.gateway.providers import load_adapter
-from seance.gateway.providers.base import Call, Target, Usage
+from seance.gateway.providers.base import Call, Reply, Target, Usage
 from seance.gateway.routing.deployments import Deployment
+from seance.gateway.routing.router import make_call
 from seance.gateway.routing.strategies import Strategy
 from seance.gateway.upstream.mock import MockResponse
 
@@ -160,12 +162,95 @@ def test_pre_call_checks_skip_what_is_used_up_or_too_small() -> None:
     small = dep("small", info={"max_input_tokens": 100})  # info: model_info over the catalogue's entry
     big = dep("big", info={"max_input_tokens": 10_000})
     s = strategy("simple-shuffle", clock, pre_call_checks=True)
-    assert s.admit("g", [limited, small, big], lambda d: _call(200)) == [limited, small, big]
-    assert s.admit("g", [limited, small, big], lambda d: _call(4000)) == [limited, big]  # ~1000 tokens
+
+    def admitted(group: list[Deployment], size: int) -> list[str]:
+        return [d.id for d in s.admit("g", group, lambda d: _call(size))[0]]
+
+    assert admitted([limited, small, big], 200) == ["limited", "small", "big"]
+    assert admitted([limited, small, big], 4000) == ["limited", "big"]  # ~1000 tokens
     s.started(limited), s.started(limited)
-    assert s.admit("g", [limited, small], lambda d: _call(200)) == [small]
+    assert admitted([limited, small], 200) == ["small"]
     clock.now += 60
-    assert s.admit("g", [limited], lambda d: _call(200)) == [limited]
+    assert admitted([limited], 200) == ["limited"]
+
+
+def test_a_deployment_knows_its_window_and_whether_it_has_limits() -> None:
+    assert dep("a", info={"max_input_tokens": 100}).max_input == 100
+    for odd in ("100", True, 0, -5, None, 1.5):  # not a window: no check on it
+        assert dep("a", info={"max_input_tokens": odd}).max_input is None
+    assert not dep("a").limited and dep("a", rpm=5).limited and dep("a", tpm=0).limited
+
+
+def test_pre_call_checks_on_a_group_of_one() -> None:
+    clock = Clock()
+    s = strategy("simple-shuffle", clock, pre_call_checks=True)
+    built: list[Call] = []
+
+    def build(d: Deployment, size: int = 200) -> Call:
+        built.append(_call(size))
+        return built[-1]
+
+    plain = dep("plain")  # no window, no limit: nothing to check, nothing built
+    assert s.admit("g", [plain], build) == ([plain], None) and built == []
+    small = dep("small", info={"max_input_tokens": 100}, rpm=1)
+    group, call = s.admit("g", [small], build)
+    assert group == [small] and call is built[-1]  # measured once, on the call the router sends
+    with pytest.raises(UpstreamError, match=r"about 1000 tokens.*at most 100 tokens") as refused:
+        s.admit("g", [small], lambda d: build(d, 4000))
+    assert refused.value.kind == CONTEXT_WINDOW and refused.value.code == "context_length_exceeded"
+    s.started(small)
+    with pytest.raises(RateLimited, match="used its rpm/tpm"):
+        s.admit("g", [small], build)
+    clock.now += 60  # another minute
+    assert s.admit("g", [small], build)[0] == [small]
+    with pytest.raises(RateLimited):
+        s.admit("g", [dep("off", rpm=0)], build)  # an rpm of 0: never called
+
+
+def test_pre_call_checks_return_the_call_only_for_the_first_deployment_left() -> None:
+    s = strategy("simple-shuffle", Clock(), pre_call_checks=True)
+    small, big = dep("small", info={"max_input_tokens": 100}), dep("big", info={"max_input_tokens": 10_000})
+    call = _call(4000)
+    assert s.admit("g", [small, big], lambda d: call) == ([big], None)  # built for small, which is out
+    assert s.admit("g", [big, small], lambda d: call) == ([big], call)
+
+
+def test_tpm_counts_the_tokens_of_answers_and_streams_in_their_minute() -> None:
+    clock = Clock()
+    s = strategy("simple-shuffle", clock, pre_call_checks=True)
+    limited = dep("limited", tpm=100)
+    s.answered(limited, s.started(limited), Reply(b"{}", Usage(60, 30)))
+    assert s.admit("g", [limited], lambda d: _call(20))[0] == [limited]  # 90 of 100
+    s.finished(limited, s.started(limited), Usage(5, 5), ok=True)
+    with pytest.raises(RateLimited):
+        s.admit("g", [limited], lambda d: _call(20))
+    clock.now += 60
+    assert s.admit("g", [limited], lambda d: _call(20))[0] == [limited]
+    assert s.stats["limited"].in_flight == 0
+
+
+def test_simple_shuffle_counts_only_the_deployments_with_limits(tmp_path: Path) -> None:
+    answers = {host: MockResponse(200, OK) for host in ("a.test", "b.test", "long.test")}
+    app, _ = _app(tmp_path, {"enable_pre_call_checks": True}, answers)
+    for model in ("gpt", "long"):  # gpt's a and b have an rpm, long has none
+        assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": model}).status == 200
+    assert set(app.router.strategy.stats) <= {"a", "b"} and app.router.strategy.stats
+
+
+def test_the_router_builds_the_call_once_with_pre_call_checks(tmp_path: Path, monkeypatch: Any) -> None:
+    from seance.gateway.fronts import openai as front
+
+    builds: list[str] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Call:
+        builds.append(args[4].id)
+        return make_call(*args, **kwargs)
+
+    monkeypatch.setattr(front, "make_call", counted)
+    answers = {"long.test": MockResponse(200, OK)}
+    app, transport = _app(tmp_path, {"enable_pre_call_checks": True}, answers)
+    result = request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "long"})  # gpt-4.1: a window
+    assert result.status == 200 and len(builds) == 1 and len(transport.requests) == 1
 
 
 def _app(tmp_path: Path, router: dict[str, Any], answers: dict[str, MockResponse], **settings: Any) -> Any:

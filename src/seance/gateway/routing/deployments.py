@@ -76,6 +76,18 @@ class Deployment:
     def id_header(self) -> tuple[bytes, bytes]:
         return (b"x-litellm-model-id", self.id.encode())
 
+    @functools.cached_property
+    def max_input(self) -> int | None:
+        """Its context window for the pre-call checks (routing/strategies.py), read once:
+        max_input_tokens of `info` (the config's model_info over the catalogue's), when it is one."""
+        value = self.info.get("max_input_tokens")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    @functools.cached_property
+    def limited(self) -> bool:
+        """It has an `rpm` or a `tpm`: the pre-call checks count its requests and tokens."""
+        return self.rpm is not None or self.tpm is not None
+
     def serves(self, op: Operation) -> bool:
         return op in self.operations
 

@@ -168,22 +168,6 @@ class Router:
         """Opens the upstream stream (retrying as needed) and returns it before any byte is sent."""
         return self._route(ctx, op, build, self.proxy.open_stream, mocks.Mock.stream)
 
-    @staticmethod
-    async def _measured(strategy: Strategy, deployment: Deployment, sent: Awaitable[T]) -> T:
-        """One try, counted in flight until its answer (or its stream's last chunk) is in."""
-        began = strategy.started(deployment)
-        try:
-            result = await sent
-        except BaseException:
-            strategy.finished(deployment, began, None, ok=False)
-            raise
-        if isinstance(result, Stream):
-            translator = result.translator
-            result.chunks = strategy.watch(deployment, began, result.chunks, lambda: translator.usage)
-        else:
-            strategy.finished(deployment, began, result.usage if isinstance(result, Reply) else None, ok=True)
-        return result
-
     def options(self, ctx: RequestContext) -> Options:
         assert ctx.model is not None
         fields, headers = ctx.gateway_fields, ctx.header_options
@@ -257,9 +241,10 @@ class Router:
                     error = self._all_cooling(name, group)
                     continue
                 group = available
+            ready = None  # the call the pre-call checks built for group[0] to measure the request
             if self.strategy is not None and self.strategy.pre_call_checks:
                 try:
-                    group = self.strategy.admit(name, group, build)
+                    group, ready = self.strategy.admit(name, group, build)
                 except GatewayError as exc:
                     error = exc
                     if exc.kind is not None and not self._reroute(groups, position, exc.kind):
@@ -272,7 +257,9 @@ class Router:
                 else None
             )
             for attempt in range(1 + (max(options.retries, *policy.values()) if policy else options.retries)):
-                if self.strategy is None:
+                if len(group) == 1:  # the usual group: no choice to make
+                    deployment = group[0]
+                elif self.strategy is None:
                     deployment = _pick(group, failed, self.random)
                 else:
                     deployment = self.strategy.pick(group, failed)
@@ -281,14 +268,23 @@ class Router:
                     own = 0  # the deployment's own retries (litellm_params.max_retries), before the router's
                     while True:
                         try:
-                            call = build(deployment)
+                            if ready is not None and deployment is group[0]:
+                                call, ready = ready, None  # built by admit, not sent yet
+                            else:
+                                call = build(deployment)
                             if mock is not None and (reply := _mock(mock, mocked, call, position == 0)) is not None:
                                 result = reply
-                            elif self.strategy is None:
+                            elif self.strategy is None or not (self.strategy.learns or deployment.limited):
                                 result = await send(ctx, call, deployment, options.timeout)
-                            else:
-                                sent = send(ctx, call, deployment, options.timeout)
-                                result = await self._measured(self.strategy, deployment, sent)
+                            else:  # counted in flight until its answer (or its stream's last chunk) is in
+                                strategy = self.strategy
+                                began = strategy.started(deployment)
+                                try:  # in this coroutine: a layer more would cost on every resume
+                                    result = await send(ctx, call, deployment, options.timeout)
+                                except BaseException:
+                                    strategy.finished(deployment, began, None, ok=False)
+                                    raise
+                                strategy.answered(deployment, began, result)
                             break
                         except GatewayError as exc:
                             wait = self._own_retry(ctx, deployment, exc, own)
@@ -458,8 +454,6 @@ def _status(exc: GatewayError) -> str:
 
 
 def _pick(group: Sequence[Deployment], failed: set[str], rng: random.Random) -> Deployment:
-    if len(group) == 1:
-        return group[0]
     candidates = [d for d in group if d.id not in failed] or list(group)
     return rng.choices(candidates, weights=[d.weight for d in candidates])[0]
 

@@ -15,7 +15,10 @@ skipped (they are limits, not only weights), and so is one whose model_info.max_
 request cannot fit (estimated at one token per 4 bytes of the request: an over-estimate by its JSON).
 
 The state is in-process (per worker) and bounded as everything kept per deployment is; nothing
-here exists with simple-shuffle and no pre-call checks, so that path costs what it did.
+here exists with simple-shuffle and no pre-call checks, so that path costs what it did. With
+simple-shuffle and pre-call checks only the deployments with an rpm or a tpm are counted (`learns`),
+and the request is measured once, on the call the router then sends (`admit`): the checks cost a
+few comparisons a request where they cannot refuse anything.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from typing import Any
 import orjson
 
 from seance.gateway.errors import CONTEXT_WINDOW, RateLimited, UpstreamError
-from seance.gateway.providers.base import Call, Usage
+from seance.gateway.providers.base import Call, Reply, Usage
 from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment
+from seance.gateway.routing.proxy import Stream
 
 SMOOTHING = 0.3  # weight of the newest latency in the moving average
 BYTES_PER_TOKEN = 4
@@ -40,7 +44,7 @@ BYTES_PER_TOKEN = 4
 class Stats:
     in_flight: int = 0
     latency: float | None = None  # seconds, moving average
-    minute: int = -1  # the minute the counts below are for
+    minute: float = -1  # the minute the counts below are for (the clock's seconds // 60)
     requests: int = 0
     tokens: int = 0
 
@@ -59,6 +63,10 @@ class Strategy:
         self.name = "usage-based-routing-v2" if name == "usage-based-routing" else name
         self.buffer = float((args or {}).get("lowest_latency_buffer", 0) or 0)
         self.pre_call_checks = pre_call_checks
+        # every try feeds the choice (`started`, `finished`); simple-shuffle reads only the counts of
+        # the deployments with an rpm or a tpm, and the router counts no other (Deployment.limited)
+        self.learns = self.name != "simple-shuffle"
+        self.times = self.name == "latency-based-routing"  # the one that reads the latencies
         self.clock = clock
         self.random = rng or random.Random()
         self.stats: dict[str, Stats] = {}
@@ -85,54 +93,77 @@ class Strategy:
             chosen = [d for d, s in zip(candidates, scores, strict=True) if s == best]
         return chosen[0] if len(chosen) == 1 else self.random.choice(chosen)
 
-    def admit(self, name: str, group: Sequence[Deployment], build: Callable[[Deployment], Call]) -> list[Deployment]:
-        """The pre-call checks: the deployments of `group` that may take this request; raises
-        when none may (a context-window refusal, or a 429 with when the limits reset)."""
-        open_ = [d for d in group if not self._used_up(d)]
+    def admit(
+        self, name: str, group: Sequence[Deployment], build: Callable[[Deployment], Call]
+    ) -> tuple[Sequence[Deployment], Call | None]:
+        """The pre-call checks: the deployments of `group` that may take this request, and the call
+        built for the first of them to measure the request (the router sends it rather than build
+        it again), None when none was; raises when none may (a context-window refusal, or a 429
+        with when the limits reset)."""
+        if len(group) == 1:  # the usual group: its one deployment, without a list
+            only = group[0]
+            if only.limited and self._used_up(only):
+                raise self._used_up_everywhere(name)
+            if only.max_input is None:
+                return group, None
+            call = build(only)
+            # _estimate, inline for a body passed through as it came: a call less a request
+            tokens = len(call.raw) // BYTES_PER_TOKEN if call.raw else _estimate(call)
+            if tokens > only.max_input:
+                raise _too_long(name, tokens, only.max_input)
+            return group, call
+        open_ = [d for d in group if not (d.limited and self._used_up(d))]
         if not open_:
-            wait = max(1, 60 - int(self.clock()) % 60)
-            raise RateLimited(
-                f"every deployment of '{name}' has used its rpm/tpm for this minute; try again in {wait} s",
-                headers={"retry-after": str(wait)},
-                code="no_deployments_available",
-            )
-        limited = [d for d in open_ if _max_input(d) is not None]
-        if not limited:
-            return open_
-        tokens = _estimate(build(open_[0]))
-        fitting = [d for d in open_ if (_max_input(d) or tokens) >= tokens]
+            raise self._used_up_everywhere(name)
+        windows = [d.max_input for d in open_ if d.max_input is not None]
+        if not windows:
+            return open_, None
+        call = build(open_[0])
+        tokens = _estimate(call)
+        if tokens <= min(windows):  # it fits them all
+            return open_, call
+        fitting = [d for d in open_ if (d.max_input or tokens) >= tokens]
         if not fitting:
-            largest = max(_max_input(d) or 0 for d in limited)
-            err = UpstreamError(
-                f"the request (about {tokens} tokens) does not fit the context window of any deployment of "
-                f"'{name}' (at most {largest} tokens)",
-                upstream_status=400,
-                code="context_length_exceeded",
-                param="messages",
-            )
-            err.kind = CONTEXT_WINDOW
-            raise err
-        return fitting
+            raise _too_long(name, tokens, max(windows))
+        return fitting, call if fitting[0] is open_[0] else None
 
     # -- learning --
 
+    # (each of these is a call or two a request: the minute's counts are restarted inline)
+
     def started(self, deployment: Deployment) -> float:
-        stats = self._stats(deployment)
+        """A try sent to `deployment`; returns when (for `finished`)."""
+        stats = self.stats.get(deployment.id) or self._stats(deployment)
+        now = self.clock()
+        if stats.minute != now // 60:
+            _restart(stats, now // 60)
+        stats.requests += 1
         stats.in_flight += 1
-        self._count(stats, requests=1)
-        return self.clock()
+        return now
+
+    def answered(self, deployment: Deployment, began: float, result: object) -> None:
+        """A try that `started` at `began` answered: done now, or a stream when its last chunk is
+        in (or it is closed)."""
+        if isinstance(result, Reply):
+            self.finished(deployment, began, result.usage, ok=True)
+        elif isinstance(result, Stream):
+            translator = result.translator
+            result.chunks = self.watch(deployment, began, result.chunks, lambda: translator.usage)
+        else:
+            self.finished(deployment, began, None, ok=True)
 
     def finished(self, deployment: Deployment, began: float, usage: Usage | None, ok: bool) -> None:
-        stats = self._stats(deployment)
-        stats.in_flight = max(0, stats.in_flight - 1)
-        if ok:
-            self.latency(deployment, self.clock() - began)
-        if usage is not None:
-            self._count(stats, tokens=usage.prompt_tokens + usage.completion_tokens)
+        """A try that `started` at `began` is over; `usage`: the tokens it used, when known."""
+        stats = self.stats.get(deployment.id) or self._stats(deployment)
+        if stats.in_flight:
+            stats.in_flight -= 1
+        if ok and self.times:
+            _average(stats, self.clock() - began)
+        if usage is not None:  # in the minute it started in, or the one its counts restarted for since
+            stats.tokens += usage.prompt_tokens + usage.completion_tokens
 
     def latency(self, deployment: Deployment, seconds: float) -> None:
-        stats = self._stats(deployment)
-        stats.latency = seconds if stats.latency is None else stats.latency + SMOOTHING * (seconds - stats.latency)
+        _average(self._stats(deployment), seconds)
 
     def watch(
         self,
@@ -145,12 +176,6 @@ class Strategy:
         end, or when it is closed, even before its first chunk (a client gone at once)."""
         return _Watched(self, deployment, began, chunks, usage)
 
-    def _ended(self, deployment: Deployment, usage: Usage | None) -> None:
-        stats = self._stats(deployment)
-        stats.in_flight = max(0, stats.in_flight - 1)
-        if usage is not None:
-            self._count(stats, tokens=usage.prompt_tokens + usage.completion_tokens)
-
     # -- state --
 
     def _stats(self, deployment: Deployment) -> Stats:
@@ -161,24 +186,28 @@ class Strategy:
             stats = self.stats[deployment.id] = Stats()
         return stats
 
-    def _count(self, stats: Stats, requests: int = 0, tokens: int = 0) -> None:
-        minute = int(self.clock() // 60)
-        if stats.minute != minute:
-            stats.minute, stats.requests, stats.tokens = minute, 0, 0
-        stats.requests += requests
-        stats.tokens += tokens
-
     def _this_minute(self, deployment: Deployment) -> Stats:
-        stats = self._stats(deployment)
-        self._count(stats)
+        stats = self.stats.get(deployment.id) or self._stats(deployment)
+        minute = self.clock() // 60
+        if stats.minute != minute:
+            _restart(stats, minute)
         return stats
 
     def _used_up(self, deployment: Deployment) -> bool:
-        if deployment.rpm is None and deployment.tpm is None:
-            return False
-        stats = self._this_minute(deployment)
+        """Whether `deployment` has used its rpm or its tpm this minute."""
+        stats = self.stats.get(deployment.id)
+        if stats is None or stats.minute != self.clock() // 60:  # nothing counted yet this minute
+            return deployment.rpm == 0 or deployment.tpm == 0
         return (deployment.rpm is not None and stats.requests >= deployment.rpm) or (
             deployment.tpm is not None and stats.tokens >= deployment.tpm
+        )
+
+    def _used_up_everywhere(self, name: str) -> RateLimited:
+        wait = max(1, 60 - int(self.clock()) % 60)
+        return RateLimited(
+            f"every deployment of '{name}' has used its rpm/tpm for this minute; try again in {wait} s",
+            headers={"retry-after": str(wait)},
+            code="no_deployments_available",
         )
 
     def _usage(self, deployment: Deployment) -> tuple[float, int]:
@@ -205,13 +234,14 @@ class _Watched(AsyncGenerator[bytes, None]):
         usage: Callable[[], Usage | None],
     ) -> None:
         self.strategy, self.deployment, self.began, self.inner, self.usage = strategy, deployment, began, inner, usage
-        self.first = True
+        self.first = strategy.times  # the first chunk's time is a stream's latency
         self.done = False
 
     def _end(self, ok: bool) -> None:
         if not self.done:
             self.done = True
-            self.strategy._ended(self.deployment, self.usage() if ok else None)
+            # not `ok` for finished: a stream's latency is its first chunk's, taken then
+            self.strategy.finished(self.deployment, self.began, self.usage() if ok else None, ok=False)
 
     async def __anext__(self) -> bytes:
         try:
@@ -246,9 +276,25 @@ def _cost(deployment: Deployment) -> float:
     return deployment.prices.base.input + deployment.prices.base.output
 
 
-def _max_input(deployment: Deployment) -> int | None:
-    value = deployment.info.get("max_input_tokens")  # the config's model_info over the catalogue's
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+def _too_long(name: str, tokens: int, largest: int) -> UpstreamError:
+    err = UpstreamError(
+        f"the request (about {tokens} tokens) does not fit the context window of any deployment of "
+        f"'{name}' (at most {largest} tokens)",
+        upstream_status=400,
+        code="context_length_exceeded",
+        param="messages",
+    )
+    err.kind = CONTEXT_WINDOW
+    return err
+
+
+def _restart(stats: Stats, minute: float) -> None:
+    """Another minute: its counts start from nothing."""
+    stats.minute, stats.requests, stats.tokens = minute, 0, 0
+
+
+def _average(stats: Stats, seconds: float) -> None:
+    stats.latency = seconds if stats.latency is None else stats.latency + SMOOTHING * (seconds - stats.latency)
 
 
 def _estimate(call: Call) -> int:
