@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway import routes
-from seance.gateway.context import RequestContext
+from seance.gateway.context import Caller, RequestContext
 from seance.gateway.metrics import MAX_SERIES, Count, Metrics, setter, tally, who
 from seance.gateway.pipeline import Hook
 from seance.gateway.upstream import public_url
@@ -80,6 +80,9 @@ class MetricsHook(Hook):
         self.metrics = metrics
         self.in_flight = Count(metrics.in_flight)
         self._series: dict[tuple[Any, ...], _Series] = {}
+        # (caller, model, deployment, status, error) by identity -> its series: the same callers
+        # (cached keys keep their Caller) and deployments come again and again
+        self._seen: dict[tuple[Any, ...], tuple[Caller | None, Deployment | None, _Series, str]] = {}
         self._pending: list[_Series] = []  # the series counted in since the last push
         self._cache: dict[tuple[bool, str], Count] = {}
         self._deployments: dict[str, _Watched] = {}
@@ -96,17 +99,28 @@ class MetricsHook(Hook):
             return  # /v1/models, /health: not LLM requests
         m = self.metrics
         deployment = ctx.deployment
-        requested = m.models.requested(ctx)
-        model = m.models.of(deployment) if deployment is not None else requested
         status = ctx.status
         error = "" if status < 400 else type(ctx.error).__name__ if ctx.error is not None else "ClientDisconnected"
-        key = (who(ctx.caller), requested, model, status, error)
-        series = self._series.get(key)
-        if series is None:
-            series = _Series(m, key)
-            if len(self._series) >= MAX_SERIES:
-                self._series.clear()  # the pending list still holds what was not pushed
-            self._series[key] = series
+        caller = ctx.caller
+        # the series of this caller, model, deployment and outcome, found again without making its labels
+        seen = (id(caller), ctx.model, id(deployment), status, error)
+        known = self._seen.get(seen)
+        if known is not None and known[0] is caller and known[1] is deployment:  # (ids are reused once freed)
+            series, requested = known[2], known[3]
+        else:
+            requested = m.models.requested(ctx)
+            model = m.models.of(deployment) if deployment is not None else requested
+            key = (who(caller), requested, model, status, error)
+            found = self._series.get(key)
+            if found is None:
+                found = _Series(m, key)
+                if len(self._series) >= MAX_SERIES:
+                    self._series.clear()  # the pending list still holds what was not pushed
+                self._series[key] = found
+            series = found
+            if len(self._seen) >= MAX_SERIES:
+                self._seen.clear()
+            self._seen[seen] = (caller, deployment, series, requested)
         if not series.pending:
             series.pending = True
             self._pending.append(series)
