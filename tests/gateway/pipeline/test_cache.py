@@ -156,9 +156,10 @@ async def test_the_key_is_what_changes_the_answer(tmp_path: Path, store: Store, 
         {**CHAT, "temperature": 0.3},
         {**CHAT, "messages": [{"role": "user", "content": "hello"}]},
         {**CHAT, "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        {**CHAT, "model": "instruct"},  # another model group
     ]
     keys = {(await post(app, body)).headers["x-litellm-cache-key"] for body in different}
-    assert len(keys) == 3 and key not in keys and upstream.calls == 4
+    assert len(keys) == 4 and key not in keys and upstream.calls == 5
 
 
 async def test_no_cache_asks_the_provider_and_still_stores(tmp_path: Path, store: Store, space: str) -> None:
