@@ -188,9 +188,7 @@ class Cache(Hook):
         # what the request is sent: the stored bytes, or a stream with or without the usage chunk
         kind = include_usage(body) if ctx.stream else None
         made = entry.made
-        if made is None:
-            made = entry.made = {}
-        answer = made.get(kind)
+        answer = made.get(kind) if made is not None else None
         if answer is None:
             if kind is None:
                 answer = Answer(entry.body, headers=HIT_HEADERS)
@@ -199,7 +197,10 @@ class Cache(Hook):
                 if events is None:
                     return None
                 answer = Answer(events, content_type=SSE, headers=HIT_HEADERS)
-            made[kind] = answer
+            if self._local is not None:  # the entry lives on in this process: so does its answer
+                if made is None:
+                    made = entry.made = {}
+                made[kind] = answer
         ctx.cache_hit = True
         ctx.usage = entry.usage
         return answer

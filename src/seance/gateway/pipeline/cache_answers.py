@@ -47,8 +47,8 @@ class Entry:
             meta = orjson.loads(head)
             stored_at = float(meta["t"])
             tokens = meta["u"]
-            # an older entry has the prompt and completion tokens only
-            usage = None if tokens is None else Usage(*(int(n) for n in tokens[: len(USAGE_FIELDS)]))
+            # USAGE_FIELDS' counts; an older entry has the prompt and completion tokens only
+            usage = None if tokens is None else Usage(*map(int, tokens[: len(USAGE_FIELDS)]))
             return cls(stored_at, usage, body)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
             return None
