@@ -60,6 +60,19 @@ async def test_pipelined_calls_on_the_real_redis() -> None:
         client.close()
 
 
+async def test_a_call_sent_without_waiting_has_its_reply_dropped_in_order() -> None:
+    client = Client(REDIS_URL, 1.0)
+    key = "seance-test-resp-" + os.urandom(6).hex()
+    try:
+        assert not client.send_nowait(("SET", key, b"x"))  # no connection yet: nothing sent
+        assert await client.call("PING") == "PONG"
+        assert client.send_nowait(("SET", key, b"v", "PX", 5000))
+        assert client.send_nowait(("INCR", key))  # an error reply (not an integer), read and dropped
+        assert await client.call("GET", key) == b"v"
+    finally:
+        client.close()
+
+
 async def test_nothing_listening_is_a_connection_error() -> None:
     with socket_port() as port:
         client = Client(f"redis://127.0.0.1:{port}/0", 1.0)

@@ -67,7 +67,8 @@ def parse(buffer: bytes | bytearray, pos: int) -> tuple[Any, int]:
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.waiting: deque[asyncio.Future[Any]] = deque()
+        # one per call sent, in order; None for a call nobody waits for (Client.send_nowait)
+        self.waiting: deque[asyncio.Future[Any] | None] = deque()
         self.buffer = bytearray()
         self.closed = False
 
@@ -82,7 +83,7 @@ class _Connection(asyncio.Protocol):
             while pos < len(buffer):
                 value, pos = parse(buffer, pos)
                 future = self.waiting.popleft()
-                if not future.done():
+                if future is not None and not future.done():
                     if isinstance(value, ReplyError):
                         future.set_exception(value)
                     else:
@@ -105,7 +106,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         while self.waiting:
             future = self.waiting.popleft()
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_exception(error)
         if self.transport is not None:
             self.transport.abort()
@@ -116,6 +117,11 @@ class _Connection(asyncio.Protocol):
         self.waiting.append(future)
         self.transport.write(encode(args))
         return future
+
+    def send_nowait(self, args: tuple[Any, ...]) -> None:
+        assert self.transport is not None
+        self.waiting.append(None)
+        self.transport.write(encode(args))
 
 
 def _expire(connection: _Connection, future: asyncio.Future[Any]) -> None:
@@ -150,6 +156,16 @@ class Client:
             return await future
         finally:
             timer.cancel()
+
+    def send_nowait(self, args: tuple[Any, ...]) -> bool:
+        """Send a call whose reply nobody waits for (a cache write), behind the calls already sent;
+        False, sending nothing, when there is no open connection (call() makes one). Its reply,
+        an error reply included, is read and dropped; a connection that fails just loses it."""
+        connection = self._connection
+        if connection is None or connection.closed or connection.transport.is_closing():  # type: ignore[union-attr]
+            return False
+        connection.send_nowait(args)
+        return True
 
     async def _connect(self) -> _Connection:
         if self._connecting is not None:  # another call is connecting: share its connection

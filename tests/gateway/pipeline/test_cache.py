@@ -19,8 +19,10 @@ from tests.wire import load
 
 from seance.gateway.app import Gateway
 from seance.gateway.context import Caller, RequestContext
+from seance.gateway.formats.openai import Usage
 from seance.gateway.pipeline import Hook
 from seance.gateway.pipeline.cache import Cache, CacheConfig
+from seance.gateway.pipeline.cache_answers import Entry
 from seance.gateway.pipeline.cache_stores import LocalStore, RedisStore, Store
 from seance.gateway.shared_state import RedisSettings
 from seance.gateway.upstream import UpstreamRequest
@@ -154,9 +156,10 @@ async def test_the_key_is_what_changes_the_answer(tmp_path: Path, store: Store, 
         {**CHAT, "temperature": 0.3},
         {**CHAT, "messages": [{"role": "user", "content": "hello"}]},
         {**CHAT, "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        {**CHAT, "model": "instruct"},  # another model group
     ]
     keys = {(await post(app, body)).headers["x-litellm-cache-key"] for body in different}
-    assert len(keys) == 3 and key not in keys and upstream.calls == 4
+    assert len(keys) == 4 and key not in keys and upstream.calls == 5
 
 
 async def test_no_cache_asks_the_provider_and_still_stores(tmp_path: Path, store: Store, space: str) -> None:
@@ -399,21 +402,35 @@ async def test_redis_down_means_uncached_not_failed_and_back_when_it_returns(
 # --- the in-process store ------------------------------------------------------------------------
 
 
+def entry(body: bytes) -> Entry:
+    return Entry(0.0, None, body)
+
+
 async def test_the_local_store_is_bounded_in_bytes_least_recently_used_out() -> None:
     now = [0.0]
     local = LocalStore(1600, clock=lambda: now[0])
     for key in "abcd":
-        await local.set(key, key.encode() * 100, 60)
+        local.put(key, entry(key.encode() * 100), 60)
     await local.get("a")  # a is now the most recent
     for key in "efghijklmnopq":
-        await local.set(key, key.encode() * 100, 60)
+        local.put(key, entry(key.encode() * 100), 60)
     assert local.size == 1600 and len(local) == 16
     assert await local.get("b") is None and await local.get("a") is not None
-    await local.set("big", b"x" * 101, 60)  # larger than a sixteenth: not kept
+    local.put("big", entry(b"x" * 101), 60)  # larger than a sixteenth: not kept
     assert await local.get("big") is None
-    await local.set("short", b"s", 5)
+    local.put("short", entry(b"s"), 5)
     now[0] = 5
     assert await local.get("short") is None and local.size <= 1600
+
+
+async def test_the_local_store_keeps_the_entry_itself() -> None:
+    local = LocalStore(1600)
+    kept = entry(b"x" * 10)
+    local.put("k", kept, 60)
+    local.put("k", entry(b"y" * 20), 60)  # the same key again: replaced, counted once
+    assert local.size == 20 and len(local) == 1
+    local.put("k", kept, 60)
+    assert await local.get("k") is kept and local.size == 10
 
 
 async def test_messages_are_cached_unless_streamed(tmp_path: Path, store: Store, space: str) -> None:
@@ -427,3 +444,48 @@ async def test_messages_are_cached_unless_streamed(tmp_path: Path, store: Store,
     assert first.status == 200 and second.body == first.body == recorded and upstream.calls == 1
     streamed = await post(app, {**body, "stream": True}, "/v1/messages")
     assert streamed.status == 200 and "x-litellm-cache-key" not in streamed.headers and upstream.calls == 2
+
+
+# --- what is stored, and how ---------------------------------------------------------------------
+
+
+def test_an_entry_keeps_the_whole_usage_and_reads_the_older_two_counts() -> None:
+    usage = Usage(100, 20, cached_tokens=64, cache_creation_tokens=8, reasoning_tokens=5)
+    decoded = Entry.decode(Entry(12.5, usage, ANSWER).encode())
+    assert decoded is not None and (decoded.stored_at, decoded.usage, decoded.body) == (12.5, usage, ANSWER)
+    older = Entry.decode(b'{"t":1.0,"u":[7,3]}\n' + ANSWER)  # as the previous version wrote it
+    assert older is not None and older.usage == Usage(7, 3)
+    assert Entry.decode(b'{"t":1.0}\n' + ANSWER) is None and Entry.decode(b"no head") is None
+
+
+async def test_a_local_hit_serves_the_stored_bytes_and_builds_its_answer_once(tmp_path: Path) -> None:
+    store = LocalStore(1 << 20)
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, "ns", upstream)
+    await post(app, CHAT)
+    (entry,) = [entry for _, entry in store._entries.values()]
+    assert entry.body == ANSWER and entry.made is None
+    assert [(await post(app, CHAT)).body for _ in range(2)] == [ANSWER, ANSWER]
+    plain = entry.made and entry.made[None]
+    streamed = await post(app, {**CHAT, "stream": True})
+    assert entry.made is not None and entry.made[None] is plain and set(entry.made) == {None, False}
+    assert content_of_stream(streamed.body) == ("yo", None) and upstream.calls == 1
+
+
+async def test_a_redis_write_does_not_wait_and_the_next_lookup_sees_it(space: str) -> None:
+    store = RedisStore(RedisSettings(REDIS_URL, "test"))
+    try:
+        store.put(f"{space}:first", Entry(1.0, None, b"before any connection"), 60)  # connects, then writes
+        assert store._writing
+        await asyncio.gather(*store._writing)
+        assert (await store.get(f"{space}:first")) == Entry(1.0, None, b"before any connection")
+        for n in range(20):  # connected: sent behind the calls before it, nothing awaited
+            store.put(f"{space}:{n}", Entry(2.0, Usage(n, 1), b"answer %d" % n), 60)
+        assert not store._writing
+        found = await asyncio.gather(*(store.get(f"{space}:{n}") for n in range(20)))
+        assert [entry.body if entry else None for entry in found] == [b"answer %d" % n for n in range(20)]
+        store.put(f"{space}:gone", Entry(1.0, None, b"short"), 0.05)
+        await asyncio.sleep(0.1)
+        assert await store.get(f"{space}:gone") is None
+    finally:
+        await store.close()

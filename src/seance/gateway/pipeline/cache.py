@@ -1,12 +1,13 @@
 """The response cache: LiteLLM's `litellm_settings.cache: true` with its `cache_params`.
 
-    before  the request's key: SHA-256 of its canonical JSON — the endpoint, the model group and
-            every body field that changes the answer (messages / prompt / input, tools, sampling
-            parameters), not `user`, `stream`, `stream_options`, `metadata` or LiteLLM's gateway
-            fields — and the caller's team, so tenants never read each other's answers. Sent back
-            as `x-litellm-cache-key`. A hit answers here (replayed as a stream when the request
+    before  the request's key: a 256-bit BLAKE2b of its canonical JSON — the endpoint, the caller's
+            team (so tenants never read each other's answers) and every body field that changes
+            the answer (the model group, messages / prompt / input, tools, sampling parameters),
+            not `user`, `stream`, `stream_options`, `metadata` or LiteLLM's gateway fields. Sent
+            back as `x-litellm-cache-key`. A hit answers here (replayed as a stream when the request
             streams); a miss that may be stored asks the relay to capture what the client is sent.
-    after   a complete 200 answer is stored under `<namespace>:<key>` with its TTL.
+    after   a complete 200 answer is stored under `<namespace>:<key>` with its TTL: the bytes the
+            client was sent, as they are (a stream's, assembled into one answer).
 
 Per request (LiteLLM's names): the body's `cache` object — `no-cache` (do not look up), `no-store`
 (do not store), `ttl`, `s-maxage` (accept only an entry at most this old), `namespace` — and the
@@ -28,7 +29,7 @@ from seance.gateway.context import RequestContext
 from seance.gateway.errors import BadRequest
 from seance.gateway.formats.openai import include_usage
 from seance.gateway.pipeline import Answer, Hook
-from seance.gateway.pipeline.cache_answers import Entry, assemble, encode, replay
+from seance.gateway.pipeline.cache_answers import Entry, assemble, replay
 from seance.gateway.pipeline.cache_stores import Clock, LocalStore, RedisStore, Store
 from seance.gateway.shared_state import find_redis
 
@@ -49,8 +50,8 @@ KNOWN_PARAMS = frozenset({
     "type", "host", "port", "password", "url", "namespace", "ttl", "default_in_memory_ttl", "default_in_redis_ttl",
     "supported_call_types", "mode", "max_size_bytes",
 })  # fmt: skip
-# body fields that do not change the answer (the model is keyed by its group, ctx.model)
-NOT_KEYED = frozenset({"model", "user", "stream", "stream_options", "metadata"})
+# body fields that do not change the answer (its `model` is the model group: ctx.model is read from it)
+NOT_KEYED = frozenset({"user", "stream", "stream_options", "metadata"})
 # a mocked answer is not the model's: never served to, or stored from, a request
 MOCKS = frozenset({"mock_response", "mock_testing_fallbacks", "mock_testing_rate_limit_error"})
 CONTROLS = ("no-cache", "no-store", "ttl", "s-maxage", "namespace", "use-cache")
@@ -153,6 +154,9 @@ class Cache(Hook):
         self.config = config
         self.store = store
         self.clock = clock  # wall clock: the age of an entry (s-maxage) is compared across replicas
+        self._prefix = config.namespace + ":"
+        # the in-process store is looked up directly: no coroutine to make and await
+        self._local = store if isinstance(store, LocalStore) else None
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         endpoint = ctx.route.name
@@ -166,30 +170,37 @@ class Cache(Hook):
             return None
         digest = key_of(ctx, body)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
-        key = f"{controls.namespace or self.config.namespace}:{digest}"
+        key = self._prefix + digest if controls.namespace is None else f"{controls.namespace}:{digest}"
         if controls.lookup:
             ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
-            value = await self.store.get(key)
-            if value is not None and (answer := self._hit(ctx, value, body, controls)) is not None:
+            local = self._local
+            entry = local.find(key) if local is not None else await self.store.get(key)
+            if entry is not None and (answer := self._hit(ctx, entry, body, controls)) is not None:
                 return answer
         if controls.store:
             capture = ctx.capture = _Capture()
             capture.key, capture.ttl = key, controls.ttl or self.config.ttl
         return None
 
-    def _hit(self, ctx: RequestContext, value: bytes, body: dict[str, Any], controls: Controls) -> Answer | None:
-        entry = Entry.decode(value)
-        if entry is None:
-            return None
+    def _hit(self, ctx: RequestContext, entry: Entry, body: dict[str, Any], controls: Controls) -> Answer | None:
         if controls.max_age is not None and self.clock() - entry.stored_at > controls.max_age:
             return None
-        if not ctx.stream:
-            answer = Answer(entry.body, headers=HIT_HEADERS)
-        else:
-            events = replay(ctx.route.name, entry.body, include_usage(body))
-            if events is None:
-                return None
-            answer = Answer(events, content_type=SSE, headers=HIT_HEADERS)
+        # what the request is sent: the stored bytes, or a stream with or without the usage chunk
+        kind = include_usage(body) if ctx.stream else None
+        made = entry.made
+        answer = made.get(kind) if made is not None else None
+        if answer is None:
+            if kind is None:
+                answer = Answer(entry.body, headers=HIT_HEADERS)
+            else:
+                events = replay(ctx.route.name, entry.body, kind)
+                if events is None:
+                    return None
+                answer = Answer(events, content_type=SSE, headers=HIT_HEADERS)
+            if self._local is not None:  # the entry lives on in this process: so does its answer
+                if made is None:
+                    made = entry.made = {}
+                made[kind] = answer
         ctx.cache_hit = True
         ctx.usage = entry.usage
         return answer
@@ -203,18 +214,18 @@ class Cache(Hook):
             if body is None:
                 return  # cut short, or not OpenAI's chunks
         else:
-            body = b"".join(capture)
-        if len(body) <= self.store.max_entry:
-            await self.store.set(capture.key, encode(self.clock(), ctx.usage, body), capture.ttl)
+            body = b"".join(capture)  # one part, given back as it is: no copy
+        self.store.put(capture.key, Entry(self.clock(), ctx.usage, body), capture.ttl)  # too large: not kept
 
 
 def key_of(ctx: RequestContext, body: Mapping[str, Any]) -> str:
-    """The hex SHA-256 of what makes this request's answer: the same for every request whose answer
-    would be the same, whatever the order of its JSON keys."""
-    keyed = {name: value for name, value in body.items() if name not in NOT_KEYED}
+    """The hex digest of what makes this request's answer: the same for every request whose answer
+    would be the same, whatever the order of its JSON keys. (BLAKE2b: half of SHA-256's cost here.)"""
+    if not NOT_KEYED.isdisjoint(body):
+        body = {name: value for name, value in body.items() if name not in NOT_KEYED}
     team = ctx.caller.team_id if ctx.caller is not None else None
-    material = orjson.dumps([ctx.route.name, ctx.model, team, keyed], option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(material).hexdigest()
+    material = orjson.dumps((ctx.route.name, team, body), option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(material, digest_size=32).hexdigest()
 
 
 def _controls(ctx: RequestContext) -> Controls:

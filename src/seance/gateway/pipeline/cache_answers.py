@@ -10,7 +10,7 @@ OpenAI chunks, so either kind of request can be served from either kind of entry
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -19,14 +19,23 @@ from seance.gateway.formats.openai import Usage, usage_dict
 from seance.gateway.formats.sse import DONE, EventSplitter
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
+    """One stored answer. Not frozen: a frozen dataclass costs three times as much to make, and
+    every miss that is stored makes one."""
+
     stored_at: float  # wall clock: replicas compare it with their own
     usage: Usage | None
     body: bytes
+    # what hits made of it (the cache hook's Answers, by the kind of request), kept with the entry
+    # while it lives in this process: a hit on the in-process store builds nothing
+    made: dict[Any, Any] | None = None
 
     def encode(self) -> bytes:
-        return encode(self.stored_at, self.usage, self.body)
+        """The bytes of the entry (a Redis value): one line of JSON, then the body."""
+        usage = self.usage
+        tokens = None if usage is None else [getattr(usage, name) for name in USAGE_FIELDS]
+        return b"%b\n%b" % (orjson.dumps({"t": self.stored_at, "u": tokens}), self.body)
 
     @classmethod
     def decode(cls, data: bytes) -> Entry | None:
@@ -37,17 +46,15 @@ class Entry:
         try:
             meta = orjson.loads(head)
             stored_at = float(meta["t"])
-            usage = meta["u"]
-            return cls(stored_at, None if usage is None else Usage(int(usage[0]), int(usage[1])), body)
+            tokens = meta["u"]
+            # USAGE_FIELDS' counts; an older entry has the prompt and completion tokens only
+            usage = None if tokens is None else Usage(*map(int, tokens[: len(USAGE_FIELDS)]))
+            return cls(stored_at, usage, body)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
             return None
 
 
-def encode(stored_at: float, usage: Usage | None, body: bytes) -> bytes:
-    """An entry's bytes, with no Entry made: a frozen dataclass costs 6,000 instructions to make,
-    more than the encoding (the store path of every miss)."""
-    tokens = None if usage is None else [usage.prompt_tokens, usage.completion_tokens]
-    return orjson.dumps({"t": stored_at, "u": tokens}) + b"\n" + body
+USAGE_FIELDS = tuple(field.name for field in fields(Usage))
 
 
 # --- a captured stream into one answer ----------------------------------------------------------

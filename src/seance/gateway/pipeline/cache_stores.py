@@ -1,9 +1,12 @@
 """Where the response cache keeps its entries: in this process (an LRU bounded in bytes) or in the
 shared Redis/Valkey (entries with a TTL, one round trip per lookup).
 
-Both take and give opaque bytes under a string key; expiry is theirs. A Redis that does not answer
-makes every call a miss (the request goes on uncached): a WARNING says so once, and the next call
-after `RETRY_AFTER` seconds tries it again, so the cache comes back when the server does.
+Both take and give Entries under a string key; expiry is theirs. The local store keeps the Entry
+itself (a hit neither parses nor copies); Redis keeps its bytes. Storing never waits: a request's
+one round trip is its lookup, and its write is sent behind it without waiting for the reply
+(pipelined on the same connection, so a later lookup sees it). A Redis that does not answer makes
+every call a miss (the request goes on uncached): a WARNING says so once, and the next call after
+`RETRY_AFTER` seconds tries it again, so the cache comes back when the server does.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from seance.gateway.pipeline.cache_answers import Entry
 from seance.gateway.resp import Client, ReplyError
 from seance.gateway.shared_state import SOCKET_TIMEOUT
 
@@ -28,15 +32,16 @@ ERRORS = (OSError, ReplyError)  # ConnectionError and TimeoutError are OSErrors
 
 
 class Store(Protocol):
-    max_entry: int  # the largest value worth storing, in bytes
+    max_entry: int  # the largest body worth storing, in bytes
 
-    async def get(self, key: str) -> bytes | None: ...
+    async def get(self, key: str) -> Entry | None: ...
 
-    async def set(self, key: str, value: bytes, ttl: float) -> None: ...
+    def put(self, key: str, entry: Entry, ttl: float) -> None:
+        """Store it; never waits (a write that fails is a later miss, nothing more)."""
 
 
 class LocalStore:
-    """Least recently used first out once the values pass `max_bytes`; an entry past its TTL is
+    """Least recently used first out once the bodies pass `max_bytes`; an entry past its TTL is
     dropped when it is next looked up (or pushed out by newer ones)."""
 
     def __init__(self, max_bytes: int, clock: Clock = time.monotonic) -> None:
@@ -44,35 +49,41 @@ class LocalStore:
         self.max_entry = max(1, max_bytes // 16)  # one huge answer must not empty the cache
         self.clock = clock
         self.size = 0
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, Entry]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def get(self, key: str) -> bytes | None:
-        entry = self._entries.get(key)
-        if entry is None:
+    async def get(self, key: str) -> Entry | None:
+        return self.find(key)
+
+    def find(self, key: str) -> Entry | None:
+        """get, without the coroutine: the cache hook's lookup."""
+        found = self._entries.get(key)
+        if found is None:
             return None
-        expires, value = entry
+        expires, entry = found
         if self.clock() >= expires:
             self._drop(key)
             return None
         self._entries.move_to_end(key)
-        return value
+        return entry
 
-    async def set(self, key: str, value: bytes, ttl: float) -> None:
-        if len(value) > self.max_entry:
+    def put(self, key: str, entry: Entry, ttl: float) -> None:
+        size = len(entry.body)
+        if size > self.max_entry:
             return
-        if key in self._entries:
+        entries = self._entries
+        if key in entries:
             self._drop(key)
-        self._entries[key] = (self.clock() + ttl, value)
-        self.size += len(value)
+        entries[key] = (self.clock() + ttl, entry)
+        self.size += size
         while self.size > self.max_bytes:
-            self._drop(next(iter(self._entries)))
+            self._drop(next(iter(entries)))
 
     def _drop(self, key: str) -> None:
-        _, value = self._entries.pop(key)
-        self.size -= len(value)
+        _, entry = self._entries.pop(key)
+        self.size -= len(entry.body)
 
 
 class RedisStore:
@@ -89,6 +100,7 @@ class RedisStore:
         # use (a forked worker makes its own).
         self._client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._writing: set[asyncio.Task[None]] = set()
 
     def _redis(self) -> Client:
         loop = asyncio.get_running_loop()
@@ -102,7 +114,7 @@ class RedisStore:
             self._client.close()
             self._client = None
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str) -> Entry | None:
         if self.down and self.clock() < self._retry_at:
             return None
         try:
@@ -111,13 +123,22 @@ class RedisStore:
             self._failed(exc)
             return None
         self._answered()
-        return value if isinstance(value, bytes) else None
+        return Entry.decode(value) if isinstance(value, bytes) else None
 
-    async def set(self, key: str, value: bytes, ttl: float) -> None:
-        if len(value) > self.max_entry or (self.down and self.clock() < self._retry_at):
+    def put(self, key: str, entry: Entry, ttl: float) -> None:
+        if len(entry.body) > self.max_entry:
             return
+        command = ("SET", key, entry.encode(), "PX", max(1, int(ttl * 1000)))
+        if self._redis().send_nowait(command) or self.down:
+            return  # sent; or the server failed: lookups try it again, a lost write is only a miss
+        # not connected yet (only writes so far: no-cache requests): connect, then send
+        task = asyncio.ensure_future(self._set(command))
+        self._writing.add(task)  # a reference, or the loop may drop the task before it ends
+        task.add_done_callback(self._writing.discard)
+
+    async def _set(self, command: tuple[str | bytes | int, ...]) -> None:
         try:
-            await self._redis().call("SET", key, value, "PX", max(1, int(ttl * 1000)))
+            await self._redis().call(*command)
         except ERRORS as exc:
             self._failed(exc)
             return
