@@ -178,3 +178,22 @@ def test_sigterm_answers_a_request_still_waiting_at_the_end_of_the_grace_with_50
     assert orjson.loads(body)["error"]["code"] == "shutting_down"
     log = served.output()
     assert "Traceback" not in log and "Exception in ASGI application" not in log, log
+
+
+def test_a_connection_accepted_as_the_signal_came_gets_an_answer(
+    gateway: GatewayFactory, upstream: EndlessStream
+) -> None:
+    """A connection the gateway accepted but whose request it had not read when SIGTERM came is
+    answered (503 shutting_down, connection closed), never closed without a word."""
+    served = gateway(
+        {"model_list": [deployment("gpt", "openai/gpt-4o", upstream.url)]},
+        args=("--graceful-timeout", "1.5", "--allow-no-auth"),
+        master_key=None,
+    )
+    sock = connect(served.url)
+    time.sleep(0.3)  # accepted by now; nothing sent yet
+    served.process.send_signal(signal.SIGTERM)
+    answer = read_answer(sock, 5)
+    assert status_of(answer) == 503, answer
+    assert b'"code":"shutting_down"' in answer and b"retry-after: 1" in answer.lower(), answer
+    assert served.process.wait(timeout=5) in (0, -signal.SIGTERM)

@@ -225,6 +225,16 @@ class GatewayProtocol(HttpToolsProtocol):
         rate = self.limits.body_min_rate
         self._refuse(408, f"the request body arrived slower than {rate} bytes a second", "request_timeout")
 
+    def shutdown(self) -> None:
+        """The server stops. uvicorn closes a connection with no request in progress without a word:
+        right for a keep-alive one between requests, but one accepted in the instant of the signal,
+        whose request had not been read yet, was left with no answer at all (seen in full test runs).
+        A connection that never had a request gets a 503 shutting_down, then is closed."""
+        if self.cycle is None and not self._done:
+            self._refuse(503, "the gateway is shutting down; retry the request", "shutting_down", retry_after=True)
+            return
+        super().shutdown()
+
     def refuse_for_shutdown(self) -> None:
         """The server's grace period ends before this request got its answer: 503, then close (the
         app's disconnect watch then ends the request's task without a word)."""
