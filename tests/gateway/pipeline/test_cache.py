@@ -23,7 +23,7 @@ from seance.gateway.formats.openai import Usage
 from seance.gateway.pipeline import Hook
 from seance.gateway.pipeline.cache import Cache, CacheConfig
 from seance.gateway.pipeline.cache_answers import Entry
-from seance.gateway.pipeline.cache_stores import LocalStore, RedisStore, Store
+from seance.gateway.pipeline.cache_stores import ENTRY_OVERHEAD, LocalStore, RedisStore, Store
 from seance.gateway.shared_state import RedisSettings
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse
@@ -408,29 +408,39 @@ def entry(body: bytes) -> Entry:
 
 async def test_the_local_store_is_bounded_in_bytes_least_recently_used_out() -> None:
     now = [0.0]
-    local = LocalStore(1600, clock=lambda: now[0])
+    per = 100 + 1 + ENTRY_OVERHEAD  # a 100-byte body under a one-letter key, and its bookkeeping
+    local = LocalStore(16 * per, clock=lambda: now[0])
     for key in "abcd":
         local.put(key, entry(key.encode() * 100), 60)
     await local.get("a")  # a is now the most recent
     for key in "efghijklmnopq":
         local.put(key, entry(key.encode() * 100), 60)
-    assert local.size == 1600 and len(local) == 16
+    assert local.size == 16 * per and len(local) == 16
     assert await local.get("b") is None and await local.get("a") is not None
-    local.put("big", entry(b"x" * 101), 60)  # larger than a sixteenth: not kept
+    local.put("big", entry(b"x" * (per + 1)), 60)  # larger than a sixteenth: not kept
     assert await local.get("big") is None
     local.put("short", entry(b"s"), 5)
     now[0] = 5
-    assert await local.get("short") is None and local.size <= 1600
+    assert await local.get("short") is None and local.size <= 16 * per
+
+
+async def test_the_local_store_counts_what_an_entry_holds_beside_its_body() -> None:
+    """Small answers: the bound holds the memory, not only the bodies' bytes (the Entry, its
+    usage and the LRU's bookkeeping weigh more than a short answer)."""
+    local = LocalStore(10 * (1 + 2 + ENTRY_OVERHEAD))
+    for n in range(1000):
+        local.put(f"{n:02d}"[-2:], entry(b"x"), 60)
+    assert len(local) == 10
 
 
 async def test_the_local_store_keeps_the_entry_itself() -> None:
-    local = LocalStore(1600)
+    local = LocalStore(16000)
     kept = entry(b"x" * 10)
     local.put("k", kept, 60)
     local.put("k", entry(b"y" * 20), 60)  # the same key again: replaced, counted once
-    assert local.size == 20 and len(local) == 1
+    assert local.size == 20 + 1 + ENTRY_OVERHEAD and len(local) == 1
     local.put("k", kept, 60)
-    assert await local.get("k") is kept and local.size == 10
+    assert await local.get("k") is kept and local.size == 10 + 1 + ENTRY_OVERHEAD
 
 
 async def test_messages_are_cached_unless_streamed(tmp_path: Path, store: Store, space: str) -> None:
