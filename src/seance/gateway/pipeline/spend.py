@@ -99,8 +99,9 @@ class Spend(Hook):
             scopes.append(f"org:{caller.org_id}")
         if len(self._scopes) >= MAX_CALLERS:
             self._scopes.clear()
-        self._scopes[id(caller)] = (caller, tuple(scopes))
-        return tuple(scopes)
+        made = tuple(scopes)
+        self._scopes[id(caller)] = (caller, made)
+        return made
 
 
 def _tags(fields: Any, key_metadata: Any) -> list[str]:
