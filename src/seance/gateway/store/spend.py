@@ -15,7 +15,7 @@ import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -32,6 +32,7 @@ MAX_BATCH = 20_000  # rows one write takes at most
 INTERVAL = 1.0  # seconds between writes, unless general_settings.proxy_batch_write_at says otherwise
 MAX_PENDING = 200_000  # rows kept while the database is down; beyond, the oldest are dropped
 MAX_BACKOFF = 10.0
+COPY_TURN = 64
 
 # scope prefix -> the table and key column whose `spend` a row adds to
 TOTALS: dict[str, tuple[sa.Table, sa.Column[Any]]] = {
@@ -214,6 +215,9 @@ def _totals(batch: Batch) -> dict[str, float]:
 async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, float]) -> None:
     """The rows and the totals they add, in the caller's transaction."""
     now = time.time()
+    if db.dialect.driver == "asyncpg":
+        await _write_postgres(db, rows, totals, now)
+        return
     if rows and db.dialect.name == "sqlite":
         # The embedded default writes every request's row: the driver takes the tuples as they are
         # (SQLAlchemy's executemany spent 30 us a row of 26 columns on parameter processing).
@@ -226,8 +230,6 @@ async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, 
                 chunk = rows[start : start + size]
                 await db.exec_driver_sql(_SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(chunk)))
                 start += size
-    elif rows and db.dialect.driver == "asyncpg":
-        await _copy(db, rows)
     elif rows:
         await db.execute(sa.insert(tables.spend_logs), [_portable(row) for row in rows])
     for scope, cost in sorted(totals.items()):  # one order everywhere: no deadlock between replicas
@@ -263,17 +265,73 @@ _SQLITE_INSERTS = {
 }
 
 
-async def _copy(db: AsyncConnection, rows: list[SpendRow]) -> None:
-    """PostgreSQL: the rows in one COPY (asyncpg's binary copy: encoded in C, sent in one stream),
-    inside the caller's transaction. SQLAlchemy's insert processed each row's 25 parameters in
-    Python, ~30 us a row, on the event loop: a second's 5,000 rows held it ~150 ms. The rows are in
-    the table's column order and the JSON columns are JSON text, which asyncpg's json codec takes."""
+async def _write_postgres(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, float], now: float) -> None:
+    """PostgreSQL, on asyncpg's own connection inside the caller's transaction: the rows in one
+    binary COPY, encoded in C, and each kind of total in one prepared executemany.
+
+    Measured with a probe timing the event loop's gaps around a 500-row flush (2 cores, idle
+    database): through SQLAlchemy, the COPY held the loop for ~1 ms at once and each total's
+    UPDATE for ~0.4 ms (statement, greenlet and result handling), ~4 ms of loop time a flush and
+    a request's p99 at c=1 paid it. Here the COPY hands the loop back every COPY_TURN rows (its
+    records come from an async generator) and the totals cost tens of microseconds each."""
+    statements = _postgres_totals(totals, now)
     raw = await db.get_raw_connection()
     connection = raw.driver_connection
     assert connection is not None
-    if not connection.is_in_transaction():  # SQLAlchemy's adapter begins at its first statement
-        await db.exec_driver_sql("SELECT 1")
-    await connection.copy_records_to_table(tables.spend_logs.name, records=rows, columns=_COLUMNS)
+    # SQLAlchemy's adapter begins a transaction at its first statement, and none has run: asyncpg's
+    # own (begun and committed here; the caller's commit then has nothing to do). One begun
+    # through SQLAlchemy cost a statement's worth of loop time more.
+    transaction = contextlib.nullcontext() if connection.is_in_transaction() else connection.transaction()
+    async with transaction:
+        if rows:
+            await connection.copy_records_to_table(tables.spend_logs.name, records=_in_turns(rows), columns=_COLUMNS)
+        for statement, arguments in statements:
+            await connection.executemany(statement, arguments)
+
+
+async def _in_turns(rows: list[SpendRow]) -> AsyncIterator[SpendRow]:
+    """The rows, with a turn for the event loop's other callbacks every COPY_TURN of them."""
+    for start in range(0, len(rows), COPY_TURN):
+        for row in rows[start : start + COPY_TURN]:
+            yield row
+        await asyncio.sleep(0)
+
+
+def _postgres_totals(totals: Mapping[str, float], now: float) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """(statement, its arguments) for each kind of total, kinds and scopes in sorted order: every
+    replica takes the rows' locks in one order, so two of them never deadlock."""
+    by_kind: dict[str, list[tuple[Any, ...]]] = {}
+    for scope, cost in sorted(totals.items()):
+        kind, _, ident = scope.partition(":")
+        if kind == "key":
+            arguments: tuple[Any, ...] = (cost, now, ident)
+        elif kind == "member":
+            arguments = (cost, *member_ids(ident))
+        elif kind == "end_user":
+            arguments = (ident, cost, now)
+        else:
+            arguments = (cost, ident)
+        by_kind.setdefault(kind, []).append(arguments)
+    return [(_POSTGRES_TOTALS[kind], arguments) for kind, arguments in by_kind.items()]
+
+
+def _postgres_total_statements() -> dict[str, str]:
+    statements = {
+        kind: f'UPDATE "{table.name}" SET spend = spend + $1 WHERE "{column.name}" = $2'
+        for kind, (table, column) in TOTALS.items()
+    }
+    statements["key"] = f'UPDATE "{tables.keys.name}" SET spend = spend + $1, last_active = $2 WHERE token = $3'
+    memberships, end_users = tables.team_memberships.name, tables.end_users.name
+    statements["member"] = f'UPDATE "{memberships}" SET spend = spend + $1 WHERE team_id = $2 AND user_id = $3'
+    statements["end_user"] = (  # end users exist once they spend (as in LiteLLM): insert or add
+        f'INSERT INTO "{end_users}" (user_id, spend, blocked, metadata, created_at, updated_at) '
+        f"VALUES ($1, $2, false, '{{}}', $3, $3) ON CONFLICT (user_id) "
+        f'DO UPDATE SET spend = "{end_users}".spend + EXCLUDED.spend, updated_at = EXCLUDED.updated_at'
+    )
+    return statements
+
+
+_POSTGRES_TOTALS = _postgres_total_statements()
 
 
 def _portable(row: SpendRow) -> dict[str, Any]:
