@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from seance.gateway.config import load_settings
 from seance.gateway.store import find_database, migrate, spend, tables
-from seance.gateway.store.keys import Ledger
+from seance.gateway.store.keys import Ledger, member_scope
 from seance.gateway.store.spend import SpendLog, SpendRow, json_text, write
 
 
@@ -32,8 +32,8 @@ def test_json_text() -> None:
 
 
 async def test_rows_read_back_as_written(tmp_path: Path, db_env: dict[str, str]) -> None:
-    """The same rows through SQLite's tuples and PostgreSQL's portable insert: NULLs, booleans and
-    the JSON columns come back as the objects they were."""
+    """The same rows through SQLite's tuples and PostgreSQL's COPY: NULLs, booleans and the JSON
+    columns come back as the objects they were."""
     config = tmp_path / "config.yaml"
     config.write_text("model_list: [{model_name: m, litellm_params: {model: openai/m}}]\n")
     engine = find_database(load_settings(config, db_env, announce=False)).engine()
@@ -75,6 +75,53 @@ async def test_rows_and_totals_are_one_transaction(tmp_path: Path, db_env: dict[
     finally:
         await engine.dispose()
     assert left == []
+
+
+async def test_every_kind_of_total_adds_to_its_row(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """The totals' prepared SQL, on both engines: each scope adds to its own row (a key's also
+    stamps last_active); an end user exists once they spend; a member scope adds only to that
+    membership; twice adds twice."""
+    config = tmp_path / "config.yaml"
+    config.write_text("model_list: [{model_name: m, litellm_params: {model: openai/m}}]\n")
+    engine = find_database(load_settings(config, db_env, announce=False)).engine()
+    suffix = tmp_path.name[-12:]
+    key, team, user, org, end_user = (f"{kind}-{suffix}" for kind in ("key", "team", "user", "org", "eu"))
+    stamps = {"created_at": 1.0, "updated_at": 1.0}
+    totals = {
+        f"key:{key}": 0.5, f"team:{team}": 0.25, f"user:{user}": 0.125, f"org:{org}": 2.0,
+        f"end_user:{end_user}": 1.5, member_scope(team, user): 0.75, member_scope(team, "not-a-member"): 9.0,
+    }  # fmt: skip
+    try:
+        await migrate(engine)
+        async with engine.begin() as db:
+            await db.execute(sa.insert(tables.keys).values(token=key, **stamps))
+            await db.execute(sa.insert(tables.teams).values(team_id=team, **stamps))
+            await db.execute(sa.insert(tables.users).values(user_id=user, **stamps))
+            await db.execute(sa.insert(tables.organizations).values(organization_id=org, **stamps))
+            await db.execute(sa.insert(tables.team_memberships).values(team_id=team, user_id=user, **stamps))
+        for _ in range(2):
+            async with engine.begin() as db:
+                await write(db, [], totals)
+        async with engine.connect() as db:
+
+            async def spend_of(table: sa.Table, **where: str) -> list[float]:
+                query = sa.select(table.c.spend).where(*(table.c[name] == value for name, value in where.items()))
+                return list((await db.execute(query)).scalars())
+
+            got = {
+                "key": await spend_of(tables.keys, token=key),
+                "team": await spend_of(tables.teams, team_id=team),
+                "user": await spend_of(tables.users, user_id=user),
+                "org": await spend_of(tables.organizations, organization_id=org),
+                "end_user": await spend_of(tables.end_users, user_id=end_user),
+                "member": await spend_of(tables.team_memberships, team_id=team),
+            }
+            last_active = (await db.execute(sa.select(tables.keys.c.last_active).where(
+                tables.keys.c.token == key))).scalar()  # fmt: skip
+    finally:
+        await engine.dispose()
+    assert got == {"key": [1.0], "team": [0.5], "user": [0.25], "org": [4.0], "end_user": [3.0], "member": [1.5]}
+    assert last_active is not None and last_active > 1.0
 
 
 def test_the_sqlite_adapters_bind_what_the_driver_bound_before() -> None:

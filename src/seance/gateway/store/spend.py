@@ -213,48 +213,30 @@ def _totals(batch: Batch) -> dict[str, float]:
 
 
 async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, float]) -> None:
-    """The rows and the totals they add, in the caller's transaction."""
-    now = time.time()
+    """The rows and the totals they add, in the caller's transaction.
+
+    Both engines take prepared SQL with plain tuples, not SQLAlchemy statements: SQLAlchemy's
+    executemany spent 30 us a row of 26 columns on parameter processing, and each total's UPDATE
+    held the event loop ~0.4 ms (statement, greenlet and result handling)."""
+    totals_sql = _totals_sql(totals, time.time(), _TOTALS_SQL[db.dialect.name])
     if db.dialect.driver == "asyncpg":
-        await _write_postgres(db, rows, totals, now)
+        await _write_postgres(db, rows, totals_sql)
         return
-    if rows and db.dialect.name == "sqlite":
-        # The embedded default writes every request's row: the driver takes the tuples as they are
-        # (SQLAlchemy's executemany spent 30 us a row of 26 columns on parameter processing).
-        # Many rows a statement: sqlite3's executemany steps once a row and releases the GIL around
-        # each step, and under load every row then waits for a busy event loop to hand it back.
-        # Statements of 256, 16 and 1 rows: a few GIL hand-offs a batch, and three statements cached.
-        start = 0
-        for size in _SIZES:
-            while len(rows) - start >= size:
-                chunk = rows[start : start + size]
-                await db.exec_driver_sql(_SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(chunk)))
-                start += size
-    elif rows:
-        await db.execute(sa.insert(tables.spend_logs), [_portable(row) for row in rows])
-    for scope, cost in sorted(totals.items()):  # one order everywhere: no deadlock between replicas
-        kind, _, ident = scope.partition(":")
-        if kind == "end_user":
-            await _add_end_user(db, ident, cost, now)
-            continue
-        if kind == "member":  # a member's spend inside a team: nothing when they are not (or no longer) one
-            team_id, user_id = member_ids(ident)
-            memberships = tables.team_memberships
-            await db.execute(
-                sa.update(memberships)
-                .where(memberships.c.team_id == team_id, memberships.c.user_id == user_id)
-                .values(spend=memberships.c.spend + cost)
-            )
-            continue
-        table, column = TOTALS[kind]
-        values: dict[str, Any] = {"spend": table.c.spend + cost}
-        if kind == "key":
-            values["last_active"] = now
-        await db.execute(sa.update(table).where(column == ident).values(**values))
+    # SQLite: many rows a statement. sqlite3's executemany steps once a row and releases the GIL
+    # around each step, and under load every row then waits for a busy event loop to hand it back.
+    # Statements of 256, 64, 16, 4 and 1 rows: a few GIL hand-offs a batch, five statements cached.
+    start = 0
+    for size in _SIZES:
+        while len(rows) - start >= size:
+            chunk = rows[start : start + size]
+            await db.exec_driver_sql(_SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(chunk)))
+            start += size
+    for statement, arguments in totals_sql:
+        await db.exec_driver_sql(statement, arguments)
 
 
 _COLUMNS = [column.name for column in tables.spend_logs.columns]
-_SIZES = (256, 16, 1)
+_SIZES = (256, 64, 16, 4, 1)
 _SQLITE_INSERTS = {
     size: 'INSERT INTO "{}" ({}) VALUES {}'.format(
         tables.spend_logs.name,
@@ -265,16 +247,14 @@ _SQLITE_INSERTS = {
 }
 
 
-async def _write_postgres(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, float], now: float) -> None:
+async def _write_postgres(db: AsyncConnection, rows: list[SpendRow], totals_sql: list[Statement]) -> None:
     """PostgreSQL, on asyncpg's own connection inside the caller's transaction: the rows in one
     binary COPY, encoded in C, and each kind of total in one prepared executemany.
 
     Measured with a probe timing the event loop's gaps around a 500-row flush (2 cores, idle
-    database): through SQLAlchemy, the COPY held the loop for ~1 ms at once and each total's
-    UPDATE for ~0.4 ms (statement, greenlet and result handling), ~4 ms of loop time a flush and
-    a request's p99 at c=1 paid it. Here the COPY hands the loop back every COPY_TURN rows (its
-    records come from an async generator) and the totals cost tens of microseconds each."""
-    statements = _postgres_totals(totals, now)
+    database): through SQLAlchemy, the COPY held the loop for ~1 ms at once and each total ~0.4 ms,
+    ~2.5 ms of gaps over 0.1 ms a flush that a request at c=1 could wait behind. Here the COPY
+    hands the loop back every COPY_TURN rows (its records come from an async generator)."""
     raw = await db.get_raw_connection()
     connection = raw.driver_connection
     assert connection is not None
@@ -285,7 +265,7 @@ async def _write_postgres(db: AsyncConnection, rows: list[SpendRow], totals: Map
     async with transaction:
         if rows:
             await connection.copy_records_to_table(tables.spend_logs.name, records=_in_turns(rows), columns=_COLUMNS)
-        for statement, arguments in statements:
+        for statement, arguments in totals_sql:
             await connection.executemany(statement, arguments)
 
 
@@ -297,9 +277,13 @@ async def _in_turns(rows: list[SpendRow]) -> AsyncIterator[SpendRow]:
         await asyncio.sleep(0)
 
 
-def _postgres_totals(totals: Mapping[str, float], now: float) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """(statement, its arguments) for each kind of total, kinds and scopes in sorted order: every
-    replica takes the rows' locks in one order, so two of them never deadlock."""
+Statement = tuple[str, list[tuple[Any, ...]]]  # SQL, and the arguments of each execution
+
+
+def _totals_sql(totals: Mapping[str, float], now: float, statements: Mapping[str, str]) -> list[Statement]:
+    """Each kind of total as one executemany, kinds and scopes in sorted order: every replica takes
+    the rows' locks in one order, so two of them never deadlock. A member's spend inside a team
+    changes nothing when they are not (or no longer) one."""
     by_kind: dict[str, list[tuple[Any, ...]]] = {}
     for scope, cost in sorted(totals.items()):
         kind, _, ident = scope.partition(":")
@@ -312,31 +296,32 @@ def _postgres_totals(totals: Mapping[str, float], now: float) -> list[tuple[str,
         else:
             arguments = (cost, ident)
         by_kind.setdefault(kind, []).append(arguments)
-    return [(_POSTGRES_TOTALS[kind], arguments) for kind, arguments in by_kind.items()]
+    return [(statements[kind], arguments) for kind, arguments in by_kind.items()]
 
 
-def _postgres_total_statements() -> dict[str, str]:
+def _total_statements(placeholders: tuple[str, str, str]) -> dict[str, str]:
+    """The statements of the totals with one engine's placeholders ($1 or ?)."""
+    one, two, three = placeholders
     statements = {
-        kind: f'UPDATE "{table.name}" SET spend = spend + $1 WHERE "{column.name}" = $2'
+        kind: f'UPDATE "{table.name}" SET spend = spend + {one} WHERE "{column.name}" = {two}'
         for kind, (table, column) in TOTALS.items()
     }
-    statements["key"] = f'UPDATE "{tables.keys.name}" SET spend = spend + $1, last_active = $2 WHERE token = $3'
+    statements["key"] = (
+        f'UPDATE "{tables.keys.name}" SET spend = spend + {one}, last_active = {two} WHERE token = {three}'
+    )
     memberships, end_users = tables.team_memberships.name, tables.end_users.name
-    statements["member"] = f'UPDATE "{memberships}" SET spend = spend + $1 WHERE team_id = $2 AND user_id = $3'
+    statements["member"] = (
+        f'UPDATE "{memberships}" SET spend = spend + {one} WHERE team_id = {two} AND user_id = {three}'
+    )
     statements["end_user"] = (  # end users exist once they spend (as in LiteLLM): insert or add
         f'INSERT INTO "{end_users}" (user_id, spend, blocked, metadata, created_at, updated_at) '
-        f"VALUES ($1, $2, false, '{{}}', $3, $3) ON CONFLICT (user_id) "
-        f'DO UPDATE SET spend = "{end_users}".spend + EXCLUDED.spend, updated_at = EXCLUDED.updated_at'
+        f"VALUES ({one}, {two}, false, '{{}}', {three}, {three}) ON CONFLICT (user_id) "
+        f'DO UPDATE SET spend = "{end_users}".spend + excluded.spend, updated_at = excluded.updated_at'
     )
     return statements
 
 
-_POSTGRES_TOTALS = _postgres_total_statements()
-
-
-def _portable(row: SpendRow) -> dict[str, Any]:
-    """A row for SQLAlchemy's insert (PostgreSQL): the JSON columns as the objects they hold."""
-    return {**row._asdict(), "request_tags": orjson.loads(row.request_tags), "metadata": orjson.loads(row.metadata)}
+_TOTALS_SQL = {"postgresql": _total_statements(("$1", "$2", "$3")), "sqlite": _total_statements(("?1", "?2", "?3"))}
 
 
 # The sqlite3 driver binds int, float and str directly, but asks every other value (None, bool)
@@ -345,18 +330,3 @@ def _portable(row: SpendRow) -> dict[str, Any]:
 # Registered, the lookup finds these C callables instead and binds what it bound before: NULL, 0/1.
 sqlite3.register_adapter(type(None), {}.get)  # type: ignore[arg-type]  # {}.get(None) is None
 sqlite3.register_adapter(bool, int)
-
-
-async def _add_end_user(db: AsyncConnection, ident: str, cost: float, now: float) -> None:
-    """End users exist once they spend (as in LiteLLM): insert or add."""
-    table = tables.end_users
-    if db.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(table).values(user_id=ident, spend=cost, blocked=False, metadata={}, created_at=now,
-                                     updated_at=now)  # fmt: skip
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.user_id], set_={"spend": table.c.spend + cost, "updated_at": now}
-    )
-    await db.execute(statement)
