@@ -27,7 +27,7 @@ from seance.gateway.store.keys import Ledger, member_ids
 
 log = logging.getLogger("seance.gateway")
 
-BATCH = 500  # this many rows waiting wakes the writer
+BATCH = 2_000  # this many rows waiting wakes the writer (before the interval is up)
 MAX_BATCH = 20_000  # rows one write takes at most
 INTERVAL = 1.0  # seconds between writes, unless general_settings.proxy_batch_write_at says otherwise
 MAX_PENDING = 200_000  # rows kept while the database is down; beyond, the oldest are dropped
