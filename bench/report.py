@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from load import LoadResult
 
@@ -34,6 +35,36 @@ class Bar:
     @property
     def verdict(self) -> str:
         return "N/A" if self.passed is None else "PASS" if self.passed else "FAIL"
+
+
+def medians(measurements: Sequence[Measurement]) -> list[Measurement]:
+    """One measurement per (target, scenario) from several rounds (`--rounds`), in first-seen order.
+
+    A round that failed stands for its target and scenario, so a failure is never voted away. Else
+    each figure is its own median over the rounds: a c=1 p99 is decided by the few slowest
+    requests of a run, and one run's scheduling hiccup on a shared 2-core machine moved it by
+    milliseconds, more than the bars it is judged by. Requests, good answers and seconds come from
+    the round whose req/s is the median, so the req/s shown is one a run measured."""
+    groups: dict[tuple[str, str], list[Measurement]] = {}
+    for m in measurements:
+        groups.setdefault((m.target, m.scenario), []).append(m)
+    merged = []
+    for runs in groups.values():
+        failed = next((m for m in runs if not m.ok), None)
+        if failed is not None or len(runs) == 1:
+            merged.append(failed or runs[0])
+            continue
+        loads = [m.load for m in runs if m.load is not None]
+        middle = sorted(loads, key=lambda load: load.rps)[len(loads) // 2]
+        load = replace(
+            middle,
+            p50_ms=statistics.median(x.p50_ms for x in loads),
+            p99_ms=statistics.median(x.p99_ms for x in loads),
+            mean_ms=statistics.median(x.mean_ms for x in loads),
+        )
+        cpu = statistics.median(m.cpu_ms_per_request for m in runs)
+        merged.append(Measurement(runs[0].target, runs[0].scenario, load, cpu, max(m.rss_mb for m in runs)))
+    return merged
 
 
 class Results:

@@ -36,6 +36,7 @@ from report import (
     compare_table,
     flaky_table,
     limits_bars,
+    medians,
     ratios_table,
     results_table,
     virtual_key_bars,
@@ -84,6 +85,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also run the gateway of commit REV (target seance-base) for a before/after in one run",
     )  # fmt: skip
     parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="measure every scenario this many times across the targets; the tables show each figure's median",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy every Python target during each run (slows them; not for bars)",
@@ -96,6 +101,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                  capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
     if args.quick:
         args.warmup, args.duration = 1.0, 3.0
+    if args.rounds < 1:
+        parser.error("--rounds takes a count of 1 or more")
     targets = [t.strip() for t in args.only.split(",") if t.strip()]
     unknown = sorted(set(targets) - set(TARGET_NAMES))
     if unknown or not targets:
@@ -196,6 +203,17 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
             continue
         print(f"{name} started, RSS {rss_mb(target.proc.pid):.0f} MB", flush=True)
         running.append(target)
+    for number in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"round {number} of {args.rounds}", flush=True)
+        measurements += measure_round(args, paths, running, profiler)
+    return medians(measurements)
+
+
+def measure_round(
+    args: argparse.Namespace, paths: Paths, running: list[Running], profiler: Profiler | None
+) -> list[Measurement]:
+    measurements: list[Measurement] = []
     for scenario in args.selected:
         print(f"{scenario.title}:", flush=True)
         for target in running:
@@ -219,11 +237,16 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
     bars = check_bars(results)
     load1, _, _ = os.getloadavg()
     command = " ".join(["python3 bench/run.py", *args.argv])
+    rounds = (
+        f", {args.rounds} rounds of every scenario across the targets: each figure its median"
+        if args.rounds > 1
+        else ""
+    )
     header = (
         f"# Seance benchmark\n\n`{command}`\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {args.commit}, "
         f"{os.cpu_count()} cores, load average {args.load_start:.2f} at the start and {load1:.2f} at the end "
         f"(1 min; other work on the machine skews figures), {time.monotonic() - started:.0f} s.\n"
-        f"One worker per target; wrk -t1, {args.warmup:g} s warm-up + {args.duration:g} s measured per run."
+        f"One worker per target; wrk -t1, {args.warmup:g} s warm-up + {args.duration:g} s measured per run{rounds}."
         f"\nreq/s counts only 200s with the expected body; CPU and RSS are the server's process tree."
     )
     if args.profile:

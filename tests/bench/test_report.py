@@ -6,6 +6,7 @@ from report import (
     all_features_table,
     check_bars,
     flaky_table,
+    medians,
     results_table,
     virtual_key_bars,
 )
@@ -149,3 +150,25 @@ def test_the_virtual_key_bars_compare_sqlite_and_postgresql_with_the_bare_gatewa
         "seance-vkey-pg: chat c=1 added p99 over seance-nodb": ("FAIL", 0.5),
     }
     assert not virtual_key_bars(Results(run[:2]))  # no virtual-key target ran: no bars
+
+
+def test_medians_of_rounds_take_each_figure_s_median_and_keep_failures() -> None:
+    rounds = [
+        Measurement("seance", "chat-c1", _load(3000, 0.30, 9.0), 0.10, 60),
+        Measurement("nodb", "chat-c1", _load(4000, 0.20, 0.5), 0.08, 50),
+        Measurement("seance", "chat-c1", _load(2000, 0.20, 0.9), 0.12, 70),
+        Measurement("nodb", "chat-c1", _load(4100, 0.20, 0.6, bad_status=3), 0.08, 50),
+        Measurement("seance", "chat-c1", _load(2500, 0.25, 1.1), 0.11, 65),
+        Measurement("nodb", "chat-c1", _load(4200, 0.20, 0.4), 0.08, 50),
+        Measurement("litellm", "chat-c1", None, 0.0, 0.0, "did not start: no"),
+    ]
+    merged = medians(rounds)
+    assert [(m.target, m.scenario) for m in merged] == [("seance", "chat-c1"), ("nodb", "chat-c1"),
+                                                        ("litellm", "chat-c1")]  # fmt: skip
+    seance, nodb, litellm = merged
+    assert seance.load is not None and seance.load.rps == 2500  # the median round's requests
+    assert (seance.load.p50_ms, seance.load.p99_ms) == (0.25, 1.1)  # one slow round's 9 ms p99 is outvoted
+    assert (seance.cpu_ms_per_request, seance.rss_mb) == (0.11, 70)
+    assert not nodb.ok and nodb.load is not None and nodb.load.bad_status == 3  # a failed round stands
+    assert litellm.error == "did not start: no"
+    assert medians(rounds[:1]) == rounds[:1]
