@@ -99,6 +99,24 @@ def cpu_seconds(root: int) -> float:
     return ticks / _CLOCK_TICKS
 
 
+SERVERS = ("postgres", "redis-server", "valkey-server")
+
+
+def servers_cpu_seconds(names: tuple[str, ...] = SERVERS) -> float:
+    """User+system CPU of every process of these names on the machine (the databases the
+    targets share, with whatever else uses them meanwhile)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        if head.partition("(")[2] in names:
+            fields = rest.split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / _CLOCK_TICKS
+
+
 def wait_until_idle(root: int, timeout: float = 20.0) -> None:
     """Let the server finish work a closed warm-up left behind (abandoned requests), so the
     measured run starts clean and is not charged for it."""

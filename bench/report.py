@@ -17,6 +17,9 @@ class Measurement:
     cpu_ms_per_request: float
     rss_mb: float
     error: str = ""
+    # PostgreSQL's and Redis's CPU a request while the run went on (all of their processes on this
+    # machine): work the target puts on the same 2 cores that its own figures do not show
+    servers_cpu_ms_per_request: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -63,7 +66,9 @@ def medians(measurements: Sequence[Measurement]) -> list[Measurement]:
             mean_ms=statistics.median(x.mean_ms for x in loads),
         )
         cpu = statistics.median(m.cpu_ms_per_request for m in runs)
-        merged.append(Measurement(runs[0].target, runs[0].scenario, load, cpu, max(m.rss_mb for m in runs)))
+        servers = statistics.median(m.servers_cpu_ms_per_request for m in runs)
+        rss = max(m.rss_mb for m in runs)
+        merged.append(Measurement(runs[0].target, runs[0].scenario, load, cpu, rss, servers_cpu_ms_per_request=servers))
     return merged
 
 
@@ -127,6 +132,19 @@ def compare_table(
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
+
+
+def servers_table(results: Results, titles: dict[str, str]) -> str:
+    """The CPU that PostgreSQL and Redis spent while each run went on, per request: on this machine
+    they share the 2 cores with the gateway, wrk and nginx, so what they spend is taken from those.
+    Empty when no run used them (they idle at ~0.001 ms a request)."""
+    rows = [m for m in results.measurements if m.load is not None and m.servers_cpu_ms_per_request >= 0.005]
+    if not rows:
+        return ""
+    lines = ["| scenario | target | PostgreSQL + Redis CPU ms/req | target's own CPU ms/req |", "|---|---|--:|--:|"]
+    lines += [f"| {titles.get(m.scenario, m.scenario)} | {m.target} | {m.servers_cpu_ms_per_request:.3f} "
+              f"| {m.cpu_ms_per_request:.3f} |" for m in rows]  # fmt: skip
+    return "\n".join(lines)
 
 
 def ratios_table(results: Results, scenarios: Sequence[str], titles: dict[str, str]) -> str:

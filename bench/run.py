@@ -23,7 +23,16 @@ from types import FrameType
 
 from install import ensure_debian_packages, ensure_litellm, ensure_litellm_prometheus, ensure_py_spy
 from load import run_wrk, write_script
-from procs import BenchError, Supervisor, cpu_seconds, ensure_port_free, rss_mb, wait_http_ok, wait_until_idle
+from procs import (
+    BenchError,
+    Supervisor,
+    cpu_seconds,
+    ensure_port_free,
+    rss_mb,
+    servers_cpu_seconds,
+    wait_http_ok,
+    wait_until_idle,
+)
 from profile_gateway import Profiler
 from report import (
     VIRTUAL_KEY_TARGETS,
@@ -39,6 +48,7 @@ from report import (
     medians,
     ratios_table,
     results_table,
+    servers_table,
     virtual_key_bars,
 )
 from scenarios import (
@@ -153,20 +163,22 @@ def measure(
     run_wrk(url, script, scenario.connections, args.warmup, timeout)
     pid = target.proc.pid
     wait_until_idle(pid)
-    cpu_before = cpu_seconds(pid)
+    cpu_before, servers_before = cpu_seconds(pid), servers_cpu_seconds()
     recording = profiler.start(f"{target.name}-{scenario.key}", pid, args.duration) if profiler else None
     result = run_wrk(url, script, scenario.connections, args.duration, timeout)
     cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(result.requests, 1)
+    servers_ms = (servers_cpu_seconds() - servers_before) * 1000 / max(result.requests, 1)
     rss = rss_mb(pid)
     if recording is not None and profiler is not None:
         profiler.finish(recording)
     failed = f"  FAILED {result.failures}: {result.first_bad[:200]}" if result.failures else ""
+    servers = f"  + {servers_ms:.3f} ms in PostgreSQL/Redis" if servers_ms >= 0.001 else ""
     print(
         f"  {label}: {result.rps:9,.0f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
-        f"  {cpu_ms:6.3f} CPU ms/req  {rss:5.0f} MB{failed}",
+        f"  {cpu_ms:6.3f} CPU ms/req{servers}  {rss:5.0f} MB{failed}",
         flush=True,
     )
-    return Measurement(target.name, scenario.key, result, cpu_ms, rss)
+    return Measurement(target.name, scenario.key, result, cpu_ms, rss, servers_cpu_ms_per_request=servers_ms)
 
 
 def start_upstream(sup: Supervisor, work: Path) -> Running:
@@ -257,6 +269,8 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
         "## Ratios (same run)", ratios_table(results, [s.key for s in args.selected], titles),
         "## Bars (issues 2 and 4)", bars_table(bars),
     ])  # fmt: skip
+    if servers := servers_table(results, titles):
+        text += "\n\n## PostgreSQL and Redis beside the targets (same 2 cores)\n\n" + servers
     keys = [s.key for s in args.selected]
     if "flaky-c16" in keys:
         text += "\n\n## A flaky deployment (issue 11): flaky-c16 vs each gateway's healthy chat c=16\n\n"

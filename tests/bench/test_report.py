@@ -8,6 +8,7 @@ from report import (
     flaky_table,
     medians,
     results_table,
+    servers_table,
     virtual_key_bars,
 )
 
@@ -172,3 +173,13 @@ def test_medians_of_rounds_take_each_figure_s_median_and_keep_failures() -> None
     assert not nodb.ok and nodb.load is not None and nodb.load.bad_status == 3  # a failed round stands
     assert litellm.error == "did not start: no"
     assert medians(rounds[:1]) == rounds[:1]
+
+
+def test_servers_table_lists_only_runs_that_used_a_database() -> None:
+    runs = [
+        Measurement("seance-nodb", "chat-c64", _load(9000), 0.07, 60, servers_cpu_ms_per_request=0.001),
+        Measurement("seance-vkey-pg", "chat-c64", _load(8000), 0.08, 60, servers_cpu_ms_per_request=0.012),
+    ]
+    table = servers_table(Results(runs), {"chat-c64": "chat c=64"})
+    assert "seance-vkey-pg | 0.012 | 0.080" in table and "seance-nodb" not in table
+    assert servers_table(Results(runs[:1]), {}) == ""
