@@ -43,6 +43,9 @@ class _Connection(Protocol):
     def pause(self, paused: bool) -> None: ...
 
 
+FRAMING = frozenset({b"content-length", b"transfer-encoding", b"content-encoding"})
+
+
 class Response:
     def __init__(
         self,
@@ -54,8 +57,9 @@ class Response:
         max_body: int = 128 * 2**20,
     ) -> None:
         self.status = 0
-        self.headers: dict[str, str] = {}  # names in lower case; repeated headers joined by ", "
-        self.raw_headers: list[tuple[bytes, bytes]] = []  # as they come, until the head is complete
+        self.raw_headers: list[tuple[bytes, bytes]] = []  # as they come
+        self._headers: dict[str, str] | None = None  # `headers`, made when first asked for
+        self._declared = b""  # Content-Length, as sent
         self.headers_ready: asyncio.Future[None] = loop.create_future()
         self.received = False  # any byte of it came in: it can no longer be retried
         self._conn: _Connection | None = conn  # until the message is complete, failed or closed
@@ -81,10 +85,29 @@ class Response:
 
     # -- what the caller uses --
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Names in lower case, repeated headers joined by ", ", the framing of a body the gateway
+        decodes left out. Made on demand: a successful answer's are never read (the proxy reads
+        them for an error), and decoding every one cost ~1 % of a pass-through request."""
+        headers = self._headers
+        if headers is None:
+            headers = {}
+            for name, value in self.raw_headers:
+                key = name.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            if self._decoder is not None:
+                del headers["content-encoding"]
+                headers.pop("content-length", None)  # it counted the encoded bytes
+            if self.headers_ready.done():  # complete: they change no more
+                self._headers = headers
+        return headers
+
     async def read(self) -> bytes:
         """The whole body (decoded), at most the gateway's limit."""
         self._whole = True
-        declared = self.headers.get("content-length", "")
+        declared = self._declared
         if self._total > self._max_body or (declared.isdigit() and int(declared) > self._max_body):
             self._too_large()
         self._pause(False)
@@ -135,19 +158,19 @@ class Response:
 
     def headers_done(self, status: int) -> None:
         self.status = status
-        headers = self.headers
+        framing: dict[bytes, bytes] = {}  # the headers that say how the body comes
         for name, value in self.raw_headers:
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            name = name.lower()
+            if name in FRAMING:
+                framing[name] = framing[name] + b", " + value if name in framing else value
+        self._declared = framing.get(b"content-length", b"")
         self._until_close = (
-            "content-length" not in headers and "transfer-encoding" not in headers and status not in (204, 304)
+            b"content-length" not in framing and b"transfer-encoding" not in framing and status not in (204, 304)
         )
-        encoding = headers.get("content-encoding", "").strip().lower()
-        if encoding in ("gzip", "x-gzip", "deflate"):  # sent although we asked for identity
+        encoding = framing.get(b"content-encoding", b"").strip().lower()
+        if encoding in (b"gzip", b"x-gzip", b"deflate"):  # sent although we asked for identity
             self._decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # detects the gzip or zlib wrapper
-            del headers["content-encoding"]
-            headers.pop("content-length", None)  # it counted the encoded bytes
+            self._declared = b""  # it counted the encoded bytes
         if not self.headers_ready.done():
             self.headers_ready.set_result(None)
 
