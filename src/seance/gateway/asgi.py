@@ -52,9 +52,11 @@ class DisconnectWatch:
     """Cancels the request's task when the client disconnects, so that the upstream call (or
     stream) in progress is abandoned and its connection closed.
 
-    Watching needs a task waiting on `receive()`. Most answers come back within milliseconds, so
-    the task is only started once the request has lasted `DELAY`: until then a timer, which costs
-    far less than a task, is all a request pays."""
+    Under the gateway's own server (serving.GatewayCycle) the connection tells the watch when it is
+    lost: nothing to arm. Elsewhere, watching needs a task waiting on `receive()`; most answers
+    come back within milliseconds, so that task is only started once the request has lasted
+    `DELAY`, a timer until then. (The timer and its cancel were 5.3k instructions, 1.3 % of a
+    pass-through request: bench/instructions.py.)"""
 
     DELAY = 0.05
 
@@ -62,7 +64,19 @@ class DisconnectWatch:
         self.task = asyncio.current_task()
         self.receive = receive
         self.watcher: asyncio.Future[Any] | None = None
-        self.timer = asyncio.get_running_loop().call_later(self.DELAY, self._start)
+        self.timer: asyncio.TimerHandle | None = None
+        self.lost = False
+        self.cycle = getattr(receive, "__self__", None)
+        if self.cycle is not None and hasattr(type(self.cycle), "on_lost"):
+            self.cycle.on_lost = self._lost
+        else:
+            self.cycle = None
+            self.timer = asyncio.get_running_loop().call_later(self.DELAY, self._start)
+
+    def _lost(self) -> None:
+        self.lost = True
+        if self.task is not None:
+            self.task.cancel()
 
     def _start(self) -> None:
         self.watcher = asyncio.ensure_future(self.receive())
@@ -74,10 +88,14 @@ class DisconnectWatch:
 
     @property
     def gone(self) -> bool:
-        return self.watcher is not None and self.watcher.done() and not self.watcher.cancelled()
+        return self.lost or (self.watcher is not None and self.watcher.done() and not self.watcher.cancelled())
 
     def close(self) -> None:
-        self.timer.cancel()
+        if self.cycle is not None:
+            self.cycle.on_lost = None
+            return
+        if self.timer is not None:
+            self.timer.cancel()
         if self.watcher is not None:
             self.watcher.remove_done_callback(self._gone)
             self.watcher.cancel()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -106,6 +107,9 @@ class GatewayProtocol(HttpToolsProtocol):
         if running is not None and running is not self.cycle and not running.response_complete:
             running.disconnected = True
             running.message_event.set()
+        for cycle in (self.cycle, running):
+            if isinstance(cycle, GatewayCycle) and cycle.on_lost is not None and not cycle.response_complete:
+                cycle.on_lost()  # the app abandons its upstream call (or stream) at once
         super().connection_lost(exc)
 
     def _drop(self) -> None:
@@ -279,6 +283,7 @@ class GatewayCycle(RequestResponseCycle):
     Everything else (HEAD, 204/304, Connection, access log, flow control, the body) is uvicorn's."""
 
     head: bytes | None = None  # written with the first body part
+    on_lost: Callable[[], None] | None = None  # set by the app (asgi.DisconnectWatch) while it waits upstream
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
