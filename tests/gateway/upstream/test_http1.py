@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from seance.gateway.upstream import Limits
 from seance.gateway.upstream.http1 import BadResponse, CannotConnect, ConnectionClosed, Pool, PoolFull, Timeout
-from seance.gateway.upstream.http1_response import BUFFER_LIMIT
+from seance.gateway.upstream.http1_response import BUFFER_LIMIT, Deadlines
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 T = Timeout(connect=2, total=5)
@@ -139,6 +139,7 @@ async def test_requests_wait_for_a_connection_when_the_pool_is_full() -> None:
 async def test_waiting_for_a_free_connection_has_its_own_bound() -> None:
     """The wait for a pool slot is the gateway's limit, not the provider's slowness: its own
     timeout, its own error (PoolFull, a 503 naming the limit), whatever the connect timeout."""
+
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
         await read_request(reader, server)
         await asyncio.sleep(1)
@@ -358,6 +359,39 @@ async def test_a_big_stream_is_paused_while_the_reader_is_behind() -> None:
         while chunk := await response.next_chunk():
             digest.update(chunk)
         assert digest.digest() == hashlib.sha256(body).digest()
+        pool.close()
+
+
+async def test_a_reader_behind_for_longer_than_the_read_timeout_is_not_timed_out() -> None:
+    """The server is silent because the gateway stopped reading (its client is slow), not because
+    it is stuck: the read timeout waits for the reader."""
+    body = bytes(range(256)) * (4 * 2**20 // 256)
+
+    async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        await read_request(reader, server)
+        writer.write(answer(body))
+        await writer.drain()
+
+    async with serve(big) as server:
+        pool = Pool(origin(server))
+        response = await pool.request("GET", "/", {}, None, Timeout(connect=1, read=0.2))
+        received = await response.next_chunk()
+        await asyncio.sleep(0.6)  # three read timeouts' worth, paused
+        while chunk := await response.next_chunk():
+            received += chunk
+        assert received == body
+        pool.close()
+
+
+async def test_the_timeouts_timer_runs_only_while_an_answer_is_in_flight() -> None:
+    async with serve(keep_alive) as server:
+        pool = Pool(origin(server))
+        response = await pool.request("GET", "/", {}, None, T)
+        assert pool.deadlines._timer is not None  # armed by the request
+        assert await response.read() == b"answer 1"
+        assert not pool.deadlines.responses
+        await asyncio.sleep(4 * Deadlines.TICK)
+        assert pool.deadlines._timer is None  # no wake-ups on an idle gateway
         pool.close()
 
 

@@ -24,7 +24,14 @@ from urllib.parse import urlsplit
 import httptools
 
 from seance.gateway.upstream import Limits, Timeout
-from seance.gateway.upstream.http1_response import BadResponse, ConnectionClosed, Response, Stale, TooLarge
+from seance.gateway.upstream.http1_response import (
+    BadResponse,
+    ConnectionClosed,
+    Deadlines,
+    Response,
+    Stale,
+    TooLarge,
+)
 
 __all__ = [
     "BadResponse", "CannotConnect", "ConnectionClosed", "InvalidRequest", "Pool", "PoolFull", "Response", "Timeout",
@@ -196,6 +203,7 @@ class Pool:
         self.opened = 0  # connections open or opening
         self.waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self.sweeper: asyncio.TimerHandle | None = None
+        self.deadlines = Deadlines()  # the timeouts of the responses in flight
         self.closed = False
 
     async def request(
@@ -209,7 +217,9 @@ class Pool:
         for fresh in (False, True):
             conn, reused = await self._acquire(timeout.connect, fresh)
             assert conn.transport is not None
-            response = Response(conn, loop, timeout.total, timeout.read, reused, self.limits.max_body_bytes)
+            response = Response(
+                conn, loop, timeout.total, timeout.read, reused, self.limits.max_body_bytes, self.deadlines
+            )
             conn.response = response
             conn.head_bytes = 0
             conn.transport.write(data)  # one write: head and body leave in one segment (TCP_NODELAY)

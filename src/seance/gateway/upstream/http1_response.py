@@ -46,6 +46,31 @@ class _Connection(Protocol):
 FRAMING = frozenset({b"content-length", b"transfer-encoding", b"content-encoding"})
 
 
+class Deadlines:
+    """The timeouts of one pool's responses in flight, checked together by one timer every TICK
+    seconds while any is in flight. A timer of each response's own, armed and then cancelled at
+    its end, cost 8.1k instructions, 2 % of a pass-through request (bench/instructions.py). A
+    timeout fires up to TICK after it is due, never before."""
+
+    TICK = 0.05
+
+    def __init__(self) -> None:
+        self.responses: set[Response] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, response: Response, loop: asyncio.AbstractEventLoop) -> None:
+        self.responses.add(response)
+        if self._timer is None:
+            self._timer = loop.call_later(self.TICK, self._check, loop)
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for response in [response for response in self.responses if response.overdue(now)]:
+            response.expire()
+        # on while any is in flight (a closed pool's too: its last answers keep their timeouts)
+        self._timer = loop.call_later(self.TICK, self._check, loop) if self.responses else None
+
+
 class Response:
     def __init__(
         self,
@@ -55,6 +80,7 @@ class Response:
         idle: float | None,
         reused: bool,
         max_body: int = 128 * 2**20,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []  # as they come
@@ -79,9 +105,10 @@ class Response:
         start = loop.time()
         self._deadline = start + total if total else None
         self._idle, self._last = idle, start
-        self._timer: asyncio.TimerHandle | None = None
+        self._not_before = 0.0  # while the consumer is behind, the timeouts wait
+        self._deadlines = deadlines or Deadlines()
         if self._deadline is not None or idle:
-            self._timer = loop.call_at(self._due(), self._expire)
+            self._deadlines.add(self, loop)
 
     # -- what the caller uses --
 
@@ -239,8 +266,7 @@ class Response:
             return
         self._done = True
         self._error = error
-        if self._timer is not None:
-            self._timer.cancel()
+        self._deadlines.responses.discard(self)
         if error is not None and not self.headers_ready.done():
             self.headers_ready.set_exception(error)
         self._wake()
@@ -269,12 +295,13 @@ class Response:
         due = self._deadline if self._deadline is not None else float("inf")
         return min(due, self._last + self._idle) if self._idle else due
 
-    def _expire(self) -> None:
-        due = self._due()
+    def overdue(self, now: float) -> bool:
+        if now < self._due() or now < self._not_before:
+            return False
         if self._paused:  # silence because the consumer is behind, not the server: wait on
-            due = self._loop.time() + (self._idle or 1.0)
-        if self._loop.time() < due:
-            self._timer = self._loop.call_at(due, self._expire)
-            return
-        self._timer = None
+            self._not_before = now + (self._idle or 1.0)
+            return False
+        return True
+
+    def expire(self) -> None:
         self._abort(TimeoutError("the server did not answer in time"))
