@@ -10,6 +10,7 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py                       # the working tree
     python3 bench/instructions.py --rev fb20996 --rev HEAD --requests 300
     python3 bench/instructions.py --scenario stream --access-log
+    python3 bench/instructions.py --scenario embed            # /v1/embeddings, a 1,536-float answer
     python3 bench/instructions.py --gateway-arg=--no-db        # without the keys/spend store
     python3 bench/instructions.py --virtual-key                # a key from /key/generate, not the master key
     python3 bench/instructions.py --virtual-key '{"rpm_limit": 1000000}' --scenario chat-miss
@@ -58,17 +59,26 @@ STREAM = (
     + b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":18,"total_tokens":30}}\n\n'  # noqa: E501
     + b"data: [DONE]\n\n"
 )
+# an embeddings answer of text-embedding-3-small's size: 1,536 floats as OpenAI writes them
+EMBEDDINGS = (
+    b'{"object":"list","data":[{"object":"embedding","index":0,"embedding":['
+    + b",".join(b"%.9f" % ((i * 7919 % 2000 - 1000) / 10000) for i in range(1536))
+    + b']}],"model":"text-embedding-3-small","usage":{"prompt_tokens":5,"total_tokens":5}}'
+)
 REQUESTS = {
     "chat": b'{"model":"bench","messages":[{"role":"user","content":"Say hello"}]}',
     # a new seed each time (%d): with a response cache on, every request is a miss
     "chat-miss": b'{"model":"bench","seed":%d,"messages":[{"role":"user","content":"Say hello"}]}',
     "stream": b'{"model":"bench","stream":true,"stream_options":{"include_usage":true},'
     b'"messages":[{"role":"user","content":"Say hello"}]}',
+    "embed": b'{"model":"bench","input":"Say hello %d"}',
 }
+PATHS = {"embed": "/v1/embeddings"}  # the others: /v1/chat/completions
 
 
 class Upstream(asyncio.Protocol):
-    """A keep-alive HTTP/1.1 server answering every request with the chat answer or the stream."""
+    """A keep-alive HTTP/1.1 server answering every request with the chat answer, the stream or
+    the embeddings."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
@@ -83,7 +93,12 @@ class Upstream(asyncio.Protocol):
             if len(rest) < length:
                 return
             body, self.buffer = rest[:length], rest[length:]
-            if b'"stream":true' in body:
+            if b'"input"' in body:
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n" % len(EMBEDDINGS) + EMBEDDINGS
+                )
+            elif b'"stream":true' in body:
                 self.transport.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                     b"content-length: %d\r\n\r\n" % len(STREAM) + STREAM
@@ -170,7 +185,7 @@ def count(
         deadline = time.monotonic() + 300
         while True:
             try:
-                request(conn, body_of(scenario, 0))
+                request(conn, body_of(scenario, 0), path=PATHS.get(scenario, "/v1/chat/completions"))
                 break
             except (ConnectionError, OSError):
                 if time.monotonic() > deadline or gateway.poll() is not None:
@@ -179,10 +194,10 @@ def count(
                 time.sleep(1)
         key = virtual_key(conn, vkey) if vkey is not None else MASTER_KEY
         for i in range(warmup):
-            request(conn, body_of(scenario, i + 1), key)
+            request(conn, body_of(scenario, i + 1), key, PATHS.get(scenario, "/v1/chat/completions"))
         subprocess.run(["callgrind_control", "-i", "on", str(gateway.pid)], check=True, capture_output=True)
         for i in range(n):
-            request(conn, body_of(scenario, warmup + i + 1), key)
+            request(conn, body_of(scenario, warmup + i + 1), key, PATHS.get(scenario, "/v1/chat/completions"))
         subprocess.run(["callgrind_control", "-i", "off", str(gateway.pid)], check=True, capture_output=True)
         conn.close()
     finally:
