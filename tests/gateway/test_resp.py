@@ -38,9 +38,10 @@ def test_replies_split_over_reads_answer_their_calls_in_order() -> None:
         connection = _Connection()
         futures = [asyncio.get_running_loop().create_future() for _ in range(6)]
         connection.waiting.extend(futures)
+        connection.deadlines.extend([0.0] * len(futures))
         for i in range(0, len(REPLIES), 3):  # three bytes at a time
             connection.data_received(REPLIES[i : i + 3])
-        assert not connection.buffer and not connection.waiting
+        assert not connection.rest and not connection.waiting and not connection.deadlines
         return [f.exception() or f.result() for f in futures]
 
     results = asyncio.run(go())

@@ -1,6 +1,7 @@
 """Rate-limit counters in Redis/Valkey, shared by every worker and replica: one Lua script checks and
 counts every scope of a request at once (one round trip, atomic), another settles its tokens and
-ends its in-flight count after the answer. The scripts read the server's clock (TIME), so replicas
+ends its in-flight count after the answer (sent without waiting for its reply: the connection reads
+it, and only a failure has anything to say). The scripts read the server's clock (TIME), so replicas
 with drifting clocks still agree on each window.
 
     <prefix><scope>      a hash: s (window start, ms), r (requests), t (tokens); expires with the window
@@ -20,9 +21,9 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from seance.gateway.ratelimits import PARALLEL_TTL, WINDOW, Count, Entry, Held, Verdict
+from seance.gateway.ratelimits import PARALLEL_TTL, WINDOW, Count, Counts, Entry, Held, Verdict
 from seance.gateway.ratelimits.memory import MemoryStore
-from seance.gateway.resp import Client, ReplyError
+from seance.gateway.resp import Client, ReplyError, bulk
 
 if TYPE_CHECKING:
     from seance.gateway.shared_state import RedisSettings
@@ -120,6 +121,99 @@ return 1
 LIMIT_NAMES = ("", "rpm", "tpm", "parallel")
 SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (ACQUIRE, RELEASE)}
 WINDOW_MS, PARALLEL_TTL_MS = int(WINDOW * 1000), int(PARALLEL_TTL * 1000)
+MAX_REMEMBERED = 4096  # sets of entries whose commands are kept encoded; past it the table starts again
+
+
+class Commands:
+    """The two script calls of one set of entries, encoded once but for each request's own values
+    (its estimate, id, tokens used, window starts): encoding every argument of every call was
+    ~40k instructions of a request's ~590k (bench/instructions.py, issue 10's Redis target).
+
+    acquire: EVALSHA sha nkeys keys… window ttl | estimate id | per entry: rpm tpm parallel
+    release: EVALSHA sha nkeys keys… window | estimate used id | per entry: start, 1 if parallel"""
+
+    __slots__ = ("acquire_head", "acquire_tail", "entries", "keys", "parallel", "release_head", "release_sha")
+
+    def __init__(self, entries: tuple[Entry, ...], keys: list[str]) -> None:
+        self.entries = entries
+        self.keys = keys
+        n = len(entries)
+        keyed = bulk(len(keys)) + b"".join([bulk(key) for key in keys])
+        self.acquire_head = b"*%d\r\n%b%b%b%b%b" % (
+            7 + 5 * n, bulk("EVALSHA"), bulk(SHAS[ACQUIRE]), keyed, bulk(WINDOW_MS), bulk(PARALLEL_TTL_MS),
+        )  # fmt: skip
+        self.acquire_tail = b"".join(
+            [bulk(_or_none(limit)) for _, rpm, tpm, parallel in entries for limit in (rpm, tpm, parallel)]
+        )
+        self.release_sha = bulk("EVALSHA") + bulk(SHAS[RELEASE])
+        self.release_head = b"*%d\r\n%b%b%b" % (7 + 4 * n, self.release_sha, keyed, bulk(WINDOW_MS))
+        # per entry, whether it holds an in-flight place (the script's ZREM), as its bulk string
+        self.parallel = tuple(b"$1\r\n1\r\n" if parallel is not None else b"$1\r\n0\r\n" for *_, parallel in entries)
+
+    def acquire(self, estimate: int, request_id: bytes) -> bytes:
+        e = b"%d" % estimate
+        return b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (
+            self.acquire_head, len(e), e, len(request_id), request_id, self.acquire_tail,
+        )  # fmt: skip
+
+    def release(self, estimate: int, used: int, request_id: bytes, counts: Counts) -> bytes:
+        e, u = b"%d" % estimate, b"%d" % used
+        parts = [
+            b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+            % (self.release_head, len(e), e, len(u), u, len(request_id), request_id)
+        ]
+        for count, parallel in zip(counts, self.parallel, strict=True):
+            start = b"%d" % round(count[0] * 1000)
+            parts.append(b"$%d\r\n%b\r\n%b" % (len(start), start, parallel))
+        return b"".join(parts)
+
+    def as_eval(self, command: bytes, script: str) -> bytes:
+        """The same call with the script itself (EVAL), for a server that does not have it."""
+        sha = self.release_sha if script is RELEASE else bulk("EVALSHA") + bulk(SHAS[ACQUIRE])
+        count, _, rest = command.partition(b"\r\n")
+        return b"%b\r\n%b%b%b" % (count, bulk("EVAL"), bulk(script), rest[len(sha) :])
+
+
+class _Settle:
+    """Waits for a release's reply in the connection itself: no task wakes up for it. NOSCRIPT (a
+    flushed or new server) sends it again as EVAL; any other failure means Redis is down."""
+
+    __slots__ = ("command", "commands", "store")
+
+    def __init__(self, store: SharedStore, commands: Commands, command: bytes) -> None:
+        self.store, self.commands, self.command = store, commands, command
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, value: Any) -> None:
+        pass
+
+    def set_exception(self, error: BaseException) -> None:
+        if isinstance(error, ReplyError) and str(error).startswith("NOSCRIPT"):
+            if self.store.client.send_nowait(self.commands.as_eval(self.command, RELEASE), _Lost(self.store)):
+                return
+            error = ConnectionError("the connection to Redis was closed")
+        _Lost(self.store).set_exception(error)
+
+
+class _Lost:
+    """A release that failed: lost (its tokens stay at the estimate; its in-flight place ends after
+    PARALLEL_TTL), and Redis taken as down."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SharedStore) -> None:
+        self.store = store
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, value: Any) -> None:
+        pass
+
+    def set_exception(self, error: BaseException) -> None:
+        self.store._went_down(error)
 
 
 class SharedStore:
@@ -129,8 +223,13 @@ class SharedStore:
         self.probe_every = probe_every
         self.local = MemoryStore()  # while Redis is down
         self.down = False
-        self.client = Client(redis.url, ANSWER_TIMEOUT)  # connects on first use, in the worker's own loop
+        # connects on first use, in the worker's own loop; every connection loads both scripts, so
+        # a release can be sent without waiting for its reply (NOSCRIPT only after a SCRIPT FLUSH)
+        setup = tuple(("SCRIPT", "LOAD", script) for script in (ACQUIRE, RELEASE))
+        self.client = Client(redis.url, ANSWER_TIMEOUT, setup)
         self._probe: asyncio.Task[None] | None = None
+        self._commands: dict[int, Commands] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def keys(self, entries: tuple[Entry, ...]) -> list[str]:
         keys: list[str] = []
@@ -139,14 +238,30 @@ class SharedStore:
             keys += (window, window + ":p")
         return keys
 
+    def commands(self, entries: tuple[Entry, ...]) -> Commands:
+        """The entries' encoded commands: the limits hook asks with the same tuple again and again
+        (its Plans keep them), so they are found by identity."""
+        found = self._commands.get(id(entries))
+        if found is None or found.entries is not entries:  # (an id is only reused once its tuple is gone)
+            if len(self._commands) >= MAX_REMEMBERED:
+                self._commands.clear()
+            found = self._commands[id(entries)] = Commands(entries, self.keys(entries))
+        return found
+
     async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
         if self.down:
             return self.local.acquire_now(entries, estimate)
-        args: list[Any] = [WINDOW_MS, PARALLEL_TTL_MS, estimate, request_id]
-        for _, rpm, tpm, parallel in entries:
-            args += (_or_none(rpm), _or_none(tpm), _or_none(parallel))
+        commands = self.commands(entries)
+        command = commands.acquire(estimate, request_id.encode())
         try:
-            out = await self._run(ACQUIRE, self.keys(entries), args)
+            try:
+                out = await self.client.request(command)
+            except ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                # a flushed or new server: EVAL sends the script, and caches it there for EVALSHA
+                out = await self.client.request(commands.as_eval(command, ACQUIRE))
+                self.client.send_nowait(("SCRIPT", "LOAD", RELEASE))  # for the releases to come
         except (OSError, TimeoutError, ReplyError) as exc:
             self._went_down(exc)
             return self.local.acquire_now(entries, estimate)
@@ -156,26 +271,31 @@ class SharedStore:
         return Verdict(self, out[0] == 1, out[3] / 1000, counts, out[1] - 1, LIMIT_NAMES[out[2]])
 
     async def release(self, held: Held, used: int) -> None:
+        """Sent without waiting for the reply (it is read by the connection: _Settle); the after
+        hook has nothing to wait for. Not connected (the connection closed since the acquire):
+        sent by a task that connects first, so an in-flight place is not held until PARALLEL_TTL."""
         _, entries, counts, estimate, request_id = held
-        args: list[Any] = [WINDOW_MS, estimate, used, request_id]
-        for (_, _, _, parallel), count in zip(entries, counts, strict=True):
-            args += (round(count[0] * 1000), 1 if parallel is not None else 0)
+        commands = self.commands(entries)
+        command = commands.release(estimate, used, request_id.encode(), counts)
+        if self.client.send_nowait(command, _Settle(self, commands, command)):
+            return
+        task = asyncio.ensure_future(self._release(commands, command))
+        self._releasing.add(task)  # a reference, or the loop may drop the task before it ends
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, commands: Commands, command: bytes) -> None:
         try:
-            await self._run(RELEASE, self.keys(entries), args)
+            try:
+                await self.client.request(command)
+            except ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                await self.client.request(commands.as_eval(command, RELEASE))
         except (OSError, TimeoutError, ReplyError) as exc:
             # lost: its tokens stay at the estimate; its in-flight place ends after PARALLEL_TTL
             self._went_down(exc)
 
-    async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await self.client.call("EVALSHA", SHAS[script], len(keys), *keys, *args)
-        except ReplyError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-            # a restarted or new server: EVAL sends the script, and caches it there for EVALSHA
-            return await self.client.call("EVAL", script, len(keys), *keys, *args)
-
-    def _went_down(self, exc: Exception) -> None:
+    def _went_down(self, exc: BaseException) -> None:
         """Redis cannot be reached, or answers errors (loading, read-only, out of memory): count in
         this process, and watch in the background for its return."""
         if self.down:
