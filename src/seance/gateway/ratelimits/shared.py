@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from seance.gateway.ratelimits import PARALLEL_TTL, WINDOW, Count, Counts, Entry, Held, Verdict
+from seance.gateway.ratelimits import PARALLEL_TTL, WINDOW, Counts, Entry, Held, Verdict
 from seance.gateway.ratelimits.memory import MemoryStore
 from seance.gateway.resp import Client, ReplyError, bulk
 
@@ -41,10 +41,11 @@ ANSWER_TIMEOUT = 2.0
 
 # KEYS: per entry, its window hash and its in-flight set
 # ARGV: window ms, parallel ttl ms, estimate, request id, then per entry: rpm, tpm, parallel (-1: none)
-# -> admitted, refusing entry (1-based), limit (1 rpm, 2 tpm, 3 parallel), now ms,
-#    then per entry: window start ms, requests, tokens, in flight — as one JSON array in a string:
-#    orjson reads it in one call, where RESP's array of integers cost ~4k instructions an item to
-#    parse in Python (bench/instructions.py). '%d' writes Lua's numbers (doubles) exactly up to 2^53.
+# -> JSON text: [admitted, refusing entry (1-based), limit (1 rpm, 2 tpm, 3 parallel), now,
+#    [per entry: [window start, requests, tokens, in flight]]], times in seconds to the ms: the
+#    Verdict as it is made, read by orjson in one call, where RESP's array of integers cost ~4k
+#    instructions an item to parse in Python and as much again to rearrange (bench/instructions.py).
+#    '%d' writes Lua's numbers (doubles) exactly up to 2^53, '%.3f' a time in ms as seconds.
 ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -72,9 +73,9 @@ for i = 1, n do
     elseif par >= 0 and p[i] >= par then refused, code = i, 3 end
   end
 end
-local out = {0, refused, code, now}
+local admitted = 0
 if refused == 0 then
-  out[1] = 1
+  admitted = 1
   for i = 1, n do
     local key = KEYS[2 * i - 1]
     if fresh[i] then
@@ -92,24 +93,25 @@ if refused == 0 then
     end
   end
 end
-for i = 1, n do
-  table.insert(out, s[i]); table.insert(out, r[i]); table.insert(out, tk[i]); table.insert(out, p[i])
-end
-for i = 1, #out do out[i] = string.format('%d', out[i]) end
-return '[' .. table.concat(out, ',') .. ']'
+local counts = {}
+for i = 1, n do counts[i] = string.format('[%.3f,%d,%d,%d]', s[i] / 1000, r[i], tk[i], p[i]) end
+return string.format('[%d,%d,%d,%.3f,[%s]]', admitted, refused, code, now / 1000, table.concat(counts, ','))
 """
 
-# KEYS: as ACQUIRE's; ARGV: window ms, estimate, tokens used, request id,
-# then per entry: its window start ms when counted, 1 if it holds an in-flight place
+# KEYS: as ACQUIRE's; ARGV: window ms, per entry '1' if it holds an in-flight place else '0' (one
+# string), then JSON text: [estimate, tokens used, request id, per entry: its window start when
+# counted (seconds, to the ms, as ACQUIRE gave it)] — made by one orjson call: the arguments one by
+# one cost ~15k instructions to format (bench/instructions.py).
 RELEASE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window, estimate, used, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local window, parallel, v = tonumber(ARGV[1]), ARGV[2], cjson.decode(ARGV[3])
+local estimate, used, id = v[1], v[2], v[3]
 for i = 1, #KEYS / 2 do
   local key = KEYS[2 * i - 1]
   local start = tonumber(redis.call('HGET', key, 's'))
   if start and now - start < window then
-    if start == tonumber(ARGV[2 * i + 3]) then
+    if start == math.floor(v[3 + i] * 1000 + 0.5) then
       redis.call('HINCRBY', key, 't', used - estimate)
     else
       redis.call('HINCRBY', key, 't', used)
@@ -118,7 +120,7 @@ for i = 1, #KEYS / 2 do
     redis.call('HSET', key, 's', now, 'r', 0, 't', used)
     redis.call('PEXPIRE', key, window)
   end
-  if ARGV[2 * i + 4] == '1' then redis.call('ZREM', KEYS[2 * i], id) end
+  if string.sub(parallel, i, i) == '1' then redis.call('ZREM', KEYS[2 * i], id) end
 end
 return 1
 """
@@ -135,9 +137,9 @@ class Commands:
     ~40k instructions of a request's ~590k (bench/instructions.py, issue 10's Redis target).
 
     acquire: EVALSHA sha nkeys keys… window ttl | estimate id | per entry: rpm tpm parallel
-    release: EVALSHA sha nkeys keys… window | estimate used id | per entry: start, 1 if parallel"""
+    release: EVALSHA sha nkeys keys… window parallel | [estimate, used, id, per entry: start]"""
 
-    __slots__ = ("acquire_head", "acquire_tail", "entries", "keys", "parallel", "release_head", "release_sha")
+    __slots__ = ("acquire_head", "acquire_tail", "entries", "keys", "release_head", "release_sha")
 
     def __init__(self, entries: tuple[Entry, ...], keys: list[str]) -> None:
         self.entries = entries
@@ -151,9 +153,8 @@ class Commands:
             [bulk(_or_none(limit)) for _, rpm, tpm, parallel in entries for limit in (rpm, tpm, parallel)]
         )
         self.release_sha = bulk("EVALSHA") + bulk(SHAS[RELEASE])
-        self.release_head = b"*%d\r\n%b%b%b" % (7 + 4 * n, self.release_sha, keyed, bulk(WINDOW_MS))
-        # per entry, whether it holds an in-flight place (the script's ZREM), as its bulk string
-        self.parallel = tuple(b"$1\r\n1\r\n" if parallel is not None else b"$1\r\n0\r\n" for *_, parallel in entries)
+        parallel = "".join("0" if parallel is None else "1" for *_, parallel in entries)
+        self.release_head = b"*%d\r\n%b%b%b%b" % (6 + 2 * n, self.release_sha, keyed, bulk(WINDOW_MS), bulk(parallel))
 
     def acquire(self, estimate: int, request_id: bytes) -> bytes:
         e = b"%d" % estimate
@@ -161,16 +162,9 @@ class Commands:
             self.acquire_head, len(e), e, len(request_id), request_id, self.acquire_tail,
         )  # fmt: skip
 
-    def release(self, estimate: int, used: int, request_id: bytes, counts: Counts) -> bytes:
-        e, u = b"%d" % estimate, b"%d" % used
-        parts = [
-            b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-            % (self.release_head, len(e), e, len(u), u, len(request_id), request_id)
-        ]
-        for count, parallel in zip(counts, self.parallel, strict=True):
-            start = b"%d" % round(count[0] * 1000)
-            parts.append(b"$%d\r\n%b\r\n%b" % (len(start), start, parallel))
-        return b"".join(parts)
+    def release(self, estimate: int, used: int, request_id: str, counts: Counts) -> bytes:
+        values = orjson.dumps([estimate, used, request_id, *[count[0] for count in counts]])
+        return b"%b$%d\r\n%b\r\n" % (self.release_head, len(values), values)
 
     def as_eval(self, command: bytes, script: str) -> bytes:
         """The same call with the script itself (EVAL), for a server that does not have it."""
@@ -179,14 +173,13 @@ class Commands:
         return b"%b\r\n%b%b%b" % (count, bulk("EVAL"), bulk(script), rest[len(sha) :])
 
 
-class _Settle:
+class _Settle(tuple[Any, ...]):
     """Waits for a release's reply in the connection itself: no task wakes up for it. NOSCRIPT (a
-    flushed or new server) sends it again as EVAL; any other failure means Redis is down."""
+    flushed or new server) sends it again as EVAL; any other failure means Redis is down.
+    (store, commands, command): a tuple, made in C — a class with an __init__ cost ~2.5k
+    instructions a request."""
 
-    __slots__ = ("command", "commands", "store")
-
-    def __init__(self, store: SharedStore, commands: Commands, command: bytes) -> None:
-        self.store, self.commands, self.command = store, commands, command
+    __slots__ = ()
 
     def done(self) -> bool:
         return False
@@ -195,11 +188,12 @@ class _Settle:
         pass
 
     def set_exception(self, error: BaseException) -> None:
+        store, commands, command = self
         if isinstance(error, ReplyError) and str(error).startswith("NOSCRIPT"):
-            if self.store.client.send_nowait(self.commands.as_eval(self.command, RELEASE), _Lost(self.store)):
+            if store.client.send_nowait(commands.as_eval(command, RELEASE), _Lost(store)):
                 return
             error = ConnectionError("the connection to Redis was closed")
-        _Lost(self.store).set_exception(error)
+        _Lost(store).set_exception(error)
 
 
 class _Lost:
@@ -271,10 +265,7 @@ class SharedStore:
             self._went_down(exc)
             return self.local.acquire_now(entries, estimate)
         out = orjson.loads(reply)
-        counts: tuple[Count, ...] = tuple(
-            (out[i] / 1000, out[i + 1], out[i + 2], out[i + 3]) for i in range(4, len(out), 4)
-        )
-        return Verdict(self, out[0] == 1, out[3] / 1000, counts, out[1] - 1, LIMIT_NAMES[out[2]])
+        return Verdict(self, out[0] == 1, out[3], out[4], out[1] - 1, LIMIT_NAMES[out[2]])
 
     async def release(self, held: Held, used: int) -> None:
         """Sent without waiting for the reply (it is read by the connection: _Settle); the after
@@ -282,8 +273,8 @@ class SharedStore:
         sent by a task that connects first, so an in-flight place is not held until PARALLEL_TTL."""
         _, entries, counts, estimate, request_id = held
         commands = self.commands(entries)
-        command = commands.release(estimate, used, request_id.encode(), counts)
-        if self.client.send_nowait(command, _Settle(self, commands, command)):
+        command = commands.release(estimate, used, request_id, counts)
+        if self.client.send_nowait(command, _Settle((self, commands, command))):
             return
         task = asyncio.ensure_future(self._release(commands, command))
         self._releasing.add(task)  # a reference, or the loop may drop the task before it ends
