@@ -172,7 +172,7 @@ class RedisStore:
         value = entry.encode()
         self._remember(key, entry, value)
         command = b"%b%b%b$2\r\nPX\r\n%b" % (SET, bulk(key), bulk(value), bulk(max(1, int(ttl * 1000))))
-        if self._redis().send_nowait(command) or self.down:
+        if self._redis().send_unanswered(command) or self.down:
             return  # sent; or the server failed: lookups try it again, a lost write is only a miss
         # not connected yet (only writes so far: no-cache requests): connect, then send
         task = asyncio.ensure_future(self._set(command))
