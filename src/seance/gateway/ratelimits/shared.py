@@ -1,7 +1,7 @@
 """Rate-limit counters in Redis/Valkey, shared by every worker and replica: one Lua script checks and
 counts every scope of a request at once (one round trip, atomic), another settles its tokens and
-ends its in-flight count after the answer (sent without waiting for its reply: the connection reads
-it, and only a failure has anything to say). The scripts read the server's clock (TIME), so replicas
+ends its in-flight count after the answer (sent without waiting for a reply, and with none asked
+for where the server can skip it: SharedStore.release). The scripts read the server's clock (TIME), so replicas
 with drifting clocks still agree on each window.
 
     <prefix><scope>      a hash: s (window start, ms), r (requests), t (tokens); expires with the window
@@ -268,13 +268,18 @@ class SharedStore:
         return Verdict(self, out[0] == 1, out[3], out[4], out[1] - 1, LIMIT_NAMES[out[2]])
 
     async def release(self, held: Held, used: int) -> None:
-        """Sent without waiting for the reply (it is read by the connection: _Settle); the after
-        hook has nothing to wait for. Not connected (the connection closed since the acquire):
-        sent by a task that connects first, so an in-flight place is not held until PARALLEL_TTL."""
+        """Sent without waiting: the after hook has nothing to wait for. Its reply is not even sent
+        (CLIENT REPLY SKIP: reading it was ~10k instructions a request) where the server can skip
+        it, else read by the connection (_Settle). What skipping gives up: after a SCRIPT FLUSH,
+        the releases sent before the next acquire meets NOSCRIPT (and loads the scripts again) are
+        lost, as a release is when Redis fails: tokens left at the estimate, an in-flight place
+        held until PARALLEL_TTL. A new connection (a restarted or failed-over server) loads both
+        scripts first. Not connected (the connection closed since the acquire): sent by a task
+        that connects first, so an in-flight place is not held until PARALLEL_TTL."""
         _, entries, counts, estimate, request_id = held
         commands = self.commands(entries)
         command = commands.release(estimate, used, request_id, counts)
-        if self.client.send_nowait(command, _Settle((self, commands, command))):
+        if self.client.send_unanswered(command, _Settle((self, commands, command))):
             return
         task = asyncio.ensure_future(self._release(commands, command))
         self._releasing.add(task)  # a reference, or the loop may drop the task before it ends
