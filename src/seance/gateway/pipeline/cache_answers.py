@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -37,7 +38,7 @@ class Entry:
     def encode(self) -> bytes:
         """The bytes of the entry (a Redis value): one line of JSON, then the body."""
         usage = self.usage
-        tokens = None if usage is None else [getattr(usage, name) for name in USAGE_FIELDS]
+        tokens = None if usage is None else _usage_counts(usage)
         self.raw = b"%b\n%b" % (orjson.dumps({"t": self.stored_at, "u": tokens}), self.body)
         return self.raw
 
@@ -59,6 +60,7 @@ class Entry:
 
 
 USAGE_FIELDS = tuple(field.name for field in fields(Usage))
+_usage_counts = attrgetter(*USAGE_FIELDS)  # one C call (a getattr per field cost ~4k instructions)
 
 
 # --- a captured stream into one answer ----------------------------------------------------------
