@@ -38,9 +38,10 @@ def test_replies_split_over_reads_answer_their_calls_in_order() -> None:
         connection = _Connection()
         futures = [asyncio.get_running_loop().create_future() for _ in range(6)]
         connection.waiting.extend(futures)
+        connection.deadlines.extend([0.0] * len(futures))
         for i in range(0, len(REPLIES), 3):  # three bytes at a time
             connection.data_received(REPLIES[i : i + 3])
-        assert not connection.buffer and not connection.waiting
+        assert not connection.rest and not connection.waiting and not connection.deadlines
         return [f.exception() or f.result() for f in futures]
 
     results = asyncio.run(go())
@@ -69,6 +70,28 @@ async def test_a_call_sent_without_waiting_has_its_reply_dropped_in_order() -> N
         assert client.send_nowait(("SET", key, b"v", "PX", 5000))
         assert client.send_nowait(("INCR", key))  # an error reply (not an integer), read and dropped
         assert await client.call("GET", key) == b"v"
+    finally:
+        client.close()
+
+
+async def test_a_command_sent_unanswered_gets_no_reply_and_the_calls_stay_in_step() -> None:
+    client = Client(REDIS_URL, 1.0)
+    key = "seance-test-resp-" + os.urandom(6).hex()
+    try:
+        assert not client.send_unanswered(encode(("SET", key, b"x")))  # no connection yet: nothing sent
+        assert await client.call("PING") == "PONG"
+        connection = client._connection
+        assert connection is not None and connection.skips is None
+        # the first one asks whether the server knows CLIENT REPLY SKIP, and has its reply read
+        assert client.send_unanswered(encode(("SET", key, b"u", "PX", 5000)))
+        assert await client.call("GET", key) == b"u" and connection.skips  # Redis does
+        assert client.send_unanswered(encode(("SET", key, b"v", "PX", 5000)))
+        assert client.send_unanswered(encode(("INCR", key)))  # an error reply, never sent
+        assert not connection.waiting  # nothing to read
+        assert await client.call("GET", key) == b"v"
+        connection.skips = False  # as with a server that does not know it: the replies are read and dropped
+        assert client.send_unanswered(encode(("SET", key, b"w", "PX", 5000)))
+        assert len(connection.waiting) == 1 and await client.call("GET", key) == b"w"
     finally:
         client.close()
 

@@ -4,9 +4,15 @@ in order). redis-py spent ~0.3 ms of CPU on the two calls of a request (pool, lo
 generic encoding); this spends a few tens of µs, which is what the gateway's budget for limits and
 the cache with Redis allows. Off the request path (cooldowns, health checks) redis-py is used.
 
+Commands go out as bytes: the hot callers encode the fixed part of theirs once (`bulk`, `encode`)
+and send it with `Client.request` (their variable arguments formatted in), since encoding a command
+argument by argument was a tenth of a cached request's instructions (bench/instructions.py).
+
 Failures are the builtin ConnectionError and TimeoutError (the caller falls back on either); an
-error reply is a ReplyError (NOSCRIPT among them). A call that times out closes the connection and
-fails every call behind it: a reply arriving later could otherwise answer the wrong call.
+error reply is a ReplyError (NOSCRIPT among them). A call not answered within the client's timeout
+closes the connection and fails every call behind it: a reply arriving later could otherwise answer
+the wrong call. One timer per connection watches the oldest call, not one per call (making and
+cancelling a timer per call cost ~4k instructions each).
 """
 
 from __future__ import annotations
@@ -14,8 +20,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
+
+# Asks the server not to answer the command after it (and answers nothing itself).
+SKIP_REPLY = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n"
 
 
 class ReplyError(Exception):
@@ -26,74 +36,109 @@ class Incomplete(Exception):
     """The buffer ends inside a reply."""
 
 
+def bulk(arg: bytes | str | int) -> bytes:
+    """One command argument as a RESP bulk string."""
+    if isinstance(arg, bytes):
+        data = arg
+    elif type(arg) is int:
+        data = b"%d" % arg
+    else:
+        data = str(arg).encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def encode(args: tuple[Any, ...]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    """A command: a RESP array of bulk strings."""
+    return b"*%d\r\n%b" % (len(args), b"".join([bulk(arg) for arg in args]))
 
 
-def parse(buffer: bytes | bytearray, pos: int) -> tuple[Any, int]:
+def parse(buffer: bytes, pos: int) -> tuple[Any, int]:
     """One reply from `buffer` at `pos`: (value, position after it); Incomplete if it is not all there."""
     end = buffer.find(b"\r\n", pos)
     if end < 0:
         raise Incomplete
-    kind, line = buffer[pos], bytes(buffer[pos + 1 : end])
-    pos = end + 2
-    if kind == 58:  # ':' integer
-        return int(line), pos
-    if kind == 43:  # '+' simple string
-        return line.decode(), pos
-    if kind == 45:  # '-' error
-        return ReplyError(line.decode(errors="replace")), pos
+    kind = buffer[pos]
+    if kind == 58:  # ':' integer (int() reads the digits' bytes as they are)
+        return int(buffer[pos + 1 : end]), end + 2
     if kind == 36:  # '$' bulk string
-        size = int(line)
+        size = int(buffer[pos + 1 : end])
         if size < 0:
-            return None, pos
-        if len(buffer) < pos + size + 2:
+            return None, end + 2
+        start = end + 2
+        stop = start + size
+        if len(buffer) < stop + 2:
             raise Incomplete
-        return bytes(buffer[pos : pos + size]), pos + size + 2
+        return bytes(buffer[start:stop]), stop + 2
     if kind == 42:  # '*' array
-        count = int(line)
+        count = int(buffer[pos + 1 : end])
+        pos = end + 2
         items: list[Any] = []
-        for _ in range(max(count, 0)):
-            item, pos = parse(buffer, pos)
-            items.append(item)
+        for _ in range(count):
+            end = buffer.find(b"\r\n", pos)
+            if end < 0:
+                raise Incomplete
+            if buffer[pos] == 58:  # an integer (the limits' replies are arrays of them): inline
+                items.append(int(buffer[pos + 1 : end]))
+                pos = end + 2
+            else:
+                item, pos = parse(buffer, pos)
+                items.append(item)
         return (items if count >= 0 else None), pos
+    if kind == 43:  # '+' simple string
+        return buffer[pos + 1 : end].decode(), end + 2
+    if kind == 45:  # '-' error
+        return ReplyError(buffer[pos + 1 : end].decode(errors="replace")), end + 2
     raise ConnectionError(f"Redis sent a reply this client cannot read (type {chr(kind)!r})")
 
 
+class Waiter(Protocol):
+    """What waits for a reply: an asyncio Future, or an object of the caller's that takes the reply
+    without a task waking up for it (`Client.send_nowait`'s `waiter`)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, value: Any, /) -> None: ...
+
+    def set_exception(self, error: BaseException, /) -> None: ...
+
+
 class _Connection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 30.0) -> None:
         self.transport: asyncio.Transport | None = None
-        # one per call sent, in order; None for a call nobody waits for (Client.send_nowait)
-        self.waiting: deque[asyncio.Future[Any] | None] = deque()
-        self.buffer = bytearray()
+        self.timeout = timeout
+        # one per call sent, in order; None for a call whose reply is dropped (Client.send_nowait)
+        self.waiting: deque[Waiter | None] = deque()
+        self.deadlines: deque[float] = deque()  # the loop's time by which each call must be answered
+        self.rest = b""  # the start of a reply whose end has not arrived yet
         self.closed = False
+        # the server knows CLIENT REPLY SKIP (Client.send_unanswered); None: not asked yet
+        self.skips: bool | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
+        if self.rest:
+            data = self.rest + data
+            self.rest = b""
+        waiting, deadlines = self.waiting, self.deadlines
         pos = 0
         try:
-            while pos < len(buffer):
-                value, pos = parse(buffer, pos)
-                future = self.waiting.popleft()
+            while pos < len(data):
+                value, pos = parse(data, pos)
+                future = waiting.popleft()
+                deadlines.popleft()
                 if future is not None and not future.done():
-                    if isinstance(value, ReplyError):
+                    if type(value) is ReplyError:
                         future.set_exception(value)
                     else:
                         future.set_result(value)
         except Incomplete:
-            pass
+            self.rest = data[pos:]
         except (ConnectionError, IndexError, ValueError) as exc:
             self.fail(ConnectionError(f"Redis connection out of step: {exc}"))
-            return
-        del buffer[:pos]
 
     def eof_received(self) -> bool:
         self.fail(ConnectionError("Redis closed the connection"))
@@ -104,6 +149,10 @@ class _Connection(asyncio.Protocol):
 
     def fail(self, error: Exception) -> None:
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self.deadlines.clear()
         while self.waiting:
             future = self.waiting.popleft()
             if future is not None and not future.done():
@@ -111,27 +160,60 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def send(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        assert self.transport is not None
-        future = asyncio.get_running_loop().create_future()
+    def send(self, data: bytes) -> asyncio.Future[Any]:
+        """Send one encoded command; the future is its reply."""
+        future = self.loop.create_future()
         self.waiting.append(future)
-        self.transport.write(encode(args))
+        self._sent(data)
         return future
 
-    def send_nowait(self, args: tuple[Any, ...]) -> None:
-        assert self.transport is not None
-        self.waiting.append(None)
-        self.transport.write(encode(args))
+    def send_nowait(self, data: bytes, waiter: Waiter | None = None) -> None:
+        self.waiting.append(waiter)
+        self._sent(data)
+
+    def _sent(self, data: bytes) -> None:
+        deadline = self.loop.time() + self.timeout
+        self.deadlines.append(deadline)
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_at(deadline, self._check)
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def _check(self) -> None:
+        """The watchdog: the oldest call waiting is late (fail the connection) or it is watched next.
+        It stays armed while calls come and go, so a busy connection re-arms it about once per
+        timeout, not once per call."""
+        self._watchdog = None
+        if not self.deadlines:
+            return
+        deadline = self.deadlines[0]
+        if deadline > self.loop.time():
+            self._watchdog = self.loop.call_at(deadline, self._check)
+            return
+        future = self.waiting[0]
+        if future is not None and not future.done():
+            future.set_exception(TimeoutError("Redis did not answer in time"))
+        self.fail(ConnectionError("Redis did not answer an earlier call in time"))
 
 
-def _expire(connection: _Connection, future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError("Redis did not answer in time"))
-        connection.fail(ConnectionError("Redis did not answer an earlier call in time"))
+class _SkipProbe:
+    """The reply to CLIENT REPLY ON: OK, the connection may ask for replies to be skipped."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self.connection = connection
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, value: Any) -> None:
+        self.connection.skips = value == "OK"
+
+    def set_exception(self, error: BaseException) -> None:
+        pass
 
 
 class Client:
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, setup: tuple[tuple[Any, ...], ...] = ()) -> None:
+        """`setup`: commands every new connection runs first (the limits' SCRIPT LOADs)."""
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "valkey", "valkeys"):
             raise ValueError(f"a Redis URL starts with redis:// or rediss://, not {parts.scheme}://")
@@ -142,29 +224,54 @@ class Client:
         self.password = unquote(parts.password) if parts.password else None
         self.db = int(parts.path.strip("/") or 0)
         self.timeout = timeout
+        self.setup = setup
         self._connection: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
 
-    async def call(self, *args: Any) -> Any:
+    def call(self, *args: Any) -> Awaitable[Any]:
+        """The reply to a command given as its arguments."""
+        return self.request(encode(args))
+
+    def request(self, command: bytes) -> Awaitable[Any]:
+        """The reply to an encoded command (`encode`): the future itself when connected (no
+        coroutine to make and step through), else a coroutine that connects first."""
         connection = self._connection
         if connection is None or connection.closed or connection.transport.is_closing():  # type: ignore[union-attr]
-            connection = await self._connect()
-        future = connection.send(args)
-        # a timer rather than asyncio.wait_for, which wraps every call in more futures and callbacks
-        timer = asyncio.get_running_loop().call_later(self.timeout, _expire, connection, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+            return self._connect_and_send(command)
+        return connection.send(command)
 
-    def send_nowait(self, args: tuple[Any, ...]) -> bool:
-        """Send a call whose reply nobody waits for (a cache write), behind the calls already sent;
-        False, sending nothing, when there is no open connection (call() makes one). Its reply,
-        an error reply included, is read and dropped; a connection that fails just loses it."""
+    async def _connect_and_send(self, command: bytes) -> Any:
+        connection = await self._connect()
+        return await connection.send(command)
+
+    def send_nowait(self, command: bytes | tuple[Any, ...], waiter: Waiter | None = None) -> bool:
+        """Send a command (encoded, or its arguments) whose reply no task waits for, behind the calls
+        already sent; False, sending nothing, when there is no open connection (call() makes one).
+        Its reply, an error reply or the connection's failure included, goes to `waiter`, or is
+        read and dropped without one."""
         connection = self._connection
         if connection is None or connection.closed or connection.transport.is_closing():  # type: ignore[union-attr]
             return False
-        connection.send_nowait(args)
+        connection.send_nowait(command if type(command) is bytes else encode(command), waiter)  # type: ignore[arg-type]
+        return True
+
+    def send_unanswered(self, command: bytes, waiter: Waiter | None = None) -> bool:
+        """send_nowait for a command whose reply the caller can do without: the server is asked not
+        to send it (CLIENT REPLY SKIP, in the same write) when it can, which spares this process
+        reading and parsing it (~10k instructions, bench/instructions.py). Only a server that
+        cannot skip sends it, to `waiter` (or dropped)."""
+        connection = self._connection
+        if connection is None or connection.closed or connection.transport.is_closing():  # type: ignore[union-attr]
+            return False
+        if connection.skips:
+            connection.transport.write(SKIP_REPLY + command)  # type: ignore[union-attr]
+            return True
+        if connection.skips is None:
+            # asked once, with the first such command (a proxy or an old server may not know it:
+            # then every reply is read); learnt from the reply, not waited for
+            connection.skips = False
+            connection.send_nowait(encode(("CLIENT", "REPLY", "ON")), _SkipProbe(connection))
+        connection.send_nowait(command, waiter)
         return True
 
     async def _connect(self) -> _Connection:
@@ -188,14 +295,17 @@ class Client:
         loop = asyncio.get_running_loop()
         context = ssl.create_default_context() if self.tls else None
         _, connection = await asyncio.wait_for(
-            loop.create_connection(_Connection, self.host, self.port, ssl=context), self.timeout
+            loop.create_connection(lambda: _Connection(self.timeout), self.host, self.port, ssl=context),
+            self.timeout,
         )
         try:
             if self.password is not None:
                 auth = (self.username, self.password) if self.username else (self.password,)
-                await asyncio.wait_for(connection.send(("AUTH", *auth)), self.timeout)
+                await connection.send(encode(("AUTH", *auth)))
             if self.db:
-                await asyncio.wait_for(connection.send(("SELECT", self.db)), self.timeout)
+                await connection.send(encode(("SELECT", self.db)))
+            for command in self.setup:
+                await connection.send(encode(command))
         except ReplyError as exc:
             connection.fail(ConnectionError(str(exc)))
             raise ConnectionError(f"Redis refused the connection's setup: {exc}") from None

@@ -499,3 +499,26 @@ async def test_a_redis_write_does_not_wait_and_the_next_lookup_sees_it(space: st
         assert await store.get(f"{space}:gone") is None
     finally:
         await store.close()
+
+
+async def test_a_redis_hit_of_the_same_bytes_reuses_its_entry_and_answers(tmp_path: Path, space: str) -> None:
+    store = RedisStore(RedisSettings(REDIS_URL, "test"))
+    upstream = Upstream(json_answer())
+    app, _, _ = app_with(tmp_path, store, space, upstream)
+    direct = redis.Redis.from_url(REDIS_URL)
+    try:
+        await post(app, CHAT)  # a miss, stored: remembered as written
+        (key,) = list(store._known)
+        first = store._known[key]
+        assert [(await post(app, CHAT)).body for _ in range(2)] == [ANSWER, ANSWER]
+        assert store._known[key] is first and first.made is not None and set(first.made) == {None}
+        streamed = await post(app, {**CHAT, "stream": True})
+        assert content_of_stream(streamed.body) == ("yo", None) and set(first.made) == {None, False}
+        # another writer (a replica) stores other bytes under the key: read and parsed anew
+        other = Entry(first.stored_at, first.usage, ANSWER.replace(b'"yo"', b'"hey"'))
+        direct.set(key, other.encode(), px=60_000)
+        assert content_of_stream((await post(app, {**CHAT, "stream": True})).body) == ("hey", None)
+        assert store._known[key] is not first and upstream.calls == 1
+    finally:
+        direct.close()
+        await store.close()

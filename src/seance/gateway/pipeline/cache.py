@@ -197,10 +197,11 @@ class Cache(Hook):
                 if events is None:
                     return None
                 answer = Answer(events, content_type=SSE, headers=HIT_HEADERS)
-            if self._local is not None:  # the entry lives on in this process: so does its answer
-                if made is None:
-                    made = entry.made = {}
-                made[kind] = answer
+            # the entry lives on in this process (the local store, or the Redis store's memory of
+            # what it read): so does its answer
+            if made is None:
+                made = entry.made = {}
+            made[kind] = answer
         ctx.cache_hit = True
         ctx.usage = entry.usage
         return answer

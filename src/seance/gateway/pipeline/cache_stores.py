@@ -4,9 +4,12 @@ shared Redis/Valkey (entries with a TTL, one round trip per lookup).
 Both take and give Entries under a string key; expiry is theirs. The local store keeps the Entry
 itself (a hit neither parses nor copies); Redis keeps its bytes. Storing never waits: a request's
 one round trip is its lookup, and its write is sent behind it without waiting for the reply
-(pipelined on the same connection, so a later lookup sees it). A Redis that does not answer makes
-every call a miss (the request goes on uncached): a WARNING says so once, and the next call after
-`RETRY_AFTER` seconds tries it again, so the cache comes back when the server does.
+(pipelined on the same connection, so a later lookup sees it). The Redis store remembers the
+entries it last read or wrote by their bytes: a hit whose value is the same bytes again reuses the
+Entry and the answers made of it, as the local store does, instead of parsing it again. A Redis
+that does not answer makes every call a miss (the request goes on uncached): a WARNING says so
+once, and the next call after `RETRY_AFTER` seconds tries it again, so the cache comes back when
+the server does.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from seance.gateway.pipeline.cache_answers import Entry
-from seance.gateway.resp import Client, ReplyError
+from seance.gateway.resp import Client, ReplyError, bulk
 from seance.gateway.shared_state import SOCKET_TIMEOUT
 
 if TYPE_CHECKING:
@@ -96,6 +99,13 @@ def _footprint(key: str, entry: Entry) -> int:
     return len(entry.body) + len(key) + ENTRY_OVERHEAD
 
 
+GET = b"*2\r\n$3\r\nGET\r\n"
+# SET key value PX ms, in one format (four bulk() calls and a join cost ~8k instructions a write)
+SET = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n$%d\r\n%b\r\n"
+# Entries remembered (RedisStore._known) while their values add up to at most this; then it starts again
+KNOWN_BYTES = 8 * 2**20
+
+
 class RedisStore:
     RETRY_AFTER = 1.0  # seconds a server that failed is left alone before it is tried again
 
@@ -111,6 +121,10 @@ class RedisStore:
         self._client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writing: set[asyncio.Task[None]] = set()
+        # key → the Entry last read or written there (its `raw`, the value's bytes): a read that
+        # gets the same bytes again is that Entry, answers made included (no parse, no Answer)
+        self._known: dict[str, Entry] = {}
+        self._known_bytes = 0
 
     def _redis(self) -> Client:
         loop = asyncio.get_running_loop()
@@ -128,27 +142,48 @@ class RedisStore:
         if self.down and self.clock() < self._retry_at:
             return None
         try:
-            value = await self._redis().call("GET", key)
+            value = await self._redis().request(GET + bulk(key))
         except ERRORS as exc:
             self._failed(exc)
             return None
-        self._answered()
-        return Entry.decode(value) if isinstance(value, bytes) else None
+        if self.down:
+            self._answered()
+        if type(value) is not bytes:
+            return None
+        known = self._known.get(key)
+        if known is not None and known.raw == value:
+            return known
+        entry = Entry.decode(value)
+        if entry is not None:
+            self._remember(key, entry, value)
+        return entry
+
+    def _remember(self, key: str, entry: Entry, value: bytes) -> None:
+        if self._known_bytes + len(value) > KNOWN_BYTES:
+            self._known.clear()
+            self._known_bytes = 0
+            if len(value) > KNOWN_BYTES:
+                return
+        self._known[key] = entry
+        self._known_bytes += len(value)
 
     def put(self, key: str, entry: Entry, ttl: float) -> None:
         if len(entry.body) > self.max_entry:
             return
-        command = ("SET", key, entry.encode(), "PX", max(1, int(ttl * 1000)))
-        if self._redis().send_nowait(command) or self.down:
+        value = entry.encode()
+        self._remember(key, entry, value)
+        name, ms = key.encode(), b"%d" % max(1, int(ttl * 1000))
+        command = SET % (len(name), name, len(value), value, len(ms), ms)
+        if self._redis().send_unanswered(command) or self.down:
             return  # sent; or the server failed: lookups try it again, a lost write is only a miss
         # not connected yet (only writes so far: no-cache requests): connect, then send
         task = asyncio.ensure_future(self._set(command))
         self._writing.add(task)  # a reference, or the loop may drop the task before it ends
         task.add_done_callback(self._writing.discard)
 
-    async def _set(self, command: tuple[str | bytes | int, ...]) -> None:
+    async def _set(self, command: bytes) -> None:
         try:
-            await self._redis().call(*command)
+            await self._redis().request(command)
         except ERRORS as exc:
             self._failed(exc)
             return
