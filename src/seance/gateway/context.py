@@ -147,6 +147,7 @@ class RequestContext:
     # set by the cache hook on a miss it may store: the answer's bytes as the client is sent them
     capture: list[bytes] | None = None
     cache_checked: bool = False  # the cache was looked up (a miss unless cache_hit): for metrics
+    cache_lookup: tuple[str, Any, Any] | None = None  # (key, controls, reply) sent by the cache's start
     # timings (perf_counter readings; None until they happen)
     upstream_sent: float | None = None  # the last try's request to the provider
     upstream_first_byte: float | None = None

@@ -228,6 +228,12 @@ class Client:
         self._connection: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
 
+    @property
+    def connected(self) -> bool:
+        """A connection is open: `request` sends at once (else it connects first, when awaited)."""
+        connection = self._connection
+        return connection is not None and not connection.closed and not connection.transport.is_closing()  # type: ignore[union-attr]
+
     def call(self, *args: Any) -> Awaitable[Any]:
         """The reply to a command given as its arguments."""
         return self.request(encode(args))

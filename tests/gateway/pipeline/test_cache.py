@@ -19,6 +19,7 @@ from tests.wire import load
 
 from seance.gateway.app import Gateway
 from seance.gateway.context import Caller, RequestContext
+from seance.gateway.errors import RateLimited
 from seance.gateway.formats.openai import Usage
 from seance.gateway.pipeline import Hook
 from seance.gateway.pipeline.cache import Cache, CacheConfig
@@ -521,4 +522,47 @@ async def test_a_redis_hit_of_the_same_bytes_reuses_its_entry_and_answers(tmp_pa
         assert store._known[key] is not first and upstream.calls == 1
     finally:
         direct.close()
+        await store.close()
+
+
+# --- one round trip: the Redis lookup goes out before the hooks ahead of the cache wait -----------
+
+
+class Ahead(Hook):
+    """A hook ahead of the cache whose `before` waits (as the rate limits' does on Redis): notes
+    whether the cache's lookup was already on its way then, and refuses when told to."""
+
+    def __init__(self) -> None:
+        self.in_flight: list[bool] = []
+        self.refuse = False
+
+    async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> None:
+        started = ctx.cache_lookup
+        self.in_flight.append(started is not None and started[2] is not None)
+        await asyncio.sleep(0)
+        if self.refuse:
+            raise RateLimited("over the limit")
+
+
+async def test_the_redis_lookup_shares_the_round_trip_of_the_hooks_ahead(
+    tmp_path: Path, space: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisStore(RedisSettings(REDIS_URL, "test"))
+    ahead = Ahead()
+    upstream = Upstream(json_answer())
+    cache = Cache(CacheConfig("test", namespace=space), store)
+    app, _ = make_app(tmp_path, CONFIG, upstream, [ahead, cache])
+    try:
+        first, second = await post(app, CHAT), await post(app, CHAT)
+        assert first.status == second.status == 200 and upstream.calls == 1  # a miss, stored; a hit
+        # the first request connects on its own (nothing to send early yet); from then on the
+        # lookup is sent before the hook ahead waits
+        assert ahead.in_flight == [False, True]
+        ahead.refuse = True
+        with caplog.at_level(logging.ERROR):
+            assert (await post(app, CHAT)).status == 429
+            await store.close()  # the lookup nobody awaited fails with its connection: not reported
+            await asyncio.sleep(0.05)
+        assert ahead.in_flight[-1] is True and not caplog.records
+    finally:
         await store.close()

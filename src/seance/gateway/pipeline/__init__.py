@@ -2,6 +2,8 @@
 
     on_request, in list order, when the request line and headers are in (before the body is read,
         so a request without a valid key costs no body read or parse): may refuse it
+    start, for the hooks that have one, once the body is read: sends what their `before` will
+        wait for (the cache's Redis lookup), so that round trips overlap instead of queueing
     before, in list order, once the body is read: each may refuse it (raise a GatewayError),
         answer it instead of the provider (return an Answer: a cache hit), or let it go on (None)
     after, in reverse order, once the last byte of the answer is sent (streams too), with the
@@ -15,7 +17,7 @@ left out of the list at start and costs nothing per request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +40,10 @@ class Hook:
     name: str = "hook"
     # reads ctx.usage of streams: the gateway then asks providers for it when the client did not
     needs_usage: bool = False
+    # a plain method called for every hook that has one, in list order, before the first `before`:
+    # it sends what its `before` will wait for (a lookup in Redis), so that the hooks' round trips
+    # overlap instead of following one another. None: the hook has nothing to send early.
+    start: Callable[[RequestContext, dict[str, Any] | None], None] | None = None
 
     async def on_request(self, ctx: RequestContext) -> None:
         """Called with the request line and headers only; refuses by raising a GatewayError."""
@@ -55,6 +61,7 @@ class Pipeline:
         self.hooks = tuple(hooks)
         self._on_request = tuple(h for h in self.hooks if type(h).on_request is not Hook.on_request)
         self._before = tuple(h for h in self.hooks if type(h).before is not Hook.before)
+        self._start = tuple(h.start for h in self._before if h.start is not None)
         self._after = tuple(h for h in reversed(self.hooks) if type(h).after is not Hook.after)
         self.needs_usage = any(h.needs_usage for h in self.hooks)
         # whether a stage has any hook at all: app.py skips an empty stage without an await
@@ -67,6 +74,8 @@ class Pipeline:
             await hook.on_request(ctx)
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        for start in self._start:
+            start(ctx, body)
         for hook in self._before:
             answer = await hook.before(ctx, body)
             if answer is not None:

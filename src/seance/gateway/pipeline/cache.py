@@ -16,9 +16,10 @@ Per request (LiteLLM's names): the body's `cache` object — `no-cache` (do not 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,8 +158,50 @@ class Cache(Hook):
         self._prefix = config.namespace + ":"
         # the in-process store is looked up directly: no coroutine to make and await
         self._local = store if isinstance(store, LocalStore) else None
+        self._remote = store if isinstance(store, RedisStore) else None
+        self.start = self._start if self._remote is not None else None
+
+    def _start(self, ctx: RequestContext, body: dict[str, Any] | None) -> None:
+        """The shared store's lookup, sent before any hook's `before` waits (Pipeline.before): it
+        then shares its round trip with the rate limits' instead of following it. Its reply is
+        awaited in `before`."""
+        found = self._key(ctx, body)
+        if found is not None:
+            key, controls = found
+            asked = self._remote.ask(key) if controls.lookup and self._remote is not None else None
+            ctx.cache_lookup = (key, controls, asked)
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        started = ctx.cache_lookup
+        if started is not None:
+            ctx.cache_lookup = None
+            key, controls, asked = started
+        elif self.start is not None:
+            return None  # `start` found nothing to look up or store
+        else:
+            found = self._key(ctx, body)
+            if found is None:
+                return None
+            key, controls = found
+            asked = None
+        assert body is not None
+        if controls.lookup:
+            ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
+            local = self._local
+            entry = local.find(key) if local is not None else await self._get(key, asked)
+            if entry is not None and (answer := self._hit(ctx, entry, body, controls)) is not None:
+                return answer
+        if controls.store:
+            capture = ctx.capture = _Capture()
+            capture.key, capture.ttl = key, controls.ttl or self.config.ttl
+        return None
+
+    def _get(self, key: str, asked: Awaitable[Any] | None) -> Awaitable[Entry | None]:
+        return self.store.get(key) if self._remote is None else self._remote.get(key, asked)
+
+    def _key(self, ctx: RequestContext, body: dict[str, Any] | None) -> tuple[str, Controls] | None:
+        """The request's key in the store and its controls (the header is added); None when it is
+        neither looked up nor stored."""
         endpoint = ctx.route.name
         if body is None or endpoint not in self.config.endpoints or (ctx.stream and endpoint == "messages"):
             return None  # an Anthropic stream is not replayed (yet): neither looked up nor stored
@@ -170,17 +213,7 @@ class Cache(Hook):
             return None
         digest = key_of(ctx, body)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
-        key = self._prefix + digest if controls.namespace is None else f"{controls.namespace}:{digest}"
-        if controls.lookup:
-            ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
-            local = self._local
-            entry = local.find(key) if local is not None else await self.store.get(key)
-            if entry is not None and (answer := self._hit(ctx, entry, body, controls)) is not None:
-                return answer
-        if controls.store:
-            capture = ctx.capture = _Capture()
-            capture.key, capture.ttl = key, controls.ttl or self.config.ttl
-        return None
+        return (self._prefix + digest if controls.namespace is None else f"{controls.namespace}:{digest}"), controls
 
     def _hit(self, ctx: RequestContext, entry: Entry, body: dict[str, Any], controls: Controls) -> Answer | None:
         if controls.max_age is not None and self.clock() - entry.stored_at > controls.max_age:
@@ -207,6 +240,9 @@ class Cache(Hook):
         return answer
 
     async def after(self, ctx: RequestContext) -> None:
+        if ctx.cache_lookup is not None:  # sent, then an earlier hook refused the request: drop the reply
+            _drop(ctx.cache_lookup[2])
+            ctx.cache_lookup = None
         capture = ctx.capture
         if not isinstance(capture, _Capture) or ctx.status != 200 or ctx.error is not None or not capture:
             return
@@ -217,6 +253,14 @@ class Cache(Hook):
         else:
             body = b"".join(capture)  # one part, given back as it is: no copy
         self.store.put(capture.key, Entry(self.clock(), ctx.usage, body), capture.ttl)  # too large: not kept
+
+
+def _drop(asked: Awaitable[Any] | None) -> None:
+    """A lookup's reply nobody will await: its failure, if it fails, is not reported as unretrieved."""
+    if isinstance(asked, asyncio.Future):
+        asked.add_done_callback(lambda future: future.cancelled() or future.exception())
+    elif asyncio.iscoroutine(asked):
+        asked.close()
 
 
 def key_of(ctx: RequestContext, body: Mapping[str, Any]) -> str:

@@ -18,8 +18,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from seance.gateway.pipeline.cache_answers import Entry
 from seance.gateway.resp import Client, ReplyError, bulk
@@ -138,11 +138,22 @@ class RedisStore:
             self._client.close()
             self._client = None
 
-    async def get(self, key: str) -> Entry | None:
-        if self.down and self.clock() < self._retry_at:
+    def ask(self, key: str) -> Awaitable[Any] | None:
+        """Send the lookup now, its reply to be awaited by `get(key, asked)`; None when it cannot
+        go at once (no connection yet, or the server is being left alone): `get` then does it all."""
+        client = self._redis()
+        if not client.connected or (self.down and self.clock() < self._retry_at):
             return None
+        return client.request(GET + bulk(key))
+
+    async def get(self, key: str, asked: Awaitable[Any] | None = None) -> Entry | None:
+        """The entry under `key`; `asked`: the reply of `ask(key)`, sent earlier (Cache.start)."""
+        if asked is None:
+            if self.down and self.clock() < self._retry_at:
+                return None
+            asked = self._redis().request(GET + bulk(key))
         try:
-            value = await self._redis().request(GET + bulk(key))
+            value = await asked
         except ERRORS as exc:
             self._failed(exc)
             return None
