@@ -124,7 +124,7 @@ class SpendLog:
         if len(self.pending) > MAX_PENDING:
             dropped = self.pending[: len(self.pending) - MAX_PENDING]
             del self.pending[: len(dropped)]
-            self._settle(dropped)
+            self._settle(_totals(dropped))
             log.error("spend log: %d rows dropped: the database has not taken any for too long", len(dropped))
 
     def unwritten_for(self, scope: str) -> float:
@@ -172,9 +172,10 @@ class SpendLog:
         if not batch:
             return True
         del self.pending[: len(batch)]
+        totals = _totals(batch)
         try:
             async with self._engine().begin() as db:
-                await write(db, [row for row, _ in batch] if self.rows else [], _totals(batch))
+                await write(db, [row for row, _ in batch] if self.rows else [], totals)
         except Exception as exc:  # the database's errors are many; each means "later"
             self.pending[:0] = batch
             if not self._failing:
@@ -185,21 +186,19 @@ class SpendLog:
         if self._failing:
             log.warning("spend log: the database is back; writing the rows kept")
             self._failing = False
-        self._settle(batch)
+        self._settle(totals)
         self.written += len(batch)
         return True
 
-    def _settle(self, batch: Batch) -> None:
+    def _settle(self, totals: Mapping[str, float]) -> None:
+        """What was written (or dropped) is no longer unwritten: a batch's totals, scope by scope."""
         unwritten = self.unwritten
-        for row, scopes in batch:
-            cost = row.spend
-            if cost:
-                for scope in scopes:
-                    left = unwritten.get(scope, 0.0) - cost
-                    if left > 1e-12:
-                        unwritten[scope] = left
-                    else:
-                        unwritten.pop(scope, None)
+        for scope, cost in totals.items():
+            left = unwritten.get(scope, 0.0) - cost
+            if left > 1e-12:
+                unwritten[scope] = left
+            else:
+                unwritten.pop(scope, None)
 
 
 def _totals(batch: Batch) -> dict[str, float]:
