@@ -341,14 +341,16 @@ async def test_stream_chunks_arrive_as_sent() -> None:
         pool.close()
 
 
+BIG = bytes(range(256)) * (4 * 2**20 // 256)  # an answer larger than what the reader buffers
+
+
+async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+    await read_request(reader, server)
+    writer.write(answer(BIG))
+    await writer.drain()
+
+
 async def test_a_big_stream_is_paused_while_the_reader_is_behind() -> None:
-    body = bytes(range(256)) * (4 * 2**20 // 256)
-
-    async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        await read_request(reader, server)
-        writer.write(answer(body))
-        await writer.drain()
-
     async with serve(big) as server:
         pool = Pool(origin(server))
         response = await pool.request("GET", "/", {}, None, Timeout(connect=1, read=5))
@@ -358,20 +360,13 @@ async def test_a_big_stream_is_paused_while_the_reader_is_behind() -> None:
         assert response._buffered <= BUFFER_LIMIT + 2**18  # what backpressure bounds
         while chunk := await response.next_chunk():
             digest.update(chunk)
-        assert digest.digest() == hashlib.sha256(body).digest()
+        assert digest.digest() == hashlib.sha256(BIG).digest()
         pool.close()
 
 
 async def test_a_reader_behind_for_longer_than_the_read_timeout_is_not_timed_out() -> None:
     """The server is silent because the gateway stopped reading (its client is slow), not because
     it is stuck: the read timeout waits for the reader."""
-    body = bytes(range(256)) * (4 * 2**20 // 256)
-
-    async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
-        await read_request(reader, server)
-        writer.write(answer(body))
-        await writer.drain()
-
     async with serve(big) as server:
         pool = Pool(origin(server))
         response = await pool.request("GET", "/", {}, None, Timeout(connect=1, read=0.2))
@@ -379,7 +374,7 @@ async def test_a_reader_behind_for_longer_than_the_read_timeout_is_not_timed_out
         await asyncio.sleep(0.6)  # three read timeouts' worth, paused
         while chunk := await response.next_chunk():
             received += chunk
-        assert received == body
+        assert received == BIG
         pool.close()
 
 
