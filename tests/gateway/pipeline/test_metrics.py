@@ -26,6 +26,7 @@ from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.pipeline.auth import Auth
 from seance.gateway.pipeline.cache import Cache, CacheConfig
 from seance.gateway.pipeline.cache_stores import LocalStore
+from seance.gateway.pipeline import metrics as metrics_hook_module
 from seance.gateway.pipeline.metrics import MetricsHook
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse, MockTransport
@@ -124,6 +125,22 @@ def test_the_request_path_counts_are_pushed_before_each_scrape(tmp_path: Path) -
     assert counted(app) == 2
     assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
     assert value(scrape(app), "litellm_proxy_total_requests_metric_total", requested_model="gpt") == 3
+
+
+def test_a_series_without_a_push_for_long_pushes_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The latencies are kept one by one until a push: with no push coming, they must not grow
+    without bound, so a series pushes itself every PUSH_AFTER requests."""
+    monkeypatch.setattr(metrics_hook_module, "PUSH_AFTER", 3)
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
+    for _ in range(3):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    assert not counted(app)
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    assert counted(app) == 3  # the fourth request pushed what its series held, then counted itself
+    (hook,) = (h for h in app.pipeline.hooks if isinstance(h, MetricsHook))
+    (series,) = hook._series.values()
+    assert len(series.latency.amounts) == len(series.api_latency.amounts) == 1  # type: ignore[union-attr]
+    assert value(scrape(app), "litellm_request_total_latency_metric_count", requested_model="gpt") == 4
 
 
 @asynccontextmanager
