@@ -153,8 +153,10 @@ def past_soft_budget(ledger: Ledger, entry: Entry) -> None:
 
 
 def over_budget(ledger: Ledger, budgets: Iterable[Budget]) -> GatewayError | None:
+    base, added = ledger.base, ledger.added  # Ledger.spent, inline: every request of a key with a budget
     for budget in budgets:
-        spent = ledger.spent(budget.scope)
+        scope = budget.scope
+        spent = base.get(scope, 0.0) + added.get(scope, 0.0)
         if spent >= budget.max_budget:
             limit = budget.max_budget
             return BudgetExceeded(
