@@ -46,6 +46,8 @@ class Spend(Hook):
         prompt, completion, cached = (0, 0, 0) if usage is None else (
             usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)  # fmt: skip
         fields = ctx.gateway_fields
+        endpoint = ctx.route.name  # (ctx.endpoint and ctx.duration, read without their properties' calls)
+        ended = ctx.ended
         # tuple.__new__ makes the same SpendRow in C; the NamedTuple's own __new__ takes its 25
         # arguments in Python (~1 us a row). The order is SpendRow's (a test checks the fields).
         row = tuple.__new__(SpendRow, (
@@ -54,7 +56,7 @@ class Spend(Hook):
             # of the primary key's B-tree instead of anywhere in it (a random id cost 10 % more)
             hex(time.time_ns())[2:] + self.tag + hex(0x100000000 | next(self.count) & 0xFFFFFFFF)[3:],
             ctx.id,
-            CALL_TYPES.get(ctx.endpoint, ctx.endpoint),
+            CALL_TYPES.get(endpoint, endpoint),
             key,
             caller.key_alias,
             caller.user_id,
@@ -71,7 +73,7 @@ class Spend(Hook):
             prompt + completion,
             ctx.cost or 0.0,
             ctx.started_at,
-            ctx.started_at + (ctx.duration or 0.0),
+            ctx.started_at + (ended - ctx.received if ended is not None else 0.0),
             "success" if 200 <= ctx.status < 400 else "failure",
             ctx.status,
             ctx.cache_hit,
