@@ -23,10 +23,10 @@ from seance.gateway.context import Caller, RequestContext
 from seance.gateway.errors import RateLimited
 from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import Answer, Hook
+from seance.gateway.pipeline import metrics as metrics_hook_module
 from seance.gateway.pipeline.auth import Auth
 from seance.gateway.pipeline.cache import Cache, CacheConfig
 from seance.gateway.pipeline.cache_stores import LocalStore
-from seance.gateway.pipeline import metrics as metrics_hook_module
 from seance.gateway.pipeline.metrics import MetricsHook
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse, MockTransport

@@ -96,4 +96,3 @@ class KeyAuth(Auth):
             if budget is not None and (exceeded := over_budget(self.ledger, (budget,))) is not None:
                 raise exceeded
         return None
-

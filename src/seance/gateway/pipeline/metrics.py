@@ -80,9 +80,7 @@ class _Seen:
 
     __slots__ = ("cache_hit", "cache_miss", "caller", "deployment", "requested", "series", "watched")
 
-    def __init__(
-        self, caller: Caller | None, deployment: Deployment | None, series: _Series, requested: str
-    ) -> None:
+    def __init__(self, caller: Caller | None, deployment: Deployment | None, series: _Series, requested: str) -> None:
         self.caller, self.deployment, self.series, self.requested = caller, deployment, series, requested
         self.cache_hit: Count | None = None
         self.cache_miss: Count | None = None
@@ -193,7 +191,9 @@ class MetricsHook(Hook):
         requested = known.requested
         count = self._cache.get((hit, requested))
         if count is None:
-            count = self._cache[(hit, requested)] = Count(self.metrics.cache.labels("hit" if hit else "miss", requested))
+            count = self._cache[(hit, requested)] = Count(
+                self.metrics.cache.labels("hit" if hit else "miss", requested)
+            )
         if hit:
             known.cache_hit = count
         else:
