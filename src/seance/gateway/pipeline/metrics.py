@@ -108,10 +108,16 @@ class MetricsHook(Hook):
         self._deployments: dict[str, _Watched] = {}
         metrics.pushers.append(self.push)
 
-    async def on_request(self, ctx: RequestContext) -> None:
+    def on_request_now(self, ctx: RequestContext) -> None:
         self.in_flight.amount += 1
 
+    async def on_request(self, ctx: RequestContext) -> None:
+        self.on_request_now(ctx)
+
     async def after(self, ctx: RequestContext) -> None:
+        self.after_now(ctx)
+
+    def after_now(self, ctx: RequestContext) -> None:
         route = ctx.route
         if route is not routes.NOT_FOUND and ctx.method == route.method:  # on_request ran: in flight
             self.in_flight.amount -= 1

@@ -37,6 +37,9 @@ class Spend(Hook):
         self._scopes: dict[int, tuple[Caller, tuple[str, ...]]] = {}
 
     async def after(self, ctx: RequestContext) -> None:
+        self.after_now(ctx)
+
+    def after_now(self, ctx: RequestContext) -> None:
         caller = ctx.caller
         if caller is None or ctx.model is None:  # refused before it was a model request
             return
