@@ -168,3 +168,13 @@ def test_a_cached_key_is_checked_without_a_read() -> None:
     cache.entries[hash_key("sk-old")] = keys.Entry(caller, expires=1.0, loaded=float("inf"))
     with pytest.raises(Unauthorized, match="expired"):
         cache.cached(b"sk-old")
+
+
+def test_the_request_paths_sha256_is_hashlibs() -> None:
+    """keys._sha256 (CPython's own SHA-256 where it exists: cheaper than OpenSSL's for a key) must
+    give the digest that is stored: hashlib's."""
+    import hashlib
+
+    for key in (b"", b"sk-1234", b"sk-" + bytes(range(256)) * 3):
+        assert keys._sha256(key).hexdigest() == hashlib.sha256(key).hexdigest()
+    assert hash_key("sk-1234") == hashlib.sha256(b"sk-1234").hexdigest()
