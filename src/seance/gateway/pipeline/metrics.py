@@ -145,11 +145,14 @@ class MetricsHook(Hook):
             series.latency.observe(ended - ctx.received)
         if series.rate_limited is not None and deployment is None:
             series.rate_limited.amount += 1  # refused by the gateway, not by a provider
-        if ctx.cache_hit:
+        # (each read once: a context attribute a request did not set is a class default, read by the
+        # generic attribute lookup, as the fields of Usage, a dataclass with defaults, are)
+        hit = ctx.cache_hit
+        if hit:
             (known.cache_hit or self._cache_count(known, True)).amount += 1
         elif ctx.cache_checked:
             (known.cache_miss or self._cache_count(known, False)).amount += 1
-        if deployment is None or ctx.cache_hit:
+        if deployment is None or hit:
             return
         # the provider's part
         if ended is not None and ctx.upstream_sent is not None:
@@ -158,11 +161,13 @@ class MetricsHook(Hook):
                 series.ttft.observe(ctx.client_first_byte - ctx.received)
         usage = ctx.usage
         if usage is not None:
-            series.input_tokens.amount += usage.prompt_tokens
-            series.output_tokens.amount += usage.completion_tokens
-            series.total_tokens.amount += usage.prompt_tokens + usage.completion_tokens
-        if ctx.cost:
-            series.spend.amount += ctx.cost
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+            series.input_tokens.amount += prompt
+            series.output_tokens.amount += completion
+            series.total_tokens.amount += prompt + completion
+        cost = ctx.cost
+        if cost:
+            series.spend.amount += cost
         watched = known.watched
         if watched is None:
             watched = known.watched = self._deployments.get(deployment.id) or self._watch(deployment)

@@ -49,6 +49,7 @@ class Spend(Hook):
         prompt, completion, cached = (0, 0, 0) if usage is None else (
             usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)  # fmt: skip
         fields = ctx.gateway_fields
+        end_user = ctx.end_user  # (read once: unset, it is a class default, read by the generic lookup)
         endpoint = ctx.route.name  # (ctx.endpoint and ctx.duration, read without their properties' calls)
         ended = ctx.ended
         # tuple.__new__ makes the same SpendRow in C; the NamedTuple's own __new__ takes its 25
@@ -65,7 +66,7 @@ class Spend(Hook):
             caller.user_id,
             caller.team_id,
             caller.org_id,
-            ctx.end_user,
+            end_user,
             ctx.model,
             deployment.model_name if deployment is not None else ctx.model,
             deployment.id if deployment is not None else None,
@@ -84,8 +85,8 @@ class Spend(Hook):
             "{}" if fields is NOTHING else json_text(_metadata(fields)),
         ))  # fmt: skip
         scopes = self._scopes_of(caller, key)
-        if ctx.end_user:
-            scopes += (f"end_user:{ctx.end_user}",)
+        if end_user:
+            scopes += (f"end_user:{end_user}",)
         self.log.add(row, scopes)
 
     def _scopes_of(self, caller: Caller, key: str) -> tuple[str, ...]:
