@@ -233,6 +233,34 @@ def test_upstream_failures_and_cooldowns(tmp_path: Path) -> None:
     assert states == {"one": 2.0, "two": 0.0}
 
 
+def test_interleaved_models_and_outcomes_land_in_their_own_series(tmp_path: Path) -> None:
+    """The hook finds a request's series by comparing it with the last request's first: requests
+    that alternate models and outcomes must still each count in their own."""
+
+    def answer_or_fail(call: UpstreamRequest) -> MockResponse:
+        return MockResponse(500, b'{"error":{"message":"down"}}') if "broken" in call.url else MockResponse(200, ANSWER)
+
+    config = {
+        "model_list": [
+            deployment("gpt", "openai/gpt-4o"),
+            deployment("mini", "openai/gpt-4o-mini", api_base="http://broken.test"),
+        ],
+        "router_settings": {"num_retries": 0},
+    }
+    app = metered(tmp_path, config, answer_or_fail)
+    statuses: list[int] = []
+    for model in ("gpt", "mini", "gpt", "gpt", "mini", "gpt"):
+        statuses.append(request(app, "POST", "/v1/chat/completions", {**CHAT, "model": model}).status)
+    failed = statuses[1]
+    assert statuses == [200, failed, 200, 200, failed, 200] and failed >= 500
+    got = scrape(app)
+    total = "litellm_proxy_total_requests_metric_total"
+    assert value(got, total, requested_model="gpt", status_code="200") == 4
+    assert value(got, total, requested_model="mini", status_code=str(failed)) == 2
+    assert value(got, total, requested_model="mini", status_code="200") == 0
+    assert value(got, "litellm_input_tokens_metric_total", requested_model="gpt") == 4 * 7
+
+
 class Refuse(Hook):
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         raise RateLimited("5 requests a minute", headers={"retry-after": "60"})
