@@ -150,8 +150,15 @@ class Strategy:
     def answered(self, deployment: Deployment, began: float, result: object) -> None:
         """A try that `started` at `began` answered: done now, or a stream when its last chunk is
         in (or it is closed)."""
-        if isinstance(result, Reply):
-            self.finished(deployment, began, result.usage, ok=True)
+        if isinstance(result, Reply):  # the usual answer: `finished` inline (a call less a request)
+            stats = self.stats.get(deployment.id) or self._stats(deployment)
+            if stats.in_flight:
+                stats.in_flight -= 1
+            if self.times:
+                _average(stats, self.clock() - began)
+            usage = result.usage
+            if usage is not None:
+                stats.tokens += usage.prompt_tokens + usage.completion_tokens
         elif isinstance(result, Stream):
             translator = result.translator
             result.chunks = self.watch(deployment, began, result.chunks, lambda: translator.usage)
