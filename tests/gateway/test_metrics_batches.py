@@ -44,3 +44,18 @@ def test_a_histogram_of_other_buckets_is_observed_at_once() -> None:
     assert isinstance(other, Observed)
     other.observe(1.5)
     assert registry.get_sample_value("o_bucket", {"le": "2.0"}) == 1
+
+
+def test_a_tally_keeps_observing_after_a_push() -> None:
+    """`observe` is bound to the list of amounts: a push must empty that list, not replace it."""
+    registry = CollectorRegistry()
+    batched = tally(Histogram("h", "h", registry=registry, buckets=LATENCY_BUCKETS))
+    batched.observe(0.3)
+    batched.push()
+    batched.observe(2.0)
+    batched.observe(0.001)
+    batched.push()
+    batched.push()  # nothing new: nothing added
+    assert registry.get_sample_value("h_count") == 3
+    assert registry.get_sample_value("h_bucket", {"le": "0.005"}) == 1
+    assert registry.get_sample_value("h_sum") == 0.3 + (2.0 + 0.001)  # each push adds its own sum

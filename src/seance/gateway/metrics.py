@@ -266,39 +266,48 @@ def setter(series: Any) -> Callable[[float], None]:
 
 
 class Count:
-    """What was added to a counter's (or a gauge's) series since the last push: `amount += n`."""
+    """What was added to a counter's (or a gauge's) series since the last push: `amount += n`.
+
+    The amount starts as the int 0, not 0.0: most counts add ints (requests, tokens), and int + int
+    is the interpreter's specialized addition where float + int takes the generic path (~200
+    instructions each, five or six a request). prometheus_client adds it to its float the same."""
 
     __slots__ = ("_add", "amount")
 
     def __init__(self, series: Any) -> None:
-        self.amount = 0.0
+        self.amount: float = 0
         self._add = adder(series)
 
     def push(self) -> None:
         if self.amount:
             self._add(self.amount)
-            self.amount = 0.0
+            self.amount = 0
 
 
 class Tally:
-    """What a histogram's series observed since the last push: a count per bucket and their sum."""
+    """What a histogram's series observed since the last push: the amounts themselves, binned into
+    its buckets at the push. `observe` is the list's own append (C, no Python frame, no bisect on
+    the request path: ~2,000 instructions a request less for the two latencies than a method that
+    binned at once); the push bins them in the same order, so the sum is the same float."""
 
-    __slots__ = ("_buckets", "_sum", "counts", "sum")
+    __slots__ = ("_buckets", "_sum", "amounts", "observe")
 
     def __init__(self, buckets: list[Callable[[float], None]], total: Callable[[float], None]) -> None:
-        self.counts = [0] * len(LATENCY_BUCKETS)
-        self.sum = 0.0
+        self.amounts: list[float] = []
+        self.observe: Callable[[float], None] = self.amounts.append
         self._buckets, self._sum = buckets, total
 
-    def observe(self, amount: float) -> None:
-        self.counts[bisect.bisect_left(LATENCY_BUCKETS, amount)] += 1  # the first bucket that holds it
-        self.sum += amount
-
     def push(self) -> None:
-        if not any(self.counts):
+        amounts = self.amounts
+        if not amounts:
             return
-        counts, total = self.counts, self.sum
-        self.counts, self.sum = [0] * len(LATENCY_BUCKETS), 0.0
+        counts = [0] * len(LATENCY_BUCKETS)
+        total = 0.0
+        bucket_of = bisect.bisect_left
+        for amount in amounts:
+            counts[bucket_of(LATENCY_BUCKETS, amount)] += 1  # the first bucket that holds it
+            total += amount
+        del amounts[:]  # emptied in place: `observe` is bound to this list
         for inc, count in zip(self._buckets, counts, strict=True):
             if count:
                 inc(count)  # buckets hold their own count; a scrape sums them

@@ -23,6 +23,7 @@ from seance.gateway.context import Caller, RequestContext
 from seance.gateway.errors import RateLimited
 from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import Answer, Hook
+from seance.gateway.pipeline import metrics as metrics_hook_module
 from seance.gateway.pipeline.auth import Auth
 from seance.gateway.pipeline.cache import Cache, CacheConfig
 from seance.gateway.pipeline.cache_stores import LocalStore
@@ -126,6 +127,22 @@ def test_the_request_path_counts_are_pushed_before_each_scrape(tmp_path: Path) -
     assert value(scrape(app), "litellm_proxy_total_requests_metric_total", requested_model="gpt") == 3
 
 
+def test_a_series_without_a_push_for_long_pushes_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The latencies are kept one by one until a push: with no push coming, they must not grow
+    without bound, so a series pushes itself every PUSH_AFTER requests."""
+    monkeypatch.setattr(metrics_hook_module, "PUSH_AFTER", 3)
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
+    for _ in range(3):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    assert not counted(app)
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    assert counted(app) == 3  # the fourth request pushed what its series held, then counted itself
+    (hook,) = (h for h in app.pipeline.hooks if isinstance(h, MetricsHook))
+    (series,) = hook._series.values()
+    assert len(series.latency.amounts) == len(series.api_latency.amounts) == 1  # type: ignore[union-attr]
+    assert value(scrape(app), "litellm_request_total_latency_metric_count", requested_model="gpt") == 4
+
+
 @asynccontextmanager
 async def serving(app: Gateway) -> AsyncIterator[None]:
     """The app's lifespan, as uvicorn drives it: startup, then shutdown on the way out."""
@@ -214,6 +231,34 @@ def test_upstream_failures_and_cooldowns(tmp_path: Path) -> None:
     assert [(s.labels["model_id"], s.labels["exception_status"], s.value) for s in cooled] == [("one", "429", 1.0)]
     states = {s.labels["model_id"]: s.value for s in got["litellm_deployment_state"]}
     assert states == {"one": 2.0, "two": 0.0}
+
+
+def test_interleaved_models_and_outcomes_land_in_their_own_series(tmp_path: Path) -> None:
+    """The hook finds a request's series by comparing it with the last request's first: requests
+    that alternate models and outcomes must still each count in their own."""
+
+    def answer_or_fail(call: UpstreamRequest) -> MockResponse:
+        return MockResponse(500, b'{"error":{"message":"down"}}') if "broken" in call.url else MockResponse(200, ANSWER)
+
+    config = {
+        "model_list": [
+            deployment("gpt", "openai/gpt-4o"),
+            deployment("mini", "openai/gpt-4o-mini", api_base="http://broken.test"),
+        ],
+        "router_settings": {"num_retries": 0},
+    }
+    app = metered(tmp_path, config, answer_or_fail)
+    statuses: list[int] = []
+    for model in ("gpt", "mini", "gpt", "gpt", "mini", "gpt"):
+        statuses.append(request(app, "POST", "/v1/chat/completions", {**CHAT, "model": model}).status)
+    failed = statuses[1]
+    assert statuses == [200, failed, 200, 200, failed, 200] and failed >= 500
+    got = scrape(app)
+    total = "litellm_proxy_total_requests_metric_total"
+    assert value(got, total, requested_model="gpt", status_code="200") == 4
+    assert value(got, total, requested_model="mini", status_code=str(failed)) == 2
+    assert value(got, total, requested_model="mini", status_code="200") == 0
+    assert value(got, "litellm_input_tokens_metric_total", requested_model="gpt") == 4 * 7
 
 
 class Refuse(Hook):

@@ -5,6 +5,7 @@ provider reported them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from tests.gateway.asgi_client import deployment, make_app, request
 from tests.wire import load
 
+from seance.gateway import routes
 from seance.gateway.context import RequestContext
 from seance.gateway.pipeline import Answer, Hook, Pipeline
 from seance.gateway.upstream import UpstreamRequest
@@ -234,3 +236,37 @@ def test_without_such_a_hook_the_stream_is_forwarded_as_sent(tmp_path: Path) -> 
     result = request(app, "POST", "/v1/chat/completions", body)
     assert transport.requests[0].body == body.replace(b'"gpt"', b'"gpt-4o"')  # no stream_options added
     assert result.body == exchange.response_body
+
+
+def test_a_plain_stage_is_called_without_a_coroutine_and_its_failure_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`on_request_now` / `after_now`: called as plain methods, in the list's order (after: reversed),
+    between the async ones; a plain after that raises is logged like an async one."""
+    events: list[str] = []
+
+    class Plain(Hook):
+        name = "plain"
+
+        def on_request_now(self, ctx: RequestContext) -> None:
+            events.append("plain on_request")
+
+        def after_now(self, ctx: RequestContext) -> None:
+            events.append("plain after")
+            raise RuntimeError("boom")
+
+    class Waiting(Hook):
+        async def on_request(self, ctx: RequestContext) -> None:
+            events.append("waiting on_request")
+
+        async def after(self, ctx: RequestContext) -> None:
+            events.append("waiting after")
+
+    pipeline = Pipeline([Plain(), Waiting()])
+    assert pipeline._on_request_calls[0][1] and not pipeline._on_request_calls[1][1]
+    ctx = RequestContext("r1", routes.NOT_FOUND, "POST", "/x")
+    asyncio.run(pipeline.on_request(ctx))
+    with caplog.at_level(logging.ERROR, logger="seance.gateway"):
+        asyncio.run(pipeline.after(ctx))
+    assert events == ["plain on_request", "waiting on_request", "waiting after", "plain after"]
+    assert "the plain hook failed after the answer" in caplog.text

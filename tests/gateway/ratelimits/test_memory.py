@@ -81,3 +81,25 @@ def test_take_counts_in_every_entry_or_in_none() -> None:
     assert store.windows["key:k"][1:] == [2, 14] and store.in_flight == {"key:k": 2}
     refused = store.acquire_now(entries, 7)
     assert not refused.admitted and refused.refused_by == 1 and refused.limit == "rpm"
+
+
+def test_one_scope_counts_as_several_do() -> None:
+    """take and release_now have a path of their own for a single entry (a key's limits): the same
+    counts, refusals and releases as the general one, which a second scope without limits makes."""
+    for extra in ((), (("team:none", None, None, None),)):
+        clock = Clock()
+        store = MemoryStore(clock)
+        entries: tuple[Entry, ...] = (("key:one", 3, 100, 2), *extra)
+        first = store.take(entries, 40)
+        second = store.take(entries, 40)
+        assert first is not None and second is not None
+        assert store.take(entries, 40) is None, extra  # parallel: 2 in flight
+        assert store.windows["key:one"][1:] == [2, 80] and store.in_flight["key:one"] == 2
+        store.release_now((store, entries, [(w[0], 0, 0, 0) for w in first], 40, "r1"), 10)
+        assert store.windows["key:one"][2] == 50 and store.in_flight["key:one"] == 1
+        assert store.take(entries, 60) is not None  # 110 tokens now, over the tpm for the next one
+        assert store.take(entries, 0) is None and store.acquire_now(entries, 0).limit == "rpm"
+        store.release_now((store, entries, [(w[0], 0, 0, 0) for w in second], 40, "r2"), 40)
+        clock.now += 61  # the window ended: the usage of an answer ending now opens the next one
+        store.release_now((store, entries, [(1000.0, 0, 0, 0)] * len(entries), 60, "r3"), 5)
+        assert store.windows["key:one"] == [clock.now, 0, 5] and "key:one" not in store.in_flight

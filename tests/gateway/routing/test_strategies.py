@@ -181,6 +181,22 @@ def test_a_deployment_knows_its_window_and_whether_it_has_limits() -> None:
     assert not dep("a").limited and dep("a", rpm=5).limited and dep("a", tpm=0).limited
 
 
+def test_a_reloaded_deployment_is_checked_against_its_new_limits() -> None:
+    """The counts of a deployment id carry over a reload; its limits are the new deployment's (the
+    strategy keeps them beside the counts: they are read again when the deployment object changes)."""
+    import dataclasses
+
+    clock = Clock()
+    s = strategy("simple-shuffle", clock, pre_call_checks=True)
+    old = dep("d", rpm=2)
+    s.started(old), s.started(old)
+    assert s._used_up(old)
+    new = dataclasses.replace(old, rpm=5)
+    assert new.limited and not s._used_up(new) and s.stats["d"].rpm == 5
+    assert s._used_up(dataclasses.replace(old, rpm=2))  # the same two requests counted
+    assert dataclasses.replace(old, info={"max_input_tokens": 7}).max_input == 7
+
+
 def test_pre_call_checks_on_a_group_of_one() -> None:
     clock = Clock()
     s = strategy("simple-shuffle", clock, pre_call_checks=True)

@@ -145,3 +145,36 @@ async def test_a_read_begun_before_a_change_is_not_cached(tmp_path: Path, db_env
         cache._read = slow  # type: ignore[method-assign]
         assert (await cache.verified(key.encode())).caller is not None
         assert cache.get(hash_key(key)) is None
+
+
+def test_a_cached_key_is_checked_without_a_read() -> None:
+    """`cached`, the request path's way in: None when the key is not cached (then `verified` reads
+    it), else the same checks as `verified`: unknown, blocked and expired keys are refused."""
+    from seance.gateway.context import Caller
+    from seance.gateway.errors import GatewayError, Unauthorized
+
+    cache = keys.KeyCache(lambda: None, keys.Ledger(), lambda scope: 0.0)  # type: ignore[arg-type,return-value]
+    assert cache.cached(b"sk-never-seen") is None
+    caller = Caller("virtual_key", key_hash=hash_key("sk-ok"))
+    cache.entries[hash_key("sk-ok")] = ok = keys.Entry(caller, loaded=float("inf"))
+    assert cache.cached(b"sk-ok") is ok
+    cache.unknown[hash_key("sk-nobody")] = keys.Entry(None, loaded=float("inf"))
+    with pytest.raises(Unauthorized, match="invalid API key"):
+        cache.cached(b"sk-nobody")
+    blocked = GatewayError("this key (b) is blocked", status=401, code="key_blocked")
+    cache.entries[hash_key("sk-blocked")] = keys.Entry(caller, refusal=blocked, loaded=float("inf"))
+    with pytest.raises(GatewayError, match="blocked"):
+        cache.cached(b"sk-blocked")
+    cache.entries[hash_key("sk-old")] = keys.Entry(caller, expires=1.0, loaded=float("inf"))
+    with pytest.raises(Unauthorized, match="expired"):
+        cache.cached(b"sk-old")
+
+
+def test_the_request_paths_sha256_is_hashlibs() -> None:
+    """keys._sha256 (CPython's own SHA-256 where it exists: cheaper than OpenSSL's for a key) must
+    give the digest that is stored: hashlib's."""
+    import hashlib
+
+    for key in (b"", b"sk-1234", b"sk-" + bytes(range(256)) * 3):
+        assert keys._sha256(key).hexdigest() == hashlib.sha256(key).hexdigest()
+    assert hash_key("sk-1234") == hashlib.sha256(b"sk-1234").hexdigest()

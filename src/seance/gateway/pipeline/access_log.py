@@ -16,6 +16,9 @@ class AccessLog(Hook):
         self.writer = writer
 
     async def after(self, ctx: RequestContext) -> None:
+        self.after_now(ctx)
+
+    def after_now(self, ctx: RequestContext) -> None:
         duration = ctx.duration or 0.0
         deployment = ctx.deployment.id if ctx.deployment is not None else None
         fields = {

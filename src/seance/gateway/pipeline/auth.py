@@ -70,7 +70,8 @@ class KeyAuth(Auth):
         if not presented:
             await super().on_request(ctx)  # its messages: missing key, or anonymous
             return
-        entry = await self.keys.verified(presented)
+        keys = self.keys
+        entry = keys.cached(presented) or await keys.verified(presented)  # (hashed again on a miss only)
         if entry.budgets and (exceeded := over_budget(self.ledger, entry.budgets)) is not None:
             raise exceeded
         if entry.soft_budget is not None and not entry.warned:
@@ -95,4 +96,3 @@ class KeyAuth(Auth):
             if budget is not None and (exceeded := over_budget(self.ledger, (budget,))) is not None:
                 raise exceeded
         return None
-

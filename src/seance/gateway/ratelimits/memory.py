@@ -33,6 +33,24 @@ class MemoryStore:
         included. Else None, and nothing is counted."""
         now = self.clock()
         windows, in_flight = self.windows, self.in_flight
+        if len(entries) == 1:  # one scope's limits (a key's, usually): the loops below, without lists
+            name, rpm, tpm, parallel = entries[0]
+            window = windows.get(name)
+            if window is None or now - window[0] >= WINDOW:
+                window = [now, 0, 0]
+            if (rpm is not None and window[1] >= rpm) or (tpm is not None and window[2] >= tpm):
+                return None
+            if parallel is not None:
+                flying = in_flight.get(name, 0)
+                if flying >= parallel:
+                    return None
+                in_flight[name] = flying + 1
+            window[1] += 1
+            window[2] += estimate
+            windows[name] = window
+            if len(windows) > self._sweep_at:
+                self._sweep(now)
+            return [window]
         found: list[list[float]] = []
         for name, rpm, tpm, parallel in entries:  # every entry is checked before any is counted
             window = windows.get(name)
@@ -94,6 +112,20 @@ class MemoryStore:
         now = self.clock()
         windows, in_flight = self.windows, self.in_flight
         _, entries, counts, estimate, _ = held
+        if len(entries) == 1:  # one scope's limits: the loop below, once
+            name, _, _, parallel = entries[0]
+            window = windows.get(name)
+            if window is not None and now - window[0] < WINDOW:
+                window[2] += used - estimate if window[0] == counts[0][0] else used
+            elif used:
+                windows[name] = [now, 0, used]
+            if parallel is not None:
+                left = in_flight.get(name, 0) - 1
+                if left > 0:
+                    in_flight[name] = left
+                else:
+                    in_flight.pop(name, None)
+            return
         i = 0
         for name, _, _, parallel in entries:
             window = windows.get(name)
