@@ -135,28 +135,42 @@ def test_the_sqlite_adapters_bind_what_the_driver_bound_before() -> None:
 
 
 async def test_a_backlog_is_written_in_one_flush_of_few_statements(tmp_path: Path) -> None:
-    """Under load a flush's cost is its round trips to the database thread and the GIL hand-offs
-    back from a busy event loop, hardly its rows: a writer that took BATCH rows a flush, and an
-    executemany that hands the GIL back once a row, fell behind the requests, and the backlog
-    grew the RSS (report of the rss branch). 3 batches' worth go in one flush, 1 + 4 statements."""
+    """Under load a flush's cost is its hand-offs between the event loop and the database's
+    thread, hardly its rows: a writer that took BATCH rows a flush, an executemany that hands the
+    GIL back once a row, and then a statement a hop through a busy event loop each fell behind the
+    requests, and the backlog grew the RSS. 3 batches' worth go in one flush, in a few multi-row
+    statements, done in the writer's own thread in one hand-off."""
     config = tmp_path / "config.yaml"
     config.write_text("model_list: [{model_name: m, litellm_params: {model: openai/m}}]\n")
     engine = find_database(load_settings(config, {"SEANCE_DB": str(tmp_path / "x.db")}, announce=False)).engine()
-    statements: list[tuple[str, bool]] = []  # (statement, executemany): one step a row when True
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[5])))
     n = 3 * spend.BATCH + 17
     try:
         await migrate(engine)
         log = SpendLog(lambda: engine, Ledger())
+        log.add(_row("f" * 32), ("key:" + "ab" * 32,))
+        assert await log.flush()  # the writer's thread and connection are made
+        writer = log._sqlite
+        assert writer is not None and writer._db is not None
+        statements: list[str] = []
+        writer._db.set_trace_callback(statements.append)
+        hops = 0
+        real = writer._executor.submit
+
+        def counted(*args: object, **kwargs: object) -> object:
+            nonlocal hops
+            hops += 1
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        writer._executor.submit = counted  # type: ignore[method-assign]
         for i in range(n):
             log.add(_row(f"{i:032x}"), ("key:" + "ab" * 32,))
-        statements.clear()
         assert await log.flush()
-        assert log.pending == [] and log.written == n
-        inserts = [many for statement, many in statements if statement.startswith("INSERT")]
-        assert len(inserts) <= n // 256 + 15 + 15 and not any(inserts)
+        assert log.pending == [] and log.written == n + 1
+        inserts = [statement for statement in statements if statement.startswith("INSERT")]
+        assert n // 256 <= len(inserts) <= n // 256 + 3 + 3 + 3 and hops == 1
+        await log.close()
         async with engine.connect() as db:
-            assert (await db.execute(sa.select(sa.func.count()).select_from(tables.spend_logs))).scalar() == n
+            assert (await db.execute(sa.select(sa.func.count()).select_from(tables.spend_logs))).scalar() == n + 1
     finally:
         await engine.dispose()
 

@@ -16,6 +16,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import orjson
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seance.gateway.store import tables
+from seance.gateway.store.database import CONNECT_TIMEOUT
 from seance.gateway.store.keys import Ledger, member_ids
 
 log = logging.getLogger("seance.gateway")
@@ -109,6 +111,8 @@ class SpendLog:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failing = False
+        self._sqlite: SqliteWriter | None = None  # a SQLite file's writer, made at the first flush
+        self._sqlite_checked = False
 
     def add(self, row: SpendRow, scopes: tuple[str, ...]) -> None:
         """Called by the spend hook after each request: no I/O."""
@@ -150,6 +154,9 @@ class SpendLog:
                 break
         if self.pending:
             log.error("spend log: %d rows could not be written before the stop", len(self.pending))
+        if self._sqlite is not None:
+            await self._sqlite.close()
+            self._sqlite, self._sqlite_checked = None, False
 
     async def _run(self) -> None:
         backoff = self.interval
@@ -173,9 +180,14 @@ class SpendLog:
             return True
         del self.pending[: len(batch)]
         totals = _totals(batch)
+        rows = [row for row, _ in batch] if self.rows else []
         try:
-            async with self._engine().begin() as db:
-                await write(db, [row for row, _ in batch] if self.rows else [], totals)
+            sqlite_writer = self._sqlite_writer()
+            if sqlite_writer is not None:
+                await sqlite_writer.write(rows, totals)
+            else:
+                async with self._engine().begin() as db:
+                    await write(db, rows, totals)
         except Exception as exc:  # the database's errors are many; each means "later"
             self.pending[:0] = batch
             if not self._failing:
@@ -189,6 +201,15 @@ class SpendLog:
         self._settle(totals)
         self.written += len(batch)
         return True
+
+    def _sqlite_writer(self) -> SqliteWriter | None:
+        if not self._sqlite_checked:
+            self._sqlite_checked = True
+            url = getattr(self._engine(), "url", None)
+            file = url.database if url is not None and url.get_backend_name() == "sqlite" else None
+            if file and file != ":memory:":
+                self._sqlite = SqliteWriter(file)
+        return self._sqlite
 
     def _settle(self, totals: Mapping[str, float]) -> None:
         """What was written (or dropped) is no longer unwritten: a batch's totals, scope by scope."""
@@ -277,6 +298,56 @@ async def _in_turns(rows: list[SpendRow]) -> AsyncIterator[SpendRow]:
 
 
 Statement = tuple[str, list[tuple[Any, ...]]]  # SQL, and the arguments of each execution
+
+
+class SqliteWriter:
+    """The spend log's writes to a SQLite file: each in one hand-off to a thread of its own, with
+    its own connection (WAL, as the engine's), the whole transaction done there.
+
+    Through the engine (aiosqlite) every statement of a flush was a round trip between that
+    thread and the event loop, and under load each return waited behind the requests' callbacks:
+    at c=64 (12,500 requests a second, one worker) a flush took up to 919 ms and 11,602 rows,
+    the rows waiting meanwhile held ~23 MB more RSS, and the loop paid for every hop."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seance-spend")
+        self._db: sqlite3.Connection | None = None  # made, used and closed in the thread only
+
+    async def write(self, rows: list[SpendRow], totals: Mapping[str, float]) -> None:
+        totals_sql = _totals_sql(totals, time.time(), _TOTALS_SQL["sqlite"])
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, rows, totals_sql)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)
+
+    def _write(self, rows: list[SpendRow], totals_sql: list[Statement]) -> None:
+        db = self._db
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=CONNECT_TIMEOUT, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._db = db
+        db.execute("BEGIN IMMEDIATE")  # the write lock at once: no upgrade from a read to wait on
+        try:
+            start = 0
+            for size in _SIZES:
+                while len(rows) - start >= size:
+                    db.execute(_SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(rows[start : start + size])))
+                    start += size
+            for statement, arguments in totals_sql:
+                db.executemany(statement, arguments)
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 def _totals_sql(totals: Mapping[str, float], now: float, statements: Mapping[str, str]) -> list[Statement]:
