@@ -46,6 +46,7 @@ from report import (
     flaky_table,
     limits_bars,
     medians,
+    paired,
     ratios_table,
     results_table,
     servers_table,
@@ -190,7 +191,7 @@ def start_upstream(sup: Supervisor, work: Path) -> Running:
     return Running("direct", base, proc, direct=True)
 
 
-def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Measurement]:
+def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[list[Measurement]]:
     """Start every target, then measure scenario by scenario across the targets, so the runs a
     ratio compares are seconds apart, not minutes, on a machine whose other load shifts."""
     upstream = start_upstream(sup, paths.work)
@@ -215,11 +216,12 @@ def run_all(args: argparse.Namespace, paths: Paths, sup: Supervisor) -> list[Mea
             continue
         print(f"{name} started, RSS {rss_mb(target.proc.pid):.0f} MB", flush=True)
         running.append(target)
+    rounds = []
     for number in range(1, args.rounds + 1):
         if args.rounds > 1:
             print(f"round {number} of {args.rounds}", flush=True)
-        measurements += measure_round(args, paths, running, profiler)
-    return medians(measurements)
+        rounds.append(measurements + measure_round(args, paths, running, profiler))  # (with what did not start)
+    return rounds
 
 
 def measure_round(
@@ -243,8 +245,12 @@ def measure_round(
     return measurements
 
 
-def render(args: argparse.Namespace, measurements: list[Measurement], started: float) -> tuple[str, bool]:
+def render(args: argparse.Namespace, rounds: list[list[Measurement]], started: float) -> tuple[str, bool]:
+    """The tables show each figure's median over the rounds; a bar that compares two targets is
+    judged round by round (`paired`), its median round standing."""
+    measurements = medians([m for one in rounds for m in one])
     results = Results(measurements)
+    each_round = [Results(one) for one in rounds]
     titles = {s.key: s.title for s in [*SCENARIOS, *CACHE_SCENARIOS]}
     bars = check_bars(results)
     load1, _, _ = os.getloadavg()
@@ -289,20 +295,22 @@ def render(args: argparse.Namespace, measurements: list[Measurement], started: f
         if limited in args.targets and "seance" in args.targets:
             title = f"Rate limits: {limited} vs seance (none)"
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this=limited)
-            text += "\n\n" + bars_table(limits_bars(results, limited))
-            bars += limits_bars(results, limited)
+            these = paired(limits_bars, each_round, limited)
+            text += "\n\n" + bars_table(these)
+            bars += these
     if any(t in args.targets for t in ALL_FEATURES_TARGETS):
         title = "Issue 10, all features on (limits, cache, metrics): vs seance (none) and LiteLLM configured the same"
         text += f"\n\n## {title}\n\n" + all_features_table(results, keys, titles)
         if "seance" in args.targets:  # the bars are against the bare gateway of the same run
-            text += "\n\n" + bars_table(all_features_bars(results))
-            bars += all_features_bars(results)
+            these = paired(all_features_bars, each_round)
+            text += "\n\n" + bars_table(these)
+            bars += these
     for vkey in VIRTUAL_KEY_TARGETS:
         if vkey in args.targets and "seance" in args.targets:
             title = f"Virtual key: {vkey} (a /key/generate key, spend logged) vs seance (the master key)"
             text += f"\n\n## {title}\n\n" + compare_table(results, keys, titles, "seance", this=vkey)
     if any(t in args.targets for t in VIRTUAL_KEY_TARGETS) and "seance-nodb" in args.targets:
-        vkey_bars = virtual_key_bars(results)
+        vkey_bars = paired(virtual_key_bars, each_round)
         for vkey, store in zip(VIRTUAL_KEY_TARGETS, ("SQLite", "PostgreSQL"), strict=True):
             if vkey in args.targets:
                 title = f"Issue 9: {vkey}, a virtual key with spend logs in {store}, vs the bare gateway (seance-nodb)"
@@ -358,7 +366,7 @@ def main(argv: list[str]) -> int:
         if args.baseline:
             extract_baseline(args.baseline, paths)
         print(f"load average {os.getloadavg()[0]:.2f}; logs and configs in {paths.work}", flush=True)
-        measurements = run_all(args, paths, sup)
+        rounds = run_all(args, paths, sup)
     except BenchError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
@@ -367,7 +375,7 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         sup.stop_all()
-    text, all_good = render(args, measurements, started)
+    text, all_good = render(args, rounds, started)
     (paths.work / "results.md").write_text(text)
     print("\n" + text)
     print(f"Written to {paths.work / 'results.md'}")

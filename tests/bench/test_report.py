@@ -1,3 +1,5 @@
+import pytest
+
 from load import LoadResult
 from report import (
     Measurement,
@@ -7,6 +9,7 @@ from report import (
     check_bars,
     flaky_table,
     medians,
+    paired,
     results_table,
     servers_table,
     virtual_key_bars,
@@ -183,3 +186,19 @@ def test_servers_table_lists_only_runs_that_used_a_database() -> None:
     table = servers_table(Results(runs), {"chat-c64": "chat c=64"})
     assert "seance-vkey-pg | 0.012 | 0.080" in table and "seance-nodb" not in table
     assert servers_table(Results(runs[:1]), {}) == ""
+
+
+def test_paired_bars_take_each_rounds_ratio_and_stand_on_the_median_round() -> None:
+    def round_of(vkey: float, nodb: float) -> Results:
+        return Results([
+            Measurement("seance-vkey", "chat-c64", _load(vkey), 0.08, 60),
+            Measurement("seance-nodb", "chat-c64", _load(nodb), 0.06, 60),
+        ])  # fmt: skip
+
+    # medians of each target (12,338 / 15,385 = 80.2 %) would mix rounds; the rounds' own ratios
+    # are 85.8 %, 84.0 % and 80.0 %
+    rounds = [round_of(13888, 16179), round_of(12338, 14693), round_of(12313, 15385)]
+    bars = {bar.title: bar for bar in paired(virtual_key_bars, rounds)}
+    bar = bars["seance-vkey: chat c=64 throughput vs seance-nodb"]
+    assert bar.value == pytest.approx(12338 / 14693 * 100) and bar.verdict == "FAIL"
+    assert paired(virtual_key_bars, rounds[:1]) == virtual_key_bars(rounds[0])
