@@ -15,7 +15,7 @@ import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -242,15 +242,8 @@ async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, 
     if db.dialect.driver == "asyncpg":
         await _write_postgres(db, rows, totals_sql)
         return
-    # SQLite: many rows a statement. sqlite3's executemany steps once a row and releases the GIL
-    # around each step, and under load every row then waits for a busy event loop to hand it back.
-    # Statements of 256, 64, 16, 4 and 1 rows: a few GIL hand-offs a batch, five statements cached.
-    start = 0
-    for size in _SIZES:
-        while len(rows) - start >= size:
-            chunk = rows[start : start + size]
-            await db.exec_driver_sql(_SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(chunk)))
-            start += size
+    for statement, values in _sqlite_inserts(rows, _SIZES):  # (in-memory SQLite: SqliteWriter writes files)
+        await db.exec_driver_sql(statement, values)
     for statement, arguments in totals_sql:
         await db.exec_driver_sql(statement, arguments)
 
@@ -274,6 +267,17 @@ _SQLITE_INSERTS = {
     )
     for size in _SIZES
 }
+
+
+def _sqlite_inserts(rows: list[SpendRow], sizes: tuple[int, ...]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """The rows as multi-row INSERTs of these sizes, largest first (each statement text cached).
+    sqlite3's executemany steps once a row and releases the GIL around each step, and under load
+    every row then waited for a busy event loop to hand it back: a few statements a batch instead."""
+    start = 0
+    for size in sizes:
+        while len(rows) - start >= size:
+            yield _SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(rows[start : start + size]))
+            start += size
 
 
 async def _write_postgres(db: AsyncConnection, rows: list[SpendRow], totals_sql: list[Statement]) -> None:
@@ -340,12 +344,9 @@ class SqliteWriter:
             self._db = db
         db.execute("BEGIN IMMEDIATE")  # the write lock at once: no upgrade from a read to wait on
         try:
-            start = 0
-            for size in _WRITER_SIZES:
-                while len(rows) - start >= size:
-                    db.execute(_SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(rows[start : start + size])))
-                    start += size
-                    time.sleep(PACE)  # background work: spread over the flush, not one burst of CPU
+            for statement, values in _sqlite_inserts(rows, _WRITER_SIZES):
+                db.execute(statement, values)
+                time.sleep(PACE)  # background work: spread over the flush, not one burst of CPU
             for statement, arguments in totals_sql:
                 db.executemany(statement, arguments)
             db.execute("COMMIT")
