@@ -109,7 +109,7 @@ class GatewayProtocol(HttpToolsProtocol):
             running.message_event.set()
         for cycle in (self.cycle, running):
             if isinstance(cycle, GatewayCycle) and cycle.on_lost is not None and not cycle.response_complete:
-                cycle.on_lost()  # the app abandons its upstream call (or stream) at once
+                cycle.on_lost()  # the app abandons its upstream call (or stream) unless it ends soon
         super().connection_lost(exc)
 
     def _drop(self) -> None:

@@ -112,20 +112,6 @@ class MemoryStore:
         now = self.clock()
         windows, in_flight = self.windows, self.in_flight
         _, entries, counts, estimate, _ = held
-        if len(entries) == 1:  # one scope's limits: the loop below, once
-            name, _, _, parallel = entries[0]
-            window = windows.get(name)
-            if window is not None and now - window[0] < WINDOW:
-                window[2] += used - estimate if window[0] == counts[0][0] else used
-            elif used:
-                windows[name] = [now, 0, used]
-            if parallel is not None:
-                left = in_flight.get(name, 0) - 1
-                if left > 0:
-                    in_flight[name] = left
-                else:
-                    in_flight.pop(name, None)
-            return
         i = 0
         for name, _, _, parallel in entries:
             window = windows.get(name)
