@@ -165,11 +165,10 @@ class Cache(Hook):
         """The shared store's lookup, sent before any hook's `before` waits (Pipeline.before): it
         then shares its round trip with the rate limits' instead of following it. Its reply is
         awaited in `before`."""
-        found = self._key(ctx, body)
-        if found is not None:
+        found, remote = self._key(ctx, body), self._remote
+        if found is not None and remote is not None:  # (start is set only for the shared store)
             key, controls = found
-            asked = self._remote.ask(key) if controls.lookup and self._remote is not None else None
-            ctx.cache_lookup = (key, controls, asked)
+            ctx.cache_lookup = (key, controls, remote.ask(key) if controls.lookup else None)
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         started = ctx.cache_lookup
