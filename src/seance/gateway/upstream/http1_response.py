@@ -79,8 +79,8 @@ class Response:
         total: float | None,
         idle: float | None,
         reused: bool,
-        max_body: int = 128 * 2**20,
-        deadlines: Deadlines | None = None,
+        max_body: int,
+        deadlines: Deadlines,
     ) -> None:
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []  # as they come
@@ -106,7 +106,7 @@ class Response:
         self._deadline = start + total if total else None
         self._idle, self._last = idle, start
         self._not_before = 0.0  # while the consumer is behind, the timeouts wait
-        self._deadlines = deadlines or Deadlines()
+        self._deadlines = deadlines  # its pool's: one timer for all its answers in flight
         if self._deadline is not None or idle:
             self._deadlines.add(self, loop)
 
