@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import os
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import NOTHING, Caller, RequestContext
@@ -29,8 +30,8 @@ class Spend(Hook):
 
     def __init__(self, store: Store, master_key: str | None) -> None:
         self.log = store.spend
-        self.tag = os.urandom(4).hex()  # this process's, in every row id it makes
-        self.count = itertools.count()
+        self._new_process()
+        _HOOKS.add(self)  # forked workers (server.py) start their own row ids: _after_fork
         # LiteLLM logs the master key's requests under the key's hash too
         self.master_hash = hashlib.sha256(master_key.encode()).hexdigest() if master_key else "anonymous"
         # the caller's scopes, made once per Caller (cached keys keep theirs): key, team, user, …
@@ -55,10 +56,7 @@ class Spend(Hook):
         # tuple.__new__ makes the same SpendRow in C; the NamedTuple's own __new__ takes its 25
         # arguments in Python (~1 us a row). The order is SpendRow's (a test checks the fields).
         row = tuple.__new__(SpendRow, (
-            # time first (hex() of time_ns is 16 digits until the year 2554; format specs cost 3
-            # times as much), then the process's tag and a count: unique, and appended at the end
-            # of the primary key's B-tree instead of anywhere in it (a random id cost 10 % more)
-            hex(time.time_ns())[2:] + self.tag + hex(0x100000000 | next(self.count) & 0xFFFFFFFF)[3:],
+            self._row_id(),
             ctx.id,
             CALL_TYPES.get(endpoint, endpoint),
             key,
@@ -89,6 +87,24 @@ class Spend(Hook):
             scopes += (f"end_user:{end_user}",)
         self.log.add(row, scopes)
 
+    def _new_process(self) -> None:
+        """This process's row ids: its time (hex() of time_ns is 16 digits until the year 2554) and a
+        random tag, then a count."""
+        self.tag = os.urandom(4).hex()
+        self.prefix = hex(time.time_ns())[2:] + self.tag
+        self.count = itertools.count(1)
+
+    def _row_id(self) -> str:
+        """Unique and increasing: the process's prefix, then a count in 8 hex digits (32 characters in
+        all). A process's rows are appended at one place in the primary key's B-tree instead of
+        anywhere in it (a random id cost 10 % more). The time is read again only when the count
+        wraps: formatting it and the count for every row cost ~6k instructions (callgrind), the
+        count alone ~2k."""
+        count = next(self.count) & 0xFFFFFFFF
+        if not count:  # (2**32 rows later: a later time, so still increasing)
+            self.prefix = hex(time.time_ns())[2:] + self.tag
+        return self.prefix + hex(0x100000000 | count)[3:]
+
     def _scopes_of(self, caller: Caller, key: str) -> tuple[str, ...]:
         """The totals a caller's spend adds to: its key, team, user, membership, organization."""
         known = self._scopes.get(id(caller))
@@ -108,6 +124,19 @@ class Spend(Hook):
         made = tuple(scopes)
         self._scopes[id(caller)] = (caller, made)
         return made
+
+
+_HOOKS: weakref.WeakSet[Spend] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """A forked worker inherits its parent's hooks (the app is built before the fork): each must
+    make ids of its own, not the same prefix and count as its siblings."""
+    for hook in list(_HOOKS):
+        hook._new_process()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _tags(fields: Any, key_metadata: Any) -> list[str]:

@@ -1,0 +1,67 @@
+"""The spend hook's rows: one per model request, with a row id that is unique and increasing within
+a process, and different in each forked worker (the app is built before the fork)."""
+
+from __future__ import annotations
+
+import os
+
+from seance.gateway import routes
+from seance.gateway.context import RequestContext, new_request_id
+from seance.gateway.pipeline.auth import MASTER
+from seance.gateway.pipeline.spend import Spend
+from seance.gateway.store.keys import Ledger
+from seance.gateway.store.spend import SpendLog, SpendRow
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.spend = SpendLog(lambda: None, Ledger())  # type: ignore[arg-type,return-value]  # never written
+
+
+def _rows(hook: Spend, n: int) -> list[SpendRow]:
+    for _ in range(n):
+        ctx = RequestContext(new_request_id(), routes.CHAT, "POST", "/v1/chat/completions")
+        ctx.caller, ctx.model, ctx.status = MASTER, "gpt", 200
+        hook.after_now(ctx)
+    rows = [row for row, _ in hook.log.pending]
+    hook.log.pending.clear()
+    return rows
+
+
+def test_row_ids_are_unique_increasing_and_32_characters() -> None:
+    hook = Spend(_Store(), "sk-master")  # type: ignore[arg-type]
+    ids = [row.row_id for row in _rows(hook, 1000)]
+    assert len(set(ids)) == 1000
+    assert ids == sorted(ids)
+    assert {len(i) for i in ids} == {32}
+    other = Spend(_Store(), "sk-master")  # type: ignore[arg-type]  # another process's: its own tag
+    assert not set(ids) & {row.row_id for row in _rows(other, 1000)}
+
+
+def test_the_count_wrapping_keeps_the_ids_increasing() -> None:
+    hook = Spend(_Store(), "sk-master")  # type: ignore[arg-type]
+    before = _rows(hook, 1)[0].row_id
+    hook.count = iter([0xFFFFFFFF, 0x100000000, 0x100000001])  # type: ignore[assignment]
+    ids = [row.row_id for row in _rows(hook, 3)]
+    assert [before, *ids] == sorted([before, *ids])
+    assert len({before, *ids}) == 4
+    assert ids[1][:24] != before[:24]  # the wrap took a new time
+
+
+def test_a_forked_worker_makes_ids_of_its_own() -> None:
+    hook = Spend(_Store(), "sk-master")  # type: ignore[arg-type]
+    parent = [row.row_id for row in _rows(hook, 100)]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: its next 100 ids, to the parent
+        try:
+            os.write(write, "\n".join(row.row_id for row in _rows(hook, 100)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split("\n")
+    os.waitpid(pid, 0)
+    assert len(child) == 100
+    sibling = [row.row_id for row in _rows(hook, 100)]  # the parent goes on from where it was
+    assert not set(child) & set(parent + sibling)
