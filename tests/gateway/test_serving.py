@@ -64,6 +64,9 @@ ANSWERS: list[tuple[str, bool, int, list[tuple[bytes, bytes]], list[bytes]]] = [
     ("POST", True, 200, [(b"X-Custom", b"A"), (b"Transfer-Encoding", b"Chunked")], [b"ab", b""]),
     ("POST", True, 200, [(b"Connection", b"close"), (b"Content-Length", b"1"), (b"content-length", b"1")], [b"x"]),
     ("POST", True, 200, [(b"content-length", b"20000")], [b"e" * 20000]),  # written beside its head
+    ("POST", True, 200, [], [b"s" * 9000, b"", b"t", b"u" * 9000]),  # chunks large and small, one empty
+    ("POST", False, 200, [(b"content-type", b"text/event-stream")], [b"data: 1\n\n", b"v" * 9000, b""]),
+    ("HEAD", True, 200, [(b"transfer-encoding", b"chunked")], [b""]),
     ("POST", True, 200, [(b"transfer-encoding", b"chunked"), (b"content-length", b"3")], [b"abc", b""]),
 ]
 
