@@ -208,16 +208,14 @@ def read_usage(body: bytes) -> Usage | None:
     # priced apart (catalogue.Rates): prompt_tokens_details.cached_tokens (DeepSeek's older
     # prompt_cache_hit_tokens), completion_tokens_details.reasoning_tokens, and the cache writes
     # of Anthropic models behind an OpenAI-compatible API (OpenRouter)
-    cached = _count_after(body, b'"cached_tokens"', at)
-    if cached is None:
-        cached = _count_after(body, b'"prompt_cache_hit_tokens"', at)
-    return Usage(
-        prompt or 0,
-        completion or 0,
-        cached or 0,
-        _count_after(body, b'"cache_creation_input_tokens"', at) or 0,
-        _count_after(body, b'"reasoning_tokens"', at) or 0,
-    )
+    cached = written = None
+    if body.find(b"cache", at) != -1:  # the three cache counts are rare: one search spares three
+        cached = _count_after(body, b'"cached_tokens"', at)
+        if cached is None:
+            cached = _count_after(body, b'"prompt_cache_hit_tokens"', at)
+        written = _count_after(body, b'"cache_creation_input_tokens"', at)
+    reasoning = _count_after(body, b'"reasoning_tokens"', at)
+    return Usage(prompt or 0, completion or 0, cached or 0, written or 0, reasoning or 0)
 
 
 def _count_after(body: bytes, key: bytes, start: int) -> int | None:
