@@ -1,11 +1,11 @@
-"""providers/openai_compat.py: the usage of a pass-through answer too large to parse, searched for."""
+"""providers/openai_compat.py: what a pass-through keeps to read an answer's usage."""
 
 from __future__ import annotations
 
 import pytest
 
 from seance.gateway.formats.openai import Usage
-from seance.gateway.providers.openai_compat import read_usage
+from seance.gateway.providers.openai_compat import PassThroughStream, read_usage
 
 FLOATS = b'{"object":"list","data":[{"embedding":[0.1,-0.2]}],"model":"m",'
 
@@ -25,3 +25,15 @@ FLOATS = b'{"object":"list","data":[{"embedding":[0.1,-0.2]}],"model":"m",'
 )
 def test_the_usage_is_read_from_the_bytes(tail: bytes, usage: Usage | None) -> None:
     assert read_usage(FLOATS + tail) == usage
+
+
+@pytest.mark.parametrize("size", [1, 150, 5000, 20000])
+def test_a_stream_in_chunks_of_any_size_keeps_its_tail(size: int) -> None:
+    event = b'data: {"choices":[{"delta":{"content":"word "}}]}\n\n'
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":400}}\n\n'
+    stream = event * 400 + usage + b"data: [DONE]\n\n"
+    translator = PassThroughStream("openai")
+    out = b"".join(translator.feed(stream[at : at + size]) for at in range(0, len(stream), size))
+    assert out == stream and translator.close() == b""
+    assert translator.usage == Usage(3, 400)
+    assert sum(map(len, translator.kept)) <= 2 * PassThroughStream.TAIL + size  # never the whole stream

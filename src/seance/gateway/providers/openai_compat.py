@@ -125,20 +125,29 @@ class PassThroughStream(StreamTranslator):
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
-        self.tail = b""
+        # The chunks as they came, cut back to the last TAIL bytes once they hold twice that: joining
+        # each chunk to the tail and cutting it back copied up to 16 KB a chunk (an event is ~150
+        # bytes), now about one byte more a byte streamed.
+        self.kept: list[bytes] = []
+        self.kept_bytes = 0
 
     def feed(self, data: bytes) -> bytes:
-        self.tail = (self.tail + data)[-self.TAIL :]
+        self.kept.append(data)
+        self.kept_bytes += len(data)
+        if self.kept_bytes > 2 * self.TAIL:
+            self.kept = [b"".join(self.kept)[-self.TAIL :]]
+            self.kept_bytes = len(self.kept[0])
         return data
 
     def close(self) -> bytes:
-        self.usage = last_usage(self.tail)
-        end = self.tail.rstrip()
+        tail = b"".join(self.kept)[-self.TAIL :]
+        self.usage = last_usage(tail)
+        end = tail.rstrip()
         if end.endswith(b"[DONE]"):
             return b""
         last_event = end.rsplit(b"\n\n", 1)[-1]
         if b'"error"' in last_event:
-            return b"\n\n" if not self.tail.endswith(b"\n\n") else b""
+            return b"\n\n" if not tail.endswith(b"\n\n") else b""
         raise UpstreamError(f"{self.provider}: the stream ended before it was complete")
 
 
@@ -161,12 +170,12 @@ class UsageStrippingStream(PassThroughStream):
         events = data[: end + 2].split(b"\n\n")
         kept = [e for e in events[:-1] if not _usage_only(e)]
         out = b"".join(e + b"\n\n" for e in kept)
-        self.tail = (self.tail + data[: end + 2])[-self.TAIL :]
+        super().feed(data[: end + 2])  # kept for close(), as it came
         return out
 
     def close(self) -> bytes:
         tail = self.pending
-        self.tail = (self.tail + tail)[-self.TAIL :]
+        super().feed(tail)
         closing = super().close()
         return (b"" if _usage_only(tail.strip()) else tail) + closing
 
