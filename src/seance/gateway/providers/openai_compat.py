@@ -193,11 +193,19 @@ def last_usage(tail: bytes) -> Usage | None:
         return None
     start = tail.rfind(b"data:", 0, at)
     end = tail.find(b"\n", at)
+    if end == -1:
+        end = len(tail)
     if start != -1:
+        # The usage is a field of its event's object, most often the last: from it to the event's
+        # end is the rest of that object, parsed alone (the whole event, with its id, model and
+        # choices, cost ~3k instructions more). Nested deeper, it does not parse: the whole event.
         try:
-            event = orjson.loads(tail[start + 5 : end if end != -1 else len(tail)])
+            event = orjson.loads(b"{" + tail[at:end])
         except orjson.JSONDecodeError:
-            event = None
+            try:
+                event = orjson.loads(tail[start + 5 : end])
+            except orjson.JSONDecodeError:
+                event = None
         if isinstance(event, dict) and "usage" in event:
             return Usage.from_openai(event["usage"])
     return read_usage(tail)
