@@ -7,10 +7,11 @@ took, how it ended), so no hook reaches into another or into the handlers. Timin
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from os import urandom
+from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway.formats.openai import Usage
@@ -27,12 +28,13 @@ Headers = list[tuple[bytes, bytes]]
 def new_request_id() -> str:
     """A request id when the client sent none: a UUIDv7 (RFC 9562) in 32 hex digits, milliseconds
     since the epoch first. Time-ordered, so the spend log's request_id index grows at its end: a
-    random id put each insert anywhere in it and cost SQLite 9 us more a row (half of the row)."""
-    bits = os.urandom(10).hex()  # 74 random bits are used
-    return f"{time.time_ns() // 1_000_000:012x}7{bits[:3]}{_VARIANT[bits[3]]}{bits[4:19]}"
+    random id put each insert anywhere in it and cost SQLite 9 us more a row (half of the row).
+    Made as one 128-bit number (formatting its parts as text apart cost 1.7k instructions more)."""
+    return (time_ns() // 1_000_000 << 80 | int.from_bytes(urandom(10)) & _RANDOM | _VERSION).to_bytes(16).hex()
 
 
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # 0b10xx
+_RANDOM = ((1 << 80) - 1) ^ (0xF << 76) ^ (0x3 << 62)  # the 74 random bits of the 80 after the time
+_VERSION = 0x7 << 76 | 0b10 << 62  # version 7, variant 0b10
 
 
 class _Nothing(dict[str, Any]):

@@ -103,7 +103,7 @@ class Call:
         return bool(self.target.extra.get("drop_params")) if self.drop is None else self.drop
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # never changed, but not frozen: see formats/openai.py Usage
 class Reply:
     """A complete answer for the client, already in the client's format."""
 

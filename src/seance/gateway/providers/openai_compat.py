@@ -125,20 +125,29 @@ class PassThroughStream(StreamTranslator):
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
-        self.tail = b""
+        # The chunks as they came, cut back to the last TAIL bytes once they hold twice that: joining
+        # each chunk to the tail and cutting it back copied up to 16 KB a chunk (an event is ~150
+        # bytes), now about one byte more a byte streamed.
+        self.kept: list[bytes] = []
+        self.kept_bytes = 0
 
     def feed(self, data: bytes) -> bytes:
-        self.tail = (self.tail + data)[-self.TAIL :]
+        self.kept.append(data)
+        self.kept_bytes += len(data)
+        if self.kept_bytes > 2 * self.TAIL:
+            self.kept = [b"".join(self.kept)[-self.TAIL :]]
+            self.kept_bytes = len(self.kept[0])
         return data
 
     def close(self) -> bytes:
-        self.usage = last_usage(self.tail)
-        end = self.tail.rstrip()
+        tail = b"".join(self.kept)[-self.TAIL :]
+        self.usage = last_usage(tail)
+        end = tail.rstrip()
         if end.endswith(b"[DONE]"):
             return b""
         last_event = end.rsplit(b"\n\n", 1)[-1]
         if b'"error"' in last_event:
-            return b"\n\n" if not self.tail.endswith(b"\n\n") else b""
+            return b"\n\n" if not tail.endswith(b"\n\n") else b""
         raise UpstreamError(f"{self.provider}: the stream ended before it was complete")
 
 
@@ -161,12 +170,12 @@ class UsageStrippingStream(PassThroughStream):
         events = data[: end + 2].split(b"\n\n")
         kept = [e for e in events[:-1] if not _usage_only(e)]
         out = b"".join(e + b"\n\n" for e in kept)
-        self.tail = (self.tail + data[: end + 2])[-self.TAIL :]
+        super().feed(data[: end + 2])  # kept for close(), as it came
         return out
 
     def close(self) -> bytes:
         tail = self.pending
-        self.tail = (self.tail + tail)[-self.TAIL :]
+        super().feed(tail)
         closing = super().close()
         return (b"" if _usage_only(tail.strip()) else tail) + closing
 
@@ -184,11 +193,19 @@ def last_usage(tail: bytes) -> Usage | None:
         return None
     start = tail.rfind(b"data:", 0, at)
     end = tail.find(b"\n", at)
+    if end == -1:
+        end = len(tail)
     if start != -1:
+        # The usage is a field of its event's object, most often the last: from it to the event's
+        # end is the rest of that object, parsed alone (the whole event, with its id, model and
+        # choices, cost ~3k instructions more). Nested deeper, it does not parse: the whole event.
         try:
-            event = orjson.loads(tail[start + 5 : end if end != -1 else len(tail)])
+            event = orjson.loads(b"{" + tail[at:end])
         except orjson.JSONDecodeError:
-            event = None
+            try:
+                event = orjson.loads(tail[start + 5 : end])
+            except orjson.JSONDecodeError:
+                event = None
         if isinstance(event, dict) and "usage" in event:
             return Usage.from_openai(event["usage"])
     return read_usage(tail)
@@ -208,16 +225,14 @@ def read_usage(body: bytes) -> Usage | None:
     # priced apart (catalogue.Rates): prompt_tokens_details.cached_tokens (DeepSeek's older
     # prompt_cache_hit_tokens), completion_tokens_details.reasoning_tokens, and the cache writes
     # of Anthropic models behind an OpenAI-compatible API (OpenRouter)
-    cached = _count_after(body, b'"cached_tokens"', at)
-    if cached is None:
-        cached = _count_after(body, b'"prompt_cache_hit_tokens"', at)
-    return Usage(
-        prompt or 0,
-        completion or 0,
-        cached or 0,
-        _count_after(body, b'"cache_creation_input_tokens"', at) or 0,
-        _count_after(body, b'"reasoning_tokens"', at) or 0,
-    )
+    cached = written = None
+    if body.find(b"cache", at) != -1:  # the three cache counts are rare: one search spares three
+        cached = _count_after(body, b'"cached_tokens"', at)
+        if cached is None:
+            cached = _count_after(body, b'"prompt_cache_hit_tokens"', at)
+        written = _count_after(body, b'"cache_creation_input_tokens"', at)
+    reasoning = _count_after(body, b'"reasoning_tokens"', at)
+    return Usage(prompt or 0, completion or 0, cached or 0, written or 0, reasoning or 0)
 
 
 def _count_after(body: bytes, key: bytes, start: int) -> int | None:

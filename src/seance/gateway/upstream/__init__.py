@@ -11,7 +11,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # never changed, but not frozen: see formats/openai.py Usage
 class UpstreamRequest:
     method: str
     url: str

@@ -46,6 +46,7 @@ CONTROLS = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _NAMES: dict[str, bool] = {}  # header names seen, checked: whether they are sent
 MAX_NAMES = 1024
+MAX_HEADS = 256  # per pool: the request heads kept, one per deployment and operation in practice
 
 
 @functools.cache
@@ -204,6 +205,9 @@ class Pool:
         self.waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self.sweeper: asyncio.TimerHandle | None = None
         self.deadlines = Deadlines()  # the timeouts of the responses in flight
+        # (method, target, *headers) -> the head without its length; keeps the provider keys that
+        # the deployments hold anyway
+        self.heads: dict[tuple[object, ...], bytes] = {}
         self.closed = False
 
     async def request(
@@ -234,14 +238,27 @@ class Pool:
         raise ConnectionClosed("the connection closed before the answer began")
 
     def _head(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
+        # Everything but the length is the same for every request of one deployment: made and
+        # checked once (making it each time was ~4k instructions, 1 % of a pass-through request:
+        # bench/instructions.py), then found again by its parts.
+        key = (method, target, *headers.items())
+        fixed = self.heads.get(key)
+        if fixed is None:
+            fixed = self._fixed(method, target, headers)
+            if len(self.heads) < MAX_HEADS:
+                self.heads[key] = fixed
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            return fixed + b"content-length: %d\r\n\r\n" % (len(body) if body else 0)
+        return fixed + b"\r\n"
+
+    def _fixed(self, method: str, target: str, headers: Mapping[str, str]) -> bytes:
+        """The head of a request without its Content-Length and its last line end."""
         # Adapters quote what they put in a URL and build the headers; this is the last line of
         # defence: a space, CR, LF or NUL would end the request line or a header and let the rest
         # be read as another header or another request.
         if not target.startswith("/") or " " in target or "#" in target or "\t" in target:
             raise InvalidRequest("the upstream URL has a character a request line cannot carry")
         lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"content-length: {len(body) if body else 0}")
         if "accept-encoding" not in headers:
             lines.append("accept-encoding: identity")
         names = _NAMES
@@ -255,7 +272,7 @@ class Pool:
                     names[name] = sent
             if sent:
                 lines.append(f"{name}: {value}")
-        lines.append("\r\n")
+        lines.append("")
         try:
             head = "\r\n".join(lines).encode("latin-1")
         except UnicodeEncodeError:
@@ -263,7 +280,7 @@ class Pool:
         # No control character but the line ends put here, in the target or any value: counted in
         # one C pass over the head (a regular expression per value cost 40 instructions a
         # character, 1-2 % of a request: bench/instructions.py).
-        if len(head) - len(head.translate(None, CONTROLS)) != 2 * len(lines):
+        if len(head) - len(head.translate(None, CONTROLS)) != 2 * (len(lines) - 1):
             self._refuse_controls(target, headers)
         return head
 

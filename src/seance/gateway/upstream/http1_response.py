@@ -44,6 +44,7 @@ class _Connection(Protocol):
 
 
 FRAMING = frozenset({b"content-length", b"transfer-encoding", b"content-encoding"})
+FRAMING_LENGTHS = frozenset(map(len, FRAMING))
 
 
 class Deadlines:
@@ -187,9 +188,12 @@ class Response:
         self.status = status
         framing: dict[bytes, bytes] = {}  # the headers that say how the body comes
         for name, value in self.raw_headers:
-            name = name.lower()
-            if name in FRAMING:
-                framing[name] = framing[name] + b", " + value if name in framing else value
+            # only a name of a framing header's length is put in lower case: a provider's answer
+            # has 15-25 headers (rate limits, request ids, CDN), and each lower() made a copy
+            if len(name) in FRAMING_LENGTHS:
+                name = name.lower()
+                if name in FRAMING:
+                    framing[name] = framing[name] + b", " + value if name in framing else value
         self._declared = framing.get(b"content-length", b"")
         self._until_close = (
             b"content-length" not in framing and b"transfer-encoding" not in framing and status not in (204, 304)
