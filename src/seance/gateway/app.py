@@ -213,7 +213,10 @@ class Gateway:
         if ctx.method != route.method:
             raise GatewayError(f"{ctx.path} accepts {route.method}", status=405, code="method_not_allowed")
         if self.pipeline.has_on_request:
-            await self.pipeline.on_request(ctx)
+            if self.pipeline.on_request_plain:
+                self.pipeline.on_request_now(ctx)
+            else:
+                await self.pipeline.on_request(ctx)
         if not route.body:
             if self.pipeline.has_before and (answer := await self.pipeline.before(ctx, None)) is not None:
                 await send_bytes(send, ctx, answer.status, answer.body, answer.content_type)

@@ -270,3 +270,20 @@ def test_a_plain_stage_is_called_without_a_coroutine_and_its_failure_is_logged(
         asyncio.run(pipeline.after(ctx))
     assert events == ["plain on_request", "waiting on_request", "waiting after", "plain after"]
     assert "the plain hook failed after the answer" in caplog.text
+
+
+def test_a_stage_of_plain_hooks_only_runs_without_its_own_coroutine() -> None:
+    """The master key's check never waits: with it (and metrics) alone, app.py calls the stage as a
+    plain method. A virtual key may wait for the database: with KeyAuth the stage is awaited."""
+    from types import SimpleNamespace
+
+    from seance.gateway.pipeline.auth import Auth, KeyAuth
+
+    assert Pipeline([Auth("sk-m", False)]).on_request_plain
+    store = SimpleNamespace(keys=None, ledger=None)  # (not used here: KeyAuth only keeps it)
+    keyed = Pipeline([Auth("sk-m", False), KeyAuth("sk-m", False, store)])  # type: ignore[arg-type]
+    assert not keyed.on_request_plain and keyed._on_request_calls[1][1] is False
+    ctx = RequestContext("r1", routes.CHAT, "POST", "/v1/chat/completions")
+    ctx.credential = b"Bearer sk-wrong"
+    with pytest.raises(Exception, match="invalid API key"):
+        Pipeline([Auth("sk-m", False)]).on_request_now(ctx)

@@ -29,7 +29,7 @@ def parse(raw: bytes, endpoint: str) -> dict[str, Any]:
     if not isinstance(value, kinds) or (kinds == (list,) and not value):
         what = "is missing" if value is None else f"must be {description}"
         raise BadRequest(f"'{name}' {what}", param=name)
-    if name == "messages":  # (a loop: all() over a generator costs ~1k instructions more a request)
+    if name == "messages" and isinstance(value, list):  # (a loop: all() over a generator cost ~1k more)
         for message in value:
             if not isinstance(message, dict):
                 raise BadRequest("every item of 'messages' must be an object", param="messages")

@@ -94,8 +94,16 @@ class Pipeline:
         self.needs_usage = any(h.needs_usage for h in self.hooks)
         # whether a stage has any hook at all: app.py skips an empty stage without an await
         self.has_on_request = bool(self._on_request)
+        # every on_request hook's is plain (the master key alone, metrics): app.py then calls
+        # on_request_now, without the stage's own coroutine
+        self.on_request_plain = all(now for _, now in self._on_request_calls)
         self.has_before = bool(self._before)
         self.has_after = bool(self._after)
+
+    def on_request_now(self, ctx: RequestContext) -> None:
+        """on_request when `on_request_plain`."""
+        for call, _ in self._on_request_calls:
+            call(ctx)
 
     async def on_request(self, ctx: RequestContext) -> None:
         for call, now in self._on_request_calls:

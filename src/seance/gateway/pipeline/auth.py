@@ -27,6 +27,9 @@ class Auth(Hook):
         self.allow_no_auth = allow_no_auth
 
     async def on_request(self, ctx: RequestContext) -> None:
+        self.on_request_now(ctx)
+
+    def on_request_now(self, ctx: RequestContext) -> None:
         if not ctx.route.auth:
             return
         if self.master_key is None:
@@ -54,6 +57,9 @@ class KeyAuth(Auth):
     key cache: `store/keys.py`). `before` checks what needs the body: the model (the key's models)
     and the end user's budget (the request's `user`)."""
 
+    # waits for the database for a key not in the key cache: the awaited stage, not Auth's plain one
+    on_request_now = Hook.on_request_now
+
     def __init__(self, master_key: str | None, allow_no_auth: bool, store: Store) -> None:
         super().__init__(master_key, allow_no_auth)
         self.store = store
@@ -68,7 +74,7 @@ class KeyAuth(Auth):
             ctx.caller = MASTER
             return
         if not presented:
-            await super().on_request(ctx)  # its messages: missing key, or anonymous
+            Auth.on_request_now(self, ctx)  # its messages: missing key, or anonymous
             return
         keys = self.keys
         entry = keys.cached(presented) or await keys.verified(presented)  # (hashed again on a miss only)
