@@ -94,3 +94,18 @@ def test_spliced_text_chunks_equal_encoded_ones() -> None:
         assert orjson.loads(fast.reasoning(text)[6:]) == orjson.loads(slow.delta({"reasoning_content": text})[6:])
     fast.id = slow.id = "c2"  # a provider's own id arrives later: the envelope follows
     assert orjson.loads(fast.text("x")[6:]) == orjson.loads(slow.delta({"content": "x"})[6:])
+
+
+def test_usage_from_openai_reads_every_count_and_coerces_what_is_not_an_int() -> None:
+    full = {
+        "prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140,
+        "prompt_tokens_details": {"cached_tokens": 30}, "completion_tokens_details": {"reasoning_tokens": 25},
+        "cache_creation_input_tokens": 5,
+    }  # fmt: skip
+    assert Usage.from_openai(full) == Usage(100, 40, 30, 5, 25)
+    assert Usage.from_openai({"prompt_tokens": 9, "prompt_cache_hit_tokens": 4}) == Usage(9, 0, 4, 0, 0)
+    assert Usage.from_openai({"prompt_tokens": 12.0, "completion_tokens": "8", "prompt_tokens_details": None}) == Usage(
+        12, 8
+    )
+    assert type(Usage.from_openai({"prompt_tokens": 12.0}).prompt_tokens) is int  # type: ignore[union-attr]
+    assert Usage.from_openai(None) is None and Usage.from_openai({}) == Usage()
