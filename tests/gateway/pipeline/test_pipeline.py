@@ -270,3 +270,36 @@ def test_a_plain_stage_is_called_without_a_coroutine_and_its_failure_is_logged(
         asyncio.run(pipeline.after(ctx))
     assert events == ["plain on_request", "waiting on_request", "waiting after", "plain after"]
     assert "the plain hook failed after the answer" in caplog.text
+
+
+def test_a_plain_before_set_on_the_instance_is_called_instead_of_the_async_one() -> None:
+    """`before_now`, set on a hook whose `before` never waits: called in the list's order without a
+    coroutine; its answer ends the stage like an awaited one's."""
+    events: list[str] = []
+
+    class Plain(Hook):
+        name = "plain"
+
+        def __init__(self, answer: Answer | None) -> None:
+            self.answer = answer
+            self.before_now = self._now
+
+        def _now(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+            events.append("plain before")
+            return self.answer
+
+        async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+            raise AssertionError("awaited although before_now is set")
+
+    class Waiting(Hook):
+        async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+            events.append("waiting before")
+            return None
+
+    ctx = RequestContext("r1", routes.NOT_FOUND, "POST", "/x")
+    assert asyncio.run(Pipeline([Waiting(), Plain(None)]).before(ctx, {})) is None
+    assert events == ["waiting before", "plain before"]
+    events.clear()
+    answer = Answer(b"{}")
+    assert asyncio.run(Pipeline([Plain(answer), Waiting()]).before(ctx, {})) is answer
+    assert events == ["plain before"]
