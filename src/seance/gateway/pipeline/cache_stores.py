@@ -73,14 +73,14 @@ class LocalStore:
         return entry
 
     def put(self, key: str, entry: Entry, ttl: float) -> None:
-        if len(entry.body) > self.max_entry:
+        length = len(entry.body)
+        if length > self.max_entry:
             return
-        size = _footprint(key, entry)
         entries = self._entries
         if key in entries:
             self._drop(key)
         entries[key] = (self.clock() + ttl, entry)
-        self.size += size
+        self.size += length + len(key) + ENTRY_OVERHEAD  # _footprint, without its call (every miss)
         while self.size > self.max_bytes:
             self._drop(next(iter(entries)))
 
