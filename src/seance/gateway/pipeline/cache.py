@@ -160,6 +160,7 @@ class Cache(Hook):
         self._prefix = config.namespace + ":"
         self._endpoints = config.endpoints
         self._default_off = config.default_off
+        self._ttl = config.ttl
         # the in-process store is looked up directly: no coroutine to make and await
         self._local = store if isinstance(store, LocalStore) else None
         self._remote = store if isinstance(store, RedisStore) else None
@@ -193,11 +194,34 @@ class Cache(Hook):
                 return answer
         if controls.store:
             capture = ctx.capture = _Capture()
-            capture.key, capture.ttl = key, controls.ttl or self.config.ttl
+            capture.key, capture.ttl = key, controls.ttl or self._ttl
         return None
 
     def _before_local(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
-        """`before` with the in-process store, which never waits: the pipeline's `before_now`."""
+        """`before` with the in-process store, which never waits: the pipeline's `before_now`.
+
+        A request without cache controls (no gateway fields, no option headers: most) is keyed,
+        looked up and marked for storing here, in one frame; the others go the general way
+        (`_key`, its controls). The _key call, its tuple and the controls' checks cost ~1,400
+        instructions a miss and ~1,000 a hit (callgrind, the hook alone over 3,000 requests)."""
+        endpoint = ctx.route.name
+        if ctx.gateway_fields or ctx.header_options or self._default_off or body is None:
+            return self._before_controlled(ctx, body)
+        if endpoint not in self._endpoints or (ctx.stream and endpoint == "messages"):
+            return None  # (as _key)
+        digest = key_of(endpoint, ctx.caller, body)
+        ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
+        key = self._prefix + digest
+        ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
+        entry = self._find(key)
+        if entry is not None and (answer := self._hit(ctx, entry, body, DEFAULT_CONTROLS)) is not None:
+            return answer
+        capture = ctx.capture = _Capture()  # the relay keeps what the client is sent, for `after`
+        capture.key, capture.ttl = key, self._ttl
+        return None
+
+    def _before_controlled(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        """`_before_local` for a request that may carry its own controls."""
         found = self._key(ctx, body)
         if found is None:
             return None
@@ -210,7 +234,7 @@ class Cache(Hook):
                 return answer
         if controls.store:  # the relay keeps what the client is sent, for `after` to store
             capture = ctx.capture = _Capture()
-            capture.key, capture.ttl = key, controls.ttl or self.config.ttl
+            capture.key, capture.ttl = key, controls.ttl or self._ttl
         return None
 
     def _key(self, ctx: RequestContext, body: dict[str, Any] | None) -> tuple[str, Controls] | None:
