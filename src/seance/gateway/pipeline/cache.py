@@ -214,8 +214,15 @@ class Cache(Hook):
         key = self._prefix + digest
         ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
         entry = self._find(key)
-        if entry is not None and (answer := self._hit(ctx, entry, body, DEFAULT_CONTROLS)) is not None:
-            return answer
+        if entry is not None:
+            # a repeated non-streamed request: the answer an earlier hit made, without _hit's call
+            made: dict[Any, Answer] | None = entry.made
+            if made is not None and not ctx.stream and (answer := made.get(None)) is not None:
+                ctx.cache_hit = True
+                ctx.usage = entry.usage
+                return answer
+            if (answer := self._hit(ctx, entry, body, DEFAULT_CONTROLS)) is not None:
+                return answer
         capture = ctx.capture = _Capture()  # the relay keeps what the client is sent, for `after`
         capture.key, capture.ttl = key, self._ttl
         return None
