@@ -207,7 +207,7 @@ class Cache(Hook):
         endpoint = ctx.route.name
         if ctx.gateway_fields or ctx.header_options or self._default_off or body is None:
             return self._before_controlled(ctx, body)
-        if endpoint not in self._endpoints or (ctx.stream and endpoint == "messages"):
+        if endpoint not in self._endpoints or (endpoint == "messages" and ctx.stream):
             return None  # (as _key)
         digest = key_of(endpoint, ctx.caller, body)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
@@ -248,7 +248,7 @@ class Cache(Hook):
         """The request's key in the store and its controls (the header is added); None when it is
         neither looked up nor stored."""
         endpoint = ctx.route.name
-        if body is None or endpoint not in self._endpoints or (ctx.stream and endpoint == "messages"):
+        if body is None or endpoint not in self._endpoints or (endpoint == "messages" and ctx.stream):
             return None  # an Anthropic stream is not replayed (yet): neither looked up nor stored
         fields = ctx.gateway_fields
         if fields or ctx.header_options:
@@ -292,7 +292,8 @@ class Cache(Hook):
 
     def after_now(self, ctx: RequestContext) -> None:
         """Storing never waits (either store): a plain stage, no coroutine."""
-        if ctx.cache_lookup is not None:  # sent, then an earlier hook refused the request: drop the reply
+        # (the shared store's only: a context's unset field is a slow read)
+        if self._remote is not None and ctx.cache_lookup is not None:  # sent, then refused: drop the reply
             _drop(ctx.cache_lookup[2])
             ctx.cache_lookup = None
         capture = ctx.capture
