@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from seance.gateway.metrics import LATENCY_BUCKETS, Count, Observed, Tally, tally
+from seance.gateway.metrics import LATENCY_BUCKETS, SORT_FROM, Count, Observed, Tally, tally
 
 
 def test_a_count_reaches_its_counter_on_push_only() -> None:
@@ -59,3 +59,23 @@ def test_a_tally_keeps_observing_after_a_push() -> None:
     assert registry.get_sample_value("h_count") == 3
     assert registry.get_sample_value("h_bucket", {"le": "0.005"}) == 1
     assert registry.get_sample_value("h_sum") == 0.3 + (2.0 + 0.001)  # each push adds its own sum
+
+
+def test_a_tally_of_many_amounts_pushes_what_observe_would() -> None:
+    """A push of SORT_FROM amounts or more bins them by sorting: the same buckets, and the same sum
+    (added in the order observed)."""
+    registry = CollectorRegistry()
+    batched = tally(Histogram("h", "h", registry=registry, buckets=LATENCY_BUCKETS))
+    direct = Histogram("d", "d", registry=registry, buckets=LATENCY_BUCKETS)
+    amounts = [(i * 7919 % 1000) * 0.0137 for i in range(3 * SORT_FROM)] + [0.005, 0.00625, 300.0, 1e6]
+    for amount in amounts:
+        batched.observe(amount)
+        direct.observe(amount)
+    batched.push()
+    assert registry.get_sample_value("h_bucket", {"le": "1.0"}) == 10  # (the labels are the ones read)
+    for bound in [*(str(float(b)) for b in LATENCY_BUCKETS[:-1]), "+Inf"]:
+        assert registry.get_sample_value("h_bucket", {"le": bound}) == registry.get_sample_value(
+            "d_bucket", {"le": bound}
+        ), bound
+    assert registry.get_sample_value("h_sum") == registry.get_sample_value("d_sum")
+    assert registry.get_sample_value("h_count") == len(amounts)

@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import logging
+import operator
 import os
 import shutil
 import tempfile
@@ -284,11 +286,18 @@ class Count:
             self.amount = 0
 
 
+# A push of at least this many amounts of one series sorts them (Tally.push). callgrind, one push
+# of N unordered amounts, instructions: N=24 107k binned one by one, 114k sorted; N=40 161k / 154k;
+# N=500 1.67M / 1.22M (~900 less an amount: a busy gateway observes two or three a request).
+SORT_FROM = 32
+
+
 class Tally:
     """What a histogram's series observed since the last push: the amounts themselves, binned into
     its buckets at the push. `observe` is the list's own append (C, no Python frame, no bisect on
     the request path: ~2,000 instructions a request less for the two latencies than a method that
-    binned at once); the push bins them in the same order, so the sum is the same float."""
+    binned at once); the push bins them, and adds them up in the order observed, so the sum is the
+    same float."""
 
     __slots__ = ("_buckets", "_sum", "amounts", "observe")
 
@@ -301,16 +310,31 @@ class Tally:
         amounts = self.amounts
         if not amounts:
             return
-        counts = [0] * len(LATENCY_BUCKETS)
-        total = 0.0
-        bucket_of = bisect.bisect_left
-        for amount in amounts:
-            counts[bucket_of(LATENCY_BUCKETS, amount)] += 1  # the first bucket that holds it
-            total += amount
-        del amounts[:]  # emptied in place: `observe` is bound to this list
-        for inc, count in zip(self._buckets, counts, strict=True):
-            if count:
-                inc(count)  # buckets hold their own count; a scrape sums them
+        if len(amounts) < SORT_FROM:
+            counts = [0] * len(LATENCY_BUCKETS)
+            total = 0.0
+            bucket_of = bisect.bisect_left
+            for amount in amounts:
+                counts[bucket_of(LATENCY_BUCKETS, amount)] += 1  # the first bucket that holds it
+                total += amount
+            del amounts[:]  # emptied in place: `observe` is bound to this list
+            for inc, count in zip(self._buckets, counts, strict=True):
+                if count:
+                    inc(count)  # buckets hold their own count; a scrape sums them
+        else:
+            # many (a busy second): summed in their order in C, sorted in C, then each bucket's
+            # share found by bisecting the sorted amounts (36 searches) instead of one Python
+            # iteration and search per amount
+            total = functools.reduce(operator.add, amounts, 0.0)
+            ordered = sorted(amounts)
+            del amounts[:]
+            below = 0  # amounts in the buckets before this one
+            bucket_end = bisect.bisect_right
+            for inc, bound in zip(self._buckets, LATENCY_BUCKETS, strict=True):
+                upto = bucket_end(ordered, bound)  # amounts <= bound: prometheus's `le`
+                if upto > below:
+                    inc(upto - below)
+                    below = upto
         self._sum(total)
 
 

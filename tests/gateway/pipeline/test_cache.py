@@ -474,7 +474,7 @@ async def test_a_local_hit_serves_the_stored_bytes_and_builds_its_answer_once(tm
     upstream = Upstream(json_answer())
     app, _, _ = app_with(tmp_path, store, "ns", upstream)
     await post(app, CHAT)
-    (entry,) = [entry for _, entry in store._entries.values()]
+    (entry,) = store._entries.values()
     assert entry.body == ANSWER and entry.made is None
     assert [(await post(app, CHAT)).body for _ in range(2)] == [ANSWER, ANSWER]
     plain = entry.made and entry.made[None]

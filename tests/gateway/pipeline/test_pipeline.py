@@ -287,3 +287,36 @@ def test_a_stage_of_plain_hooks_only_runs_without_its_own_coroutine() -> None:
     ctx.credential = b"Bearer sk-wrong"
     with pytest.raises(Exception, match="invalid API key"):
         Pipeline([Auth("sk-m", False)]).on_request_now(ctx)
+
+
+def test_a_plain_before_set_on_the_instance_is_called_instead_of_the_async_one() -> None:
+    """`before_now`, set on a hook whose `before` never waits: called in the list's order without a
+    coroutine; its answer ends the stage like an awaited one's."""
+    events: list[str] = []
+
+    class Plain(Hook):
+        name = "plain"
+
+        def __init__(self, answer: Answer | None) -> None:
+            self.answer = answer
+            self.before_now = self._now
+
+        def _now(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+            events.append("plain before")
+            return self.answer
+
+        async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+            raise AssertionError("awaited although before_now is set")
+
+    class Waiting(Hook):
+        async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+            events.append("waiting before")
+            return None
+
+    ctx = RequestContext("r1", routes.NOT_FOUND, "POST", "/x")
+    assert asyncio.run(Pipeline([Waiting(), Plain(None)]).before(ctx, {})) is None
+    assert events == ["waiting before", "plain before"]
+    events.clear()
+    answer = Answer(b"{}")
+    assert asyncio.run(Pipeline([Plain(answer), Waiting()]).before(ctx, {})) is answer
+    assert events == ["plain before"]

@@ -16,7 +16,8 @@ left out of the list at start and costs nothing per request.
 A stage that never waits may also be given as a plain method, `on_request_now` / `after_now`: the
 runner then calls it without making and awaiting a coroutine (about 500 instructions a hook and
 a request). Such a hook keeps its `async` form too (one line calling the plain one), for callers
-that await it.
+that await it. `before_now` is the same for `before`, but set on the instance (like `start`): a
+hook whose `before` waits or not by its store (the in-process one or Redis) sets it when it does not.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Hook:
     # it sends what its `before` will wait for (a lookup in Redis), so that the hooks' round trips
     # overlap instead of following one another. None: the hook has nothing to send early.
     start: Callable[[RequestContext, dict[str, Any] | None], None] | None = None
+    # `before` as a plain method, set on an instance whose `before` never waits (see the module's
+    # notes): called instead of it, without a coroutine. None: `before` is awaited.
+    before_now: Callable[[RequestContext, dict[str, Any] | None], Answer | None] | None = None
 
     async def on_request(self, ctx: RequestContext) -> None:
         """Called with the request line and headers only; refuses by raising a GatewayError."""
@@ -88,6 +92,9 @@ class Pipeline:
         )
         self._before = tuple(h for h in self.hooks if type(h).before is not Hook.before)
         self._start = tuple(h.start for h in self._before if h.start is not None)
+        self._before_calls: tuple[tuple[Callable[..., Any], bool], ...] = tuple(
+            (h.before_now, True) if h.before_now is not None else (h.before, False) for h in self._before
+        )
         self._after = tuple(h for h in reversed(self.hooks) if _overrides(h, "after") or _overrides(h, "after_now"))
         self._on_request_calls = _stage(self._on_request, "on_request")
         self._after_calls = _stage(self._after, "after")
@@ -115,8 +122,8 @@ class Pipeline:
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         for start in self._start:
             start(ctx, body)
-        for hook in self._before:
-            answer = await hook.before(ctx, body)
+        for call, now in self._before_calls:
+            answer: Answer | None = call(ctx, body) if now else await call(ctx, body)
             if answer is not None:
                 return answer
         return None

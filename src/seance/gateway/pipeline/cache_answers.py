@@ -34,6 +34,9 @@ class Entry:
     # the Redis value it was read from or written as: a later read of the same bytes is this entry
     # again, its answers made (cache_stores.RedisStore)
     raw: bytes | None = field(default=None, compare=False, repr=False)
+    # when the in-process store lets it go (its clock): kept here, not in a tuple beside it, so that
+    # a stored miss leaves one object less for the garbage collector to track (cache_stores.LocalStore)
+    expires: float = field(default=0.0, compare=False, repr=False)
 
     def encode(self) -> bytes:
         """The bytes of the entry (a Redis value): one line of JSON, then the body."""

@@ -25,7 +25,7 @@ from typing import Any
 from seance.gateway.context import Caller, Headers, Limits, RequestContext
 from seance.gateway.errors import RateLimited
 from seance.gateway.pipeline import Answer, Hook
-from seance.gateway.ratelimits import Counts, Entry, Store
+from seance.gateway.ratelimits import Counts, Entry, Store, Verdict
 from seance.gateway.ratelimits.memory import MemoryStore
 
 # parts of a message that are not text the model reads as tokens of that size (data URLs, files)
@@ -74,43 +74,58 @@ class RateLimits(Hook):
         self.tag = os.urandom(6).hex()
         self.count = itertools.count()
         self._plans: dict[tuple[int, str | None], Plan] = {}
+        self.before_now = self._before_local if self.local is not None else None
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        if self.local is not None:  # the pipeline calls `before_now` instead; this is for callers that await
+            return self._before_local(ctx, body)
         caller = ctx.caller
-        if caller is None or not caller.limits or body is None or ctx.route.name in NO_LIMIT_BODY:
+        if caller is None or not caller.limits or body is None or (plan := self._plan(ctx, caller.limits)) is None:
             return None
-        limits, model = caller.limits, ctx.model
-        plan = self._plans.get((id(limits), model))
-        if plan is None or plan.limits is not limits:  # (an id is only reused once its tuple is gone)
-            plan = self._remember(limits, model)
         entries = plan.entries
-        if not entries:
+        estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
+        request_id = f"{self.tag}{next(self.count):x}"
+        verdict = await self.store.acquire(entries, estimate, request_id)
+        if not verdict.admitted:
+            raise _refusal(caller, plan, verdict)
+        ctx.limits_held = (verdict.store, entries, verdict.counts, estimate, request_id)
+        if plan.requests_headers or plan.tokens_headers:
+            ctx.response_headers += _headers(plan, verdict.counts)
+        return None
+
+    def _before_local(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
+        """`before` with the in-process store, which never waits: the pipeline's `before_now` (a
+        caller without limits, the master key, costs a call and two reads, no coroutine)."""
+        caller = ctx.caller
+        if caller is None or not caller.limits or body is None or (plan := self._plan(ctx, caller.limits)) is None:
             return None
+        entries = plan.entries
         estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
         local = self.local
+        assert local is not None
         counts: Counts | None
-        # in this process and admitted (the common case): counted at once, no verdict, no await
-        if local is not None and (counts := local.take(entries, estimate)) is not None:
+        # admitted (the common case): counted at once, no verdict
+        if (counts := local.take(entries, estimate)) is not None:
             ctx.limits_held = (local, entries, counts, estimate, "")
         else:
-            if local is not None:
-                request_id = ""
-                verdict = local.acquire_now(entries, estimate)
-            else:
-                request_id = f"{self.tag}{next(self.count):x}"
-                verdict = await self.store.acquire(entries, estimate, request_id)
-            counts = verdict.counts
+            verdict = local.acquire_now(entries, estimate)
             if not verdict.admitted:
-                headers = _headers(plan, counts)
-                retry = verdict.retry_after()
-                raise RateLimited(
-                    _message(caller, entries[verdict.refused_by], verdict.limit, retry),
-                    headers={"retry-after": str(retry), **{k.decode(): v.decode() for k, v in headers}},
-                )
-            ctx.limits_held = (verdict.store, entries, counts, estimate, request_id)
+                raise _refusal(caller, plan, verdict)
+            counts = verdict.counts
+            ctx.limits_held = (verdict.store, entries, counts, estimate, "")
         if plan.requests_headers or plan.tokens_headers:
             ctx.response_headers += _headers(plan, counts)
         return None
+
+    def _plan(self, ctx: RequestContext, limits: tuple[Limits, ...]) -> Plan | None:
+        """What a request of a caller with limits is checked against; None: nothing to check."""
+        if ctx.route.name in NO_LIMIT_BODY:
+            return None
+        model = ctx.model
+        plan = self._plans.get((id(limits), model))
+        if plan is None or plan.limits is not limits:  # (an id is only reused once its tuple is gone)
+            plan = self._remember(limits, model)
+        return plan if plan.entries else None
 
     def _remember(self, limits: tuple[Limits, ...], model: str | None) -> Plan:
         plan = Plan(limits, model)
@@ -185,6 +200,16 @@ def _text_length(value: Any) -> int:
             if key not in NOT_TEXT:
                 total += len(item) if type(item) is str else _text_length(item)
     return total
+
+
+def _refusal(caller: Caller, plan: Plan, verdict: Verdict) -> RateLimited:
+    """The 429 of a refused request: retry-after and the x-ratelimit-* headers."""
+    headers = _headers(plan, verdict.counts)
+    retry = verdict.retry_after()
+    return RateLimited(
+        _message(caller, plan.entries[verdict.refused_by], verdict.limit, retry),
+        headers={"retry-after": str(retry), **{k.decode(): v.decode() for k, v in headers}},
+    )
 
 
 def _headers(plan: Plan, counts: Counts) -> Headers:

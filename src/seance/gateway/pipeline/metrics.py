@@ -26,16 +26,21 @@ if TYPE_CHECKING:
 
 
 class _Series:
-    """What one label set (who, requested model, model, status, error) counted since the last push."""
+    """What one label set (who, requested model, model, status, error) counted since the last push.
+    The request path adds to plain numbers on it (`requests`, `prompt`, `completion`, `cost`: one
+    attribute each, ~700 instructions a request less than adding to the six counters' batches);
+    the push moves them into those batches, which keep what a failing push did not hand over."""
 
     __slots__ = (
-        "api_latency", "failed", "input_tokens", "latency", "output_tokens", "pending", "rate_limited", "spend",
-        "total", "total_tokens", "ttft",
+        "api_latency", "completion", "cost", "failed", "input_tokens", "latency", "output_tokens", "pending", "prompt",
+        "rate_limited", "requests", "spend", "total", "total_tokens", "ttft",
     )  # fmt: skip
 
     def __init__(self, m: Metrics, key: tuple[Any, ...]) -> None:
         people, requested, model, status, error = key
         self.pending = False  # in the hook's list of series to push
+        self.requests = self.prompt = self.completion = 0
+        self.cost = 0.0
         self.total = Count(m.total.labels(*people, requested, str(status)))
         self.latency = tally(m.latency.labels(*people, requested, model))
         self.api_latency = tally(m.api_latency.labels(*people, requested, model))
@@ -49,6 +54,18 @@ class _Series:
 
     def push(self) -> None:
         self.pending = False  # first: a push that fails leaves its amounts to the next one
+        requests, prompt, completion, cost = self.requests, self.prompt, self.completion, self.cost
+        self.requests = self.prompt = self.completion = 0
+        self.cost = 0.0
+        self.total.amount += requests
+        if self.failed is not None:
+            self.failed.amount += requests  # (a series of a failed status counts failures only)
+        if prompt or completion:
+            self.input_tokens.amount += prompt
+            self.output_tokens.amount += completion
+            self.total_tokens.amount += prompt + completion
+        if cost:
+            self.spend.amount += cost
         self.total.push()
         self.latency.push()
         self.api_latency.push()
@@ -110,6 +127,9 @@ class MetricsHook(Hook):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.in_flight = Count(metrics.in_flight)
+        # requests begun less requests ended since the last push: a plain int on the hook, moved
+        # into in_flight at the push (one attribute less to read twice a request)
+        self.flying = 0
         self._series: dict[tuple[Any, ...], _Series] = {}
         # (id(caller), model, id(deployment), status, error) -> what it counts in (_Seen)
         self._seen: dict[tuple[Any, ...], _Seen] = {}
@@ -123,7 +143,7 @@ class MetricsHook(Hook):
         metrics.pushers.append(self.push)
 
     def on_request_now(self, ctx: RequestContext) -> None:
-        self.in_flight.amount += 1
+        self.flying += 1
 
     async def on_request(self, ctx: RequestContext) -> None:
         self.on_request_now(ctx)
@@ -133,10 +153,12 @@ class MetricsHook(Hook):
 
     def after_now(self, ctx: RequestContext) -> None:
         route = ctx.route
-        if route is not routes.NOT_FOUND and ctx.method == route.method:  # on_request ran: in flight
-            self.in_flight.amount -= 1
-        if not route.body:
-            return  # /v1/models, /health: not LLM requests
+        if not route.body:  # /v1/models, /health: not LLM requests
+            if route is not routes.NOT_FOUND and ctx.method == route.method:  # on_request ran: in flight
+                self.flying -= 1
+            return
+        if ctx.method == route.method:  # on_request ran (NOT_FOUND reads no body): in flight
+            self.flying -= 1
         deployment = ctx.deployment
         status = ctx.status
         error = "" if status < 400 else type(ctx.error).__name__ if ctx.error is not None else "ClientDisconnected"
@@ -155,12 +177,9 @@ class MetricsHook(Hook):
         if not series.pending:
             series.pending = True
             self._pending.append(series)
-        total = series.total
-        if total.amount >= PUSH_AFTER:
+        if series.requests >= PUSH_AFTER:
             series.push()
-        total.amount += 1
-        if series.failed is not None:
-            series.failed.amount += 1
+        series.requests += 1  # (and a failure, in a failed status's series: added up at the push)
         ended = ctx.ended
         if ended is not None:
             series.latency.observe(ended - ctx.received)
@@ -182,13 +201,11 @@ class MetricsHook(Hook):
                 series.ttft.observe(ctx.client_first_byte - ctx.received)
         usage = ctx.usage
         if usage is not None:
-            prompt, completion = usage.prompt_tokens, usage.completion_tokens
-            series.input_tokens.amount += prompt
-            series.output_tokens.amount += completion
-            series.total_tokens.amount += prompt + completion
+            series.prompt += usage.prompt_tokens
+            series.completion += usage.completion_tokens
         cost = ctx.cost
         if cost:
-            series.spend.amount += cost
+            series.cost += cost
         watched = known.watched
         if watched is None:
             watched = known.watched = self._deployments.get(deployment.id) or self._watch(deployment)
@@ -233,6 +250,8 @@ class MetricsHook(Hook):
 
     def push(self) -> None:
         """The counts since the last push into prometheus_client; the connections as they are now."""
+        self.in_flight.amount += self.flying
+        self.flying = 0
         self.in_flight.push()
         pending = self._pending
         while pending:
