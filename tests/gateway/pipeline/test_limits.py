@@ -359,6 +359,44 @@ async def test_a_server_without_the_scripts_is_served_by_eval(tmp_path: Path, mo
         clean()
 
 
+async def test_limits_and_the_redis_cache_share_one_connection(tmp_path: Path) -> None:
+    """Both features on one Redis: one connection carries the lookups and the scripts, and each
+    keeps its own behaviour — hits answered, every request counted, every place given back."""
+    from seance.gateway.pipeline.cache import Cache, CacheConfig
+    from seance.gateway.pipeline.cache_stores import RedisStore
+
+    prefix, space = f"seance-test:{os.urandom(6).hex()}:", f"seance-test-{os.urandom(6).hex()}"
+    limits = SharedStore(RedisSettings(REDIS_URL, "test"), prefix=prefix)
+    cache = RedisStore(RedisSettings(REDIS_URL, "test"))
+    name = scope()
+    upstream: list[UpstreamRequest] = []
+
+    def counted(request: UpstreamRequest) -> MockResponse:
+        upstream.append(request)
+        return answer(request)
+
+    app, _ = make_app(
+        tmp_path, CONFIG, counted, [GiveLimits(Limits(name, rpm=3, parallel=5)), RateLimits(limits),
+                                    Cache(CacheConfig("redis", namespace=space), cache)],
+    )  # fmt: skip
+    direct = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        answers = [await arequest(app, "POST", "/v1/chat/completions", CHAT) for _ in range(4)]
+        assert [a.status for a in answers] == [200, 200, 200, 429]
+        assert [a.headers["x-ratelimit-remaining-requests"] for a in answers[:3]] == ["2", "1", "0"]
+        assert len(upstream) == 1  # the first was stored; the next two were hits (still counted)
+        assert limits.client._connection is cache._client._connection is not None  # type: ignore[union-attr]
+        assert limits.client._connection.users == 2 and not limits.down and not cache.down
+        await _until(lambda: not _in_flight(direct, prefix + name))
+    finally:
+        await cache.close()
+        limits.client.close()
+        keys = [*direct.scan_iter(match=prefix + "*"), *direct.scan_iter(match=space + ":*")]
+        if keys:
+            direct.delete(*keys)
+        direct.close()
+
+
 def _in_flight(direct: redis.Redis, key: str) -> int:
     """The places in flight a scope's hash counts (its ring: shared.ACQUIRE)."""
     return sum(int(value or 0) for value in direct.hmget(key, "a0", "a1", "a2"))
