@@ -39,9 +39,10 @@ def test_replies_split_over_reads_answer_their_calls_in_order() -> None:
         futures = [asyncio.get_running_loop().create_future() for _ in range(6)]
         connection.waiting.extend(futures)
         connection.deadlines.extend([0.0] * len(futures))
+        connection.sent.extend([0.0] * len(futures))
         for i in range(0, len(REPLIES), 3):  # three bytes at a time
             connection.data_received(REPLIES[i : i + 3])
-        assert not connection.rest and not connection.waiting and not connection.deadlines
+        assert not connection.rest and not connection.waiting and not connection.deadlines and not connection.sent
         return [f.exception() or f.result() for f in futures]
 
     results = asyncio.run(go())
@@ -124,6 +125,72 @@ async def test_a_silent_server_is_a_timeout_and_the_calls_behind_fail_too() -> N
         client.close()
         for writer in accepted:
             writer.close()
+        server.close()
+
+
+async def test_clients_of_one_server_share_a_connection_each_with_its_setup() -> None:
+    key = "seance-test-resp-" + os.urandom(6).hex()
+    plain = Client(REDIS_URL, 1.0)
+    scripted = Client(REDIS_URL, 2.0, (("SET", key, b"set up", "PX", 5000),))
+    try:
+        assert await plain.call("PING") == "PONG"
+        assert not scripted.connected  # not until its first call (its setup runs first)
+        assert await scripted.call("GET", key) == b"set up"
+        connection = plain._connection
+        assert connection is scripted._connection and connection is not None
+        assert connection.users == 2 and connection.patience == 2.0  # the longest timeout of its clients
+        scripted.close()  # the other client still uses it
+        assert not connection.closed and await plain.call("PING") == "PONG"
+        plain.close()
+        assert connection.closed
+    finally:
+        plain.close()
+        scripted.close()
+
+
+async def test_the_calls_of_one_turn_of_the_loop_go_out_in_one_write() -> None:
+    client = Client(REDIS_URL, 1.0)
+    try:
+        assert await client.call("PING") == "PONG"
+        connection = client._connection
+        assert connection is not None and connection.transport is not None
+        writes: list[bytes] = []
+        write = connection.transport.write
+        connection.transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+        answers = await asyncio.gather(*(client.call("ECHO", str(i)) for i in range(5)))
+        assert answers == [str(i).encode() for i in range(5)] and len(writes) == 1
+    finally:
+        client.close()
+
+
+async def test_a_call_past_its_timeout_fails_alone_until_the_server_is_taken_as_gone() -> None:
+    """Two clients on one connection: the short one's late call fails by itself, its reply dropped
+    when it comes; the connection goes only when the oldest call has waited the longest timeout."""
+    delay = 0.3
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):  # (the test's end)
+            while data := await reader.read(1 << 16):
+                for _ in range(data.count(b"PING")):
+                    await asyncio.sleep(delay)
+                    writer.write(b"+PONG\r\n")
+
+    server = await asyncio.start_server(slow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    short, long = Client(f"redis://127.0.0.1:{port}/0", 0.1), Client(f"redis://127.0.0.1:{port}/0", 1.0)
+    try:
+        assert await long.call("PING") == "PONG"
+        with pytest.raises(TimeoutError):
+            await short.call("PING")  # answered after 0.3 s: too late for it
+        assert long._connection is short._connection and long.connected
+        assert await long.call("PING") == "PONG"  # its own reply, not the one the short call dropped
+        delay = 1.5  # now past every client's timeout: the server is taken as gone
+        with pytest.raises(TimeoutError):
+            await long.call("PING")
+        assert not long.connected and not short.connected
+    finally:
+        short.close()
+        long.close()
         server.close()
 
 

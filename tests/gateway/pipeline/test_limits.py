@@ -314,7 +314,7 @@ async def test_redis_cut_mid_run_falls_back_then_comes_back(
             assert (await arequest(app, "POST", "/v1/chat/completions", CHAT)).status == 200
         assert direct.hget(prefix + name, "r") == b"3"
         # their releases are sent without waiting for the replies: all in before the cut
-        await _until(lambda: not direct.zcard(prefix + name + ":p"))
+        await _until(lambda: not _in_flight(direct, prefix + name))
 
         await proxy.cut()
         caplog.set_level(logging.INFO, logger="seance.gateway")
@@ -332,7 +332,7 @@ async def test_redis_cut_mid_run_falls_back_then_comes_back(
         assert after.status == 200 and direct.hget(prefix + name, "r") == b"4"  # shared again
         assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
         # every place in flight was released (a release is sent without waiting for its reply)
-        await _until(lambda: not direct.zcard(prefix + name + ":p"))
+        await _until(lambda: not _in_flight(direct, prefix + name))
     finally:
         keys = list(direct.scan_iter(match=prefix + "*"))
         if keys:
@@ -357,6 +357,76 @@ async def test_a_server_without_the_scripts_is_served_by_eval(tmp_path: Path, mo
     finally:
         direct.close()
         clean()
+
+
+async def test_limits_and_the_redis_cache_share_one_connection(tmp_path: Path) -> None:
+    """Both features on one Redis: one connection carries the lookups and the scripts, and each
+    keeps its own behaviour — hits answered, every request counted, every place given back."""
+    from seance.gateway.pipeline.cache import Cache, CacheConfig
+    from seance.gateway.pipeline.cache_stores import RedisStore
+
+    prefix, space = f"seance-test:{os.urandom(6).hex()}:", f"seance-test-{os.urandom(6).hex()}"
+    limits = SharedStore(RedisSettings(REDIS_URL, "test"), prefix=prefix)
+    cache = RedisStore(RedisSettings(REDIS_URL, "test"))
+    name = scope()
+    upstream: list[UpstreamRequest] = []
+
+    def counted(request: UpstreamRequest) -> MockResponse:
+        upstream.append(request)
+        return answer(request)
+
+    app, _ = make_app(
+        tmp_path, CONFIG, counted, [GiveLimits(Limits(name, rpm=3, parallel=5)), RateLimits(limits),
+                                    Cache(CacheConfig("redis", namespace=space), cache)],
+    )  # fmt: skip
+    direct = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        answers = [await arequest(app, "POST", "/v1/chat/completions", CHAT) for _ in range(4)]
+        assert [a.status for a in answers] == [200, 200, 200, 429]
+        assert [a.headers["x-ratelimit-remaining-requests"] for a in answers[:3]] == ["2", "1", "0"]
+        assert len(upstream) == 1  # the first was stored; the next two were hits (still counted)
+        assert limits.client._connection is cache._client._connection is not None  # type: ignore[union-attr]
+        assert limits.client._connection.users == 2 and not limits.down and not cache.down
+        await _until(lambda: not _in_flight(direct, prefix + name))
+    finally:
+        await cache.close()
+        limits.client.close()
+        keys = [*direct.scan_iter(match=prefix + "*"), *direct.scan_iter(match=space + ":*")]
+        if keys:
+            direct.delete(*keys)
+        direct.close()
+
+
+def _in_flight(direct: redis.Redis, key: str) -> int:
+    """The places in flight a scope's hash counts (its ring: shared.ACQUIRE)."""
+    return sum(int(value or 0) for value in direct.hmget(key, "a0", "a1", "a2"))
+
+
+async def test_a_place_never_given_back_ends_after_the_parallel_ttl() -> None:
+    """A worker that died holding a place: it counts for the parallel TTL, then no more."""
+    prefix = f"seance-test:{os.urandom(6).hex()}:"
+    store = SharedStore(RedisSettings(REDIS_URL, "test"), prefix=prefix, parallel_ttl=0.4)
+    entries = ((scope(), None, None, 1),)
+    direct = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        taken = await store.acquire(entries, 0, "")
+        assert taken.admitted and taken.counts[0][3] == 1  # and never released
+        began = asyncio.get_running_loop().time()
+        refused = await store.acquire(entries, 0, "")
+        assert not refused.admitted and refused.limit == "parallel"
+        while not (verdict := await store.acquire(entries, 0, "")).admitted:
+            assert asyncio.get_running_loop().time() - began < 0.7  # by 1.5 times the TTL
+            await asyncio.sleep(0.02)
+        assert asyncio.get_running_loop().time() - began >= 0.35  # not before the TTL (less the first call)
+        await store.release((store, entries, verdict.counts, 0, ""), 0)
+        await _until(lambda: not _in_flight(direct, prefix + entries[0][0]))
+        assert 0 < direct.pttl(prefix + entries[0][0]) <= 1000  # the hash goes with its ring
+    finally:
+        store.client.close()
+        keys = list(direct.scan_iter(match=prefix + "*"))
+        if keys:
+            direct.delete(*keys)
+        direct.close()
 
 
 async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:

@@ -4,8 +4,8 @@ ends its in-flight count after the answer (sent without waiting for a reply, and
 for where the server can skip it: SharedStore.release). The scripts read the server's clock (TIME), so replicas
 with drifting clocks still agree on each window.
 
-    <prefix><scope>      a hash: s (window start, ms), r (requests), t (tokens); expires with the window
-    <prefix><scope>:p    a sorted set of the requests in flight, scored by when they are taken as lost
+    <prefix><scope>      a hash: s (window start, ms), r (requests), t (tokens); with a parallel
+                         limit, the ring of places in flight too (g, a0, a1, a2: see ACQUIRE)
 
 Redis unreachable (refused, reset, no answer within ANSWER_TIMEOUT, or answering errors: loading,
 read-only, out of memory): one WARNING, and requests are counted in this process (memory.py) until a
@@ -39,131 +39,188 @@ PROBE_EVERY = 3.0  # seconds between checks for Redis while it is down
 # falling back then would loosen every limit exactly when it matters.
 ANSWER_TIMEOUT = 2.0
 
-# KEYS: per entry, its window hash and its in-flight set
-# ARGV: window ms, parallel ttl ms, estimate, request id, then per entry: rpm, tpm, parallel (-1: none)
+# Both scripts are measured by the instructions Redis 7.0 spends on them (redis-server under
+# callgrind, one entry with rpm, tpm and parallel limits, acquire + release pipelined): ~18k per
+# EVALSHA before the script does anything, ~6-8k per redis.call (TIME ~9k with its conversion),
+# ~2k per tonumber (strtod) and ~2.5k per number made a string (string.format; Lua's own '%.14g'
+# costs more). So they make as few calls and conversions as they can: a scope's counters in one
+# hash, read by one HMGET; numbers only Redis reads kept as the strings they came as. The sorted
+# set of requests in flight they replaced (ZREMRANGEBYSCORE, ZCARD, ZADD, PEXPIRE and ZREM, a
+# member per request) made the pair ~209k; this ~173k. Per request of bench/instructions.py's
+# chat-miss with such a key, Redis went from ~243k instructions to ~204k (with the ~178k pair).
+#
+# KEYS: per entry, its hash
+# ARGV: span ms, estimate, then per entry: rpm, tpm, parallel (-1: none)
 # -> JSON text: [admitted, refusing entry (1-based), limit (1 rpm, 2 tpm, 3 parallel), now,
-#    [per entry: [window start, requests, tokens, in flight]]], times in seconds to the ms: the
-#    Verdict as it is made, read by orjson in one call, where RESP's array of integers cost ~4k
-#    instructions an item to parse in Python and as much again to rearrange (bench/instructions.py).
-#    '%d' writes Lua's numbers (doubles) exactly up to 2^53, '%.3f' a time in ms as seconds.
+#    [per entry: [window start, requests, tokens, in flight, window start in ms, generation]]],
+#    times in seconds to the ms: the Verdict as it is made, read by orjson in one call, where RESP's
+#    array of integers cost ~4k instructions an item to parse in Python and as much again to
+#    rearrange (bench/instructions.py). '%d' writes Lua's numbers (doubles) exactly up to 2^53.
+#
+# In flight: a ring of three counters per scope, a0 a1 a2, the places taken in the last three
+# generations (g: the latest; a generation is `span` ms, half of PARALLEL_TTL, on the server's
+# clock). A new generation reuses the slot of the one three before it: the places still counted
+# there are lost (their worker died before releasing them), ended between 2 and 3 spans — 1 and
+# 1.5 PARALLEL_TTL — after they were taken. The hash lives until then (PEXPIREAT at each new
+# generation); without a parallel limit, for its window (PEXPIRE when it opens).
 ACQUIRE = """
+local SLOTS = {'a0', 'a1', 'a2'}
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window, ttl, estimate, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local n = #KEYS / 2
-local s, r, tk, p, fresh = {}, {}, {}, {}, {}
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local window, span, estimate = %(window)d, tonumber(ARGV[1]), ARGV[2]
+local e = tonumber(estimate)
+local g = math.floor(now / span)
+local n = #KEYS
+local w, s, r, tk, p = {}, {}, {}, {}, {}
 local refused, code = 0, 0
 for i = 1, n do
-  local rpm, tpm, par = tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3]), tonumber(ARGV[3 * i + 4])
-  local w = redis.call('HMGET', KEYS[2 * i - 1], 's', 'r', 't')
-  local start = tonumber(w[1])
-  if start and now - start < window then
-    s[i], r[i], tk[i], fresh[i] = start, tonumber(w[2]) or 0, tonumber(w[3]) or 0, false
+  local par = ARGV[3 * i + 2]
+  local h
+  if par ~= '-1' then
+    h = redis.call('HMGET', KEYS[i], 's', 'r', 't', 'g', 'a0', 'a1', 'a2')
+    local last, a = tonumber(h[4]), {tonumber(h[5]) or 0, tonumber(h[6]) or 0, tonumber(h[7]) or 0}
+    if last ~= g then
+      if not last or g - last >= 3 then a = {0, 0, 0}
+      else for k = last + 1, g do a[k %% 3 + 1] = 0 end end
+      h[4] = false
+    end
+    h[5] = a
+    p[i] = a[1] + a[2] + a[3]
   else
-    s[i], r[i], tk[i], fresh[i] = now, 0, 0, true
+    h = redis.call('HMGET', KEYS[i], 's', 'r', 't')
+    h[5] = false
+    p[i] = 0
   end
-  p[i] = 0
-  if par >= 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[2 * i], '-inf', now)
-    p[i] = redis.call('ZCARD', KEYS[2 * i])
+  local start = tonumber(h[1])
+  if start and now - start < window then
+    s[i], r[i], tk[i] = start, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+  else
+    s[i], r[i], tk[i], h[1] = now, 0, 0, false
   end
+  w[i] = h
   if refused == 0 then
-    if rpm >= 0 and r[i] >= rpm then refused, code = i, 1
-    elseif tpm >= 0 and tk[i] >= tpm then refused, code = i, 2
-    elseif par >= 0 and p[i] >= par then refused, code = i, 3 end
+    local rpm, tpm = ARGV[3 * i], ARGV[3 * i + 1]
+    if rpm ~= '-1' and r[i] >= tonumber(rpm) then refused, code = i, 1
+    elseif tpm ~= '-1' and tk[i] >= tonumber(tpm) then refused, code = i, 2
+    elseif h[5] and p[i] >= tonumber(par) then refused, code = i, 3 end
   end
 end
 local admitted = 0
 if refused == 0 then
   admitted = 1
+  local k = g %% 3 + 1
   for i = 1, n do
-    local key = KEYS[2 * i - 1]
-    if fresh[i] then
-      redis.call('HSET', key, 's', now, 'r', 1, 't', estimate)
-      redis.call('PEXPIRE', key, window)
-    else
-      redis.call('HINCRBY', key, 'r', 1)
-      redis.call('HINCRBY', key, 't', estimate)
+    local key, h = KEYS[i], w[i]
+    local a = h[5]
+    r[i], tk[i] = r[i] + 1, tk[i] + e
+    if not h[1] then
+      redis.call('HSET', key, 's', string.format('%%d', now), 'r', '1', 't', estimate)
+      if not a then redis.call('PEXPIRE', key, '%(window)d') end
+    elseif not a or not h[4] then
+      redis.call('HINCRBY', key, 'r', '1')
+      if e ~= 0 then redis.call('HINCRBY', key, 't', estimate) end
     end
-    r[i], tk[i] = r[i] + 1, tk[i] + estimate
-    if tonumber(ARGV[3 * i + 4]) >= 0 then
-      redis.call('ZADD', KEYS[2 * i], now + ttl, id)
-      redis.call('PEXPIRE', KEYS[2 * i], ttl)
+    if a then
+      a[k] = a[k] + 1
       p[i] = p[i] + 1
+      if not h[4] then
+        redis.call('HSET', key, 'g', string.format('%%d', g), 'a0', string.format('%%d', a[1]),
+          'a1', string.format('%%d', a[2]), 'a2', string.format('%%d', a[3]))
+        redis.call('PEXPIREAT', key, string.format('%%d', (g + 3) * span))
+      elseif h[1] then
+        redis.call('HSET', key, 'r', string.format('%%d', r[i]), 't', string.format('%%d', tk[i]),
+          SLOTS[k], string.format('%%d', a[k]))
+      else
+        redis.call('HINCRBY', key, SLOTS[k], '1')
+      end
     end
   end
 end
+if n == 1 then  -- (one scope, the usual request: one format, no table to join, ~6k instructions less)
+  return string.format('[%%d,%%d,%%d,%%d.%%03d,[[%%d.%%03d,%%d,%%d,%%d,%%d,%%d]]]', admitted, refused, code,
+    now / 1000, now %% 1000, s[1] / 1000, s[1] %% 1000, r[1], tk[1], p[1], s[1], g)
+end
 local counts = {}
-for i = 1, n do counts[i] = string.format('[%.3f,%d,%d,%d]', s[i] / 1000, r[i], tk[i], p[i]) end
-return string.format('[%d,%d,%d,%.3f,[%s]]', admitted, refused, code, now / 1000, table.concat(counts, ','))
+for i = 1, n do
+  counts[i] = string.format('[%%d.%%03d,%%d,%%d,%%d,%%d,%%d]', s[i] / 1000, s[i] %% 1000, r[i], tk[i], p[i], s[i], g)
+end
+return string.format('[%%d,%%d,%%d,%%d.%%03d,[%%s]]', admitted, refused, code, now / 1000, now %% 1000,
+  table.concat(counts, ','))
 """
 
-# KEYS: as ACQUIRE's; ARGV: window ms, per entry '1' if it holds an in-flight place else '0' (one
-# string), then JSON text: [estimate, tokens used, request id, per entry: its window start when
-# counted (seconds, to the ms, as ACQUIRE gave it)] — made by one orjson call: the arguments one by
-# one cost ~15k instructions to format (bench/instructions.py).
+# KEYS: as ACQUIRE's; ARGV: span ms, per entry '1' if it holds a place in flight else '0' (one
+# string), then JSON text: [tokens used - estimate, tokens used, generation, per entry: its window
+# start in ms when counted] (as ACQUIRE gave them) — made by one orjson call: the arguments one by
+# one cost ~15k instructions to format (bench/instructions.py); read by one string.match, the
+# numbers Redis adds kept as text. A place whose generation's slot was reused since is not given
+# back: it was dropped with the slot.
 RELEASE = """
+local SLOTS = {'a0', 'a1', 'a2'}
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window, parallel, v = tonumber(ARGV[1]), ARGV[2], cjson.decode(ARGV[3])
-local estimate, used, id = v[1], v[2], v[3]
-for i = 1, #KEYS / 2 do
-  local key = KEYS[2 * i - 1]
-  local start = tonumber(redis.call('HGET', key, 's'))
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local window, span, flags = %(window)d, tonumber(ARGV[1]), ARGV[2]
+local delta, used, g, starts = string.match(ARGV[3], '^%%[(-?%%d+),(%%d+),(%%d+),(.*)%%]$')
+g = tonumber(g)
+local held = now < (g + 3) * span
+local slot = SLOTS[g %% 3 + 1]
+local i = 0
+for counted in string.gmatch(starts, '%%d+') do
+  i = i + 1
+  local key = KEYS[i]
+  local stored = redis.call('HGET', key, 's')
+  local start = tonumber(stored)
   if start and now - start < window then
-    if start == math.floor(v[3 + i] * 1000 + 0.5) then
-      redis.call('HINCRBY', key, 't', used - estimate)
+    if stored == counted then
+      if delta ~= '0' then redis.call('HINCRBY', key, 't', delta) end
     else
       redis.call('HINCRBY', key, 't', used)
     end
-  elseif used > 0 then
-    redis.call('HSET', key, 's', now, 'r', 0, 't', used)
-    redis.call('PEXPIRE', key, window)
+  elseif used ~= '0' then
+    redis.call('HSET', key, 's', string.format('%%d', now), 'r', '0', 't', used)
+    if not start then redis.call('PEXPIRE', key, '%(window)d') end
   end
-  if string.sub(parallel, i, i) == '1' then redis.call('ZREM', KEYS[2 * i], id) end
+  if start and held and string.byte(flags, i) == 49 then redis.call('HINCRBY', key, slot, '-1') end
 end
 return 1
 """
 
 LIMIT_NAMES = ("", "rpm", "tpm", "parallel")
+WINDOW_MS = int(WINDOW * 1000)
+ACQUIRE, RELEASE = ACQUIRE % {"window": WINDOW_MS}, RELEASE % {"window": WINDOW_MS}
 SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (ACQUIRE, RELEASE)}
-WINDOW_MS, PARALLEL_TTL_MS = int(WINDOW * 1000), int(PARALLEL_TTL * 1000)
 MAX_REMEMBERED = 4096  # sets of entries whose commands are kept encoded; past it the table starts again
 
 
 class Commands:
     """The two script calls of one set of entries, encoded once but for each request's own values
-    (its estimate, id, tokens used, window starts): encoding every argument of every call was
-    ~40k instructions of a request's ~590k (bench/instructions.py, issue 10's Redis target).
+    (its estimate, tokens used, window starts, generation): encoding every argument of every call
+    was ~40k instructions of a request's ~590k (bench/instructions.py, issue 10's Redis target).
 
-    acquire: EVALSHA sha nkeys keys… window ttl | estimate id | per entry: rpm tpm parallel
-    release: EVALSHA sha nkeys keys… window parallel | [estimate, used, id, per entry: start]"""
+    acquire: EVALSHA sha nkeys keys… span | estimate | per entry: rpm tpm parallel
+    release: EVALSHA sha nkeys keys… span parallel | [used - estimate, used, generation, per entry: start ms]"""
 
     __slots__ = ("acquire_head", "acquire_tail", "entries", "keys", "release_head", "release_sha")
 
-    def __init__(self, entries: tuple[Entry, ...], keys: list[str]) -> None:
+    def __init__(self, entries: tuple[Entry, ...], keys: list[str], span_ms: int) -> None:
         self.entries = entries
         self.keys = keys
         n = len(entries)
         keyed = bulk(len(keys)) + b"".join([bulk(key) for key in keys])
-        self.acquire_head = b"*%d\r\n%b%b%b%b%b" % (
-            7 + 5 * n, bulk("EVALSHA"), bulk(SHAS[ACQUIRE]), keyed, bulk(WINDOW_MS), bulk(PARALLEL_TTL_MS),
-        )  # fmt: skip
+        self.acquire_head = b"*%d\r\n%b%b%b%b" % (5 + 4 * n, bulk("EVALSHA"), bulk(SHAS[ACQUIRE]), keyed, bulk(span_ms))
         self.acquire_tail = b"".join(
             [bulk(_or_none(limit)) for _, rpm, tpm, parallel in entries for limit in (rpm, tpm, parallel)]
         )
         self.release_sha = bulk("EVALSHA") + bulk(SHAS[RELEASE])
         parallel = "".join("0" if parallel is None else "1" for *_, parallel in entries)
-        self.release_head = b"*%d\r\n%b%b%b%b" % (6 + 2 * n, self.release_sha, keyed, bulk(WINDOW_MS), bulk(parallel))
+        self.release_head = b"*%d\r\n%b%b%b%b" % (6 + n, self.release_sha, keyed, bulk(span_ms), bulk(parallel))
 
-    def acquire(self, estimate: int, request_id: bytes) -> bytes:
+    def acquire(self, estimate: int) -> bytes:
         e = b"%d" % estimate
-        return b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (
-            self.acquire_head, len(e), e, len(request_id), request_id, self.acquire_tail,
-        )  # fmt: skip
+        return b"%b$%d\r\n%b\r\n%b" % (self.acquire_head, len(e), e, self.acquire_tail)
 
-    def release(self, estimate: int, used: int, request_id: str, counts: Counts) -> bytes:
-        values = orjson.dumps([estimate, used, request_id, *[count[0] for count in counts]])
+    def release(self, estimate: int, used: int, counts: Counts) -> bytes:
+        # counts: ACQUIRE's, [start, requests, tokens, in flight, start ms, generation] per entry
+        values = orjson.dumps([used - estimate, used, counts[0][5], *[count[4] for count in counts]])
         return b"%b$%d\r\n%b\r\n" % (self.release_head, len(values), values)
 
     def as_eval(self, command: bytes, script: str) -> bytes:
@@ -216,10 +273,20 @@ class _Lost:
 
 
 class SharedStore:
-    def __init__(self, redis: RedisSettings, prefix: str = PREFIX, probe_every: float = PROBE_EVERY) -> None:
+    def __init__(
+        self,
+        redis: RedisSettings,
+        prefix: str = PREFIX,
+        probe_every: float = PROBE_EVERY,
+        parallel_ttl: float = PARALLEL_TTL,
+    ) -> None:
+        """`parallel_ttl`: how long a place in flight that is never given back still counts (at
+        least that long, at most half as long again: ACQUIRE's ring); shorter than the window only
+        in tests, since a hash with a ring lives for the ring's span."""
         self.where = redis.where
         self.prefix = prefix
         self.probe_every = probe_every
+        self.span_ms = max(1, int(parallel_ttl * 1000) // 2)
         self.local = MemoryStore()  # while Redis is down
         self.down = False
         # connects on first use, in the worker's own loop; every connection loads both scripts, so
@@ -231,11 +298,7 @@ class SharedStore:
         self._releasing: set[asyncio.Task[None]] = set()
 
     def keys(self, entries: tuple[Entry, ...]) -> list[str]:
-        keys: list[str] = []
-        for name, _, _, _ in entries:
-            window = self.prefix + name
-            keys += (window, window + ":p")
-        return keys
+        return [self.prefix + name for name, _, _, _ in entries]
 
     def commands(self, entries: tuple[Entry, ...]) -> Commands:
         """The entries' encoded commands: the limits hook asks with the same tuple again and again
@@ -244,14 +307,15 @@ class SharedStore:
         if found is None or found.entries is not entries:  # (an id is only reused once its tuple is gone)
             if len(self._commands) >= MAX_REMEMBERED:
                 self._commands.clear()
-            found = self._commands[id(entries)] = Commands(entries, self.keys(entries))
+            found = self._commands[id(entries)] = Commands(entries, self.keys(entries), self.span_ms)
         return found
 
     async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
+        """(`request_id` is not needed here: a place in flight is a count, not a member of a set.)"""
         if self.down:
             return self.local.acquire_now(entries, estimate)
         commands = self.commands(entries)
-        command = commands.acquire(estimate, request_id.encode())
+        command = commands.acquire(estimate)
         try:
             try:
                 reply = await self.client.request(command)
@@ -273,12 +337,12 @@ class SharedStore:
         it, else read by the connection (_Settle). What skipping gives up: after a SCRIPT FLUSH,
         the releases sent before the next acquire meets NOSCRIPT (and loads the scripts again) are
         lost, as a release is when Redis fails: tokens left at the estimate, an in-flight place
-        held until PARALLEL_TTL. A new connection (a restarted or failed-over server) loads both
-        scripts first. Not connected (the connection closed since the acquire): sent by a task
-        that connects first, so an in-flight place is not held until PARALLEL_TTL."""
-        _, entries, counts, estimate, request_id = held
+        held until PARALLEL_TTL (to 1.5 times that). A new connection (a restarted or failed-over
+        server) loads both scripts first. Not connected (the connection closed since the acquire):
+        sent by a task that connects first, so an in-flight place is not held until PARALLEL_TTL."""
+        _, entries, counts, estimate, _ = held
         commands = self.commands(entries)
-        command = commands.release(estimate, used, request_id, counts)
+        command = commands.release(estimate, used, counts)
         if self.client.send_unanswered(command, _Settle((self, commands, command))):
             return
         task = asyncio.ensure_future(self._release(commands, command))
