@@ -135,6 +135,10 @@ class RateLimits(Hook):
         return plan
 
     async def after(self, ctx: RequestContext) -> None:
+        self.after_now(ctx)
+
+    def after_now(self, ctx: RequestContext) -> None:
+        """Plain for both stores: neither's release waits (Redis's is sent without its reply)."""
         held = ctx.limits_held
         if held is None:
             return
@@ -144,11 +148,7 @@ class RateLimits(Hook):
             used = 0  # refused or failed: nothing to count
         else:
             used = held[3]  # answered without usage, or the client left mid-answer: the estimate
-        store = held[0]
-        if type(store) is MemoryStore:  # (also a Redis store's fallback while Redis is down)
-            store.release_now(held, used)
-        else:
-            await store.release(held, used)
+        held[0].release_now(held, used)  # (the store that counted it: Redis's fallback too while down)
 
 
 def entries_for(limits: Iterable[Limits], model: str | None) -> tuple[Entry, ...]:

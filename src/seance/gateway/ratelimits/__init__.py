@@ -70,6 +70,10 @@ class Store(Protocol):
         else the current one) and end its in-flight count."""
         ...
 
+    def release_now(self, held: Held, used: int) -> None:
+        """`release` without waiting for anything (each store's never waits): the after hook's."""
+        ...
+
 
 # What a request holds after it was admitted, kept on the context until it ends: (store, entries,
 # counts, estimate, request id) — where it was counted, in what, each entry's counters then (only
