@@ -409,16 +409,16 @@ async def test_a_place_never_given_back_ends_after_the_parallel_ttl() -> None:
     entries = ((scope(), None, None, 1),)
     direct = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
     try:
-        taken = await store.acquire(entries, 0, "")
+        taken = await store.acquire(entries, 0)
         assert taken.admitted and taken.counts[0][3] == 1  # and never released
         began = asyncio.get_running_loop().time()
-        refused = await store.acquire(entries, 0, "")
+        refused = await store.acquire(entries, 0)
         assert not refused.admitted and refused.limit == "parallel"
-        while not (verdict := await store.acquire(entries, 0, "")).admitted:
+        while not (verdict := await store.acquire(entries, 0)).admitted:
             assert asyncio.get_running_loop().time() - began < 0.7  # by 1.5 times the TTL
             await asyncio.sleep(0.02)
         assert asyncio.get_running_loop().time() - began >= 0.35  # not before the TTL (less the first call)
-        await store.release((store, entries, verdict.counts, 0, ""), 0)
+        await store.release((store, entries, verdict.counts, 0), 0)
         await _until(lambda: not _in_flight(direct, prefix + entries[0][0]))
         assert 0 < direct.pttl(prefix + entries[0][0]) <= 1000  # the hash goes with its ring
     finally:

@@ -36,12 +36,12 @@ def test_tokens_settle_where_their_estimate_was_counted() -> None:
     store = MemoryStore(clock)
     entries: tuple[Entry, ...] = (("key:t", None, 100, None),)
     verdict = store.acquire_now(entries, 30)
-    held = (store, entries, verdict.counts, 30, "r1")
+    held = (store, entries, verdict.counts, 30)
     assert store.windows["key:t"][2] == 30
     store.release_now(held, 12)
     assert store.windows["key:t"][2] == 12  # the estimate replaced by the real usage
     late = store.acquire_now(entries, 30)
-    held = (store, entries, late.counts, 30, "r2")
+    held = (store, entries, late.counts, 30)
     clock.now += 61  # the answer ends in the next minute: its tokens count there
     store.release_now(held, 50)
     assert store.windows["key:t"][0] == clock.now and store.windows["key:t"][2] == 50
@@ -54,7 +54,7 @@ def test_parallel_counts_what_is_in_flight() -> None:
     refused = store.acquire_now(entries, 0)
     assert not refused.admitted and refused.limit == "parallel" and refused.retry_after() == 1
     assert store.windows["team:x"][1] == 1  # the refused request counted nowhere
-    store.release_now((store, entries, first.counts, 0, "r"), 0)
+    store.release_now((store, entries, first.counts, 0), 0)
     assert "key:p" not in store.in_flight and store.acquire_now(entries, 0).admitted
 
 
@@ -95,11 +95,11 @@ def test_one_scope_counts_as_several_do() -> None:
         assert first is not None and second is not None
         assert store.take(entries, 40) is None, extra  # parallel: 2 in flight
         assert store.windows["key:one"][1:] == [2, 80] and store.in_flight["key:one"] == 2
-        store.release_now((store, entries, [(w[0], 0, 0, 0) for w in first], 40, "r1"), 10)
+        store.release_now((store, entries, [(w[0], 0, 0, 0) for w in first], 40), 10)
         assert store.windows["key:one"][2] == 50 and store.in_flight["key:one"] == 1
         assert store.take(entries, 60) is not None  # 110 tokens now, over the tpm for the next one
         assert store.take(entries, 0) is None and store.acquire_now(entries, 0).limit == "rpm"
-        store.release_now((store, entries, [(w[0], 0, 0, 0) for w in second], 40, "r2"), 40)
+        store.release_now((store, entries, [(w[0], 0, 0, 0) for w in second], 40), 40)
         clock.now += 61  # the window ended: the usage of an answer ending now opens the next one
-        store.release_now((store, entries, [(1000.0, 0, 0, 0)] * len(entries), 60, "r3"), 5)
+        store.release_now((store, entries, [(1000.0, 0, 0, 0)] * len(entries), 60), 5)
         assert store.windows["key:one"] == [clock.now, 0, 5] and "key:one" not in store.in_flight

@@ -17,8 +17,6 @@ configured); a request whose caller has no limits (the master key) returns at th
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -70,9 +68,6 @@ class RateLimits(Hook):
     def __init__(self, store: Store) -> None:
         self.store = store
         self.local = store if type(store) is MemoryStore else None
-        # in-flight ids for the shared store: unique across replicas by the random tag, cheap by the count
-        self.tag = os.urandom(6).hex()
-        self.count = itertools.count()
         self._plans: dict[tuple[int, str | None], Plan] = {}
         self.before_now = self._before_local if self.local is not None else None
 
@@ -84,11 +79,10 @@ class RateLimits(Hook):
             return None
         entries = plan.entries
         estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
-        request_id = f"{self.tag}{next(self.count):x}"
-        verdict = await self.store.acquire(entries, estimate, request_id)
+        verdict = await self.store.acquire(entries, estimate)
         if not verdict.admitted:
             raise _refusal(caller, plan, verdict)
-        ctx.limits_held = (verdict.store, entries, verdict.counts, estimate, request_id)
+        ctx.limits_held = (verdict.store, entries, verdict.counts, estimate)
         if plan.requests_headers or plan.tokens_headers:
             ctx.response_headers += _headers(plan, verdict.counts)
         return None
@@ -106,13 +100,13 @@ class RateLimits(Hook):
         counts: Counts | None
         # admitted (the common case): counted at once, no verdict
         if (counts := local.take(entries, estimate)) is not None:
-            ctx.limits_held = (local, entries, counts, estimate, "")
+            ctx.limits_held = (local, entries, counts, estimate)
         else:
             verdict = local.acquire_now(entries, estimate)
             if not verdict.admitted:
                 raise _refusal(caller, plan, verdict)
             counts = verdict.counts
-            ctx.limits_held = (verdict.store, entries, counts, estimate, "")
+            ctx.limits_held = (verdict.store, entries, counts, estimate)
         if plan.requests_headers or plan.tokens_headers:
             ctx.response_headers += _headers(plan, counts)
         return None

@@ -60,7 +60,7 @@ class Verdict:
 class Store(Protocol):
     where: str  # for messages: "in-process" or the Redis server without credentials
 
-    async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
+    async def acquire(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
         """Check every entry; if none is at a limit, count the request in each: +1 request,
         `estimate` tokens reserved, +1 in flight where a parallel limit is set."""
         ...
@@ -76,6 +76,6 @@ class Store(Protocol):
 
 
 # What a request holds after it was admitted, kept on the context until it ends: (store, entries,
-# counts, estimate, request id) — where it was counted, in what, each entry's counters then (only
-# their start is read later: a window's never changes), the tokens reserved, its id in Redis.
-Held = tuple[Store, tuple[Entry, ...], Counts, int, str]
+# counts, estimate) — where it was counted, in what, each entry's counters then (only their start
+# is read later: a window's never changes), the tokens reserved.
+Held = tuple[Store, tuple[Entry, ...], Counts, int]

@@ -24,7 +24,7 @@ class MemoryStore:
         self.in_flight: dict[str, int] = {}
         self._sweep_at = 1024
 
-    async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
+    async def acquire(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
         return self.acquire_now(entries, estimate)
 
     def take(self, entries: tuple[Entry, ...], estimate: int) -> list[list[float]] | None:
@@ -111,7 +111,7 @@ class MemoryStore:
     def release_now(self, held: Held, used: int) -> None:
         now = self.clock()
         windows, in_flight = self.windows, self.in_flight
-        _, entries, counts, estimate, _ = held
+        _, entries, counts, estimate = held
         i = 0
         for name, _, _, parallel in entries:
             window = windows.get(name)

@@ -310,8 +310,7 @@ class SharedStore:
             found = self._commands[id(entries)] = Commands(entries, self.keys(entries), self.span_ms)
         return found
 
-    async def acquire(self, entries: tuple[Entry, ...], estimate: int, request_id: str) -> Verdict:
-        """(`request_id` is not needed here: a place in flight is a count, not a member of a set.)"""
+    async def acquire(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
         if self.down:
             return self.local.acquire_now(entries, estimate)
         commands = self.commands(entries)
@@ -343,7 +342,7 @@ class SharedStore:
         held until PARALLEL_TTL (to 1.5 times that). A new connection (a restarted or failed-over
         server) loads both scripts first. Not connected (the connection closed since the acquire):
         sent by a task that connects first, so an in-flight place is not held until PARALLEL_TTL."""
-        _, entries, counts, estimate, _ = held
+        _, entries, counts, estimate = held
         commands = self.commands(entries)
         command = commands.release(estimate, used, counts)
         if self.client.send_unanswered(command, _Settle((self, commands, command))):
