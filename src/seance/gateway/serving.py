@@ -342,16 +342,17 @@ class GatewayCycle(RequestResponseCycle):
         not copied between it and its line end. (A plain method: a coroutine of its own cost
         ~1k instructions a chunk more.)"""
         body = message.get("body", b"")
-        if message.get("more_body", False):
+        more = message.get("more_body", False)
+        if body:
+            parts = (b"%x\r\n" % len(body), body, b"\r\n" if more else b"\r\n" + END)
             if len(body) >= WRITEV_FROM:
-                self.transport.writelines((b"%x\r\n" % len(body), body, b"\r\n"))
-            elif body:
-                self.transport.write(b"".join((b"%x\r\n" % len(body), body, b"\r\n")))
+                self.transport.writelines(parts)
+            else:
+                self.transport.write(b"".join(parts))
+        elif not more:
+            self.transport.write(END)
+        if more:
             return
-        if len(body) >= WRITEV_FROM:
-            self.transport.writelines((b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n"))
-        else:
-            self.transport.write(b"".join((b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n")) if body else END)
         self.response_complete = True  # (a chunked answer expects no length: nothing to compare)
         self.message_event.set()
         if not self.keep_alive:
