@@ -418,7 +418,7 @@ async def test_a_place_never_given_back_ends_after_the_parallel_ttl() -> None:
             assert asyncio.get_running_loop().time() - began < 0.7  # by 1.5 times the TTL
             await asyncio.sleep(0.02)
         assert asyncio.get_running_loop().time() - began >= 0.35  # not before the TTL (less the first call)
-        await store.release((store, entries, verdict.counts, 0), 0)
+        store.release_now((store, entries, verdict.counts, 0), 0)
         await _until(lambda: not _in_flight(direct, prefix + entries[0][0]))
         assert 0 < direct.pttl(prefix + entries[0][0]) <= 1000  # the hash goes with its ring
     finally:

@@ -65,13 +65,10 @@ class Store(Protocol):
         `estimate` tokens reserved, +1 in flight where a parallel limit is set."""
         ...
 
-    async def release(self, held: Held, used: int) -> None:
-        """The request ended: settle its tokens to `used` (in the window that holds the estimate,
-        else the current one) and end its in-flight count."""
-        ...
-
     def release_now(self, held: Held, used: int) -> None:
-        """`release` without waiting for anything (each store's never waits): the after hook's."""
+        """The request ended: settle its tokens to `used` (in the window that holds the estimate,
+        else the current one) and end its in-flight count. Never waits (Redis's is sent without
+        waiting for its reply): the after hook calls it as a plain method."""
         ...
 
 

@@ -105,9 +105,6 @@ class MemoryStore:
             return self.acquire_now(entries, estimate)
         return Verdict(self, False, now, tuple(counts), refused_by, limit)
 
-    async def release(self, held: Held, used: int) -> None:
-        self.release_now(held, used)
-
     def release_now(self, held: Held, used: int) -> None:
         now = self.clock()
         windows, in_flight = self.windows, self.in_flight

@@ -330,9 +330,6 @@ class SharedStore:
         out = orjson.loads(reply)
         return Verdict(self, out[0] == 1, out[3], out[4], out[1] - 1, LIMIT_NAMES[out[2]])
 
-    async def release(self, held: Held, used: int) -> None:
-        self.release_now(held, used)
-
     def release_now(self, held: Held, used: int) -> None:
         """Sent without waiting: the after hook has nothing to wait for. Its reply is not even sent
         (CLIENT REPLY SKIP: reading it was ~10k instructions a request) where the server can skip
