@@ -134,12 +134,11 @@ def test_the_sqlite_adapters_bind_what_the_driver_bound_before() -> None:
     assert db.execute("SELECT a, typeof(a), b, typeof(b), c FROM t").fetchone() == (None, "null", 1, "integer", 0)
 
 
-async def test_a_backlog_is_written_in_one_flush_of_few_statements(tmp_path: Path) -> None:
-    """Under load a flush's cost is its hand-offs between the event loop and the database's
-    thread, hardly its rows: a writer that took BATCH rows a flush, an executemany that hands the
-    GIL back once a row, and then a statement a hop through a busy event loop each fell behind the
-    requests, and the backlog grew the RSS. 3 batches' worth go in one flush, in a few multi-row
-    statements, done in the writer's own thread in one hand-off."""
+async def test_a_backlog_is_written_in_one_flush_of_one_frame(tmp_path: Path) -> None:
+    """Under load a flush's cost is its hand-offs, hardly its rows: a writer that took BATCH rows
+    a flush, or handed each statement back and forth, fell behind the requests and the backlog grew
+    the RSS. 3 batches' worth go in one flush, one frame to the writer's process and one answer,
+    and read back as they were written (the JSON between the two processes loses nothing)."""
     config = tmp_path / "config.yaml"
     config.write_text("model_list: [{model_name: m, litellm_params: {model: openai/m}}]\n")
     engine = find_database(load_settings(config, {"SEANCE_DB": str(tmp_path / "x.db")}, announce=False)).engine()
@@ -147,31 +146,65 @@ async def test_a_backlog_is_written_in_one_flush_of_few_statements(tmp_path: Pat
     try:
         await migrate(engine)
         log = SpendLog(lambda: engine, Ledger())
-        log.add(_row("f" * 32), ("key:" + "ab" * 32,))
-        assert await log.flush()  # the writer's thread and connection are made
+        odd = _row("f" * 32, cache_hit=True, user="u1", spend=0.1 + 0.2, request_tags='["a"]', end_time=1e9 / 3)
+        log.add(odd, ("key:" + "ab" * 32,))
+        assert await log.flush()  # the writer's process is started
         writer = log._sqlite
-        assert writer is not None and writer._db is not None
-        statements: list[str] = []
-        writer._db.set_trace_callback(statements.append)
-        hops = 0
-        real = writer._executor.submit
+        assert writer is not None and writer._process is not None
+        frames: list[int] = []
+        real = spend._frame
 
-        def counted(*args: object, **kwargs: object) -> object:
-            nonlocal hops
-            hops += 1
-            return real(*args, **kwargs)  # type: ignore[arg-type]
+        async def counted(rows: list[SpendRow], totals: list[spend.Statement]) -> list[bytes]:
+            frames.append(len(rows))
+            return await real(rows, totals)
 
-        writer._executor.submit = counted  # type: ignore[method-assign]
-        for i in range(n):
-            log.add(_row(f"{i:032x}"), ("key:" + "ab" * 32,))
-        assert await log.flush()
-        assert log.pending == [] and log.written == n + 1
-        inserts = [statement for statement in statements if statement.startswith("INSERT")]
-        biggest = spend._WRITER_SIZES[0]
-        assert n // biggest <= len(inserts) <= n // biggest + 3 + 3 + 3 and hops == 1
+        spend._frame = counted  # type: ignore[assignment]
+        try:
+            for i in range(n):
+                log.add(_row(f"{i:032x}"), ("key:" + "ab" * 32,))
+            assert await log.flush()
+        finally:
+            spend._frame = real  # type: ignore[assignment]
+        assert log.pending == [] and log.written == n + 1 and frames == [n]
         await log.close()
+        assert writer._process is None
         async with engine.connect() as db:
             assert (await db.execute(sa.select(sa.func.count()).select_from(tables.spend_logs))).scalar() == n + 1
+            back = (await db.execute(sa.select(tables.spend_logs).where(tables.spend_logs.c.row_id == "f" * 32))).one()
+        assert tuple(back) == odd._replace(request_tags=["a"], metadata={})
+    finally:
+        await engine.dispose()
+
+
+async def test_the_sqlite_writer_process_failing_keeps_the_rows(tmp_path: Path) -> None:
+    """The writer's process killed: the flush fails, the rows wait, and the next flush starts
+    another process that writes them. A batch the database refuses (here: a row already there)
+    gets an error answer; the process stays, and the rows wait too."""
+    config = tmp_path / "config.yaml"
+    config.write_text("model_list: [{model_name: m, litellm_params: {model: openai/m}}]\n")
+    engine = find_database(load_settings(config, {"SEANCE_DB": str(tmp_path / "x.db")}, announce=False)).engine()
+    try:
+        await migrate(engine)
+        log = SpendLog(lambda: engine, Ledger())
+        log.add(_row("01"), ("key:k",))
+        assert await log.flush()
+        writer = log._sqlite
+        assert writer is not None and writer._process is not None
+        first = writer._process
+        first.kill()
+        await first.wait()
+        log.add(_row("02"), ("key:k",))
+        assert not await log.flush() and [row.row_id for row, _ in log.pending] == ["02"]
+        assert await log.flush() and writer._process is not None and writer._process is not first
+        log.add(_row("02"), ("key:k",))  # the same row id again: the primary key refuses it
+        second = writer._process
+        assert not await log.flush() and len(log.pending) == 1 and writer._process is second
+        log.pending.clear()
+        await log.close()
+        assert second.returncode == 0
+        async with engine.connect() as db:
+            ids = (await db.execute(sa.select(tables.spend_logs.c.row_id).order_by("row_id"))).scalars().all()
+        assert ids == ["01", "02"]
     finally:
         await engine.dispose()
 

@@ -14,9 +14,10 @@ import contextlib
 import itertools
 import logging
 import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
@@ -250,15 +251,6 @@ async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, 
 
 _COLUMNS = [column.name for column in tables.spend_logs.columns]
 _SIZES = (256, 64, 16, 4, 1)
-# The writer thread binds a statement's values holding the GIL (~1.5 us a row), and the event loop
-# waits for it: 64 rows (~0.1 ms) at most at a time, not 256 (~0.4 ms, which added ~1 ms to the
-# p99 of requests at c=1 that came while it wrote).
-_WRITER_SIZES = (64, 16, 4, 1)
-# Seconds the writer rests after each statement. Written in one burst, a 2,000-row flush was ~30 ms
-# of a core's CPU (SQLite's inserts and indexes) every ~0.4 s at c=1, and requests that came
-# meanwhile shared the cores with it: their p99 rose by ~1 ms. Rested, the same work spreads over
-# ~3x the time at a third of the intensity.
-PACE = 0.001
 _SQLITE_INSERTS = {
     size: 'INSERT INTO "{}" ({}) VALUES {}'.format(
         tables.spend_logs.name,
@@ -270,9 +262,8 @@ _SQLITE_INSERTS = {
 
 
 def _sqlite_inserts(rows: list[SpendRow], sizes: tuple[int, ...]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """The rows as multi-row INSERTs of these sizes, largest first (each statement text cached).
-    sqlite3's executemany steps once a row and releases the GIL around each step, and under load
-    every row then waited for a busy event loop to hand it back: a few statements a batch instead."""
+    """The rows as multi-row INSERTs of these sizes, largest first (each statement text cached):
+    sqlite3's executemany steps once a row, a few statements a batch are faster."""
     start = 0
     for size in sizes:
         while len(rows) - start >= size:
@@ -318,51 +309,82 @@ Statement = tuple[str, list[tuple[Any, ...]]]  # SQL, and the arguments of each 
 
 
 class SqliteWriter:
-    """The spend log's writes to a SQLite file: each in one hand-off to a thread of its own, with
-    its own connection (WAL, as the engine's), the whole transaction done there.
+    """The spend log's writes to a SQLite file, done by a process of its own (`sqlite_writer.py`,
+    which says why not a thread) with its own connection (WAL, as the engine's): each flush is one
+    frame to it and one line back, the whole transaction done there.
 
-    Through the engine (aiosqlite) every statement of a flush was a round trip between that
-    thread and the event loop, and under load each return waited behind the requests' callbacks:
-    at c=64 (12,500 requests a second, one worker) a flush took up to 919 ms and 11,602 rows,
-    the rows waiting meanwhile held ~23 MB more RSS, and the loop paid for every hop."""
+    Through the engine (aiosqlite) every statement of a flush was a round trip between its thread
+    and the event loop, and under load each return waited behind the requests' callbacks: at c=64
+    (12,500 requests a second, one worker) a flush took up to 919 ms and 11,602 rows, the rows
+    waiting meanwhile held ~23 MB more RSS, and the loop paid for every hop."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seance-spend")
-        self._db: sqlite3.Connection | None = None  # made, used and closed in the thread only
+        self._process: asyncio.subprocess.Process | None = None
 
     async def write(self, rows: list[SpendRow], totals: Mapping[str, float]) -> None:
         totals_sql = _totals_sql(totals, time.time(), _TOTALS_SQL["sqlite"])
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, rows, totals_sql)
+        process = self._process or await self._start()
+        assert process.stdin is not None and process.stdout is not None
+        frame = await _frame(rows, totals_sql)
+        try:
+            process.stdin.writelines(frame)
+            await process.stdin.drain()
+            answer = await process.stdout.readline()
+        except BaseException:  # (a broken pipe, or cancelled mid-frame: the next frame would not parse)
+            await self._stop(process)
+            raise
+        if answer != b"ok\n":
+            if not answer.startswith(b"error "):  # it exited: the next write starts another
+                await self._stop(process)
+            raise SpendWriteError(answer.decode(errors="replace").strip() or "the SQLite writer exited")
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=False)
+        if self._process is not None:
+            await self._stop(self._process)
 
-    def _write(self, rows: list[SpendRow], totals_sql: list[Statement]) -> None:
-        db = self._db
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=CONNECT_TIMEOUT, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._db = db
-        db.execute("BEGIN IMMEDIATE")  # the write lock at once: no upgrade from a read to wait on
+    async def _start(self) -> asyncio.subprocess.Process:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", WRITER_SCRIPT, self.path, tables.spend_logs.name, ",".join(_COLUMNS),
+            str(CONNECT_TIMEOUT),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C in a terminal is the gateway's to handle, not the writer's
+        )  # fmt: skip
+        return self._process
+
+    async def _stop(self, process: asyncio.subprocess.Process) -> None:
+        """End of input, and it exits (after the write it is doing, if any)."""
+        self._process = None
+        if process.stdin is not None:
+            process.stdin.close()
         try:
-            for statement, values in _sqlite_inserts(rows, _WRITER_SIZES):
-                db.execute(statement, values)
-                time.sleep(PACE)  # background work: spread over the flush, not one burst of CPU
-            for statement, arguments in totals_sql:
-                db.executemany(statement, arguments)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
-    def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+
+class SpendWriteError(Exception):
+    """The SQLite writer's process did not write a batch (its answer says why)."""
+
+
+WRITER_SCRIPT = str(Path(__file__).with_name("sqlite_writer.py"))
+STOP_TIMEOUT = 2 * CONNECT_TIMEOUT  # a write in progress may wait its busy timeout for the lock
+FRAME_TURN = 256  # rows serialized between turns of the event loop (~0.1 ms each)
+
+
+async def _frame(rows: list[SpendRow], totals_sql: list[Statement]) -> list[bytes]:
+    """A write's frame for the writer process: its length, then the JSON. The rows are serialized
+    FRAME_TURN at a time with a turn for the event loop in between: 2,000 rows at once held it for
+    ~0.8 ms, a stall a request at c=1 could wait behind."""
+    parts = [b'{"totals":', orjson.dumps(totals_sql), b',"rows":[']
+    for start in range(0, len(rows), FRAME_TURN):
+        if start:
+            parts.append(b",")
+            await asyncio.sleep(0)
+        parts.append(orjson.dumps(rows[start : start + FRAME_TURN], default=tuple)[1:-1])
+    parts.append(b"]}")
+    return [sum(map(len, parts)).to_bytes(8, "big"), *parts]
 
 
 def _totals_sql(totals: Mapping[str, float], now: float, statements: Mapping[str, str]) -> list[Statement]:

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from seance.gateway.store import spend, sqlite_writer
+from seance.gateway.store.sqlite_writer import SIZES, inserts, write
+
+COLUMNS = ["row_id", "n", "flag", "note"]
+
+
+def _db(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE t (row_id TEXT PRIMARY KEY, n INTEGER, flag BOOLEAN, note TEXT)")
+    db.execute("CREATE TABLE totals (id TEXT PRIMARY KEY, spend FLOAT)")
+    db.execute("INSERT INTO totals VALUES ('k', 1.0)")
+    return db
+
+
+def test_a_batch_is_a_few_multi_row_statements_and_its_totals_in_one_transaction(tmp_path: Path) -> None:
+    """A statement a row stepped SQLite 2,000 times a flush; the largest size first, then the rest."""
+    db = _db(tmp_path / "w.db")
+    seen: list[str] = []
+    db.set_trace_callback(seen.append)
+    n = 3 * SIZES[0] + 5
+    rows = [[f"{i:04d}", i, i % 2 == 0, None] for i in range(n)]
+    write(db, inserts("t", COLUMNS), rows, [["UPDATE totals SET spend = spend + ?1 WHERE id = ?2", [[0.5, "k"]]]])
+    statements = [s.split(" ", 1)[0] for s in seen]
+    assert statements == ["BEGIN"] + ["INSERT"] * 5 + ["UPDATE", "COMMIT"]  # 64, 64, 64, 4, 1
+    assert db.execute("SELECT count(*), sum(flag), max(note) FROM t").fetchone() == (n, (n + 1) // 2, None)
+    assert db.execute("SELECT spend FROM totals").fetchone() == (1.5,)
+
+
+def test_a_failed_batch_leaves_nothing(tmp_path: Path) -> None:
+    db = _db(tmp_path / "w.db")
+    statements = inserts("t", COLUMNS)
+    with pytest.raises(sqlite3.IntegrityError):
+        write(db, statements, [["a", 1, True, None], ["a", 2, False, None]], [])
+    assert not db.in_transaction and db.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_the_process_answers_each_frame_and_stops_at_the_end_of_input(tmp_path: Path) -> None:
+    """What the gateway's SqliteWriter sends and reads, against the script itself: `ok`, an error
+    line that says what the database refused (the rows stay the gateway's to keep), and exit 0
+    once its input ends."""
+    path = tmp_path / "w.db"
+    _db(path).close()
+
+    def frame(rows: list[list[object]]) -> bytes:
+        body = orjson.dumps({"rows": rows, "totals": []})
+        return len(body).to_bytes(8, "big") + body
+
+    process = subprocess.run(
+        [sys.executable, "-I", spend.WRITER_SCRIPT, str(path), "t", ",".join(COLUMNS), "5"],
+        input=frame([["a", 1, True, "x"]]) + frame([["a", 2, False, None]]) + frame([["b", 3, False, None]]),
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    answers = process.stdout.decode().splitlines()
+    assert process.returncode == 0 and answers[0] == "ok" and answers[2] == "ok"
+    assert answers[1].startswith("error IntegrityError: UNIQUE constraint failed: t.row_id")
+    assert sqlite3.connect(path).execute("SELECT row_id, n, flag, note FROM t ORDER BY 1").fetchall() == [
+        ("a", 1, 1, "x"),
+        ("b", 3, 0, None),
+    ]
+
+
+def test_the_script_imports_nothing_of_the_gateway() -> None:
+    """It runs as a script with `-I`: the gateway's modules are not on its path."""
+    source = Path(sqlite_writer.__file__).read_text()
+    assert "seance" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
