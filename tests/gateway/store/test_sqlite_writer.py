@@ -1,15 +1,15 @@
 from __future__ import annotations
 
+import marshal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import orjson
 import pytest
 
 from seance.gateway.store import spend, sqlite_writer
-from seance.gateway.store.sqlite_writer import SIZES, inserts, write
+from seance.gateway.store.sqlite_writer import CHUNK, inserts, write
 
 COLUMNS = ["row_id", "n", "flag", "note"]
 
@@ -27,9 +27,10 @@ def test_a_batch_is_a_few_multi_row_statements_and_its_totals_in_one_transaction
     db = _db(tmp_path / "w.db")
     seen: list[str] = []
     db.set_trace_callback(seen.append)
-    n = 3 * SIZES[0] + 5
+    n = 3 * CHUNK + 5
     rows = [[f"{i:04d}", i, i % 2 == 0, None] for i in range(n)]
-    write(db, inserts("t", COLUMNS), rows, [["UPDATE totals SET spend = spend + ?1 WHERE id = ?2", [[0.5, "k"]]]])
+    chunks = [rows[start : start + CHUNK] for start in range(0, n, CHUNK)]
+    write(db, inserts("t", COLUMNS), [["UPDATE totals SET spend = spend + ?1 WHERE id = ?2", [[0.5, "k"]]]], chunks)
     statements = [s.split(" ", 1)[0] for s in seen]
     assert statements == ["BEGIN"] + ["INSERT"] * 5 + ["UPDATE", "COMMIT"]  # 64, 64, 64, 4, 1
     assert db.execute("SELECT count(*), sum(flag), max(note) FROM t").fetchone() == (n, (n + 1) // 2, None)
@@ -40,7 +41,7 @@ def test_a_failed_batch_leaves_nothing(tmp_path: Path) -> None:
     db = _db(tmp_path / "w.db")
     statements = inserts("t", COLUMNS)
     with pytest.raises(sqlite3.IntegrityError):
-        write(db, statements, [["a", 1, True, None], ["a", 2, False, None]], [])
+        write(db, statements, [], [[["a", 1, True, None]], [["a", 2, False, None]]])
     assert not db.in_transaction and db.execute("SELECT count(*) FROM t").fetchone() == (0,)
 
 
@@ -51,17 +52,27 @@ def test_the_process_answers_each_frame_and_stops_at_the_end_of_input(tmp_path: 
     path = tmp_path / "w.db"
     _db(path).close()
 
-    def frame(rows: list[list[object]]) -> bytes:
-        body = orjson.dumps({"rows": rows, "totals": []})
-        return len(body).to_bytes(8, "big") + body
+    def message(value: object) -> bytes:
+        body = marshal.dumps(value)
+        return len(body).to_bytes(4, "big") + body
+
+    def frame(*chunks: list[tuple[object, ...]]) -> bytes:
+        return message([]) + b"".join(map(message, chunks)) + bytes(4)
 
     process = subprocess.run(
-        [sys.executable, "-I", spend.WRITER_SCRIPT, str(path), "t", ",".join(COLUMNS), "5"],
-        input=frame([["a", 1, True, "x"]]) + frame([["a", 2, False, None]]) + frame([["b", 3, False, None]]),
+        [sys.executable, "-I", "-S", spend.WRITER_SCRIPT, str(path), "t", ",".join(COLUMNS), "5"],
+        input=(
+            frame([("a", 1, True, "x")])
+            + frame([("a", 2, False, None)], [("c", 4, False, None)])  # refused in its first chunk
+            + frame([("b", 3, False, None)])
+            + message([])  # a write the input ends inside: rolled back
+            + message([("d", 5, False, None)])
+        ),
         capture_output=True, timeout=30,
     )  # fmt: skip
     answers = process.stdout.decode().splitlines()
     assert process.returncode == 0 and answers[0] == "ok" and answers[2] == "ok"
+    assert answers[3] == "error EOFError: the gateway's input ended inside a write" and len(answers) == 4
     assert answers[1].startswith("error IntegrityError: UNIQUE constraint failed: t.row_id")
     assert sqlite3.connect(path).execute("SELECT row_id, n, flag, note FROM t ORDER BY 1").fetchall() == [
         ("a", 1, 1, "x"),
@@ -69,7 +80,9 @@ def test_the_process_answers_each_frame_and_stops_at_the_end_of_input(tmp_path: 
     ]
 
 
-def test_the_script_imports_nothing_of_the_gateway() -> None:
-    """It runs as a script with `-I`: the gateway's modules are not on its path."""
+def test_the_script_imports_only_the_standard_library() -> None:
+    """It runs as a script with `-I -S`: neither the gateway's modules nor site-packages are on its
+    path, so what it imports must be the standard library's."""
     source = Path(sqlite_writer.__file__).read_text()
-    assert "seance" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
+    imported = {line.split()[1].split(".")[0] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import marshal
 import sqlite3
 import sys
 import time
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from seance.gateway.store import tables
 from seance.gateway.store.database import CONNECT_TIMEOUT
 from seance.gateway.store.keys import Ledger, member_ids
+from seance.gateway.store.sqlite_writer import CHUNK
 
 log = logging.getLogger("seance.gateway")
 
@@ -345,7 +347,7 @@ class SqliteWriter:
 
     async def _start(self) -> asyncio.subprocess.Process:
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", WRITER_SCRIPT, self.path, tables.spend_logs.name, ",".join(_COLUMNS),
+            sys.executable, "-I", "-S", WRITER_SCRIPT, self.path, tables.spend_logs.name, ",".join(_COLUMNS),
             str(CONNECT_TIMEOUT),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C in a terminal is the gateway's to handle, not the writer's
@@ -370,21 +372,24 @@ class SpendWriteError(Exception):
 
 WRITER_SCRIPT = str(Path(__file__).with_name("sqlite_writer.py"))
 STOP_TIMEOUT = 2 * CONNECT_TIMEOUT  # a write in progress may wait its busy timeout for the lock
-FRAME_TURN = 256  # rows serialized between turns of the event loop (~0.1 ms each)
 
 
 async def _frame(rows: list[SpendRow], totals_sql: list[Statement]) -> list[bytes]:
-    """A write's frame for the writer process: its length, then the JSON. The rows are serialized
-    FRAME_TURN at a time with a turn for the event loop in between: 2,000 rows at once held it for
-    ~0.8 ms, a stall a request at c=1 could wait behind."""
-    parts = [b'{"totals":', orjson.dumps(totals_sql), b',"rows":[']
-    for start in range(0, len(rows), FRAME_TURN):
+    """A write for the writer process (`sqlite_writer.py` has the protocol): the totals, the rows in
+    chunks, an empty message. A turn for the event loop between chunks (~15 us each): 1,024 rows at
+    a time (~0.2 ms) added ~0.5 ms to the p99 of requests at c=1 (3 rounds, 1.14-1.28 ms against
+    0.63-0.77 ms in two of three with 64)."""
+    parts = _message(marshal.dumps(totals_sql))
+    for start in range(0, len(rows), CHUNK):
         if start:
-            parts.append(b",")
             await asyncio.sleep(0)
-        parts.append(orjson.dumps(rows[start : start + FRAME_TURN], default=tuple)[1:-1])
-    parts.append(b"]}")
-    return [sum(map(len, parts)).to_bytes(8, "big"), *parts]
+        parts += _message(marshal.dumps(list(map(tuple, rows[start : start + CHUNK]))))  # (marshal: plain tuples)
+    parts.append(bytes(4))
+    return parts
+
+
+def _message(body: bytes) -> list[bytes]:
+    return [len(body).to_bytes(4, "big"), body]
 
 
 def _totals_sql(totals: Mapping[str, float], now: float, statements: Mapping[str, str]) -> list[Statement]:

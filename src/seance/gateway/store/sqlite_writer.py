@@ -1,35 +1,39 @@
 """The spend log's writer for a SQLite file: a process of its own, started by `spend.SqliteWriter`
-as `python -I sqlite_writer.py FILE TABLE COLUMNS BUSY_TIMEOUT` (a script, so that it imports only the standard
-library and orjson, not the gateway).
+as `python -I -S sqlite_writer.py FILE TABLE COLUMNS BUSY_TIMEOUT` (a script of the standard
+library alone: it imports nothing of the gateway's, nor anything from site-packages, ~10 MB RSS).
 
 Why a process and not a thread: a thread binds each statement's values holding the gateway's GIL
 and needs the GIL back after every statement; under load each of its waits cost the event loop a
-futex wake at each of its turns. Measured at c=64 (one worker, 3 rounds, one run): the thread's
-writes took 11-13 us of CPU a row, half of it in the kernel, this process's 6.5-7 us; the event
-loop's system time fell from 23-27 to 20-22 us a request, and throughput rose ~7 % (seance-vkey
-12,861 / 12,167 / 13,089 req/s with the thread, 13,806 / 13,398 / 13,137 with the process).
+futex wake at each of its turns. Measured at c=64 (one worker, one run, rounds alternated): the
+thread's writes took 11-13 us of CPU a row, half of it in the kernel, this process's ~5.5 us; the
+event loop's system time fell from ~23 to ~20 us a request, and seance-vkey's throughput rose from
+~77 % to ~83 % of seance-nodb's (bench/README.md).
 
-Protocol, on stdin and stdout: each write is an 8-byte big-endian length and that many bytes of
-JSON, `{"rows": [[...], ...], "totals": [[sql, [[arguments], ...]], ...]}`; the answer is one line,
-`ok`, or `error <what went wrong>` (the transaction then rolled back). End of input: exit.
+Protocol, on stdin and stdout. A write is messages, each a 4-byte big-endian length and that many
+bytes of `marshal` (the gateway runs this with its own interpreter, so the format is the same):
+the totals (`[(sql, [(arguments), ...]), ...]`), then the rows in chunks (`[(column, ...), ...]`,
+CHUNK rows a message), then an empty message. The answer is one line: `ok`, or `error <what went
+wrong>` (the transaction then rolled back). End of input: exit.
 """
 
 from __future__ import annotations
 
 import itertools
+import marshal
 import signal
 import sqlite3
 import sys
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
 
-import orjson
-
-SIZES = (64, 16, 4, 1)  # rows a statement: a few statements a batch, each ~0.3 ms of SQLite's work
+CHUNK = 64  # rows a message (the gateway's spend.py sends them so)
+SIZES = (CHUNK, 16, 4, 1)  # rows a statement: a chunk is one, ~0.3 ms of SQLite's work
 # Seconds of rest after each statement. Written in one burst, a 2,000-row flush was ~10 ms of a
 # core every ~0.4 s at c=1, and on 2 cores the requests that came meanwhile waited for it: their
 # p99 rose by ~1.8 ms. Rested, the same work spreads out (measured in bench/README.md).
 PACE = 0.001
+CACHE_KB = 256  # SQLite's page cache: the rows are appended, at the right edge of each B-tree
 
 # sqlite3 binds int, float and str directly but asks every other value for an adapter first; these
 # make None and bool as cheap (callgrind: 30k instructions a row of 7 NULLs without them).
@@ -43,16 +47,18 @@ def inserts(table: str, columns: list[str]) -> dict[int, str]:
     return {size: f'INSERT INTO "{table}" ({names}) VALUES {", ".join([row] * size)}' for size in SIZES}
 
 
-def write(db: sqlite3.Connection, statements: dict[int, str], rows: list[list[Any]], totals: list[Any]) -> None:
-    """The rows, as multi-row INSERTs (largest first), and the totals they add: one transaction."""
+def write(db: sqlite3.Connection, statements: dict[int, str], totals: list[Any], chunks: Iterable[list[Any]]) -> None:
+    """The rows, chunk by chunk, as multi-row INSERTs (largest first), and the totals they add: one
+    transaction. `chunks` may parse each chunk as it is reached (`serve`)."""
     db.execute("BEGIN IMMEDIATE")  # the write lock at once: no upgrade from a read to wait on
     try:
-        start = 0
-        for size in SIZES:
-            while len(rows) - start >= size:
-                db.execute(statements[size], tuple(itertools.chain.from_iterable(rows[start : start + size])))
-                start += size
-                time.sleep(PACE)
+        for rows in chunks:
+            start = 0
+            for size in SIZES:
+                while len(rows) - start >= size:
+                    db.execute(statements[size], tuple(itertools.chain.from_iterable(rows[start : start + size])))
+                    start += size
+            time.sleep(PACE)
         for statement, arguments in totals:
             db.executemany(statement, arguments)
         db.execute("COMMIT")
@@ -62,21 +68,42 @@ def write(db: sqlite3.Connection, statements: dict[int, str], rows: list[list[An
         raise
 
 
+def message(source: BinaryIO) -> bytes | None:
+    """The next message, None at the end of input (its length first, 4 bytes)."""
+    head = source.read(4)
+    if len(head) < 4:
+        return None
+    return source.read(int.from_bytes(head, "big"))
+
+
+def chunk_messages(source: BinaryIO) -> Iterator[bytes]:
+    """A write's chunks, up to the empty message that ends it."""
+    while (body := message(source)) != b"":
+        if body is None:
+            raise EOFError("the gateway's input ended inside a write")
+        yield body
+
+
 def serve(path: str, table: str, columns: list[str], busy_timeout: float) -> None:
     """`busy_timeout`: seconds a write waits for another's lock (another worker's, a migration)."""
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA cache_size=-{CACHE_KB}")
     statements = inserts(table, columns)
     source, answers = sys.stdin.buffer, sys.stdout.buffer
-    while len(head := source.read(8)) == 8:
-        frame = source.read(int.from_bytes(head, "big"))
+    while (totals := message(source)) is not None:
+        rest = chunk_messages(source)
         try:
-            batch = orjson.loads(frame)
-            write(db, statements, batch["rows"], batch["totals"])
-            answers.write(b"ok\n")
+            # each chunk read and loaded when its turn comes: a write of 2,000 rows read at once was
+            # a burst of a core (requests at c=1 waited behind it) and all of it in memory
+            write(db, statements, marshal.loads(totals), map(marshal.loads, rest))
+            answer = b"ok\n"
         except Exception as exc:  # the gateway keeps the rows and tries again later
-            answers.write(f"error {type(exc).__name__}: {exc}".replace("\n", " ").encode() + b"\n")
+            answer = f"error {type(exc).__name__}: {exc}".replace("\n", " ").encode() + b"\n"
+            for _ in rest:  # the rest of this write
+                pass
+        answers.write(answer)
         answers.flush()
     db.close()
 
