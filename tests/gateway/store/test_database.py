@@ -110,7 +110,7 @@ async def test_migrations_are_idempotent_and_safe_together(tmp_path: Path, db_en
         async with engines[0].connect() as db:
             version = (await db.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
             names = await db.run_sync(lambda sync: sa.inspect(sync).get_table_names())
-        assert version == "0003"
+        assert version == "0004"
         assert set(tables.metadata.tables) <= set(names)
     finally:
         for engine in engines:
@@ -169,3 +169,39 @@ async def test_0003_gives_existing_members_their_rows(tmp_path: Path, engine_nam
         await engine.dispose()
         if pg_name:
             await asyncio.to_thread(drop_pg_database, pg_name)
+
+
+async def test_the_spend_logs_user_team_and_end_user_indexes_hold_only_the_rows_that_have_one(
+    tmp_path: Path, db_env: dict[str, str]
+) -> None:
+    """Migration 0004: each index is partial (`IS NOT NULL`), and a lookup of a value still uses it."""
+    engine = find_database(_settings(tmp_path, db_env)).engine()
+    columns = ("user", "team_id", "end_user")
+    try:
+        await migrate(engine)
+        async with engine.connect() as db:
+            if engine.dialect.name == "sqlite":
+                found = await db.execute(
+                    sa.text(
+                        "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'seance_spend_logs' AND type = 'index'"
+                    )
+                )
+            else:
+                found = await db.execute(
+                    sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'seance_spend_logs'")
+                )
+            definitions = {name: definition for name, definition in found}
+            plans = []
+            for column in columns:
+                if engine.dialect.name == "sqlite":
+                    plan = await db.execute(
+                        sa.text(f'EXPLAIN QUERY PLAN SELECT * FROM seance_spend_logs WHERE "{column}" = :v'), {"v": "x"}
+                    )
+                    plans.append(" ".join(str(row[-1]) for row in plan))
+    finally:
+        await engine.dispose()
+    for column in columns:
+        assert "IS NOT NULL" in definitions[f"ix_seance_spend_logs_{column}"]
+    assert "IS NOT NULL" not in definitions["ix_seance_spend_logs_api_key"]
+    for column, plan in zip(columns if plans else (), plans, strict=True):
+        assert f"USING INDEX ix_seance_spend_logs_{column}" in plan

@@ -158,10 +158,10 @@ spend_logs = sa.Table(
     sa.Column("call_type", sa.String(32), nullable=False),
     sa.Column("api_key", sa.String(64), nullable=False, index=True),  # the key's hash
     sa.Column("key_alias", sa.String(256)),
-    sa.Column("user", sa.String(256), index=True),
-    sa.Column("team_id", sa.String(256), index=True),
+    sa.Column("user", sa.String(256)),  # these three: partial indexes, below
+    sa.Column("team_id", sa.String(256)),
     sa.Column("organization_id", sa.String(256)),
-    sa.Column("end_user", sa.String(256), index=True),
+    sa.Column("end_user", sa.String(256)),
     sa.Column("model", sa.String(256)),  # what the client asked for
     sa.Column("model_group", sa.String(256)),
     sa.Column("model_id", sa.String(256)),  # the deployment
@@ -179,6 +179,13 @@ spend_logs = sa.Table(
     sa.Column("request_tags", sa.JSON, nullable=False, default=list),
     sa.Column("metadata", sa.JSON, nullable=False, default=dict),
 )
+
+# Most rows have no user, team or end user: their indexes hold only the rows that have one
+# (migration 0004), which a query for a value still finds (`col = x` implies `col IS NOT NULL`).
+for _column in (spend_logs.c.user, spend_logs.c.team_id, spend_logs.c.end_user):
+    _present = _column.isnot(None)
+    sa.Index(f"ix_seance_spend_logs_{_column.name}", _column, sqlite_where=_present, postgresql_where=_present)
+del _column, _present
 
 proxy_models = sa.Table(
     "seance_proxy_models",
