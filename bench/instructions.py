@@ -20,6 +20,9 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py --deployment-extra 'rpm: 1000000000' --deployment-extra 'tpm: 1000000000000'
                                                 # lines added to the deployment's litellm_params
 
+The count is the gateway process's: the SQLite spend writer runs in a process of its own
+(`store/sqlite_writer.py`), which valgrind leaves uncounted; with `DATABASE_URL` the COPY is counted.
+
 Each revision's `src/` is exported with `git archive` (the working tree for "."), served with the
 repository's `.venv` interpreter under `PYTHONPATH`, warmed up, then counted over the measured
 requests only (callgrind's instrumentation is switched on and off around them).
