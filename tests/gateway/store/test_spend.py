@@ -262,11 +262,11 @@ async def test_a_postgresql_copy_hands_the_event_loop_back_between_turns() -> No
 
 
 async def test_a_postgresql_write_copies_every_row(tmp_path: Path, pg_database: str) -> None:
-    """Rows in several turns, one transaction: all of them written, once."""
+    """Rows in several COPYs of several turns, one transaction: all of them written, once."""
     config = tmp_path / "config.yaml"
     config.write_text("model_list: [{model_name: m, litellm_params: {model: openai/m}}]\n")
     engine = find_database(load_settings(config, {"DATABASE_URL": pg_database}, announce=False)).engine()
-    rows = [_row(f"turns-{tmp_path.name}-{i}"[-32:]) for i in range(5 * spend.COPY_TURN + 3)]
+    rows = [_row(f"turns-{tmp_path.name}-{i}"[-32:]) for i in range(2 * spend.COPY_ROWS + 3)]
     ids = [row.row_id for row in rows]
     try:
         await migrate(engine)
