@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import marshal
-import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from seance.gateway.store import tables
 from seance.gateway.store.database import CONNECT_TIMEOUT
 from seance.gateway.store.keys import Ledger, member_ids
-from seance.gateway.store.sqlite_writer import CHUNK
+from seance.gateway.store.sqlite_writer import CHUNK, insert_statements, inserts
 
 log = logging.getLogger("seance.gateway")
 
@@ -252,32 +250,15 @@ async def write(db: AsyncConnection, rows: list[SpendRow], totals: Mapping[str, 
     if db.dialect.driver == "asyncpg":
         await _write_postgres(db, rows, totals_sql)
         return
-    for statement, values in _sqlite_inserts(rows, _SIZES):  # (in-memory SQLite: SqliteWriter writes files)
+    for statement, values in insert_statements(_SQLITE_INSERTS, rows):
         await db.exec_driver_sql(statement, values)
     for statement, arguments in totals_sql:
         await db.exec_driver_sql(statement, arguments)
 
 
 _COLUMNS = [column.name for column in tables.spend_logs.columns]
-_SIZES = (256, 64, 16, 4, 1)
-_SQLITE_INSERTS = {
-    size: 'INSERT INTO "{}" ({}) VALUES {}'.format(
-        tables.spend_logs.name,
-        ", ".join(f'"{name}"' for name in _COLUMNS),
-        ", ".join(["({})".format(", ".join("?" * len(_COLUMNS)))] * size),
-    )
-    for size in _SIZES
-}
-
-
-def _sqlite_inserts(rows: list[SpendRow], sizes: tuple[int, ...]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """The rows as multi-row INSERTs of these sizes, largest first (each statement text cached):
-    sqlite3's executemany steps once a row, a few statements a batch are faster."""
-    start = 0
-    for size in sizes:
-        while len(rows) - start >= size:
-            yield _SQLITE_INSERTS[size], tuple(itertools.chain.from_iterable(rows[start : start + size]))
-            start += size
+# (in-memory SQLite only: SqliteWriter writes files)
+_SQLITE_INSERTS = inserts(tables.spend_logs.name, _COLUMNS)
 
 
 async def _write_postgres(db: AsyncConnection, rows: list[SpendRow], totals_sql: list[Statement]) -> None:
@@ -387,9 +368,9 @@ STOP_TIMEOUT = 2 * CONNECT_TIMEOUT  # a write in progress may wait its busy time
 
 async def _frame(rows: list[SpendRow], totals_sql: list[Statement]) -> list[bytes]:
     """A write for the writer process (`sqlite_writer.py` has the protocol): the totals, the rows in
-    chunks, an empty message. A turn for the event loop between chunks (~15 us each): 1,024 rows at
-    a time (~0.2 ms) added ~0.5 ms to the p99 of requests at c=1 (3 rounds, 1.14-1.28 ms against
-    0.63-0.77 ms in two of three with 64)."""
+    chunks, an empty message. A turn for the event loop between chunks (~15 us each): with 1,024
+    rows between turns the p99 of requests at c=1 was 1.14-1.28 ms, with one chunk 0.69-0.75 ms
+    (3 rounds each; bench/README.md)."""
     parts = _message(marshal.dumps(totals_sql))
     for start in range(0, len(rows), CHUNK):
         if start:
@@ -445,11 +426,3 @@ def _total_statements(placeholders: tuple[str, str, str]) -> dict[str, str]:
 
 
 _TOTALS_SQL = {"postgresql": _total_statements(("$1", "$2", "$3")), "sqlite": _total_statements(("?1", "?2", "?3"))}
-
-
-# The sqlite3 driver binds int, float and str directly, but asks every other value (None, bool)
-# for an adapter first: two failed attribute lookups on a type, each raising a formatted
-# AttributeError, ~7 us for the 7 NULL columns of a typical row (callgrind: 30k instructions a row).
-# Registered, the lookup finds these C callables instead and binds what it bound before: NULL, 0/1.
-sqlite3.register_adapter(type(None), {}.get)  # type: ignore[arg-type]  # {}.get(None) is None
-sqlite3.register_adapter(bool, int)
