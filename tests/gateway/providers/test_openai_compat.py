@@ -1,11 +1,16 @@
-"""providers/openai_compat.py: what a pass-through keeps to read an answer's usage."""
+"""providers/openai_compat.py: what a pass-through checks of an answer and keeps to read its usage."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from tests.gateway.providers.helpers import make_call
+
+from seance.gateway.errors import UpstreamError
 from seance.gateway.formats.openai import Usage
-from seance.gateway.providers.openai_compat import PassThroughStream, read_usage
+from seance.gateway.providers.base import Call, Operation, Reply
+from seance.gateway.providers.openai_compat import OpenAI, PassThroughStream, read_usage
 
 FLOATS = b'{"object":"list","data":[{"embedding":[0.1,-0.2]}],"model":"m",'
 
@@ -37,3 +42,33 @@ def test_a_stream_in_chunks_of_any_size_keeps_its_tail(size: int) -> None:
     assert out == stream and translator.close() == b""
     assert translator.usage == Usage(3, 400)
     assert sum(map(len, translator.kept)) <= 2 * PassThroughStream.TAIL + size  # never the whole stream
+
+
+def _call(op: Operation, body: dict[str, object]) -> Call:
+    return make_call(op, body, provider="openai", model="m", api_base="http://127.0.0.1:9/v1")
+
+
+# as OpenAI answers text-embedding-3-small with dimensions: 256, pretty-printed (6 KB)
+EMBEDDINGS = json.dumps(
+    {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.012345678] * 256}],
+     "model": "text-embedding-3-small", "usage": {"prompt_tokens": 9, "total_tokens": 9}},
+    indent=2,
+).encode()  # fmt: skip
+
+
+def test_an_embeddings_answer_is_relayed_unchanged_with_its_usage() -> None:
+    reply = OpenAI().parse(_call("embedding", {"model": "m", "input": "x"}), 200, EMBEDDINGS)
+    assert isinstance(reply, Reply) and reply.body == EMBEDDINGS
+    assert reply.usage == Usage(9, 0)
+
+
+@pytest.mark.parametrize("op", ["chat", "embedding"])
+def test_an_answer_that_is_not_a_json_object_is_an_upstream_error(op: Operation) -> None:
+    with pytest.raises(UpstreamError, match="not JSON"):
+        OpenAI().parse(_call(op, {"model": "m"}), 200, b"<html>oops</html>")
+
+
+def test_a_small_chat_answer_is_parsed_whole() -> None:
+    """Its ends look like JSON, its middle does not: only the parse that reads its usage tells."""
+    with pytest.raises(UpstreamError, match="not JSON"):
+        OpenAI().parse(_call("chat", {"model": "m"}), 200, b'{"id": "x", "choices": [oops], "usage": {}}')

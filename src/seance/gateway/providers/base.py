@@ -42,9 +42,9 @@ from seance.gateway.formats.openai import Usage
 from seance.gateway.upstream import UpstreamRequest
 
 __all__ = [
-    "NOT_PARSED", "Adapter", "Call", "ErrorKinds", "FollowUp", "Operation", "Reply", "StreamTranslator", "Target",
-    "TranslatingStream", "UpstreamRequest", "Usage", "error_kind", "error_message", "json_headers", "json_object",
-    "url_path",
+    "FULL_JSON_CHECK", "NOT_PARSED", "Adapter", "Call", "ErrorKinds", "FollowUp", "Operation", "Reply",
+    "StreamTranslator", "Target", "TranslatingStream", "UpstreamRequest", "Usage", "error_kind", "error_message",
+    "json_headers", "json_object", "url_path",
 ]  # fmt: skip
 
 # "messages" is Anthropic's Messages format, offered natively only by adapters that list it in
@@ -267,11 +267,11 @@ FULL_JSON_CHECK = 16 * 1024
 NOT_PARSED: Mapping[str, Any] = MappingProxyType({})
 
 
-def json_object(body: bytes) -> Mapping[str, Any] | None:
-    """The body as a JSON object when it is small enough to parse (so its fields are read from the
-    one parse that checks it), NOT_PARSED when it is larger and its ends look like one, None when
-    it is not a JSON object."""
-    if len(body) <= FULL_JSON_CHECK:
+def json_object(body: bytes, full_check: int = FULL_JSON_CHECK) -> Mapping[str, Any] | None:
+    """The body as a JSON object when it is at most `full_check` bytes (so its fields are read from
+    the one parse that checks it), NOT_PARSED when it is larger and its ends look like one, None
+    when it is not a JSON object."""
+    if len(body) <= full_check:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -17,6 +17,7 @@ from seance.gateway.errors import CONTEXT_WINDOW, UpstreamError, upstream_shape
 from seance.gateway.formats import openai as shapes
 from seance.gateway.formats.sse import complete_events
 from seance.gateway.providers.base import (
+    FULL_JSON_CHECK,
     NOT_PARSED,
     OPENAI_ERROR_KINDS,
     Adapter,
@@ -101,11 +102,14 @@ class OpenAICompatible(Adapter):
         return UpstreamRequest("POST", self.url(call), self.headers(call), self.payload(call), call.stream)
 
     def parse(self, call: Call, status: int, body: bytes) -> Reply | FollowUp:
-        parsed = json_object(body)
+        # Embeddings are floats, the slowest thing to parse: 256 of them (text-embedding-3 with
+        # `dimensions`, pretty-printed as OpenAI answers, 6 KB) cost 80k instructions, a fifth of
+        # the whole request (bench/instructions.py), and nothing of them is read. Their ends are
+        # checked, as a large body's are, and the usage is searched for.
+        parsed = json_object(body, 0 if call.op == "embedding" else FULL_JSON_CHECK)
         if parsed is None:
             raise UpstreamError(f"{self.name}: answered HTTP {status} with a body that is not JSON")
-        # the usage from the parse that checked the body; a body too large for that (embeddings
-        # of many inputs) is searched instead
+        # the usage from the parse that checked the body; one not parsed is searched instead
         usage = Usage.from_openai(parsed.get("usage")) if parsed is not NOT_PARSED else read_usage(body)
         return Reply(body, usage)
 
