@@ -10,7 +10,8 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py                       # the working tree
     python3 bench/instructions.py --rev fb20996 --rev HEAD --requests 300
     python3 bench/instructions.py --scenario stream --access-log
-    python3 bench/instructions.py --scenario embed            # /v1/embeddings, a 1,536-float answer
+    python3 bench/instructions.py --scenario embed            # /v1/embeddings, run.py's 256-float answer
+    python3 bench/instructions.py --scenario embed-1536       # text-embedding-3-small's 1,536 floats
     python3 bench/instructions.py --gateway-arg=--no-db        # without the keys/spend store
     python3 bench/instructions.py --virtual-key                # a key from /key/generate, not the master key
     python3 bench/instructions.py --virtual-key '{"rpm_limit": 1000000}' --scenario chat-miss
@@ -46,37 +47,33 @@ import tempfile
 import time
 from pathlib import Path
 
+import bodies
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 MASTER_KEY = "sk-bench-instructions"
 
-CHAT = (
-    b'{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini",'
-    b'"choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?"},'
-    b'"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20}}'
-)
-_CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}\n\n'  # noqa: E501
-STREAM = (
-    _CHUNK * 18
-    + b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'  # noqa: E501
-    + b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":18,"total_tokens":30}}\n\n'  # noqa: E501
-    + b"data: [DONE]\n\n"
-)
-# an embeddings answer of text-embedding-3-small's size: 1,536 floats as OpenAI writes them
-EMBEDDINGS = (
-    b'{"object":"list","data":[{"object":"embedding","index":0,"embedding":['
-    + b",".join(b"%.9f" % ((i * 7919 % 2000 - 1000) / 10000) for i in range(1536))
-    + b']}],"model":"text-embedding-3-small","usage":{"prompt_tokens":5,"total_tokens":5}}'
-)
+# The answers and requests of run.py's scenarios (bodies.py), so that a count sees what the timed
+# runs do: with its own smaller answers this tool once counted the same work for two revisions
+# whose embeddings differed by 25 % in run.py (the 256-float answer was parsed whole, the 1,536-float
+# one here was not).
+CHAT = bodies.openai_chat_json().encode()
+STREAM = bodies.openai_chat_sse().encode()
+EMBEDDINGS = bodies.openai_embeddings_json().encode()  # 256 floats, pretty-printed, as OpenAI answers
+# text-embedding-3-small's full size: 1,536 floats (over the gateway's whole-parse limit)
+EMBEDDINGS_1536 = bodies.openai_embeddings_json(1536).encode()
+_CHAT = bodies.chat_request("bench", stream=False).encode()
+# a number in the input (%d): with a response cache on, every request is a miss
+_EMBED = bodies.embeddings_request("bench").encode().replace(b'."', b'. %d"', 1)
 REQUESTS = {
-    "chat": b'{"model":"bench","messages":[{"role":"user","content":"Say hello"}]}',
+    "chat": _CHAT,
     # a new seed each time (%d): with a response cache on, every request is a miss
-    "chat-miss": b'{"model":"bench","seed":%d,"messages":[{"role":"user","content":"Say hello"}]}',
-    "stream": b'{"model":"bench","stream":true,"stream_options":{"include_usage":true},'
-    b'"messages":[{"role":"user","content":"Say hello"}]}',
-    "embed": b'{"model":"bench","input":"Say hello %d"}',
+    "chat-miss": _CHAT[:-1] + b',"seed":%d}',
+    "stream": bodies.chat_request("bench", stream=True).encode(),
+    "embed": _EMBED,
+    "embed-1536": _EMBED[:-1] + b',"dimensions":1536}',
 }
-PATHS = {"embed": "/v1/embeddings"}  # the others: /v1/chat/completions
+PATHS = {"embed": "/v1/embeddings", "embed-1536": "/v1/embeddings"}  # the others: /v1/chat/completions
 
 
 class Upstream(asyncio.Protocol):
@@ -97,9 +94,10 @@ class Upstream(asyncio.Protocol):
                 return
             body, self.buffer = rest[:length], rest[length:]
             if b'"input"' in body:
+                answer = EMBEDDINGS_1536 if b'"dimensions":1536' in body else EMBEDDINGS
                 self.transport.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    b"content-length: %d\r\n\r\n" % len(EMBEDDINGS) + EMBEDDINGS
+                    b"content-length: %d\r\n\r\n" % len(answer) + answer
                 )
             elif b'"stream":true' in body:
                 self.transport.write(
