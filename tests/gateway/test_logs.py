@@ -54,3 +54,21 @@ def test_json_lines_carry_the_fields_like_the_handler() -> None:
                      "request_id": "r1", "status": 200}  # fmt: skip
     record = logging.LogRecord("seance.access", logging.INFO, "", 0, "m", None, None)
     assert set(orjson.loads(JSONFormatter().format(record))) == {"time", "level", "logger", "message"}
+
+
+def test_a_line_without_fields() -> None:
+    """The access log hook makes fields only for the JSON format; a plain line is its message."""
+    for fmt in ("plain", "json"):
+        stream = io.StringIO()
+        writer = AccessWriter(fmt, stream)
+
+        async def go(writer: AccessWriter = writer) -> None:
+            writer.write("GET /health 200 id=r9")
+            await asyncio.sleep(0)
+
+        asyncio.run(go())
+        line = stream.getvalue().rstrip("\n")
+        if fmt == "plain":
+            assert re.fullmatch(STAMP + r" INFO seance\.access: GET /health 200 id=r9", line)
+        else:
+            assert set(orjson.loads(line)) == {"time", "level", "logger", "message"}

@@ -60,14 +60,15 @@ class AccessWriter:
         self._second = -1
         self._stamp = ""
 
-    def write(self, message: str, fields: dict[str, Any]) -> None:
+    def write(self, message: str, fields: dict[str, Any] | None = None) -> None:
+        """One line; `fields` go into the JSON format's object (a plain line is the message)."""
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         stamp = f"{self._stamp}.{int((now - second) * 1000):03d}Z"
         if self.json:
-            entry = {"time": stamp, "level": "INFO", "logger": "seance.access", "message": message, **fields}
+            entry = {"time": stamp, "level": "INFO", "logger": "seance.access", "message": message, **(fields or {})}
             self.lines.append(orjson.dumps(entry, default=str).decode())
         else:
             self.lines.append(f"{stamp} INFO seance.access: {message}")
