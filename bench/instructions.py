@@ -16,6 +16,8 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
     python3 bench/instructions.py --virtual-key                # a key from /key/generate, not the master key
     python3 bench/instructions.py --virtual-key '{"rpm_limit": 1000000}' --scenario chat-miss
     python3 bench/instructions.py --keep /tmp/cg               # keep callgrind's files (callgrind_annotate)
+    python3 bench/instructions.py --calls --rev HEAD --rev .   # Python calls a request instead, function by
+                                                # function, and what changed between the revisions
     python3 bench/instructions.py --config-extra 'general_settings: {proxy_batch_write_at: 3600}'
                                                 # the request path alone: no spend write while counting
     python3 bench/instructions.py --deployment-extra 'rpm: 1000000000' --deployment-extra 'tpm: 1000000000000'
@@ -50,6 +52,7 @@ from pathlib import Path
 import bodies
 
 ROOT = Path(__file__).resolve().parent.parent
+CALLCOUNT = Path(__file__).resolve().parent / "callcount"  # its sitecustomize.py counts calls (--calls)
 PYTHON = ROOT / ".venv" / "bin" / "python"
 MASTER_KEY = "sk-bench-instructions"
 
@@ -164,8 +167,18 @@ def body_of(scenario: str, n: int) -> bytes:
 
 
 def count(
-    src: Path, config: Path, scenario: str, n: int, warmup: int, extra: list[str], work: Path, vkey: str | None = None
+    src: Path,
+    config: Path,
+    scenario: str,
+    n: int,
+    warmup: int,
+    extra: list[str],
+    work: Path,
+    vkey: str | None = None,
+    calls: Path | None = None,
 ) -> int:
+    """Instructions over the `n` measured requests; with `calls`, Python calls instead (counted by
+    callcount/sitecustomize.py without valgrind, written to `calls` function by function)."""
     port = free_port()
     out = work / f"callgrind.{os.getpid()}.{time.monotonic_ns()}"
     env = {**os.environ, "PYTHONPATH": str(src), "LITELLM_MASTER_KEY": MASTER_KEY, "PYTHONHASHSEED": "0"}
@@ -174,10 +187,14 @@ def count(
     # to every run with the store. It is not the request path; keep it out of the count.
     env.setdefault("SEANCE_MODELS_POLL", "3600")
     command = [
-        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
         str(PYTHON), "-m", "seance", "gateway", "--config", str(config), "--port", str(port), "--workers", "1",
+        *extra,
     ]  # fmt: skip
-    command += extra
+    if calls is None:
+        command[:0] = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    else:
+        env.update(PYTHONPATH=f"{CALLCOUNT}{os.pathsep}{src}", SEANCE_CALLCOUNT=str(calls))
+        calls.unlink(missing_ok=True)
     log = open(work / "gateway.log", "ab")  # noqa: SIM115
     # cwd: the store's default SQLite file (keys, spend) lands in the run's own folder
     gateway = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
@@ -196,10 +213,10 @@ def count(
         key = virtual_key(conn, vkey) if vkey is not None else MASTER_KEY
         for i in range(warmup):
             request(conn, body_of(scenario, i + 1), key, PATHS.get(scenario, "/v1/chat/completions"))
-        subprocess.run(["callgrind_control", "-i", "on", str(gateway.pid)], check=True, capture_output=True)
+        _measure(gateway.pid, True, calls)
         for i in range(n):
             request(conn, body_of(scenario, warmup + i + 1), key, PATHS.get(scenario, "/v1/chat/completions"))
-        subprocess.run(["callgrind_control", "-i", "off", str(gateway.pid)], check=True, capture_output=True)
+        _measure(gateway.pid, False, calls)
         conn.close()
     finally:
         os.killpg(gateway.pid, signal.SIGTERM)
@@ -209,6 +226,8 @@ def count(
             os.killpg(gateway.pid, signal.SIGKILL)
             gateway.wait()
         log.close()
+    if calls is not None:
+        return sum(json.loads(calls.read_text()).values())
     total = 0
     for path in work.glob(out.name + "*"):
         for line in path.read_text(errors="replace").splitlines():
@@ -217,6 +236,41 @@ def count(
     if not total:
         raise RuntimeError(f"callgrind wrote no totals ({out})")
     return total
+
+
+def _measure(pid: int, on: bool, calls: Path | None) -> None:
+    """Start or stop counting: callgrind's instrumentation, or the call counter (its signals; the
+    event loop runs a Python signal handler at its next turn, so the first request waits for it)."""
+    if calls is None:
+        subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(pid)], check=True, capture_output=True)
+        return
+    os.kill(pid, signal.SIGUSR1 if on else signal.SIGUSR2)
+    if on:
+        time.sleep(0.5)  # (the counter sends no reply: a pause its handler's turn fits in)
+        return
+    deadline = time.monotonic() + 30
+    while not calls.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway wrote no call counts (bench/callcount/sitecustomize.py)")
+        time.sleep(0.05)
+
+
+def calls_table(runs: dict[str, dict[str, int]], requests: int, top: int = 40) -> str:
+    """Calls a request by function: the first revision's most called, or with two revisions, the
+    functions whose count changed most between them."""
+    (first, a), *rest = runs.items()
+    if not rest:
+        rows = sorted(a.items(), key=lambda item: -item[1])[:top]
+        lines = [f"| {name} | {n / requests:.2f} |" for name, n in rows]
+        return f"| function ({first}) | calls a request |\n|---|---:|\n" + "\n".join(lines)
+    second, b = rest[0]
+    changed = {name: (b.get(name, 0) - a.get(name, 0)) / requests for name in a.keys() | b.keys()}
+    rows = sorted(((d, name) for name, d in changed.items() if abs(d) >= 0.5), key=lambda row: -abs(row[0]))[:top]
+    lines = [f"| {name} | {a.get(name, 0) / requests:.2f} | {b.get(name, 0) / requests:.2f} | {d:+.2f} |"
+             for d, name in rows]  # fmt: skip
+    totals = f"| (all) | {sum(a.values()) / requests:.1f} | {sum(b.values()) / requests:.1f} | |"
+    header = f"| function | {first} | {second} | change |\n|---|---:|---:|---:|\n"
+    return header + "\n".join([totals, *lines])
 
 
 def main(argv: list[str]) -> int:
@@ -243,16 +297,21 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--keep", type=Path, help="copy callgrind's output files into this folder")
     parser.add_argument(
+        "--calls", action="store_true", help="count Python calls a request, by function, instead (no valgrind)"
+    )
+    parser.add_argument(
         "--gateway-arg", action="append", default=[], help="passed to `seance gateway` (repeatable): --no-db, --metrics"
     )
     args = parser.parse_args(argv)
-    if not shutil.which("valgrind"):
+    if not args.calls and not shutil.which("valgrind"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     revs = args.rev or ["."]
     upstream_port = free_port()
     upstream = subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)])
     results: dict[str, list[float]] = {rev: [] for rev in revs}
+    called: dict[str, dict[str, int]] = {}  # --calls: each revision's first count, by function
+    unit = "calls" if args.calls else "instructions"
     with tempfile.TemporaryDirectory(prefix="seance-instr-") as tmp:
         work = Path(tmp)
         config = work / "config.yaml"
@@ -268,11 +327,15 @@ def main(argv: list[str]) -> int:
                 for rev in revs:
                     source = sources[rev]
                     extra = [*args.gateway_arg, *(["--access-log"] if args.access_log else [])]
+                    counted = work / f"calls-{len(called)}.json" if args.calls else None
                     total = count(
-                        source, config, args.scenario, args.requests, args.warmup, extra, work, args.virtual_key
-                    )
+                        source, config, args.scenario, args.requests, args.warmup, extra, work, args.virtual_key,
+                        counted,
+                    )  # fmt: skip
                     results[rev].append(total / args.requests)
-                    print(f"{rev}: {total / args.requests:,.0f} instructions/request", flush=True)
+                    if counted is not None:
+                        called.setdefault(rev, json.loads(counted.read_text()))
+                    print(f"{rev}: {total / args.requests:,.0f} {unit}/request", flush=True)
         finally:
             upstream.terminate()
             upstream.wait()
@@ -280,6 +343,9 @@ def main(argv: list[str]) -> int:
                 args.keep.mkdir(parents=True, exist_ok=True)
                 for found in work.glob("callgrind.*"):
                     shutil.copy(found, args.keep / found.name)
+    if called:
+        print("\n" + calls_table(called, args.requests))
+        return 0
     base = min(results[revs[0]])
     print(f"\n| revision | instructions/request ({args.scenario}, {args.requests} requests) | vs {revs[0]} |")
     print("|---|---:|---:|")
