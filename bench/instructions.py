@@ -256,8 +256,8 @@ def _measure(pid: int, on: bool, calls: Path | None) -> None:
 
 
 def calls_table(runs: dict[str, dict[str, int]], requests: int, top: int = 40) -> str:
-    """Calls a request by function: the first revision's most called, or with two revisions, the
-    functions whose count changed most between them."""
+    """Calls a request by function: the first revision's most called, or with more revisions, the
+    functions whose count changed most between the first two."""
     (first, a), *rest = runs.items()
     if not rest:
         rows = sorted(a.items(), key=lambda item: -item[1])[:top]
@@ -327,7 +327,7 @@ def main(argv: list[str]) -> int:
                 for rev in revs:
                     source = sources[rev]
                     extra = [*args.gateway_arg, *(["--access-log"] if args.access_log else [])]
-                    counted = work / f"calls-{len(called)}.json" if args.calls else None
+                    counted = work / "calls.json" if args.calls else None  # (read before the next run)
                     total = count(
                         source, config, args.scenario, args.requests, args.warmup, extra, work, args.virtual_key,
                         counted,
