@@ -18,6 +18,14 @@ def test_the_requests_are_run_pys_and_vary_where_a_cache_must_miss() -> None:
     assert len(json.loads(instructions.EMBEDDINGS_1536)["data"][0]["embedding"]) == 1536
 
 
+def test_each_run_numbers_its_requests_anew_with_as_many_digits() -> None:
+    """A run that numbered its requests as the one before sent the same bodies: within a Redis
+    cache's TTL its misses were hits. The digits stay 10, so every run's bodies are as long."""
+    starts = [instructions.first_number() for _ in range(50)]
+    assert len(set(starts)) > 1
+    assert all(len(str(start)) == len(str(start + 10**6)) == 10 for start in starts)
+
+
 def test_one_revision_lists_its_most_called_functions() -> None:
     table = calls_table({"HEAD": {"a.py:1:f": 300, "C:len": 600, "b.py:2:g": 3}}, requests=100, top=2)
     assert table.splitlines()[2:] == ["| C:len | 6.00 |", "| a.py:1:f | 3.00 |"]
