@@ -32,6 +32,7 @@ from seance.gateway.fronts.validate import parse
 from seance.gateway.metrics import CONTENT_TYPE, Metrics
 from seance.gateway.model_sync import ModelSync
 from seance.gateway.pipeline import Hook, Pipeline, hooks
+from seance.gateway.pipeline.cache import Cache
 from seance.gateway.reload import Reloader
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
@@ -77,6 +78,8 @@ class Gateway:
             hook_list = hooks.build(hooks.Features(master_key=settings.master_key, settings=settings))
         self.transport: Transport = transport or HTTPTransport()
         self.pipeline = Pipeline(hook_list)
+        self.cache = next((hook for hook in hook_list if isinstance(hook, Cache)), None)  # for /cache/*
+        self.workers = 1  # worker processes serving (server.serve sets it)
         self._metrics = metrics
         self.store = store
         self.settings = settings
@@ -96,7 +99,7 @@ class Gateway:
         self.models = ModelsFront(deployments)
         self.health = HealthFront(deployments, self.router.health)
         self.health.draining = draining
-        self.admin = admin.build(settings, self.store, deployments, self.model_sync)
+        self.admin = admin.build(settings, self.store, deployments, self.model_sync, self.cache, lambda: self.workers)
         keys = (settings.master_key or "", settings.metrics_key or "")
         self.metrics = MetricsFront(self._metrics, keys, settings.metrics_auth)
         if self._metrics is not None:

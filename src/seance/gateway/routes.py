@@ -62,6 +62,7 @@ MODEL_PREFIXES = ("/v1/models/", "/models/")
 ADMIN_PREFIXES = (
     "/key/", "/team/", "/user/", "/customer/", "/end_user/", "/organization/", "/budget/", "/spend/",
     "/global/spend/", "/model/",  # /model/info is the API's own route (the table above)
+    "/cache/",
 )  # fmt: skip
 
 

@@ -154,6 +154,7 @@ def serve(
 ) -> None:
     """`worker_exited`: told the pid of each worker that ends (metrics: its live gauges stop counting)."""
     limits = limits or ServingLimits(max_connections=default_max_connections())
+    app.workers = workers  # (what /cache/* tells of an in-process cache: each worker has its own)
     config = uvicorn.Config(
         app,
         host=host,

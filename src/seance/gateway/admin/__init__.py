@@ -9,6 +9,7 @@ hands every request under these prefixes (`routes.ADMIN_PREFIXES`).
     customers.py     /customer/* and /end_user/*, /organization/*, /budget/*
     spend.py         /spend/*, /global/spend/*
     models.py        /model/new, /model/update, /model/{id}/update, /model/delete (served by model_sync.py)
+    cache.py         /cache/* (the response cache; with or without the database)
 
 Roles (LiteLLM's): proxy_admin does everything; proxy_admin_viewer reads everything; internal_user
 manages their own keys and reads what is theirs; internal_user_viewer only reads what is theirs. A
@@ -17,6 +18,7 @@ team's admins (members_with_roles role "admin") manage its members and keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -30,19 +32,33 @@ from seance.gateway.errors import GatewayError
 if TYPE_CHECKING:
     from seance.gateway.admin.models import Live
     from seance.gateway.config import Settings
+    from seance.gateway.pipeline.cache import Cache
     from seance.gateway.routing.deployments import Deployments
     from seance.gateway.store import Store
 
 
-def build(settings: Settings, store: Store | None, deployments: Deployments, live: Live | None = None) -> Starlette:
-    """`live`: what serves the models of /model/new (model_sync.ModelSync), with the store."""
-    if store is None:
-        return Starlette(routes=[Route("/{path:path}", _no_store, methods=["GET", "POST", "PATCH", "DELETE"])])
-    from seance.gateway.admin import customers, keys, models, spend, teams, users
+def build(
+    settings: Settings,
+    store: Store | None,
+    deployments: Deployments,
+    live: Live | None = None,
+    cache: Cache | None = None,
+    workers: Callable[[], int] = lambda: 1,
+) -> Starlette:
+    """`live`: what serves the models of /model/new (model_sync.ModelSync), with the store;
+    `cache`: the response cache hook, if on; `workers`: how many worker processes serve."""
+    from seance.gateway.admin import cache as cache_routes
 
     admin = Admin(settings, store, deployments)
+    if store is None:  # the master key only: the cache's endpoints, and 501 for the rest
+        routes = [*cache_routes.routes(admin, cache, workers),
+                  Route("/{path:path}", _no_store, methods=["GET", "POST", "PATCH", "DELETE"])]  # fmt: skip
+        return Starlette(routes=routes)
+    from seance.gateway.admin import customers, keys, models, spend, teams, users
+
     routes = [*keys.routes(admin), *teams.routes(admin), *users.routes(admin), *customers.routes(admin),
-              *spend.routes(admin), *(models.routes(admin, live) if live is not None else ())]  # fmt: skip
+              *spend.routes(admin), *(models.routes(admin, live) if live is not None else ()),
+              *cache_routes.routes(admin, cache, workers)]  # fmt: skip
     return Starlette(routes=routes, exception_handlers={GatewayError: _gateway_error, 404: _not_found})
 
 

@@ -63,11 +63,16 @@ class Who:
 
 
 class Admin:
-    def __init__(self, settings: Settings, store: Store, deployments: Deployments) -> None:
+    def __init__(self, settings: Settings, store: Store | None, deployments: Deployments) -> None:
         self.settings = settings
-        self.store = store
+        self._store = store
         self.deployments = deployments
         self.master_key = settings.master_key.encode() if settings.master_key else None
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None  # (without a database only the cache's endpoints are served)
+        return self._store
 
     @property
     def engine(self) -> AsyncEngine:
@@ -84,6 +89,8 @@ class Admin:
             raise Unauthorized("missing API key: send the master key or a virtual key as 'Authorization: Bearer <key>'")
         if hmac.compare_digest(presented, self.master_key):
             return Who("proxy_admin")
+        if self._store is None:
+            raise Unauthorized("invalid API key: without the gateway's database only the master key is known")
         caller = (await self.store.keys.verified(presented)).caller
         assert caller is not None  # verified: a known key
         return Who(caller.role, caller.user_id, caller.key_hash, caller.team_id)
@@ -106,7 +113,8 @@ class Admin:
     def changed(self) -> None:
         """Something a request may depend on changed here: this process reads it again at once
         (other replicas within the key cache's TTL)."""
-        self.store.forget()
+        if self._store is not None:
+            self._store.forget()
 
 
 def error_response(exc: GatewayError) -> Response:

@@ -42,6 +42,18 @@ class Store(Protocol):
     def put(self, key: str, entry: Entry, ttl: float) -> None:
         """Store it; never waits (a write that fails is a later miss, nothing more)."""
 
+    # The management API's (admin/cache.py), off the request path:
+
+    async def ping(self) -> dict[str, Any]:
+        """What the store answers a health check with (LiteLLM's /cache/ping fields); raises when
+        it cannot be reached."""
+
+    async def delete(self, keys: list[str]) -> int:
+        """Remove these entries; how many there were."""
+
+    async def flush(self, prefix: str) -> int:
+        """Remove every entry whose key starts with `prefix`; how many there were."""
+
 
 class LocalStore:
     """Least recently used first out once the entries (bodies, keys and their bookkeeping) pass
@@ -87,6 +99,21 @@ class LocalStore:
     def _drop(self, key: str) -> None:
         self.size -= _footprint(key, self._entries.pop(key))
 
+    async def ping(self) -> dict[str, Any]:
+        return {"entries": len(self._entries), "bytes": self.size, "max_bytes": self.max_bytes}
+
+    async def delete(self, keys: list[str]) -> int:
+        found = [key for key in keys if key in self._entries]
+        for key in found:
+            self._drop(key)
+        return len(found)
+
+    async def flush(self, prefix: str) -> int:
+        found = [key for key in self._entries if key.startswith(prefix)]
+        for key in found:
+            self._drop(key)
+        return len(found)
+
 
 # What an entry holds beside its body and key: the Entry, its Usage, the LRU's node (tracemalloc
 # over 20,000 entries: ~306 bytes, with a tuple each that is no longer made), and the key's and
@@ -104,6 +131,13 @@ GET = b"*2\r\n$3\r\nGET\r\n"
 SET = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n$%d\r\n%b\r\n"
 # Entries remembered (RedisStore._known) while their values add up to at most this; then it starts again
 KNOWN_BYTES = 8 * 2**20
+PING_KEY = "seance:cache:ping"  # what /cache/ping writes (outside every namespace's entries)
+FLUSH_BATCH = 500  # keys a SCAN step asks for, and an UNLINK removes
+
+
+def _glob(prefix: str) -> str:
+    """The prefix as a SCAN pattern that matches it literally."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
 
 
 class RedisStore:
@@ -199,6 +233,43 @@ class RedisStore:
             self._failed(exc)
             return
         self._answered()
+
+    async def ping(self) -> dict[str, Any]:
+        """PING, then a SET of a short-lived key (LiteLLM's check: the server takes writes)."""
+        client = self.redis.client()
+        try:
+            await client.ping()
+            await client.set(PING_KEY, b"ok", px=10_000)
+        finally:
+            await client.aclose()
+        return {"ping_response": True, "set_cache_response": "success"}
+
+    async def delete(self, keys: list[str]) -> int:
+        self._known.clear()  # (an entry remembered by its bytes must not outlive its deletion)
+        client = self.redis.client()
+        try:
+            return int(await client.delete(*keys)) if keys else 0
+        finally:
+            await client.aclose()
+
+    async def flush(self, prefix: str) -> int:
+        """SCAN for the prefix and UNLINK what it finds, a batch at a time: never FLUSHALL, which would
+        also take the rate limits' counters and whatever else shares the server."""
+        self._known.clear()
+        client = self.redis.client()
+        removed = 0
+        try:
+            batch: list[bytes] = []
+            async for key in client.scan_iter(match=_glob(prefix) + "*", count=FLUSH_BATCH):
+                batch.append(key)
+                if len(batch) >= FLUSH_BATCH:
+                    removed += int(await client.unlink(*batch))
+                    batch.clear()
+            if batch:
+                removed += int(await client.unlink(*batch))
+        finally:
+            await client.aclose()
+        return removed
 
     def _failed(self, exc: BaseException) -> None:
         self._retry_at = self.clock() + self.RETRY_AFTER
