@@ -49,6 +49,38 @@ async def test_team_lifecycle(tmp_path: Path, db_env: dict[str, str]) -> None:
         assert status == 404 and body["error"]["param"] == "team_id"
 
 
+async def test_team_model_add_and_delete(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """LiteLLM's /team/model/add and /team/model/delete: the team's keys follow at once; a team
+    with no models (every model) keeps every model when one is added; a team member who is not
+    its admin may not change them."""
+    async with stack(tmp_path, db_env) as s:
+        made = {"team_alias": "grows", "models": ["a"], "members_with_roles": [{"role": "user", "user_id": "dev"}]}
+        _, team = await s.admin("POST", "/team/new", made)
+        team_id = team["team_id"]
+        key = await s.generate(team_id=team_id)
+        assert (await s.chat(key, "b")).status_code == 403
+        status, body = await s.admin("POST", "/team/model/add", {"team_id": team_id, "models": ["b", "a", "b"]})
+        assert status == 200 and body["models"] == ["a", "b"] and body["team_id"] == team_id
+        assert (await s.chat(key, "b")).status_code == 200
+        status, body = await s.admin("POST", "/team/model/delete", {"team_id": team_id, "models": ["a", "zzz"]})
+        assert status == 200 and body["models"] == ["b"]
+        assert (await s.chat(key, "a")).status_code == 403
+
+        _, everything = await s.admin("POST", "/team/new", {"team_alias": "open"})
+        status, body = await s.admin("POST", "/team/model/add", {"team_id": everything["team_id"], "models": ["b"]})
+        assert status == 200 and body["models"] == ["all-proxy-models", "b"]
+        assert (await s.chat(await s.generate(team_id=everything["team_id"]), "a")).status_code == 200
+
+        dev = await s.generate(user_id="dev")  # a member, not the team's admin
+        status, body = await s.admin("POST", "/team/model/add", {"team_id": team_id, "models": ["a"]}, as_key=dev)
+        assert status == 403, body
+        for bad in ({"team_id": team_id}, {"team_id": team_id, "models": []}, {"team_id": team_id, "models": [1]}):
+            status, body = await s.admin("POST", "/team/model/add", bad)
+            assert status == 400 and body["error"]["param"] == "models", bad
+        status, body = await s.admin("POST", "/team/model/delete", {"team_id": "nope", "models": ["a"]})
+        assert status == 404 and body["error"]["code"] == "team_not_found"
+
+
 async def test_team_models_bound_its_keys(tmp_path: Path, db_env: dict[str, str]) -> None:
     async with stack(tmp_path, db_env) as s:
         _status, team = await s.admin("POST", "/team/new", {"team_alias": "only-a", "models": ["a"]})

@@ -1,4 +1,5 @@
-"""/team/new, update, delete, info, list, member_add, member_delete, member_update, block, unblock.
+"""/team/new, update, delete, info, list, member_add, member_delete, member_update, block, unblock,
+model/add, model/delete.
 
 A member's spend inside a team and their `max_budget_in_team` live in seance_team_memberships (LiteLLM's
 LiteLLM_TeamMembership), one row per entry of the team's members_with_roles, changed with it."""
@@ -169,6 +170,32 @@ def routes(admin: Admin) -> list[Route]:
 
         return handler
 
+    def models_changed(add: bool) -> Any:
+        """/team/model/add and /team/model/delete: names added to or taken from the team's models,
+        by a proxy admin or the team's admin. A team with no models may use every model; adding to
+        it keeps that (LiteLLM writes all-proxy-models first), and taking from it changes nothing."""
+
+        async def handler(request: Request, who: Who) -> Any:
+            data = check(await body(request), required=["team_id", "models"])
+            named = data["models"]
+            if not named or not all(isinstance(model, str) and model for model in named):
+                raise BadRequest('models must be a list of model names, such as ["gpt-4o"]', param="models")
+            async with admin.engine.begin() as db:
+                team = await _manager(db, who, data["team_id"])
+                models = list(team["models"] or [])
+                if add:
+                    models = models or ["all-proxy-models"]
+                    models += [model for model in dict.fromkeys(named) if model not in models]
+                else:
+                    models = [model for model in models if model not in named]
+                changed = {"models": models, **stamps(who, new=False)}
+                await db.execute(sa.update(T).where(T.c.team_id == data["team_id"]).values(**changed))
+                updated = await _one(db, data["team_id"])
+            admin.changed()
+            return render(updated)
+
+        return handler
+
     return [
         admin.route("/team/new", new, ["POST"]),
         admin.route("/team/update", update, ["POST"]),
@@ -180,6 +207,8 @@ def routes(admin: Admin) -> list[Route]:
         admin.route("/team/member_update", member_update, ["POST"]),
         admin.route("/team/block", blocking(True), ["POST"]),
         admin.route("/team/unblock", blocking(False), ["POST"]),
+        admin.route("/team/model/add", models_changed(True), ["POST"]),
+        admin.route("/team/model/delete", models_changed(False), ["POST"]),
     ]
 
 
