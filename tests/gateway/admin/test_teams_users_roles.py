@@ -195,8 +195,23 @@ async def test_organizations_and_budgets(tmp_path: Path, db_env: dict[str, str])
             {"organization_id": org_id, "member": [{"role": "internal_user", "user_id": "o1"}]},
         )
         assert status == 200 and body["updated_users"][0]["user_id"] == "o1"
+        status, body = await s.admin(
+            "PATCH", "/organization/member_update", {"organization_id": org_id, "user_id": "o1", "role": "org_admin"}
+        )
+        assert status == 200 and (body["user_id"], body["user_role"]) == ("o1", "org_admin")
         status, body = await s.admin("GET", "/organization/info", organization_id=org_id)
-        assert status == 200 and body["members"][0]["user_id"] == "o1"
+        assert status == 200 and body["members"][0] == {"user_id": "o1", "user_email": None, "user_role": "org_admin"}
+        for bad, param in (
+            ({"user_id": "o1", "role": "emperor"}, "role"),
+            ({"role": "org_admin"}, "user_id"),
+            ({"user_id": "o1", "role": "org_admin", "max_budget_in_organization": 5}, "max_budget_in_organization"),
+        ):
+            status, body = await s.admin("POST", "/organization/member_update", {"organization_id": org_id, **bad})
+            assert status == 400 and body["error"]["param"] == param, bad
+        status, body = await s.admin(
+            "POST", "/organization/member_update", {"organization_id": org_id, "user_id": "nobody", "role": "org_admin"}
+        )
+        assert status == 404 and body["error"]["code"] == "member_not_found"
         status, body = await s.admin(
             "DELETE", "/organization/member_delete", {"organization_id": org_id, "user_id": "o1"}
         )

@@ -18,6 +18,7 @@ from seance.gateway.store import tables
 E = tables.end_users
 O = tables.organizations  # noqa: E741
 B = tables.budgets
+ORG_ROLES = ("org_admin", "internal_user", "internal_user_viewer")  # LiteLLM's roles inside an organization
 BUDGET_FIELDS = ("max_budget", "soft_budget", "budget_duration", "tpm_limit", "rpm_limit", "max_parallel_requests",
                  "model_max_budget")  # fmt: skip
 
@@ -253,6 +254,37 @@ def _organization_routes(admin: Admin) -> list[Route]:
             await db.execute(sa.update(O).where(O.c.organization_id == row["organization_id"]).values(members=kept))
         return {"organization_id": row["organization_id"], "members": kept}
 
+    async def member_update(request: Request, who: Who) -> Any:
+        """A member's role in the organization (LiteLLM's org_admin, internal_user, …): the answer is
+        their membership. A budget of their own inside it is not kept here: a 400 says so."""
+        data = check(await body(request), required=["organization_id"])
+        require(who, write=True, admin=True)
+        if not (data.get("user_id") or data.get("user_email")):
+            raise BadRequest("user_id or user_email is required", param="user_id")
+        if data.get("max_budget_in_organization") is not None:
+            raise BadRequest(
+                "max_budget_in_organization is not supported: give the organization a budget (/organization/update "
+                "max_budget), or each member one in their team (max_budget_in_team)",
+                param="max_budget_in_organization",
+            )
+        role = data.get("role")
+        if role not in ORG_ROLES:
+            raise BadRequest(f"role must be one of {', '.join(ORG_ROLES)}", param="role")
+        async with admin.engine.begin() as db:
+            row = await one(db, data["organization_id"])
+            members = [dict(m) for m in row["members"]]
+            found = next((m for m in members if (data.get("user_id") and m["user_id"] == data["user_id"])
+                          or (data.get("user_email") and m.get("user_email") == data["user_email"])), None)  # fmt: skip
+            if found is None:
+                named = data.get("user_id") or data.get("user_email")
+                raise GatewayError(f"{named} is not a member of organization {row['organization_id']}", status=404,
+                                   param="user_id", code="member_not_found")  # fmt: skip
+            found["user_role"] = role
+            changed = stamps(who, new=False)
+            await db.execute(sa.update(O).where(O.c.organization_id == row["organization_id"]).values(members=members))
+        return {"organization_id": row["organization_id"], "user_id": found["user_id"], "user_role": role,
+                "user_email": found.get("user_email"), "updated_at": changed["updated_at"]}  # fmt: skip
+
     return [
         admin.route("/organization/new", new, ["POST"]),
         admin.route("/organization/update", update, ["PATCH", "POST"]),
@@ -261,6 +293,7 @@ def _organization_routes(admin: Admin) -> list[Route]:
         admin.route("/organization/list", list_all, ["GET"]),
         admin.route("/organization/member_add", member_add, ["POST"]),
         admin.route("/organization/member_delete", member_delete, ["DELETE", "POST"]),
+        admin.route("/organization/member_update", member_update, ["PATCH", "POST"]),
     ]
 
 
