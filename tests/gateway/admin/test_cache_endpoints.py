@@ -4,47 +4,19 @@ what a LiteLLM admin's curl calls get, and what they do to the cache the next re
 from __future__ import annotations
 
 import json
-import os
 import socket
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 import redis
+from tests.gateway.cached_gateway import REDIS_URL, space, start, upstream, wait_stored
 from tests.gateway.conftest import GatewayFactory, Running, deployment
 from tests.wire import ReplayUpstream, load
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+__all__ = ["space", "upstream"]  # (fixtures)
+
 CHAT = load("openai/chat-nonstream.httprr.txt")[0]
-
-
-@pytest.fixture
-def upstream() -> Iterator[ReplayUpstream]:
-    with ReplayUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def space() -> Iterator[str]:
-    name = "seance-test-" + os.urandom(6).hex()
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=name + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-def start(
-    gateway: GatewayFactory, upstream: ReplayUpstream, space: str, kind: str, *args: str, url: str = REDIS_URL
-) -> Running:
-    config: dict[str, Any] = {
-        "model_list": [deployment("gpt", "openai/gpt-3.5-turbo", upstream.url + "/v1")],
-        "litellm_settings": {"cache": True, "cache_params": {"type": kind, "namespace": space}},
-    }
-    return gateway(config, {"REDIS_URL": url} if kind == "redis" else {}, args=args)
 
 
 def ask(http: httpx.Client, upstream: ReplayUpstream, text: str) -> str:
@@ -56,21 +28,22 @@ def ask(http: httpx.Client, upstream: ReplayUpstream, text: str) -> str:
 
 
 def stored(kind: str, space: str, key: str) -> None:
-    """A Redis write goes out after the answer's last byte: wait until it is there."""
-    if kind != "redis":
-        return
-    client = redis.Redis.from_url(REDIS_URL)
-    deadline = time.monotonic() + 5
-    while not client.exists(f"{space}:{key}") and time.monotonic() < deadline:
-        time.sleep(0.01)
-    client.close()
+    if kind == "redis":
+        wait_stored(space, key)
 
 
-@pytest.mark.parametrize("kind", ["local", "redis"])
+@pytest.fixture(params=["local", "redis"])
+def cached(
+    request: pytest.FixtureRequest, gateway: GatewayFactory, upstream: ReplayUpstream, space: str
+) -> tuple[Running, str]:
+    """The gateway with each kind of cache, and the kind."""
+    return start(gateway, upstream, space, request.param), request.param
+
+
 def test_delete_and_flushall_send_the_next_request_to_the_provider(
-    gateway: GatewayFactory, upstream: ReplayUpstream, space: str, kind: str
+    cached: tuple[Running, str], upstream: ReplayUpstream, space: str
 ) -> None:
-    served = start(gateway, upstream, space, kind)
+    served, kind = cached
     with served.http() as http:
         first, second = ask(http, upstream, "one"), ask(http, upstream, "two")
         stored(kind, space, first)
@@ -118,11 +91,8 @@ def test_flushall_leaves_what_else_shares_the_redis(
         client.close()
 
 
-@pytest.mark.parametrize("kind", ["local", "redis"])
-def test_ping_says_how_the_cache_is_set_up(
-    gateway: GatewayFactory, upstream: ReplayUpstream, space: str, kind: str
-) -> None:
-    served = start(gateway, upstream, space, kind)
+def test_ping_says_how_the_cache_is_set_up(cached: tuple[Running, str], space: str) -> None:
+    served, kind = cached
     with served.http() as http:
         answer = http.get("/cache/ping")
     assert answer.status_code == 200, answer.text

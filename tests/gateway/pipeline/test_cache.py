@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 import redis
 from tests.cuttable_proxy import CuttableProxy
 from tests.gateway.asgi_client import arequest, deployment, make_app
+from tests.gateway.cached_gateway import space
 from tests.wire import load
 
 from seance.gateway.app import Gateway
@@ -28,6 +28,8 @@ from seance.gateway.pipeline.cache_stores import ENTRY_OVERHEAD, LocalStore, Red
 from seance.gateway.shared_state import RedisSettings
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse
+
+__all__ = ["space"]  # (a fixture)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CHAT = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2}
@@ -55,10 +57,6 @@ class Seen(Hook):
         self.ctx = ctx
 
 
-def namespace() -> str:
-    return "seance-test-" + os.urandom(6).hex()
-
-
 @pytest.fixture(params=["local", "redis"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "local":
@@ -67,17 +65,6 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     redis_store = RedisStore(RedisSettings(REDIS_URL, "test"))
     yield redis_store
     await redis_store.close()
-
-
-@pytest.fixture
-def space() -> Any:
-    name = namespace()
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=name + ":*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 class Upstream:

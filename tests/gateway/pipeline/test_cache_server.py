@@ -3,45 +3,18 @@ with the official openai SDK, the provider a loopback server replaying a recorde
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
-import redis
-from tests.gateway.conftest import GatewayFactory, Running, deployment
+from tests.gateway.cached_gateway import space, start, upstream, wait_stored
+from tests.gateway.conftest import GatewayFactory
 from tests.wire import ReplayUpstream, load
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+__all__ = ["space", "upstream"]  # (fixtures)
+
 STREAM = load("openai/chat-stream-include-usage.httprr.txt")[0]
 MESSAGES: Any = [{"role": "user", "content": "Count from 1 to 5"}]
-
-
-@pytest.fixture
-def upstream() -> Iterator[ReplayUpstream]:
-    with ReplayUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def space() -> Iterator[str]:
-    name = "seance-test-" + os.urandom(6).hex()
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=name + ":*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-def start(gateway: GatewayFactory, upstream: ReplayUpstream, space: str, kind: str, *args: str) -> Running:
-    config = {
-        "model_list": [deployment("gpt", "openai/gpt-3.5-turbo", upstream.url + "/v1")],
-        "litellm_settings": {"cache": True, "cache_params": {"type": kind, "namespace": space}},
-    }
-    return gateway(config, {"REDIS_URL": REDIS_URL} if kind == "redis" else {}, args=args)
 
 
 def streamed(client: openai.OpenAI, usage: bool) -> tuple[str, Any, str]:
@@ -56,15 +29,6 @@ def streamed(client: openai.OpenAI, usage: bool) -> tuple[str, Any, str]:
             seen = chunk.usage
         text += [choice.delta.content or "" for choice in chunk.choices]
     return "".join(text), seen, raw.headers["x-litellm-cache-key"]
-
-
-def wait_stored(space: str, key: str) -> None:
-    """The store happens after the last byte: a second worker may be asked before it is done."""
-    client = redis.Redis.from_url(REDIS_URL)
-    deadline = time.monotonic() + 5
-    while not client.exists(f"{space}:{key}") and time.monotonic() < deadline:
-        time.sleep(0.01)
-    client.close()
 
 
 @pytest.mark.parametrize("kind", ["local", "redis"])
