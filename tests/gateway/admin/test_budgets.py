@@ -107,6 +107,23 @@ async def test_spend_logs_rows_and_reports(tmp_path: Path, db_env: dict[str, str
         assert status == 200 and abs(sum(d["spend"] for d in days) - 3 * COST) < 1e-12
         status, report = await s.admin("GET", "/global/spend/report", group_by="customer")
         assert status == 200 and any(c["customer"] == "eu-9" for day in report for c in day["customers"])
+        other = await s.generate(key_alias="other")
+        assert (await s.chat(other)).status_code == 200
+        await s.store.spend.flush()
+        status, top = await s.admin("GET", "/global/spend/keys")
+        assert status == 200 and [k["api_key"] for k in top] == [hash_key(key), hash_key(other)]
+        assert abs(top[0]["total_spend"] - 3 * COST) < 1e-12 and top[1]["key_alias"] == "other"
+        assert top[1]["key_name"] == f"sk-...{other[-4:]}"
+        status, top = await s.admin("GET", "/global/spend/keys", limit="1")
+        assert status == 200 and len(top) == 1
+        status, models = await s.admin("GET", "/global/spend/models", limit="5")
+        assert (
+            status == 200 and [m["model"] for m in models] == ["a"] and abs(models[0]["total_spend"] - 4 * COST) < 1e-12
+        )
+        for path in ("/global/spend/keys", "/global/spend/models"):
+            status, bad = await s.admin("GET", path, limit="0")
+            assert status == 400 and bad["error"]["param"] == "limit"
+            assert (await s.admin("GET", path, as_key=key))[0] == 403  # an internal user's key
         status, user = await s.admin("GET", "/user/info", user_id="spender")
         assert abs(user["user_info"]["spend"] - 3 * COST) < 1e-12
         status, bad = await s.admin("GET", "/spend/logs", start_date="yesterday")

@@ -1,5 +1,6 @@
-"""/spend/logs, /spend/tags, /global/spend/logs, /global/spend/report: read from the spend log
-(what this process has not written yet shows on the next read, within a second)."""
+"""/spend/logs, /spend/tags, /global/spend/logs, /global/spend/report, /global/spend/keys,
+/global/spend/models: read from the spend log (what this process has not written yet shows on the
+next read, within a second)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from seance.gateway.store import tables
 from seance.gateway.store.keys import hash_key
 
 S = tables.spend_logs
+K = tables.keys
 MAX_ROWS = 10_000
+TOP_DAYS = 30  # what /global/spend/keys and /global/spend/models add up, as LiteLLM's views do
 
 
 def routes(admin: Admin) -> list[Route]:
@@ -89,7 +92,34 @@ def routes(admin: Admin) -> list[Route]:
             for day, groups in sorted(days.items())
         ]  # fmt: skip
 
+    async def top_keys(request: Request, who: Who) -> Any:
+        """The keys that spent most in the last 30 days (LiteLLM's Last30dKeysBySpend view)."""
+        require(who, admin=True)
+        total = sa.func.sum(S.c.spend).label("total_spend")
+        query = (sa.select(S.c.api_key, sa.func.max(S.c.key_alias).label("key_alias"), total)
+                 .where(S.c.start_time >= time.time() - TOP_DAYS * 86400).group_by(S.c.api_key)
+                 .order_by(total.desc()).limit(_limit(request)))  # fmt: skip
+        async with admin.engine.connect() as db:
+            spent = (await db.execute(query)).all()
+            names = dict((await db.execute(sa.select(K.c.token, K.c.key_name).where(
+                K.c.token.in_([row.api_key for row in spent])))).all())  # fmt: skip
+        return [{"api_key": row.api_key, "key_alias": row.key_alias, "key_name": names.get(row.api_key),
+                 "total_spend": float(row.total_spend or 0.0)} for row in spent]  # fmt: skip
+
+    async def top_models(request: Request, who: Who) -> Any:
+        """The models that cost most in the last 30 days, by the name asked for (LiteLLM's
+        Last30dModelsBySpend view)."""
+        require(who, admin=True)
+        total = sa.func.sum(S.c.spend).label("total_spend")
+        query = (sa.select(S.c.model, total)
+                 .where(S.c.start_time >= time.time() - TOP_DAYS * 86400, S.c.model.is_not(None), S.c.model != "")
+                 .group_by(S.c.model).order_by(total.desc()).limit(_limit(request)))  # fmt: skip
+        async with admin.engine.connect() as db:
+            return [{"model": model, "total_spend": float(spent or 0.0)} for model, spent in await db.execute(query)]
+
     return [
+        admin.route("/global/spend/keys", top_keys, ["GET"]),
+        admin.route("/global/spend/models", top_models, ["GET"]),
         admin.route("/spend/logs", logs, ["GET"]),
         admin.route("/spend/tags", tags, ["GET"]),
         admin.route("/global/spend/logs", global_logs, ["GET"]),
@@ -104,6 +134,16 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     out["endTime"] = out.pop("end_time")
     out["cache_hit"] = str(row["cache_hit"]).lower()
     return out
+
+
+def _limit(request: Request) -> int:
+    """?limit=N, the top N (all of them, up to MAX_ROWS, without one)."""
+    given = request.query_params.get("limit")
+    if given is None:
+        return MAX_ROWS
+    if not given.isdigit() or int(given) < 1:
+        raise BadRequest(f"limit must be a whole number of 1 or more, not {given!r}", param="limit")
+    return min(int(given), MAX_ROWS)
 
 
 def _window(request: Request) -> list[Any]:
