@@ -52,15 +52,19 @@ def test_delete_and_flushall_send_the_next_request_to_the_provider(
 
         deleted = http.post("/cache/delete", json={"keys": [first, "no-such-key"]})
         assert deleted.status_code == 200 and deleted.json() == {"status": "success", "deleted": 1}
+        as_redis_names_it = f"{space}:{second}"
+        assert http.post("/cache/delete", json={"keys": [as_redis_names_it]}).json()["deleted"] == 1
+        ask(http, upstream, "two")
+        stored(kind, space, second)
         ask(http, upstream, "one")
-        assert len(upstream.requests) == 3  # asked again
+        assert len(upstream.requests) == 4  # both asked again
         stored(kind, space, first)
 
         flushed = http.post("/cache/flushall")
         assert flushed.status_code == 200 and flushed.json() == {"status": "success", "deleted": 2}
         ask(http, upstream, "one")
         ask(http, upstream, "two")
-        assert len(upstream.requests) == 5
+        assert len(upstream.requests) == 6
 
 
 def test_flushall_leaves_what_else_shares_the_redis(

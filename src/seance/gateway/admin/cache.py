@@ -2,6 +2,7 @@
 
     GET  /cache/ping         is the cache there and working (Redis: PING, then a SET)
     POST /cache/delete       {"keys": [...]}: the entries of these `x-litellm-cache-key` values
+                             (or of these Redis keys, `<namespace>:<key>`)
     POST /cache/flushall     every entry of the cache's namespace
     GET  /cache/redis/info   the Redis server's INFO and clients
 
@@ -55,8 +56,9 @@ def routes(admin: Admin, cache: Cache | None, workers: Callable[[], int]) -> lis
         if not isinstance(keys, list) or not keys or not all(isinstance(key, str) and key for key in keys):
             raise BadRequest('keys must be a list of cache keys (x-litellm-cache-key), such as {"keys": ["…"]}',
                              param="keys")  # fmt: skip
-        prefix = found.config.namespace + ":"
-        deleted = await _guarded(found, found.store.delete([prefix + key for key in keys]))
+        prefix = found.config.namespace + ":"  # (a key given with it, as Redis lists it, is taken as it is)
+        named = [key if key.startswith(prefix) else prefix + key for key in keys]
+        deleted = await _guarded(found, found.store.delete(named))
         return {"status": "success", "deleted": deleted}
 
     async def flushall(request: Request, who: Who) -> Any:
