@@ -110,16 +110,18 @@ async def test_spend_logs_rows_and_reports(tmp_path: Path, db_env: dict[str, str
         other = await s.generate(key_alias="other")
         assert (await s.chat(other)).status_code == 200
         await s.store.spend.flush()
+        # (the session's database holds other tests' spend too: these two keys, and the order of all)
         status, top = await s.admin("GET", "/global/spend/keys")
-        assert status == 200 and [k["api_key"] for k in top] == [hash_key(key), hash_key(other)]
-        assert abs(top[0]["total_spend"] - 3 * COST) < 1e-12 and top[1]["key_alias"] == "other"
-        assert top[1]["key_name"] == f"sk-...{other[-4:]}"
-        status, top = await s.admin("GET", "/global/spend/keys", limit="1")
-        assert status == 200 and len(top) == 1
+        mine = [k for k in top if k["api_key"] in (hash_key(key), hash_key(other))]
+        assert status == 200 and [k["api_key"] for k in mine] == [hash_key(key), hash_key(other)]
+        assert abs(mine[0]["total_spend"] - 3 * COST) < 1e-12 and mine[1]["key_alias"] == "other"
+        assert mine[1]["key_name"] == f"sk-...{other[-4:]}"
+        assert [k["total_spend"] for k in top] == sorted((k["total_spend"] for k in top), reverse=True)
+        status, one = await s.admin("GET", "/global/spend/keys", limit="1")
+        assert status == 200 and one == top[:1]
         status, models = await s.admin("GET", "/global/spend/models", limit="5")
-        assert (
-            status == 200 and [m["model"] for m in models] == ["a"] and abs(models[0]["total_spend"] - 4 * COST) < 1e-12
-        )
+        spent_on = {m["model"]: m["total_spend"] for m in models}
+        assert status == 200 and len(models) <= 5 and spent_on["a"] >= 4 * COST - 1e-12
         for path in ("/global/spend/keys", "/global/spend/models"):
             status, bad = await s.admin("GET", path, limit="0")
             assert status == 400 and bad["error"]["param"] == "limit"

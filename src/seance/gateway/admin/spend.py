@@ -93,12 +93,13 @@ def routes(admin: Admin) -> list[Route]:
         ]  # fmt: skip
 
     async def top_keys(request: Request, who: Who) -> Any:
-        """The keys that spent most in the last 30 days (LiteLLM's Last30dKeysBySpend view)."""
+        """The keys that spent most in the last 30 days (LiteLLM's Last30dKeysBySpend view); ties in a
+        fixed order, so that ?limit=N is the start of the whole list."""
         require(who, admin=True)
         total = sa.func.sum(S.c.spend).label("total_spend")
         query = (sa.select(S.c.api_key, sa.func.max(S.c.key_alias).label("key_alias"), total)
                  .where(S.c.start_time >= time.time() - TOP_DAYS * 86400).group_by(S.c.api_key)
-                 .order_by(total.desc()).limit(_limit(request)))  # fmt: skip
+                 .order_by(total.desc(), S.c.api_key).limit(_limit(request)))  # fmt: skip
         async with admin.engine.connect() as db:
             spent = (await db.execute(query)).all()
             names = dict((await db.execute(sa.select(K.c.token, K.c.key_name).where(
@@ -113,7 +114,7 @@ def routes(admin: Admin) -> list[Route]:
         total = sa.func.sum(S.c.spend).label("total_spend")
         query = (sa.select(S.c.model, total)
                  .where(S.c.start_time >= time.time() - TOP_DAYS * 86400, S.c.model.is_not(None), S.c.model != "")
-                 .group_by(S.c.model).order_by(total.desc()).limit(_limit(request)))  # fmt: skip
+                 .group_by(S.c.model).order_by(total.desc(), S.c.model).limit(_limit(request)))  # fmt: skip
         async with admin.engine.connect() as db:
             return [{"model": model, "total_spend": float(spent or 0.0)} for model, spent in await db.execute(query)]
 
