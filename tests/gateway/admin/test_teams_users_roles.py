@@ -54,7 +54,8 @@ async def test_team_model_add_and_delete(tmp_path: Path, db_env: dict[str, str])
     with no models (every model) keeps every model when one is added; a team member who is not
     its admin may not change them."""
     async with stack(tmp_path, db_env) as s:
-        made = {"team_alias": "grows", "models": ["a"], "members_with_roles": [{"role": "user", "user_id": "dev"}]}
+        dev_id = f"dev-{tmp_path.name}"[-40:]  # (the session's database is shared: an id of this test's own)
+        made = {"team_alias": "grows", "models": ["a"], "members_with_roles": [{"role": "user", "user_id": dev_id}]}
         _, team = await s.admin("POST", "/team/new", made)
         team_id = team["team_id"]
         key = await s.generate(team_id=team_id)
@@ -71,7 +72,7 @@ async def test_team_model_add_and_delete(tmp_path: Path, db_env: dict[str, str])
         assert status == 200 and body["models"] == ["all-proxy-models", "b"]
         assert (await s.chat(await s.generate(team_id=everything["team_id"]), "a")).status_code == 200
 
-        dev = await s.generate(user_id="dev")  # a member, not the team's admin
+        dev = await s.generate(user_id=dev_id)  # a member, not the team's admin
         status, body = await s.admin("POST", "/team/model/add", {"team_id": team_id, "models": ["a"]}, as_key=dev)
         assert status == 403, body
         for bad in ({"team_id": team_id}, {"team_id": team_id, "models": []}, {"team_id": team_id, "models": [1]}):
