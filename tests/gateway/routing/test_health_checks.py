@@ -147,14 +147,18 @@ def test_two_gateways_on_one_redis_probe_once_per_interval_and_both_report(gatew
         "general_settings": {"background_health_checks": True, "health_check_interval": 1},
         "router_settings": {"cooldown_time": 60, "num_retries": 0},
     }
-    began = time.time()
-    gateways = [gateway(config, {"REDIS_URL": REDIS}) for _ in range(2)]
+    gateways = [gateway(config, {"REDIS_URL": REDIS})]
+    first_up = time.time()
+    gateways.append(gateway(config, {"REDIS_URL": REDIS}))
     try:
         time.sleep(3.2)
-        rounds = int(time.time()) - int(began) + 1  # the rounds begun since (interval 1 s)
+        # One probe a round (interval 1 s) since the first gateway came up, give or take a round at
+        # each end; the second probing every round too would add one for each of its 3+ rounds.
+        # (Not checked by the second each probe arrived in: on a loaded machine round N's probe
+        # arrived at N+1.005 s, beside round N+1's at N+1.015 s, one probe each.)
+        rounds = int(time.time()) - int(first_up) + 2
         for name in ("bad", "good"):
-            assert 2 <= len(probes[name]) <= rounds, (name, probes, rounds)  # not once per gateway
-            assert len({int(t) for t in probes[name]}) == len(probes[name])  # never twice in a round
+            assert 2 <= len(probes[name]) <= rounds, (name, probes, rounds)
         for running in gateways:  # each reports what the round found, whichever gateway probed
             with running.http() as client:
                 report = client.get("/health").json()
