@@ -20,7 +20,7 @@ Pinging and INFO need an admin or an admin viewer; deleting and flushing, an adm
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from seance.gateway.admin.base import Admin, Who, body, require
 from seance.gateway.errors import BadRequest, GatewayError
+from seance.gateway.pipeline.cache_stores import RedisStore
 
 if TYPE_CHECKING:
     from seance.gateway.pipeline.cache import Cache
@@ -64,36 +65,21 @@ def routes(admin: Admin, cache: Cache | None, workers: Callable[[], int]) -> lis
     async def flushall(request: Request, who: Who) -> Any:
         require(who, write=True, admin=True)
         found = _shared_or_single(_cache(cache), workers(), "flush")
-        namespaces = [found.config.namespace]
         named = (await body(request)).get("namespace")
-        if named is not None:
-            if not isinstance(named, str) or not 0 < len(named) <= 256:
-                raise BadRequest("namespace must be a string of 1 to 256 characters", param="namespace")
-            namespaces = [named]
-        deleted = 0
-        for namespace in namespaces:
-            deleted += await _guarded(found, found.store.flush(namespace + ":"))
-        return {"status": "success", "deleted": deleted}
+        namespace = found.config.namespace if named is None else named
+        if not isinstance(namespace, str) or not 0 < len(namespace) <= 256:
+            raise BadRequest("namespace must be a string of 1 to 256 characters", param="namespace")
+        return {"status": "success", "deleted": await _guarded(found, found.store.flush(namespace + ":"))}
 
     async def redis_info(request: Request, who: Who) -> Any:
         require(who, admin=True)
         found = _cache(cache)
-        redis = getattr(found.store, "redis", None)
-        if found.config.type != "redis" or redis is None:
+        if not isinstance(found.store, RedisStore):
             raise BadRequest(f"Cache type {found.config.type} does not support redis info", code="not_redis")
-        client = redis.client()
         try:
-            info = await client.info()
-            try:
-                clients: list[Any] = await client.client_list()
-                count = len(clients)
-            except Exception:  # (managed servers may refuse CLIENT LIST)
-                clients, count = ["CLIENT LIST command not available on this Redis instance"], -1
+            return await found.store.info()
         except Exception as exc:
-            raise Unavailable(f"Service Unhealthy: Redis did not answer ({type(exc).__name__})") from None
-        finally:
-            await client.aclose()
-        return {"num_clients": count, "clients": clients, "info": info}
+            raise _unhealthy(found, exc) from None
 
     return [
         admin.route("/cache/ping", ping, ["GET"]),
@@ -124,12 +110,10 @@ def _shared_or_single(cache: Cache, workers: int, verb: str) -> Cache:
     return cache
 
 
-async def _guarded(cache: Cache, work: Any) -> int:
+async def _guarded(cache: Cache, work: Awaitable[int]) -> int:
     try:
-        return int(await work)
-    except GatewayError:
-        raise
-    except Exception as exc:
+        return await work
+    except Exception as exc:  # (the store's errors are many: each means "unhealthy")
         raise _unhealthy(cache, exc) from None
 
 
@@ -143,9 +127,8 @@ def _params(cache: Cache) -> dict[str, Any]:
     config = cache.config
     params: dict[str, Any] = {"type": config.type, "namespace": config.namespace, "ttl": config.ttl,
                               "supported_call_types": sorted(config.endpoints)}  # fmt: skip
-    redis = getattr(cache.store, "redis", None)
-    if redis is not None:
-        params["redis"] = redis.where
+    if isinstance(cache.store, RedisStore):
+        params["redis"] = cache.store.redis.where
     else:
         params["max_size_bytes"] = config.max_bytes
     return params

@@ -281,7 +281,8 @@ def _organization_routes(admin: Admin) -> list[Route]:
                                    param="user_id", code="member_not_found")  # fmt: skip
             found["user_role"] = role
             changed = stamps(who, new=False)
-            await db.execute(sa.update(O).where(O.c.organization_id == row["organization_id"]).values(members=members))
+            await db.execute(sa.update(O).where(O.c.organization_id == row["organization_id"])
+                             .values(members=members, **changed))  # fmt: skip
         return {"organization_id": row["organization_id"], "user_id": found["user_id"], "user_role": role,
                 "user_email": found.get("user_email"), "updated_at": changed["updated_at"]}  # fmt: skip
 

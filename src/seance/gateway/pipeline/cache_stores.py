@@ -109,10 +109,7 @@ class LocalStore:
         return len(found)
 
     async def flush(self, prefix: str) -> int:
-        found = [key for key in self._entries if key.startswith(prefix)]
-        for key in found:
-            self._drop(key)
-        return len(found)
+        return await self.delete([key for key in self._entries if key.startswith(prefix)])
 
 
 # What an entry holds beside its body and key: the Entry, its Usage, the LRU's node (tracemalloc
@@ -236,29 +233,22 @@ class RedisStore:
 
     async def ping(self) -> dict[str, Any]:
         """PING, then a SET of a short-lived key (LiteLLM's check: the server takes writes)."""
-        client = self.redis.client()
-        try:
+        async with self.redis.client() as client:
             await client.ping()
             await client.set(PING_KEY, b"ok", px=10_000)
-        finally:
-            await client.aclose()
         return {"ping_response": True, "set_cache_response": "success"}
 
     async def delete(self, keys: list[str]) -> int:
         self._known.clear()  # (an entry remembered by its bytes must not outlive its deletion)
-        client = self.redis.client()
-        try:
+        async with self.redis.client() as client:
             return int(await client.delete(*keys)) if keys else 0
-        finally:
-            await client.aclose()
 
     async def flush(self, prefix: str) -> int:
         """SCAN for the prefix and UNLINK what it finds, a batch at a time: never FLUSHALL, which would
         also take the rate limits' counters and whatever else shares the server."""
         self._known.clear()
-        client = self.redis.client()
         removed = 0
-        try:
+        async with self.redis.client() as client:
             batch: list[bytes] = []
             async for key in client.scan_iter(match=_glob(prefix) + "*", count=FLUSH_BATCH):
                 batch.append(key)
@@ -267,9 +257,18 @@ class RedisStore:
                     batch.clear()
             if batch:
                 removed += int(await client.unlink(*batch))
-        finally:
-            await client.aclose()
         return removed
+
+    async def info(self) -> dict[str, Any]:
+        """The server's INFO and CLIENT LIST (which managed servers may refuse: -1 clients)."""
+        async with self.redis.client() as client:
+            info = await client.info()
+            try:
+                clients: list[Any] = await client.client_list()
+                count = len(clients)
+            except Exception:
+                clients, count = ["CLIENT LIST command not available on this Redis instance"], -1
+        return {"num_clients": count, "clients": clients, "info": info}
 
     def _failed(self, exc: BaseException) -> None:
         self._retry_at = self.clock() + self.RETRY_AFTER
