@@ -16,6 +16,7 @@ import orjson
 from seance.gateway.app import Gateway
 from seance.gateway.cli import access_groups, spend_options
 from seance.gateway.config import load_settings
+from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import hooks
 from seance.gateway.store import Store, find_database
 from seance.gateway.upstream import UpstreamRequest
@@ -64,7 +65,9 @@ class Stack:
 
 @asynccontextmanager
 async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, Any]] | None = None,
-                ttl: float = 10.0, general: dict[str, Any] | None = None) -> AsyncIterator[Stack]:  # fmt: skip
+                ttl: float = 10.0, general: dict[str, Any] | None = None,
+                metrics: bool = False) -> AsyncIterator[Stack]:  # fmt: skip
+    """`metrics`: Prometheus metrics on (GET /metrics with the master key)."""
     config = tmp_path / "config.yaml"
     config.write_bytes(
         orjson.dumps({"model_list": models or [model("a"), model("b")], "general_settings": general or {}})
@@ -77,7 +80,9 @@ async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, A
         return MockResponse(200, ANSWER)
 
     transport = MockTransport(handler)
-    app = Gateway(settings, hooks.build(hooks.Features(MASTER, store=store)), transport, store=store)
+    measured = Metrics(settings) if metrics else None
+    features = hooks.Features(MASTER, store=store, metrics=measured)
+    app = Gateway(settings, hooks.build(features), transport, store=store, metrics=measured)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
             yield Stack(app, store, client, transport)

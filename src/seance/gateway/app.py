@@ -106,6 +106,8 @@ class Gateway:
             self.router.on_cooldown = self._metrics.cooled_down_now
             if isinstance(self.transport, HTTPTransport):
                 self._metrics.connections = self.transport.connections
+            if self.store is not None:
+                self._metrics.budgets = self.store.budgeted
 
     async def reload(self, settings: Settings) -> None:
         """Swaps in a new config (ConfigError: refused, the old one stays). Requests in flight

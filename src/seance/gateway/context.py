@@ -138,8 +138,9 @@ class RequestContext:
     retries: int = 0
     fallbacks: int = 0
     limits_held: Held | None = None  # what the limits hook counted, settled after the answer
-    # the tries that failed, as (deployment, upstream status, sent, failed) — filled on failures only
-    failed_attempts: tuple[tuple[Deployment, int | None, float | None, float], ...] = ()
+    # the tries that failed, as (deployment, upstream status, sent, failed, error class) — filled on
+    # failures only
+    failed_attempts: tuple[tuple[Deployment, int | None, float | None, float, str], ...] = ()
     # the outcome
     usage: Usage | None = None
     cost: float | None = None

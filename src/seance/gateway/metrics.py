@@ -28,7 +28,8 @@ import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, MutableMapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import Caller, RequestContext
@@ -36,6 +37,7 @@ from seance.gateway.context import Caller, RequestContext
 if TYPE_CHECKING:
     from seance.gateway.config import Settings
     from seance.gateway.routing.deployments import Deployment
+    from seance.gateway.store.budgets import Budgeted
 
 log = logging.getLogger("seance.gateway")
 
@@ -56,7 +58,26 @@ LATENCY_BUCKETS = (
 # who called: LiteLLM's label names, in this order in every tuple below
 WHO = ("end_user", "hashed_api_key", "api_key_alias", "team", "team_alias", "user")
 DEPLOYMENT = ("litellm_model_name", "model_id", "api_base", "api_provider")
+# LiteLLM's per-deployment request counters and latencies name the key and team only (not the user)
+KEY_AND_TEAM = ("hashed_api_key", "api_key_alias", "team", "team_alias")
 NOBODY = ("", "", "", "", "", "")
+
+
+# (the store's kind, LiteLLM's word in the metric's name, whose budget, labels)
+BUDGET_KINDS = (
+    ("api_key", "api key", ("hashed_api_key", "api_key_alias")),
+    ("team", "team", ("team", "team_alias")),
+    ("user", "user", ("user",)),
+)
+BUDGET_KIND_OF = {"key": "api_key", "team": "team", "user": "user"}
+
+
+def _budget_labels(kind: str, ident: str, alias: str | None) -> tuple[str, ...]:
+    if kind == "key":
+        return (ident[:HASH_PREFIX], alias or "")
+    if kind == "team":
+        return (ident, alias or "")
+    return (ident,)
 
 
 def who(caller: Caller | None) -> tuple[str, ...]:
@@ -145,20 +166,55 @@ class Metrics:
         )
         self.total_tokens = counter("litellm_total_tokens_metric", "Input + output tokens", (*WHO, *requested, *model))
         self.spend = counter("litellm_spend_metric", "Spend on LLM requests (USD)", (*WHO, *model))
-        # budgets: set by the keys feature when budgets exist (see set_team_budget / set_key_budget)
-        self.team_budget = gauge(
-            "litellm_remaining_team_budget_metric", "Remaining budget for team", ("team", "team_alias"), "mostrecent"
-        )
-        self.key_budget = gauge(
-            "litellm_remaining_api_key_budget_metric", "Remaining budget for api key",
-            ("hashed_api_key", "api_key_alias"), "mostrecent",
-        )  # fmt: skip
+        # budgets: of every key, team and user with a max_budget, read from the store at each scrape
+        # (refresh_budgets); per kind, the remaining budget, the budget, and the hours to its reset
+        self.budget_gauges: dict[str, tuple[Any, Any, Any]] = {}
+        for kind, whose, labels in BUDGET_KINDS:
+            self.budget_gauges[kind] = (
+                gauge(f"litellm_remaining_{kind}_budget_metric", f"Remaining budget for {whose}", labels, "mostrecent"),
+                gauge(f"litellm_{kind}_max_budget_metric", f"Maximum budget set for {whose}", labels, "mostrecent"),
+                gauge(f"litellm_{kind}_budget_remaining_hours_metric", f"Hours until the budget of {whose} resets",
+                      labels, "mostrecent"),
+            )  # fmt: skip
+        self.budgets: Callable[[int], Awaitable[list[Budgeted]]] | None = None  # the store's, when there is one
+        self._budget_labels: set[tuple[str, tuple[str, ...]]] = set()  # the label sets the last refresh set
+        self._budgets_failing = False
         self.deployment_state = gauge(
             "litellm_deployment_state", "State of a deployment: 0 healthy, 1 partial outage, 2 complete outage",
             DEPLOYMENT, "mostrecent",
         )  # fmt: skip
         self.cooled_down = counter(
             "litellm_deployment_cooled_down", "Times a deployment was cooled down", (*DEPLOYMENT, "exception_status")
+        )
+        # every call to a deployment (retries each count), by how it ended: LiteLLM's dashboards'
+        # success rate per deployment
+        by_deployment = ("model_group", *requested, *DEPLOYMENT, *KEY_AND_TEAM)
+        self.deployment_total = counter(
+            "litellm_deployment_total_requests", "Calls to a deployment, whatever their outcome", by_deployment
+        )
+        self.deployment_success = counter(
+            "litellm_deployment_success_responses", "Calls to a deployment that answered with success", by_deployment
+        )
+        self.deployment_failure = counter(
+            "litellm_deployment_failure_responses", "Calls to a deployment that failed (each try)",
+            (*by_deployment, "exception_status", "exception_class"),
+        )  # fmt: skip
+        self.per_token = histogram(
+            "litellm_deployment_latency_per_output_token", "Seconds of the provider's call per output token",
+            ("model_group", *DEPLOYMENT, *KEY_AND_TEAM),
+        )  # fmt: skip
+        self.overhead = histogram(
+            "litellm_overhead_latency_metric", "Seconds the gateway spent before calling the provider",
+            ("model_group", "api_provider", "api_base", "litellm_model_name", "hashed_api_key", "api_key_alias",
+             "model_id"),
+        )  # fmt: skip
+        # LiteLLM's response-cache counters (the gateway's own seance_cache_requests below too)
+        by_cache = ("model", "hashed_api_key", "api_key_alias", "team", "team_alias", "end_user", "user", "model_id",
+                    "api_provider")  # fmt: skip
+        self.cache_hits = counter("litellm_cache_hits_metric", "Requests answered from the response cache", by_cache)
+        self.cache_misses = counter("litellm_cache_misses_metric", "Cache lookups that found nothing", by_cache)
+        self.cached_tokens = counter(
+            "litellm_cached_tokens_metric", "Tokens of the answers served from the response cache", by_cache
         )
         self.in_flight = gauge("seance_requests_in_flight", "Requests being served", (), "livesum")
         self.upstream_connections = gauge(
@@ -223,11 +279,38 @@ class Metrics:
         self.cooled_down.labels(*labels, str(status or "")).inc()
         self.deployment_state.labels(*labels).set(2)
 
-    def set_team_budget(self, team_id: str, team_alias: str | None, remaining: float) -> None:
-        self.team_budget.labels(team_id, team_alias or "").set(remaining)
-
-    def set_key_budget(self, key_hash: str, key_alias: str | None, remaining: float) -> None:
-        self.key_budget.labels(key_hash[:HASH_PREFIX], key_alias or "").set(remaining)
+    async def refresh_budgets(self) -> None:
+        """The budget gauges as the store has them now (before a scrape). The database unavailable:
+        they keep their last values (one WARNING until it answers again)."""
+        if self.budgets is None:
+            return
+        try:
+            rows = await self.budgets(MAX_SERIES)
+        except Exception as exc:
+            if not self._budgets_failing:
+                log.warning("metrics: the budgets could not be read (%s); their gauges keep their last values",
+                            type(exc).__name__)  # fmt: skip
+            self._budgets_failing = True
+            return
+        self._budgets_failing = False
+        now = time.time()
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        for row in rows:
+            remaining, most, hours = self.budget_gauges[BUDGET_KIND_OF[row.kind]]
+            labels = _budget_labels(row.kind, row.ident, row.alias)
+            remaining.labels(*labels).set(row.max_budget - row.spend)
+            most.labels(*labels).set(row.max_budget)
+            if row.reset_at is not None:
+                hours.labels(*labels).set(max(0.0, (row.reset_at - now) / 3600))
+            seen.add((row.kind, labels))
+        # gone since (deleted, budget removed): their series go too. Multiprocess mode cannot remove
+        # a series from the workers' files: there they keep their last value until a restart.
+        if self.multiprocess is None:
+            for kind, labels in self._budget_labels - seen:
+                for gauge in self.budget_gauges[BUDGET_KIND_OF[kind]]:
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(*labels)
+        self._budget_labels = seen
 
     # -- /metrics --
 
@@ -268,21 +351,26 @@ def setter(series: Any) -> Callable[[float], None]:
 
 
 class Count:
-    """What was added to a counter's (or a gauge's) series since the last push: `amount += n`.
+    """What was added to a counter's (or a gauge's) series since the last push: `amount += n`. With
+    more series, the push adds it to each (one addition a request for counters that always move
+    together: a deployment's calls and its successes).
 
     The amount starts as the int 0, not 0.0: most counts add ints (requests, tokens), and int + int
     is the interpreter's specialized addition where float + int takes the generic path (~200
     instructions each, five or six a request). prometheus_client adds it to its float the same."""
 
-    __slots__ = ("_add", "amount")
+    __slots__ = ("_add", "_more", "amount")
 
-    def __init__(self, series: Any) -> None:
+    def __init__(self, series: Any, *more: Any) -> None:
         self.amount: float = 0
         self._add = adder(series)
+        self._more = tuple(adder(other) for other in more)
 
     def push(self) -> None:
         if self.amount:
             self._add(self.amount)
+            for add in self._more:
+                add(self.amount)
             self.amount = 0
 
 

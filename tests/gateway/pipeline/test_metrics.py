@@ -261,6 +261,52 @@ def test_interleaved_models_and_outcomes_land_in_their_own_series(tmp_path: Path
     assert value(got, "litellm_input_tokens_metric_total", requested_model="gpt") == 4 * 7
 
 
+def test_each_call_to_a_deployment_counts_by_its_outcome(tmp_path: Path) -> None:
+    """LiteLLM's per-deployment counters: every try is a call (the failed ones with their status and
+    error class), successes have their latency per output token and the gateway's overhead."""
+    calls = {"n": 0}
+
+    def flaky(call: UpstreamRequest) -> MockResponse:
+        calls["n"] += 1
+        if "broken" in call.url or ("flaky" in call.url and calls["n"] % 2):
+            return MockResponse(500, b'{"error":{"message":"down"}}')
+        return MockResponse(200, ANSWER)
+
+    config = {
+        "model_list": [
+            deployment("gpt", "openai/gpt-4o", api_base="http://flaky.test", model_info={"id": "gpt-1"}),
+            deployment("mini", "openai/gpt-4o-mini", api_base="http://broken.test", model_info={"id": "mini-1"}),
+        ],
+        "router_settings": {"num_retries": 1, "retry_after": 0},
+    }
+    app = metered(tmp_path, config, flaky, extra=[VirtualKey()])
+    assert [request(app, "POST", "/v1/chat/completions", {**CHAT, "model": m}).status for m in ("gpt", "gpt")] == [
+        200, 200,
+    ]  # each: one failed try, then the answer  # fmt: skip
+    broken = request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "mini"}).status
+    assert broken >= 500  # two failed tries
+    got = scrape(app)
+    me = {"hashed_api_key": "ab" * 6, "api_key_alias": "ci-bot", "team": "team-7", "team_alias": ""}
+    gpt = {"model_group": "gpt", "requested_model": "gpt", "litellm_model_name": "gpt", "model_id": "gpt-1",
+           "api_base": "http://flaky.test", "api_provider": "openai", **me}  # fmt: skip
+    assert value(got, "litellm_deployment_total_requests_total", **gpt) == 4
+    assert value(got, "litellm_deployment_success_responses_total", **gpt) == 2
+    failures = [s for s in got["litellm_deployment_failure_responses_total"] if s.labels["model_id"] == "gpt-1"]
+    assert [(s.labels["exception_status"], s.labels["exception_class"], s.value) for s in failures] == [
+        ("500", "UpstreamError", 2.0)
+    ]
+    mini = {"model_id": "mini-1", "requested_model": "mini", **me}
+    assert value(got, "litellm_deployment_total_requests_total", **mini) == 2
+    assert value(got, "litellm_deployment_failure_responses_total", **mini, exception_status="500") == 2
+    assert value(got, "litellm_deployment_success_responses_total", **mini) == 0
+    per_token = {"model_group": "gpt", "model_id": "gpt-1", **me}
+    assert value(got, "litellm_deployment_latency_per_output_token_count", **per_token) == 2
+    assert 0 < value(got, "litellm_deployment_latency_per_output_token_sum", **per_token) < 5
+    overhead = {"model_group": "gpt", "model_id": "gpt-1", "api_provider": "openai", "hashed_api_key": "ab" * 6}
+    assert value(got, "litellm_overhead_latency_metric_count", **overhead) == 2
+    assert value(got, "litellm_overhead_latency_metric_count", model_id="mini-1") == 0  # no success
+
+
 class Refuse(Hook):
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         raise RateLimited("5 requests a minute", headers={"retry-after": "60"})
@@ -309,6 +355,12 @@ def test_the_response_cache_counts_its_hits_and_misses(tmp_path: Path) -> None:
     got = scrape(app)
     assert value(got, "seance_cache_requests_total", result="miss", requested_model="gpt") == 1
     assert value(got, "seance_cache_requests_total", result="hit", requested_model="gpt") == 2
+    # LiteLLM's: the same counts, and the tokens of the answers served (7 + 3 each)
+    assert value(got, "litellm_cache_misses_metric_total", model="gpt", api_provider="openai") == 1
+    assert value(got, "litellm_cache_hits_metric_total", model="gpt", hashed_api_key="") == 2
+    assert value(got, "litellm_cached_tokens_metric_total", model="gpt") == 20
+    # a hit is not a call to the deployment
+    assert value(got, "litellm_deployment_total_requests_total", requested_model="gpt") == 1
 
 
 class VirtualKey(Hook):
@@ -378,3 +430,26 @@ def test_other_callbacks_are_named_in_the_start_warning(tmp_path: Path) -> None:
     quiet = tmp_path / "quiet.yaml"
     quiet.write_bytes(orjson.dumps({**config, "litellm_settings": {"callbacks": ["prometheus"]}}))
     assert load_settings(quiet, {}, announce=False).ignored == ()
+
+
+def test_the_docs_table_names_every_metric(tmp_path: Path) -> None:
+    """docs/gateway.md's metrics table and the metrics /metrics shows are the same set (counters
+    as their samples are named, with _total)."""
+    import re
+
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
+    metrics = app.metrics.metrics
+    assert metrics is not None and metrics.registry is not None
+    shown = {
+        f"{family.name}_total" if family.type == "counter" else family.name
+        for family in metrics.registry.collect()
+    }
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "gateway.md").read_text()
+    table = doc.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([a-z_]+)`", line.split("|")[1])
+    }
+    assert documented == shown

@@ -1,5 +1,5 @@
-"""GET /metrics: Prometheus' text format, off the request path (no hooks; the text is made in a
-thread so that a scrape never holds the event loop).
+"""GET /metrics: Prometheus' text format, off the request path (no hooks; the budgets are read from
+the store, and the text made in a thread, so that a scrape never holds the event loop).
 
 A scrape presents the master key or the metrics key (SEANCE_METRICS_KEY), as a bearer token or
 x-api-key, unless `litellm_settings.require_auth_for_metrics_endpoint: false` opens it (LiteLLM's
@@ -30,6 +30,7 @@ class MetricsFront:
             )  # fmt: skip
         if self.require_auth:
             self._check(ctx.credential)
+        await self.metrics.refresh_budgets()
         self.metrics.push()  # here, in the event loop: this process's counts are exact in its answer
         return await asyncio.to_thread(self.metrics.exposition)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from seance.gateway import routes
 from seance.gateway.context import Caller, RequestContext
-from seance.gateway.metrics import MAX_SERIES, Count, Metrics, setter, tally, who
+from seance.gateway.metrics import MAX_SERIES, Count, Metrics, adder, setter, tally, who
 from seance.gateway.pipeline import Hook
 from seance.gateway.upstream import public_url
 from seance.gateway.upstream.transport import origin_of
@@ -96,7 +96,8 @@ class _Seen:
     here too, not once a request."""
 
     __slots__ = (
-        "cache_hit", "cache_miss", "caller", "deployment", "error", "model", "requested", "series", "status", "watched",
+        "cache_hit", "cache_miss", "caller", "deployed", "deployment", "error", "model", "people", "requested",
+        "series", "status", "watched",
     )  # fmt: skip
 
     def __init__(
@@ -109,9 +110,50 @@ class _Seen:
     ) -> None:
         _, self.model, _, self.status, self.error = key
         self.caller, self.deployment, self.series, self.requested = caller, deployment, series, requested
-        self.cache_hit: Count | None = None
-        self.cache_miss: Count | None = None
+        self.people = who(caller)
+        self.cache_hit: _CacheCount | None = None
+        self.cache_miss: _CacheCount | None = None
         self.watched: _Watched | None = None
+        self.deployed: _Deployed | None = None  # a deployment's successful calls (status < 400)
+
+
+class _Deployed:
+    """A deployment's successful calls by one caller and requested model: LiteLLM's per-deployment
+    counters (total and successes, one addition) and latencies (per output token, the gateway's
+    overhead)."""
+
+    __slots__ = ("calls", "overhead", "per_token")
+
+    def __init__(self, m: Metrics, labels: tuple[str, ...], requested: str, people: tuple[str, ...]) -> None:
+        group, model_id, api_base, provider = labels
+        key_and_team = people[1:5]
+        by_deployment = (group, requested, *labels, *key_and_team)
+        self.calls = Count(m.deployment_total.labels(*by_deployment), m.deployment_success.labels(*by_deployment))
+        self.per_token = tally(m.per_token.labels(group, *labels, *key_and_team))
+        self.overhead = tally(m.overhead.labels(group, provider, api_base, group, *people[1:3], model_id))
+
+    def push(self) -> None:
+        self.calls.push()
+        self.per_token.push()
+        self.overhead.push()
+
+
+class _CacheCount(Count):
+    """A cache result's count for one caller and model (pushed into the gateway's own counter and
+    LiteLLM's), and on a hit the tokens of the answers served."""
+
+    __slots__ = ("_add_tokens", "tokens")
+
+    def __init__(self, series: Any, *more: Any, tokens: Any = None) -> None:
+        super().__init__(series, *more)
+        self.tokens = 0
+        self._add_tokens = adder(tokens) if tokens is not None else None
+
+    def push(self) -> None:
+        super().push()
+        if self.tokens and self._add_tokens is not None:
+            self._add_tokens(self.tokens)
+            self.tokens = 0
 
 
 # a series whose counts were not pushed for this many requests pushes them itself: the latencies
@@ -138,7 +180,8 @@ class MetricsHook(Hook):
         # compared for the dict (~1,500 instructions)
         self._last: _Seen | None = None
         self._pending: list[_Series] = []  # the series counted in since the last push
-        self._cache: dict[tuple[bool, str], Count] = {}
+        self._cache: dict[tuple[Any, ...], _CacheCount] = {}
+        self._deployed: dict[tuple[Any, ...], _Deployed] = {}
         self._deployments: dict[str, _Watched] = {}
         metrics.pushers.append(self.push)
 
@@ -188,18 +231,35 @@ class MetricsHook(Hook):
         # (each read once: a context attribute a request did not set is a class default, read by the
         # generic attribute lookup, as the fields of Usage, a dataclass with defaults, are)
         hit = ctx.cache_hit
+        usage = ctx.usage
         if hit:
-            (known.cache_hit or self._cache_count(known, True)).amount += 1
+            counted = known.cache_hit or self._cache_count(known, True)
+            counted.amount += 1
+            if usage is not None:
+                counted.tokens += usage.prompt_tokens + usage.completion_tokens
         elif ctx.cache_checked:
             (known.cache_miss or self._cache_count(known, False)).amount += 1
+        tried = ctx.failed_attempts
+        if tried:  # (rare: counted at once, not batched)
+            self._failed_tries(known, tried)
         if deployment is None or hit:
             return
         # the provider's part
-        if ended is not None and ctx.upstream_sent is not None:
-            series.api_latency.observe(ended - ctx.upstream_sent)
+        sent = ctx.upstream_sent
+        deployed = known.deployed
+        if deployed is None and status < 400:
+            deployed = known.deployed = self._deployed_of(known, deployment)
+        if deployed is not None:
+            deployed.calls.amount += 1
+            if sent is not None:
+                # the gateway's time before the provider's first try (auth, limits, cache, routing)
+                deployed.overhead.observe(((tried[0][2] or sent) if tried else sent) - ctx.received)
+                if ended is not None and usage is not None and usage.completion_tokens:
+                    deployed.per_token.observe((ended - sent) / usage.completion_tokens)
+        if ended is not None and sent is not None:
+            series.api_latency.observe(ended - sent)
             if ctx.stream and ctx.client_first_byte is not None:
                 series.ttft.observe(ctx.client_first_byte - ctx.received)
-        usage = ctx.usage
         if usage is not None:
             series.prompt += usage.prompt_tokens
             series.completion += usage.completion_tokens
@@ -234,19 +294,61 @@ class MetricsHook(Hook):
         known = self._seen[seen] = _Seen(seen, caller, deployment, series, requested)
         return known
 
-    def _cache_count(self, known: _Seen, hit: bool) -> Count:
-        """The cache's counter of a hit or a miss of a requested model (one per label set, shared)."""
-        requested = known.requested
-        count = self._cache.get((hit, requested))
+    def _cache_count(self, known: _Seen, hit: bool) -> _CacheCount:
+        """The cache's count of a hit or a miss of a caller and model (one per label set, shared):
+        into seance_cache_requests and LiteLLM's litellm_cache_hits_metric / _misses_metric."""
+        m = self.metrics
+        requested, people = known.requested, known.people
+        deployment = known.deployment
+        model_id, provider = ("", "") if deployment is None else m.deployment_labels(deployment)[1::2]
+        key = (hit, requested, people, model_id, provider)
+        count = self._cache.get(key)
         if count is None:
-            count = self._cache[(hit, requested)] = Count(
-                self.metrics.cache.labels("hit" if hit else "miss", requested)
+            if len(self._cache) >= MAX_SERIES:
+                self._push_cache()
+                self._cache.clear()
+            end_user, key_hash, alias, team, team_alias, user = people
+            labels = (requested, key_hash, alias, team, team_alias, end_user, user, model_id, provider)
+            own = m.cache.labels("hit" if hit else "miss", requested)
+            count = self._cache[key] = (
+                _CacheCount(own, m.cache_hits.labels(*labels), tokens=m.cached_tokens.labels(*labels))
+                if hit
+                else _CacheCount(own, m.cache_misses.labels(*labels))
             )
         if hit:
             known.cache_hit = count
         else:
             known.cache_miss = count
         return count
+
+    def _deployed_of(self, known: _Seen, deployment: Deployment) -> _Deployed:
+        labels = self.metrics.deployment_labels(deployment)
+        key = (labels, known.requested, known.people)
+        deployed = self._deployed.get(key)
+        if deployed is None:
+            if len(self._deployed) >= MAX_SERIES:
+                self._push_deployed()
+                self._deployed.clear()
+            deployed = self._deployed[key] = _Deployed(self.metrics, labels, known.requested, known.people)
+        return deployed
+
+    def _failed_tries(self, known: _Seen, tried: tuple[tuple[Any, ...], ...]) -> None:
+        """LiteLLM's per-deployment counts of the tries that failed (each is a call too)."""
+        m = self.metrics
+        key_and_team = known.people[1:5]
+        for deployment, status, _, _, error in tried:
+            labels = m.deployment_labels(deployment)
+            by_deployment = (labels[0], known.requested, *labels, *key_and_team)
+            m.deployment_total.labels(*by_deployment).inc()
+            m.deployment_failure.labels(*by_deployment, str(status or ""), error).inc()
+
+    def _push_cache(self) -> None:
+        for cache in self._cache.values():
+            cache.push()
+
+    def _push_deployed(self) -> None:
+        for deployed in self._deployed.values():
+            deployed.push()
 
     def push(self) -> None:
         """The counts since the last push into prometheus_client; the connections as they are now."""
@@ -256,8 +358,8 @@ class MetricsHook(Hook):
         pending = self._pending
         while pending:
             pending.pop().push()
-        for cache in self._cache.values():
-            cache.push()
+        self._push_cache()
+        self._push_deployed()
         connections = self.metrics.connections
         if connections is not None:
             for watched in self._deployments.values():

@@ -81,7 +81,7 @@ class Traces(Hook):
             span.set_status(Status(StatusCode.ERROR, type(ctx.error).__name__ if ctx.error else str(ctx.status)))
         parent = trace.set_span_in_context(span)
         for attempt in ctx.failed_attempts:
-            tried, status, sent, failed_at = attempt
+            tried, status, sent, failed_at, _ = attempt
             child = self._attempt(tried, operation, sent or ctx.received, parent, wall)
             if status is not None:
                 child.set_attribute("http.response.status_code", status)

@@ -349,7 +349,7 @@ class Router:
         """Bookkeeping of a failed try; True when the deployment now cools down."""
         self.health.last_error[deployment.id] = (time.time(), error.message)
         status = error.upstream_status if isinstance(error, UpstreamError) else error.status
-        ctx.failed_attempts += ((deployment, status, ctx.upstream_sent, time.perf_counter()),)
+        ctx.failed_attempts += ((deployment, status, ctx.upstream_sent, time.perf_counter(), type(error).__name__),)
         cooling = shared and self.cooldowns.failed(deployment.id, status)
         if cooling and self.on_cooldown is not None:
             self.on_cooldown(deployment, status)

@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +31,9 @@ from seance.gateway.store import tables
 from seance.gateway.store.database import Database, StoreError, find_database, migrate, sqlite
 from seance.gateway.store.keys import MAX_ENTRIES, TTL, Budget, KeyCache, Ledger
 from seance.gateway.store.spend import SpendLog, SpendOptions
+
+if TYPE_CHECKING:
+    from seance.gateway.store.budgets import Budgeted
 
 log = logging.getLogger("seance.gateway")
 DEFAULT_SPEND = SpendOptions()
@@ -95,6 +99,12 @@ class Store:
             self._end_users.clear()
         self._end_users[end_user] = (budget, time.monotonic())
         return budget
+
+    async def budgeted(self, limit: int) -> list[Budgeted]:
+        """The keys, teams and users with a max_budget, and their spend (for /metrics)."""
+        from seance.gateway.store.budgets import budgeted
+
+        return await budgeted(self.engine(), self.spend.unwritten_for, limit)
 
     def forget(self) -> None:
         """After a change through the management API: read everything again."""

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -121,3 +122,42 @@ async def _reset_shared(db: AsyncConnection, ledger: Ledger, now: float) -> int:
                     ledger.reset(f"{kind}:{ident}")
                     done += 1
     return done
+
+
+class Budgeted(NamedTuple):
+    """A key, team or user with a max_budget, as /metrics shows it."""
+
+    kind: str  # "key", "team", "user"
+    ident: str  # the key's hash, the team's or the user's id
+    alias: str | None  # key_alias, team_alias; None for users
+    max_budget: float
+    spend: float  # as stored, plus what this process has not written yet
+    reset_at: float | None  # when its budget period ends (budget_duration)
+
+
+BUDGETED: list[tuple[str, sa.Table, sa.Column[str], sa.Column[str] | None]] = [
+    ("key", tables.keys, tables.keys.c.token, tables.keys.c.key_alias),
+    ("team", tables.teams, tables.teams.c.team_id, tables.teams.c.team_alias),
+    ("user", tables.users, tables.users.c.user_id, None),
+]
+
+
+async def budgeted(engine: AsyncEngine, unwritten: Callable[[str], float], limit: int) -> list[Budgeted]:
+    """Every key, team and user with a max_budget (at most `limit` of each kind)."""
+    found: list[Budgeted] = []
+    async with engine.connect() as db:
+        for kind, table, column, alias in BUDGETED:
+            rows = await db.execute(
+                sa.select(
+                    column, alias if alias is not None else sa.null(), table.c.max_budget, table.c.spend,
+                    table.c.budget_reset_at,
+                )
+                .where(table.c.max_budget.is_not(None))
+                .order_by(column)
+                .limit(limit)
+            )  # fmt: skip
+            found += [
+                Budgeted(kind, ident, name, float(most), float(spend) + unwritten(f"{kind}:{ident}"), reset_at)
+                for ident, name, most, spend, reset_at in rows.all()
+            ]
+    return found
