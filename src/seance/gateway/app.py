@@ -104,6 +104,7 @@ class Gateway:
         self.metrics = MetricsFront(self._metrics, keys, settings.metrics_auth)
         if self._metrics is not None:
             self.router.on_cooldown = self._metrics.cooled_down_now
+            self.router.proxy.answers = self._metrics.answers
             if isinstance(self.transport, HTTPTransport):
                 self._metrics.connections = self.transport.connections
             if self.store is not None:

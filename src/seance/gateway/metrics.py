@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from seance.gateway.config import Settings
     from seance.gateway.routing.deployments import Deployment
     from seance.gateway.store.budgets import Budgeted
+    from seance.gateway.upstream import UpstreamResponse
 
 log = logging.getLogger("seance.gateway")
 
@@ -130,6 +131,7 @@ class Metrics:
         self.registry = registry
         self.models = ModelLabels(settings)
         self.connections: Callable[[str], int] | None = None  # open upstream connections per origin
+        self.answers: dict[str, UpstreamResponse] = {}  # each deployment's last answer (routing/proxy.py)
 
         def counter(name: str, doc: str, labels: tuple[str, ...]) -> Any:
             return Counter(name, doc, labels, registry=registry)
@@ -207,6 +209,19 @@ class Metrics:
             "litellm_overhead_latency_metric", "Seconds the gateway spent before calling the provider",
             ("model_group", "api_provider", "api_base", "litellm_model_name", "hashed_api_key", "api_key_alias",
              "model_id"),
+        )  # fmt: skip
+        # what the provider's last answer said of its own rate limits (x-ratelimit-remaining-*, or
+        # Anthropic's anthropic-ratelimit-*-remaining): its quota, not a caller's, so the key labels
+        # stay empty (LiteLLM fills them with the caller of that answer)
+        by_provider_quota = ("model_group", "api_provider", "api_base", "litellm_model_name", "hashed_api_key",
+                             "api_key_alias", "model_id")  # fmt: skip
+        self.remaining_requests = gauge(
+            "litellm_remaining_requests_metric", "Requests the provider's rate limit has left (its last answer)",
+            by_provider_quota, "mostrecent",
+        )  # fmt: skip
+        self.remaining_tokens = gauge(
+            "litellm_remaining_tokens_metric", "Tokens the provider's rate limit has left (its last answer)",
+            by_provider_quota, "mostrecent",
         )  # fmt: skip
         # LiteLLM's response-cache counters (the gateway's own seance_cache_requests below too)
         by_cache = ("model", "hashed_api_key", "api_key_alias", "team", "team_alias", "end_user", "user", "model_id",

@@ -307,6 +307,42 @@ def test_each_call_to_a_deployment_counts_by_its_outcome(tmp_path: Path) -> None
     assert value(got, "litellm_overhead_latency_metric_count", model_id="mini-1") == 0  # no success
 
 
+# recorded answers whose headers tell what each provider's rate limits had left
+RECORDED = {
+    "gpt": ("openai/gpt-4o-mini", "openai/chat-nonstream.httprr.txt", 9999, 49999992),
+    "claude": ("anthropic/claude-haiku-4-5", "anthropic/messages-nonstream.yaml", 9997, 12000000),
+    "mistral": ("mistral/mistral-small-latest", "mistral/chat-nonstream.yaml", 99, 98321),
+}
+
+
+def test_what_each_providers_rate_limits_have_left(tmp_path: Path) -> None:
+    """litellm_remaining_requests_metric / _tokens_metric from the headers of the providers' real
+    answers (OpenAI's, Anthropic's and Mistral's names), per deployment."""
+    from tests.wire import load
+
+    answers = {}
+    for name, (_, recording, _, _) in RECORDED.items():
+        exchange = load(recording)[-1]
+        answers[name] = MockResponse(exchange.status, exchange.response_body, exchange.response_headers)
+
+    def recorded(call: UpstreamRequest) -> MockResponse:
+        return answers[call.url.split("//")[1].split(".")[0]]
+
+    config = {"model_list": [
+        deployment(name, model, api_base=f"http://{name}.test", model_info={"id": f"{name}-1"})
+        for name, (model, _, _, _) in RECORDED.items()
+    ]}  # fmt: skip
+    app = metered(tmp_path, config, recorded)
+    for name in RECORDED:
+        assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": name}).status == 200
+    got = scrape(app)
+    for name, (model, _, requests_left, tokens_left) in RECORDED.items():
+        labels = {"model_group": name, "model_id": f"{name}-1", "api_provider": model.split("/")[0],
+                  "api_base": f"http://{name}.test", "litellm_model_name": name, "hashed_api_key": ""}  # fmt: skip
+        assert value(got, "litellm_remaining_requests_metric", **labels) == requests_left, name
+        assert value(got, "litellm_remaining_tokens_metric", **labels) == tokens_left, name
+
+
 class Refuse(Hook):
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         raise RateLimited("5 requests a minute", headers={"retry-after": "60"})

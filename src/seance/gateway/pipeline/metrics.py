@@ -10,6 +10,7 @@ use), then a few additions to plain numbers — nothing is formatted, allocated 
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway import routes
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from seance.gateway.routing.deployments import Deployment
+    from seance.gateway.upstream import UpstreamResponse
 
 
 class _Series:
@@ -80,13 +82,39 @@ class _Series:
             self.rate_limited.push()
 
 
+# the headers of a provider's answer that say what its rate limits have left: OpenAI's (also Groq,
+# Together, Azure…), Anthropic's, Mistral's (in the recordings of tests/fixtures/wire)
+REQUESTS_LEFT = ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining",
+                 "x-ratelimit-remaining-req-minute")  # fmt: skip
+TOKENS_LEFT = ("x-ratelimit-remaining-tokens", "anthropic-ratelimit-tokens-remaining",
+               "x-ratelimit-remaining-tokens-minute")  # fmt: skip
+
+
 class _Watched:
-    """A deployment's state and its origin's connections."""
+    """A deployment's state, its origin's connections, and what the provider's rate limits have left
+    (read from its last answer once a push, not once a request)."""
 
-    __slots__ = ("connections", "state", "url", "value")
+    __slots__ = ("connections", "requests_left", "state", "tokens_left", "url", "value")
 
-    def __init__(self, state: Callable[[float], None], connections: Callable[[float], None] | None, url: str) -> None:
+    def __init__(
+        self,
+        state: Callable[[float], None],
+        connections: Callable[[float], None] | None,
+        url: str,
+        left: tuple[Callable[[float], None], Callable[[float], None]],
+    ) -> None:
         self.state, self.connections, self.url, self.value = state, connections, url, -1
+        self.requests_left, self.tokens_left = left
+
+    def read_quota(self, answer: UpstreamResponse) -> None:
+        headers = answer.headers
+        for names, set_left in ((REQUESTS_LEFT, self.requests_left), (TOKENS_LEFT, self.tokens_left)):
+            for name in names:
+                value = headers.get(name)
+                if value is not None:
+                    with contextlib.suppress(ValueError):
+                        set_left(float(value))
+                    break
 
 
 class _Seen:
@@ -360,6 +388,12 @@ class MetricsHook(Hook):
             pending.pop().push()
         self._push_cache()
         self._push_deployed()
+        answers = self.metrics.answers
+        for deployment_id, answer in answers.items():
+            watched = self._deployments.get(deployment_id)
+            if watched is not None:  # (None: a deployment no request was counted for yet)
+                watched.read_quota(answer)
+        answers.clear()  # (the responses held no longer than a push)
         connections = self.metrics.connections
         if connections is not None:
             for watched in self._deployments.values():
@@ -372,7 +406,12 @@ class MetricsHook(Hook):
         base = labels[2]  # api_base without credentials; empty for a wildcard's deployments
         origin = public_url(origin_of(base)) if base else ""
         connections = setter(m.upstream_connections.labels(origin)) if origin else None
-        watched = _Watched(setter(m.deployment_state.labels(*labels)), connections, deployment.target.api_base)
+        group, model_id, _, provider = labels
+        quota = (group, provider, base, group, "", "", model_id)
+        left = (setter(m.remaining_requests.labels(*quota)), setter(m.remaining_tokens.labels(*quota)))
+        watched = _Watched(
+            setter(m.deployment_state.labels(*labels)), connections, deployment.target.api_base, left
+        )
         if len(self._deployments) >= MAX_SERIES:
             self._deployments.clear()
         self._deployments[deployment.id] = watched

@@ -13,7 +13,7 @@ from seance.gateway.context import RequestContext
 from seance.gateway.errors import GatewayError, Redactor, Unauthorized, UpstreamError
 from seance.gateway.providers.base import Call, Reply, StreamTranslator, Usage
 from seance.gateway.routing.deployments import Deployment
-from seance.gateway.upstream import Timeout, Transport
+from seance.gateway.upstream import Timeout, Transport, UpstreamResponse
 
 MAX_FOLLOW_UPS = 600  # Replicate polls; bounded by the deployment's timeout anyway
 
@@ -34,6 +34,9 @@ class Proxy:
         self.transport = transport
         self.redact = redact or Redactor(())
         self._timeouts: dict[tuple[float, bool], Timeout] = {}
+        # each deployment's last answer, when metrics are on (set by the app: Metrics.answers): the
+        # metrics read what the provider's rate limits have left from its headers, once a push
+        self.answers: dict[str, UpstreamResponse] | None = None
 
     async def complete(
         self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
@@ -49,6 +52,8 @@ class Proxy:
                 ctx.upstream_sent = time.perf_counter()
                 response = await self.transport.send(request, timeout, adapter.name)
                 ctx.upstream_first_byte = time.perf_counter()
+                if self.answers is not None:
+                    self.answers[deployment.id] = response
                 data = await self.transport.read(response, adapter.name)
                 if response.status >= 400:
                     raise adapter.error(call, response.status, response.headers, data)
@@ -74,6 +79,8 @@ class Proxy:
                 ctx.upstream_sent = time.perf_counter()
                 response = await self.transport.send(request, timeout, adapter.name)
                 ctx.upstream_first_byte = time.perf_counter()
+                if self.answers is not None:
+                    self.answers[deployment.id] = response
                 if response.status >= 400:
                     data = await self.transport.read(response, adapter.name)
                     raise adapter.error(call, response.status, response.headers, data)
