@@ -210,6 +210,15 @@ class Metrics:
             ("model_group", "api_provider", "api_base", "litellm_model_name", "hashed_api_key", "api_key_alias",
              "model_id"),
         )  # fmt: skip
+        # requests answered (or not) by a fallback group (router_settings / the request's fallbacks)
+        by_fallback = ("requested_model", "fallback_model", *KEY_AND_TEAM, "exception_status", "exception_class",
+                       "model_id")  # fmt: skip
+        self.fallback_success = counter(
+            "litellm_deployment_successful_fallbacks", "Requests a fallback model group answered", by_fallback
+        )
+        self.fallback_failure = counter(
+            "litellm_deployment_failed_fallbacks", "Requests that failed after falling back", by_fallback
+        )
         # what the provider's last answer said of its own rate limits (x-ratelimit-remaining-*, or
         # Anthropic's anthropic-ratelimit-*-remaining): its quota, not a caller's, so the key labels
         # stay empty (LiteLLM fills them with the caller of that answer)

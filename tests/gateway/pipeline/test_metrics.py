@@ -307,6 +307,35 @@ def test_each_call_to_a_deployment_counts_by_its_outcome(tmp_path: Path) -> None
     assert value(got, "litellm_overhead_latency_metric_count", model_id="mini-1") == 0  # no success
 
 
+def test_fallbacks_that_answered_and_that_failed(tmp_path: Path) -> None:
+    def answer_or_fail(call: UpstreamRequest) -> MockResponse:
+        return MockResponse(503, b'{"error":{"message":"down"}}') if "broken" in call.url else MockResponse(200, ANSWER)
+
+    config = {
+        "model_list": [
+            deployment("gpt", "openai/gpt-4o", api_base="http://broken.test", model_info={"id": "gpt-1"}),
+            deployment("backup", "openai/gpt-4o-mini", model_info={"id": "backup-1"}),
+            deployment("mini", "openai/gpt-4o-mini", api_base="http://broken.test", model_info={"id": "mini-1"}),
+            deployment("mini2", "openai/gpt-4o-mini", api_base="http://broken.test", model_info={"id": "mini2-1"}),
+        ],
+        "router_settings": {"num_retries": 0, "fallbacks": [{"gpt": ["backup"]}, {"mini": ["mini2"]}]},
+    }
+    app = metered(tmp_path, config, answer_or_fail, extra=[VirtualKey()])
+    for _ in range(2):
+        assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "mini"}).status >= 500
+    assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "backup"}).status == 200  # no fallback
+    got = scrape(app)
+    answered = got["litellm_deployment_successful_fallbacks_total"]
+    names = ("requested_model", "fallback_model", "model_id", "exception_status", "exception_class", "api_key_alias")
+    assert [(*(s.labels[n] for n in names), s.value) for s in answered] == [
+        ("gpt", "backup", "backup-1", "503", "UpstreamError", "ci-bot", 2.0)
+    ]  # fmt: skip
+    failed = got["litellm_deployment_failed_fallbacks_total"]
+    assert [(s.labels["requested_model"], s.labels["fallback_model"], s.labels["exception_status"], s.value)
+            for s in failed] == [("mini", "mini2", "503", 1.0)]  # fmt: skip
+
+
 # recorded answers whose headers tell what each provider's rate limits had left
 RECORDED = {
     "gpt": ("openai/gpt-4o-mini", "openai/chat-nonstream.httprr.txt", 9999, 49999992),

@@ -270,6 +270,8 @@ class MetricsHook(Hook):
         tried = ctx.failed_attempts
         if tried:  # (rare: counted at once, not batched)
             self._failed_tries(known, tried)
+        if ctx.fallbacks:
+            self._fell_back(known, deployment, status, tried)
         if deployment is None or hit:
             return
         # the provider's part
@@ -369,6 +371,19 @@ class MetricsHook(Hook):
             by_deployment = (labels[0], known.requested, *labels, *key_and_team)
             m.deployment_total.labels(*by_deployment).inc()
             m.deployment_failure.labels(*by_deployment, str(status or ""), error).inc()
+
+    def _fell_back(
+        self, known: _Seen, deployment: Deployment | None, status: int, tried: tuple[tuple[Any, ...], ...]
+    ) -> None:
+        """LiteLLM's fallback counters: the group that answered (or was tried last), and the failure
+        of the group before it that made the request fall back (none when it was cooling down)."""
+        m = self.metrics
+        group, model_id, _, _ = m.deployment_labels(deployment) if deployment is not None else ("", "", "", "")
+        last = deployment.model_name if deployment is not None else None
+        cause = next((t for t in reversed(tried) if t[0].model_name != last), None)
+        status_, error = (str(cause[1] or ""), cause[4]) if cause is not None else ("", "")
+        labels = (known.requested, group, *known.people[1:5], status_, error, model_id)
+        (m.fallback_success if status < 400 else m.fallback_failure).labels(*labels).inc()
 
     def _push_cache(self) -> None:
         for cache in self._cache.values():
