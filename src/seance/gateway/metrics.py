@@ -131,7 +131,7 @@ class Metrics:
         self.registry = registry
         self.models = ModelLabels(settings)
         self.connections: Callable[[str], int] | None = None  # open upstream connections per origin
-        self.answers: dict[str, UpstreamResponse] = {}  # each deployment's last answer (routing/proxy.py)
+        self.answers: dict[str, UpstreamResponse] = {}  # a deployment's answer since the last push (proxy.py)
 
         def counter(name: str, doc: str, labels: tuple[str, ...]) -> Any:
             return Counter(name, doc, labels, registry=registry)

@@ -34,8 +34,9 @@ class Proxy:
         self.transport = transport
         self.redact = redact or Redactor(())
         self._timeouts: dict[tuple[float, bool], Timeout] = {}
-        # each deployment's last answer, when metrics are on (set by the app: Metrics.answers): the
-        # metrics read what the provider's rate limits have left from its headers, once a push
+        # a deployment's first answer since the metrics' last push, when metrics are on (set by the
+        # app: Metrics.answers): the push reads what the provider's rate limits have left from its
+        # headers. The first, not the last: later answers cost a lookup, not a store and a release.
         self.answers: dict[str, UpstreamResponse] | None = None
 
     async def complete(
@@ -52,8 +53,9 @@ class Proxy:
                 ctx.upstream_sent = time.perf_counter()
                 response = await self.transport.send(request, timeout, adapter.name)
                 ctx.upstream_first_byte = time.perf_counter()
-                if self.answers is not None:
-                    self.answers[deployment.id] = response
+                answers = self.answers
+                if answers is not None and deployment.id not in answers:
+                    answers[deployment.id] = response
                 data = await self.transport.read(response, adapter.name)
                 if response.status >= 400:
                     raise adapter.error(call, response.status, response.headers, data)
@@ -79,8 +81,9 @@ class Proxy:
                 ctx.upstream_sent = time.perf_counter()
                 response = await self.transport.send(request, timeout, adapter.name)
                 ctx.upstream_first_byte = time.perf_counter()
-                if self.answers is not None:
-                    self.answers[deployment.id] = response
+                answers = self.answers
+                if answers is not None and deployment.id not in answers:
+                    answers[deployment.id] = response
                 if response.status >= 400:
                     data = await self.transport.read(response, adapter.name)
                     raise adapter.error(call, response.status, response.headers, data)
