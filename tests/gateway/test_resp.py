@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from seance.gateway import resp
 from seance.gateway.resp import Client, Incomplete, ReplyError, _Connection, encode, parse
 
 REDIS_URL = os.environ.get("SEANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -159,6 +160,35 @@ async def test_the_calls_of_one_turn_of_the_loop_go_out_in_one_write() -> None:
         connection.transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
         answers = await asyncio.gather(*(client.call("ECHO", str(i)) for i in range(5)))
         assert answers == [str(i).encode() for i in range(5)] and len(writes) == 1
+    finally:
+        client.close()
+
+
+async def test_unanswered_commands_ride_with_the_next_write_or_go_alone_soon() -> None:
+    """A command whose reply is skipped waits for the next call's write (Redis then wakes once for
+    both) and still reaches the server before it; with no call after it, it goes alone after DEFER."""
+    client = Client(REDIS_URL, 1.0)
+    key = "seance-test-resp-" + os.urandom(6).hex()
+    try:
+        assert await client.call("PING") == "PONG"
+        connection = client._connection
+        assert connection is not None and connection.transport is not None
+        assert client.send_unanswered(encode(("SET", key, b"probe", "PX", 5000)))  # asks whether it may skip
+        assert await client.call("GET", key) == b"probe" and connection.skips
+        writes: list[bytes] = []
+        write = connection.transport.write
+        connection.transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+
+        assert client.send_unanswered(encode(("SET", key, b"a", "PX", 5000)))
+        await asyncio.sleep(0)  # a turn of the loop: held, not written
+        assert writes == [] and connection.later
+        assert await client.call("GET", key) == b"a"  # sent first, in the same write as the GET
+        assert len(writes) == 1 and writes[0].index(b"SET") < writes[0].index(b"GET")
+
+        assert client.send_unanswered(encode(("SET", key, b"b", "PX", 5000)))
+        await asyncio.sleep(resp.DEFER * 5)  # nothing else to send: it goes alone
+        assert len(writes) == 2 and b"SET" in writes[1] and b"GET" not in writes[1] and not connection.later
+        assert await client.call("GET", key) == b"b"
     finally:
         client.close()
 
