@@ -123,6 +123,11 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
         "disable_end_user_cost_tracking disable_end_user_cost_tracking_prometheus_only",
         "metrics never label the end user (a client-chosen name); see 'Metrics' in docs/gateway.md",
     ),
+    _group(
+        SUPPORTED,
+        "prometheus_initialize_budget_metrics",
+        "always on: the budget gauges are read from the database at each scrape (see 'Metrics' in docs/gateway.md)",
+    ),
     _group(IGNORED, "service_callbacks langfuse_default_tags", LIMITS_ISSUE),
     _group(IGNORED, "key_generation_settings enable_key_alias_format_validation", KEYS_ISSUE),
     _group(IGNORED, "set_verbose json_logs", "logging: see `--log-level`"),
@@ -136,7 +141,7 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
     # read by LiteLLM (module settings) though not in its settings reference
     _group(
         IGNORED,
-        "service_callback input_callback langsmith_batch_size prometheus_initialize_budget_metrics "
+        "service_callback input_callback langsmith_batch_size "
         "argilla_batch_size datadog_use_v1 gcs_pub_sub_use_v1 "
         "generic_api_use_v1 argilla_transformation_object log_raw_request_response dynamodb_table_name "
         "s3_callback_params datadog_llm_observability_params datadog_params aws_sqs_callback_params "
