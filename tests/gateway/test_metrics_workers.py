@@ -141,3 +141,30 @@ def test_two_workers_count_every_request(gateway: GatewayFactory, upstream: Repl
     check(scrape(served))
     assert served.stop() in (0, -signal.SIGTERM)
     assert not list(private_tmp.glob("seance-metrics-*")), "the private metrics directory is removed on exit"
+
+
+def test_two_workers_show_the_budgets_the_database_has(gateway: GatewayFactory, upstream: ReplayUpstream) -> None:
+    """Whichever worker answers a scrape reads the shared database: a key's budget shows at once,
+    and is gone from every scrape once the key is deleted (gauges set in the workers' files would
+    keep a deleted key's last value until a restart)."""
+    config = {
+        "model_list": [deployment("gpt", "openai/gpt-3.5-turbo", upstream.url + "/v1", **PRICES)],
+        "litellm_settings": {"callbacks": ["prometheus"]},
+    }
+    served = gateway(config, args=("--workers", "2"))
+    with served.http() as http:
+        made = http.post("/key/generate", json={"max_budget": 3.0, "key_alias": "budgeted"})
+        assert made.status_code == 200, made.text
+        key = made.json()["key"]
+
+    def budget() -> list[float]:
+        samples = scrape(served).get("litellm_api_key_max_budget_metric", [])  # a new connection: either worker
+        return [s.value for s in samples if s.labels["api_key_alias"] == "budgeted"]
+
+    for _ in range(6):
+        assert budget() == [3.0]
+    with served.http() as http:
+        deleted = http.post("/key/delete", json={"keys": [key]})
+        assert deleted.status_code == 200, deleted.text
+    for _ in range(6):
+        assert budget() == []

@@ -108,7 +108,7 @@ class Gateway:
             if isinstance(self.transport, HTTPTransport):
                 self._metrics.connections = self.transport.connections
             if self.store is not None:
-                self._metrics.budgets = self.store.budgeted
+                self._metrics.watch_budgets(self.store.budgeted)
 
     async def reload(self, settings: Settings) -> None:
         """Swaps in a new config (ConfigError: refused, the old one stays). Requests in flight

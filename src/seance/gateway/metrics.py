@@ -28,10 +28,10 @@ import operator
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from seance.gateway.budget_metrics import BudgetGauges
 from seance.gateway.context import Caller, RequestContext
 
 if TYPE_CHECKING:
@@ -62,23 +62,6 @@ DEPLOYMENT = ("litellm_model_name", "model_id", "api_base", "api_provider")
 # LiteLLM's per-deployment request counters and latencies name the key and team only (not the user)
 KEY_AND_TEAM = ("hashed_api_key", "api_key_alias", "team", "team_alias")
 NOBODY = ("", "", "", "", "", "")
-
-
-# (the store's kind, LiteLLM's word in the metric's name, whose budget, labels)
-BUDGET_KINDS = (
-    ("api_key", "api key", ("hashed_api_key", "api_key_alias")),
-    ("team", "team", ("team", "team_alias")),
-    ("user", "user", ("user",)),
-)
-BUDGET_KIND_OF = {"key": "api_key", "team": "team", "user": "user"}
-
-
-def _budget_labels(kind: str, ident: str, alias: str | None) -> tuple[str, ...]:
-    if kind == "key":
-        return (ident[:HASH_PREFIX], alias or "")
-    if kind == "team":
-        return (ident, alias or "")
-    return (ident,)
 
 
 def who(caller: Caller | None) -> tuple[str, ...]:
@@ -168,19 +151,8 @@ class Metrics:
         )
         self.total_tokens = counter("litellm_total_tokens_metric", "Input + output tokens", (*WHO, *requested, *model))
         self.spend = counter("litellm_spend_metric", "Spend on LLM requests (USD)", (*WHO, *model))
-        # budgets: of every key, team and user with a max_budget, read from the store at each scrape
-        # (refresh_budgets); per kind, the remaining budget, the budget, and the hours to its reset
-        self.budget_gauges: dict[str, tuple[Any, Any, Any]] = {}
-        for kind, whose, labels in BUDGET_KINDS:
-            self.budget_gauges[kind] = (
-                gauge(f"litellm_remaining_{kind}_budget_metric", f"Remaining budget for {whose}", labels, "mostrecent"),
-                gauge(f"litellm_{kind}_max_budget_metric", f"Maximum budget set for {whose}", labels, "mostrecent"),
-                gauge(f"litellm_{kind}_budget_remaining_hours_metric", f"Hours until the budget of {whose} resets",
-                      labels, "mostrecent"),
-            )  # fmt: skip
-        self.budgets: Callable[[int], Awaitable[list[Budgeted]]] | None = None  # the store's, when there is one
-        self._budget_labels: set[tuple[str, tuple[str, ...]]] = set()  # the label sets the last refresh set
-        self._budgets_failing = False
+        # budgets: a collector of the store's rows at each scrape, once there is a store (watch_budgets)
+        self.budget_gauges: BudgetGauges | None = None
         self.deployment_state = gauge(
             "litellm_deployment_state", "State of a deployment: 0 healthy, 1 partial outage, 2 complete outage",
             DEPLOYMENT, "mostrecent",
@@ -303,38 +275,16 @@ class Metrics:
         self.cooled_down.labels(*labels, str(status or "")).inc()
         self.deployment_state.labels(*labels).set(2)
 
+    def watch_budgets(self, read: Callable[[int], Awaitable[list[Budgeted]]]) -> None:
+        """Show the budgets of every key, team and user that has one, as `read` (the store's) has them."""
+        self.budget_gauges = BudgetGauges(read, MAX_SERIES, HASH_PREFIX)
+        if self.registry is not None:
+            self.registry.register(self.budget_gauges)  # type: ignore[arg-type]
+
     async def refresh_budgets(self) -> None:
-        """The budget gauges as the store has them now (before a scrape). The database unavailable:
-        they keep their last values (one WARNING until it answers again)."""
-        if self.budgets is None:
-            return
-        try:
-            rows = await self.budgets(MAX_SERIES)
-        except Exception as exc:
-            if not self._budgets_failing:
-                log.warning("metrics: the budgets could not be read (%s); their gauges keep their last values",
-                            type(exc).__name__)  # fmt: skip
-            self._budgets_failing = True
-            return
-        self._budgets_failing = False
-        now = time.time()
-        seen: set[tuple[str, tuple[str, ...]]] = set()
-        for row in rows:
-            remaining, most, hours = self.budget_gauges[BUDGET_KIND_OF[row.kind]]
-            labels = _budget_labels(row.kind, row.ident, row.alias)
-            remaining.labels(*labels).set(row.max_budget - row.spend)
-            most.labels(*labels).set(row.max_budget)
-            if row.reset_at is not None:
-                hours.labels(*labels).set(max(0.0, (row.reset_at - now) / 3600))
-            seen.add((row.kind, labels))
-        # gone since (deleted, budget removed): their series go too. Multiprocess mode cannot remove
-        # a series from the workers' files: there they keep their last value until a restart.
-        if self.multiprocess is None:
-            for kind, labels in self._budget_labels - seen:
-                for gauge in self.budget_gauges[BUDGET_KIND_OF[kind]]:
-                    with contextlib.suppress(KeyError):
-                        gauge.remove(*labels)
-        self._budget_labels = seen
+        """The budget gauges as the store has them now (before a scrape)."""
+        if self.budget_gauges is not None:
+            await self.budget_gauges.refresh()
 
     # -- /metrics --
 
@@ -349,6 +299,8 @@ class Metrics:
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiprocess)  # type: ignore[no-untyped-call]
+        if self.budget_gauges is not None:  # read from the shared database by this worker, not from files
+            registry.register(self.budget_gauges)  # type: ignore[arg-type]
         return generate_latest(registry)
 
 

@@ -1,6 +1,6 @@
-"""The budget gauges of GET /metrics: every key, team and user with a max_budget, read from the store
-at each scrape (spend not yet written included), LiteLLM's names and labels; a key deleted or a
-database that does not answer."""
+"""The budget gauges of GET /metrics (budget_metrics.py): every key, team and user with a
+max_budget, read from the store at each scrape (spend not yet written included), LiteLLM's names
+and labels; a key deleted or a database that does not answer."""
 
 from __future__ import annotations
 
@@ -80,12 +80,12 @@ async def test_a_database_that_does_not_answer_keeps_the_last_values(
         mine = {"api_key_alias": f"kept-{tag}"}
         assert values(await scrape(s), "litellm_api_key_max_budget_metric", **mine) == [2.0]
         metrics = s.app.metrics.metrics
-        assert metrics is not None
+        assert metrics is not None and metrics.budget_gauges is not None
 
         async def down(limit: int) -> list[Any]:
             raise ConnectionRefusedError("the database is down")
 
-        metrics.budgets = down
+        metrics.budget_gauges.read = down
         with caplog.at_level(logging.WARNING, logger="seance.gateway"):
             for _ in range(2):
                 assert values(await scrape(s), "litellm_api_key_max_budget_metric", **mine) == [2.0]
