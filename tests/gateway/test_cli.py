@@ -10,10 +10,10 @@ import pytest
 from tests.gateway.conftest import BASE_ENV
 
 
-def start(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "seance", "gateway", "--port", "0", *args],
-        env={**BASE_ENV, **env}, capture_output=True, text=True, timeout=30,
+        env={**BASE_ENV, **env}, capture_output=True, text=True, timeout=30, cwd=cwd,
     )  # fmt: skip
 
 
@@ -26,6 +26,9 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[s
         ("model_list: [{model_name: '*', litellm_params: {model: '*'}}]\n"
          "general_settings:\n  master_key: os.environ/MASTER\n", {}, "environment variable MASTER is not set"),
         ("model_list: {", {"LITELLM_MASTER_KEY": "k"}, "not valid YAML"),
+        ("model_list: [{model_name: '*', litellm_params: {model: '*'}}]\n"
+         "litellm_settings: {cache: true, cache_params: {type: redis}}\n", {"LITELLM_MASTER_KEY": "k"},
+         "cache_params.type is redis, but no Redis is configured"),
     ],
 )  # fmt: skip
 def test_start_failures_are_one_line(tmp_path: Path, config: str | None, env: dict[str, str], needle: str) -> None:
@@ -34,8 +37,9 @@ def test_start_failures_are_one_line(tmp_path: Path, config: str | None, env: di
         path = tmp_path / "config.yaml"
         path.write_text(config)
         args = ["--config", str(path)]
-    result = start(args, env)
+    result = start(args, env, tmp_path)
     assert result.returncode != 0
+    assert not (tmp_path / "seance.db").exists(), "a refused start makes no database"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ")
@@ -46,13 +50,13 @@ def test_start_failures_are_one_line(tmp_path: Path, config: str | None, env: di
 def test_config_file_path_variable_is_read(tmp_path: Path) -> None:
     path = tmp_path / "from-env.yaml"
     path.write_text("model_list: [")
-    result = start([], {"CONFIG_FILE_PATH": str(path), "LITELLM_MASTER_KEY": "k"})
+    result = start([], {"CONFIG_FILE_PATH": str(path), "LITELLM_MASTER_KEY": "k"}, tmp_path)
     assert result.returncode != 0
     assert str(path) in result.stderr
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    result = start(["--config", str(tmp_path / "nope.yaml")], {"LITELLM_MASTER_KEY": "k"})
+    result = start(["--config", str(tmp_path / "nope.yaml")], {"LITELLM_MASTER_KEY": "k"}, tmp_path)
     assert result.returncode != 0
     assert "config file not found" in result.stderr
 

@@ -148,6 +148,8 @@ def gateway(
                 upstream_connections, upstream_pool_timeout, upstream_max_header_bytes, upstream_max_body_bytes
             )
             app = Gateway(settings, hooks.build(features), HTTPTransport(limits=upstream), metrics=counted, store=store)
+            if store is not None:
+                _prepare(store)
             from seance.gateway.reload import Reloader
 
             def reload_settings() -> Settings:
@@ -174,16 +176,26 @@ def gateway(
 
 
 def _store(settings: Settings) -> Store:
-    """The store, its schema migrated before any worker starts (a database that cannot be used
+    """The store the settings name, not yet opened (a URL that names no database Seance can use
     stops the start here, with one line)."""
     from seance.gateway.store import Store, StoreError, find_database
 
     try:
-        store = Store(find_database(settings), access_groups(settings), cache_ttl(settings), spend_options(settings))
+        return Store(find_database(settings), access_groups(settings), cache_ttl(settings), spend_options(settings))
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _prepare(store: Store) -> None:
+    """The store's schema made or migrated before any worker starts, and only once the rest of the
+    config is accepted: a start refused for a bad model_list leaves no seance.db behind. A database
+    that cannot be used stops the start here, with one line."""
+    from seance.gateway.store import StoreError
+
+    try:
         store.prepare()
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
-    return store
 
 
 def access_groups(settings: Settings) -> dict[str, frozenset[str]]:
