@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from pathlib import Path
 
 import pytest
 
-from seance.gateway.config import load_settings
+from seance.gateway.config import ConfigError, load_settings
+from seance.gateway.resp import Client
 from seance.gateway.shared_state import find_redis
 
 MODEL = "model_list:\n  - model_name: m\n    litellm_params: {model: openai/gpt-4o, api_key: k}\n"
@@ -43,11 +46,26 @@ def test_litellm_environment_variables(tmp_path: Path) -> None:
         ("router_settings: {redis_host: r, redis_port: 6390, redis_password: pw}\n", "redis://:pw@r:6390/0"),
         ("litellm_settings: {cache: true, cache_params: {type: redis, host: c}}\n", "redis://c:6379/0"),
         ("litellm_settings: {cache: true, cache_params: {type: redis, url: 'redis://u:6379/1'}}\n", "redis://u:6379/1"),
+        ("router_settings: {redis_host: r, redis_db: 3}\n", "redis://r:6379/3"),
+        ("litellm_settings: {cache: true, cache_params: {type: redis, host: c, db: 2}}\n", "redis://c:6379/2"),
     ],
 )
 def test_config_file_places(tmp_path: Path, extra: str, url: str) -> None:
     found = find_redis(settings(tmp_path, extra))
     assert found is not None and found.url == url
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ("router_settings: {redis_host: r, redis_db: -1}\n", "router_settings.redis_db"),
+        ("litellm_settings: {cache: true, cache_params: {type: redis, host: c, db: two}}\n",
+         "litellm_settings.cache_params.db: a Redis database number (0, 1, …), not 'two'"),
+    ],
+)  # fmt: skip
+def test_a_database_number_that_is_not_one(tmp_path: Path, extra: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        find_redis(settings(tmp_path, extra))
 
 
 def test_a_local_cache_is_not_a_redis(tmp_path: Path) -> None:
@@ -62,3 +80,21 @@ async def test_the_client_talks_to_the_real_server(tmp_path: Path) -> None:
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+async def test_the_database_number_is_the_one_written_to(tmp_path: Path) -> None:
+    """router_settings.redis_db: the request path's client (limits, cache) selects that database."""
+    from redis.asyncio import Redis
+
+    found = find_redis(settings(tmp_path, "router_settings: {redis_host: 127.0.0.1, redis_db: 5}\n"))
+    assert found is not None
+    key = f"seance-test:{uuid.uuid4().hex}"
+    assert await Client(found.url, 2.0).call("SET", key, "in five", "EX", 60) == "OK"
+    five, zero = Redis(db=5), Redis(db=0)
+    try:
+        assert await five.get(key) == b"in five"
+        assert await zero.get(key) is None
+    finally:
+        await five.delete(key)
+        await five.aclose()
+        await zero.aclose()

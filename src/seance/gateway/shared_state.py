@@ -6,8 +6,8 @@ Looked for in LiteLLM's places, first found wins:
 
     REDIS_URL                                      (what `seance synth` sets)
     REDIS_HOST / REDIS_PORT / REDIS_PASSWORD       (LiteLLM's environment variables)
-    router_settings.redis_url | redis_host/_port/_password
-    litellm_settings.cache_params (type: redis) url | host/port/password
+    router_settings.redis_url | redis_host/_port/_password/_db
+    litellm_settings.cache_params (type: redis) url | host/port/password/db
 
 None found: every feature keeps its state in-process (one worker's view).
 """
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from seance.gateway.config import ConfigError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -64,19 +66,25 @@ def find_redis(settings: Settings) -> RedisSettings | None:
     if extra.get("redis_url"):
         return RedisSettings(str(extra["redis_url"]), "router_settings.redis_url")
     if router.redis_host:
-        return RedisSettings(_url(router.redis_host, router.redis_port, router.redis_password), "router_settings")
+        url = _url(router.redis_host, router.redis_port, router.redis_password, router.redis_db)
+        return RedisSettings(url, "router_settings")
     params: Mapping[str, Any] = settings.file.litellm_settings.cache_params
     if params.get("type") == "redis":
         if params.get("url"):
             return RedisSettings(str(params["url"]), "litellm_settings.cache_params.url")
         if params.get("host"):
-            return RedisSettings(
-                _url(params["host"], params.get("port"), params.get("password")), "litellm_settings.cache_params"
-            )
+            db = params.get("db")
+            if db is not None and (type(db) is not int or db < 0):
+                raise ConfigError(
+                    f"{settings.source}: litellm_settings.cache_params.db: a Redis database number (0, 1, …), "
+                    f"not {db!r}"
+                )
+            url = _url(params["host"], params.get("port"), params.get("password"), db)
+            return RedisSettings(url, "litellm_settings.cache_params")
     return None
 
 
-def _url(host: Any, port: Any, password: Any) -> str:
+def _url(host: Any, port: Any, password: Any, db: int | None = None) -> str:
     auth = f":{quote(str(password), safe='')}@" if password else ""
     netloc = f"{auth}{host}:{int(port) if port else 6379}"
-    return urlunsplit(("redis", netloc, "/0", "", ""))
+    return urlunsplit(("redis", netloc, f"/{db or 0}", "", ""))

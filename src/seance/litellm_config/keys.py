@@ -54,7 +54,7 @@ class Findings:
     problems: list[str] = field(default_factory=list)
 
 
-REDIS_KEYS = ("redis_host", "redis_password", "redis_port", "redis_url")
+REDIS_KEYS = ("redis_host", "redis_password", "redis_port", "redis_url", "redis_db")
 
 
 def check_keys(raw: Mapping[str, Any], source: str) -> Findings:

@@ -61,15 +61,17 @@ SUPPORTED, IGNORED, REFUSED = Status.SUPPORTED, Status.IGNORED, Status.REFUSED
 CALLBACKS = frozenset({"prometheus", "otel"})
 CALLBACK_KEYS = frozenset(f"litellm_settings.{name}" for name in ("callbacks", "success_callback", "failure_callback"))
 
-KEYS_ISSUE = "virtual keys, users, teams, budgets, database: planned (issue 9)"
-LIMITS_ISSUE = "limits, cache, metrics, callbacks: planned (issue 10)"
+LOGGING = "a LiteLLM logging integration: not implemented (Seance has Prometheus metrics and OpenTelemetry traces)"
+MANAGEMENT = "keys, users, teams and budgets: this option of LiteLLM's is not implemented (see the management API)"
+DEFAULTS = "defaults and caps for what the management API makes: not implemented; set each key's, team's or user's own"
+NEVER_LOGGED = "Seance never logs messages or keys"
 ROUTER_ISSUE = "router: not implemented"
 FIDELITY_ISSUE = "provider fidelity: not implemented"
 NOT_PLANNED = "no issue yet"
 
 TOP_LEVEL: Mapping[str, Key] = _section(
     _group(SUPPORTED, "model_list litellm_settings router_settings general_settings environment_variables"),
-    _group(IGNORED, "callback_settings", LIMITS_ISSUE),
+    _group(IGNORED, "callback_settings", LOGGING),
     _group(IGNORED, "credential_list", "named credentials; give each deployment its api_key"),
     _group(
         IGNORED,
@@ -102,14 +104,14 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "num_retries request_timeout drop_params fallbacks default_fallbacks"),
     _group(SUPPORTED, "max_fallbacks", ""),
     _group(SUPPORTED, "telemetry", "Seance sends no telemetry"),
-    _group(SUPPORTED, "turn_off_message_logging redact_user_api_key_info", "Seance never logs messages or keys"),
-    _group(SUPPORTED, "redact_messages_in_exceptions", "Seance never logs messages or keys"),
+    _group(SUPPORTED, "turn_off_message_logging redact_user_api_key_info", NEVER_LOGGED),
+    _group(SUPPORTED, "redact_messages_in_exceptions", NEVER_LOGGED),
     _group(SUPPORTED, "context_window_fallbacks content_policy_fallbacks", REFUSAL_FALLBACKS),
     _group(IGNORED, "allowed_fails", ROUTER_ISSUE),
     _group(
         SUPPORTED,
         "cache cache_params",
-        "response cache: cache_params type (local or redis), host, port, password, url, ttl, namespace, "
+        "response cache: cache_params type (local or redis), host, port, password, db, url, ttl, namespace, "
         "supported_call_types, mode, max_size_bytes (see Caching)",
     ),
     _group(
@@ -128,8 +130,12 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
         "prometheus_initialize_budget_metrics",
         "always on: the budget gauges are read from the database at each scrape (see 'Metrics' in docs/gateway.md)",
     ),
-    _group(IGNORED, "service_callbacks langfuse_default_tags", LIMITS_ISSUE),
-    _group(IGNORED, "key_generation_settings enable_key_alias_format_validation", KEYS_ISSUE),
+    _group(IGNORED, "service_callbacks langfuse_default_tags", LOGGING),
+    _group(
+        IGNORED,
+        "key_generation_settings enable_key_alias_format_validation",
+        "rules for /key/generate beyond the roles: not implemented",
+    ),
     _group(IGNORED, "set_verbose json_logs", "logging: see `--log-level`"),
     _group(
         IGNORED,
@@ -145,22 +151,57 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
         "argilla_batch_size datadog_use_v1 gcs_pub_sub_use_v1 "
         "generic_api_use_v1 argilla_transformation_object log_raw_request_response dynamodb_table_name "
         "s3_callback_params datadog_llm_observability_params datadog_params aws_sqs_callback_params "
-        "generic_logger_headers enable_end_user_cost_tracking_prometheus_only custom_prometheus_metadata_labels "
-        "custom_prometheus_tags prometheus_metrics_config cold_storage_custom_logger "
-        "logged_real_time_event_types default_in_memory_ttl default_redis_ttl default_redis_batch_cache_expiry "
-        "enable_caching_on_provider_specific_optional_params include_cost_in_streaming_usage "
-        "disable_streaming_logging extra_spend_tag_headers disable_add_user_agent_to_request_tags",
-        LIMITS_ISSUE,
+        "generic_logger_headers cold_storage_custom_logger logged_real_time_event_types disable_streaming_logging",
+        LOGGING,
     ),
     _group(
         IGNORED,
-        "max_budget budget_duration max_end_user_budget max_end_user_budget_id max_internal_user_budget "
-        "default_max_internal_user_budget internal_user_budget_duration max_user_budget max_ui_session_budget "
-        "default_soft_budget tag_budget_config default_key_generate_params upperbound_key_generate_params "
-        "default_internal_user_params default_team_params default_team_settings public_model_groups "
-        "public_model_groups_links public_agent_groups public_mcp_servers store_audit_logs "
-        "priority_reservation priority_reservation_settings",
-        KEYS_ISSUE,
+        "enable_end_user_cost_tracking_prometheus_only custom_prometheus_metadata_labels custom_prometheus_tags "
+        "prometheus_metrics_config",
+        "metrics keep LiteLLM's default labels: labels from the end user, tags or metadata (which clients "
+        "choose) and per-metric label sets are not implemented",
+    ),
+    _group(
+        IGNORED,
+        "default_in_memory_ttl default_redis_ttl default_redis_batch_cache_expiry",
+        "TTLs of LiteLLM's own caches: the response cache's is cache_params.ttl, the keys' "
+        "general_settings.user_api_key_cache_ttl",
+    ),
+    _group(
+        SUPPORTED,
+        "enable_caching_on_provider_specific_optional_params",
+        "always on: every body field but user, stream, stream_options and metadata is in the cache key",
+    ),
+    _group(
+        IGNORED,
+        "include_cost_in_streaming_usage",
+        "the cost is not added to a stream's usage: it is in the spend logs (and x-litellm-response-cost "
+        "when an answer is not streamed)",
+    ),
+    _group(IGNORED, "extra_spend_tag_headers", "spend tags come from the body's tags and metadata.tags"),
+    _group(SUPPORTED, "disable_add_user_agent_to_request_tags", "Seance never adds the User-Agent to the tags"),
+    _group(
+        IGNORED,
+        "max_budget budget_duration",
+        "a budget for the whole proxy: not implemented; give keys, teams or users a max_budget",
+    ),
+    _group(
+        IGNORED,
+        "max_end_user_budget max_end_user_budget_id max_internal_user_budget default_max_internal_user_budget "
+        "internal_user_budget_duration max_user_budget max_ui_session_budget default_soft_budget "
+        "default_key_generate_params upperbound_key_generate_params default_internal_user_params "
+        "default_team_params default_team_settings",
+        DEFAULTS,
+    ),
+    _group(
+        IGNORED,
+        "tag_budget_config store_audit_logs priority_reservation priority_reservation_settings",
+        MANAGEMENT,
+    ),
+    _group(
+        IGNORED,
+        "public_model_groups public_model_groups_links public_agent_groups public_mcp_servers",
+        "LiteLLM's UI model hub: Seance serves no UI",
     ),
     _group(
         IGNORED,
@@ -217,11 +258,12 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
     ),
     _group(
         SUPPORTED,
-        "redis_host redis_password redis_port redis_url",
+        "redis_host redis_password redis_port redis_url redis_db",
         "the shared Redis/Valkey of rate limits, the response cache and router cooldowns (after REDIS_URL "
         "and REDIS_HOST); an unset os.environ/ reference leaves that state in each process",
     ),
-    _group(IGNORED, "redis_db cache_responses cache_kwargs caching_groups", LIMITS_ISSUE),
+    _group(IGNORED, "cache_responses cache_kwargs", "the router's cache: use litellm_settings.cache and cache_params"),
+    _group(IGNORED, "caching_groups", "answers shared by model groups: not implemented; each group caches its own"),
     _group(
         IGNORED,
         "debug_level set_verbose client_ttl alerting_config assistants_config router_general_settings "
@@ -250,19 +292,33 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
         "store_prompts_in_spend_logs maximum_spend_logs_retention_period maximum_spend_logs_retention_interval "
         "proxy_budget_rescheduler_min_time proxy_budget_rescheduler_max_time "
         "custom_auth custom_key_generate enable_jwt_auth litellm_jwtauth enable_oauth2_auth "
-        "enable_oauth2_proxy_auth oauth2_config_mappings allowed_routes public_routes admin_only_routes "
+        "enable_oauth2_proxy_auth oauth2_config_mappings public_routes "
         "key_management_system key_management_settings use_azure_key_vault use_google_kms "
         "litellm_key_header_name allow_client_side_credentials default_team_disabled "
-        "service_account_settings enforced_params enforce_user_param reject_clientside_metadata_tags "
+        "service_account_settings reject_clientside_metadata_tags "
         "allow_user_auth custom_sso ui_access_mode user_mcp_management_mode spend_report_frequency "
         "litellm_license disable_responses_id_security",
-        KEYS_ISSUE,
+        MANAGEMENT,
+    ),
+    _group(
+        REFUSED,
+        "allowed_routes admin_only_routes",
+        "Seance does not restrict routes beyond its roles: keys would reach routes the config closes",
+    ),
+    _group(
+        REFUSED,
+        "enforced_params enforce_user_param",
+        "Seance does not check for required parameters: requests without them would be served",
     ),
     _group(
         IGNORED,
-        "max_parallel_requests global_max_parallel_requests alerting alerting_threshold alert_types "
-        "alerting_args alert_to_webhook_url",
-        LIMITS_ISSUE,
+        "max_parallel_requests global_max_parallel_requests",
+        "a concurrency cap for the whole proxy: not implemented; give keys or teams max_parallel_requests",
+    ),
+    _group(
+        IGNORED,
+        "alerting alerting_threshold alert_types alerting_args alert_to_webhook_url",
+        "Slack and webhook alerts: not implemented; alert from the Prometheus metrics",
     ),
     _group(
         SUPPORTED,
@@ -326,10 +382,11 @@ LITELLM_PARAMS: Mapping[str, Key] = _section(
     ),
     _group(
         IGNORED,
-        "max_budget budget_duration default_api_key_tpm_limit default_api_key_rpm_limit litellm_credential_name "
+        "max_budget budget_duration default_api_key_tpm_limit default_api_key_rpm_limit "
         "configurable_clientside_auth_params metadata litellm_metadata model_info",
-        KEYS_ISSUE,
+        "a deployment's budget, key defaults or metadata: not implemented",
     ),
+    _group(IGNORED, "litellm_credential_name", "named credentials; give each deployment its api_key"),
     _group(
         IGNORED,
         " ".join(p for p in _PRICES.split() if p not in _BILLED.split()),
@@ -345,11 +402,16 @@ LITELLM_PARAMS: Mapping[str, Key] = _section(
     ),
     _group(
         IGNORED,
-        "caching cache ttl cache_key preset_cache_key caching_groups no-log litellm_trace_id litellm_session_id "
-        "langfuse_public_key langfuse_secret langfuse_secret_key langfuse_host gcs_path_service_account "
-        "langsmith_api_key langsmith_project langsmith_base_url humanloop_api_key arize_api_key arize_space_key "
-        "turn_off_message_logging",
-        LIMITS_ISSUE,
+        "caching cache ttl cache_key preset_cache_key caching_groups",
+        "a deployment's cache settings: not implemented; a request's cache object and cache_params apply",
+    ),
+    _group(SUPPORTED, "no-log turn_off_message_logging", NEVER_LOGGED),
+    _group(
+        IGNORED,
+        "litellm_trace_id litellm_session_id langfuse_public_key langfuse_secret langfuse_secret_key langfuse_host "
+        "gcs_path_service_account langsmith_api_key langsmith_project langsmith_base_url humanloop_api_key "
+        "arize_api_key arize_space_key",
+        LOGGING,
     ),
     # credentials of providers Seance does not serve yet, and other LiteLLM features
     _group(

@@ -143,6 +143,7 @@ class RouterSettings(_Section):
     redis_host: str | None = None
     redis_port: int | None = None
     redis_password: str | None = None
+    redis_db: int | None = Field(default=None, ge=0)  # the database number, with redis_host
 
 
 class GeneralSettings(_Section):

@@ -48,8 +48,8 @@ OTHER_CALL_TYPES = frozenset({
     "image_generation", "aimage_generation", "moderation", "amoderation", "pass_through_endpoint",
 })  # fmt: skip
 KNOWN_PARAMS = frozenset({
-    "type", "host", "port", "password", "url", "namespace", "ttl", "default_in_memory_ttl", "default_in_redis_ttl",
-    "supported_call_types", "mode", "max_size_bytes",
+    "type", "host", "port", "password", "db", "url", "namespace", "ttl", "default_in_memory_ttl",
+    "default_in_redis_ttl", "supported_call_types", "mode", "max_size_bytes",
 })  # fmt: skip
 # body fields that do not change the answer (its `model` is the model group: ctx.model is read from it)
 NOT_KEYED = frozenset({"user", "stream", "stream_options", "metadata"})
