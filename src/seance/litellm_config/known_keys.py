@@ -306,9 +306,9 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
         "Seance does not restrict routes beyond its roles: keys would reach routes the config closes",
     ),
     _group(
-        REFUSED,
-        "enforced_params enforce_user_param",
-        "Seance does not check for required parameters: requests without them would be served",
+        SUPPORTED,
+        "enforce_user_param enforced_params",
+        "an LLM request without `user` / each listed field (`metadata.generation_name`: a field of one) gets a 400",
     ),
     _group(
         IGNORED,

@@ -153,6 +153,17 @@ class GeneralSettings(_Section):
     health_check_interval: float | None = Field(default=None, gt=0)
     proxy_batch_write_at: float | None = Field(default=None, gt=0, le=3600)  # seconds between spend writes
     disable_spend_logs: bool = False
+    enforce_user_param: bool = False  # every LLM request carries `user`
+    enforced_params: list[str] = Field(default_factory=list)  # body fields every LLM request carries
+
+    @field_validator("enforced_params")
+    @classmethod
+    def _field_paths(cls, names: list[str]) -> list[str]:
+        for name in names:
+            parts = name.split(".")
+            if len(parts) > 2 or not all(part.strip() == part and part for part in parts):
+                raise ValueError(f"{name!r}: a body field, or a field of one (such as metadata.generation_name)")
+        return names
 
 
 class ConfigFile(_Section):

@@ -5,6 +5,7 @@ not in the list. Where the next features go:
 
     metrics       first: counts every request in flight; Prometheus    on_request                   after
     auth          who is calling (master key; virtual keys)            on_request; before: model, end user
+    required      fields every request must carry (enforced_params)    before
     limits        rpm / tpm / parallel                                 before (and after: tokens used)
     cache         lookup (may answer)                                  before; store                after
     spend         usage → cost → spend log, batched (store/spend.py)                                after
@@ -24,6 +25,7 @@ from seance.gateway.pipeline import Hook, cache
 from seance.gateway.pipeline.access_log import AccessLog
 from seance.gateway.pipeline.auth import Auth, KeyAuth
 from seance.gateway.pipeline.metrics import MetricsHook
+from seance.gateway.pipeline.required_params import RequiredParams, required_of
 from seance.gateway.pipeline.spend import Spend
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ def build(features: Features) -> list[Hook]:
         KeyAuth(features.master_key, features.allow_no_auth, store)
         if store
         else Auth(features.master_key, features.allow_no_auth),
+        _required(features.settings) if features.settings is not None else None,
         # virtual keys carry limits (Caller.limits): the hook is in the list when keys can exist
         _limits(features) if features.limits or store is not None else None,
         cache.build(features.settings) if features.settings is not None else None,
@@ -65,6 +68,12 @@ def build(features: Features) -> list[Hook]:
         _traces(features.traces_endpoint) if features.traces_endpoint else None,
     ]
     return [hook for hook in hooks if hook is not None]
+
+
+def _required(settings: Settings) -> Hook | None:
+    general = settings.file.general_settings
+    required = required_of(general.enforce_user_param, general.enforced_params)
+    return RequiredParams(required) if required else None
 
 
 def _limits(features: Features) -> Hook:
