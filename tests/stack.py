@@ -66,12 +66,12 @@ class Stack:
 @asynccontextmanager
 async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, Any]] | None = None,
                 ttl: float = 10.0, general: dict[str, Any] | None = None,
-                metrics: bool = False) -> AsyncIterator[Stack]:  # fmt: skip
-    """`metrics`: Prometheus metrics on (GET /metrics with the master key)."""
+                metrics: bool = False, litellm: dict[str, Any] | None = None) -> AsyncIterator[Stack]:  # fmt: skip
+    """`metrics`: Prometheus metrics on (GET /metrics with the master key); `general`, `litellm`:
+    the config's general_settings and litellm_settings."""
     config = tmp_path / "config.yaml"
-    config.write_bytes(
-        orjson.dumps({"model_list": models or [model("a"), model("b")], "general_settings": general or {}})
-    )
+    sections = {"general_settings": general or {}, "litellm_settings": litellm or {}}
+    config.write_bytes(orjson.dumps({"model_list": models or [model("a"), model("b")], **sections}))
     settings = load_settings(config, {"LITELLM_MASTER_KEY": MASTER, **db_env}, announce=False)
     store = Store(find_database(settings), access_groups(settings), ttl, spend_options(settings))
     await store.open(migrate_first=True)

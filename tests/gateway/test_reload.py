@@ -59,6 +59,13 @@ def test_a_reload_swaps_the_models_and_a_bad_one_is_refused(tmp_path: Path, capl
     assert not asyncio.run(reload())  # a new master key needs a restart: refused, not half applied
     assert "the master key changed" in caplog.text
 
+    # what the management API would refuse to build (a key policy): refused before anything is swapped
+    _write(path, {"model_list": [deployment("gpt", "openai/gpt-4o")],
+                  "litellm_settings": {"upperbound_key_generate_params": {"rpm_limt": 5}}})  # fmt: skip
+    assert not asyncio.run(reload())
+    assert "upperbound_key_generate_params.rpm_limt: not a field with an upper bound" in caplog.text
+    assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "new"}).status == 200  # the old stays
+
 
 class _Slow(BaseHTTPRequestHandler):
     def do_POST(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from seance.gateway import admin, routes
+from seance.gateway.admin import key_policy
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
 from seance.gateway.config import ConfigError, ModelEntry, Settings
 from seance.gateway.context import RequestContext, new_request_id
@@ -115,6 +116,7 @@ class Gateway:
         finish on the old one; the upstream pools are kept."""
         if settings.master_key != self.settings.master_key:
             raise ConfigError(f"{settings.source}: the master key changed: restart the gateway to change it")
+        key_policy.read(settings)  # what the management API would refuse to build: refused before the swap
         await self._swap(settings, None)
 
     async def use_stored(self, stored: Sequence[ModelEntry]) -> None:

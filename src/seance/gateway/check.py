@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from seance.gateway.admin import key_policy
 from seance.gateway.config import ConfigError, Settings, load_settings, require_master_key
 from seance.gateway.pipeline.cache import read_config as read_cache_config
 from seance.gateway.providers.base import Adapter
@@ -45,6 +46,7 @@ def check(config_path: Path | None, secrets_path: Path | None, service: str, all
         require_master_key(settings, allow_no_auth)
         deployments = Deployments(settings)
         _, cache_warnings = read_cache_config(settings)
+        key_policy.read(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     origin = f"secrets file {secrets_path}" if secrets else ""

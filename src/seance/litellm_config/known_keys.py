@@ -189,9 +189,14 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
         IGNORED,
         "max_end_user_budget max_end_user_budget_id max_internal_user_budget default_max_internal_user_budget "
         "internal_user_budget_duration max_user_budget max_ui_session_budget default_soft_budget "
-        "default_key_generate_params upperbound_key_generate_params default_internal_user_params "
-        "default_team_params default_team_settings",
+        "default_internal_user_params default_team_params default_team_settings",
         DEFAULTS,
+    ),
+    _group(
+        SUPPORTED,
+        "default_key_generate_params upperbound_key_generate_params",
+        "/key/generate's defaults for unset fields, and bounds on max_budget, budget_duration, duration, "
+        "max_parallel_requests, tpm_limit and rpm_limit (a request over one: 400)",
     ),
     _group(
         IGNORED,

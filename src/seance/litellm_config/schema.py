@@ -99,6 +99,9 @@ class LiteLLMSettings(_Section):
     cache: bool = False
     cache_params: dict[str, Any] = Field(default_factory=dict)
     callbacks: list[str] | str | None = None
+    # /key/generate's defaults and upper bounds (checked by gateway/admin/key_policy.py)
+    default_key_generate_params: dict[str, Any] = Field(default_factory=dict)
+    upperbound_key_generate_params: dict[str, Any] = Field(default_factory=dict)
 
 
 class GroupAlias(BaseModel):

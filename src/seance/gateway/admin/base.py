@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from seance.gateway.admin import key_policy
 from seance.gateway.context import presented_key
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from seance.gateway.formats.body import json_object
@@ -68,6 +69,7 @@ class Admin:
         self._store = store
         self.deployments = deployments
         self.master_key = settings.master_key.encode() if settings.master_key else None
+        self.key_policy = key_policy.read(settings)  # /key/generate's defaults and upper bounds
 
     @property
     def store(self) -> Store:

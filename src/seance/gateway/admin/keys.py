@@ -23,7 +23,8 @@ EDITABLE = frozenset(c.name for c in K.c) - {"token", "key_name", "spend", "crea
 
 def routes(admin: Admin) -> list[Route]:
     async def generate(request: Request, who: Who) -> Any:
-        data = check(await body(request))
+        data = admin.key_policy.fill(check(await body(request)))
+        admin.key_policy.bound(data)
         require(who, write=True)
         async with admin.engine.begin() as db:
             if not who.admin:
@@ -44,6 +45,7 @@ def routes(admin: Admin) -> list[Route]:
 
     async def update(request: Request, who: Who) -> Any:
         data = check(await body(request), required=["key"])
+        admin.key_policy.bound(data)
         require(who, write=True)
         async with admin.engine.begin() as db:
             row = await _visible(db, who, data["key"])
