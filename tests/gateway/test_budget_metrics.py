@@ -93,3 +93,17 @@ async def test_a_database_that_does_not_answer_keeps_the_last_values(
         assert warnings == ["metrics: the budgets could not be read (ConnectionRefusedError); their gauges keep "
                             "their last values"]  # fmt: skip
         assert (await s.chat(key)).status_code == 200
+
+
+async def test_a_reload_keeps_one_set_of_budget_gauges(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """The collector is registered once: a reload (SIGHUP, --watch-config) reuses it."""
+    from seance.gateway.config import load_settings
+
+    tag = uuid.uuid4().hex[:8]
+    async with stack(tmp_path, db_env, metrics=True) as s:
+        await s.generate(max_budget=4.0, key_alias=f"reloaded-{tag}")
+        settings = load_settings(tmp_path / "config.yaml", {"LITELLM_MASTER_KEY": MASTER, **db_env}, announce=False)
+        await s.app.reload(settings)
+        await s.app.reload(settings)
+        got = await scrape(s)
+        assert values(got, "litellm_api_key_max_budget_metric", api_key_alias=f"reloaded-{tag}") == [4.0]

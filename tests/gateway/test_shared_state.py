@@ -60,12 +60,12 @@ def test_config_file_places(tmp_path: Path, extra: str, url: str) -> None:
     [
         ("router_settings: {redis_host: r, redis_db: -1}\n", "router_settings.redis_db"),
         ("litellm_settings: {cache: true, cache_params: {type: redis, host: c, db: two}}\n",
-         "litellm_settings.cache_params.db: a Redis database number (0, 1, …), not 'two'"),
+         "litellm_settings.cache_params: db: a Redis database number (0, 1, …), not 'two'"),
     ],
 )  # fmt: skip
 def test_a_database_number_that_is_not_one(tmp_path: Path, extra: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(needle)):
-        find_redis(settings(tmp_path, extra))
+        settings(tmp_path, extra)  # refused as the config is read: never while serving
 
 
 def test_a_local_cache_is_not_a_redis(tmp_path: Path) -> None:

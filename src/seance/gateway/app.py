@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from seance.gateway import admin, routes
-from seance.gateway.admin import key_policy
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
 from seance.gateway.config import ConfigError, ModelEntry, Settings
 from seance.gateway.context import RequestContext, new_request_id
@@ -91,16 +90,19 @@ class Gateway:
         self.reloader: Reloader | None = None  # SIGHUP / --watch-config (reload.py), set by the CLI
 
     def _use(self, settings: Settings, deployments: Deployments, draining: bool = False) -> None:
-        """Everything the config decides. A request holds the front it started with to its end."""
+        """Everything the config decides. A request holds the front it started with to its end.
+        What may refuse the config (ConfigError) is built first, so a refusal changes nothing."""
+        router = Router(settings, deployments, self.transport)
+        admin_app = admin.build(settings, self.store, deployments, self.model_sync, self.cache, lambda: self.workers)
         self.settings = settings
         self.deployments = deployments
-        self.router = Router(settings, deployments, self.transport)
+        self.router = router
         self.openai = openai.OpenAIFront(self.router, want_usage=self.pipeline.needs_usage)
         self.anthropic = anthropic.AnthropicFront(self.router)
         self.models = ModelsFront(deployments)
         self.health = HealthFront(deployments, self.router.health)
         self.health.draining = draining
-        self.admin = admin.build(settings, self.store, deployments, self.model_sync, self.cache, lambda: self.workers)
+        self.admin = admin_app
         keys = (settings.master_key or "", settings.metrics_key or "")
         self.metrics = MetricsFront(self._metrics, keys, settings.metrics_auth)
         if self._metrics is not None:
@@ -116,7 +118,6 @@ class Gateway:
         finish on the old one; the upstream pools are kept."""
         if settings.master_key != self.settings.master_key:
             raise ConfigError(f"{settings.source}: the master key changed: restart the gateway to change it")
-        key_policy.read(settings)  # what the management API would refuse to build: refused before the swap
         await self._swap(settings, None)
 
     async def use_stored(self, stored: Sequence[ModelEntry]) -> None:

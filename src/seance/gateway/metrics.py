@@ -276,7 +276,11 @@ class Metrics:
         self.deployment_state.labels(*labels).set(2)
 
     def watch_budgets(self, read: Callable[[int], Awaitable[list[Budgeted]]]) -> None:
-        """Show the budgets of every key, team and user that has one, as `read` (the store's) has them."""
+        """Show the budgets of every key, team and user that has one, as `read` (the store's) has them.
+        Again (a reload): the same collector reads through the new `read`."""
+        if self.budget_gauges is not None:
+            self.budget_gauges.read = read
+            return
         self.budget_gauges = BudgetGauges(read, MAX_SERIES, HASH_PREFIX)
         if self.registry is not None:
             self.registry.register(self.budget_gauges)  # type: ignore[arg-type]

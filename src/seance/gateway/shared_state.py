@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from seance.gateway.config import ConfigError
-
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -73,13 +71,7 @@ def find_redis(settings: Settings) -> RedisSettings | None:
         if params.get("url"):
             return RedisSettings(str(params["url"]), "litellm_settings.cache_params.url")
         if params.get("host"):
-            db = params.get("db")
-            if db is not None and (type(db) is not int or db < 0):
-                raise ConfigError(
-                    f"{settings.source}: litellm_settings.cache_params.db: a Redis database number (0, 1, …), "
-                    f"not {db!r}"
-                )
-            url = _url(params["host"], params.get("port"), params.get("password"), db)
+            url = _url(params["host"], params.get("port"), params.get("password"), params.get("db"))
             return RedisSettings(url, "litellm_settings.cache_params")
     return None
 

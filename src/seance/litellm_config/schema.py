@@ -103,6 +103,14 @@ class LiteLLMSettings(_Section):
     default_key_generate_params: dict[str, Any] = Field(default_factory=dict)
     upperbound_key_generate_params: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("cache_params")
+    @classmethod
+    def _redis_database(cls, params: dict[str, Any]) -> dict[str, Any]:
+        db = params.get("db")
+        if db is not None and (type(db) is not int or db < 0):
+            raise ValueError(f"db: a Redis database number (0, 1, …), not {db!r}")
+        return params
+
 
 class GroupAlias(BaseModel):
     model_config = ConfigDict(extra="forbid")
