@@ -73,7 +73,8 @@ async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, A
     sections = {"general_settings": general or {}, "litellm_settings": litellm or {}}
     config.write_bytes(orjson.dumps({"model_list": models or [model("a"), model("b")], **sections}))
     settings = load_settings(config, {"LITELLM_MASTER_KEY": MASTER, **db_env}, announce=False)
-    store = Store(find_database(settings), access_groups(settings), ttl, spend_options(settings))
+    store = Store(find_database(settings), access_groups(settings), ttl, spend_options(settings),
+                  settings.file.litellm_settings.max_end_user_budget)  # fmt: skip
     await store.open(migrate_first=True)
 
     def handler(request: UpstreamRequest) -> MockResponse:

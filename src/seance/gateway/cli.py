@@ -181,7 +181,10 @@ def _store(settings: Settings) -> Store:
     from seance.gateway.store import Store, StoreError, find_database
 
     try:
-        return Store(find_database(settings), access_groups(settings), cache_ttl(settings), spend_options(settings))
+        return Store(
+            find_database(settings), access_groups(settings), cache_ttl(settings), spend_options(settings),
+            settings.file.litellm_settings.max_end_user_budget,
+        )  # fmt: skip
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
 

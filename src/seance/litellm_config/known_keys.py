@@ -187,10 +187,15 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
     ),
     _group(
         IGNORED,
-        "max_end_user_budget max_end_user_budget_id max_internal_user_budget default_max_internal_user_budget "
+        "max_end_user_budget_id max_internal_user_budget default_max_internal_user_budget "
         "internal_user_budget_duration max_user_budget max_ui_session_budget default_soft_budget "
         "default_internal_user_params default_team_params default_team_settings",
         DEFAULTS,
+    ),
+    _group(
+        SUPPORTED,
+        "max_end_user_budget",
+        "the budget of every end user (a request's `user`) without one of their own (/customer/new)",
     ),
     _group(
         SUPPORTED,

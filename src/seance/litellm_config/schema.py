@@ -102,6 +102,7 @@ class LiteLLMSettings(_Section):
     # /key/generate's defaults and upper bounds (checked by gateway/admin/key_policy.py)
     default_key_generate_params: dict[str, Any] = Field(default_factory=dict)
     upperbound_key_generate_params: dict[str, Any] = Field(default_factory=dict)
+    max_end_user_budget: float | None = Field(default=None, ge=0)  # end users without a budget of their own
 
     @field_validator("cache_params")
     @classmethod

@@ -64,6 +64,31 @@ async def test_end_user_budget(tmp_path: Path, db_env: dict[str, str]) -> None:
         assert (await s.chat(key, user="blocked-one")).status_code == 400
 
 
+async def test_max_end_user_budget_bounds_end_users_without_their_own(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """litellm_settings.max_end_user_budget: every end user without a budget of their own, whether
+    they were made with /customer/new or exist only once they spend; their own budget wins."""
+    async with stack(tmp_path, db_env, litellm={"max_end_user_budget": COST * 1.5}) as s:
+        status, body = await s.admin("POST", "/customer/new", {"user_id": "big", "max_budget": COST * 10})
+        assert status == 200, body
+        status, body = await s.admin("POST", "/customer/new", {"user_id": "plain"})
+        assert status == 200, body
+        key = await s.generate()
+        for end_user in ("new-one", "plain"):
+            for _ in range(2):  # 1 x COST, then 2 x COST: over 1.5 x COST
+                assert (await s.chat(key, user=end_user)).status_code == 200
+            refused = await s.chat(key, user=end_user)
+            assert refused.status_code == 400, refused.text
+            error = refused.json()["error"]
+            assert error["type"] == "budget_exceeded"
+            assert f"End User={end_user} (litellm_settings.max_end_user_budget)" in error["message"]
+        for _ in range(4):
+            assert (await s.chat(key, user="big")).status_code == 200  # their own budget: 10 x COST
+        await s.store.spend.flush()
+        s.store.forget()  # read from the database again: the same answer
+        assert (await s.chat(key, user="new-one")).status_code == 400
+        assert (await s.chat(key)).status_code == 200  # no end user named: nothing to bound
+
+
 async def test_budget_duration_resets(tmp_path: Path, db_env: dict[str, str]) -> None:
     async with stack(tmp_path, db_env) as s:
         key = await s.generate(max_budget=COST * 0.5, budget_duration="1h")

@@ -58,8 +58,12 @@ class Store:
         access_groups: Mapping[str, frozenset[str]] | None = None,
         ttl: float = TTL,
         spend: SpendOptions = DEFAULT_SPEND,
+        end_user_budget: float | None = None,
     ) -> None:
+        """`end_user_budget`: litellm_settings.max_end_user_budget, the budget of every end user
+        without one of their own (None: those are not bounded)."""
         self.database = database
+        self.end_user_budget_default = end_user_budget
         self._engine: AsyncEngine | None = None
         self.ledger = Ledger()
         self.spend = SpendLog(self.engine, self.ledger, spend.interval, spend.rows)
@@ -69,8 +73,8 @@ class Store:
         self._end_users: dict[str, tuple[Budget | None, float]] = {}
 
     async def end_user_budget(self, end_user: str) -> Budget | None:
-        """The budget of a request's `user` (`/customer/new`), cached like keys; None when it has
-        none or the database cannot say (an outage does not refuse end users)."""
+        """The budget of a request's `user` (`/customer/new`, else max_end_user_budget), cached like
+        keys; None when it has none or the database cannot say (an outage does not refuse end users)."""
         found = self._end_users.get(end_user)
         if found is not None and time.monotonic() - found[1] < self.keys.ttl:
             return found[0]
@@ -89,12 +93,15 @@ class Store:
             return budget
         scope = f"end_user:{end_user}"
         budget = None
-        if row is not None:
-            self.ledger.read(scope, float(row.spend), self.spend.unwritten_for(scope))
-            if row.blocked:
+        default = self.end_user_budget_default
+        if row is not None or default is not None:  # (an end user not seen yet has spent nothing)
+            self.ledger.read(scope, float(row.spend) if row is not None else 0.0, self.spend.unwritten_for(scope))
+            if row is not None and row.blocked:
                 budget = Budget(scope, f"End User={end_user} (blocked)", 0.0)
-            elif row.max_budget is not None:
+            elif row is not None and row.max_budget is not None:
                 budget = Budget(scope, f"End User={end_user}", float(row.max_budget))
+            elif default is not None:
+                budget = Budget(scope, f"End User={end_user} (litellm_settings.max_end_user_budget)", default)
         if len(self._end_users) >= MAX_ENTRIES:
             self._end_users.clear()
         self._end_users[end_user] = (budget, time.monotonic())
