@@ -383,7 +383,12 @@ LITELLM_PARAMS: Mapping[str, Key] = _section(
     ),
     _group(SUPPORTED, "rpm tpm", "weights without weight; usage-based-routing-v2; limits with enable_pre_call_checks"),
     _group(SUPPORTED, "max_retries", "the deployment tried again before the router's num_retries move on"),
-    _group(IGNORED, "itpm otpm max_parallel_requests order num_retries cooldown_time", ROUTER_ISSUE),
+    _group(
+        SUPPORTED,
+        "max_parallel_requests",
+        "the deployment's calls in flight per worker: others wait for a place (429 after their timeout)",
+    ),
+    _group(IGNORED, "itpm otpm order num_retries cooldown_time", ROUTER_ISSUE),
     _group(
         IGNORED,
         "tags tag_regex mock_response mock_timeout fallbacks max_fallbacks context_window_fallback_dict "

@@ -8,6 +8,7 @@ and a bare well-known name (`gpt-…`, `claude-…`) to its maker, if that provi
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -60,6 +61,7 @@ class Deployment:
     info: Mapping[str, Any] = field(default_factory=dict)
     entry: ModelEntry | None = None  # its entry in the config (shown by /model/info, credentials left out)
     where: str = ""  # its entry's key path in the config, e.g. "model_list[3]"
+    max_parallel: int | None = None  # litellm_params.max_parallel_requests: calls at once, per worker
 
     @functools.cached_property
     def operations(self) -> frozenset[Operation]:
@@ -84,12 +86,15 @@ class Deployment:
     max_input: int | None = field(init=False, repr=False)
     # it has an `rpm` or a `tpm`: the pre-call checks count its requests and tokens
     limited: bool = field(init=False, repr=False)
+    # with max_parallel: the places of its calls in flight (routing/proxy.py waits for one)
+    gate: asyncio.Semaphore | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         value = self.info.get("max_input_tokens")
         valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
         object.__setattr__(self, "max_input", value if valid else None)
         object.__setattr__(self, "limited", self.rpm is not None or self.tpm is not None)
+        object.__setattr__(self, "gate", asyncio.Semaphore(self.max_parallel) if self.max_parallel else None)
 
     def serves(self, op: Operation) -> bool:
         return op in self.operations
@@ -357,6 +362,7 @@ class Deployments:
             info=info,
             entry=entry,
             where=where,
+            max_parallel=_max_parallel(params.model_extra or {}, f"{self.settings.source}: {where}"),
         )
 
     def _info(self, entry: ModelEntry, adapter: Adapter, model: str, where: str) -> Mapping[str, Any]:
@@ -539,3 +545,14 @@ def fingerprint(model_name: str, upstream: str, params: Mapping[str, Any]) -> st
     public = {k: v for k, v in params.items() if k != "api_key"}
     blob = orjson.dumps([model_name, upstream, public], option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(blob).hexdigest()
+
+
+def _max_parallel(extra: Mapping[str, Any], where: str) -> int | None:
+    """litellm_params.max_parallel_requests (read from the entry's other keys, so that deployments
+    without it keep the ids they had: the id hashes the entry's fields)."""
+    value = extra.get("max_parallel_requests")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}.litellm_params.max_parallel_requests: a number of calls, 1 or more, not {value!r}")
+    return value

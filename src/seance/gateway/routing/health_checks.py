@@ -114,7 +114,8 @@ class HealthChecks:
         ctx = RequestContext("health-check", HEALTH, "POST", "")
         error: GatewayError | None = None
         try:
-            await self.proxy.complete(ctx, call, deployment, min(deployment.timeout, TIMEOUT))
+            # gated: a probe asks whether the deployment answers, not for a place among its callers
+            await self.proxy.complete(ctx, call, deployment, min(deployment.timeout, TIMEOUT), gated=True)
         except GatewayError as exc:
             error = exc
         self.outcomes[deployment.id] = (deployment.id, self.wall(), None if error is None else error.message)

@@ -5,12 +5,13 @@ Polling providers (Replicate) answer with a follow-up request; it is sent in the
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from seance.gateway.context import RequestContext
-from seance.gateway.errors import GatewayError, Redactor, Unauthorized, UpstreamError
+from seance.gateway.errors import GatewayError, RateLimited, Redactor, Unauthorized, UpstreamError
 from seance.gateway.providers.base import Call, Reply, StreamTranslator, Usage
 from seance.gateway.routing.deployments import Deployment
 from seance.gateway.upstream import Timeout, Transport, UpstreamResponse
@@ -40,10 +41,14 @@ class Proxy:
         self.answers: dict[str, UpstreamResponse] | None = None
 
     async def complete(
-        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
+        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None, gated: bool = False
     ) -> Reply:
-        """`seconds`: the request's own timeout, over the deployment's. (One coroutine, not a
-        wrapper around another: a layer costs on every resume.)"""
+        """`seconds`: the request's own timeout, over the deployment's; `gated`: the caller holds a
+        place among the deployment's calls in flight, or needs none. (One coroutine, not a wrapper
+        around another: a layer costs on every resume; only a deployment with max_parallel_requests
+        goes through one, `_gated_complete`.)"""
+        if deployment.gate is not None and not gated:
+            return await self._gated_complete(ctx, call, deployment, seconds)
         try:
             _check_key(deployment)
             adapter = deployment.adapter
@@ -68,9 +73,11 @@ class Proxy:
             raise self.redact.error(exc)  # noqa: B904 (the same exception, its text redacted)
 
     async def open_stream(
-        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None
+        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None = None, gated: bool = False
     ) -> Stream:
         """The stream once its status is 2xx, no byte of it sent on. (One coroutine, as complete().)"""
+        if deployment.gate is not None and not gated:
+            return await self._gated_stream(ctx, call, deployment, seconds)
         try:
             _check_key(deployment)
             adapter = deployment.adapter
@@ -100,6 +107,28 @@ class Proxy:
         except GatewayError as exc:
             raise self.redact.error(exc)  # noqa: B904 (the same exception, its text redacted)
 
+    # litellm_params.max_parallel_requests: a call waits for a place among the deployment's calls in
+    # flight (in this worker), as LiteLLM's semaphore makes it: a completion holds its place until
+    # its answer is read, a stream until it has started (its status is in).
+
+    async def _gated_complete(
+        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None
+    ) -> Reply:
+        gate = await _enter(deployment, seconds or deployment.timeout)
+        try:
+            return await self.complete(ctx, call, deployment, seconds, gated=True)
+        finally:
+            gate.release()
+
+    async def _gated_stream(
+        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None
+    ) -> Stream:
+        gate = await _enter(deployment, seconds or deployment.stream_timeout)
+        try:
+            return await self.open_stream(ctx, call, deployment, seconds, gated=True)
+        finally:
+            gate.release()
+
     def _redacted(self, stream: Stream, deployment: Deployment) -> Stream:
         """The stream, with the deployment's key taken out of whatever it passes on."""
         key = deployment.target.api_key
@@ -118,6 +147,25 @@ class Proxy:
             if cache:
                 self._timeouts[(seconds, stream)] = timeout
         return timeout
+
+
+async def _enter(deployment: Deployment, seconds: float) -> asyncio.Semaphore:
+    """A place among the deployment's calls in flight, waited for at most `seconds` (the call's
+    timeout); none by then: a 429 the router may take to another deployment."""
+    gate = deployment.gate
+    assert gate is not None
+    if not gate.locked():
+        await gate.acquire()  # (a free place: taken without waiting)
+        return gate
+    try:
+        await asyncio.wait_for(gate.acquire(), seconds)
+    except TimeoutError:
+        raise RateLimited(
+            f"deployment {deployment.id} of '{deployment.model_name}' had {deployment.max_parallel} calls in flight "
+            f"(litellm_params.max_parallel_requests) for {seconds:g} s",
+            code="max_parallel_requests",
+        ) from None
+    return gate
 
 
 def _check_key(deployment: Deployment) -> None:
