@@ -240,13 +240,11 @@ class _Connection(asyncio.Protocol):
         later.append(data)
 
     def _send_later(self) -> None:
+        """No write came within DEFER: the deferred commands go out as one (write puts the others in
+        front of the last)."""
         self._later_timer = None
         if self.later and not self.closed:
-            out = self.out
-            if not out:
-                self.loop.call_soon(self.flush)
-            out += self.later
-            self.later.clear()
+            self.write(self.later.pop())
 
     def flush(self) -> None:
         out = self.out

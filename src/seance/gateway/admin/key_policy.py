@@ -35,6 +35,7 @@ DEFAULTABLE = frozenset({
 })  # fmt: skip
 BOUNDED_NUMBERS = ("max_budget", "max_parallel_requests", "tpm_limit", "rpm_limit")
 BOUNDED_DURATIONS = ("budget_duration", "duration")
+BOUNDED = (*BOUNDED_NUMBERS, *BOUNDED_DURATIONS)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class KeyPolicy:
 
 def read(settings: Settings) -> KeyPolicy:
     """The policy the config sets, checked (ConfigError naming the first bad field)."""
-    from seance.gateway.admin.base import check
+    from seance.gateway.admin.base import check  # (here: base imports this module)
 
     litellm = settings.file.litellm_settings
     defaults = dict(litellm.default_key_generate_params)
@@ -85,10 +86,9 @@ def read(settings: Settings) -> KeyPolicy:
     upperbounds = dict(litellm.upperbound_key_generate_params)
     where = f"{settings.source}: litellm_settings.upperbound_key_generate_params"
     for name, value in list(upperbounds.items()):
-        if name not in BOUNDED_NUMBERS and name not in BOUNDED_DURATIONS:
-            near = closest(name, (*BOUNDED_NUMBERS, *BOUNDED_DURATIONS))
-            known = ", ".join((*BOUNDED_NUMBERS, *BOUNDED_DURATIONS))
-            hint = f"did you mean {near!r}?" if near else f"one of {known}"
+        if name not in BOUNDED:
+            near = closest(name, BOUNDED)
+            hint = f"did you mean {near!r}?" if near else f"one of {', '.join(BOUNDED)}"
             raise ConfigError(f"{where}.{name}: not a field with an upper bound; {hint}")
         if value is None:
             del upperbounds[name]

@@ -335,7 +335,7 @@ class MetricsHook(Hook):
         count = self._cache.get(key)
         if count is None:
             if len(self._cache) >= MAX_SERIES:
-                self._push_cache()
+                self._push_each(self._cache)
                 self._cache.clear()
             end_user, key_hash, alias, team, team_alias, user = people
             labels = (requested, key_hash, alias, team, team_alias, end_user, user, model_id, provider)
@@ -357,7 +357,7 @@ class MetricsHook(Hook):
         deployed = self._deployed.get(key)
         if deployed is None:
             if len(self._deployed) >= MAX_SERIES:
-                self._push_deployed()
+                self._push_each(self._deployed)
                 self._deployed.clear()
             deployed = self._deployed[key] = _Deployed(self.metrics, labels, known.requested, known.people)
         return deployed
@@ -385,13 +385,10 @@ class MetricsHook(Hook):
         labels = (known.requested, group, *known.people[1:5], status_, error, model_id)
         (m.fallback_success if status < 400 else m.fallback_failure).labels(*labels).inc()
 
-    def _push_cache(self) -> None:
-        for cache in self._cache.values():
-            cache.push()
-
-    def _push_deployed(self) -> None:
-        for deployed in self._deployed.values():
-            deployed.push()
+    @staticmethod
+    def _push_each(table: dict[Any, _CacheCount] | dict[Any, _Deployed]) -> None:
+        for counted in table.values():
+            counted.push()
 
     def push(self) -> None:
         """The counts since the last push into prometheus_client; the connections as they are now."""
@@ -401,8 +398,8 @@ class MetricsHook(Hook):
         pending = self._pending
         while pending:
             pending.pop().push()
-        self._push_cache()
-        self._push_deployed()
+        self._push_each(self._cache)
+        self._push_each(self._deployed)
         answers = self.metrics.answers
         for deployment_id, answer in answers.items():
             watched = self._deployments.get(deployment_id)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from seance.gateway.context import RequestContext
 from seance.gateway.errors import GatewayError, RateLimited, Redactor, Unauthorized, UpstreamError
@@ -16,6 +17,7 @@ from seance.gateway.providers.base import Call, Reply, StreamTranslator, Usage
 from seance.gateway.routing.deployments import Deployment
 from seance.gateway.upstream import Timeout, Transport, UpstreamResponse
 
+T = TypeVar("T")
 MAX_FOLLOW_UPS = 600  # Replicate polls; bounded by the deployment's timeout anyway
 
 
@@ -46,9 +48,9 @@ class Proxy:
         """`seconds`: the request's own timeout, over the deployment's; `gated`: the caller holds a
         place among the deployment's calls in flight, or needs none. (One coroutine, not a wrapper
         around another: a layer costs on every resume; only a deployment with max_parallel_requests
-        goes through one, `_gated_complete`.)"""
+        goes through one, `_gated`.)"""
         if deployment.gate is not None and not gated:
-            return await self._gated_complete(ctx, call, deployment, seconds)
+            return await self._gated(self.complete, ctx, call, deployment, seconds, deployment.timeout)
         try:
             _check_key(deployment)
             adapter = deployment.adapter
@@ -77,7 +79,7 @@ class Proxy:
     ) -> Stream:
         """The stream once its status is 2xx, no byte of it sent on. (One coroutine, as complete().)"""
         if deployment.gate is not None and not gated:
-            return await self._gated_stream(ctx, call, deployment, seconds)
+            return await self._gated(self.open_stream, ctx, call, deployment, seconds, deployment.stream_timeout)
         try:
             _check_key(deployment)
             adapter = deployment.adapter
@@ -111,21 +113,20 @@ class Proxy:
     # flight (in this worker), as LiteLLM's semaphore makes it: a completion holds its place until
     # its answer is read, a stream until it has started (its status is in).
 
-    async def _gated_complete(
-        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None
-    ) -> Reply:
-        gate = await _enter(deployment, seconds or deployment.timeout)
+    async def _gated(
+        self,
+        attempt: Callable[..., Awaitable[T]],
+        ctx: RequestContext,
+        call: Call,
+        deployment: Deployment,
+        seconds: float | None,
+        wait: float,
+    ) -> T:
+        """`attempt` (complete or open_stream) once a place is free, waited for at most `seconds` or
+        `wait` (the deployment's timeout for it)."""
+        gate = await _enter(deployment, seconds or wait)
         try:
-            return await self.complete(ctx, call, deployment, seconds, gated=True)
-        finally:
-            gate.release()
-
-    async def _gated_stream(
-        self, ctx: RequestContext, call: Call, deployment: Deployment, seconds: float | None
-    ) -> Stream:
-        gate = await _enter(deployment, seconds or deployment.stream_timeout)
-        try:
-            return await self.open_stream(ctx, call, deployment, seconds, gated=True)
+            return await attempt(ctx, call, deployment, seconds, gated=True)
         finally:
             gate.release()
 

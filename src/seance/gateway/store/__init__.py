@@ -94,14 +94,16 @@ class Store:
         scope = f"end_user:{end_user}"
         budget = None
         default = self.end_user_budget_default
-        if row is not None or default is not None:  # (an end user not seen yet has spent nothing)
-            self.ledger.read(scope, float(row.spend) if row is not None else 0.0, self.spend.unwritten_for(scope))
-            if row is not None and row.blocked:
-                budget = Budget(scope, f"End User={end_user} (blocked)", 0.0)
-            elif row is not None and row.max_budget is not None:
-                budget = Budget(scope, f"End User={end_user}", float(row.max_budget))
-            elif default is not None:
-                budget = Budget(scope, f"End User={end_user} (litellm_settings.max_end_user_budget)", default)
+        # an end user not seen yet has spent nothing, and has no budget of their own
+        spent, own, blocked = (float(row.spend), row.max_budget, row.blocked) if row is not None else (0.0, None, False)
+        if row is not None or default is not None:
+            self.ledger.read(scope, spent, self.spend.unwritten_for(scope))
+        if blocked:
+            budget = Budget(scope, f"End User={end_user} (blocked)", 0.0)
+        elif own is not None:
+            budget = Budget(scope, f"End User={end_user}", float(own))
+        elif default is not None:
+            budget = Budget(scope, f"End User={end_user} (litellm_settings.max_end_user_budget)", default)
         if len(self._end_users) >= MAX_ENTRIES:
             self._end_users.clear()
         self._end_users[end_user] = (budget, time.monotonic())

@@ -135,18 +135,16 @@ class Budgeted(NamedTuple):
     reset_at: float | None  # when its budget period ends (budget_duration)
 
 
-BUDGETED: list[tuple[str, sa.Table, sa.Column[str], sa.Column[str] | None]] = [
-    ("key", tables.keys, tables.keys.c.token, tables.keys.c.key_alias),
-    ("team", tables.teams, tables.teams.c.team_id, tables.teams.c.team_alias),
-    ("user", tables.users, tables.users.c.user_id, None),
-]
+# the name /metrics shows beside a budgeted key's or team's id (users have none)
+ALIAS_OF = {"key": tables.keys.c.key_alias, "team": tables.teams.c.team_alias}
 
 
 async def budgeted(engine: AsyncEngine, unwritten: Callable[[str], float], limit: int) -> list[Budgeted]:
     """Every key, team and user with a max_budget (at most `limit` of each kind)."""
     found: list[Budgeted] = []
     async with engine.connect() as db:
-        for kind, table, column, alias in BUDGETED:
+        for kind, table, column in RESETTABLE:
+            alias = ALIAS_OF.get(kind)
             rows = await db.execute(
                 sa.select(
                     column, alias if alias is not None else sa.null(), table.c.max_budget, table.c.spend,
