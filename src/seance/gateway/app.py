@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 from seance.gateway import admin, routes
 from seance.gateway.asgi import MAX_BODY_BYTES, DisconnectWatch, Receive, Scope, Send, read_body, send_bytes, send_json
-from seance.gateway.config import ConfigError, ModelEntry, Settings
+from seance.gateway.config import ConfigError, ModelEntry, Settings, announce
 from seance.gateway.context import RequestContext, new_request_id
 from seance.gateway.errors import GatewayError, PayloadTooLarge
 from seance.gateway.fronts import anthropic, openai, read_request, route_headers
@@ -32,7 +32,7 @@ from seance.gateway.fronts.validate import parse
 from seance.gateway.metrics import CONTENT_TYPE, Metrics
 from seance.gateway.model_sync import ModelSync
 from seance.gateway.pipeline import Hook, Pipeline, hooks
-from seance.gateway.pipeline.cache import Cache
+from seance.gateway.pipeline.cache import Cache, caching_groups
 from seance.gateway.reload import Reloader
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
@@ -105,6 +105,10 @@ class Gateway:
         self.admin = admin_app
         keys = (settings.master_key or "", settings.metrics_key or "")
         self.metrics = MetricsFront(self._metrics, keys, settings.metrics_auth)
+        if self.cache is not None:
+            shared, warnings = caching_groups(settings, {*deployments.model_names(), *deployments.aliases})
+            announce(deployments.settings, warnings)  # (quiet when only the stored models changed)
+            self.cache.share(shared)
         if self._metrics is not None:
             self.router.on_cooldown = self._metrics.cooled_down_now
             self.router.proxy.answers = self._metrics.answers

@@ -273,7 +273,11 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
         "and REDIS_HOST); an unset os.environ/ reference leaves that state in each process",
     ),
     _group(IGNORED, "cache_responses cache_kwargs", "the router's cache: use litellm_settings.cache and cache_params"),
-    _group(IGNORED, "caching_groups", "answers shared by model groups: not implemented; each group caches its own"),
+    _group(
+        SUPPORTED,
+        "caching_groups",
+        "model groups whose requests share the response cache's answers (a group in one list at most)",
+    ),
     _group(
         IGNORED,
         "debug_level set_verbose client_ttl alerting_config assistants_config router_general_settings "

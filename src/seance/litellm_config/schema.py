@@ -156,6 +156,22 @@ class RouterSettings(_Section):
     redis_port: int | None = None
     redis_password: str | None = None
     redis_db: int | None = Field(default=None, ge=0)  # the database number, with redis_host
+    # model groups whose requests share the response cache's answers: [["gpt-4o", "azure-gpt-4o"]]
+    caching_groups: list[list[str]] = Field(default_factory=list)
+
+    @field_validator("caching_groups")
+    @classmethod
+    def _one_group_each(cls, groups: list[list[str]]) -> list[list[str]]:
+        seen: dict[str, int] = {}
+        for number, group in enumerate(groups):
+            for name in group:
+                if not name:
+                    raise ValueError(f"group {number}: a model group's name, not an empty string")
+                if seen.setdefault(name, number) != number:
+                    raise ValueError(
+                        f"'{name}' is in groups {seen[name]} and {number}: a model group shares the cache of one group"
+                    )
+        return groups
 
 
 class GeneralSettings(_Section):

@@ -13,11 +13,12 @@ import orjson
 import pytest
 import redis
 from tests.cuttable_proxy import CuttableProxy
-from tests.gateway.asgi_client import arequest, deployment, make_app
+from tests.gateway.asgi_client import KEY, arequest, deployment, make_app
 from tests.gateway.cached_gateway import space
 from tests.wire import load
 
 from seance.gateway.app import Gateway
+from seance.gateway.config import load_settings
 from seance.gateway.context import Caller, RequestContext
 from seance.gateway.errors import RateLimited
 from seance.gateway.formats.openai import Usage
@@ -234,6 +235,32 @@ async def test_one_team_never_gets_another_teams_answer(tmp_path: Path, store: S
     assert (await post(app, CHAT, authorization="Bearer team-b")).body == team_b
     assert (await post(app, CHAT, authorization="Bearer team-a")).body == ANSWER
     assert upstream.calls == 3
+
+
+async def test_the_models_of_a_caching_group_share_their_answers(tmp_path: Path, store: Store, space: str) -> None:
+    other = ANSWER.replace(b'"yo"', b'"not shared"')
+    upstream = Upstream(json_answer(), json_answer(other))
+    config = {
+        "model_list": [*CONFIG["model_list"], deployment("gpt-azure", "openai/gpt-4o"), deployment("mini", "openai/m")],
+        "router_settings": {"caching_groups": [["gpt-azure", "gpt"]]},
+    }
+    cache = Cache(CacheConfig("test", namespace=space), store)
+    app, _ = make_app(tmp_path, config, upstream, [cache])
+    first = await post(app, CHAT)
+    shared = await post(app, {**CHAT, "model": "gpt-azure"})
+    assert shared.body == first.body == ANSWER and upstream.calls == 1
+    assert shared.headers["x-litellm-cache-key"] == first.headers["x-litellm-cache-key"]
+    alone = await post(app, {**CHAT, "model": "mini"})
+    assert alone.body == other and upstream.calls == 2
+    # a reload that ends the group: each model keys its own again
+    await app.reload(load_settings_of(tmp_path, {**config, "router_settings": {}}))
+    assert (await post(app, {**CHAT, "model": "gpt-azure"})).body == other and upstream.calls == 3
+
+
+def load_settings_of(tmp_path: Path, config: dict[str, Any]) -> Any:
+    path = tmp_path / "reloaded.yaml"
+    path.write_bytes(orjson.dumps(config))
+    return load_settings(path, {"LITELLM_MASTER_KEY": KEY})
 
 
 async def test_a_stored_answer_is_replayed_to_a_stream(tmp_path: Path, store: Store, space: str) -> None:

@@ -9,9 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
+from seance.gateway.app import Gateway
 from seance.gateway.config import ConfigError, load_settings
 from seance.gateway.pipeline import hooks
-from seance.gateway.pipeline.cache import DEFAULT_MAX_BYTES, DEFAULT_TTL, Cache, read_config
+from seance.gateway.pipeline.cache import DEFAULT_MAX_BYTES, DEFAULT_TTL, Cache, caching_groups, read_config
 from seance.gateway.pipeline.cache_stores import LocalStore, RedisStore
 
 MODELS = [{"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o", "api_key": "sk-x"}}]
@@ -85,3 +86,24 @@ def test_what_seance_does_not_have_is_warned_of(tmp_path: Path) -> None:
     _, warnings = read_config(loaded)
     assert warnings == [f"{loaded.source}: litellm_settings.cache_params.supported_call_types: "
                         "'acompletions' is not a call type Seance caches; ignored"]  # fmt: skip
+
+
+def test_caching_groups_are_one_group_each_and_name_model_groups(tmp_path: Path, caplog: Any) -> None:
+    path = tmp_path / "config.yaml"
+    models = [*MODELS, {"model_name": "gpt-azure", "litellm_params": {"model": "openai/gpt-4o", "api_key": "sk-x"}}]
+    config: dict[str, Any] = {"model_list": models, "litellm_settings": {"cache": True}}
+    config["router_settings"] = {"caching_groups": [["gpt", "gpt-azure"], ["gpt", "other"]]}
+    path.write_bytes(orjson.dumps(config))
+    with pytest.raises(ConfigError, match=r"caching_groups.*'gpt' is in groups 0 and 1"):
+        load_settings(path, {"LITELLM_MASTER_KEY": "sk-m"})
+    config["router_settings"] = {"caching_groups": [["gpt", "gpt-azur"]]}
+    path.write_bytes(orjson.dumps(config))
+    loaded = load_settings(path, {"LITELLM_MASTER_KEY": "sk-m"})
+    shared, warnings = caching_groups(loaded, {"gpt", "gpt-azure"})
+    assert shared == {"gpt": ["gpt", "gpt-azur"], "gpt-azur": ["gpt", "gpt-azur"]}
+    assert warnings == [
+        f"{path}: router_settings.caching_groups[0]: 'gpt-azur' is not a model group; did you mean 'gpt-azure'?"
+    ]
+    with caplog.at_level("WARNING", logger="seance.gateway"):
+        Gateway(loaded, hooks.build(hooks.Features(loaded.master_key, settings=loaded)))
+    assert "did you mean 'gpt-azure'?" in caplog.text

@@ -9,6 +9,10 @@
     after   a complete 200 answer is stored under `<namespace>:<key>` with its TTL: the bytes the
             client was sent, as they are (a stream's, assembled into one answer).
 
+Model groups in one of `router_settings.caching_groups` share their answers: their requests are
+keyed with the group's names in place of the model, so a request to one may be answered with what
+another's provider said (the answer's own `model` field is the one it was stored with).
+
 Per request (LiteLLM's names): the body's `cache` object — `no-cache` (do not look up), `no-store`
 (do not store), `ttl`, `s-maxage` (accept only an entry at most this old), `namespace` — and the
 `Cache-Control: no-cache | no-store | s-maxage=N` request header.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from hashlib import blake2b as _blake2b
 from typing import Any
@@ -33,6 +37,7 @@ from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.pipeline.cache_answers import Entry, assemble, replay
 from seance.gateway.pipeline.cache_stores import Clock, LocalStore, RedisStore, Store
 from seance.gateway.shared_state import find_redis
+from seance.litellm_config.suggest import closest
 
 DEFAULT_TTL = 600.0  # LiteLLM's in-memory default; Redis entries get it too (see docs/gateway.md)
 DEFAULT_NAMESPACE = "seance.cache"
@@ -167,6 +172,12 @@ class Cache(Hook):
         self.start = self._start if self._remote is not None else None
         self.before_now = self._before_local if self._local is not None else None
         self._find: Callable[[str], Entry | None] = self._local.find if self._local is not None else _nothing
+        # model group → the names of its caching group, keyed in place of the model (`share`)
+        self._shared: Mapping[str | None, list[str]] = {}
+
+    def share(self, shared: Mapping[str | None, list[str]]) -> None:
+        """router_settings.caching_groups as `caching_groups` reads them (each config load)."""
+        self._shared = shared
 
     def _start(self, ctx: RequestContext, body: dict[str, Any] | None) -> None:
         """The shared store's lookup, sent before any hook's `before` waits (Pipeline.before): it
@@ -209,7 +220,7 @@ class Cache(Hook):
             return self._before_controlled(ctx, body)
         if endpoint not in self._endpoints or (endpoint == "messages" and ctx.stream):
             return None  # (as _key)
-        digest = key_of(endpoint, ctx.caller, body)
+        digest = key_of(endpoint, ctx.caller, body, self._shared.get(ctx.model) if self._shared else None)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
         key = self._prefix + digest
         ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
@@ -259,7 +270,7 @@ class Cache(Hook):
             controls = DEFAULT_CONTROLS
         if self._default_off and not controls.opted_in:
             return None
-        digest = key_of(endpoint, ctx.caller, body)
+        digest = key_of(endpoint, ctx.caller, body, self._shared.get(ctx.model) if self._shared else None)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
         return (self._prefix + digest if controls.namespace is None else f"{controls.namespace}:{digest}"), controls
 
@@ -320,13 +331,36 @@ def _drop(asked: Awaitable[Any] | None) -> None:
         asked.close()
 
 
-def key_of(endpoint: str, caller: Caller | None, body: Mapping[str, Any]) -> str:
+def key_of(endpoint: str, caller: Caller | None, body: Mapping[str, Any], group: list[str] | None = None) -> str:
     """The hex digest of what makes this request's answer: the same for every request whose answer
-    would be the same, whatever the order of its JSON keys. (BLAKE2b: half of SHA-256's cost here.)"""
-    if not NOT_KEYED.isdisjoint(body):
+    would be the same, whatever the order of its JSON keys. (BLAKE2b: half of SHA-256's cost here.)
+    `group`: the names of the caching group of the request's model, keyed in its place (a list: no
+    model name a request sends can be the same)."""
+    if group is not None or not NOT_KEYED.isdisjoint(body):
         body = {name: value for name, value in body.items() if name not in NOT_KEYED}
+        if group is not None:
+            body["model"] = group
     material = _dumps((endpoint, caller.team_id if caller is not None else None, body), option=SORT_KEYS)
     return _blake2b(material, digest_size=32).hexdigest()
+
+
+def caching_groups(settings: Settings, served: Collection[str]) -> tuple[dict[str | None, list[str]], list[str]]:
+    """router_settings.caching_groups as the hook keys them: each model group in one → that group's
+    names, sorted; and a warning for each name that is not a model group `served` (a model added
+    later through /model/new may take it), with the served name it is most likely a slip for."""
+    shared: dict[str | None, list[str]] = {}
+    warnings = []
+    for number, group in enumerate(settings.file.router_settings.caching_groups):
+        names = sorted(set(group))
+        for name in group:
+            shared[name] = names
+            if name not in served:
+                near = closest(name, served)
+                hint = f"; did you mean '{near}'?" if near else ""
+                warnings.append(
+                    f"{settings.source}: router_settings.caching_groups[{number}]: '{name}' is not a model group{hint}"
+                )
+    return shared, warnings
 
 
 def _controls(ctx: RequestContext) -> Controls:
