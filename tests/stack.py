@@ -82,7 +82,7 @@ async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, A
 
     transport = MockTransport(handler)
     measured = Metrics(settings) if metrics else None
-    features = hooks.Features(MASTER, store=store, metrics=measured)
+    features = hooks.Features(MASTER, settings=settings, store=store, metrics=measured)
     app = Gateway(settings, hooks.build(features), transport, store=store, metrics=measured)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:

@@ -110,6 +110,8 @@ class Caller:
     models: frozenset[str] | None = None
     limits: tuple[Limits, ...] = ()
     metadata: Mapping[str, Any] = NOTHING
+    # the response cache's controls its requests may set (a key's allowed_cache_controls); None: all
+    cache_controls: frozenset[str] | None = None
 
 
 class RequestContext:

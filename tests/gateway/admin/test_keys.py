@@ -182,3 +182,29 @@ async def test_a_management_body_is_checked_as_the_model_apis_check_theirs(
                              (b'{"metadata": ' + b"[" * 300 + b"]" * 300 + b"}", "nests deeper than")]:  # fmt: skip
             answer = await s.client.post("/key/generate", content=raw, headers=headers)
             assert answer.status_code == 400 and message in answer.json()["error"]["message"]
+
+
+async def test_allowed_cache_controls_are_the_only_ones_a_keys_requests_may_set(
+    tmp_path: Path, db_env: dict[str, str]
+) -> None:
+    async with stack(tmp_path, db_env, litellm={"cache": True, "cache_params": {"type": "local"}}) as s:
+        status, refused = await s.admin("POST", "/key/generate", {"allowed_cache_controls": ["no-cahce"]})
+        assert status == 400 and "did you mean 'no-cache'?" in refused["error"]["message"]
+        limited = await s.generate(allowed_cache_controls=["no-cache"])
+        status, info = await s.admin("GET", "/key/info", key=limited)
+        assert info["info"]["allowed_cache_controls"] == ["no-cache"]
+        assert (await s.chat(limited, cache={"no-cache": True})).status_code == 200
+        answer = await s.chat(limited, cache={"no-cache": True, "ttl": 5})
+        assert answer.status_code == 403 and "may not set the cache control 'ttl'" in answer.json()["error"]["message"]
+        # a Cache-Control directive it may not set is not acted on (HTTP intermediaries add them), not refused
+        body = b'{"model": "a", "messages": [{"role": "user", "content": "through a proxy"}]}'
+        headers = {"authorization": f"Bearer {limited}", "cache-control": "no-store"}
+        assert (await s.client.post("/v1/chat/completions", content=body, headers=headers)).status_code == 200
+        calls = len(s.transport.requests)
+        headers = {"authorization": f"Bearer {limited}"}
+        hit = await s.client.post("/v1/chat/completions", content=body, headers=headers)
+        assert hit.status_code == 200 and len(s.transport.requests) == calls  # it was stored: a hit
+        anyone = await s.generate()  # [] (the default): every control
+        assert (await s.chat(anyone, cache={"ttl": 5, "no-store": True})).status_code == 200
+        status, _ = await s.admin("POST", "/key/update", {"key": limited, "allowed_cache_controls": []})
+        assert status == 200 and (await s.chat(limited, cache={"ttl": 5})).status_code == 200

@@ -110,7 +110,7 @@ async def test_migrations_are_idempotent_and_safe_together(tmp_path: Path, db_en
         async with engines[0].connect() as db:
             version = (await db.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
             names = await db.run_sync(lambda sync: sa.inspect(sync).get_table_names())
-        assert version == "0004"
+        assert version == "0005"
         assert set(tables.metadata.tables) <= set(names)
     finally:
         for engine in engines:
@@ -131,29 +131,54 @@ async def test_the_migrations_build_the_schema_of_tables_py(tmp_path: Path, db_e
         await engine.dispose()
 
 
+def upgrade_to(revision: str) -> Callable[[sa.Connection], None]:
+    """Migrate a connection's database to `revision` (not the head): the schema an older release left."""
+
+    def run(connection: sa.Connection) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        from seance.gateway.store.database import MIGRATIONS
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    return run
+
+
+async def test_0005_lets_the_keys_made_before_it_set_every_cache_control(
+    tmp_path: Path, db_env: dict[str, str]
+) -> None:
+    engine = find_database(_settings(tmp_path, db_env)).engine()
+    before = [sa.column(c.name, c.type) for c in tables.keys.c if c.name != "allowed_cache_controls"]
+    old_keys = sa.table("seance_keys", *before)
+    try:
+        async with engine.begin() as db:
+            await db.run_sync(upgrade_to("0004"))
+            await db.execute(sa.insert(old_keys).values(
+                token="t" * 64, spend=0.0, models=[], aliases={}, config={}, permissions={}, metadata={}, tags=[],
+                model_rpm_limit={}, model_tpm_limit={}, model_spend={}, model_max_budget={}, created_at=0.0,
+                updated_at=0.0,
+            ))  # fmt: skip
+        await migrate(engine)
+        async with engine.connect() as db:
+            found = await db.execute(sa.select(tables.keys.c.allowed_cache_controls))
+            assert found.scalar_one() == []
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
 async def test_0003_gives_existing_members_their_rows(tmp_path: Path, engine_name: str) -> None:
     """Teams made before team memberships had rows get one per member, with the max_budget_in_team
     that /team/member_update kept in members_with_roles then."""
-    from alembic import command
-    from alembic.config import Config
     from tests.databases import create_pg_database, drop_pg_database, pg_url
-
-    from seance.gateway.store.database import MIGRATIONS
 
     pg_name = await asyncio.to_thread(create_pg_database) if engine_name == "postgresql" else None
     env = {"DATABASE_URL": pg_url(pg_name)} if pg_name else {"SEANCE_DB": str(tmp_path / "old.db")}
     engine = find_database(_settings(tmp_path, env)).engine()
-
-    def upgrade_to(revision: str) -> Callable[[sa.Connection], None]:
-        def run(connection: sa.Connection) -> None:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-
-        return run
-
     members = [{"user_id": "lead", "role": "admin"}, {"user_id": "dev", "role": "user", "max_budget_in_team": 5}]
     try:
         async with engine.begin() as db:

@@ -55,6 +55,7 @@ def test_import_then_the_keys_work(tmp_path: Path, litellm_database: str, db_env
             assert status == 200 and info["info"]["token"] == hash_key("sk-litellm-imported-1")
             assert info["info"]["spend"] == pytest.approx(0.5 + COST)  # the spend came along, and grows
             assert info["info"]["tags"] == ["legacy"] and info["info"]["model_rpm_limit"] == {"a": 7}
+            assert info["info"]["allowed_cache_controls"] == ["no-cache"]
             assert info["info"]["budget_reset_at"].startswith("2030-01-01")
             status, team = await s.admin("GET", "/team/info", team_id="team-1")
             assert team["team_info"]["members"] == ["alice", "bob"] and team["team_info"]["spend"] == pytest.approx(

@@ -10,8 +10,10 @@ from starlette.routing import Route
 
 from seance.gateway.admin.base import Admin, Who, body, budget_values, check, columns, page, render, require, stamps
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError
+from seance.gateway.pipeline.cache import CONTROLS
 from seance.gateway.store import durations, tables
 from seance.gateway.store.keys import hash_key, key_name, new_key
+from seance.litellm_config.suggest import closest
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -221,17 +223,23 @@ async def _values(db: AsyncConnection, data: dict[str, Any], who: Who, *, new: b
         values["expires"] = durations.after(data["duration"], "duration")
     elif "duration" in data and not new:
         values["expires"] = None
-    for name in ("models", "tags"):
+    for name in ("models", "tags", "allowed_cache_controls"):
         if name in values and values[name] is None:
             values[name] = []
         if any(not isinstance(m, str) for m in values.get(name) or []):
             raise BadRequest(f"{name} must be a list of strings", param=name)
+    for control in values.get("allowed_cache_controls") or []:
+        if control not in CONTROLS:
+            near = closest(control, CONTROLS)
+            hint = f"did you mean '{near}'?" if near else f"the controls are {', '.join(CONTROLS)}"
+            raise BadRequest(f"allowed_cache_controls: '{control}' is not a cache control; {hint}",
+                             param="allowed_cache_controls")  # fmt: skip
     for name in ("metadata", "permissions", "aliases", "config", "model_max_budget", "model_rpm_limit",
                  "model_tpm_limit"):  # fmt: skip
         if name in values and values[name] is None:
             values[name] = {}
     if new:
-        for name in ("models", "tags"):
+        for name in ("models", "tags", "allowed_cache_controls"):
             values.setdefault(name, [])
         for name in ("metadata", "permissions", "aliases", "config", "model_max_budget", "model_rpm_limit",
                      "model_tpm_limit", "model_spend"):  # fmt: skip

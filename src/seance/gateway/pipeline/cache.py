@@ -31,7 +31,7 @@ import orjson
 
 from seance.gateway.config import ConfigError, Settings
 from seance.gateway.context import Caller, RequestContext
-from seance.gateway.errors import BadRequest
+from seance.gateway.errors import BadRequest, Forbidden
 from seance.gateway.formats.openai import include_usage
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.pipeline.cache_answers import Entry, assemble, replay
@@ -370,6 +370,7 @@ def _controls(ctx: RequestContext) -> Controls:
     if raw is None and header is None:
         return DEFAULT_CONTROLS
     values: dict[str, Any] = {}
+    allowed = ctx.caller.cache_controls if ctx.caller is not None else None
     if header is not None:
         for directive in header.lower().split(","):
             name, _, value = directive.strip().partition("=")
@@ -377,6 +378,8 @@ def _controls(ctx: RequestContext) -> Controls:
                 values[name] = True
             elif name in ("s-maxage", "max-age") and value.strip().isdigit():
                 values["s-maxage"] = int(value.strip())
+        if allowed is not None:  # a key's header directives beyond its allowed_cache_controls: not acted on
+            values = {name: value for name, value in values.items() if name in allowed}
     if raw is not None:
         if not isinstance(raw, dict):
             raise BadRequest('cache must be an object, such as {"no-cache": true}', param="cache")
@@ -385,6 +388,15 @@ def _controls(ctx: RequestContext) -> Controls:
                 known = ", ".join(CONTROLS)
                 raise BadRequest(f"cache.{name} is not a cache control; known: {known}", param="cache")
             values[name] = value
+    if allowed is not None and not allowed.issuperset(values):
+        # the body's cache object, as LiteLLM checks it (HTTP intermediaries add Cache-Control
+        # headers of their own: a key's are ignored where not allowed, above, not refused)
+        name = next(name for name in values if name not in allowed)
+        raise Forbidden(
+            f"this key may not set the cache control '{name}' (its allowed_cache_controls: "
+            f"{', '.join(sorted(allowed))}); an admin can change them with /key/update",
+            code="cache_control_not_allowed",
+        )
     for name in ("no-cache", "no-store", "use-cache"):
         if not isinstance(values.get(name, False), bool):
             raise BadRequest(f"cache.{name} must be true or false", param="cache")

@@ -425,6 +425,7 @@ class KeyCache:
             # NOTHING when empty (most keys): the spend hook then writes "[]" for the tags without a
             # call (a fresh {} cost every vkey request a _tags and a json_text, ~1 us)
             metadata=metadata or NOTHING,
+            cache_controls=frozenset(key.get("allowed_cache_controls") or ()) or None,
         )
         soft = key["soft_budget"]
         return Entry(caller, key["expires"], refusal, tuple(budgets), time.monotonic(),

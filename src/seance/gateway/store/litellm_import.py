@@ -92,6 +92,7 @@ def _key(row: Row) -> dict[str, Any]:
         "model_spend": _json(row.get("model_spend"), {}), "user_id": row.get("user_id"), "team_id": row.get("team_id"),
         "organization_id": row.get("organization_id"), "budget_id": row.get("budget_id"),
         "blocked": row.get("blocked"), "last_active": _epoch(row.get("last_active")),
+        "allowed_cache_controls": _list(row.get("allowed_cache_controls")),
         **_limits(row), **_stamps(row),
     }  # fmt: skip
 

@@ -58,6 +58,8 @@ keys = sa.Table(
     sa.Column("organization_id", sa.String(256)),
     sa.Column("budget_id", sa.String(256)),
     sa.Column("blocked", sa.Boolean),
+    # the cache controls its requests may set ([]: all of them), as LiteLLM's keys have (migration 0005)
+    sa.Column("allowed_cache_controls", sa.JSON, nullable=False, default=list, server_default=sa.text("'[]'")),
     sa.Column("last_active", sa.Float),
     *_limits(),
     *_stamps(),
