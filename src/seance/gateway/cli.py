@@ -139,7 +139,7 @@ def gateway(
 
             features = hooks.Features(
                 settings.master_key, allow_no_auth, access_log, log_format, settings=settings,
-                redis=find_redis(settings), metrics=counted, traces_endpoint=settings.traces_endpoint, store=store,
+                redis=find_redis(settings), metrics=counted, traces=settings.traces, store=store,
             )  # fmt: skip
             from seance.gateway.upstream import Limits
             from seance.gateway.upstream.transport import HTTPTransport

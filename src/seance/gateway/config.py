@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seance.gateway import trace_export
+from seance.gateway.trace_export import TraceExport
 from seance.litellm_config import (
     ConfigError,
     ConfigFile,
@@ -61,8 +63,8 @@ class Settings:
     metrics: bool = False
     metrics_auth: bool = True
     metrics_key: str | None = field(default=None, repr=False)
-    # OpenTelemetry: LiteLLM's `callbacks: [otel]`, exported to OTEL_EXPORTER_OTLP_ENDPOINT
-    traces_endpoint: str | None = None
+    # OpenTelemetry: LiteLLM's `callbacks: [otel]`, exported where the OTEL_* variables say
+    traces: TraceExport | None = None
     # seconds between each worker's looks at the models stored by /model/new (SEANCE_MODELS_POLL):
     # how soon the other workers and replicas serve a change
     models_poll: float = MODELS_POLL
@@ -142,15 +144,19 @@ def callbacks(file: ConfigFile) -> list[str]:
 def _with_metrics(settings: Settings) -> Settings:
     extra = settings.file.litellm_settings.model_extra or {}
     named = callbacks(settings.file)
-    endpoint = settings.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
     warnings = settings.warnings
-    if "otel" in named and endpoint is None:
-        unsent = "no traces are sent without OTEL_EXPORTER_OTLP_ENDPOINT (the OTLP/HTTP collector's URL)"
-        warnings += (f"{settings.source}: litellm_settings.callbacks otel: {unsent}",)
+    traces = None
+    if "otel" in named:
+        traces, found = trace_export.read(settings.env)
+        where = f"{settings.source}: litellm_settings.callbacks otel"
+        warnings += tuple(f"{where}: {warning}" for warning in found)
+        if traces is None:
+            unsent = "no traces are sent without OTEL_EXPORTER_OTLP_ENDPOINT (the OTLP/HTTP collector's URL)"
+            warnings += (f"{where}: {unsent}",)
     return dataclasses.replace(
         settings,
         warnings=warnings,
-        traces_endpoint=endpoint if "otel" in named else None,
+        traces=traces,
         metrics="prometheus" in named,
         metrics_auth=extra.get("require_auth_for_metrics_endpoint") is not False,
         metrics_key=settings.env.get("SEANCE_METRICS_KEY") or None,

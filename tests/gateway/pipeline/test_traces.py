@@ -23,7 +23,8 @@ from tests.wire import ReplayUpstream, load
 from seance.gateway.app import Gateway
 from seance.gateway.config import load_settings
 from seance.gateway.pipeline.auth import Auth
-from seance.gateway.pipeline.traces import Traces, otlp_exporter
+from seance.gateway.pipeline.traces import Traces, exporter
+from seance.gateway.trace_export import TraceExport
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse, MockTransport
 
@@ -39,6 +40,8 @@ class Collector:
 
     def __init__(self) -> None:
         self.spans: list[Any] = []
+        self.resources: list[dict[str, Any]] = []  # each export's resource attributes
+        self.headers: list[dict[str, str]] = []  # each export's request headers
         self.lock = threading.Lock()
         collector = self
 
@@ -48,7 +51,9 @@ class Collector:
                 assert self.path == "/v1/traces" and self.headers["content-type"] == "application/x-protobuf"
                 export = ExportTraceServiceRequest.FromString(body)
                 with collector.lock:
+                    collector.headers.append({name.lower(): value for name, value in self.headers.items()})
                     for resource in export.resource_spans:
+                        collector.resources.append(attributes(resource.resource))
                         for scope in resource.scope_spans:
                             collector.spans.extend(scope.spans)
                 self.send_response(200)
@@ -110,8 +115,8 @@ def test_one_trace_per_request_with_a_span_per_try(tmp_path: Path, collector: Co
     path = tmp_path / "config.yaml"
     path.write_bytes(orjson.dumps(config))
     settings = load_settings(path, {"LITELLM_MASTER_KEY": KEY, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url})
-    assert settings.traces_endpoint == collector.url
-    traces = Traces(otlp_exporter(collector.url), delay_ms=50)
+    assert settings.traces == TraceExport(collector.url + "/v1/traces")
+    traces = Traces(exporter(settings.traces), delay_ms=50)
     app = Gateway(settings, [Auth(KEY, False), traces], MockTransport(first_fails))
     for _ in range(4):
         assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
@@ -156,12 +161,37 @@ def test_the_real_gateway_exports_to_otel_exporter_otlp_endpoint(gateway: Gatewa
     assert attributes(attempt)["gen_ai.request.model"] == "gpt-3.5-turbo"
 
 
+def test_litellms_otel_variables_name_the_collector_its_headers_and_the_service(
+    gateway: GatewayFactory, collector: Collector
+) -> None:
+    with ReplayUpstream() as upstream:
+        upstream.add("/v1/chat/completions", load("openai/chat-nonstream.httprr.txt")[0])
+        config = {
+            "model_list": [e2e_deployment("gpt", "openai/gpt-3.5-turbo", upstream.url + "/v1")],
+            "litellm_settings": {"callbacks": ["otel"]},
+        }
+        env = {
+            "OTEL_EXPORTER": "otlp_http", "OTEL_ENDPOINT": collector.url,
+            "OTEL_HEADERS": "Authorization=Bearer%20team-secret,x-scope=llm", "OTEL_SERVICE_NAME": "llm-gateway",
+            "OTEL_ENVIRONMENT_NAME": "staging",
+        }  # fmt: skip
+        served = gateway(config, env)
+        with served.openai() as client:
+            client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
+        collector.wait(2)
+    with collector.lock:
+        sent, resource = collector.headers[0], collector.resources[0]
+    assert sent["authorization"] == "Bearer team-secret" and sent["x-scope"] == "llm"
+    assert resource["service.name"] == "llm-gateway" and resource["deployment.environment"] == "staging"
+    assert "team-secret" not in served.output()
+
+
 def test_otel_without_an_endpoint_warns_and_sends_nothing(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     config = {"model_list": [deployment("gpt", "openai/gpt-4o")], "litellm_settings": {"callbacks": ["otel"]}}
     path.write_bytes(orjson.dumps(config))
     settings = load_settings(path, {}, announce=False)
-    assert settings.traces_endpoint is None and not settings.ignored
+    assert settings.traces is None and not settings.ignored
     assert any("OTEL_EXPORTER_OTLP_ENDPOINT" in warning for warning in settings.warnings)
 
 

@@ -31,6 +31,7 @@ from seance.gateway.pipeline.spend import Spend
 if TYPE_CHECKING:
     from seance.gateway.shared_state import RedisSettings
     from seance.gateway.store import Store
+    from seance.gateway.trace_export import TraceExport
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Features:
     limits: bool = False
     redis: RedisSettings | None = None  # shared_state.find_redis(settings): where shared state lives
     metrics: Metrics | None = None  # Prometheus (litellm_settings.callbacks: [prometheus], --metrics)
-    traces_endpoint: str | None = None  # OTLP/HTTP (callbacks: [otel] + OTEL_EXPORTER_OTLP_ENDPOINT)
+    traces: TraceExport | None = None  # OTLP/HTTP (callbacks: [otel] + OTEL_EXPORTER_OTLP_ENDPOINT)
     store: Store | None = None  # virtual keys, budgets and spend (None: the master key only)
 
 
@@ -65,7 +66,7 @@ def build(features: Features) -> list[Hook]:
         cache.build(features.settings) if features.settings is not None else None,
         Spend(store, features.master_key) if store else None,
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
-        _traces(features.traces_endpoint) if features.traces_endpoint else None,
+        _traces(features.traces) if features.traces is not None else None,
     ]
     return [hook for hook in hooks if hook is not None]
 
@@ -84,10 +85,10 @@ def _limits(features: Features) -> Hook:
     return RateLimits(SharedStore(features.redis) if features.redis is not None else MemoryStore())
 
 
-def _traces(endpoint: str) -> Hook:
+def _traces(export: TraceExport) -> Hook:
     """OpenTelemetry is an optional extra: imported here, only when traces are on."""
     try:
-        from seance.gateway.pipeline.traces import Traces, otlp_exporter
+        from seance.gateway.pipeline.traces import Traces, exporter
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("opentelemetry"):
             raise
@@ -95,4 +96,4 @@ def _traces(endpoint: str) -> Hook:
             "litellm_settings.callbacks names otel, whose packages are not installed: pip install 'seance[otel]'"
         ) from None
 
-    return Traces(otlp_exporter(endpoint))
+    return Traces(exporter(export), export.service_name, environment=export.environment)

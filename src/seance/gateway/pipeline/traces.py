@@ -15,11 +15,12 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from seance.gateway.context import RequestContext
 from seance.gateway.pipeline import Hook
+from seance.gateway.trace_export import TraceExport
 
 # gen_ai.operation.name per endpoint (the semantic conventions' values)
 OPERATIONS = {
@@ -28,17 +29,24 @@ OPERATIONS = {
 }  # fmt: skip
 
 
-def otlp_exporter(endpoint: str) -> SpanExporter:
-    """OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (its /v1/traces, as the specification builds it)."""
-    return OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=10)
+def exporter(export: TraceExport) -> SpanExporter:
+    """OTLP/HTTP to the traces URL, with its headers; or stdout (OTEL_EXPORTER=console)."""
+    if export.url is None:
+        return ConsoleSpanExporter(service_name=export.service_name)
+    return OTLPSpanExporter(endpoint=export.url, headers=dict(export.headers), timeout=10)
 
 
 class Traces(Hook):
     name = "traces"
     needs_usage = True  # token counts of streams
 
-    def __init__(self, exporter: SpanExporter, service_name: str = "seance", delay_ms: int = 2000) -> None:
-        self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    def __init__(
+        self, exporter: SpanExporter, service_name: str = "seance", delay_ms: int = 2000, environment: str | None = None
+    ) -> None:
+        resource = {"service.name": service_name}
+        if environment is not None:
+            resource["deployment.environment"] = environment
+        self.provider = TracerProvider(resource=Resource.create(resource))
         self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay_ms))
         self.tracer = self.provider.get_tracer("seance.gateway")
 
