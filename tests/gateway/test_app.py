@@ -79,6 +79,8 @@ def test_liveness_and_readiness_need_no_key(served: Running) -> None:
         http.headers.pop("authorization")
         for path in ("/health/liveliness", "/health/liveness", "/health/readiness"):
             assert http.get(path).status_code == 200
+        # (the default store: SQLite seance.db in the working folder)
+        assert http.get("/health/readiness").json() == {"status": "healthy", "db": "connected", "cache": None}
         assert http.get("/health").status_code == 401
 
 

@@ -100,7 +100,8 @@ class Gateway:
         self.openai = openai.OpenAIFront(self.router, want_usage=self.pipeline.needs_usage)
         self.anthropic = anthropic.AnthropicFront(self.router)
         self.models = ModelsFront(deployments)
-        self.health = HealthFront(deployments, self.router.health)
+        cache = self.cache.config.type if self.cache is not None else None
+        self.health = HealthFront(deployments, self.router.health, self.store, cache)
         self.health.draining = draining
         self.admin = admin_app
         keys = (settings.master_key or "", settings.metrics_key or "")

@@ -188,6 +188,8 @@ async def test_allowed_cache_controls_are_the_only_ones_a_keys_requests_may_set(
     tmp_path: Path, db_env: dict[str, str]
 ) -> None:
     async with stack(tmp_path, db_env, litellm={"cache": True, "cache_params": {"type": "local"}}) as s:
+        ready = (await s.client.get("/health/readiness")).json()
+        assert ready == {"status": "healthy", "db": "connected", "cache": "local"}
         status, refused = await s.admin("POST", "/key/generate", {"allowed_cache_controls": ["no-cahce"]})
         assert status == 400 and "did you mean 'no-cache'?" in refused["error"]["message"]
         limited = await s.generate(allowed_cache_controls=["no-cache"])

@@ -27,6 +27,11 @@ async def test_postgres_outage(tmp_path: Path, pg_database: str) -> None:
         never_used = await s.generate(key_alias="never-used")
         assert (await s.chat(known)).status_code == 200
         await s.store.spend.flush()
+        assert (await s.client.get("/health/readiness")).json() == {
+            "status": "healthy",
+            "db": "connected",
+            "cache": None,
+        }
 
         await proxy.cut()
         await asyncio.sleep(0.3)  # past the TTL: the cache tries to reload, and keeps the entry
@@ -36,11 +41,14 @@ async def test_postgres_outage(tmp_path: Path, pg_database: str) -> None:
         assert unknown.status_code == 503 and "unavailable" in unknown.json()["error"]["message"]
         assert not await s.store.spend.flush()  # the rows stay
         assert len(s.store.spend.pending) == 5
+        ready = await s.client.get("/health/readiness")  # still ready: it serves what it knows
+        assert ready.status_code == 200 and ready.json()["db"] == "disconnected"
 
         proxy.port = proxy.port  # the same port again
         await proxy.start()
         assert await s.store.spend.flush()
         assert (await s.chat(never_used)).status_code == 200
+        assert (await s.client.get("/health/readiness")).json()["db"] == "connected"
         await s.store.spend.flush()
         async with s.store.engine().connect() as db:
             rows = (await db.execute(sa.select(sa.func.count()).select_from(tables.spend_logs)

@@ -3,27 +3,40 @@ outcomes of real traffic — never a burst of live calls per probe."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seance.gateway.errors import GatewayError
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Health
 from seance.gateway.upstream import public_url
 
+if TYPE_CHECKING:
+    from seance.gateway.store import Store
+
 
 class HealthFront:
-    def __init__(self, deployments: Deployments, health: Health) -> None:
+    def __init__(
+        self, deployments: Deployments, health: Health, store: Store | None = None, cache: str | None = None
+    ) -> None:
+        """`cache`: the response cache's type (local, redis), None when it is off."""
         self.deployments = deployments
         self.health = health
+        self.store = store
+        self.cache = cache
         self.draining = False  # set when a stop is asked: readiness answers 503 while requests finish
 
     def alive(self) -> str:
         return "I'm alive!"
 
     def ready(self) -> dict[str, Any]:
+        """LiteLLM's fields. The database's state is what the gateway's own use of it last found
+        (a probe asks it nothing), and an unreachable one does not make the gateway unready: known
+        keys keep working and spend waits to be written (LiteLLM's allow_requests_on_db_unavailable)."""
         if self.draining:
             raise GatewayError("shutting down", status=503, code="draining")
-        return {"status": "healthy", "db": "Not connected", "cache": None}
+        store = self.store
+        db = "Not connected" if store is None else "connected" if store.reachable else "disconnected"
+        return {"status": "healthy", "db": db, "cache": self.cache}
 
     def report(self, model: str | None = None) -> dict[str, Any]:
         """Every deployment's state; `model`: only those of that model name (an alias: its group's)."""

@@ -72,6 +72,12 @@ class Store:
         # end user -> (their budget or None, when read): most requests name none, most end users have none
         self._end_users: dict[str, tuple[Budget | None, float]] = {}
 
+    @property
+    def reachable(self) -> bool:
+        """Whether the database answered the last time the key store or the spend log needed it
+        (known from their work: nothing is asked of it to tell)."""
+        return not (self.keys.failing or self.spend.failing)
+
     async def end_user_budget(self, end_user: str) -> Budget | None:
         """The budget of a request's `user` (`/customer/new`, else max_end_user_budget), cached like
         keys; None when it has none or the database cannot say (an outage does not refuse end users)."""

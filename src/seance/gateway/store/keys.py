@@ -203,6 +203,7 @@ class KeyCache:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loading: dict[str, asyncio.Task[Entry]] = {}  # token -> the read under way
         self._generation = 0  # forget() counts up: a read begun before a change is not cached
+        self.failing = False  # the last read failed (the database is unreachable, as far as it knows)
 
     def get(self, token: str) -> Entry | None:
         """The cached entry (reloaded in the background when stale), or None: `load` it."""
@@ -268,10 +269,12 @@ class KeyCache:
         try:
             entry = await self._read(token)
         except Exception as exc:  # the driver's errors are many; each means "not now"
+            self.failing = True
             log.warning("the key store (database) cannot be read: %s", type(exc).__name__)
             raise KeyUnavailable(
                 "the key store is unavailable and this key was not used recently: try again shortly"
             ) from None
+        self.failing = False
         if generation == self._generation:
             self._put(token, entry)
         return entry
@@ -303,11 +306,13 @@ class KeyCache:
         try:
             entry = await self._read(token)
         except Exception as exc:
+            self.failing = True
             old.reloading = False
             old.loaded = time.monotonic() - self.ttl + 1.0  # try again in a second, keep serving it
             log.warning("the key store (database) cannot be read; known keys are served from memory: %s",
                         type(exc).__name__)  # fmt: skip
             return
+        self.failing = False
         self._put(token, entry)
 
     def _put(self, token: str, entry: Entry) -> None:

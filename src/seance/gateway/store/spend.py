@@ -118,7 +118,7 @@ class SpendLog:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._failing = False
+        self.failing = False
         self._sqlite: SqliteWriter | None = None  # a SQLite file's writer, made at the first flush
         self._sqlite_checked = False
 
@@ -198,14 +198,14 @@ class SpendLog:
                     await write(db, rows, totals)
         except Exception as exc:  # the database's errors are many; each means "later"
             self.pending[:0] = batch
-            if not self._failing:
+            if not self.failing:
                 log.warning("spend log: the database is unavailable (%s); %d rows kept to write later",
                             type(exc).__name__, len(self.pending))  # fmt: skip
-            self._failing = True
+            self.failing = True
             return False
-        if self._failing:
+        if self.failing:
             log.warning("spend log: the database is back; writing the rows kept")
-            self._failing = False
+            self.failing = False
         self._settle(totals)
         self.written += len(batch)
         return True
