@@ -40,6 +40,23 @@ def test_litellm_environment_variables(tmp_path: Path) -> None:
     assert found is not None and found.url == "redis://:p%40ss%2Fw@cache:7000/0"
 
 
+def test_a_managed_servers_tls_and_acl_user(tmp_path: Path) -> None:
+    """Azure's 6380, ElastiCache with encryption in transit: REDIS_SSL (LiteLLM's) makes it rediss://."""
+    env = {"REDIS_HOST": "x.redis.cache.windows.net", "REDIS_PORT": "6380", "REDIS_PASSWORD": "pw"}
+    found = find_redis(settings(tmp_path, **env, REDIS_SSL="True", REDIS_USERNAME="gateway"))
+    assert found is not None and found.url == "rediss://gateway:pw@x.redis.cache.windows.net:6380/0"
+    assert found.where == "rediss://x.redis.cache.windows.net:6380/0 (from REDIS_HOST)"
+    client = Client(found.url, 1.0)
+    assert (client.tls, client.username, client.password) == (True, "gateway", "pw") and "pw" not in found.where
+    plain = find_redis(settings(tmp_path, **env, REDIS_SSL="false"))
+    assert plain is not None and plain.url.startswith("redis://:pw@")
+    params = "litellm_settings: {cache: true, cache_params: {type: redis, host: c, ssl: true, username: u}}\n"
+    found = find_redis(settings(tmp_path, params))
+    assert found is not None and found.url == "rediss://u@c:6379/0"
+    with pytest.raises(ConfigError, match=r"REDIS_SSL: true or false, not 'sometimes'"):
+        find_redis(settings(tmp_path, REDIS_HOST="c", REDIS_SSL="sometimes"))
+
+
 @pytest.mark.parametrize(
     ("extra", "url"),
     [

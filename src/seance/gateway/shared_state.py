@@ -4,10 +4,16 @@ which server they talk to.
 
 Looked for in LiteLLM's places, first found wins:
 
-    REDIS_URL                                      (what `seance synth` sets)
-    REDIS_HOST / REDIS_PORT / REDIS_PASSWORD       (LiteLLM's environment variables)
+    REDIS_URL                                      (what `seance synth` sets; rediss:// for TLS)
+    REDIS_HOST / REDIS_PORT / REDIS_PASSWORD       (LiteLLM's environment variables, with
+        REDIS_USERNAME and REDIS_SSL)
     router_settings.redis_url | redis_host/_port/_password/_db
-    litellm_settings.cache_params (type: redis) url | host/port/password/db
+    litellm_settings.cache_params (type: redis) url | host/port/password/db/username/ssl
+
+Managed servers mostly want TLS and often an ACL user (Azure's port 6380, ElastiCache with
+encryption in transit, Memorystore): REDIS_SSL / cache_params.ssl make the URL rediss://, so that
+the gateway does not talk plain text to a TLS port (every call would fail and fall back to
+in-process state, quietly splitting the limits between replicas).
 
 None found: every feature keeps its state in-process (one worker's view).
 """
@@ -18,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
+
+from seance.litellm_config import ConfigError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -57,7 +65,10 @@ def find_redis(settings: Settings) -> RedisSettings | None:
     if env.get("REDIS_URL"):
         return RedisSettings(env["REDIS_URL"], "REDIS_URL")
     if env.get("REDIS_HOST"):
-        url = _url(env["REDIS_HOST"], env.get("REDIS_PORT"), env.get("REDIS_PASSWORD"))
+        tls = _true(env.get("REDIS_SSL"), "REDIS_SSL")
+        url = _url(
+            env["REDIS_HOST"], env.get("REDIS_PORT"), env.get("REDIS_PASSWORD"), None, env.get("REDIS_USERNAME"), tls
+        )
         return RedisSettings(url, "REDIS_HOST")
     router = settings.file.router_settings
     extra = router.model_extra or {}
@@ -71,12 +82,29 @@ def find_redis(settings: Settings) -> RedisSettings | None:
         if params.get("url"):
             return RedisSettings(str(params["url"]), "litellm_settings.cache_params.url")
         if params.get("host"):
-            url = _url(params["host"], params.get("port"), params.get("password"), params.get("db"))
-            return RedisSettings(url, "litellm_settings.cache_params")
+            where = "litellm_settings.cache_params"
+            tls = _true(params.get("ssl"), f"{where}.ssl")
+            url = _url(params["host"], params.get("port"), params.get("password"), params.get("db"),
+                       params.get("username"), tls)  # fmt: skip
+            return RedisSettings(url, where)
     return None
 
 
-def _url(host: Any, port: Any, password: Any, db: int | None = None) -> str:
-    auth = f":{quote(str(password), safe='')}@" if password else ""
+def _url(host: Any, port: Any, password: Any, db: int | None = None, username: Any = None, tls: bool = False) -> str:
+    user = quote(str(username), safe="") if username else ""
+    auth = f"{user}:{quote(str(password), safe='')}@" if password else f"{user}@" if user else ""
     netloc = f"{auth}{host}:{int(port) if port else 6379}"
-    return urlunsplit(("redis", netloc, f"/{db or 0}", "", ""))
+    return urlunsplit(("rediss" if tls else "redis", netloc, f"/{db or 0}", "", ""))
+
+
+TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
+
+
+def _true(value: Any, where: str) -> bool:
+    """A yes/no setting: a YAML boolean, or the text of an environment variable (LiteLLM's spellings)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    raise ConfigError(f"{where}: true or false, not {value!r}")

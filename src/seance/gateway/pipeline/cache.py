@@ -54,7 +54,7 @@ OTHER_CALL_TYPES = frozenset({
 })  # fmt: skip
 KNOWN_PARAMS = frozenset({
     "type", "host", "port", "password", "db", "url", "namespace", "ttl", "default_in_memory_ttl",
-    "default_in_redis_ttl", "supported_call_types", "mode", "max_size_bytes",
+    "default_in_redis_ttl", "supported_call_types", "mode", "max_size_bytes", "ssl", "username",
 })  # fmt: skip
 # body fields that do not change the answer (its `model` is the model group: ctx.model is read from it)
 NOT_KEYED = frozenset({"user", "stream", "stream_options", "metadata"})
