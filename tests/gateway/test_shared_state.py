@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import re
+import subprocess
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tests.gateway.conftest import free_port
 
 from seance.gateway.config import ConfigError, load_settings
 from seance.gateway.resp import Client
@@ -115,3 +121,80 @@ async def test_the_database_number_is_the_one_written_to(tmp_path: Path) -> None
         await five.delete(key)
         await five.aclose()
         await zero.aclose()
+
+
+def _tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate it signed for 127.0.0.1 with its key: (ca, cert, key) files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        built = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            ip = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+            built = built.add_extension(x509.SubjectAlternativeName([ip]), critical=False)
+        return built.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    files = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    files[0].write_bytes(
+        certificate("test CA", ca_key, "test CA", ca_key, True).public_bytes(serialization.Encoding.PEM)
+    )
+    server = certificate("127.0.0.1", server_key, "test CA", ca_key, False)
+    files[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return files
+
+
+async def test_redis_ssl_speaks_tls_to_a_real_tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REDIS_SSL=true against redis-server's TLS port (its certificate from a CA the test trusts): the
+    rate limits' client connects, authenticates and counts there."""
+    ca, cert, key = _tls_files(tmp_path)
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+         "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+         "--requirepass", "tls-pw", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # what the default context trusts (read as it is made)
+        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port), "REDIS_PASSWORD": "tls-pw", "REDIS_SSL": "true"}
+        found = find_redis(settings(tmp_path, **env))
+        assert found is not None and found.url.startswith("rediss://")
+        client = Client(found.url, 2.0)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert await client.call("PING") == "PONG"
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+        assert await client.call("INCR", "seance-test:tls") == 1
+        plain = Client(found.url.replace("rediss://", "redis://"), 0.5)  # plain text to the TLS port
+        with pytest.raises(OSError):
+            await plain.call("PING")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
