@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import shutil
 import subprocess
 import time
 import uuid
@@ -165,6 +166,7 @@ def _tls_files(folder: Path) -> tuple[Path, Path, Path]:
     return files
 
 
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (scripts/services.sh's)")
 async def test_redis_ssl_speaks_tls_to_a_real_tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """REDIS_SSL=true against redis-server's TLS port (its certificate from a CA the test trusts): the
     rate limits' client connects, authenticates and counts there."""
