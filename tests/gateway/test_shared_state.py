@@ -64,6 +64,13 @@ def test_a_managed_servers_tls_and_acl_user(tmp_path: Path) -> None:
         find_redis(settings(tmp_path, REDIS_HOST="c", REDIS_SSL="sometimes"))
 
 
+def test_redis_db_beside_redis_host(tmp_path: Path) -> None:
+    found = find_redis(settings(tmp_path, REDIS_HOST="c", REDIS_DB="4"))
+    assert found is not None and found.url == "redis://c:6379/4"
+    with pytest.raises(ConfigError, match=r"REDIS_DB: a Redis database number \(0, 1, …\), not 'x'"):
+        find_redis(settings(tmp_path, REDIS_HOST="c", REDIS_DB="x"))
+
+
 @pytest.mark.parametrize(
     ("extra", "url"),
     [

@@ -6,7 +6,7 @@ Looked for in LiteLLM's places, first found wins:
 
     REDIS_URL                                      (what `seance synth` sets; rediss:// for TLS)
     REDIS_HOST / REDIS_PORT / REDIS_PASSWORD       (LiteLLM's environment variables, with
-        REDIS_USERNAME and REDIS_SSL)
+        REDIS_USERNAME, REDIS_SSL and REDIS_DB)
     router_settings.redis_url | redis_host/_port/_password/_db
     litellm_settings.cache_params (type: redis) url | host/port/password/db/username/ssl
 
@@ -66,8 +66,9 @@ def find_redis(settings: Settings) -> RedisSettings | None:
         return RedisSettings(env["REDIS_URL"], "REDIS_URL")
     if env.get("REDIS_HOST"):
         tls = _true(env.get("REDIS_SSL"), "REDIS_SSL")
+        db = _database(env.get("REDIS_DB"), "REDIS_DB")
         url = _url(
-            env["REDIS_HOST"], env.get("REDIS_PORT"), env.get("REDIS_PASSWORD"), None, env.get("REDIS_USERNAME"), tls
+            env["REDIS_HOST"], env.get("REDIS_PORT"), env.get("REDIS_PASSWORD"), db, env.get("REDIS_USERNAME"), tls
         )
         return RedisSettings(url, "REDIS_HOST")
     router = settings.file.router_settings
@@ -95,6 +96,14 @@ def _url(host: Any, port: Any, password: Any, db: int | None = None, username: A
     auth = f"{user}:{quote(str(password), safe='')}@" if password else f"{user}@" if user else ""
     netloc = f"{auth}{host}:{int(port) if port else 6379}"
     return urlunsplit(("rediss" if tls else "redis", netloc, f"/{db or 0}", "", ""))
+
+
+def _database(value: str | None, where: str) -> int | None:
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise ConfigError(f"{where}: a Redis database number (0, 1, …), not {value!r}")
+    return int(value)
 
 
 TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
