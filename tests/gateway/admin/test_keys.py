@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from tests.stack import COST, MASTER, stack
 
+from seance.gateway.store import tables
 from seance.gateway.store.keys import hash_key
 
 
@@ -125,6 +128,9 @@ async def test_validation_errors_name_the_field(tmp_path: Path, db_env: dict[str
             ({"budget_duration": "30x"}, "budget_duration"),
             ({"team_id": "no-such-team"}, "team_id"),
             ({"rpm_limit": -1}, "rpm_limit"),
+            ({"model_tpm_limit": {"a": "x"}}, "model_tpm_limit"),  # (it made every request to `a` a 500)
+            ({"model_rpm_limit": {"a": -1}}, "model_rpm_limit"),
+            ({"model_rpm_limit": {"a": 2.5}}, "model_rpm_limit"),
             ({"key": "not-sk"}, "key"),
         ]
         for fields, param in cases:
@@ -210,3 +216,23 @@ async def test_allowed_cache_controls_are_the_only_ones_a_keys_requests_may_set(
         assert (await s.chat(anyone, cache={"ttl": 5, "no-store": True})).status_code == 200
         status, _ = await s.admin("POST", "/key/update", {"key": limited, "allowed_cache_controls": []})
         assert status == 200 and (await s.chat(limited, cache={"ttl": 5})).status_code == 200
+
+
+async def test_a_stored_per_model_limit_that_is_not_a_number_is_ignored_not_a_500(
+    tmp_path: Path, db_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row the management API did not write (an import, a hand edit) with a per-model limit that is
+    no whole number: its other limits still apply, and requests to the model are served."""
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate(key_alias="edited", model_rpm_limit={"b": 1})
+        async with s.store.engine().begin() as db:
+            await db.execute(
+                sa.update(tables.keys).where(tables.keys.c.token == hash_key(key))
+                .values(model_tpm_limit={"a": "x"}, model_rpm_limit={"a": -1, "b": 1})
+            )  # fmt: skip
+        s.store.keys.forget()
+        with caplog.at_level("WARNING", logger="seance.gateway"):
+            assert (await s.chat(key, "a")).status_code == 200
+        assert "Key=edited: model_tpm_limit holds values that are not whole numbers" in caplog.text
+        assert (await s.chat(key, "b")).status_code == 200
+        assert (await s.chat(key, "b")).status_code == 429  # b's limit of 1 a minute still holds

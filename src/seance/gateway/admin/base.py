@@ -172,6 +172,10 @@ def check(data: Mapping[str, Any], required: Iterable[str] = ()) -> dict[str, An
             raise BadRequest(f"{name} must be 0 or more", param=name)
         if name in ("tpm_limit", "rpm_limit", "max_parallel_requests") and value < 0:
             raise BadRequest(f"{name} must be 0 or more", param=name)
+        if name in ("model_rpm_limit", "model_tpm_limit"):
+            for model, limit in value.items():
+                if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                    raise BadRequest(f"{name}.{model} must be an integer, 0 or more, not {limit!r}", param=name)
         if name in ("duration", "budget_duration"):
             try:
                 durations.parse(value, name)

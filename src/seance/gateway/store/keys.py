@@ -381,8 +381,8 @@ class KeyCache:
             rpm = _first(row.get("rpm_limit"), shared and shared["rpm_limit"])
             tpm = _first(row.get("tpm_limit"), shared and shared["tpm_limit"])
             parallel = _first(row.get("max_parallel_requests"), shared and shared["max_parallel_requests"])
-            model_rpm = row.get("model_rpm_limit") or {}
-            model_tpm = row.get("model_tpm_limit") or {}
+            model_rpm = _per_model(row.get("model_rpm_limit"), "model_rpm_limit", label)
+            model_tpm = _per_model(row.get("model_tpm_limit"), "model_tpm_limit", label)
             if rpm is not None or tpm is not None or parallel is not None or model_rpm or model_tpm:
                 limits.append(Limits(scope, _int(rpm), _int(tpm), _int(parallel), model_rpm or {}, model_tpm or {}))
 
@@ -471,6 +471,18 @@ def model_allowed(models: frozenset[str], model: str) -> bool:
 async def _one(db: Any, table: sa.Table, column: Any, value: str) -> Mapping[str, Any] | None:
     row = (await db.execute(sa.select(table).where(column == value))).mappings().first()
     return None if row is None else dict(row)
+
+
+def _per_model(value: Any, name: str, label: str) -> dict[str, int]:
+    """A per-model limit as the limits hook counts it: whole numbers, 0 or more. The management API
+    refuses anything else; a row written elsewhere (an import, a hand edit) loses the entries that
+    are not, with a WARNING, rather than failing every request to their model."""
+    if not value:
+        return {}
+    kept = {m: n for m, n in value.items() if type(n) is int and n >= 0} if isinstance(value, dict) else {}
+    if len(kept) != (len(value) if isinstance(value, dict) else 1):
+        log.warning("%s: %s holds values that are not whole numbers, 0 or more; those are ignored", label, name)
+    return kept
 
 
 def _first(*values: Any) -> Any:
