@@ -65,3 +65,18 @@ def test_a_forked_worker_makes_ids_of_its_own() -> None:
     assert len(child) == 100
     sibling = [row.row_id for row in _rows(hook, 100)]  # the parent goes on from where it was
     assert not set(child) & set(parent + sibling)
+
+
+def test_gateway_fields_of_any_shape_still_make_the_row() -> None:
+    """`metadata` and `tags` are what the client sent: a string `metadata` made the hook fail after
+    the answer, and the request's spend was never recorded (nor counted against its budgets)."""
+    hook = Spend(_Store(), "sk-master")  # type: ignore[arg-type]
+    shapes = [{"metadata": "a string"}, {"metadata": ["a"]}, {"tags": "one"}, {"metadata": {"tags": "x", "k": [1]}},
+              {"tags": [1, {"a": 2}, None], "metadata": {"tags": ["t"], "team": "x"}}]  # fmt: skip
+    for fields in shapes:
+        ctx = RequestContext(new_request_id(), routes.CHAT, "POST", "/v1/chat/completions")
+        ctx.caller, ctx.model, ctx.status, ctx.cost, ctx.gateway_fields = MASTER, "gpt", 200, 0.5, fields
+        hook.after_now(ctx)
+    rows = [row for row, _ in hook.log.pending]
+    assert len(rows) == len(shapes) and all(row.spend == 0.5 for row in rows)
+    assert rows[-1].request_tags == '["1","{\'a\': 2}","None","t"]' and rows[-1].metadata == '{"team":"x"}'

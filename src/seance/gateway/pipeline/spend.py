@@ -143,7 +143,10 @@ def _tags(fields: Any, key_metadata: Any) -> list[str]:
     """The request's tags (`tags`, or `metadata.tags` as LiteLLM's docs show), then the key's."""
     tags: list[str] = []
     if fields is not NOTHING:
-        for found in (fields.get("tags"), (fields.get("metadata") or {}).get("tags")):
+        metadata = fields.get("metadata")
+        # (what the client sent, of any shape: a `metadata` that is not an object has no tags, and
+        # a failure here would lose the request's spend row)
+        for found in (fields.get("tags"), metadata.get("tags") if isinstance(metadata, dict) else None):
             if isinstance(found, list):
                 tags.extend(str(t)[:128] for t in found[:32])
     if key_metadata is not NOTHING and isinstance(key_tags := key_metadata.get("tags"), list):
