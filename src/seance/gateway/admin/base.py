@@ -106,6 +106,12 @@ class Admin:
                 answer = await handler(request, who)
             except GatewayError as exc:
                 return error_response(exc)
+            except sa.exc.DBAPIError as exc:
+                if not _bad_value(exc):
+                    raise
+                # (the fields `check` knows are bounded there, by name; this is for the others)
+                message = "a value in the request is too long or too large for the gateway's database"
+                return error_response(BadRequest(message, code="value_too_large"))
             if isinstance(answer, Response):
                 return answer
             return Response(orjson.dumps(answer, default=_default), status, media_type="application/json")
@@ -117,6 +123,17 @@ class Admin:
         (other replicas within the key cache's TTL)."""
         if self._store is not None:
             self._store.forget()
+
+
+def _bad_value(exc: sa.exc.DBAPIError) -> bool:
+    """The database refused a value itself (SQLSTATE class 22, "data exception": too long, out of
+    range), not the statement or the connection."""
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        if str(getattr(cause, "sqlstate", "") or "").startswith("22"):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def error_response(exc: GatewayError) -> Response:
@@ -172,9 +189,13 @@ def check(data: Mapping[str, Any], required: Iterable[str] = ()) -> dict[str, An
             raise BadRequest(f"{name} must be 0 or more", param=name)
         if name in ("tpm_limit", "rpm_limit", "max_parallel_requests") and value < 0:
             raise BadRequest(f"{name} must be 0 or more", param=name)
+        if name in LARGEST and value > LARGEST[name]:
+            raise BadRequest(f"{name} must be at most {LARGEST[name]}", param=name)
+        if isinstance(value, str) and len(value) > (longest := LONGEST.get(name, LONGEST_TEXT)):
+            raise BadRequest(f"{name} is {len(value)} characters long; at most {longest}", param=name)
         if name in ("model_rpm_limit", "model_tpm_limit"):
             for model, limit in value.items():
-                if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= BIGGEST_BIG:
                     raise BadRequest(f"{name}.{model} must be an integer, 0 or more, not {limit!r}", param=name)
         if name in ("duration", "budget_duration"):
             try:
@@ -191,8 +212,30 @@ _TYPE_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an obj
 
 
 def columns(table: sa.Table, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The body's fields that are columns of `table` (set to None allowed)."""
-    return {k: v for k, v in data.items() if (k in table.c and k not in ("spend",)) or (k == "spend" and v is not None)}
+    """The body's fields that are columns of `table` (set to None allowed), each one that fits its
+    column (else 400: PostgreSQL refuses a value too long or too large, and SQLite would keep one)."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if (name in table.c and name != "spend") or (name == "spend" and value is not None):
+            if value is not None:
+                _fits(table.c[name].type, name, value)
+            out[name] = value
+    return out
+
+
+def _fits(kind: Any, name: str, value: Any) -> None:
+    if isinstance(value, str) and isinstance(kind, sa.String) and kind.length and len(value) > kind.length:
+        raise BadRequest(f"{name} is {len(value)} characters long; at most {kind.length}", param=name)
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(kind, sa.Integer):
+        top = BIGGEST_BIG if isinstance(kind, sa.BigInteger) else BIGGEST
+        if value > top:
+            raise BadRequest(f"{name} must be at most {top}", param=name)
+
+
+BIGGEST, BIGGEST_BIG = 2**31 - 1, 2**63 - 1  # an INTEGER column's, a BIGINT's (and Redis's counters')
+LARGEST = {"max_parallel_requests": BIGGEST, "tpm_limit": BIGGEST_BIG, "rpm_limit": BIGGEST_BIG}
+LONGEST_TEXT = 256  # the id and name columns' length
+LONGEST = {"user_email": 320, "new_key": 1024, "new_master_key": 1024, "key": 1024}
 
 
 def stamps(who: Who, *, new: bool) -> dict[str, Any]:

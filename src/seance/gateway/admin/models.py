@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.routing import Route
 
-from seance.gateway.admin.base import Admin, Who, body, new_id, render, require, stamps
+from seance.gateway.admin.base import LONGEST_TEXT, Admin, Who, body, new_id, render, require, stamps
 from seance.gateway.errors import BadRequest, GatewayError
 from seance.gateway.store import models as stored
 from seance.gateway.store import tables
@@ -135,6 +135,7 @@ def _entry(data: dict[str, Any]) -> dict[str, Any]:
     name = data.get("model_name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("model_name is required: the name clients ask for", param="model_name")
+    _short(name)
     params = data.get("litellm_params")
     if not isinstance(params, dict):
         raise BadRequest("litellm_params is required: an object with at least `model`", param="litellm_params")
@@ -151,7 +152,7 @@ def _partial(data: dict[str, Any]) -> dict[str, Any]:
     if name is not None:
         if not isinstance(name, str) or not name.strip():
             raise BadRequest("model_name must be a non-empty string", param="model_name")
-        out["model_name"] = name
+        out["model_name"] = _short(name)
     for field in ("litellm_params", "model_info"):
         value = data.get(field)
         if value is None:
@@ -188,3 +189,9 @@ def _without_userinfo(url: str) -> str:
     """An api_base without the user and password it may carry."""
     parts = urlsplit(url)
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else url
+
+
+def _short(name: str) -> str:
+    if len(name) > LONGEST_TEXT:
+        raise BadRequest(f"model_name is {len(name)} characters long; at most {LONGEST_TEXT}", param="model_name")
+    return name

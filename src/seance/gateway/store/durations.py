@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PATTERN = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo)\s*$")
+# the longest duration taken: its end must still be a date (a "9999999999d" key was stored, and
+# every answer that showed it failed), and nothing longer is a budget period or a key's lifetime
+LONGEST_YEARS = 100
+_MONTH = 31 * 86400
 
 
 def iso(epoch: float) -> str:
@@ -21,7 +25,10 @@ def parse(text: str, field: str) -> tuple[int, str]:
     match = _PATTERN.match(str(text))
     if match is None or int(match.group(1)) <= 0:
         raise ValueError(f"{field}: {text!r} is not a duration: a positive number and s, m, h, d, w or mo (e.g. 30d)")
-    return int(match.group(1)), match.group(2)
+    count, unit = int(match.group(1)), match.group(2)
+    if count * _UNITS.get(unit, _MONTH) > LONGEST_YEARS * 366 * 86400:
+        raise ValueError(f"{field}: {text!r} is longer than {LONGEST_YEARS} years")
+    return count, unit
 
 
 def after(text: str, field: str, start: float | None = None) -> float:
