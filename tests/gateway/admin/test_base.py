@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from tests.stack import stack
 
-from seance.gateway.admin.base import _bad_value
+from seance.gateway.store.database import refused_value as _bad_value
 
 LONG = "x" * 300
 

@@ -278,3 +278,33 @@ async def test_a_postgresql_write_copies_every_row(tmp_path: Path, pg_database: 
     finally:
         await engine.dispose()
     assert sorted(found) == sorted(ids)
+
+
+async def test_a_value_longer_than_its_column_never_holds_the_log_back(
+    tmp_path: Path, db_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client's 300-character x-request-id, or a model name as long, made PostgreSQL refuse the
+    flush's COPY again and again: every later row waited behind it, and no spend was written. The
+    hook cuts what clients send; a row that is still too long is cut when the database refuses it."""
+    from tests.stack import stack
+
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate()
+        body = b'{"model": "a", "messages": [{"role": "user", "content": "hi"}]}'
+        sent = await s.client.post("/v1/chat/completions", content=body,
+                                   headers={"authorization": f"Bearer {key}", "x-request-id": "r" * 300})  # fmt: skip
+        assert sent.status_code == 200 and sent.headers["x-request-id"] == "r" * 300  # (echoed whole)
+        assert (await s.chat(key, "m" * 300)).status_code == 404
+        s.store.spend.add(_row("f" * 32, key_alias="k" * 300), ("key:" + "ab" * 32,))
+        with caplog.at_level("WARNING", logger="seance.gateway"):
+            written = await s.store.spend.flush() or await s.store.spend.flush()
+        assert written and not s.store.spend.pending
+        async with s.store.engine().connect() as db:
+            found = await db.execute(sa.select(tables.spend_logs.c.request_id, tables.spend_logs.c.model,
+                                               tables.spend_logs.c.key_alias))  # fmt: skip
+            stored = found.all()
+        assert ("r" * 128, "a") in [(r, m) for r, m, _ in stored]
+        assert any(m == "m" * 256 for _, m, _ in stored)
+        (alias,) = [a for _, _, a in stored if a and a.startswith("k")]
+        if "DATABASE_URL" in db_env:  # (SQLite keeps the whole value: it has no lengths)
+            assert alias == "k" * 256 and "values cut to their columns" in caplog.text

@@ -23,6 +23,7 @@ from seance.gateway.context import presented_key
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from seance.gateway.formats.body import json_object
 from seance.gateway.store import durations
+from seance.gateway.store.database import refused_value
 from seance.gateway.store.durations import iso
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class Admin:
             except GatewayError as exc:
                 return error_response(exc)
             except sa.exc.DBAPIError as exc:
-                if not _bad_value(exc):
+                if not refused_value(exc):
                     raise
                 # (the fields `check` knows are bounded there, by name; this is for the others)
                 message = "a value in the request is too long or too large for the gateway's database"
@@ -123,17 +124,6 @@ class Admin:
         (other replicas within the key cache's TTL)."""
         if self._store is not None:
             self._store.forget()
-
-
-def _bad_value(exc: sa.exc.DBAPIError) -> bool:
-    """The database refused a value itself (SQLSTATE class 22, "data exception": too long, out of
-    range), not the statement or the connection."""
-    cause: BaseException | None = exc.orig
-    while cause is not None:
-        if str(getattr(cause, "sqlstate", "") or "").startswith("22"):
-            return True
-        cause = cause.__cause__
-    return False
 
 
 def error_response(exc: GatewayError) -> Response:

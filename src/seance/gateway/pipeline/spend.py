@@ -57,7 +57,7 @@ class Spend(Hook):
         # arguments in Python (~1 us a row). The order is SpendRow's (a test checks the fields).
         row = tuple.__new__(SpendRow, (
             self._row_id(),
-            ctx.id,
+            ctx.id[:128],  # (a client's x-request-id may be longer than the column)
             CALL_TYPES.get(endpoint, endpoint),
             key,
             caller.key_alias,
@@ -65,8 +65,8 @@ class Spend(Hook):
             caller.team_id,
             caller.org_id,
             end_user,
-            ctx.model,
-            deployment.model_name if deployment is not None else ctx.model,
+            ctx.model[:256],  # (what the client asked for: a model of no length limit is a 404, still a row)
+            deployment.model_name if deployment is not None else ctx.model[:256],
             deployment.id if deployment is not None else None,
             deployment.adapter.name if deployment is not None else None,
             prompt,

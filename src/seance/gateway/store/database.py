@@ -28,6 +28,19 @@ CONNECT_TIMEOUT = 5.0
 SQLITE_POOL = {"pool_size": 2, "max_overflow": 3}
 
 
+def refused_value(exc: BaseException) -> bool:
+    """The database refused a value itself (SQLSTATE class 22, "data exception": too long, out of
+    range), not the statement, a constraint or the connection: the same write would fail again."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in seen:
+        if str(getattr(cause, "sqlstate", "") or "").startswith("22"):
+            return True
+        seen.append(cause)
+        cause = getattr(cause, "orig", None) or cause.__cause__  # (SQLAlchemy's wrapper, then the chain)
+    return False
+
+
 class StoreError(Exception):
     """The database cannot be used: its message says which and why (never its password)."""
 

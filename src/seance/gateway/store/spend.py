@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seance.gateway.store import tables
-from seance.gateway.store.database import CONNECT_TIMEOUT
+from seance.gateway.store.database import CONNECT_TIMEOUT, refused_value
 from seance.gateway.store.keys import Ledger, member_ids
 from seance.gateway.store.sqlite_writer import CHUNK, insert_statements, inserts
 
@@ -197,6 +197,12 @@ class SpendLog:
                 async with self._engine().begin() as db:
                     await write(db, rows, totals)
         except Exception as exc:  # the database's errors are many; each means "later"
+            if refused_value(exc):
+                # a value longer than its column (PostgreSQL; SQLite keeps it): cut to fit, or the
+                # same batch would fail at every flush and hold every later row behind it
+                log.warning("spend log: the database refused a value of a row (%s); values cut to their columns",
+                            type(exc).__name__)  # fmt: skip
+                batch = [(fitted(row), scopes) for row, scopes in batch]
             self.pending[:0] = batch
             if not self.failing:
                 log.warning("spend log: the database is unavailable (%s); %d rows kept to write later",
@@ -300,6 +306,19 @@ async def _in_turns(rows: list[SpendRow]) -> AsyncIterator[tuple[Any, ...]]:
 
 
 Statement = tuple[str, list[tuple[Any, ...]]]  # SQL, and the arguments of each execution
+# (index, length) of each text column with a length
+_LENGTHS = [(i, c.type.length) for i, c in enumerate(tables.spend_logs.columns)
+            if isinstance(c.type, sa.String) and c.type.length]  # fmt: skip
+
+
+def fitted(row: SpendRow) -> SpendRow:
+    """The row with each text value cut to its column's length."""
+    values: list[Any] = list(row)
+    for i, length in _LENGTHS:
+        value = values[i]
+        if isinstance(value, str) and len(value) > length:
+            values[i] = value[:length]
+    return SpendRow(*values)
 
 
 class SqliteWriter:
