@@ -295,6 +295,9 @@ async def test_a_value_longer_than_its_column_never_holds_the_log_back(
                                    headers={"authorization": f"Bearer {key}", "x-request-id": "r" * 300})  # fmt: skip
         assert sent.status_code == 200 and sent.headers["x-request-id"] == "r" * 300  # (echoed whole)
         assert (await s.chat(key, "m" * 300)).status_code == 404
+        # NULs, which no PostgreSQL text holds, in what the client names: the end user, the model, tags
+        nul = await s.chat(key, "a", user="end\x00user", metadata={"tags": ["t\x00"], "run": "r\x00"})
+        assert nul.status_code == 200 and (await s.chat(key, "a\x00")).status_code == 404
         s.store.spend.add(_row("f" * 32, key_alias="k" * 300), ("key:" + "ab" * 32,))
         with caplog.at_level("WARNING", logger="seance.gateway"):
             written = await s.store.spend.flush() or await s.store.spend.flush()
@@ -303,8 +306,17 @@ async def test_a_value_longer_than_its_column_never_holds_the_log_back(
             found = await db.execute(sa.select(tables.spend_logs.c.request_id, tables.spend_logs.c.model,
                                                tables.spend_logs.c.key_alias))  # fmt: skip
             stored = found.all()
-        assert ("r" * 128, "a") in [(r, m) for r, m, _ in stored]
+        assert ("r" * 128, "a") in [(r, m) for r, m, _ in stored] and "a" in {m for _, m, _ in stored}
         assert any(m == "m" * 256 for _, m, _ in stored)
         (alias,) = [a for _, _, a in stored if a and a.startswith("k")]
         if "DATABASE_URL" in db_env:  # (SQLite keeps the whole value: it has no lengths)
-            assert alias == "k" * 256 and "values cut to their columns" in caplog.text
+            assert alias == "k" * 256 and "values made to fit their columns" in caplog.text
+            assert "unavailable" not in caplog.text  # (it answered: not an outage)
+
+
+def test_a_row_is_made_to_fit_what_postgresql_takes() -> None:
+    row = _row("01", key_alias="k" * 300, end_user="e\x00", request_tags='["t\\u0000"]', metadata='{"a":"\\u0000b"}')
+    fitted = spend.fitted(row)
+    assert fitted.key_alias == "k" * 256 and fitted.end_user == "e"
+    assert fitted.request_tags == '["t"]' and fitted.metadata == '{"a":"b"}'
+    assert spend.fitted(_row("02")) == _row("02")

@@ -97,8 +97,10 @@ class KeyAuth(Auth):
                 code="model_not_allowed",
             )
         if body is not None and isinstance(end_user := body.get("user"), str) and end_user:
-            ctx.end_user = end_user[:256]
-            budget = await self.store.end_user_budget(ctx.end_user)
+            if "\x00" in end_user:  # (no PostgreSQL text holds a NUL: the spend log's rows and totals)
+                end_user = end_user.replace("\x00", "")
+            ctx.end_user = end_user[:256] or None
+            budget = await self.store.end_user_budget(ctx.end_user) if ctx.end_user else None
             if budget is not None and (exceeded := over_budget(self.ledger, (budget,))) is not None:
                 raise exceeded
         return None

@@ -52,6 +52,9 @@ class Spend(Hook):
         fields = ctx.gateway_fields
         end_user = ctx.end_user  # (read once: unset, it is a class default, read by the generic lookup)
         endpoint = ctx.route.name  # (ctx.endpoint and ctx.duration, read without their properties' calls)
+        model = ctx.model  # what the client asked for (a 404 too): cut to its column, and without a NUL,
+        if len(model) > 256 or "\x00" in model:  # which no PostgreSQL text holds (it would stop the log)
+            model = model.replace("\x00", "")[:256]
         ended = ctx.ended
         # tuple.__new__ makes the same SpendRow in C; the NamedTuple's own __new__ takes its 25
         # arguments in Python (~1 us a row). The order is SpendRow's (a test checks the fields).
@@ -65,8 +68,8 @@ class Spend(Hook):
             caller.team_id,
             caller.org_id,
             end_user,
-            ctx.model[:256],  # (what the client asked for: a model of no length limit is a 404, still a row)
-            deployment.model_name if deployment is not None else ctx.model[:256],
+            model,
+            deployment.model_name if deployment is not None else model,
             deployment.id if deployment is not None else None,
             deployment.adapter.name if deployment is not None else None,
             prompt,
@@ -148,7 +151,7 @@ def _tags(fields: Any, key_metadata: Any) -> list[str]:
         # a failure here would lose the request's spend row)
         for found in (fields.get("tags"), metadata.get("tags") if isinstance(metadata, dict) else None):
             if isinstance(found, list):
-                tags.extend(str(t)[:128] for t in found[:32])
+                tags.extend(str(t).replace("\x00", "")[:128] for t in found[:32])
     if key_metadata is not NOTHING and isinstance(key_tags := key_metadata.get("tags"), list):
         tags.extend(str(t) for t in key_tags if str(t) not in tags)
     return tags
@@ -158,4 +161,8 @@ def _metadata(fields: Any) -> dict[str, Any]:
     metadata = fields.get("metadata") if fields is not NOTHING else None
     if not isinstance(metadata, dict):
         return {}
-    return {k: v for k, v in metadata.items() if k != "tags" and isinstance(v, str | int | float | bool)}
+    return {
+        k.replace("\x00", ""): v.replace("\x00", "") if isinstance(v, str) else v
+        for k, v in metadata.items()
+        if k != "tags" and isinstance(v, str | int | float | bool)
+    }

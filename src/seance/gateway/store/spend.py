@@ -198,11 +198,12 @@ class SpendLog:
                     await write(db, rows, totals)
         except Exception as exc:  # the database's errors are many; each means "later"
             if refused_value(exc):
-                # a value longer than its column (PostgreSQL; SQLite keeps it): cut to fit, or the
-                # same batch would fail at every flush and hold every later row behind it
-                log.warning("spend log: the database refused a value of a row (%s); values cut to their columns",
+                # a value longer than its column, or with a NUL (PostgreSQL; SQLite keeps both): made
+                # to fit, or the same batch would fail at every flush and hold every later row behind it
+                log.warning("spend log: the database refused a value of a row (%s); values made to fit their columns",
                             type(exc).__name__)  # fmt: skip
-                batch = [(fitted(row), scopes) for row, scopes in batch]
+                self.pending[:0] = [(fitted(row), scopes) for row, scopes in batch]
+                return False  # (the database answered: not an outage)
             self.pending[:0] = batch
             if not self.failing:
                 log.warning("spend log: the database is unavailable (%s); %d rows kept to write later",
@@ -306,19 +307,35 @@ async def _in_turns(rows: list[SpendRow]) -> AsyncIterator[tuple[Any, ...]]:
 
 
 Statement = tuple[str, list[tuple[Any, ...]]]  # SQL, and the arguments of each execution
-# (index, length) of each text column with a length
+# (index, length) of each text column with a length; the indexes of the JSON columns (as text)
 _LENGTHS = [(i, c.type.length) for i, c in enumerate(tables.spend_logs.columns)
             if isinstance(c.type, sa.String) and c.type.length]  # fmt: skip
+_JSON = [i for i, c in enumerate(tables.spend_logs.columns) if isinstance(c.type, sa.JSON)]
 
 
 def fitted(row: SpendRow) -> SpendRow:
-    """The row with each text value cut to its column's length."""
+    """The row as PostgreSQL takes any row: each text value cut to its column's length and without
+    NUL characters (no PostgreSQL text holds one: a client's `user` or model name can), the JSON
+    values without them either."""
     values: list[Any] = list(row)
     for i, length in _LENGTHS:
         value = values[i]
-        if isinstance(value, str) and len(value) > length:
-            values[i] = value[:length]
+        if isinstance(value, str):
+            values[i] = value.replace("\x00", "")[:length]
+    for i in _JSON:
+        if "\\u0000" in values[i]:
+            values[i] = json_text(_without_nul(orjson.loads(values[i])))
     return SpendRow(*values)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 class SqliteWriter:
