@@ -96,3 +96,17 @@ def test_litellm_proxy_server_config_report() -> None:
     assert "model_list[5] (sagemaker-completion-model): not served, requests answer 501: sagemaker is a LiteLLM" in text
     assert "router_settings.routing_strategy" not in text  # a strategy Seance implements
     assert "fake-key" not in text and "my-fake-key" not in text
+
+
+def test_a_caching_group_of_a_name_that_is_not_served_is_warned_of(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - {model_name: gpt-4o, litellm_params: {model: openai/gpt-4o, api_key: k}}\n"
+        "  - {model_name: azure-gpt-4o, litellm_params: {model: openai/gpt-4o, api_key: k}}\n"
+        "router_settings: {caching_groups: [[gpt-4o, azure-gpt4o]]}\n"
+        "litellm_settings: {cache: true}\n"
+    )
+    done = check(["--config", str(config)], {"LITELLM_MASTER_KEY": "sk-1"})
+    assert done.returncode == 0, done.stderr
+    assert "caching_groups[0]: 'azure-gpt4o' is not a model group; did you mean 'azure-gpt-4o'?" in done.stdout

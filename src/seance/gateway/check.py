@@ -15,6 +15,7 @@ import click
 
 from seance.gateway.admin import key_policy
 from seance.gateway.config import ConfigError, Settings, load_settings, require_master_key
+from seance.gateway.pipeline.cache import caching_groups
 from seance.gateway.pipeline.cache import read_config as read_cache_config
 from seance.gateway.providers.base import Adapter
 from seance.gateway.routing.deployments import Deployment, Deployments
@@ -45,7 +46,10 @@ def check(config_path: Path | None, secrets_path: Path | None, service: str, all
         settings = load_settings(config_path, environ, announce=False)
         require_master_key(settings, allow_no_auth)
         deployments = Deployments(settings)
-        _, cache_warnings = read_cache_config(settings)
+        cache, cache_warnings = read_cache_config(settings)
+        if cache is not None:  # (the gateway reads these as it builds its router: Gateway._use)
+            served = {*deployments.model_names(), *deployments.aliases}
+            cache_warnings += caching_groups(settings, served)[1]
         key_policy.read(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
