@@ -74,3 +74,36 @@ def test_not_a_litellm_database(tmp_path: Path, pg_database: str, db_env: dict[s
     assert result.exit_code == 1 and "no LiteLLM_VerificationToken table" in result.output
     result = CliRunner().invoke(main, ["import-litellm", "--from", "mysql://x/y"], env=db_env)
     assert result.exit_code == 1 and "a PostgreSQL URL" in result.output
+
+
+@pytest.mark.parametrize(
+    ("columns", "values", "says"),
+    [
+        (
+            "key_alias",
+            "'" + "a" * 300 + "'",
+            "LiteLLM_VerificationToken (token t-bad): key_alias is 300 characters long",
+        ),
+        ("budget_duration", "'9999999999d'", "LiteLLM_VerificationToken (token t-bad): budget_duration: '9999999999d'"),
+    ],
+)
+def test_a_row_seance_cannot_keep_is_named_and_nothing_is_written(
+    db_env: dict[str, str], columns: str, values: str, says: str
+) -> None:
+    name = create_pg_database()
+
+    async def fill() -> None:
+        connection = await asyncpg.connect(pg_url(name), timeout=5)
+        try:
+            await connection.execute((FIXTURES / "schema.sql").read_text())
+            insert = f"""INSERT INTO "LiteLLM_VerificationToken" (token, key_name, {columns})"""
+            await connection.execute(f"{insert} VALUES ('t-bad', 'sk-x', {values})")
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(fill())
+        result = CliRunner().invoke(main, ["import-litellm", "--from", pg_url(name)], env=db_env)
+        assert result.exit_code == 1 and says in result.output, result.output
+    finally:
+        drop_pg_database(name)

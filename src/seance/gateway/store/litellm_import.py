@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from seance.gateway.store import tables
+from seance.gateway.store import durations, tables
 from seance.gateway.store.database import Database
 
 Row = Mapping[str, Any]
@@ -168,11 +168,32 @@ async def import_litellm(source: Database, target: AsyncEngine) -> Imported:
                         continue
                     rows = (await src.execute(sa.text(f'SELECT * FROM "{name}"'))).mappings().all()
                     for row in rows:
-                        await _upsert(db, table, mapped(dict(row)))
+                        values = mapped(dict(row))
+                        _check(name, table, values)
+                        await _upsert(db, table, values)
                     result.counts[label] = len(rows)
     finally:
         await engine.dispose()
     return result
+
+
+def _check(name: str, table: sa.Table, values: dict[str, Any]) -> None:
+    """What LiteLLM keeps without a bound (TEXT) that Seance's columns bound, and durations its
+    budgets can count: refused before anything is written (the import is one transaction), naming
+    the row and the field, rather than the database's error with neither."""
+    row = ", ".join(f"{key.name} {str(values.get(key.name))[:16]}" for key in table.primary_key.columns)
+    for column, value in values.items():
+        kind = table.c[column].type
+        if isinstance(value, str) and isinstance(kind, sa.String) and kind.length and len(value) > kind.length:
+            raise ValueError(
+                f"{name} ({row}): {column} is {len(value)} characters long; Seance keeps at most {kind.length}:"
+                " shorten it there, then import again"
+            )
+        if column == "budget_duration" and value:
+            try:
+                durations.parse(value, column)
+            except ValueError as exc:
+                raise ValueError(f"{name} ({row}): {exc}") from None
 
 
 async def _upsert(db: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> None:
