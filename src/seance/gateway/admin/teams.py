@@ -13,20 +13,8 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.routing import Route
 
-from seance.gateway.admin.base import (
-    LONGEST,
-    LONGEST_TEXT,
-    Admin,
-    Who,
-    body,
-    budget_values,
-    check,
-    columns,
-    new_id,
-    render,
-    require,
-    stamps,
-)
+from seance.gateway.admin import base
+from seance.gateway.admin.base import Admin, Who, body, budget_values, check, columns, new_id, render, require, stamps
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError
 from seance.gateway.store import tables
 from seance.gateway.store.keys import member_scope
@@ -244,7 +232,7 @@ def _member(given: Any, field: str) -> dict[str, Any]:
     role = given.get("role", "user")
     if role not in MEMBER_ROLES:
         raise BadRequest(f"{field}: role must be admin or user, not {role!r}", param=field)
-    for name, longest in (("user_id", LONGEST_TEXT), ("user_email", LONGEST["user_email"])):
+    for name, longest in (("user_id", base.LONGEST_TEXT), ("user_email", base.LONGEST["user_email"])):
         value = given.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > longest):
             raise BadRequest(f"{field}: a member's {name} is a string of at most {longest} characters", param=field)
