@@ -24,7 +24,7 @@ from seance.gateway.errors import RateLimited
 from seance.gateway.formats.openai import Usage
 from seance.gateway.pipeline import Hook
 from seance.gateway.pipeline.cache import Cache, CacheConfig
-from seance.gateway.pipeline.cache_answers import Entry
+from seance.gateway.pipeline.cache_answers import Entry, assemble
 from seance.gateway.pipeline.cache_stores import ENTRY_OVERHEAD, LocalStore, RedisStore, Store
 from seance.gateway.shared_state import RedisSettings
 from seance.gateway.upstream import UpstreamRequest
@@ -458,17 +458,31 @@ async def test_the_local_store_keeps_the_entry_itself() -> None:
     assert await local.get("k") is kept and local.size == 10 + 1 + ENTRY_OVERHEAD
 
 
-async def test_messages_are_cached_unless_streamed(tmp_path: Path, store: Store, space: str) -> None:
-    recorded = load("anthropic/messages-nonstream.yaml")[0].response_body
-    upstream = Upstream(json_answer(recorded), sse_answer(load("anthropic/messages-stream-text.yaml")[0].response_body))
+async def test_messages_are_cached_streamed_or_not(tmp_path: Path, store: Store, space: str) -> None:
+    """Anthropic's /v1/messages: a stream is stored as the answer it amounts to and replayed as
+    events; a plain request is answered from it too, and a stored plain answer replays as a stream."""
+    streamed = load("anthropic/messages-stream-tools.yaml")[0].response_body
+    upstream = Upstream(sse_answer(streamed), json_answer(load("anthropic/messages-nonstream.yaml")[0].response_body))
     cache = Cache(CacheConfig("test", namespace=space), store)
     config = {"model_list": [deployment("claude", "anthropic/claude-haiku-4-5")]}
     app, _ = make_app(tmp_path, config, upstream, [cache])
-    body = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
-    first, second = [await post(app, body, "/v1/messages") for _ in range(2)]
-    assert first.status == 200 and second.body == first.body == recorded and upstream.calls == 1
-    streamed = await post(app, {**body, "stream": True}, "/v1/messages")
-    assert streamed.status == 200 and "x-litellm-cache-key" not in streamed.headers and upstream.calls == 2
+    body = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "weather?"}], "stream": True}
+    first = await post(app, body, "/v1/messages")
+    assert first.status == 200 and upstream.calls == 1
+    again = await post(app, body, "/v1/messages")
+    plain = await post(app, {**body, "stream": False}, "/v1/messages")
+    assert upstream.calls == 1 and again.headers["content-type"].startswith("text/event-stream")
+    assert again.headers["x-litellm-cache-key"] == first.headers["x-litellm-cache-key"]
+    events = [data for part in again.body.split(b"\n\n") for data in part.split(b"\ndata: ")[1:]]
+    assert assemble("messages", [again.body], None) == assemble("messages", [first.body], None) is not None
+    assert orjson.loads(events[-1]) == {"type": "message_stop"}
+    answer = plain.json()
+    assert answer["type"] == "message" and [b["type"] for b in answer["content"]] == ["tool_use"]
+    assert answer["content"][0]["input"] and answer["stop_reason"] == "tool_use"
+    other = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    assert (await post(app, other, "/v1/messages")).status == 200 and upstream.calls == 2  # stored plain,
+    replayed = await post(app, {**other, "stream": True}, "/v1/messages")  # then replayed as a stream
+    assert upstream.calls == 2 and replayed.body.startswith(b"event: message_start\n")
 
 
 # --- what is stored, and how ---------------------------------------------------------------------

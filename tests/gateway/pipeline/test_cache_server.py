@@ -7,8 +7,8 @@ from typing import Any
 
 import openai
 import pytest
-from tests.gateway.cached_gateway import space, start, upstream, wait_stored
-from tests.gateway.conftest import GatewayFactory
+from tests.gateway.cached_gateway import REDIS_URL, space, start, upstream, wait_stored
+from tests.gateway.conftest import GatewayFactory, deployment
 from tests.wire import ReplayUpstream, load
 
 __all__ = ["space", "upstream"]  # (fixtures)
@@ -69,4 +69,32 @@ def test_two_workers_share_the_redis_cache(gateway: GatewayFactory, upstream: Re
             with served.http() as fresh:
                 answer = fresh.post("/v1/chat/completions", json=body)
                 assert answer.status_code == 200 and answer.content == first.content
+    assert len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_an_anthropic_stream_is_stored_and_replayed_to_the_anthropic_sdk(
+    gateway: GatewayFactory, upstream: ReplayUpstream, space: str, kind: str
+) -> None:
+    config: dict[str, Any] = {
+        "model_list": [deployment("claude", "anthropic/claude-haiku-4-5-20251001", upstream.url)],
+        "litellm_settings": {"cache": True, "cache_params": {"type": kind, "namespace": space}},
+    }
+    served = gateway(config, {"REDIS_URL": REDIS_URL} if kind == "redis" else {})
+    upstream.add("/v1/messages", load("anthropic/messages-stream-thinking.yaml")[0])  # one provider answer
+    client = served.anthropic()
+    asked: Any = {"model": "claude", "max_tokens": 2000, "messages": [{"role": "user", "content": "Is 1001 prime?"}]}
+
+    def streamed() -> tuple[Any, str, str]:
+        with client.messages.stream(**asked) as stream:
+            text = "".join(stream.text_stream)
+            return stream.get_final_message(), text, stream.response.headers["x-litellm-cache-key"]
+
+    first, text, key = streamed()
+    if kind == "redis":
+        wait_stored(space, key)
+    again, again_text, _ = streamed()
+    assert (again_text, again.content, again.stop_reason) == (text, first.content, first.stop_reason) and text
+    assert again.usage.output_tokens == first.usage.output_tokens > 0
+    assert [block.type for block in again.content] == ["thinking", "text"] and again.content[0].signature
     assert len(upstream.requests) == 1

@@ -218,7 +218,7 @@ class Cache(Hook):
         endpoint = ctx.route.name
         if ctx.gateway_fields or ctx.header_options or self._default_off or body is None:
             return self._before_controlled(ctx, body)
-        if endpoint not in self._endpoints or (endpoint == "messages" and ctx.stream):
+        if endpoint not in self._endpoints:
             return None  # (as _key)
         digest = key_of(endpoint, ctx.caller, body, self._shared.get(ctx.model) if self._shared else None)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
@@ -259,8 +259,8 @@ class Cache(Hook):
         """The request's key in the store and its controls (the header is added); None when it is
         neither looked up nor stored."""
         endpoint = ctx.route.name
-        if body is None or endpoint not in self._endpoints or (endpoint == "messages" and ctx.stream):
-            return None  # an Anthropic stream is not replayed (yet): neither looked up nor stored
+        if body is None or endpoint not in self._endpoints:
+            return None
         fields = ctx.gateway_fields
         if fields or ctx.header_options:
             if fields and not fields.keys().isdisjoint(MOCKS):
@@ -278,7 +278,8 @@ class Cache(Hook):
         if controls.max_age is not None and self.clock() - entry.stored_at > controls.max_age:
             return None
         # what the request is sent: the stored bytes, or a stream with or without the usage chunk
-        kind = include_usage(body) if ctx.stream else None
+        # (an Anthropic stream's events always hold its usage: one replay, under True)
+        kind = (True if ctx.route.name == "messages" else include_usage(body)) if ctx.stream else None
         made = entry.made
         answer = made.get(kind) if made is not None else None
         if answer is None:

@@ -1,10 +1,11 @@
 """What the response cache keeps of an answer, and how it gives it back.
 
 An entry is one line of JSON (when it was stored, its usage) then the answer's body as OpenAI's
-non-streamed shape: the bytes the client was sent for a non-streamed answer, the assembled answer
-(content, tool calls, finish reasons, usage) for a stream — never the stream's bytes, which belong
-to one provider's chunking. A streaming request served from the cache gets that answer replayed as
-OpenAI chunks, so either kind of request can be served from either kind of entry.
+non-streamed shape (Anthropic's for /v1/messages): the bytes the client was sent for a
+non-streamed answer, the assembled answer (content, tool calls, finish reasons, usage) for a stream
+— never the stream's bytes, which belong to one provider's chunking. A streaming request served
+from the cache gets that answer replayed as OpenAI chunks (Anthropic's events), so either kind of
+request can be served from either kind of entry.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 
 from seance.gateway.formats.openai import Usage, usage_dict
 from seance.gateway.formats.sse import DONE, EventSplitter
+from seance.gateway.pipeline import cache_messages
 
 
 @dataclass(slots=True)
@@ -71,10 +73,13 @@ _usage_counts = attrgetter(*USAGE_FIELDS)  # one C call (a getattr per field cos
 
 def assemble(endpoint: str, chunks: Sequence[bytes], usage: Usage | None) -> bytes | None:
     """The non-streamed answer a complete OpenAI chunk stream (as the client was sent it) amounts
-    to; None when it did not end ([DONE] and a finish reason for every choice) or is not OpenAI's."""
+    to; None when it did not end ([DONE] and a finish reason for every choice) or is not OpenAI's.
+    An Anthropic Messages stream: cache_messages.py."""
     splitter = EventSplitter()
     events = [data for part in chunks for _, data in splitter.feed(part)]
     events += [data for _, data in splitter.flush()]
+    if endpoint == "messages":
+        return cache_messages.assemble(events)
     if not events or events[-1] != b"[DONE]":
         return None
     try:
@@ -179,7 +184,10 @@ def _answer(parsed: list[dict[str, Any]], kind: str, choices: list[dict[str, Any
 
 def replay(endpoint: str, body: bytes, include_usage: bool) -> bytes | None:
     """A stored answer as the OpenAI chunk stream of a streaming request (the usage chunk only if
-    the client asked with stream_options.include_usage); None if it cannot be (not OpenAI's shape)."""
+    the client asked with stream_options.include_usage); None if it cannot be (not OpenAI's shape).
+    An Anthropic Messages answer: its events (cache_messages.py; their usage is always in them)."""
+    if endpoint == "messages":
+        return cache_messages.replay(body)
     try:
         answer = orjson.loads(body)
         choices = answer["choices"]
