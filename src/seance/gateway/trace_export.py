@@ -45,7 +45,7 @@ def read(env: Mapping[str, str]) -> tuple[TraceExport | None, list[str]]:
     """Where the traces go (None: nowhere is set), and warnings of what is not acted on."""
     warnings = []
     exporter = env.get("OTEL_EXPORTER", "").strip().lower()
-    protocol_name = next((name for name in PROTOCOLS if env.get(name)), None)
+    protocol_name = _set(env, PROTOCOLS)
     protocol = env[protocol_name].strip().lower() if protocol_name else ""
     service = env.get("OTEL_SERVICE_NAME", "").strip() or DEFAULT_SERVICE
     environment = env.get("OTEL_ENVIRONMENT_NAME", "").strip() or None
@@ -65,17 +65,18 @@ def read(env: Mapping[str, str]) -> tuple[TraceExport | None, list[str]]:
         )
     elif protocol == "http/json":
         warnings.append(f"{protocol_name}=http/json: traces are sent as http/protobuf, which OTLP/HTTP collectors take")
-    url = _first(env, TRACES_URLS)
-    if url is None:
-        base = _first(env, ENDPOINTS)
-        url = traces_url(base) if base is not None else None
-    if url is None:
+    if (named := _set(env, TRACES_URLS)) is not None:
+        url = env[named].strip()
+    elif (named := _set(env, ENDPOINTS)) is not None:
+        url = traces_url(env[named].strip())
+    else:
         return None, warnings
     return TraceExport(url, _headers(env), service, environment), warnings
 
 
-def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
-    return next((env[name].strip() for name in names if env.get(name, "").strip()), None)
+def _set(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The first of `names` that the environment sets (to more than spaces)."""
+    return next((name for name in names if env.get(name, "").strip()), None)
 
 
 def traces_url(base: str) -> str:
@@ -87,7 +88,7 @@ def traces_url(base: str) -> str:
 
 
 def _headers(env: Mapping[str, str]) -> dict[str, str]:
-    name = next((name for name in HEADERS if env.get(name, "").strip()), None)
+    name = _set(env, HEADERS)
     if name is None:
         return {}
     headers: dict[str, str] = {}
