@@ -258,11 +258,16 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "model_group_alias", "another name for a group; hidden ones are not on /v1/models"),
     _group(SUPPORTED, "allowed_fails cooldown_time", "cooldowns shared through Redis when there is one"),
     _group(
+        SUPPORTED,
+        "default_max_parallel_requests",
+        "litellm_params.max_parallel_requests of every deployment that does not set its own",
+    ),
+    _group(
         IGNORED,
         "allowed_fails_policy disable_cooldowns "
         "retry_after enable_pre_call_check optional_pre_call_checks "
         "enable_tag_filtering tag_filtering_match_any default_priority polling_interval "
-        "default_max_parallel_requests default_litellm_params provider_budget_config "
+        "default_litellm_params provider_budget_config "
         "deployment_affinity_ttl_seconds",
         ROUTER_ISSUE,
     ),

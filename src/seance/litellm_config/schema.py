@@ -150,6 +150,8 @@ class RouterSettings(_Section):
     retry_policy: RetryPolicy | None = None
     model_group_retry_policy: dict[str, RetryPolicy] = Field(default_factory=dict)
     enable_pre_call_checks: bool = False
+    # litellm_params.max_parallel_requests of the deployments that do not set their own
+    default_max_parallel_requests: int | None = Field(default=None, ge=1)
     # {"alias": "group"} or {"alias": {"model": "group", "hidden": true}}
     model_group_alias: dict[str, str | GroupAlias] = Field(default_factory=dict)
     redis_host: str | None = None

@@ -58,9 +58,13 @@ class Slow(MockTransport):
             self.in_flight -= 1
 
 
-def gateway(tmp_path: Path, transport: MockTransport, **params: Any) -> Gateway:
+def gateway(tmp_path: Path, transport: MockTransport, router: dict[str, Any] | None = None, **params: Any) -> Gateway:
     path = tmp_path / "config.yaml"
-    config = {"model_list": [deployment("gpt", "openai/gpt-4o", **params)], "litellm_settings": {"num_retries": 0}}
+    config = {
+        "model_list": [deployment("gpt", "openai/gpt-4o", **params)],
+        "litellm_settings": {"num_retries": 0},
+        "router_settings": router or {},
+    }
     path.write_bytes(orjson.dumps(config))
     settings = load_settings(path, {"LITELLM_MASTER_KEY": KEY}, announce=False)
     return Gateway(settings, [Auth(KEY, False)], transport)
@@ -108,3 +112,26 @@ def test_no_place_within_the_timeout_is_a_429(tmp_path: Path) -> None:
 def test_a_limit_that_is_not_one_stops_the_start(tmp_path: Path, value: Any) -> None:
     with pytest.raises(ConfigError, match=r"model_list\[0\]\.litellm_params\.max_parallel_requests: a number of calls"):
         gateway(tmp_path, MockTransport(Slow.answer), max_parallel_requests=value)
+
+
+def test_router_default_holds_deployments_without_their_own(tmp_path: Path) -> None:
+    """router_settings.default_max_parallel_requests, as LiteLLM's Router takes it: the limit of a
+    deployment that sets none; one that sets its own keeps it."""
+
+    async def burst(app: Gateway) -> list[Any]:
+        return await asyncio.gather(*(arequest(app, "POST", "/v1/chat/completions", CHAT) for _ in range(6)))
+
+    defaulted = Slow(0.05)
+    answers = asyncio.run(burst(gateway(tmp_path, defaulted, {"default_max_parallel_requests": 2})))
+    assert [a.status for a in answers] == [200] * 6
+    assert defaulted.most == 2
+
+    own = Slow(0.05)
+    asyncio.run(burst(gateway(tmp_path, own, {"default_max_parallel_requests": 2}, max_parallel_requests=3)))
+    assert own.most == 3, "the deployment's own max_parallel_requests wins over the default"
+
+
+@pytest.mark.parametrize("value", [0, "two"])
+def test_a_default_that_is_not_one_stops_the_start(tmp_path: Path, value: Any) -> None:
+    with pytest.raises(ConfigError, match=r"router_settings\.default_max_parallel_requests"):
+        gateway(tmp_path, MockTransport(Slow.answer), {"default_max_parallel_requests": value})

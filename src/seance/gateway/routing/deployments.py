@@ -362,7 +362,8 @@ class Deployments:
             info=info,
             entry=entry,
             where=where,
-            max_parallel=_max_parallel(params.model_extra or {}, f"{self.settings.source}: {where}"),
+            max_parallel=_max_parallel(params.model_extra or {}, f"{self.settings.source}: {where}")
+            or self.settings.file.router_settings.default_max_parallel_requests,
         )
 
     def _info(self, entry: ModelEntry, adapter: Adapter, model: str, where: str) -> Mapping[str, Any]:
