@@ -18,6 +18,7 @@ from seance.gateway.cli import access_groups, spend_options
 from seance.gateway.config import load_settings
 from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import hooks
+from seance.gateway.shared_state import find_redis
 from seance.gateway.store import Store, find_database
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse, MockTransport
@@ -66,13 +67,16 @@ class Stack:
 @asynccontextmanager
 async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, Any]] | None = None,
                 ttl: float = 10.0, general: dict[str, Any] | None = None,
-                metrics: bool = False, litellm: dict[str, Any] | None = None) -> AsyncIterator[Stack]:  # fmt: skip
+                metrics: bool = False, litellm: dict[str, Any] | None = None,
+                redis_url: str | None = None) -> AsyncIterator[Stack]:  # fmt: skip
     """`metrics`: Prometheus metrics on (GET /metrics with the master key); `general`, `litellm`:
-    the config's general_settings and litellm_settings."""
+    the config's general_settings and litellm_settings; `redis_url`: REDIS_URL (the rate limits
+    shared there)."""
     config = tmp_path / "config.yaml"
     sections = {"general_settings": general or {}, "litellm_settings": litellm or {}}
     config.write_bytes(orjson.dumps({"model_list": models or [model("a"), model("b")], **sections}))
-    settings = load_settings(config, {"LITELLM_MASTER_KEY": MASTER, **db_env}, announce=False)
+    redis_env = {"REDIS_URL": redis_url} if redis_url else {}
+    settings = load_settings(config, {"LITELLM_MASTER_KEY": MASTER, **db_env, **redis_env}, announce=False)
     store = Store(find_database(settings), access_groups(settings), ttl, spend_options(settings),
                   settings.file.litellm_settings.max_end_user_budget)  # fmt: skip
     await store.open(migrate_first=True)
@@ -82,7 +86,7 @@ async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, A
 
     transport = MockTransport(handler)
     measured = Metrics(settings) if metrics else None
-    features = hooks.Features(MASTER, settings=settings, store=store, metrics=measured)
+    features = hooks.Features(MASTER, settings=settings, store=store, metrics=measured, redis=find_redis(settings))
     app = Gateway(settings, hooks.build(features), transport, store=store, metrics=measured)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:

@@ -130,7 +130,9 @@ class RequestContext:
     # the request, as far as the gateway reads it
     model: str | None = None
     stream: bool = False
-    end_user: str | None = None  # the request's `user` field (LiteLLM's end user / customer)
+    # LiteLLM's end user / customer: the x-litellm-customer-id or -end-user-id header, else `user`
+    end_user: str | None = None
+    end_user_limits: Limits | None = None  # theirs (their budget row's), set by the auth hook
     # (empty mappings are one shared, read-only object: most requests have none of these)
     gateway_fields: Mapping[str, Any] = NOTHING  # GATEWAY_FIELDS the client sent
     client_headers: Mapping[str, str] = NOTHING  # headers an adapter may forward (anthropic-version)

@@ -5,6 +5,7 @@ and messages that say which key is meant without echoing it."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import Caller, RequestContext, presented_key
@@ -96,11 +97,23 @@ class KeyAuth(Auth):
                 param="model",
                 code="model_not_allowed",
             )
-        if body is not None and isinstance(end_user := body.get("user"), str) and end_user:
+        if body is None:
+            return None
+        # (most requests send no option header: the body's `user` read inline, without a call)
+        end_user = _end_user(ctx.header_options, body) if ctx.header_options else body.get("user")
+        if type(end_user) is str and end_user:
             if "\x00" in end_user:  # (no PostgreSQL text holds a NUL: the spend log's rows and totals)
                 end_user = end_user.replace("\x00", "")
             ctx.end_user = end_user[:256] or None
-            budget = await self.store.end_user_budget(ctx.end_user) if ctx.end_user else None
-            if budget is not None and (exceeded := over_budget(self.ledger, (budget,))) is not None:
-                raise exceeded
+            held = await self.store.end_user(ctx.end_user) if ctx.end_user else None
+            if held is not None:
+                if held.budget is not None and (exceeded := over_budget(self.ledger, (held.budget,))) is not None:
+                    raise exceeded
+                ctx.end_user_limits = held.limits
         return None
+
+
+def _end_user(options: Mapping[str, str], body: dict[str, Any]) -> Any:
+    """The request's end user, where LiteLLM looks first: the x-litellm-customer-id or
+    x-litellm-end-user-id header (apps in front of the gateway send them), else the body's `user`."""
+    return options.get("x-litellm-customer-id") or options.get("x-litellm-end-user-id") or body.get("user")

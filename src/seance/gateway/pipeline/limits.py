@@ -1,5 +1,5 @@
 """Rate limits: requests per minute, tokens per minute and requests in flight, for every Limits the
-caller carries (its key's, team's, user's, end user's: set by the auth hook) and, per model group,
+caller carries (its key's, team's, user's: set by the auth hook), its end user's and, per model group,
 their model_rpm_limit / model_tpm_limit for the requested model.
 
     before   check every scope at once and count the request (one store call: one Redis round
@@ -12,7 +12,9 @@ estimate is the request's text length / 4 plus its max_tokens when it sets one. 
 overruns tpm by at most one request's worth per worker.
 
 The hook is in the list only when limits can exist (hooks.Features.limits: a keys store is
-configured); a request whose caller has no limits (the master key) returns at the first check.
+configured); a request whose caller has no limits (the master key) and whose end user has none
+returns at the first checks. An end user's limits (their budget row's, read by the auth hook) apply
+to whoever names them, as their budget does.
 """
 
 from __future__ import annotations
@@ -69,13 +71,19 @@ class RateLimits(Hook):
         self.store = store
         self.local = store if type(store) is MemoryStore else None
         self._plans: dict[tuple[int, str | None], Plan] = {}
+        # (id of a caller's limits, id of an end user's) -> both, and the tuple of them (_with_end_user)
+        self._joined: dict[tuple[int, int], tuple[tuple[Limits, ...], Limits, tuple[Limits, ...]]] = {}
         self.before_now = self._before_local if self.local is not None else None
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         if self.local is not None:  # the pipeline calls `before_now` instead; this is for callers that await
             return self._before_local(ctx, body)
         caller = ctx.caller
-        if caller is None or not caller.limits or body is None or (plan := self._plan(ctx, caller.limits)) is None:
+        if caller is None or body is None:
+            return None
+        end_user = ctx.end_user_limits
+        limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
+        if not limits or (plan := self._plan(ctx, limits)) is None:
             return None
         entries = plan.entries
         estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
@@ -91,7 +99,11 @@ class RateLimits(Hook):
         """`before` with the in-process store, which never waits: the pipeline's `before_now` (a
         caller without limits, the master key, costs a call and two reads, no coroutine)."""
         caller = ctx.caller
-        if caller is None or not caller.limits or body is None or (plan := self._plan(ctx, caller.limits)) is None:
+        if caller is None or body is None:
+            return None
+        end_user = ctx.end_user_limits
+        limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
+        if not limits or (plan := self._plan(ctx, limits)) is None:
             return None
         entries = plan.entries
         estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
@@ -120,6 +132,19 @@ class RateLimits(Hook):
         if plan is None or plan.limits is not limits:  # (an id is only reused once its tuple is gone)
             plan = self._remember(limits, model)
         return plan if plan.entries else None
+
+    def _with_end_user(self, limits: tuple[Limits, ...], end_user: Limits) -> tuple[Limits, ...]:
+        """The caller's limits and then its end user's, as one tuple that stays the same object
+        while both do (their caches keep them), so that its Plan is found again."""
+        key = (id(limits), id(end_user))
+        known = self._joined.get(key)
+        if known is not None and known[0] is limits and known[1] is end_user:
+            return known[2]
+        if len(self._joined) >= MAX_REMEMBERED:
+            self._joined.clear()
+        joined = (*limits, end_user)
+        self._joined[key] = (limits, end_user, joined)
+        return joined
 
     def _remember(self, limits: tuple[Limits, ...], model: str | None) -> Plan:
         plan = Plan(limits, model)

@@ -22,11 +22,13 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seance.gateway.context import Limits
 from seance.gateway.store import tables
 from seance.gateway.store.database import Database, StoreError, find_database, migrate, sqlite
 from seance.gateway.store.keys import MAX_ENTRIES, TTL, Budget, KeyCache, Ledger
@@ -40,6 +42,7 @@ DEFAULT_SPEND = SpendOptions()
 
 __all__ = [
     "Database",
+    "EndUser",
     "SpendOptions",
     "Store",
     "StoreError",
@@ -49,6 +52,14 @@ __all__ = [
     "sqlite",
     "tables",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class EndUser:
+    """What a request's end user (its `user`: LiteLLM's customer) is held to."""
+
+    budget: Budget | None  # theirs, or max_end_user_budget's; blocked: a budget of 0
+    limits: Limits | None  # their budget row's rpm_limit, tpm_limit, max_parallel_requests
 
 
 class Store:
@@ -69,8 +80,9 @@ class Store:
         self.spend = SpendLog(self.engine, self.ledger, spend.interval, spend.rows)
         self.keys = KeyCache(self.engine, self.ledger, self.spend.unwritten_for, access_groups, ttl)
         self._tasks: list[asyncio.Task[None]] = []
-        # end user -> (their budget or None, when read): most requests name none, most end users have none
-        self._end_users: dict[str, tuple[Budget | None, float]] = {}
+        # end user -> (their budget and limits or None, when read): most requests name none, most
+        # end users have none
+        self._end_users: dict[str, tuple[EndUser | None, float]] = {}
 
     @property
     def reachable(self) -> bool:
@@ -78,27 +90,29 @@ class Store:
         (known from their work: nothing is asked of it to tell)."""
         return not (self.keys.failing or self.spend.failing)
 
-    async def end_user_budget(self, end_user: str) -> Budget | None:
-        """The budget of a request's `user` (`/customer/new`, else max_end_user_budget), cached like
-        keys; None when it has none or the database cannot say (an outage does not refuse end users)."""
+    async def end_user(self, end_user: str) -> EndUser | None:
+        """What a request's end user is held to: their budget (`/customer/new`, else
+        max_end_user_budget) and the rpm/tpm/parallel limits of their budget row; cached like keys.
+        None when they have neither, or the database cannot say (an outage does not refuse end users)."""
         found = self._end_users.get(end_user)
         if found is not None and time.monotonic() - found[1] < self.keys.ttl:
             return found[0]
-        budget = found[0] if found is not None else None
+        known = found[0] if found is not None else None
+        E, B = tables.end_users, tables.budgets
         try:
             async with self.engine().connect() as db:
                 row = (
                     await db.execute(
-                        sa.select(tables.end_users.c.spend, tables.end_users.c.blocked, tables.budgets.c.max_budget)
-                        .select_from(tables.end_users.outerjoin(
-                            tables.budgets, tables.budgets.c.budget_id == tables.end_users.c.budget_id))
-                        .where(tables.end_users.c.user_id == end_user)
+                        sa.select(E.c.spend, E.c.blocked, B.c.max_budget, B.c.rpm_limit, B.c.tpm_limit,
+                                  B.c.max_parallel_requests)
+                        .select_from(E.outerjoin(B, B.c.budget_id == E.c.budget_id))
+                        .where(E.c.user_id == end_user)
                     )
                 ).first()  # fmt: skip
         except Exception:
-            return budget
+            return known
         scope = f"end_user:{end_user}"
-        budget = None
+        budget = limits = None
         default = self.end_user_budget_default
         # an end user not seen yet has spent nothing, and has no budget of their own
         spent, own, blocked = (float(row.spend), row.max_budget, row.blocked) if row is not None else (0.0, None, False)
@@ -110,10 +124,14 @@ class Store:
             budget = Budget(scope, f"End User={end_user}", float(own))
         elif default is not None:
             budget = Budget(scope, f"End User={end_user} (litellm_settings.max_end_user_budget)", default)
+        if row is not None and (row.rpm_limit is not None or row.tpm_limit is not None
+                                or row.max_parallel_requests is not None):  # fmt: skip
+            limits = Limits(scope, row.rpm_limit, row.tpm_limit, row.max_parallel_requests)
+        held = EndUser(budget, limits) if budget is not None or limits is not None else None
         if len(self._end_users) >= MAX_ENTRIES:
             self._end_users.clear()
-        self._end_users[end_user] = (budget, time.monotonic())
-        return budget
+        self._end_users[end_user] = (held, time.monotonic())
+        return held
 
     async def budgeted(self, limit: int) -> list[Budgeted]:
         """The keys, teams and users with a max_budget, and their spend (for /metrics)."""
