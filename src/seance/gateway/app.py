@@ -100,7 +100,7 @@ class Gateway:
         self.settings = settings
         self.deployments = deployments
         self.router = router
-        self.openai = openai.OpenAIFront(self.router, want_usage=self.pipeline.needs_usage)
+        self.openai = openai.OpenAIFront(self.router, want_usage=self.pipeline.needs_usage or router.counts_tokens)
         self.anthropic = anthropic.AnthropicFront(self.router)
         self.models = ModelsFront(deployments)
         cache = self.cache.config.type if self.cache is not None else None

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from tests.gateway.asgi_client import deployment, make_app, request
 from tests.gateway.routing.test_router import CHAT, OK, by_host
@@ -19,6 +20,7 @@ from seance.gateway.providers.base import Call, Reply, Target, Usage
 from seance.gateway.routing.deployments import Deployment
 from seance.gateway.routing.router import make_call
 from seance.gateway.routing.strategies import Strategy
+from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse
 
 
@@ -338,3 +340,28 @@ def test_simple_shuffle_weighs_by_rpm_then_tpm_when_no_weight_is_set(tmp_path: P
     ]  # not every one has an rpm: by tpm
     assert weights(deployment("gpt", "openai/a", rpm=300, weight=1), deployment("gpt", "openai/b", rpm=100)) == [1, 1]
     assert weights(deployment("gpt", "openai/a", rpm=300), deployment("gpt", "openai/b")) == [1, 1]
+
+
+def test_a_passed_through_stream_counts_its_tokens_against_tpm(tmp_path: Path) -> None:
+    """The relay's translator reads a stream's usage from its tail when it closes it, after the last
+    chunk: the count waits for that. And the provider is asked for the usage though no hook needs
+    it (stream_options.include_usage), and the client, who did not ask, does not get it."""
+    usage = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],'
+             b'"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}\n\n')  # fmt: skip
+    chunk = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+             b'"delta":{"content":"yo"},"finish_reason":null}]}\n\n')  # fmt: skip
+    asked: list[Any] = []
+
+    def answer(sent: UpstreamRequest) -> MockResponse:
+        asked.append(orjson.loads(sent.body or b"{}").get("stream_options"))
+        return MockResponse(200, [chunk, usage, b"data: [DONE]\n\n"], {"content-type": "text/event-stream"})
+
+    config = {"model_list": [deployment("gpt", "openai/gpt-4o", tpm=20)],
+              "router_settings": {"enable_pre_call_checks": True}}  # fmt: skip
+    app, _ = make_app(tmp_path, config, answer)
+    first = request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "gpt", "stream": True})
+    assert first.status == 200 and b'"usage"' not in first.body
+    assert asked == [{"include_usage": True}]
+    assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "gpt", "stream": True}).status == 200
+    refused = request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "gpt", "stream": True})
+    assert refused.status == 429 and refused.json()["error"]["code"] == "no_deployments_available"

@@ -147,6 +147,13 @@ class Router:
                 clock, self.random,
             )  # fmt: skip
 
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether the strategy reads the tokens each deployment used (tpm as a limit, or usage-based
+        routing): then every stream's usage is asked for, as when a hook needs it."""
+        strategy = self.strategy
+        return strategy is not None and (strategy.pre_call_checks or strategy.name == "usage-based-routing-v2")
+
     async def start(self) -> None:
         if self.bus is not None:
             await self.bus.start()

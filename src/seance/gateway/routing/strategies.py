@@ -252,6 +252,9 @@ class _Watched(AsyncGenerator[bytes, None]):
         self.strategy, self.deployment, self.began, self.inner, self.usage = strategy, deployment, began, inner, usage
         self.first = strategy.times  # the first chunk's time is a stream's latency
         self.done = False
+        # at its end without a usage yet: a pass-through stream's translator reads it from the tail
+        # it kept when the relay closes it, after the last chunk; counted at aclose(), which follows
+        self.complete = False
 
     def _end(self, ok: bool) -> None:
         if not self.done:
@@ -263,7 +266,10 @@ class _Watched(AsyncGenerator[bytes, None]):
         try:
             chunk = await self.inner.__anext__()
         except StopAsyncIteration:
-            self._end(ok=True)
+            if self.usage() is not None:
+                self._end(ok=True)
+            else:
+                self.complete = True
             raise
         except BaseException:
             self._end(ok=False)
@@ -281,7 +287,7 @@ class _Watched(AsyncGenerator[bytes, None]):
         return await self.inner.athrow(*args)
 
     async def aclose(self) -> None:
-        self._end(ok=False)
+        self._end(ok=self.complete)
         await self.inner.aclose()
 
 
