@@ -252,7 +252,11 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
     _group(SUPPORTED, "num_retries timeout stream_timeout fallbacks default_fallbacks max_fallbacks"),
     _group(SUPPORTED, "routing_strategy", "; ".join(ROUTING_STRATEGIES[:4] + ROUTING_STRATEGIES[5:])),
     _group(SUPPORTED, "routing_strategy_args", "lowest_latency_buffer"),
-    _group(SUPPORTED, "enable_pre_call_checks", "rpm/tpm as limits; skips deployments the request cannot fit"),
+    _group(
+        SUPPORTED,
+        "enable_pre_call_checks",
+        "rpm/tpm as limits (shared through Redis when there is one); skips deployments the request cannot fit",
+    ),
     _group(SUPPORTED, "context_window_fallbacks content_policy_fallbacks", REFUSAL_FALLBACKS),
     _group(SUPPORTED, "retry_policy model_group_retry_policy", "LiteLLM's RetryPolicy: retries per error class"),
     _group(SUPPORTED, "model_group_alias", "another name for a group; hidden ones are not on /v1/models"),
@@ -274,8 +278,8 @@ ROUTER_SETTINGS: Mapping[str, Key] = _section(
     _group(
         SUPPORTED,
         "redis_host redis_password redis_port redis_url redis_db",
-        "the shared Redis/Valkey of rate limits, the response cache and router cooldowns (after REDIS_URL "
-        "and REDIS_HOST); an unset os.environ/ reference leaves that state in each process",
+        "the shared Redis/Valkey of rate limits, deployments' rpm/tpm, the response cache and router cooldowns "
+        "(after REDIS_URL and REDIS_HOST); an unset os.environ/ reference leaves that state in each process",
     ),
     _group(IGNORED, "cache_responses cache_kwargs", "the router's cache: use litellm_settings.cache and cache_params"),
     _group(

@@ -279,11 +279,14 @@ class SharedStore:
         prefix: str = PREFIX,
         probe_every: float = PROBE_EVERY,
         parallel_ttl: float = PARALLEL_TTL,
+        subject: str = "rate limits",
     ) -> None:
         """`parallel_ttl`: how long a place in flight that is never given back still counts (at
         least that long, at most half as long again: ACQUIRE's ring); shorter than the window only
-        in tests, since a hash with a ring lives for the ring's span."""
+        in tests, since a hash with a ring lives for the ring's span. `subject`: what the WARNING
+        of an unreachable Redis names (the keys' limits, the deployments')."""
         self.where = redis.where
+        self.subject = subject
         self.prefix = prefix
         self.probe_every = probe_every
         self.span_ms = max(1, int(parallel_ttl * 1000) // 2)
@@ -367,8 +370,8 @@ class SharedStore:
             return
         self.down = True
         log.warning(
-            "rate limits: Redis at %s is unreachable (%s: %s); counting in this process until it is back "
-            "(checked every %g s)", self.where, type(exc).__name__, exc, self.probe_every,
+            "%s: Redis at %s is unreachable (%s: %s); counting in this process until it is back "
+            "(checked every %g s)", self.subject, self.where, type(exc).__name__, exc, self.probe_every,
         )  # fmt: skip
         self._probe = asyncio.get_running_loop().create_task(self._watch())
 
@@ -380,7 +383,7 @@ class SharedStore:
             except (OSError, TimeoutError, ReplyError):
                 continue
             self.down = False
-            log.info("rate limits: Redis at %s is back; limits are shared again", self.where)
+            log.info("%s: Redis at %s is back; limits are shared again", self.subject, self.where)
             return
 
 

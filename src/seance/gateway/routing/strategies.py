@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -35,6 +35,10 @@ from seance.gateway.errors import CONTEXT_WINDOW, RateLimited, UpstreamError
 from seance.gateway.providers.base import Call, Reply, Usage
 from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment
 from seance.gateway.routing.proxy import Stream
+
+if TYPE_CHECKING:
+    from seance.gateway.ratelimits import Verdict
+    from seance.gateway.routing.shared_limits import SharedDeploymentLimits
 
 SMOOTHING = 0.3  # weight of the newest latency in the moving average
 BYTES_PER_TOKEN = 4
@@ -76,6 +80,9 @@ class Strategy:
         self.clock = clock
         self.random = rng or random.Random()
         self.stats: dict[str, Stats] = {}
+        # with Redis: the limited deployments' counts every worker shares (shared_limits.py; the router
+        # checks them after picking), and their tokens added after each answer
+        self.shared: SharedDeploymentLimits | None = None
         self._score: Callable[[Deployment], Any] = {
             "least-busy": lambda d: self._stats(d).in_flight,
             "latency-based-routing": lambda d: self._stats(d).latency or 0.0,
@@ -109,7 +116,7 @@ class Strategy:
         if len(group) == 1:  # the usual group: its one deployment, without a list
             only = group[0]
             if only.limited and self._used_up(only):
-                raise self._used_up_everywhere(name)
+                raise self.used_up_everywhere(name)
             if only.max_input is None:
                 return group, None
             call = build(only)
@@ -120,7 +127,7 @@ class Strategy:
             return group, call
         open_ = [d for d in group if not (d.limited and self._used_up(d))]
         if not open_:
-            raise self._used_up_everywhere(name)
+            raise self.used_up_everywhere(name)
         windows = [d.max_input for d in open_ if d.max_input is not None]
         if not windows:
             return open_, None
@@ -159,6 +166,8 @@ class Strategy:
             usage = result.usage
             if usage is not None:
                 stats.tokens += usage.prompt_tokens + usage.completion_tokens
+                if self.shared is not None and deployment.limited:
+                    self.shared.add_tokens(deployment, usage.prompt_tokens + usage.completion_tokens)
         elif isinstance(result, Stream):
             translator = result.translator
             result.chunks = self.watch(deployment, began, result.chunks, lambda: translator.usage)
@@ -174,6 +183,17 @@ class Strategy:
             _average(stats, self.clock() - began)
         if usage is not None:  # in the minute it started in, or the one its counts restarted for since
             stats.tokens += usage.prompt_tokens + usage.completion_tokens
+            if self.shared is not None and deployment.limited:
+                self.shared.add_tokens(deployment, usage.prompt_tokens + usage.completion_tokens)
+
+    def used_up_elsewhere(self, deployment: Deployment, verdict: Verdict) -> None:
+        """The shared count (shared_limits.py) refused `deployment`: the other workers used what
+        it had; so this one takes it as used up for the rest of its minute."""
+        stats = self._this_minute(deployment)
+        if verdict.limit == "rpm" and deployment.rpm is not None:
+            stats.requests = max(stats.requests, deployment.rpm)
+        elif deployment.tpm is not None:
+            stats.tokens = max(stats.tokens, deployment.tpm)
 
     def latency(self, deployment: Deployment, seconds: float) -> None:
         _average(self._stats(deployment), seconds)
@@ -218,7 +238,7 @@ class Strategy:
         rpm, tpm = stats.rpm, stats.tpm
         return (rpm is not None and stats.requests >= rpm) or (tpm is not None and stats.tokens >= tpm)
 
-    def _used_up_everywhere(self, name: str) -> RateLimited:
+    def used_up_everywhere(self, name: str) -> RateLimited:
         wait = max(1, 60 - int(self.clock()) % 60)
         return RateLimited(
             f"every deployment of '{name}' has used its rpm/tpm for this minute; try again in {wait} s",
