@@ -17,6 +17,8 @@ from seance.gateway.config import ConfigError
 from seance.gateway.errors import CONTEXT_WINDOW, RateLimited, UpstreamError
 from seance.gateway.providers import load_adapter
 from seance.gateway.providers.base import Call, Reply, Target, Usage
+from seance.gateway.ratelimits import Verdict
+from seance.gateway.ratelimits.memory import MemoryStore
 from seance.gateway.routing.deployments import Deployment
 from seance.gateway.routing.router import make_call
 from seance.gateway.routing.strategies import Strategy
@@ -365,3 +367,17 @@ def test_a_passed_through_stream_counts_its_tokens_against_tpm(tmp_path: Path) -
     assert request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "gpt", "stream": True}).status == 200
     refused = request(app, "POST", "/v1/chat/completions", {**CHAT, "model": "gpt", "stream": True})
     assert refused.status == 429 and refused.json()["error"]["code"] == "no_deployments_available"
+
+
+def test_usage_based_routing_reads_what_the_shared_count_says_others_used() -> None:
+    """With Redis (shared_limits.py), each admitted request brings back every worker's count of
+    its deployment: usage-based routing then weighs what all of them used, not this worker's part."""
+    clock = Clock()
+    a, b = dep("a", rpm=100), dep("b", rpm=100)
+    s = strategy("usage-based-routing-v2", clock, pre_call_checks=True)
+    assert len(picks(s, [a, b])) == 2  # nothing used: a tie
+    # the shared count admitted a request to a: 60 requests this window, across the workers
+    s.used_elsewhere(a, Verdict(MemoryStore(), True, clock.now, ((clock.now, 60, 0, 0),)))
+    s.started(a)
+    assert set(picks(s, [a, b])) == {"b"}
+    assert s.stats["a"].requests == 60

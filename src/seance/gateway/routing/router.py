@@ -283,7 +283,10 @@ class Router:
                     # the count every worker and replica shares (shared_limits.py), checked here: each
                     # coroutine between this one and the store's reply costs on its resume
                     verdict = await counted.store.acquire(counted.entries(deployment), 0)
-                    if not verdict.admitted:
+                    if verdict.admitted:
+                        if self.strategy.scores_usage:  # every worker's usage, not this one's alone
+                            self.strategy.used_elsewhere(deployment, verdict)
+                    else:
                         picked_from = group
                         try:  # another of the group
                             deployment, group = await self._shared_admit(name, group, failed, deployment, verdict)

@@ -77,6 +77,7 @@ class Strategy:
         # the deployments with an rpm or a tpm, and the router counts no other (Deployment.limited)
         self.learns = self.name != "simple-shuffle"
         self.times = self.name == "latency-based-routing"  # the one that reads the latencies
+        self.scores_usage = self.name == "usage-based-routing-v2"  # the one that reads the counts
         self.clock = clock
         self.random = rng or random.Random()
         self.stats: dict[str, Stats] = {}
@@ -185,6 +186,14 @@ class Strategy:
             stats.tokens += usage.prompt_tokens + usage.completion_tokens
             if self.shared is not None and deployment.limited:
                 self.shared.add_tokens(deployment, usage.prompt_tokens + usage.completion_tokens)
+
+    def used_elsewhere(self, deployment: Deployment, verdict: Verdict) -> None:
+        """The shared count admitted a request to `deployment`: what every worker used of it this
+        window, this request included (which `started` counts next), for usage-based routing."""
+        stats = self._this_minute(deployment)
+        _, requests, tokens, *_ = verdict.counts[0]
+        stats.requests = max(stats.requests, int(requests) - 1)
+        stats.tokens = max(stats.tokens, int(tokens))
 
     def used_up_elsewhere(self, deployment: Deployment, verdict: Verdict) -> None:
         """The shared count (shared_limits.py) refused `deployment`: the other workers used what
