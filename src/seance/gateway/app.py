@@ -47,7 +47,8 @@ FORWARDED = frozenset({b"anthropic-version", b"anthropic-beta"})
 # LiteLLM's per-request router settings as headers (the body's fields take precedence); the
 # response cache's Cache-Control (no-cache, no-store); the end user (before the body's `user`)
 OPTIONS = frozenset({
-    b"x-litellm-timeout", b"x-litellm-num-retries", b"x-litellm-max-retries", b"cache-control",
+    b"x-litellm-timeout", b"x-litellm-stream-timeout", b"x-litellm-num-retries", b"x-litellm-max-retries",
+    b"cache-control",
     b"x-litellm-customer-id", b"x-litellm-end-user-id",
 })  # fmt: skip
 # Objects the collector lets pile up before it looks for cycles. Python's 700 made it run every

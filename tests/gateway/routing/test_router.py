@@ -281,6 +281,30 @@ def test_the_request_sets_its_timeout(tmp_path: Path) -> None:
     assert [t.total for t in transport.timeouts] == [120, 7, 3.5]
 
 
+def test_a_streamed_request_sets_its_stream_timeout(tmp_path: Path) -> None:
+    """LiteLLM's stream_timeout (the body's, else x-litellm-stream-timeout): a streamed request's
+    wait for the provider's next bytes, over its timeout; a request that does not stream keeps its
+    timeout. A value that is not a number of seconds is the client's 400 either way."""
+    events = [b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}\n\n',
+              b"data: [DONE]\n\n"]  # fmt: skip
+
+    def answer(sent: UpstreamRequest) -> MockResponse:
+        if b'"stream":true' in (sent.body or b""):
+            return MockResponse(200, list(events), {"content-type": "text/event-stream"})
+        return MockResponse(200, OK)
+
+    config = {"model_list": [deployment("gpt", "openai/gpt-4o", timeout=120, stream_timeout=60)]}
+    app, transport = make_app(tmp_path, config, answer)
+    streamed = {**CHAT, "stream": True}
+    assert request(app, "POST", "/v1/chat/completions", streamed).status == 200
+    assert request(app, "POST", "/v1/chat/completions", {**streamed, "stream_timeout": 5, "timeout": 9}).status == 200
+    assert request(app, "POST", "/v1/chat/completions", streamed, {"x-litellm-stream-timeout": "2.5"}).status == 200
+    assert request(app, "POST", "/v1/chat/completions", {**CHAT, "stream_timeout": 5}).status == 200
+    assert [(t.read, t.total) for t in transport.timeouts] == [(60, None), (5, None), (2.5, None), (None, 120)]
+    refused = request(app, "POST", "/v1/chat/completions", CHAT, {"x-litellm-stream-timeout": "soon"})
+    assert refused.status == 400 and refused.json()["error"]["param"] == "x-litellm-stream-timeout"
+
+
 def test_a_deployments_own_max_retries_try_it_again_before_the_next_one(tmp_path: Path) -> None:
     """litellm_params.max_retries: the same deployment again (as a provider's SDK retries), with its
     backoff, before the router moves on; num_retries 0 leaves the router no retry of its own."""

@@ -201,6 +201,12 @@ class Router:
         timeout = _seconds(fields.get("timeout", fields.get("request_timeout")), "timeout")
         if timeout is None:
             timeout = _seconds(headers.get("x-litellm-timeout"), "x-litellm-timeout")
+        # LiteLLM's stream_timeout: a streamed request's, over its timeout (checked on any request)
+        stream_timeout = _seconds(fields.get("stream_timeout"), "stream_timeout")
+        if stream_timeout is None:
+            stream_timeout = _seconds(headers.get("x-litellm-stream-timeout"), "x-litellm-stream-timeout")
+        if stream_timeout is not None and ctx.stream:
+            timeout = stream_timeout
         fallbacks: Sequence[str] = self.deployments.fallbacks_for(ctx.model)
         if "fallbacks" in fields:
             fallbacks = _fallbacks(fields["fallbacks"])
