@@ -45,11 +45,11 @@ log = logging.getLogger("seance.gateway")
 # client headers an adapter may forward upstream
 FORWARDED = frozenset({b"anthropic-version", b"anthropic-beta"})
 # LiteLLM's per-request router settings as headers (the body's fields take precedence); the
-# response cache's Cache-Control (no-cache, no-store); the end user (before the body's `user`)
+# response cache's Cache-Control (no-cache, no-store); the end user (before the body's `user`); spend
+# tags
 OPTIONS = frozenset({
     b"x-litellm-timeout", b"x-litellm-stream-timeout", b"x-litellm-num-retries", b"x-litellm-max-retries",
-    b"cache-control",
-    b"x-litellm-customer-id", b"x-litellm-end-user-id",
+    b"cache-control", b"x-litellm-customer-id", b"x-litellm-end-user-id", b"x-litellm-tags",
 })  # fmt: skip
 # Objects the collector lets pile up before it looks for cycles. Python's 700 made it run every
 # ~25 requests at c=64, each time walking the objects of the requests in flight and promoting them

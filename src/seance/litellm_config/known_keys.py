@@ -178,7 +178,11 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
         "the cost is not added to a stream's usage: it is in the spend logs (and x-litellm-response-cost "
         "when an answer is not streamed)",
     ),
-    _group(IGNORED, "extra_spend_tag_headers", "spend tags come from the body's tags and metadata.tags"),
+    _group(
+        IGNORED,
+        "extra_spend_tag_headers",
+        "spend tags come from the body's tags and metadata.tags, and the x-litellm-tags header",
+    ),
     _group(SUPPORTED, "disable_add_user_agent_to_request_tags", "Seance never adds the User-Agent to the tags"),
     _group(
         IGNORED,

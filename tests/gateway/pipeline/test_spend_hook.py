@@ -4,6 +4,11 @@ a process, and different in each forked worker (the app is built before the fork
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import orjson
+from tests.databases import db_env, pg_database, sqlite_database
+from tests.stack import stack
 
 from seance.gateway import routes
 from seance.gateway.context import RequestContext, new_request_id
@@ -11,6 +16,8 @@ from seance.gateway.pipeline.auth import MASTER
 from seance.gateway.pipeline.spend import Spend
 from seance.gateway.store.keys import Ledger
 from seance.gateway.store.spend import SpendLog, SpendRow
+
+__all__ = ["db_env", "pg_database", "sqlite_database"]  # the fixtures, for pytest
 
 
 class _Store:
@@ -80,3 +87,19 @@ def test_gateway_fields_of_any_shape_still_make_the_row() -> None:
     rows = [row for row, _ in hook.log.pending]
     assert len(rows) == len(shapes) and all(row.spend == 0.5 for row in rows)
     assert rows[-1].request_tags == '["1","{\'a\': 2}","None","t"]' and rows[-1].metadata == '{"team":"x"}'
+
+
+async def test_the_x_litellm_tags_header_tags_the_spend(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """LiteLLM's x-litellm-tags (comma-separated): for clients that can add a header but not change
+    the body (Claude Code's ANTHROPIC_CUSTOM_HEADERS); after the body's tags, before the key's."""
+    async with stack(tmp_path, db_env) as s:
+        key = await s.generate(tags=["from-key"])
+        body = {"model": "a", "messages": [{"role": "user", "content": "hi"}], "tags": ["job:1"]}
+        headers = {"authorization": f"Bearer {key}", "x-litellm-tags": " team-a, job:1 ,,cost-centre-7 "}
+        answer = await s.client.post("/v1/chat/completions", content=orjson.dumps(body), headers=headers)
+        assert answer.status_code == 200
+        await s.store.spend.flush()
+        status, rows = await s.admin("GET", "/spend/logs", api_key=key)
+        assert status == 200 and rows[-1]["request_tags"] == ["job:1", "team-a", "cost-centre-7", "from-key"]
+        status, tags = await s.admin("GET", "/spend/tags")
+        assert any(t["individual_request_tag"] == "team-a" for t in tags)

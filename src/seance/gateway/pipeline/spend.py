@@ -82,7 +82,8 @@ class Spend(Hook):
             "success" if 200 <= ctx.status < 400 else "failure",
             ctx.status,
             ctx.cache_hit,
-            "[]" if fields is NOTHING and caller.metadata is NOTHING else json_text(_tags(fields, caller.metadata)),
+            "[]" if fields is NOTHING and caller.metadata is NOTHING and not ctx.header_options
+            else json_text(_tags(fields, caller.metadata, ctx.header_options.get("x-litellm-tags"))),
             "{}" if fields is NOTHING else json_text(_metadata(fields)),
         ))  # fmt: skip
         scopes = self._scopes_of(caller, key)
@@ -142,8 +143,10 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def _tags(fields: Any, key_metadata: Any) -> list[str]:
-    """The request's tags (`tags`, or `metadata.tags` as LiteLLM's docs show), then the key's."""
+def _tags(fields: Any, key_metadata: Any, header: str | None = None) -> list[str]:
+    """The request's tags (`tags`, or `metadata.tags` as LiteLLM's docs show, and the comma-separated
+    x-litellm-tags header: a client that cannot change the body, such as Claude Code with
+    ANTHROPIC_CUSTOM_HEADERS, can send that), then the key's."""
     tags: list[str] = []
     if fields is not NOTHING:
         metadata = fields.get("metadata")
@@ -152,6 +155,8 @@ def _tags(fields: Any, key_metadata: Any) -> list[str]:
         for found in (fields.get("tags"), metadata.get("tags") if isinstance(metadata, dict) else None):
             if isinstance(found, list):
                 tags.extend(str(t).replace("\x00", "")[:128] for t in found[:32])
+    if header:
+        tags.extend(tag[:128] for t in header.split(",")[:32] if (tag := t.strip()) and tag not in tags)
     if key_metadata is not NOTHING and isinstance(key_tags := key_metadata.get("tags"), list):
         tags.extend(str(t) for t in key_tags if str(t) not in tags)
     return tags
