@@ -14,7 +14,9 @@ import orjson
 import pytest
 import redis
 from tests.gateway.asgi_client import arequest, make_app
+from tests.gateway.conftest import GatewayFactory
 from tests.gateway.pipeline.test_limits import REDIS_URL
+from tests.gateway.pipeline.test_limits_server import _burst
 
 from seance.gateway.app import Gateway
 from seance.gateway.upstream import UpstreamRequest
@@ -139,3 +141,23 @@ def test_without_pre_call_checks_nothing_is_counted_in_redis(tmp_path: Path) -> 
               "api_key": "sk-up", "api_base": "http://up.test/v1"}}]}  # fmt: skip
     app, _ = make_app(tmp_path, config, answer, env={"REDIS_URL": REDIS_URL})
     assert app.router.strategy is None, "rpm is a weight there, not a limit: no count to share"
+
+
+def test_two_workers_of_a_real_server_share_a_deployments_rpm(gateway: GatewayFactory) -> None:
+    """The issue's figure for a shared limit, for a deployment's: 1,000 concurrent requests (answered
+    by mock_response: no upstream) through 2 workers against rpm 100 admit exactly 100."""
+    deployment_id = f"shared-{uuid.uuid4().hex[:12]}"
+    config = {
+        "model_list": [{"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o", "rpm": 100,
+                        "api_base": "http://127.0.0.1:9/v1", "api_key": "sk-up"}, "model_info": {"id": deployment_id}}],
+        "router_settings": {"enable_pre_call_checks": True},
+    }  # fmt: skip
+    running = gateway(config, {"REDIS_URL": REDIS_URL}, args=("--workers", "2"))
+    try:
+        answers = asyncio.run(_burst(int(running.url.rsplit(":", 1)[1]), 1000))
+        statuses = [status for status, _ in answers]
+        assert statuses.count(200) == 100 and statuses.count(429) == 900, running.output()
+        assert redis.Redis.from_url(REDIS_URL).hget(f"seance:rl:deployment:{deployment_id}", "r") == b"100"
+        assert "unreachable" not in running.output()
+    finally:
+        redis.Redis.from_url(REDIS_URL).delete(f"seance:rl:deployment:{deployment_id}")
