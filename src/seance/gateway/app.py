@@ -87,6 +87,9 @@ class Gateway:
         self._metrics = metrics
         self.store = store
         self.settings = settings
+        # the request headers read into ctx.header_options: LiteLLM's, and the end user's the config
+        # names (general_settings.user_header_mappings; read at start, as the auth hook reads them)
+        self.options = OPTIONS | {name.encode() for name in settings.file.general_settings.end_user_headers()}
         # the models added through /model/new, kept in the store (model_sync.py)
         self.model_sync = ModelSync(self, store, settings.models_poll) if store is not None else None
         self._swapping = asyncio.Lock()
@@ -203,7 +206,7 @@ class Gateway:
             sync.report(deployments)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx, length = _context(scope)
+        ctx, length = _context(scope, self.options)
         if not ctx.route.pipeline:  # the probes and the management API: no hooks
             if ctx.route is routes.ADMIN:
                 await self.admin(scope, receive, send)  # type: ignore[arg-type]
@@ -312,8 +315,9 @@ def _origins(deployments: Deployments) -> set[str]:
     return {origin_of(d.target.api_base) for d in deployments.all()}
 
 
-def _context(scope: Scope) -> tuple[RequestContext, int]:
-    """The request's context from its line and headers; also the declared body length."""
+def _context(scope: Scope, options_named: frozenset[bytes] = OPTIONS) -> tuple[RequestContext, int]:
+    """The request's context from its line and headers; also the declared body length.
+    `options_named`: the headers kept in ctx.header_options (OPTIONS, and the config's)."""
     path: str = scope["path"]
     ctx = RequestContext("", routes.match(path), scope["method"], path)
     if query := scope.get("query_string"):
@@ -333,7 +337,7 @@ def _context(scope: Scope) -> tuple[RequestContext, int]:
         elif name in FORWARDED:
             forwarded = forwarded or {}
             forwarded[name.decode()] = value.decode("latin-1")
-        elif name in OPTIONS:
+        elif name in options_named:
             options = options or {}
             options[name.decode()] = value.decode("latin-1")
     if forwarded:

@@ -366,8 +366,14 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
     _group(
         IGNORED,
         "custom_auth_settings custom_ui_sso_sign_in_handler role_permissions use_redis_transaction_buffer "
-        "user_header_name otel",
+        "otel",
         NOT_PLANNED,
+    ),
+    _group(
+        SUPPORTED,
+        "user_header_mappings user_header_name",
+        "headers that name the end user (litellm_user_role customer), after x-litellm-customer-id and "
+        "x-litellm-end-user-id, before the body's user; other roles are ignored (warned)",
     ),
     _group(REFUSED, "allowed_ips", "Seance does not filter client addresses: restrict access in the network"),
 )

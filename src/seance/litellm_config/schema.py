@@ -6,6 +6,7 @@ Keys that are only accepted (known to LiteLLM, not implemented here) stay in eac
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -176,6 +177,34 @@ class RouterSettings(_Section):
         return groups
 
 
+# an HTTP header name (RFC 9110's token): what a client could send
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# LiteLLM's user roles a user_header_mappings entry may name
+USER_ROLES = ("customer", "internal_user", "internal_user_viewer", "proxy_admin", "proxy_admin_viewer")
+
+
+class UserHeaderMapping(BaseModel):
+    """general_settings.user_header_mappings: a header whose value names who is calling."""
+
+    model_config = ConfigDict(extra="forbid")
+    header_name: str
+    litellm_user_role: str
+
+    @field_validator("header_name")
+    @classmethod
+    def _header(cls, name: str) -> str:
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not an HTTP header name")
+        return name.lower()
+
+    @field_validator("litellm_user_role")
+    @classmethod
+    def _role(cls, role: str) -> str:
+        if role not in USER_ROLES:
+            raise ValueError(f"{role!r} is not one of LiteLLM's roles: {', '.join(USER_ROLES)}")
+        return role
+
+
 class GeneralSettings(_Section):
     master_key: str | None = None
     database_url: str | None = None
@@ -185,6 +214,25 @@ class GeneralSettings(_Section):
     disable_spend_logs: bool = False
     enforce_user_param: bool = False  # every LLM request carries `user`
     enforced_params: list[str] = Field(default_factory=list)  # body fields every LLM request carries
+    # headers that name the end user (role customer), before the body's `user`; user_header_name is
+    # LiteLLM's older form of one such mapping
+    user_header_mappings: list[UserHeaderMapping] = Field(default_factory=list)
+    user_header_name: str | None = None
+
+    @field_validator("user_header_name")
+    @classmethod
+    def _header_name(cls, name: str | None) -> str | None:
+        if name is not None and not _HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not an HTTP header name")
+        return None if name is None else name.lower()
+
+    def end_user_headers(self) -> tuple[str, ...]:
+        """The configured headers that name the end user, in LiteLLM's order: the mappings of role
+        customer, then user_header_name."""
+        names = [m.header_name for m in self.user_header_mappings if m.litellm_user_role == "customer"]
+        if self.user_header_name and self.user_header_name not in names:
+            names.append(self.user_header_name)
+        return tuple(names)
 
     @field_validator("enforced_params")
     @classmethod

@@ -118,3 +118,30 @@ async def test_an_end_user_without_limits_costs_no_limit(tmp_path: Path, db_env:
             answer = await s.chat(key, user=name)
             assert answer.status_code == 200 and "x-ratelimit-limit-requests" not in answer.headers
         assert (await s.chat(key, user=_name())).status_code == 200
+
+
+async def test_the_configs_user_header_mappings_name_the_end_user(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """LiteLLM's general_settings.user_header_mappings (what its Open WebUI guide configures): a
+    header of role customer names the end user, after LiteLLM's own headers and before `user`;
+    other roles are not acted on. user_header_name, its older form, does the same."""
+    general = {
+        "user_header_mappings": [
+            {"header_name": "X-OpenWebUI-User-Email", "litellm_user_role": "customer"},
+            {"header_name": "X-OpenWebUI-User-Id", "litellm_user_role": "internal_user"},
+        ],
+        "user_header_name": "X-Team-Member",
+    }
+    async with stack(tmp_path, db_env, general=general) as s:
+        name = f"{_name()}@example.com"
+        status, body = await s.admin("POST", "/customer/new", {"user_id": name, "rpm_limit": 1})
+        assert status == 200, body
+        key = await s.generate()
+        assert await _chat(s, key, {"X-OpenWebUI-User-Email": name}, user="someone-else") == 200
+        assert await _chat(s, key, {"x-openwebui-user-email": name}) == 429
+        assert await _chat(s, key, {"X-Team-Member": name}) == 429
+        assert await _chat(s, key, {"x-litellm-customer-id": _name(), "X-OpenWebUI-User-Email": name}) == 200
+        assert await _chat(s, key, {"X-OpenWebUI-User-Id": name}) == 200, "role internal_user: not the end user"
+
+        await s.store.spend.flush()
+        status, rows = await s.admin("GET", "/spend/logs", api_key=key)
+        assert next(row["end_user"] for row in rows if row["status"] == "success") == name

@@ -61,9 +61,14 @@ class KeyAuth(Auth):
     # waits for the database for a key not in the key cache: the awaited stage, not Auth's plain one
     on_request_now = Hook.on_request_now
 
-    def __init__(self, master_key: str | None, allow_no_auth: bool, store: Store) -> None:
+    def __init__(
+        self, master_key: str | None, allow_no_auth: bool, store: Store, end_user_headers: tuple[str, ...] = ()
+    ) -> None:
+        """`end_user_headers`: the config's headers that name the end user (user_header_mappings),
+        after LiteLLM's own two."""
         super().__init__(master_key, allow_no_auth)
         self.store = store
+        self.end_user_headers = (*END_USER_HEADERS, *end_user_headers)
         self.keys = store.keys
         self.ledger = store.ledger
 
@@ -100,7 +105,7 @@ class KeyAuth(Auth):
         if body is None:
             return None
         # (most requests send no option header: the body's `user` read inline, without a call)
-        end_user = _end_user(ctx.header_options, body) if ctx.header_options else body.get("user")
+        end_user = self._end_user(ctx.header_options, body) if ctx.header_options else body.get("user")
         if type(end_user) is str and end_user:
             if "\x00" in end_user:  # (no PostgreSQL text holds a NUL: the spend log's rows and totals)
                 end_user = end_user.replace("\x00", "")
@@ -113,7 +118,16 @@ class KeyAuth(Auth):
         return None
 
 
-def _end_user(options: Mapping[str, str], body: dict[str, Any]) -> Any:
-    """The request's end user, where LiteLLM looks first: the x-litellm-customer-id or
-    x-litellm-end-user-id header (apps in front of the gateway send them), else the body's `user`."""
-    return options.get("x-litellm-customer-id") or options.get("x-litellm-end-user-id") or body.get("user")
+    def _end_user(self, options: Mapping[str, str], body: dict[str, Any]) -> Any:
+        """The request's end user, where LiteLLM looks first: the x-litellm-customer-id or
+        x-litellm-end-user-id header (apps in front of the gateway send them), then the config's
+        headers, else the body's `user`."""
+        for name in self.end_user_headers:
+            named = options.get(name)
+            if named:
+                return named
+        return body.get("user")
+
+
+# LiteLLM's headers that name the end user, always read (app.OPTIONS)
+END_USER_HEADERS = ("x-litellm-customer-id", "x-litellm-end-user-id")

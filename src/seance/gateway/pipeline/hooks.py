@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from seance.gateway.config import ConfigError, Settings
+from seance.gateway.config import ConfigError, Settings, announce
 from seance.gateway.logs import AccessWriter
 from seance.gateway.metrics import Metrics
 from seance.gateway.pipeline import Hook, cache
@@ -57,9 +57,7 @@ def build(features: Features) -> list[Hook]:
     hooks: list[Hook | None] = [
         # first: counts a request in flight before anything may refuse it; after: sees the final outcome
         MetricsHook(features.metrics) if features.metrics is not None else None,
-        KeyAuth(features.master_key, features.allow_no_auth, store)
-        if store
-        else Auth(features.master_key, features.allow_no_auth),
+        _key_auth(features, store) if store else Auth(features.master_key, features.allow_no_auth),
         _required(features.settings) if features.settings is not None else None,
         # virtual keys carry limits (Caller.limits): the hook is in the list when keys can exist
         _limits(features) if features.limits or store is not None else None,
@@ -69,6 +67,22 @@ def build(features: Features) -> list[Hook]:
         _traces(features.traces) if features.traces is not None else None,
     ]
     return [hook for hook in hooks if hook is not None]
+
+
+def _key_auth(features: Features, store: Store) -> Hook:
+    """Virtual keys, and the end user from the headers the config names (user_header_mappings of
+    role customer; the others' roles are not acted on: warned)."""
+    names: tuple[str, ...] = ()
+    settings = features.settings
+    if settings is not None:
+        general = settings.file.general_settings
+        names = general.end_user_headers()
+        announce(settings, [
+            f"{settings.source}: general_settings.user_header_mappings[{i}]: litellm_user_role "
+            f"{m.litellm_user_role} is not acted on (Seance reads the end user, role customer, from headers); ignored"
+            for i, m in enumerate(general.user_header_mappings) if m.litellm_user_role != "customer"
+        ])  # fmt: skip
+    return KeyAuth(features.master_key, features.allow_no_auth, store, names)
 
 
 def _required(settings: Settings) -> Hook | None:
