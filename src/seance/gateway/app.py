@@ -32,6 +32,7 @@ from seance.gateway.fronts.validate import parse
 from seance.gateway.metrics import CONTENT_TYPE, Metrics
 from seance.gateway.model_sync import ModelSync
 from seance.gateway.pipeline import Hook, Pipeline, hooks
+from seance.gateway.pipeline.auth import END_USER_HEADERS
 from seance.gateway.pipeline.cache import Cache, caching_groups
 from seance.gateway.reload import Reloader
 from seance.gateway.routing.deployments import Deployments
@@ -49,7 +50,7 @@ FORWARDED = frozenset({b"anthropic-version", b"anthropic-beta"})
 # tags
 OPTIONS = frozenset({
     b"x-litellm-timeout", b"x-litellm-stream-timeout", b"x-litellm-num-retries", b"x-litellm-max-retries",
-    b"cache-control", b"x-litellm-customer-id", b"x-litellm-end-user-id", b"x-litellm-tags",
+    b"cache-control", b"x-litellm-tags", *(name.encode() for name in END_USER_HEADERS),
 })  # fmt: skip
 # Objects the collector lets pile up before it looks for cycles. Python's 700 made it run every
 # ~25 requests at c=64, each time walking the objects of the requests in flight and promoting them

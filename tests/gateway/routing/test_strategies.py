@@ -370,7 +370,7 @@ def test_a_passed_through_stream_counts_its_tokens_against_tpm(tmp_path: Path) -
 
 
 def test_usage_based_routing_reads_what_the_shared_count_says_others_used() -> None:
-    """With Redis (shared_limits.py), each admitted request brings back every worker's count of
+    """With Redis (Strategy.shared), each admitted request brings back every worker's count of
     its deployment: usage-based routing then weighs what all of them used, not this worker's part."""
     clock = Clock()
     a, b = dep("a", rpm=100), dep("b", rpm=100)

@@ -117,7 +117,6 @@ class KeyAuth(Auth):
                 ctx.end_user_limits = held.limits
         return None
 
-
     def _end_user(self, options: Mapping[str, str], body: dict[str, Any]) -> Any:
         """The request's end user, where LiteLLM looks first: the x-litellm-customer-id or
         x-litellm-end-user-id header (apps in front of the gateway send them), then the config's
@@ -129,5 +128,5 @@ class KeyAuth(Auth):
         return body.get("user")
 
 
-# LiteLLM's headers that name the end user, always read (app.OPTIONS)
+# LiteLLM's headers that name the end user, always read (app.OPTIONS holds them)
 END_USER_HEADERS = ("x-litellm-customer-id", "x-litellm-end-user-id")

@@ -189,6 +189,8 @@ WINDOW_MS = int(WINDOW * 1000)
 ACQUIRE, RELEASE = ACQUIRE % {"window": WINDOW_MS}, RELEASE % {"window": WINDOW_MS}
 SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (ACQUIRE, RELEASE)}
 MAX_REMEMBERED = 4096  # sets of entries whose commands are kept encoded; past it the table starts again
+# a release's counts whose window start matches no window (add_tokens_now): tokens go to the current one
+NO_WINDOW = ((0, 0, 0, 0, 0, 0),)
 
 
 class Commands:
@@ -350,6 +352,13 @@ class SharedStore:
         task = asyncio.ensure_future(self._release(commands, command))
         self._releasing.add(task)  # a reference, or the loop may drop the task before it ends
         task.add_done_callback(self._releasing.discard)
+
+    def add_tokens_now(self, entries: tuple[Entry, ...], used: int) -> None:
+        """Tokens used now by a request counted without an estimate (a deployment's: the router's
+        pre-call checks), added to each entry's current window; in this process while Redis is down,
+        where such requests are counted meanwhile. Sent as a release is, without waiting."""
+        store: SharedStore | MemoryStore = self.local if self.down else self
+        store.release_now((store, entries, NO_WINDOW, 0), used)
 
     async def _release(self, commands: Commands, command: bytes) -> None:
         try:

@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from seance.gateway.config import Settings
 from seance.gateway.context import RequestContext
@@ -49,9 +49,6 @@ from seance.gateway.routing.proxy import Proxy, Stream
 from seance.gateway.routing.strategies import Strategy
 from seance.gateway.shared_state import find_redis
 from seance.gateway.upstream import Transport
-
-if TYPE_CHECKING:
-    from seance.gateway.ratelimits import Verdict
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -152,9 +149,8 @@ class Router:
             if redis is not None and router.enable_pre_call_checks:
                 # deployments' rpm/tpm, one count for every worker and replica (connects on first use)
                 from seance.gateway.ratelimits.shared import SharedStore
-                from seance.gateway.routing.shared_limits import SharedDeploymentLimits
 
-                self.strategy.shared = SharedDeploymentLimits(SharedStore(redis, subject="deployment rpm/tpm limits"))
+                self.strategy.shared = SharedStore(redis, subject="deployment rpm/tpm limits")
 
     @property
     def counts_tokens(self) -> bool:
@@ -285,17 +281,18 @@ class Router:
                     deployment = _pick(group, failed, self.random)
                 else:
                     deployment = self.strategy.pick(group, failed)
-                if deployment.limited and self.strategy is not None and (counted := self.strategy.shared) is not None:
-                    # the count every worker and replica shares (shared_limits.py), checked here: each
+                strategy = self.strategy
+                if deployment.limited and strategy is not None and (counted := strategy.shared) is not None:
+                    # the count every worker and replica shares (strategies.py), checked here: each
                     # coroutine between this one and the store's reply costs on its resume
-                    verdict = await counted.store.acquire(counted.entries(deployment), 0)
+                    verdict = await counted.acquire(strategy.shared_entries(deployment), 0)
                     if verdict.admitted:
-                        if self.strategy.scores_usage:  # every worker's usage, not this one's alone
-                            self.strategy.used_elsewhere(deployment, verdict)
+                        if strategy.scores_usage:  # every worker's usage, not this one's alone
+                            strategy.used_elsewhere(deployment, verdict)
                     else:
                         picked_from = group
                         try:  # another of the group
-                            deployment, group = await self._shared_admit(name, group, failed, deployment, verdict)
+                            deployment, group = await strategy.instead(name, group, failed, deployment, verdict)
                         except GatewayError as exc:
                             error = exc
                             break  # used up everywhere: the group's fallbacks, if it has any
@@ -360,17 +357,6 @@ class Router:
                 return result
         assert error is not None
         raise error
-
-    async def _shared_admit(
-        self, name: str, group: Sequence[Deployment], failed: set[str], refused: Deployment, verdict: Verdict
-    ) -> tuple[Deployment, Sequence[Deployment]]:
-        """shared_limits.py: another deployment of the group, the picked one's shared rpm/tpm used up."""
-        strategy = self.strategy
-        assert strategy is not None and strategy.shared is not None
-        return await strategy.shared.instead(
-            refused, verdict, group, lambda rest: strategy.pick(rest, failed), strategy.used_up_elsewhere,
-            lambda: strategy.used_up_everywhere(name),
-        )  # fmt: skip
 
     def _own_retry(self, ctx: RequestContext, deployment: Deployment, error: GatewayError, done: int) -> float | None:
         """litellm_params.max_retries: the same deployment tried again (as a provider's SDK retries)

@@ -14,6 +14,15 @@ router_settings.enable_pre_call_checks: a deployment whose `rpm` or `tpm` is use
 skipped (they are limits, not only weights), and so is one whose model_info.max_input_tokens the
 request cannot fit (estimated at one token per 4 bytes of the request: an over-estimate by its JSON).
 
+With a Redis/Valkey configured, the limited deployments' rpm/tpm are one count for every worker and
+replica (a provider's quota is one quota, as LiteLLM's router counts them in its redis_host): the
+router checks and counts the deployment it picked with the rate limits' own script
+(ratelimits/shared.py: one round trip, atomic, the server's clock, a 60-second window; in this
+process while Redis is unreachable, one WARNING), and tokens are added once used, without waiting
+(no estimate reserved, as the in-process count reserves none). One the shared count refuses is taken
+as used up here for the rest of its minute and another of the group picked (`instead`); none left:
+the group's 429 `no_deployments_available`, or its fallbacks.
+
 The state is in-process (per worker) and bounded as everything kept per deployment is; nothing
 here exists with simple-shuffle and no pre-call checks, so that path costs what it did. With
 simple-shuffle and pre-call checks only the deployments with an rpm or a tpm are counted (`learns`),
@@ -37,10 +46,11 @@ from seance.gateway.routing.deployments import MAX_DYNAMIC, Deployment
 from seance.gateway.routing.proxy import Stream
 
 if TYPE_CHECKING:
-    from seance.gateway.ratelimits import Verdict
-    from seance.gateway.routing.shared_limits import SharedDeploymentLimits
+    from seance.gateway.ratelimits import Entry, Verdict
+    from seance.gateway.ratelimits.shared import SharedStore
 
 SMOOTHING = 0.3  # weight of the newest latency in the moving average
+SHARED_SCOPE = "deployment:"  # a deployment's count in Redis: seance:rl:deployment:<id>
 BYTES_PER_TOKEN = 4
 
 
@@ -57,6 +67,9 @@ class Stats:
     deployment: Deployment | None = None
     rpm: int | None = None
     tpm: int | None = None
+    # its entry in the count shared through Redis (`shared`): the same tuple each request, so the
+    # store finds its encoded commands again (SharedStore.commands)
+    shared_entries: tuple[Entry, ...] = ()
 
 
 class Strategy:
@@ -81,9 +94,9 @@ class Strategy:
         self.clock = clock
         self.random = rng or random.Random()
         self.stats: dict[str, Stats] = {}
-        # with Redis: the limited deployments' counts every worker shares (shared_limits.py; the router
-        # checks them after picking), and their tokens added after each answer
-        self.shared: SharedDeploymentLimits | None = None
+        # with Redis and pre-call checks: the limited deployments' counts every worker and replica
+        # shares (the router checks the one it picked: `instead`), their tokens added after each answer
+        self.shared: SharedStore | None = None
         self._score: Callable[[Deployment], Any] = {
             "least-busy": lambda d: self._stats(d).in_flight,
             "latency-based-routing": lambda d: self._stats(d).latency or 0.0,
@@ -168,7 +181,9 @@ class Strategy:
             if usage is not None:
                 stats.tokens += usage.prompt_tokens + usage.completion_tokens
                 if self.shared is not None and deployment.limited:
-                    self.shared.add_tokens(deployment, usage.prompt_tokens + usage.completion_tokens)
+                    self.shared.add_tokens_now(
+                        self.shared_entries(deployment), usage.prompt_tokens + usage.completion_tokens
+                    )
         elif isinstance(result, Stream):
             translator = result.translator
             result.chunks = self.watch(deployment, began, result.chunks, lambda: translator.usage)
@@ -185,7 +200,30 @@ class Strategy:
         if usage is not None:  # in the minute it started in, or the one its counts restarted for since
             stats.tokens += usage.prompt_tokens + usage.completion_tokens
             if self.shared is not None and deployment.limited:
-                self.shared.add_tokens(deployment, usage.prompt_tokens + usage.completion_tokens)
+                self.shared.add_tokens_now(
+                    self.shared_entries(deployment), usage.prompt_tokens + usage.completion_tokens
+                )
+
+    async def instead(
+        self, name: str, group: Sequence[Deployment], failed: set[str], refused: Deployment, verdict: Verdict
+    ) -> tuple[Deployment, Sequence[Deployment]]:
+        """The shared count refused `refused` (the router asked it itself, a coroutine less on the
+        usual way): another deployment of `group` that has room, and the group it was picked from;
+        each refused one taken as used up for the rest of its minute (no retry spent, no cooldown:
+        the provider was not called). Raises the group's 429 when none has room."""
+        assert self.shared is not None
+        deployment = refused
+        while True:
+            self.used_up_elsewhere(deployment, verdict)
+            group = [d for d in group if d is not deployment]
+            if not group:
+                raise self.used_up_everywhere(name)
+            deployment = group[0] if len(group) == 1 else self.pick(group, failed)
+            if not deployment.limited:
+                return deployment, group
+            verdict = await self.shared.acquire(self.shared_entries(deployment), 0)
+            if verdict.admitted:
+                return deployment, group
 
     def used_elsewhere(self, deployment: Deployment, verdict: Verdict) -> None:
         """The shared count admitted a request to `deployment`: what every worker used of it this
@@ -196,7 +234,7 @@ class Strategy:
         stats.tokens = max(stats.tokens, int(tokens))
 
     def used_up_elsewhere(self, deployment: Deployment, verdict: Verdict) -> None:
-        """The shared count (shared_limits.py) refused `deployment`: the other workers used what
+        """The shared count (`shared`) refused `deployment`: the other workers used what
         it had; so this one takes it as used up for the rest of its minute."""
         stats = self._this_minute(deployment)
         if verdict.limit == "rpm" and deployment.rpm is not None:
@@ -228,7 +266,15 @@ class Strategy:
             stats = self.stats[deployment.id] = Stats()
         if stats.deployment is not deployment:  # new, or the same id in a reloaded config
             stats.deployment, stats.rpm, stats.tpm = deployment, deployment.rpm, deployment.tpm
+            stats.shared_entries = ((SHARED_SCOPE + deployment.id, deployment.rpm, deployment.tpm, None),)
         return stats
+
+    def shared_entries(self, deployment: Deployment) -> tuple[Entry, ...]:
+        """The deployment's entry in the shared count (`shared`)."""
+        stats = self.stats.get(deployment.id)
+        if stats is None or stats.deployment is not deployment:
+            stats = self._stats(deployment)
+        return stats.shared_entries
 
     def _this_minute(self, deployment: Deployment) -> Stats:
         stats = self.stats.get(deployment.id) or self._stats(deployment)
