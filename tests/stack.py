@@ -4,7 +4,7 @@ that answers every chat request with known usage, the store on SQLite or the rea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,12 +68,13 @@ class Stack:
 async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, Any]] | None = None,
                 ttl: float = 10.0, general: dict[str, Any] | None = None,
                 metrics: bool = False, litellm: dict[str, Any] | None = None,
-                redis_url: str | None = None) -> AsyncIterator[Stack]:  # fmt: skip
-    """`metrics`: Prometheus metrics on (GET /metrics with the master key); `general`, `litellm`:
-    the config's general_settings and litellm_settings; `redis_url`: REDIS_URL (the rate limits
-    shared there)."""
+                redis_url: str | None = None, router: dict[str, Any] | None = None,
+                answer: Callable[[UpstreamRequest], MockResponse] | None = None) -> AsyncIterator[Stack]:  # fmt: skip
+    """`metrics`: Prometheus metrics on (GET /metrics with the master key); `general`, `litellm`,
+    `router`: the config's general_settings, litellm_settings and router_settings; `redis_url`:
+    REDIS_URL (the rate limits shared there); `answer`: the upstream's (default: ANSWER)."""
     config = tmp_path / "config.yaml"
-    sections = {"general_settings": general or {}, "litellm_settings": litellm or {}}
+    sections = {"general_settings": general or {}, "litellm_settings": litellm or {}, "router_settings": router or {}}
     config.write_bytes(orjson.dumps({"model_list": models or [model("a"), model("b")], **sections}))
     redis_env = {"REDIS_URL": redis_url} if redis_url else {}
     settings = load_settings(config, {"LITELLM_MASTER_KEY": MASTER, **db_env, **redis_env}, announce=False)
@@ -84,7 +85,7 @@ async def stack(tmp_path: Path, db_env: dict[str, str], models: list[dict[str, A
     def handler(request: UpstreamRequest) -> MockResponse:
         return MockResponse(200, ANSWER)
 
-    transport = MockTransport(handler)
+    transport = MockTransport(answer or handler)
     measured = Metrics(settings) if metrics else None
     features = hooks.Features(MASTER, settings=settings, store=store, metrics=measured, redis=find_redis(settings))
     app = Gateway(settings, hooks.build(features), transport, store=store, metrics=measured)

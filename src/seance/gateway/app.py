@@ -34,6 +34,7 @@ from seance.gateway.model_sync import ModelSync
 from seance.gateway.pipeline import Hook, Pipeline, hooks
 from seance.gateway.pipeline.auth import END_USER_HEADERS
 from seance.gateway.pipeline.cache import Cache, caching_groups
+from seance.gateway.pipeline.limits import RateLimits
 from seance.gateway.reload import Reloader
 from seance.gateway.routing.deployments import Deployments
 from seance.gateway.routing.router import Router
@@ -84,6 +85,8 @@ class Gateway:
         self.transport: Transport = transport or HTTPTransport()
         self.pipeline = Pipeline(hook_list)
         self.cache = next((hook for hook in hook_list if isinstance(hook, Cache)), None)  # for /cache/*
+        # counts the router's deployments with the caller's limits, where it can (RateLimits.share)
+        self.limits = next((hook for hook in hook_list if isinstance(hook, RateLimits)), None)
         self.workers = 1  # worker processes serving (server.serve sets it)
         self._metrics = metrics
         self.store = store
@@ -114,6 +117,8 @@ class Gateway:
         self.admin = admin_app
         keys = (settings.master_key or "", settings.metrics_key or "")
         self.metrics = MetricsFront(self._metrics, keys, settings.metrics_auth)
+        if self.limits is not None:
+            self.limits.share(router)
         if self.cache is not None:
             shared, warnings = caching_groups(settings, {*deployments.model_names(), *deployments.aliases})
             announce(deployments.settings, warnings)  # (quiet when only the stored models changed)

@@ -142,6 +142,11 @@ class RequestContext:
     retries: int = 0
     fallbacks: int = 0
     limits_held: Held | None = None  # what the limits hook counted, settled after the answer
+    # the deployment whose shared rpm/tpm count the limits hook counted this request in, with the
+    # caller's limits (one round trip): the router sends its first try there without counting it
+    # again, and says so (counted_sent); not sent there, the hook gives the count back
+    counted_deployment: Deployment | None = None
+    counted_sent: bool = False
     # the tries that failed, as (deployment, upstream status, sent, failed, error class) — filled on
     # failures only
     failed_attempts: tuple[tuple[Deployment, int | None, float | None, float, str], ...] = ()

@@ -103,3 +103,22 @@ def test_one_scope_counts_as_several_do() -> None:
         clock.now += 61  # the window ended: the usage of an answer ending now opens the next one
         store.release_now((store, entries, [(1000.0, 0, 0, 0)] * len(entries), 60), 5)
         assert store.windows["key:one"] == [clock.now, 0, 5] and "key:one" not in store.in_flight
+
+
+def test_the_last_entry_can_be_given_back_or_left_without_tokens() -> None:
+    """The limits hook counts a deployment last (with Redis down, here): a request that never went
+    there gives it back; one whose answer came from another try leaves it no tokens."""
+    from seance.gateway.ratelimits import GIVE_BACK, NO_TOKENS, SETTLE
+
+    clock = Clock()
+    store = MemoryStore(clock)
+    entries: tuple[Entry, ...] = (("key:k", 10, 1000, None), ("deployment:d", 10, 1000, None))
+    for last, key_after, deployment_after in (
+        (SETTLE, [1, 20], [1, 20]),
+        (NO_TOKENS, [2, 40], [2, 20]),
+        (GIVE_BACK, [3, 60], [2, 20]),
+    ):
+        verdict = store.acquire_now(entries, 30)
+        store.release_now((store, entries, verdict.counts, 30), 20, last)
+        assert store.windows["key:k"][1:] == key_after
+        assert store.windows["deployment:d"][1:] == deployment_after

@@ -11,6 +11,16 @@ share: a scope is admitted while its counted tokens are under its tpm (LiteLLM's
 estimate is the request's text length / 4 plus its max_tokens when it sets one. A burst therefore
 overruns tpm by at most one request's worth per worker.
 
+With Redis and the router's pre-call checks, a deployment's rpm/tpm (config.yaml) are counted in
+Redis too, one count for every worker and replica (routing/strategies.py). Where the requested model
+group is one such deployment (the usual: no choice for the router to make), its entry is counted
+here, last, in the same script call as the caller's: one round trip a request, not two (`share`).
+The router then sends the request there without counting it again (ctx.counted_deployment); a
+request that never reaches it (a cache hit, a later refusal) gives its count back after the answer.
+The deployment at its limit while the caller is not: the caller's limits are counted alone (a
+second round trip, on refusals only), and the router's pre-call checks skip the deployment (its
+group's fallbacks, or the 429 they would give).
+
 The hook is in the list only when limits can exist (hooks.Features.limits: a keys store is
 configured); a request whose caller has no limits (the master key) and whose end user has none
 returns at the first checks. An end user's limits (their budget row's, read by the auth hook) apply
@@ -20,13 +30,18 @@ to whoever names them, as their budget does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import Caller, Headers, Limits, RequestContext
 from seance.gateway.errors import RateLimited
 from seance.gateway.pipeline import Answer, Hook
-from seance.gateway.ratelimits import Counts, Entry, Store, Verdict
+from seance.gateway.ratelimits import GIVE_BACK, NO_TOKENS, SETTLE, Counts, Entry, Store, Verdict
 from seance.gateway.ratelimits.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from seance.gateway.routing.deployments import Deployment
+    from seance.gateway.routing.router import Router
+    from seance.gateway.routing.strategies import Strategy
 
 # parts of a message that are not text the model reads as tokens of that size (data URLs, files)
 NOT_TEXT = frozenset({"image_url", "input_audio", "file", "source", "image", "audio"})
@@ -42,23 +57,31 @@ MAX_REMEMBERED = 4096  # plans kept; past it the table starts again
 class Plan:
     """What the requests of one caller to one model group are checked against, worked out once
     (cached keys keep their Limits objects, so the same callers ask again and again): the entries,
-    whether any counts tokens, and each limited entry's limit and x-ratelimit-limit-* header."""
+    whether any counts tokens, and each limited entry's limit and x-ratelimit-limit-* header. With
+    `deployment`, the group's one deployment counted here (`share`), its entry last; the headers
+    are the caller's limits only."""
 
-    __slots__ = ("entries", "limits", "requests_headers", "tokens", "tokens_headers")
+    __slots__ = ("caller_entries", "deployment", "entries", "limits", "requests_headers", "tokens", "tokens_headers")
 
-    def __init__(self, limits: tuple[Limits, ...], model: str | None) -> None:
+    def __init__(
+        self, limits: tuple[Limits, ...], model: str | None, deployment: tuple[Deployment, Entry] | None = None
+    ) -> None:
         self.limits = limits
-        self.entries = entries_for(limits, model)
+        self.caller_entries = self.entries = entries_for(limits, model)
+        self.deployment = None
+        if deployment is not None:
+            self.deployment, entry = deployment
+            self.entries = (*self.caller_entries, entry)
         self.tokens = any(tpm is not None for _, _, tpm, _ in self.entries)
         # (index of the entry, its limit, its limit header), for the entries with that limit
         self.requests_headers = tuple(
             (i, rpm, (b"x-ratelimit-limit-requests", b"%d" % rpm))
-            for i, (_, rpm, _, _) in enumerate(self.entries)
+            for i, (_, rpm, _, _) in enumerate(self.caller_entries)
             if rpm is not None
         )
         self.tokens_headers = tuple(
             (i, tpm, (b"x-ratelimit-limit-tokens", b"%d" % tpm))
-            for i, (_, _, tpm, _) in enumerate(self.entries)
+            for i, (_, _, tpm, _) in enumerate(self.caller_entries)
             if tpm is not None
         )
 
@@ -74,6 +97,33 @@ class RateLimits(Hook):
         # (id of a caller's limits, id of an end user's) -> both, and the tuple of them (_with_end_user)
         self._joined: dict[tuple[int, int], tuple[tuple[Limits, ...], Limits, tuple[Limits, ...]]] = {}
         self.before_now = self._before_local if self.local is not None else None
+        # the model groups whose one deployment is counted here (`share`), and the router's strategy
+        self.counted: dict[str, tuple[Deployment, Entry]] = {}
+        self.strategy: Strategy | None = None
+
+    def share(self, router: Router) -> None:
+        """The router requests go to from now on (a reload makes another). With the same Redis
+        as this store and pre-call checks, it counts its limited deployments there: those that
+        are a model group alone are counted here instead, with the caller's limits in one script
+        call, and the router is given this store (one connection, one fallback, one WARNING)."""
+        from seance.gateway.ratelimits.shared import SharedStore
+
+        self._plans.clear()
+        self.counted, self.strategy = {}, None
+        strategy = router.strategy
+        if strategy is None or strategy.shared is None:
+            return
+        if not isinstance(self.store, SharedStore) or self.store.url != strategy.shared.url:
+            return
+        strategy.shared = self.store
+        self.strategy = strategy
+        deployments = router.deployments
+        for name, group in deployments.groups.items():
+            if len(group) == 1 and group[0].limited:
+                self.counted[name] = (group[0], strategy.shared_entries(group[0])[0])
+        for alias, target in deployments.aliases.items():
+            if target in self.counted:
+                self.counted[alias] = self.counted[target]
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         if self.local is not None:  # the pipeline calls `before_now` instead; this is for callers that await
@@ -83,13 +133,27 @@ class RateLimits(Hook):
             return None
         end_user = ctx.end_user_limits
         limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
-        if not limits or (plan := self._plan(ctx, limits)) is None:
+        if (not limits and ctx.model not in self.counted) or (plan := self._plan(ctx, limits)) is None:
             return None
         entries = plan.entries
         estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
         verdict = await self.store.acquire(entries, estimate)
-        if not verdict.admitted:
-            raise _refusal(caller, plan, verdict)
+        if verdict.admitted:
+            ctx.counted_deployment = plan.deployment
+        else:
+            deployment = plan.deployment
+            if deployment is None or verdict.refused_by < len(plan.caller_entries):
+                raise _refusal(caller, plan, verdict)
+            # the deployment is used up (every worker's count): the router's pre-call checks skip
+            # it now, and the caller's limits are counted alone
+            assert self.strategy is not None
+            self.strategy.used_up_elsewhere(deployment, verdict)
+            entries = plan.caller_entries
+            if not entries:
+                return None
+            verdict = await self.store.acquire(entries, estimate)
+            if not verdict.admitted:
+                raise _refusal(caller, plan, verdict)
         ctx.limits_held = (verdict.store, entries, verdict.counts, estimate)
         if plan.requests_headers or plan.tokens_headers:
             ctx.response_headers += _headers(plan, verdict.counts)
@@ -147,7 +211,7 @@ class RateLimits(Hook):
         return joined
 
     def _remember(self, limits: tuple[Limits, ...], model: str | None) -> Plan:
-        plan = Plan(limits, model)
+        plan = Plan(limits, model, self.counted.get(model) if model is not None else None)
         if len(self._plans) >= MAX_REMEMBERED:
             self._plans.clear()
         self._plans[(id(limits), model)] = plan
@@ -167,7 +231,13 @@ class RateLimits(Hook):
             used = 0  # refused or failed: nothing to count
         else:
             used = held[3]  # answered without usage, or the client left mid-answer: the estimate
-        held[0].release_now(held, used)  # (the store that counted it: Redis's fallback too while down)
+        # (the store that counted it: Redis's fallback too while down)
+        if ctx.counted_deployment is None:
+            held[0].release_now(held, used)
+        elif not ctx.counted_sent:  # never sent to the deployment counted last: its count given back
+            held[0].release_now(held, used, GIVE_BACK)
+        else:  # sent: its tokens are the answer's, unless a later try (the router counted it) answered
+            held[0].release_now(held, used, NO_TOKENS if ctx.retries or ctx.fallbacks else SETTLE)
 
 
 def entries_for(limits: Iterable[Limits], model: str | None) -> tuple[Entry, ...]:

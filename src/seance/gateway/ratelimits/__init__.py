@@ -33,6 +33,13 @@ PARALLEL_TTL = 600.0
 # — with its limits (None: not limited there).
 Entry = tuple[str, int | None, int | None, int | None]
 
+# What a release does with the last of a request's entries, where the limits hook puts the shared
+# count of the deployment the request is meant for (counted with the caller's limits, one round
+# trip): SETTLE as the others; NO_TOKENS: the request went there but its answer came from another
+# try (counted by the router), so its tokens go back to none; GIVE_BACK: the request never went
+# there (a cache hit, a refusal after the check), so its request is taken back too.
+SETTLE, NO_TOKENS, GIVE_BACK = 0, 1, 2
+
 # An entry's counters after the check, this request included when it was admitted: (start,
 # requests, tokens, parallel), `start` the window's start on the store's clock (seconds). memory.py
 # gives its windows instead, [start, requests, tokens]: both are read by index, [0] to [2].
@@ -65,10 +72,11 @@ class Store(Protocol):
         `estimate` tokens reserved, +1 in flight where a parallel limit is set."""
         ...
 
-    def release_now(self, held: Held, used: int) -> None:
+    def release_now(self, held: Held, used: int, last: int = SETTLE) -> None:
         """The request ended: settle its tokens to `used` (in the window that holds the estimate,
-        else the current one) and end its in-flight count. Never waits (Redis's is sent without
-        waiting for its reply): the after hook calls it as a plain method."""
+        else the current one) and end its in-flight count; `last`: what becomes of the last entry
+        (SETTLE: the same). Never waits (Redis's is sent without waiting for its reply): the after
+        hook calls it as a plain method."""
         ...
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from seance.gateway.ratelimits import WINDOW, Count, Entry, Held, Verdict
+from seance.gateway.ratelimits import GIVE_BACK, SETTLE, WINDOW, Count, Entry, Held, Verdict
 
 
 class MemoryStore:
@@ -105,7 +105,7 @@ class MemoryStore:
             return self.acquire_now(entries, estimate)
         return Verdict(self, False, now, tuple(counts), refused_by, limit)
 
-    def release_now(self, held: Held, used: int) -> None:
+    def release_now(self, held: Held, used: int, last: int = SETTLE) -> None:
         now = self.clock()
         windows, in_flight = self.windows, self.in_flight
         _, entries, counts, estimate = held
@@ -124,6 +124,12 @@ class MemoryStore:
                     in_flight[name] = left
                 else:
                     in_flight.pop(name, None)
+        if last != SETTLE:  # the last entry settled as the others above: its tokens taken back out
+            window = windows.get(entries[-1][0])
+            if window is not None:
+                window[2] -= used
+                if last == GIVE_BACK and window[0] == counts[-1][0]:
+                    window[1] -= 1
 
     def _sweep(self, now: float) -> None:
         """Forget windows that ended (scopes seen once must not grow the table forever)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from seance.gateway.ratelimits import PARALLEL_TTL, WINDOW, Counts, Entry, Held, Verdict
+from seance.gateway.ratelimits import PARALLEL_TTL, SETTLE, WINDOW, Counts, Entry, Held, Verdict
 from seance.gateway.ratelimits.memory import MemoryStore
 from seance.gateway.resp import Client, ReplyError, bulk
 
@@ -149,10 +149,12 @@ return string.format('[%%d,%%d,%%d,%%d.%%03d,[%%s]]', admitted, refused, code, n
 """
 
 # KEYS: as ACQUIRE's; ARGV: span ms, per entry '1' if it holds a place in flight else '0' (one
-# string), then JSON text: [tokens used - estimate, tokens used, generation, per entry: its window
-# start in ms when counted] (as ACQUIRE gave them) — made by one orjson call: the arguments one by
-# one cost ~15k instructions to format (bench/instructions.py); read by one string.match, the
-# numbers Redis adds kept as text. A place whose generation's slot was reused since is not given
+# string; the last entry's '2' or '3': its tokens back to none, NO_TOKENS, and its request too,
+# GIVE_BACK — such an entry, a deployment's, has no parallel limit), then JSON text: [tokens used -
+# estimate, tokens used, generation, per entry: its window start in ms when counted] (as ACQUIRE
+# gave them) — made by one orjson call: the arguments one by one cost ~15k instructions to format
+# (bench/instructions.py); read by one string.match, the numbers Redis adds kept as text. A place
+# whose generation's slot was reused since is not given
 # back: it was dropped with the slot.
 RELEASE = """
 local SLOTS = {'a0', 'a1', 'a2'}
@@ -169,7 +171,14 @@ for counted in string.gmatch(starts, '%%d+') do
   local key = KEYS[i]
   local stored = redis.call('HGET', key, 's')
   local start = tonumber(stored)
-  if start and now - start < window then
+  local flag = string.byte(flags, i)
+  if flag > 49 then
+    if stored == counted and now - start < window then
+      local back = tonumber(delta) - tonumber(used)
+      if back ~= 0 then redis.call('HINCRBY', key, 't', back) end
+      if flag == 51 then redis.call('HINCRBY', key, 'r', '-1') end
+    end
+  elseif start and now - start < window then
     if stored == counted then
       if delta ~= '0' then redis.call('HINCRBY', key, 't', delta) end
     else
@@ -179,7 +188,7 @@ for counted in string.gmatch(starts, '%%d+') do
     redis.call('HSET', key, 's', string.format('%%d', now), 'r', '0', 't', used)
     if not start then redis.call('PEXPIRE', key, '%(window)d') end
   end
-  if start and held and string.byte(flags, i) == 49 then redis.call('HINCRBY', key, slot, '-1') end
+  if start and held and flag == 49 then redis.call('HINCRBY', key, slot, '-1') end
 end
 return 1
 """
@@ -201,7 +210,7 @@ class Commands:
     acquire: EVALSHA sha nkeys keys… span | estimate | per entry: rpm tpm parallel
     release: EVALSHA sha nkeys keys… span parallel | [used - estimate, used, generation, per entry: start ms]"""
 
-    __slots__ = ("acquire_head", "acquire_tail", "entries", "keys", "release_head", "release_sha")
+    __slots__ = ("acquire_head", "acquire_tail", "entries", "keys", "release_heads", "release_sha")
 
     def __init__(self, entries: tuple[Entry, ...], keys: list[str], span_ms: int) -> None:
         self.entries = entries
@@ -214,16 +223,20 @@ class Commands:
         )
         self.release_sha = bulk("EVALSHA") + bulk(SHAS[RELEASE])
         parallel = "".join("0" if parallel is None else "1" for *_, parallel in entries)
-        self.release_head = b"*%d\r\n%b%b%b%b" % (6 + n, self.release_sha, keyed, bulk(span_ms), bulk(parallel))
+        # by what becomes of the last entry: SETTLE, NO_TOKENS, GIVE_BACK (RELEASE's flags)
+        self.release_heads = tuple(
+            b"*%d\r\n%b%b%b%b" % (6 + n, self.release_sha, keyed, bulk(span_ms), bulk(parallel[:-1] + last))
+            for last in (parallel[-1], "2", "3")
+        )
 
     def acquire(self, estimate: int) -> bytes:
         e = b"%d" % estimate
         return b"%b$%d\r\n%b\r\n%b" % (self.acquire_head, len(e), e, self.acquire_tail)
 
-    def release(self, estimate: int, used: int, counts: Counts) -> bytes:
+    def release(self, estimate: int, used: int, counts: Counts, last: int = SETTLE) -> bytes:
         # counts: ACQUIRE's, [start, requests, tokens, in flight, start ms, generation] per entry
         values = orjson.dumps([used - estimate, used, counts[0][5], *[count[4] for count in counts]])
-        return b"%b$%d\r\n%b\r\n" % (self.release_head, len(values), values)
+        return b"%b$%d\r\n%b\r\n" % (self.release_heads[last], len(values), values)
 
     def as_eval(self, command: bytes, script: str) -> bytes:
         """The same call with the script itself (EVAL), for a server that does not have it."""
@@ -288,6 +301,7 @@ class SharedStore:
         in tests, since a hash with a ring lives for the ring's span. `subject`: what the WARNING
         of an unreachable Redis names (the keys' limits, the deployments')."""
         self.where = redis.where
+        self.url = redis.url  # (may hold a password: compared, never logged)
         self.subject = subject
         self.prefix = prefix
         self.probe_every = probe_every
@@ -335,7 +349,7 @@ class SharedStore:
         out = orjson.loads(reply)
         return Verdict(self, out[0] == 1, out[3], out[4], out[1] - 1, LIMIT_NAMES[out[2]])
 
-    def release_now(self, held: Held, used: int) -> None:
+    def release_now(self, held: Held, used: int, last: int = SETTLE) -> None:
         """Sent without waiting: the after hook has nothing to wait for. Its reply is not even sent
         (CLIENT REPLY SKIP: reading it was ~10k instructions a request) where the server can skip
         it, else read by the connection (_Settle). What skipping gives up: after a SCRIPT FLUSH,
@@ -346,7 +360,7 @@ class SharedStore:
         sent by a task that connects first, so an in-flight place is not held until PARALLEL_TTL."""
         _, entries, counts, estimate = held
         commands = self.commands(entries)
-        command = commands.release(estimate, used, counts)
+        command = commands.release(estimate, used, counts, last)
         if self.client.send_unanswered(command, _Settle((self, commands, command))):
             return
         task = asyncio.ensure_future(self._release(commands, command))

@@ -282,22 +282,27 @@ class Router:
                 else:
                     deployment = self.strategy.pick(group, failed)
                 strategy = self.strategy
+                settled = False  # True: the limits hook adds this try's tokens to the shared count, not the strategy
                 if deployment.limited and strategy is not None and (counted := strategy.shared) is not None:
-                    # the count every worker and replica shares (strategies.py), checked here: each
-                    # coroutine between this one and the store's reply costs on its resume
-                    verdict = await counted.acquire(strategy.shared_entries(deployment), 0)
-                    if verdict.admitted:
-                        if strategy.scores_usage:  # every worker's usage, not this one's alone
-                            strategy.used_elsewhere(deployment, verdict)
+                    if ctx.counted_deployment is deployment and not ctx.counted_sent:
+                        # the limits hook counted the request there already, with the caller's limits
+                        ctx.counted_sent = settled = True
                     else:
-                        picked_from = group
-                        try:  # another of the group
-                            deployment, group = await strategy.instead(name, group, failed, deployment, verdict)
-                        except GatewayError as exc:
-                            error = exc
-                            break  # used up everywhere: the group's fallbacks, if it has any
-                        if group is not picked_from:
-                            ready = None  # built for the group's first, which may be the one skipped
+                        # the count every worker and replica shares (strategies.py), checked here: each
+                        # coroutine between this one and the store's reply costs on its resume
+                        verdict = await counted.acquire(strategy.shared_entries(deployment), 0)
+                        if verdict.admitted:
+                            if strategy.scores_usage:  # every worker's usage, not this one's alone
+                                strategy.used_elsewhere(deployment, verdict)
+                        else:
+                            picked_from = group
+                            try:  # another of the group
+                                deployment, group = await strategy.instead(name, group, failed, deployment, verdict)
+                            except GatewayError as exc:
+                                error = exc
+                                break  # used up everywhere: the group's fallbacks, if it has any
+                            if group is not picked_from:
+                                ready = None  # built for the group's first, which may be the one skipped
                 ctx.deployment = deployment
                 try:
                     own = 0  # the deployment's own retries (litellm_params.max_retries), before the router's
@@ -319,13 +324,14 @@ class Router:
                                 except BaseException:
                                     strategy.finished(deployment, began, None, ok=False)
                                     raise
-                                strategy.answered(deployment, began, result)
+                                strategy.answered(deployment, began, result, settled)
                             break
                         except GatewayError as exc:
                             wait = self._own_retry(ctx, deployment, exc, own)
                             if wait is None:
                                 raise
                             own += 1
+                            settled = False  # (the hook counts the first try's tokens: none)
                             if wait:
                                 await self.sleep(wait)
                 except GatewayError as exc:

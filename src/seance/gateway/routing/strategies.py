@@ -19,9 +19,12 @@ replica (a provider's quota is one quota, as LiteLLM's router counts them in its
 router checks and counts the deployment it picked with the rate limits' own script
 (ratelimits/shared.py: one round trip, atomic, the server's clock, a 60-second window; in this
 process while Redis is unreachable, one WARNING), and tokens are added once used, without waiting
-(no estimate reserved, as the in-process count reserves none). One the shared count refuses is taken
-as used up here for the rest of its minute and another of the group picked (`instead`); none left:
-the group's 429 `no_deployments_available`, or its fallbacks.
+(no estimate reserved, as the in-process count reserves none). Where a group is one such deployment,
+the limits hook counts it instead, with the caller's limits in the same script call
+(pipeline/limits.py: one round trip a request, not two), and adds its tokens: the router is told
+(ctx.counted_deployment) and the strategy then adds none (`settled`). One the shared count refuses
+is taken as used up here for the rest of its minute and another of the group picked (`instead`);
+none left: the group's 429 `no_deployments_available`, or its fallbacks.
 
 The state is in-process (per worker) and bounded as everything kept per deployment is; nothing
 here exists with simple-shuffle and no pre-call checks, so that path costs what it did. With
@@ -168,9 +171,10 @@ class Strategy:
         stats.in_flight += 1
         return now
 
-    def answered(self, deployment: Deployment, began: float, result: object) -> None:
+    def answered(self, deployment: Deployment, began: float, result: object, settled: bool = False) -> None:
         """A try that `started` at `began` answered: done now, or a stream when its last chunk is
-        in (or it is closed)."""
+        in (or it is closed). `settled`: its tokens are the limits hook's to add to the shared
+        count (it counted the request there: pipeline/limits.py), not this one's."""
         if isinstance(result, Reply):  # the usual answer: `finished` inline (a call less a request)
             stats = self.stats.get(deployment.id) or self._stats(deployment)
             if stats.in_flight:
@@ -180,18 +184,21 @@ class Strategy:
             usage = result.usage
             if usage is not None:
                 stats.tokens += usage.prompt_tokens + usage.completion_tokens
-                if self.shared is not None and deployment.limited:
+                if self.shared is not None and deployment.limited and not settled:
                     self.shared.add_tokens_now(
                         self.shared_entries(deployment), usage.prompt_tokens + usage.completion_tokens
                     )
         elif isinstance(result, Stream):
             translator = result.translator
-            result.chunks = self.watch(deployment, began, result.chunks, lambda: translator.usage)
+            result.chunks = self.watch(deployment, began, result.chunks, lambda: translator.usage, settled)
         else:
             self.finished(deployment, began, None, ok=True)
 
-    def finished(self, deployment: Deployment, began: float, usage: Usage | None, ok: bool) -> None:
-        """A try that `started` at `began` is over; `usage`: the tokens it used, when known."""
+    def finished(
+        self, deployment: Deployment, began: float, usage: Usage | None, ok: bool, settled: bool = False
+    ) -> None:
+        """A try that `started` at `began` is over; `usage`: the tokens it used, when known;
+        `settled`: as for `answered`."""
         stats = self.stats.get(deployment.id) or self._stats(deployment)
         if stats.in_flight:
             stats.in_flight -= 1
@@ -199,7 +206,7 @@ class Strategy:
             _average(stats, self.clock() - began)
         if usage is not None:  # in the minute it started in, or the one its counts restarted for since
             stats.tokens += usage.prompt_tokens + usage.completion_tokens
-            if self.shared is not None and deployment.limited:
+            if self.shared is not None and deployment.limited and not settled:
                 self.shared.add_tokens_now(
                     self.shared_entries(deployment), usage.prompt_tokens + usage.completion_tokens
                 )
@@ -251,10 +258,11 @@ class Strategy:
         began: float,
         chunks: AsyncGenerator[bytes, None],
         usage: Callable[[], Usage | None],
+        settled: bool = False,
     ) -> AsyncGenerator[bytes, None]:
         """A stream's chunks, timing the first (the latency of a stream) and counting it done at its
         end, or when it is closed, even before its first chunk (a client gone at once)."""
-        return _Watched(self, deployment, began, chunks, usage)
+        return _Watched(self, deployment, began, chunks, usage, settled)
 
     # -- state --
 
@@ -323,8 +331,10 @@ class _Watched(AsyncGenerator[bytes, None]):
         began: float,
         inner: AsyncGenerator[bytes, None],
         usage: Callable[[], Usage | None],
+        settled: bool,
     ) -> None:
         self.strategy, self.deployment, self.began, self.inner, self.usage = strategy, deployment, began, inner, usage
+        self.settled = settled
         self.first = strategy.times  # the first chunk's time is a stream's latency
         self.done = False
         # at its end without a usage yet: a pass-through stream's translator reads it from the tail
@@ -335,7 +345,8 @@ class _Watched(AsyncGenerator[bytes, None]):
         if not self.done:
             self.done = True
             # not `ok` for finished: a stream's latency is its first chunk's, taken then
-            self.strategy.finished(self.deployment, self.began, self.usage() if ok else None, ok=False)
+            usage = self.usage() if ok else None
+            self.strategy.finished(self.deployment, self.began, usage, ok=False, settled=self.settled)
 
     async def __anext__(self) -> bytes:
         try:
