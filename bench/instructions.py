@@ -308,6 +308,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--calls", action="store_true", help="count Python calls a request, by function, instead (no valgrind)"
     )
+    parser.add_argument("--top", type=int, default=40, help="--calls: the functions shown (the most called)")
     parser.add_argument(
         "--gateway-arg", action="append", default=[], help="passed to `seance gateway` (repeatable): --no-db, --metrics"
     )
@@ -353,7 +354,7 @@ def main(argv: list[str]) -> int:
                 for found in work.glob("callgrind.*"):
                     shutil.copy(found, args.keep / found.name)
     if called:
-        print("\n" + calls_table(called, args.requests))
+        print("\n" + calls_table(called, args.requests, args.top))
         return 0
     base = min(results[revs[0]])
     print(f"\n| revision | instructions/request ({args.scenario}, {args.requests} requests) | vs {revs[0]} |")
