@@ -142,6 +142,7 @@ class RequestContext:
     retries: int = 0
     fallbacks: int = 0
     limits_held: Held | None = None  # what the limits hook counted, settled after the answer
+    in_global: bool = False  # counted in general_settings.global_max_parallel_requests until it ends
     # the deployment whose shared rpm/tpm count the limits hook counted this request in, with the
     # caller's limits (one round trip): the router sends its first try there without counting it
     # again, and says so (counted_sent); not sent there, the hook gives the count back

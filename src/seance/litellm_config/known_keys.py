@@ -338,9 +338,16 @@ GENERAL_SETTINGS: Mapping[str, Key] = _section(
         "an LLM request without `user` / each listed field (`metadata.generation_name`: a field of one) gets a 400",
     ),
     _group(
+        SUPPORTED,
+        "global_max_parallel_requests",
+        "LLM requests in flight at once in each worker process, whoever sends them (LiteLLM counts it in "
+        "each instance's memory): past it a 429 with retry-after",
+    ),
+    _group(
         IGNORED,
-        "max_parallel_requests global_max_parallel_requests",
-        "a concurrency cap for the whole proxy: not implemented; give keys or teams max_parallel_requests",
+        "max_parallel_requests",
+        "LiteLLM's per-deployment default: set router_settings.default_max_parallel_requests (or a "
+        "deployment's litellm_params.max_parallel_requests) instead",
     ),
     _group(
         IGNORED,

@@ -214,6 +214,8 @@ class GeneralSettings(_Section):
     disable_spend_logs: bool = False
     enforce_user_param: bool = False  # every LLM request carries `user`
     enforced_params: list[str] = Field(default_factory=list)  # body fields every LLM request carries
+    # LLM requests in flight at once, per worker process (LiteLLM counts it in each instance's memory)
+    global_max_parallel_requests: int | None = Field(default=None, ge=1)
     # headers that name the end user (role customer), before the body's `user`; user_header_name is
     # LiteLLM's older form of one such mapping
     user_header_mappings: list[UserHeaderMapping] = Field(default_factory=list)

@@ -59,8 +59,9 @@ def build(features: Features) -> list[Hook]:
         MetricsHook(features.metrics) if features.metrics is not None else None,
         _key_auth(features, store) if store else Auth(features.master_key, features.allow_no_auth),
         _required(features.settings) if features.settings is not None else None,
-        # virtual keys carry limits (Caller.limits): the hook is in the list when keys can exist
-        _limits(features) if features.limits or store is not None else None,
+        # virtual keys carry limits (Caller.limits): the hook is in the list when keys can exist, or
+        # when the config caps the requests in flight (general_settings.global_max_parallel_requests)
+        _limits(features) if features.limits or store is not None or _global_cap(features) else None,
         cache.build(features.settings) if features.settings is not None else None,
         Spend(store, features.master_key) if store else None,
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
@@ -96,7 +97,13 @@ def _limits(features: Features) -> Hook:
     from seance.gateway.ratelimits.memory import MemoryStore
     from seance.gateway.ratelimits.shared import SharedStore
 
-    return RateLimits(SharedStore(features.redis) if features.redis is not None else MemoryStore())
+    store = SharedStore(features.redis) if features.redis is not None else MemoryStore()
+    return RateLimits(store, _global_cap(features))
+
+
+def _global_cap(features: Features) -> int | None:
+    settings = features.settings
+    return settings.file.general_settings.global_max_parallel_requests if settings is not None else None
 
 
 def _traces(export: TraceExport) -> Hook:

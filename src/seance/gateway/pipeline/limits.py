@@ -21,8 +21,12 @@ The deployment at its limit while the caller is not: the caller's limits are cou
 second round trip, on refusals only), and the router's pre-call checks skip the deployment (its
 group's fallbacks, or the 429 they would give).
 
+general_settings.global_max_parallel_requests caps the LLM requests in flight at once in this
+worker process, whoever sends them (the master key too), as LiteLLM counts it in each instance's
+memory: one int, checked first.
+
 The hook is in the list only when limits can exist (hooks.Features.limits: a keys store is
-configured); a request whose caller has no limits (the master key) and whose end user has none
+configured, or a global cap); a request whose caller has no limits (the master key) and whose end user has none
 returns at the first checks. An end user's limits (their budget row's, read by the auth hook) apply
 to whoever names them, as their budget does.
 """
@@ -90,8 +94,10 @@ class RateLimits(Hook):
     name = "limits"
     needs_usage = True
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, global_cap: int | None = None) -> None:
         self.store = store
+        self.global_cap = global_cap  # general_settings.global_max_parallel_requests (per process)
+        self.in_flight = 0  # the requests counted in it
         self.local = store if type(store) is MemoryStore else None
         self._plans: dict[tuple[int, str | None], Plan] = {}
         # (id of a caller's limits, id of an end user's) -> both, and the tuple of them (_with_end_user)
@@ -131,6 +137,8 @@ class RateLimits(Hook):
         caller = ctx.caller
         if caller is None or body is None:
             return None
+        if self.global_cap is not None:
+            self._enter(ctx)
         end_user = ctx.end_user_limits
         limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
         if (not limits and ctx.model not in self.counted) or (plan := self._plan(ctx, limits)) is None:
@@ -165,6 +173,8 @@ class RateLimits(Hook):
         caller = ctx.caller
         if caller is None or body is None:
             return None
+        if self.global_cap is not None:
+            self._enter(ctx)
         end_user = ctx.end_user_limits
         limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
         if not limits or (plan := self._plan(ctx, limits)) is None:
@@ -186,6 +196,19 @@ class RateLimits(Hook):
         if plan.requests_headers or plan.tokens_headers:
             ctx.response_headers += _headers(plan, counts)
         return None
+
+    def _enter(self, ctx: RequestContext) -> None:
+        """global_max_parallel_requests: the request counted in flight in this process, or a 429."""
+        if ctx.route.name in NO_LIMIT_BODY:
+            return
+        if self.in_flight >= self.global_cap:  # type: ignore[operator]
+            raise RateLimited(
+                f"rate limit reached: the gateway is at its global_max_parallel_requests limit of "
+                f"{self.global_cap} requests at once; retry after 1 s",
+                headers={"retry-after": "1"},
+            )
+        self.in_flight += 1
+        ctx.in_global = True
 
     def _plan(self, ctx: RequestContext, limits: tuple[Limits, ...]) -> Plan | None:
         """What a request of a caller with limits is checked against; None: nothing to check."""
@@ -222,6 +245,8 @@ class RateLimits(Hook):
 
     def after_now(self, ctx: RequestContext) -> None:
         """Plain for both stores: neither's release waits (Redis's is sent without its reply)."""
+        if self.global_cap is not None and ctx.in_global:
+            self.in_flight -= 1
         held = ctx.limits_held
         if held is None:
             return
