@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import openai
@@ -21,14 +22,16 @@ REDIS_URL = os.environ.get("SEANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def limited_gateway(tmp_path: Path) -> Iterator[tuple[Running, str]]:
+@contextmanager
+def _gateway(tmp_path: Path, key_rpm: int, **config: object) -> Iterator[tuple[Running, str]]:
+    """The gateway with 2 workers and Redis, its master key standing in for a key of `key_rpm`."""
     name = f"key:{os.urandom(8).hex()}"
-    config = tmp_path / "config.yaml"
-    config.write_bytes(orjson.dumps({"model_list": [deployment("gpt", "openai/gpt-4o", "http://127.0.0.1:9/v1")]}))
+    path = tmp_path / "config.yaml"
+    model_list = config.pop("model_list", [deployment("gpt", "openai/gpt-4o", "http://127.0.0.1:9/v1")])
+    path.write_bytes(orjson.dumps({"model_list": model_list, **config}))
     port = free_port()
-    limits = orjson.dumps([{"scope": name, "rpm": 100}]).decode()
-    command = [sys.executable, "-m", "tests.gateway.pipeline.stand_in_keys", str(config), str(port), "2", limits]
+    limits = orjson.dumps([{"scope": name, "rpm": key_rpm}]).decode()
+    command = [sys.executable, "-m", "tests.gateway.pipeline.stand_in_keys", str(path), str(port), "2", limits]
     env = {**BASE_ENV, "LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}
     log = tmp_path / "gateway.log"
     with log.open("wb") as sink:
@@ -44,6 +47,12 @@ def limited_gateway(tmp_path: Path) -> Iterator[tuple[Running, str]]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.fixture
+def limited_gateway(tmp_path: Path) -> Iterator[tuple[Running, str]]:
+    with _gateway(tmp_path, 100) as started:
+        yield started
 
 
 async def _post(port: int, body: bytes) -> tuple[int, dict[str, str]]:
@@ -82,3 +91,25 @@ def test_two_workers_share_one_limit_through_redis(limited_gateway: tuple[Runnin
         client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
     assert "key 'ci-bot' is at its rpm limit of 100" in str(refused.value)
     assert refused.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_two_workers_share_a_deployment_limit_counted_with_the_keys(tmp_path: Path) -> None:
+    """A deployment's rpm (pre-call checks) counted in the same script call as the key's limits: the
+    same exact count across workers, and the key counts every request it sent."""
+    run = os.urandom(6).hex()
+    limited = deployment("gpt", "openai/gpt-4o", "http://127.0.0.1:9/v1")
+    limited["litellm_params"]["rpm"] = 100
+    limited["model_info"] = {"id": f"{run}-gpt"}
+    router = {"enable_pre_call_checks": True}
+    with _gateway(tmp_path, 10_000, model_list=[limited], router_settings=router) as (running, name):
+        try:
+            answers = asyncio.run(_burst(int(running.url.rsplit(":", 1)[1]), 1000))
+            statuses = [status for status, _ in answers]
+            assert set(statuses) <= {200, 429}, running.output()
+            assert statuses.count(200) == 100, running.output()
+            client = redis.Redis.from_url(REDIS_URL)
+            assert client.hget(f"seance:rl:deployment:{run}-gpt", "r") == b"100"
+            assert client.hget(f"seance:rl:{name}", "r") == b"1000"
+            assert "unreachable" not in running.output()
+        finally:
+            redis.Redis.from_url(REDIS_URL).delete(f"seance:rl:deployment:{run}-gpt")
