@@ -19,6 +19,7 @@ import pytest
 import redis
 from tests.databases import db_env, pg_database, sqlite_database
 from tests.gateway.pipeline.test_limits import REDIS_URL
+from tests.gateway.routing.test_strategies_shared import answer as streamed
 from tests.stack import ANSWER, MASTER, model, stack
 
 from seance.gateway.resp import Client
@@ -184,3 +185,18 @@ async def test_redis_unreachable_counts_both_in_the_process(
             assert statuses == [200, 200, 429], "no 500, and the deployment's limit still holds"
     warned = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("rate limits: Redis at"), warned
+
+
+async def test_a_streams_tokens_are_settled_once(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """Its usage is known only at its end: the hook's release settles it, the router adds none."""
+    run = uuid.uuid4().hex[:12]
+    async with stack(
+        tmp_path, db_env, [limited("a", run, tpm=1000)], redis_url=REDIS_URL, router=PRE_CALL, answer=streamed
+    ) as s:
+        key = await s.generate(tpm_limit=1000)
+        answer = await s.chat(key, stream=True)
+        assert answer.status_code == 200 and b"[DONE]" in answer.content, answer.text
+        await settled()
+        dep = counted(run, "a")
+        assert (dep[b"r"], dep[b"t"]) == (b"1", b"15"), dep
+        assert key_count(key)[b"t"] == b"15"
