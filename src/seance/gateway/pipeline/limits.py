@@ -26,8 +26,8 @@ worker process, whoever sends them (the master key too), as LiteLLM counts it in
 memory: one int, checked first.
 
 The hook is in the list only when limits can exist (hooks.Features.limits: a keys store is
-configured, or a global cap); a request whose caller has no limits (the master key) and whose end user has none
-returns at the first checks. An end user's limits (their budget row's, read by the auth hook) apply
+configured, or a global cap); a request whose caller has no limits (the master key) and whose end
+user has none returns at the first checks. An end user's limits (their budget row's, read by the auth hook) apply
 to whoever names them, as their budget does.
 """
 
@@ -256,8 +256,8 @@ class RateLimits(Hook):
             used = 0  # refused or failed: nothing to count
         else:
             used = held[3]  # answered without usage, or the client left mid-answer: the estimate
-        # (the store that counted it: Redis's fallback too while down)
-        if ctx.counted_deployment is None:
+        # (the store that counted it: Redis's fallback too while down; deployments only with Redis)
+        if self.local is not None or ctx.counted_deployment is None:
             held[0].release_now(held, used)
         elif not ctx.counted_sent:  # never sent to the deployment counted last: its count given back
             held[0].release_now(held, used, GIVE_BACK)
