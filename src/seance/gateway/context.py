@@ -143,6 +143,9 @@ class RequestContext:
     fallbacks: int = 0
     limits_held: Held | None = None  # what the limits hook counted, settled after the answer
     in_global: bool = False  # counted in general_settings.global_max_parallel_requests until it ends
+    # the limits hook's Plan of a request under a key's per-model limits, while metrics are on: what
+    # is left of them is noted after the answer (litellm_remaining_api_key_*_for_model)
+    limits_plan: Any = None
     # the deployment whose shared rpm/tpm count the limits hook counted this request in, with the
     # caller's limits (one round trip): the router sends its first try there without counting it
     # again, and says so (counted_sent); not sent there, the hook gives the count back

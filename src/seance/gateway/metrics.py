@@ -204,6 +204,20 @@ class Metrics:
             "litellm_remaining_tokens_metric", "Tokens the provider's rate limit has left (its last answer)",
             by_provider_quota, "mostrecent",
         )  # fmt: skip
+        # what a virtual key has left of its model_rpm_limit / model_tpm_limit for a model group
+        # after its last request there (the limits hook's, pushed with the rest): LiteLLM's, only
+        # for keys with such a limit
+        by_key_model = ("hashed_api_key", "api_key_alias", "model")
+        self.key_model_requests_left = gauge(
+            "litellm_remaining_api_key_requests_for_model",
+            "Requests a virtual key has left this minute of its model_rpm_limit for the model group",
+            by_key_model, "mostrecent",
+        )  # fmt: skip
+        self.key_model_tokens_left = gauge(
+            "litellm_remaining_api_key_tokens_for_model",
+            "Tokens a virtual key has left this minute of its model_tpm_limit for the model group",
+            by_key_model, "mostrecent",
+        )  # fmt: skip
         # LiteLLM's response-cache counters (the gateway's own seance_cache_requests below too)
         by_cache = ("model", "hashed_api_key", "api_key_alias", "team", "team_alias", "end_user", "user", "model_id",
                     "api_provider")  # fmt: skip

@@ -98,7 +98,7 @@ def _limits(features: Features) -> Hook:
     from seance.gateway.ratelimits.shared import SharedStore
 
     store = SharedStore(features.redis) if features.redis is not None else MemoryStore()
-    return RateLimits(store, _global_cap(features))
+    return RateLimits(store, _global_cap(features), features.metrics)
 
 
 def _global_cap(features: Features) -> int | None:

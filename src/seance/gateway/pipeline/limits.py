@@ -38,11 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import Caller, Headers, Limits, RequestContext
 from seance.gateway.errors import RateLimited
+from seance.gateway.metrics import HASH_PREFIX
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.ratelimits import GIVE_BACK, NO_TOKENS, SETTLE, Counts, Entry, Store, Verdict
 from seance.gateway.ratelimits.memory import MemoryStore
 
 if TYPE_CHECKING:
+    from seance.gateway.metrics import Metrics
     from seance.gateway.routing.deployments import Deployment
     from seance.gateway.routing.router import Router
     from seance.gateway.routing.strategies import Strategy
@@ -65,7 +67,10 @@ class Plan:
     `deployment`, the group's one deployment counted here (`share`), its entry last; the headers
     are the caller's limits only."""
 
-    __slots__ = ("caller_entries", "deployment", "entries", "limits", "requests_headers", "tokens", "tokens_headers")
+    __slots__ = (
+        "caller_entries", "deployment", "entries", "key_model", "limits", "requests_headers", "tokens",
+        "tokens_headers",
+    )  # fmt: skip
 
     def __init__(
         self, limits: tuple[Limits, ...], model: str | None, deployment: tuple[Deployment, Entry] | None = None
@@ -88,13 +93,20 @@ class Plan:
             for i, (_, _, tpm, _) in enumerate(self.caller_entries)
             if tpm is not None
         )
+        # the key's own per-model limits (its model_rpm_limit / model_tpm_limit for this group), as
+        # (entry index, rpm, tpm): what the metrics show left of them (LiteLLM's, for keys only)
+        self.key_model = tuple(
+            (i, rpm, tpm)
+            for i, (name, rpm, tpm, _) in enumerate(self.caller_entries)
+            if name.startswith("key:") and "/model:" in name
+        )
 
 
 class RateLimits(Hook):
     name = "limits"
     needs_usage = True
 
-    def __init__(self, store: Store, global_cap: int | None = None) -> None:
+    def __init__(self, store: Store, global_cap: int | None = None, metrics: Metrics | None = None) -> None:
         self.store = store
         self.global_cap = global_cap  # general_settings.global_max_parallel_requests (per process)
         self.in_flight = 0  # the requests counted in it
@@ -106,6 +118,13 @@ class RateLimits(Hook):
         # the model groups whose one deployment is counted here (`share`), and the router's strategy
         self.counted: dict[str, tuple[Deployment, Entry]] = {}
         self.strategy: Strategy | None = None
+        # with metrics: what keys have left of their per-model limits, by (hash prefix, alias, model
+        # group), pushed into the gauges with the metrics' batch; `gauging` once a plan has any
+        self.metrics = metrics
+        self.gauging = False
+        self._left: dict[tuple[str, str, str], tuple[int | None, int | None]] = {}
+        if metrics is not None:
+            metrics.pushers.append(self._push_left)
 
     def share(self, router: Router) -> None:
         """The router requests go to from now on (a reload makes another). With the same Redis
@@ -163,6 +182,8 @@ class RateLimits(Hook):
             if not verdict.admitted:
                 raise _refusal(caller, plan, verdict)
         ctx.limits_held = (verdict.store, entries, verdict.counts, estimate)
+        if plan.key_model and self.gauging:
+            ctx.limits_plan = plan
         if plan.requests_headers or plan.tokens_headers:
             ctx.response_headers += _headers(plan, verdict.counts)
         return None
@@ -193,6 +214,8 @@ class RateLimits(Hook):
                 raise _refusal(caller, plan, verdict)
             counts = verdict.counts
             ctx.limits_held = (verdict.store, entries, counts, estimate)
+        if plan.key_model and self.gauging:
+            ctx.limits_plan = plan
         if plan.requests_headers or plan.tokens_headers:
             ctx.response_headers += _headers(plan, counts)
         return None
@@ -235,6 +258,8 @@ class RateLimits(Hook):
 
     def _remember(self, limits: tuple[Limits, ...], model: str | None) -> Plan:
         plan = Plan(limits, model, self.counted.get(model) if model is not None else None)
+        if plan.key_model and self.metrics is not None:
+            self.gauging = True  # (until then, no request reads ctx.limits_plan)
         if len(self._plans) >= MAX_REMEMBERED:
             self._plans.clear()
         self._plans[(id(limits), model)] = plan
@@ -256,6 +281,8 @@ class RateLimits(Hook):
             used = 0  # refused or failed: nothing to count
         else:
             used = held[3]  # answered without usage, or the client left mid-answer: the estimate
+        if self.gauging and (plan := ctx.limits_plan) is not None:
+            self._note_left(ctx, plan, held[2], held[3], used)
         # (the store that counted it: Redis's fallback too while down; deployments only with Redis)
         if self.local is not None or ctx.counted_deployment is None:
             held[0].release_now(held, used)
@@ -263,6 +290,30 @@ class RateLimits(Hook):
             held[0].release_now(held, used, GIVE_BACK)
         else:  # sent: its tokens are the answer's, unless a later try (the router counted it) answered
             held[0].release_now(held, used, NO_TOKENS if ctx.retries or ctx.fallbacks else SETTLE)
+
+    def _note_left(self, ctx: RequestContext, plan: Plan, counts: Counts, estimate: int, used: int) -> None:
+        """What the key has left of its per-model limits once this request is settled: its window's
+        counts then (the in-process store's: as they are now), its estimate replaced by `used`."""
+        caller = ctx.caller
+        if caller is None or caller.key_hash is None or ctx.model is None:
+            return
+        for i, rpm, tpm in plan.key_model:
+            count = counts[i]
+            requests = None if rpm is None else max(0, rpm - int(count[1]))
+            tokens = None if tpm is None else max(0, tpm - int(count[2] - estimate + used))
+            self._left[(caller.key_hash[:HASH_PREFIX], caller.key_alias or "", ctx.model)] = (requests, tokens)
+
+    def _push_left(self) -> None:
+        """The metrics' batch: the gauges of the keys noted since the last push."""
+        metrics, left = self.metrics, self._left
+        if metrics is None or not left:
+            return
+        self._left = {}
+        for labels, (requests, tokens) in left.items():
+            if requests is not None:
+                metrics.key_model_requests_left.labels(*labels).set(requests)
+            if tokens is not None:
+                metrics.key_model_tokens_left.labels(*labels).set(tokens)
 
 
 def entries_for(limits: Iterable[Limits], model: str | None) -> tuple[Entry, ...]:
