@@ -68,8 +68,8 @@ class Plan:
     are the caller's limits only."""
 
     __slots__ = (
-        "caller_entries", "deployment", "entries", "key_model", "limits", "requests_headers", "tokens",
-        "tokens_headers",
+        "caller_entries", "deployment", "entries", "key_model", "limits", "one_each", "requests_headers",
+        "tokens", "tokens_headers",
     )  # fmt: skip
 
     def __init__(
@@ -92,6 +92,12 @@ class Plan:
             (i, tpm, (b"x-ratelimit-limit-tokens", b"%d" % tpm))
             for i, (_, _, tpm, _) in enumerate(self.caller_entries)
             if tpm is not None
+        )
+        # exactly one entry with an rpm and one with a tpm: both headers' (index, limit, header), as one
+        self.one_each = (
+            (*self.requests_headers[0], *self.tokens_headers[0])
+            if len(self.requests_headers) == 1 and len(self.tokens_headers) == 1
+            else None
         )
         # the key's own per-model limits (its model_rpm_limit / model_tpm_limit for this group), as
         # (entry index, rpm, tpm): what the metrics show left of them (LiteLLM's, for keys only)
@@ -198,7 +204,14 @@ class RateLimits(Hook):
             self._enter(ctx)
         end_user = ctx.end_user_limits
         limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
-        if not limits or (plan := self._plan(ctx, limits)) is None:
+        if not limits:
+            return None
+        # _plan's usual case inline (a call less): this caller's plan for this model, known
+        plan = self._plans.get((id(limits), ctx.model))
+        if plan is None or plan.limits is not limits or ctx.route.name in NO_LIMIT_BODY:
+            if (plan := self._plan(ctx, limits)) is None:
+                return None
+        elif not plan.entries:
             return None
         entries = plan.entries
         estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
@@ -275,8 +288,9 @@ class RateLimits(Hook):
         held = ctx.limits_held
         if held is None:
             return
-        if ctx.usage is not None:
-            used = ctx.usage.total_tokens
+        usage = ctx.usage
+        if usage is not None:
+            used = usage.prompt_tokens + usage.completion_tokens  # (total_tokens: a property, a call more)
         elif ctx.status >= 400 and ctx.status != CLIENT_GONE:
             used = 0  # refused or failed: nothing to count
         else:
@@ -379,6 +393,16 @@ def _refusal(caller: Caller, plan: Plan, verdict: Verdict) -> RateLimited:
 
 def _headers(plan: Plan, counts: Counts) -> Headers:
     """OpenAI's x-ratelimit-* headers, from the scope with the least left of each limit."""
+    one = plan.one_each
+    if one is not None:  # one scope with an rpm and one with a tpm (a key's: the usual), without loops
+        i, rpm, rpm_header, j, tpm, tpm_header = one
+        requests_left, tokens_left = rpm - counts[i][1], tpm - counts[j][2]
+        return [
+            rpm_header,
+            (b"x-ratelimit-remaining-requests", b"%d" % (requests_left if requests_left > 0 else 0)),
+            tpm_header,
+            (b"x-ratelimit-remaining-tokens", b"%d" % (tokens_left if tokens_left > 0 else 0)),
+        ]
     requests = tokens = None  # the least left
     for i, limit, limit_header in plan.requests_headers:
         left = limit - counts[i][1]
