@@ -21,7 +21,8 @@ router checks and counts the deployment it picked with the rate limits' own scri
 process while Redis is unreachable, one WARNING), and tokens are added once used, without waiting
 (no estimate reserved, as the in-process count reserves none). Where a group is one such deployment,
 the limits hook counts it instead, with the caller's limits in the same script call
-(pipeline/limits.py: one round trip a request, not two), and adds its tokens: the router is told
+(pipeline/limits.py: one round trip a request, not two), reserving the request's estimate there as
+it does for a tpm of the caller's and settling it to the tokens used: the router is told
 (ctx.counted_deployment) and the strategy then adds none (`settled`). One the shared count refuses
 is taken as used up here for the rest of its minute and another of the group picked (`instead`);
 none left: the group's 429 `no_deployments_available`, or its fallbacks.
