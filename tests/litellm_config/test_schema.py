@@ -1,4 +1,5 @@
-"""The typed parts of config.yaml that check what they hold: general_settings' end-user headers."""
+"""The typed parts of config.yaml that check what they hold: general_settings' end-user headers,
+litellm_settings' spend tag headers."""
 
 from __future__ import annotations
 
@@ -44,3 +45,11 @@ def test_end_user_headers_in_litellms_order_lower_cased(tmp_path: Path) -> None:
 def test_a_bad_mapping_stops_the_start_with_its_path(tmp_path: Path, general: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         settings(tmp_path, general)
+
+
+def test_extra_spend_tag_headers_must_be_header_names(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    litellm = {"extra_spend_tag_headers": ["X-OpenWebUI-User-Email", "x user"]}
+    path.write_bytes(orjson.dumps({"model_list": [MODEL], "litellm_settings": litellm}))
+    with pytest.raises(ConfigError, match=r"extra_spend_tag_headers.*'x user' is not an HTTP header name"):
+        load_settings(path, {"LITELLM_MASTER_KEY": "sk-master"}, announce=False)

@@ -91,9 +91,16 @@ class Gateway:
         self._metrics = metrics
         self.store = store
         self.settings = settings
-        # the request headers read into ctx.header_options: LiteLLM's, and the end user's the config
-        # names (general_settings.user_header_mappings; read at start, as the auth hook reads them)
-        self.options = OPTIONS | {name.encode() for name in settings.file.general_settings.end_user_headers()}
+        # the request headers read into ctx.header_options: LiteLLM's, the end user's the config names
+        # (general_settings.user_header_mappings) and the spend tags' (litellm_settings.
+        # extra_spend_tag_headers): read at start, as the hooks read them
+        self.options = OPTIONS | {
+            name.lower().encode()
+            for name in (
+                *settings.file.general_settings.end_user_headers(),
+                *settings.file.litellm_settings.extra_spend_tag_headers,
+            )
+        }
         # the models added through /model/new, kept in the store (model_sync.py)
         self.model_sync = ModelSync(self, store, settings.models_poll) if store is not None else None
         self._swapping = asyncio.Lock()

@@ -179,9 +179,10 @@ LITELLM_SETTINGS: Mapping[str, Key] = _section(
         "when an answer is not streamed)",
     ),
     _group(
-        IGNORED,
+        SUPPORTED,
         "extra_spend_tag_headers",
-        "spend tags come from the body's tags and metadata.tags, and the x-litellm-tags header",
+        "each listed request header a request carries becomes a spend tag '<header>: <value>' (LiteLLM's "
+        "form; Open WebUI's X-OpenWebUI-User-Email, …), beside the body's tags and x-litellm-tags",
     ),
     _group(SUPPORTED, "disable_add_user_agent_to_request_tags", "Seance never adds the User-Agent to the tags"),
     _group(

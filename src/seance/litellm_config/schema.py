@@ -104,6 +104,16 @@ class LiteLLMSettings(_Section):
     default_key_generate_params: dict[str, Any] = Field(default_factory=dict)
     upperbound_key_generate_params: dict[str, Any] = Field(default_factory=dict)
     max_end_user_budget: float | None = Field(default=None, ge=0)  # end users without a budget of their own
+    # request headers whose values become spend tags, "<header as written here>: <value>"
+    extra_spend_tag_headers: list[str] = Field(default_factory=list)
+
+    @field_validator("extra_spend_tag_headers")
+    @classmethod
+    def _tag_headers(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+        return names
 
     @field_validator("cache_params")
     @classmethod

@@ -103,3 +103,21 @@ async def test_the_x_litellm_tags_header_tags_the_spend(tmp_path: Path, db_env: 
         assert status == 200 and rows[-1]["request_tags"] == ["job:1", "team-a", "cost-centre-7", "from-key"]
         status, tags = await s.admin("GET", "/spend/tags")
         assert any(t["individual_request_tag"] == "team-a" for t in tags)
+
+
+async def test_extra_spend_tag_headers_tag_the_spend(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """litellm_settings.extra_spend_tag_headers, as LiteLLM's Open WebUI guide sets it: each listed
+    header a request carries becomes "<header as configured>: <value>"; those it lacks add nothing."""
+    litellm = {"extra_spend_tag_headers": ["X-OpenWebUI-User-Email", "X-OpenWebUI-Chat-Id"]}
+    async with stack(tmp_path, db_env, litellm=litellm) as s:
+        key = await s.generate()
+        body = {"model": "a", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"authorization": f"Bearer {key}", "x-openwebui-user-email": " ada@example.com ",
+                   "x-litellm-tags": "team-a"}  # fmt: skip
+        answer = await s.client.post("/v1/chat/completions", content=orjson.dumps(body), headers=headers)
+        assert answer.status_code == 200
+        await s.store.spend.flush()
+        status, rows = await s.admin("GET", "/spend/logs", api_key=key)
+        assert status == 200 and rows[-1]["request_tags"] == ["team-a", "X-OpenWebUI-User-Email: ada@example.com"]
+        status, tags = await s.admin("GET", "/spend/tags")
+        assert any(t["individual_request_tag"] == "X-OpenWebUI-User-Email: ada@example.com" for t in tags)

@@ -63,7 +63,7 @@ def build(features: Features) -> list[Hook]:
         # when the config caps the requests in flight (general_settings.global_max_parallel_requests)
         _limits(features) if features.limits or store is not None or _global_cap(features) else None,
         cache.build(features.settings) if features.settings is not None else None,
-        Spend(store, features.master_key) if store else None,
+        Spend(store, features.master_key, _tag_headers(features.settings)) if store else None,
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
         _traces(features.traces) if features.traces is not None else None,
     ]
@@ -99,6 +99,11 @@ def _limits(features: Features) -> Hook:
 
     store = SharedStore(features.redis) if features.redis is not None else MemoryStore()
     return RateLimits(store, _global_cap(features), features.metrics)
+
+
+def _tag_headers(settings: Settings | None) -> tuple[str, ...]:
+    """litellm_settings.extra_spend_tag_headers: request headers that become spend tags."""
+    return tuple(settings.file.litellm_settings.extra_spend_tag_headers) if settings is not None else ()
 
 
 def _global_cap(features: Features) -> int | None:

@@ -9,6 +9,7 @@ import itertools
 import os
 import time
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from seance.gateway.context import NOTHING, Caller, RequestContext
@@ -28,8 +29,11 @@ class Spend(Hook):
     name = "spend"
     needs_usage = True
 
-    def __init__(self, store: Store, master_key: str | None) -> None:
+    def __init__(self, store: Store, master_key: str | None, tag_headers: tuple[str, ...] = ()) -> None:
+        """`tag_headers`: litellm_settings.extra_spend_tag_headers, as the config writes them (the
+        app reads them into ctx.header_options, lower-cased)."""
         self.log = store.spend
+        self.tag_headers = tuple((name, name.lower()) for name in tag_headers)
         self._new_process()
         _HOOKS.add(self)  # forked workers (server.py) start their own row ids: _after_fork
         # LiteLLM logs the master key's requests under the key's hash too
@@ -83,7 +87,7 @@ class Spend(Hook):
             ctx.status,
             ctx.cache_hit,
             "[]" if fields is NOTHING and caller.metadata is NOTHING and not ctx.header_options
-            else json_text(_tags(fields, caller.metadata, ctx.header_options.get("x-litellm-tags"))),
+            else json_text(_tags(fields, caller.metadata, ctx.header_options, self.tag_headers)),
             "{}" if fields is NOTHING else json_text(_metadata(fields)),
         ))  # fmt: skip
         scopes = self._scopes_of(caller, key)
@@ -143,11 +147,15 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def _tags(fields: Any, key_metadata: Any, header: str | None = None) -> list[str]:
+def _tags(
+    fields: Any, key_metadata: Any, options: Mapping[str, str] = NOTHING, tag_headers: tuple[tuple[str, str], ...] = ()
+) -> list[str]:
     """The request's tags (`tags`, or `metadata.tags` as LiteLLM's docs show, and the comma-separated
     x-litellm-tags header: a client that cannot change the body, such as Claude Code with
-    ANTHROPIC_CUSTOM_HEADERS, can send that), then the key's."""
+    ANTHROPIC_CUSTOM_HEADERS, can send that), the headers of extra_spend_tag_headers it carries as
+    "<header>: <value>" (`tag_headers`: (as configured, lower-cased)), then the key's."""
     tags: list[str] = []
+    header = options.get("x-litellm-tags")
     if fields is not NOTHING:
         metadata = fields.get("metadata")
         # (what the client sent, of any shape: a `metadata` that is not an object has no tags, and
@@ -157,6 +165,9 @@ def _tags(fields: Any, key_metadata: Any, header: str | None = None) -> list[str
                 tags.extend(str(t).replace("\x00", "")[:128] for t in found[:32])
     if header:
         tags.extend(tag[:128] for t in header.split(",")[:32] if (tag := t.strip()) and tag not in tags)
+    for name, lowered in tag_headers:
+        if (value := options.get(lowered, "").strip()) and (tag := f"{name}: {value}"[:128]) not in tags:
+            tags.append(tag)
     if key_metadata is not NOTHING and isinstance(key_tags := key_metadata.get("tags"), list):
         tags.extend(str(t) for t in key_tags if str(t) not in tags)
     return tags
