@@ -154,8 +154,7 @@ return string.format('[%%d,%%d,%%d,%%d.%%03d,[%%s]]', admitted, refused, code, n
 # estimate, tokens used, generation, per entry: its window start in ms when counted] (as ACQUIRE
 # gave them) — made by one orjson call: the arguments one by one cost ~15k instructions to format
 # (bench/instructions.py); read by one string.match, the numbers Redis adds kept as text. A place
-# whose generation's slot was reused since is not given
-# back: it was dropped with the slot.
+# whose generation's slot was reused since is not given back: it was dropped with the slot.
 RELEASE = """
 local SLOTS = {'a0', 'a1', 'a2'}
 local t = redis.call('TIME')
@@ -226,7 +225,7 @@ class Commands:
         # by what becomes of the last entry: SETTLE, NO_TOKENS, GIVE_BACK (RELEASE's flags)
         self.release_heads = tuple(
             b"*%d\r\n%b%b%b%b" % (6 + n, self.release_sha, keyed, bulk(span_ms), bulk(parallel[:-1] + last))
-            for last in (parallel[-1], "2", "3")
+            for last in (parallel[-1:], "2", "3")
         )
 
     def acquire(self, estimate: int) -> bytes:
