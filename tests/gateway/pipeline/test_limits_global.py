@@ -15,7 +15,7 @@ from tests.gateway.pipeline.test_limits import CHAT, CONFIG, GatedTransport, _un
 from seance.gateway.app import Gateway
 from seance.gateway.config import ConfigError, load_settings
 from seance.gateway.pipeline import hooks
-from seance.gateway.pipeline.limits import RateLimits
+from seance.gateway.pipeline.limits import GlobalCap
 
 
 def capped(tmp_path: Path, cap: int) -> tuple[Gateway, GatedTransport]:
@@ -41,8 +41,8 @@ async def test_requests_past_the_cap_get_429_and_places_free_when_they_end(tmp_p
     assert sorted(a.status for a in await asyncio.gather(*tasks)) == [200, 200, 429, 429, 429]
     again = await asyncio.gather(*(arequest(app, "POST", "/v1/chat/completions", CHAT) for _ in range(2)))
     assert [a.status for a in again] == [200, 200]
-    (limits,) = [h for h in app.pipeline.hooks if isinstance(h, RateLimits)]
-    assert limits.in_flight == 0
+    (cap,) = [h for h in app.pipeline.hooks if isinstance(h, GlobalCap)]
+    assert cap.in_flight == 0
 
 
 async def test_failed_and_refused_requests_give_their_place_back(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ not in the list. Where the next features go:
     metrics       first: counts every request in flight; Prometheus    on_request                   after
     auth          who is calling (master key; virtual keys)            on_request; before: model, end user
     required      fields every request must carry (enforced_params)    before
+    global cap    requests in flight per process (global_max_…)        on_request                   after
     limits        rpm / tpm / parallel                                 before (and after: tokens used)
     cache         lookup (may answer)                                  before; store                after
     spend         usage → cost → spend log, batched (store/spend.py)                                after
@@ -59,9 +60,9 @@ def build(features: Features) -> list[Hook]:
         MetricsHook(features.metrics) if features.metrics is not None else None,
         _key_auth(features, store) if store else Auth(features.master_key, features.allow_no_auth),
         _required(features.settings) if features.settings is not None else None,
-        # virtual keys carry limits (Caller.limits): the hook is in the list when keys can exist, or
-        # when the config caps the requests in flight (general_settings.global_max_parallel_requests)
-        _limits(features) if features.limits or store is not None or _global_cap(features) else None,
+        _global_cap(features.settings),
+        # virtual keys carry limits (Caller.limits): the hook is in the list when keys can exist
+        _limits(features) if features.limits or store is not None else None,
         cache.build(features.settings) if features.settings is not None else None,
         Spend(store, features.master_key, _tag_headers(features.settings)) if store else None,
         AccessLog(AccessWriter(features.log_format)) if features.access_log else None,
@@ -98,7 +99,7 @@ def _limits(features: Features) -> Hook:
     from seance.gateway.ratelimits.shared import SharedStore
 
     store = SharedStore(features.redis) if features.redis is not None else MemoryStore()
-    return RateLimits(store, _global_cap(features), features.metrics)
+    return RateLimits(store, features.metrics)
 
 
 def _tag_headers(settings: Settings | None) -> tuple[str, ...]:
@@ -106,9 +107,14 @@ def _tag_headers(settings: Settings | None) -> tuple[str, ...]:
     return tuple(settings.file.litellm_settings.extra_spend_tag_headers) if settings is not None else ()
 
 
-def _global_cap(features: Features) -> int | None:
-    settings = features.settings
-    return settings.file.general_settings.global_max_parallel_requests if settings is not None else None
+def _global_cap(settings: Settings | None) -> Hook | None:
+    """general_settings.global_max_parallel_requests, when set."""
+    cap = settings.file.general_settings.global_max_parallel_requests if settings is not None else None
+    if cap is None:
+        return None
+    from seance.gateway.pipeline.limits import GlobalCap
+
+    return GlobalCap(cap)
 
 
 def _traces(export: TraceExport) -> Hook:

@@ -21,12 +21,11 @@ The deployment at its limit while the caller is not: the caller's limits are cou
 second round trip, on refusals only), and the router's pre-call checks skip the deployment (its
 group's fallbacks, or the 429 they would give).
 
-general_settings.global_max_parallel_requests caps the LLM requests in flight at once in this
-worker process, whoever sends them (the master key too), as LiteLLM counts it in each instance's
-memory: one int, checked first.
+general_settings.global_max_parallel_requests is a hook of its own (GlobalCap, below): the LLM
+requests in flight at once in this worker process, whoever sends them.
 
 The hook is in the list only when limits can exist (hooks.Features.limits: a keys store is
-configured, or a global cap); a request whose caller has no limits (the master key) and whose end
+configured); a request whose caller has no limits (the master key) and whose end
 user has none returns at the first checks. An end user's limits (their budget row's, read by the auth hook) apply
 to whoever names them, as their budget does.
 """
@@ -112,10 +111,8 @@ class RateLimits(Hook):
     name = "limits"
     needs_usage = True
 
-    def __init__(self, store: Store, global_cap: int | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
         self.store = store
-        self.global_cap = global_cap  # general_settings.global_max_parallel_requests (per process)
-        self.in_flight = 0  # the requests counted in it
         self.local = store if type(store) is MemoryStore else None
         self._plans: dict[tuple[int, str | None], Plan] = {}
         # (id of a caller's limits, id of an end user's) -> both, and the tuple of them (_with_end_user)
@@ -162,8 +159,6 @@ class RateLimits(Hook):
         caller = ctx.caller
         if caller is None or body is None:
             return None
-        if self.global_cap is not None:
-            self._enter(ctx)
         end_user = ctx.end_user_limits
         limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
         if (not limits and ctx.model not in self.counted) or (plan := self._plan(ctx, limits)) is None:
@@ -200,8 +195,6 @@ class RateLimits(Hook):
         caller = ctx.caller
         if caller is None or body is None:
             return None
-        if self.global_cap is not None:
-            self._enter(ctx)
         end_user = ctx.end_user_limits
         limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
         if not limits:
@@ -232,19 +225,6 @@ class RateLimits(Hook):
         if plan.requests_headers or plan.tokens_headers:
             ctx.response_headers += _headers(plan, counts)
         return None
-
-    def _enter(self, ctx: RequestContext) -> None:
-        """global_max_parallel_requests: the request counted in flight in this process, or a 429."""
-        if ctx.route.name in NO_LIMIT_BODY:
-            return
-        if self.in_flight >= self.global_cap:  # type: ignore[operator]
-            raise RateLimited(
-                f"rate limit reached: the gateway is at its global_max_parallel_requests limit of "
-                f"{self.global_cap} requests at once; retry after 1 s",
-                headers={"retry-after": "1"},
-            )
-        self.in_flight += 1
-        ctx.in_global = True
 
     def _plan(self, ctx: RequestContext, limits: tuple[Limits, ...]) -> Plan | None:
         """What a request of a caller with limits is checked against; None: nothing to check."""
@@ -283,8 +263,6 @@ class RateLimits(Hook):
 
     def after_now(self, ctx: RequestContext) -> None:
         """Plain for both stores: neither's release waits (Redis's is sent without its reply)."""
-        if self.global_cap is not None and ctx.in_global:
-            self.in_flight -= 1
         held = ctx.limits_held
         if held is None:
             return
@@ -328,6 +306,42 @@ class RateLimits(Hook):
                 metrics.key_model_requests_left.labels(*labels).set(requests)
             if tokens is not None:
                 metrics.key_model_tokens_left.labels(*labels).set(tokens)
+
+
+class GlobalCap(Hook):
+    """general_settings.global_max_parallel_requests: the LLM requests in flight at once in this
+    worker process, whoever sends them (the master key too), as LiteLLM counts it in each
+    instance's memory; past it a 429 with retry-after, before the body is read. In the list only
+    when the config sets it; after the key check, so a refused key takes no place."""
+
+    name = "global cap"
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.in_flight = 0
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        self.on_request_now(ctx)
+
+    def on_request_now(self, ctx: RequestContext) -> None:
+        route = ctx.route
+        if not route.body or route.name in NO_LIMIT_BODY:  # /v1/models, count_tokens: no model called
+            return
+        if self.in_flight >= self.cap:
+            raise RateLimited(
+                f"rate limit reached: the gateway is at its global_max_parallel_requests limit of "
+                f"{self.cap} requests at once; retry after 1 s",
+                headers={"retry-after": "1"},
+            )
+        self.in_flight += 1
+        ctx.in_global = True
+
+    async def after(self, ctx: RequestContext) -> None:
+        self.after_now(ctx)
+
+    def after_now(self, ctx: RequestContext) -> None:
+        if ctx.in_global:  # (it ended, however: answered, failed, refused later, abandoned)
+            self.in_flight -= 1
 
 
 def entries_for(limits: Iterable[Limits], model: str | None) -> tuple[Entry, ...]:
