@@ -363,61 +363,75 @@ class GatewayCycle(RequestResponseCycle):
         self.response_started = True
         self.waiting_for_100_continue = False
         status = message["status"]
-        content = [STATUS_LINE[status]]
+        content = [STATUS_LINES[status]]  # each header after it as its line's start and its value
         framing = []  # the headers that say how the body is sent: acted on once all are checked
-        known = _NAMES
+        known = _LINES
         for headers in (self.default_headers, message.get("headers", ())):
             for name, value in headers:
-                lowered = known.get(name)
-                if lowered is None:
-                    lowered = _checked_name(name)
-                if lowered in FRAMING:  # one set lookup for the common header
-                    framing.append((lowered, value))
-                content += (lowered, b": ", value, b"\r\n")
+                line = known.get(name)
+                if line is None:  # a framing header (never remembered), or a name not sent before
+                    line = _FRAMING_LINES.get(name) or _line_of(name)
+                    if line is CONTENT_LENGTH or line is TRANSFER_ENCODING or line is CONNECTION:
+                        framing.append((line, value))
+                content += (line, value)
         head = b"".join(content)
-        # Names hold no byte a value may not (checked above), so the line ends are the only such
-        # bytes in a head whose values are valid: two for the status line and each header.
-        if len(head) - len(head.translate(None, BAD_IN_VALUES)) != 2 + (len(content) - 1) // 2:
+        # Names hold no byte a value may not (checked once), so the line ends before each header
+        # are the only such bytes in a head whose values are valid.
+        if len(head) - len(head.translate(None, BAD_IN_VALUES)) != len(content) - 1:
             raise RuntimeError("Invalid HTTP header value.")
         closing = False
-        for name, value in framing:
-            if name == b"content-length" and self.chunked_encoding is None:
-                self.expected_content_length = int(value.decode())
-                self.chunked_encoding = False
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                self.expected_content_length = 0
-                self.chunked_encoding = True
-            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+        for line, value in framing:
+            if line is CONTENT_LENGTH:
+                if self.chunked_encoding is None:
+                    self.expected_content_length = int(value.decode())
+                    self.chunked_encoding = False
+            elif line is TRANSFER_ENCODING:
+                if value.lower() == b"chunked":
+                    self.expected_content_length = 0
+                    self.chunked_encoding = True
+            elif b"close" in [token.lower().strip() for token in value.split(b",")]:  # Connection
                 self.keep_alive = False
                 closing = True
         if not self.keep_alive and not closing:
-            head += b"connection: close\r\n"
+            head += b"\r\nconnection: close"
         if self.chunked_encoding is None and self.scope["method"] != "HEAD" and status not in (204, 304):
             self.chunked_encoding = True
-            head += b"transfer-encoding: chunked\r\n"
-        head += b"\r\n"
+            head += b"\r\ntransfer-encoding: chunked"
+        head += b"\r\n\r\n"
         if self.chunked_encoding is False and self.expected_content_length and self.scope["method"] != "HEAD":
             self.head = head  # its body follows at once: one write for both
         else:
             self.transport.write(head)
 
 
-def _checked_name(name: bytes) -> bytes:
-    """A header name not sent before: checked as uvicorn checks it; remembered with its lower case."""
+def _line_of(name: bytes) -> bytes:
+    """The start of a header's line (its line end before it, so that a header is two parts of the
+    head, not four), for a name not sent before: checked as uvicorn checks it; remembered unless it
+    is a framing header's (_start must see those)."""
     if len(name.translate(None, BAD_IN_NAMES)) != len(name):
         raise RuntimeError("Invalid HTTP header name.")
     lowered = name.lower()
-    if len(_NAMES) < MAX_NAMES:
-        _NAMES[name] = lowered
-    return lowered
+    line = _FRAMING_LINES.get(lowered)
+    if line is None:
+        line = b"\r\n" + lowered + b": "
+        if len(_LINES) < MAX_NAMES:
+            _LINES[name] = line
+    return line
 
 
 _send = RequestResponseCycle.send
 END = b"0\r\n\r\n"  # a chunked answer's end
-FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})  # the names _start acts on
 BAD_IN_NAMES = bytes(b for b in range(256) if HEADER_RE.search(bytes([b])))
 BAD_IN_VALUES = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes([b])))
-_NAMES: dict[bytes, bytes] = {}  # header names sent before (valid): their lower case
+STATUS_LINES = {status: line.removesuffix(b"\r\n") for status, line in STATUS_LINE.items()}
+# The headers that say how the body is sent, which _start acts on (by identity): never in _LINES
+CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION = b"\r\ncontent-length: ", b"\r\ntransfer-encoding: ", b"\r\nconnection: "
+_FRAMING_LINES = {
+    name: line
+    for line in (CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION)
+    for name in (line[2:-2], line[2:-2].title(), line[2:-2].upper())
+}
+_LINES: dict[bytes, bytes] = {}  # header names sent before (valid, not framing): their line's start
 MAX_NAMES = 1024  # names come from code, not from requests: a bound all the same
 # A body part from this size on is written beside its head (one writev), not copied behind it:
 # an embeddings answer (19 KB) cost 19k instructions less (bench/instructions.py counts a copy
