@@ -266,6 +266,7 @@ class Gateway:
         body = read_request(ctx, parsed, anthropic.KEPT_FIELDS if route.front == "anthropic" else frozenset())
         if body is not parsed:
             raw = b""  # the client's bytes held fields that must not go upstream
+        ctx.body_bytes = raw
         if self.pipeline.has_before and (answer := await self.pipeline.before(ctx, body)) is not None:
             ctx.response_headers.extend(answer.headers)
             await send_bytes(send, ctx, answer.status, answer.body, answer.content_type)

@@ -135,6 +135,9 @@ class RequestContext:
     end_user_limits: Limits | None = None  # theirs (their budget row's), set by the auth hook
     # (empty mappings are one shared, read-only object: most requests have none of these)
     gateway_fields: Mapping[str, Any] = NOTHING  # GATEWAY_FIELDS the client sent
+    # the request's body as the client sent it, when it goes upstream as it is (b"" when the
+    # gateway took fields out of it)
+    body_bytes: bytes = b""
     client_headers: Mapping[str, str] = NOTHING  # headers an adapter may forward (anthropic-version)
     header_options: Mapping[str, str] = NOTHING  # x-litellm-timeout, -num-retries, …
     # the route taken

@@ -17,6 +17,7 @@ from tests.gateway.asgi_client import KEY, arequest, deployment, make_app
 from tests.gateway.cached_gateway import space
 from tests.wire import load
 
+import seance.gateway.pipeline.cache
 from seance.gateway.app import Gateway
 from seance.gateway.config import load_settings
 from seance.gateway.context import Caller, RequestContext
@@ -235,6 +236,68 @@ async def test_one_team_never_gets_another_teams_answer(tmp_path: Path, store: S
     assert (await post(app, CHAT, authorization="Bearer team-b")).body == team_b
     assert (await post(app, CHAT, authorization="Bearer team-a")).body == ANSWER
     assert upstream.calls == 3
+
+
+class KeptTeamAuth(Hook):
+    """TeamAuth with one Caller per team, kept, as the key cache keeps a virtual key's."""
+
+    def __init__(self) -> None:
+        self.callers: dict[str, Caller] = {}
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        team = ctx.credential.decode().removeprefix("Bearer ")
+        ctx.caller = self.callers.setdefault(team, Caller("virtual_key", key_hash="0" * 64, team_id=team))
+
+
+async def test_a_repeated_hit_is_keyed_from_its_bytes_for_its_caller_only(
+    tmp_path: Path, store: Store, space: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team_b = ANSWER.replace(b'"yo"', b'"for team b"')
+    upstream = Upstream(json_answer(), json_answer(team_b))
+    cache = Cache(CacheConfig("test", namespace=space), store)
+    app, _ = make_app(tmp_path, CONFIG, upstream, [])
+    app.pipeline = type(app.pipeline)([KeptTeamAuth(), cache])
+    keyed = []
+    real_key_of = seance.gateway.pipeline.cache.key_of
+    monkeypatch.setattr(seance.gateway.pipeline.cache, "key_of", lambda *a: keyed.append(a) or real_key_of(*a))
+    miss = await post(app, CHAT, authorization="Bearer team-a")
+    hit = await post(app, CHAT, authorization="Bearer team-a")
+    assert len(keyed) == 2 and upstream.calls == 1
+    again = await post(app, CHAT, authorization="Bearer team-a")  # the same bytes from the same caller
+    assert len(keyed) == 2 and again.body == hit.body == miss.body == ANSWER
+    keys = {answer.headers["x-litellm-cache-key"] for answer in (miss, hit, again)}
+    assert len(keys) == 1
+    # the same bytes from another team: keyed again, its own answer
+    other = await post(app, CHAT, authorization="Bearer team-b")
+    assert len(keyed) == 3 and other.body == team_b and upstream.calls == 2
+    assert other.headers["x-litellm-cache-key"] not in keys
+    # with a cache control in the body: keyed from the body, as ever
+    await post(app, {**CHAT, "cache": {"no-store": True}}, authorization="Bearer team-a")
+    assert len(keyed) == 4
+
+
+async def test_what_is_remembered_of_repeated_bodies_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(seance.gateway.pipeline.cache, "REPEATED_BYTES", 1000)
+    monkeypatch.setattr(seance.gateway.pipeline.cache, "REPEATED_MAX_BYTES", 400)
+    upstream = Upstream(json_answer())
+    app, cache, _ = app_with(tmp_path, LocalStore(1 << 20), "bounded", upstream)
+
+    def body(size: int, n: int) -> dict[str, Any]:
+        made = {**CHAT, "messages": [{"role": "user", "content": str(n)}]}
+        made["messages"][0]["content"] += "x" * (size - len(orjson.dumps(made)))
+        assert len(orjson.dumps(made)) == size
+        return made
+
+    for n in range(4):  # a miss, then a hit that is remembered: 300 bytes each
+        await post(app, body(300, n))
+        await post(app, body(300, n))
+        assert cache._repeated_bytes == 300 * (n + 1 if n < 3 else 1)  # the fourth starts again
+    assert len(cache._repeated) == 1
+    await post(app, body(500, 9))
+    await post(app, body(500, 9))  # a hit, too large to remember
+    assert len(cache._repeated) == 1 and cache._repeated_bytes == 300
 
 
 async def test_the_models_of_a_caching_group_share_their_answers(tmp_path: Path, store: Store, space: str) -> None:
