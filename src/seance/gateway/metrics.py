@@ -62,11 +62,19 @@ DEPLOYMENT = ("litellm_model_name", "model_id", "api_base", "api_provider")
 # LiteLLM's per-deployment request counters and latencies name the key and team only (not the user)
 KEY_AND_TEAM = ("hashed_api_key", "api_key_alias", "team", "team_alias")
 NOBODY = ("", "", "", "", "", "")
+# The master key's requests, as LiteLLM labels them: an alias in place of the key or its hash, and
+# its admin's user id (LITELLM_PROXY_MASTER_KEY_ALIAS and the default litellm_proxy_admin_name)
+MASTER_KEY_ALIAS = "litellm_proxy_master_key"
+MASTER_LABELS = ("", MASTER_KEY_ALIAS, "", "", "", "default_user_id")
 
 
 def who(caller: Caller | None) -> tuple[str, ...]:
-    if caller is None or (caller.key_hash is None and caller.team_id is None and caller.user_id is None):
-        return NOBODY  # the master key, or no auth
+    if caller is None:
+        return NOBODY
+    if caller.kind == "master":
+        return MASTER_LABELS
+    if caller.key_hash is None and caller.team_id is None and caller.user_id is None:
+        return NOBODY  # no auth configured
     key = caller.key_hash[:HASH_PREFIX] if caller.key_hash else ""
     return ("", key, caller.key_alias or "", caller.team_id or "", "", caller.user_id or "")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from seance.gateway.app import Gateway
 from seance.gateway.config import load_settings
 from seance.gateway.context import Caller, RequestContext
 from seance.gateway.errors import RateLimited
-from seance.gateway.metrics import Metrics
+from seance.gateway.metrics import MASTER_KEY_ALIAS, MASTER_LABELS, Metrics
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.pipeline import metrics as metrics_hook_module
 from seance.gateway.pipeline.auth import Auth
@@ -104,7 +105,7 @@ def test_requests_tokens_spend_and_latency_equal_what_was_sent(tmp_path: Path) -
     assert state[0].labels["api_base"] == "http://up.test"
 
 
-SERIES = {"requested_model": "gpt", "status_code": "200", **dict.fromkeys(metrics_module.WHO, "")}
+SERIES = {"requested_model": "gpt", "status_code": "200", **dict(zip(metrics_module.WHO, MASTER_LABELS, strict=True))}
 
 
 def counted(app: Gateway) -> float | None:
@@ -429,7 +430,7 @@ def test_the_response_cache_counts_its_hits_and_misses(tmp_path: Path) -> None:
     assert value(got, "seance_cache_requests_total", result="hit", requested_model="gpt") == 2
     # LiteLLM's: the same counts, and the tokens of the answers served (7 + 3 each)
     assert value(got, "litellm_cache_misses_metric_total", model="gpt", api_provider="openai") == 1
-    assert value(got, "litellm_cache_hits_metric_total", model="gpt", hashed_api_key="") == 2
+    assert value(got, "litellm_cache_hits_metric_total", model="gpt", hashed_api_key=MASTER_KEY_ALIAS) == 2
     assert value(got, "litellm_cached_tokens_metric_total", model="gpt") == 20
     # a hit is not a call to the deployment
     assert value(got, "litellm_deployment_total_requests_total", requested_model="gpt") == 1
@@ -450,6 +451,18 @@ def test_a_virtual_key_is_labelled_by_a_hash_prefix_and_its_alias(tmp_path: Path
         got, "litellm_proxy_total_requests_metric_total",
         hashed_api_key="ab" * 6, api_key_alias="ci-bot", team="team-7", user="u1", end_user="",
     ) == 1  # fmt: skip
+
+
+def test_the_master_keys_requests_are_labelled_as_litellm_labels_them(tmp_path: Path) -> None:
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    text = request(app, "GET", "/metrics").body.decode()
+    assert KEY not in text and hashlib.sha256(KEY.encode()).hexdigest()[:12] not in text
+    got = scrape(app)
+    who = {"hashed_api_key": "litellm_proxy_master_key", "api_key_alias": "", "user": "default_user_id"}
+    assert value(got, "litellm_proxy_total_requests_metric_total", **who, team="", end_user="") == 1
+    assert value(got, "litellm_input_tokens_metric_total", **who) == 7
+    assert value(got, "litellm_deployment_total_requests_total", hashed_api_key=MASTER_KEY_ALIAS) == 1
 
 
 def test_metrics_want_a_key_unless_opened(tmp_path: Path) -> None:
