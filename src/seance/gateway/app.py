@@ -238,7 +238,10 @@ class Gateway:
             await self._error(ctx, bug, send)
         ctx.finish(ctx.status or 499)  # no status: the client left before the answer (nginx's 499)
         if self.pipeline.has_after:
-            await self.pipeline.after(ctx)
+            if self.pipeline.after_plain:
+                self.pipeline.after_now(ctx)
+            else:
+                await self.pipeline.after(ctx)
 
     async def _serve(self, ctx: RequestContext, length: int, receive: Receive, send: Send) -> None:
         route = ctx.route

@@ -289,6 +289,39 @@ def test_a_stage_of_plain_hooks_only_runs_without_its_own_coroutine() -> None:
         Pipeline([Auth("sk-m", False)]).on_request_now(ctx)
 
 
+def test_an_after_stage_of_plain_hooks_only_is_called_plainly_and_survives_a_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every after hook of the usual list (metrics, limits, cache, spend) never waits: app.py then
+    calls the stage's after_now, in reverse order, each failure logged and the rest still run."""
+    events: list[str] = []
+
+    class Plain(Hook):
+        def __init__(self, name: str, fail: bool = False) -> None:
+            self.name, self.fail = name, fail
+
+        def after_now(self, ctx: RequestContext) -> None:
+            events.append(self.name)
+            if self.fail:
+                raise RuntimeError("boom")
+
+        async def after(self, ctx: RequestContext) -> None:
+            raise AssertionError("awaited although after_now is defined")
+
+    class Waiting(Hook):
+        async def after(self, ctx: RequestContext) -> None:
+            events.append("waiting")
+
+    hooks = [Plain("a"), Plain("broken", fail=True), Plain("c")]
+    assert Pipeline(hooks).after_plain and not Pipeline([*hooks, Waiting()]).after_plain
+    app, _ = make_app(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}, answer, hooks)
+    assert app.pipeline.after_plain
+    with caplog.at_level(logging.ERROR, logger="seance.gateway"):
+        result = request(app, "POST", "/v1/chat/completions", CHAT)
+    assert result.status == 200 and events == ["c", "broken", "a"]
+    assert "the broken hook failed after the answer" in caplog.text
+
+
 def test_a_plain_before_set_on_the_instance_is_called_instead_of_the_async_one() -> None:
     """`before_now`, set on a hook whose `before` never waits: called in the list's order without a
     coroutine; its answer ends the stage like an awaited one's."""

@@ -104,6 +104,8 @@ class Pipeline:
         # every on_request hook's is plain (the master key alone, metrics): app.py then calls
         # on_request_now, without the stage's own coroutine
         self.on_request_plain = all(now for _, now in self._on_request_calls)
+        # the same for the after stage (metrics, limits, cache, spend: all plain): `after_now`
+        self.after_plain = all(now for _, now in self._after_calls)
         self.has_before = bool(self._before)
         self.has_after = bool(self._after)
 
@@ -128,6 +130,14 @@ class Pipeline:
                 return answer
         return None
 
+    def after_now(self, ctx: RequestContext) -> None:
+        """after when `after_plain`: no coroutine to make and step through (~1.5k instructions)."""
+        for call, _ in self._after_calls:
+            try:
+                call(ctx)
+            except Exception:
+                _failed_after(call, ctx)
+
     async def after(self, ctx: RequestContext) -> None:
         for call, now in self._after_calls:
             try:
@@ -136,5 +146,9 @@ class Pipeline:
                 else:
                     await call(ctx)
             except Exception:
-                name = getattr(getattr(call, "__self__", None), "name", "hook")
-                log.exception("request %s: the %s hook failed after the answer", ctx.id, name)
+                _failed_after(call, ctx)
+
+
+def _failed_after(call: Callable[[RequestContext], Any], ctx: RequestContext) -> None:
+    name = getattr(getattr(call, "__self__", None), "name", "hook")
+    log.exception("request %s: the %s hook failed after the answer", ctx.id, name)
