@@ -69,6 +69,8 @@ def test_settings_that_narrow_it(tmp_path: Path) -> None:
         ({"supported_call_types": "acompletion"}, "cache_params.supported_call_types: must be a list"),
         ({"max_size_bytes": 0}, "cache_params.max_size_bytes: must be a positive number"),
         ({"mode": "sometimes"}, "cache_params.mode: must be default_on or default_off"),
+        ({"type": "locl"}, "cache_params.type: 'locl' is not a cache type .*; did you mean 'local'\\?"),
+        ({"type": "memory"}, "cache_params.type: 'memory' is not a cache type \\(LiteLLM's: local, redis, "),
     ],
 )
 def test_wrong_values_stop_the_start(tmp_path: Path, params: dict[str, Any], says: str) -> None:
@@ -85,7 +87,14 @@ def test_what_seance_does_not_have_is_warned_of(tmp_path: Path) -> None:
     loaded = settings(tmp_path, {"cache": True, "cache_params": {"supported_call_types": ["acompletions"]}})
     _, warnings = read_config(loaded)
     assert warnings == [f"{loaded.source}: litellm_settings.cache_params.supported_call_types: "
-                        "'acompletions' is not a call type Seance caches; ignored"]  # fmt: skip
+                        "'acompletions' is not a call type Seance caches; ignored; "
+                        "did you mean 'acompletion'?"]  # fmt: skip
+    loaded = settings(tmp_path, {"cache": True, "cache_params": {"ttll": 5, "s3_region_name": "x"}})
+    _, warnings = read_config(loaded)
+    assert warnings == [
+        f"{loaded.source}: litellm_settings.cache_params.ttll is not supported by Seance; ignored; did you mean 'ttl'?",
+        f"{loaded.source}: litellm_settings.cache_params.s3_region_name is not supported by Seance; ignored",
+    ]
 
 
 def test_caching_groups_are_one_group_each_and_name_model_groups(tmp_path: Path, caplog: Any) -> None:

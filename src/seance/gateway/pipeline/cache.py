@@ -41,7 +41,7 @@ from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.pipeline.cache_answers import Entry, assemble, replay
 from seance.gateway.pipeline.cache_stores import Clock, LocalStore, RedisStore, Store
 from seance.gateway.shared_state import find_redis
-from seance.litellm_config.suggest import closest
+from seance.litellm_config.suggest import closest, typo_of
 
 DEFAULT_TTL = 600.0  # LiteLLM's in-memory default; Redis entries get it too (see docs/gateway.md)
 DEFAULT_NAMESPACE = "seance.cache"
@@ -56,6 +56,10 @@ OTHER_CALL_TYPES = frozenset({
     "transcription", "atranscription", "speech", "aspeech", "rerank", "arerank", "responses", "aresponses",
     "image_generation", "aimage_generation", "moderation", "amoderation", "pass_through_endpoint",
 })  # fmt: skip
+# LiteLLM's cache types (LiteLLMCacheType): those Seance does not serve turn the cache off with a
+# warning, so that a LiteLLM config still loads; any other name is a mistake
+LITELLM_TYPES = ("local", "redis", "redis-semantic", "valkey-semantic", "s3", "disk", "qdrant-semantic",
+                 "azure-blob", "gcs")  # fmt: skip
 KNOWN_PARAMS = frozenset({
     "type", "host", "port", "password", "db", "url", "namespace", "ttl", "default_in_memory_ttl",
     "default_in_redis_ttl", "supported_call_types", "mode", "max_size_bytes", "ssl", "username",
@@ -88,10 +92,19 @@ def read_config(settings: Settings) -> tuple[CacheConfig | None, list[str]]:
         return None, []
     params: Mapping[str, Any] = litellm.cache_params
     where = f"{settings.source}: litellm_settings.cache_params"
-    warnings = [f"{where}.{name} is not supported by Seance; ignored" for name in params if name not in KNOWN_PARAMS]
+    warnings = [
+        f"{where}.{name} is not supported by Seance; ignored{_hint(typo_of(name, KNOWN_PARAMS))}"
+        for name in params
+        if name not in KNOWN_PARAMS
+    ]
     kind = params.get("type")
     if kind is None:  # LiteLLM's proxy defaults to Redis; without one configured, this process
         kind = "redis" if find_redis(settings) is not None else "local"
+    elif kind not in LITELLM_TYPES:
+        raise ConfigError(
+            f"{where}.type: {kind!r} is not a cache type (LiteLLM's: {', '.join(LITELLM_TYPES)}; Seance "
+            f"serves local and redis){_hint(closest(str(kind), LITELLM_TYPES))}"
+        )
     elif kind not in ("local", "redis"):
         warnings.append(f"{where}.type {kind!r} is not supported by Seance (local, redis); the cache is off")
         return None, warnings
@@ -114,6 +127,7 @@ def read_config(settings: Settings) -> tuple[CacheConfig | None, list[str]]:
         endpoints = frozenset(CALL_TYPES[t] for t in types if t in CALL_TYPES)
         warnings += [
             f"{where}.supported_call_types: {t!r} is not a call type Seance caches; ignored"
+            + _hint(closest(t, [*CALL_TYPES, *OTHER_CALL_TYPES]))
             for t in types
             if t not in CALL_TYPES and t not in OTHER_CALL_TYPES
         ]
@@ -121,6 +135,10 @@ def read_config(settings: Settings) -> tuple[CacheConfig | None, list[str]]:
     if mode not in (None, "default_on", "default_off"):
         raise ConfigError(f"{where}.mode: must be default_on or default_off, not {mode!r}")
     return CacheConfig(kind, float(ttl), namespace, endpoints, max_bytes, mode == "default_off"), warnings
+
+
+def _hint(near: str | None) -> str:
+    return f"; did you mean '{near}'?" if near else ""
 
 
 def build(settings: Settings) -> Cache | None:
