@@ -50,6 +50,10 @@ def error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
          "general_settings.master_ky: unknown key; did you mean 'master_key'?"),
         (MODEL + "general_settings:\n  colour: blue\n",
          "general_settings.colour: unknown key; see the compatibility table in docs/gateway.md"),
+        (MODEL + "litellm_settings:\n  callbacks: [promethues]\n",
+         "litellm_settings.callbacks: 'promethues' is not a callback; did you mean 'prometheus'?"),
+        (MODEL + "litellm_settings:\n  success_callback: [langfuse, otle]\n",
+         "litellm_settings.success_callback: 'otle' is not a callback; did you mean 'otel'?"),
     ],
 )  # fmt: skip
 def test_a_typo_is_one_line_with_did_you_mean(tmp_path: Path, text: str, expected: str) -> None:
@@ -103,6 +107,7 @@ def test_ignored_keys_are_one_warning_listing_each_path(tmp_path: Path) -> None:
     assert warning.startswith(f"{tmp_path / 'config.yaml'}: LiteLLM settings that Seance does not implement")
     assert all(path in warning for path in paths)
     assert "callbacks" not in paths  # off (an empty list) is not worth a warning
+    assert "langfuse: not implemented; Seance has otel, prometheus" in warning
     assert "least-busy" not in warning  # a strategy Seance implements
 
 
