@@ -43,6 +43,31 @@ async def test_a_value_that_would_not_fit_is_a_400_naming_it(
         assert answer["error"]["param"] == param, answer
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "near"),
+    [
+        ("/key/generate", {"rpm_limt": 5}, "rpm_limit"),
+        ("/key/generate", {"max_paralel_requests": 2}, "max_parallel_requests"),
+        ("/team/new", {"max_budjet": 10}, "max_budget"),
+        ("/user/new", {"tpm_limits": 1000}, "tpm_limit"),
+        ("/budget/new", {"budget_id": "b", "budget_duraton": "30d"}, "budget_duration"),
+        ("/customer/new", {"user_id": "c", "model_rpm_limits": {"a": 1}}, "model_rpm_limit"),
+    ],
+)
+async def test_a_misspelt_limit_is_a_400_with_the_name_it_was_meant_to_be(
+    tmp_path: Path, db_env: dict[str, str], path: str, body: dict[str, Any], near: str
+) -> None:
+    async with stack(tmp_path, db_env) as s:
+        status, answer = await s.admin("POST", path, body)
+        assert status == 400, answer
+        (name,) = [field for field in body if field not in ("budget_id", "user_id")]
+        assert answer["error"]["param"] == name
+        assert answer["error"]["message"] == f"{name} is not a field; did you mean '{near}'? (nothing was changed)"
+        # a field of LiteLLM's that is no slip of a limit passes, as before
+        status, _ = await s.admin("POST", "/key/generate", {"tpm_limit_type": "best_effort_throughput"})
+        assert status == 200
+
+
 class _DriverError(Exception):
     def __init__(self, sqlstate: str) -> None:
         super().__init__("from the driver")

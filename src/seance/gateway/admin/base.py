@@ -25,6 +25,7 @@ from seance.gateway.formats.body import json_object
 from seance.gateway.store import durations
 from seance.gateway.store.database import refused_value
 from seance.gateway.store.durations import iso
+from seance.litellm_config.suggest import typo_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -160,6 +161,16 @@ for _names, _types in (
         _TYPES[_name] = _types
 
 
+# The fields whose misspelling would leave a key, team, user or budget without a limit it was given:
+# a name that is a slip of one of them (`rpm_limt`) is refused rather than passed over. (Other
+# unknown fields pass, as LiteLLM's admin clients send fields of its own.)
+GUARDED = frozenset({
+    "tpm_limit", "rpm_limit", "max_parallel_requests", "max_budget", "soft_budget", "budget_duration",
+    "model_max_budget", "model_rpm_limit", "model_tpm_limit", "max_budget_in_team", "duration",
+    "allowed_cache_controls",
+})  # fmt: skip
+
+
 def check(data: Mapping[str, Any], required: Iterable[str] = ()) -> dict[str, Any]:
     """The body's known fields, each of its type (None allowed: "unset"); 400 naming the field."""
     for name in required:
@@ -169,6 +180,8 @@ def check(data: Mapping[str, Any], required: Iterable[str] = ()) -> dict[str, An
     for name, given in data.items():
         value: Any = given
         types = _TYPES.get(name)
+        if types is None and (near := typo_of(name, GUARDED)) is not None:
+            raise BadRequest(f"{name} is not a field; did you mean '{near}'? (nothing was changed)", param=name)
         if types is None or value is None:
             out[name] = value
             continue
