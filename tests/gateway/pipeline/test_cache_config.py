@@ -63,7 +63,12 @@ def test_settings_that_narrow_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "says"),
     [
-        ({"type": "redis"}, "cache_params.type is redis, but no Redis is configured"),
+        ({"type": "redis"}, "cache_params.type is redis, but no Redis is configured \\(host, url, or REDIS_URL\\)$"),
+        (
+            {"type": "redis", "redis_startup_nodes": [{"host": "10.0.0.1", "port": 7001}]},
+            "no Redis is configured .*; redis_startup_nodes \\(a Redis Cluster or Sentinel\\) is not supported: "
+            "Seance needs one standalone Redis or Valkey",
+        ),
         ({"ttl": -5}, "cache_params.ttl: must be a positive number"),
         ({"ttl": "soon"}, "cache_params.ttl: must be a positive number"),
         ({"supported_call_types": "acompletion"}, "cache_params.supported_call_types: must be a list"),

@@ -109,7 +109,13 @@ def read_config(settings: Settings) -> tuple[CacheConfig | None, list[str]]:
         warnings.append(f"{where}.type {kind!r} is not supported by Seance (local, redis); the cache is off")
         return None, warnings
     elif kind == "redis" and find_redis(settings) is None:
-        raise ConfigError(f"{where}.type is redis, but no Redis is configured (host, url, or REDIS_URL)")
+        many = [name for name in ("redis_startup_nodes", "sentinel_nodes") if params.get(name)]
+        many += [name for name in ("REDIS_CLUSTER_NODES", "REDIS_SENTINEL_NODES") if settings.env.get(name)]
+        why = ""
+        if many:
+            why = f"; {' and '.join(many)} (a Redis Cluster or Sentinel) is not supported: Seance needs one "
+            why += "standalone Redis or Valkey"
+        raise ConfigError(f"{where}.type is redis, but no Redis is configured (host, url, or REDIS_URL){why}")
     ttl = params.get("ttl") or params.get(f"default_in_{'redis' if kind == 'redis' else 'memory'}_ttl") or DEFAULT_TTL
     if not _positive(ttl):
         raise ConfigError(f"{where}.ttl: must be a positive number of seconds, not {ttl!r}")
