@@ -102,10 +102,10 @@ def _known(path: str, key: Key, value: Any, findings: Findings) -> None:
     elif path in CALLBACK_KEYS and (others := [name for name in _names(value) if name not in CALLBACKS]):
         # a slip of one Seance has (`promethues`) would leave it off: LiteLLM stops on it too (it
         # takes an unknown name for a module to import); other integrations are only not here
-        slips = [(name, near) for name in others if (near := typo_of(name, CALLBACKS)) is not None]
-        for name, near in slips:
+        slips = {name: near for name in others if (near := typo_of(name, CALLBACKS)) is not None}
+        for name, near in slips.items():
             findings.problems.append(f"{path}: '{name}' is not a callback; did you mean '{near}'?")
-        if others := [name for name in others if name not in dict(slips)]:
+        if others := [name for name in others if name not in slips]:
             implemented = ", ".join(sorted(CALLBACKS))
             findings.ignored.append(Ignored(path, f"{', '.join(others)}: not implemented; Seance has {implemented}"))
     elif path == "router_settings.routing_strategy" and value is not None and value not in ROUTING_STRATEGIES:

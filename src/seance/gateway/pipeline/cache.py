@@ -253,19 +253,14 @@ class Cache(Hook):
             return self._before_controlled(ctx, body)
         if endpoint not in self._endpoints:
             return None  # (as _key)
-        raw, caller = ctx.body_bytes, ctx.caller
-        repeated = self._repeated.get(raw)  # (b"" is never in it)
-        if repeated is not None and repeated[0] is caller and repeated[1] == endpoint:
-            digest = repeated[2]
-        else:
-            digest = key_of(endpoint, caller, body, self._shared.get(ctx.model) if self._shared else None)
-            repeated = None
+        remembered = self._remembered(ctx, endpoint)
+        digest = remembered or key_of(endpoint, ctx.caller, body, self._shared.get(ctx.model) if self._shared else None)
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
         key = self._prefix + digest
         ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
         entry = self._find(key)
         if entry is not None:
-            if repeated is None:
+            if remembered is None:
                 self._repeat(ctx, digest)
             # a repeated non-streamed request: the answer an earlier hit made, without _hit's call
             made: dict[Any, Answer] | None = entry.made
@@ -312,14 +307,16 @@ class Cache(Hook):
             controls = DEFAULT_CONTROLS
         if self._default_off and not controls.opted_in:
             return None
-        caller = ctx.caller
-        repeated = self._repeated.get(ctx.body_bytes)  # (as in _before_local)
-        if repeated is not None and repeated[0] is caller and repeated[1] == endpoint:
-            digest = repeated[2]
-        else:
-            digest = key_of(endpoint, caller, body, self._shared.get(ctx.model) if self._shared else None)
+        digest = self._remembered(ctx, endpoint) or key_of(
+            endpoint, ctx.caller, body, self._shared.get(ctx.model) if self._shared else None
+        )
         ctx.response_headers.append((b"x-litellm-cache-key", digest.encode()))
         return (self._prefix + digest if controls.namespace is None else f"{controls.namespace}:{digest}"), controls
+
+    def _remembered(self, ctx: RequestContext, endpoint: str) -> str | None:
+        """The key digest `_repeat` remembered for this request's bytes, caller and endpoint, if any."""
+        known = self._repeated.get(ctx.body_bytes)  # (b"" is never in it)
+        return known[2] if known is not None and known[0] is ctx.caller and known[1] == endpoint else None
 
     def _repeat(self, ctx: RequestContext, digest: str) -> None:
         """A hit: its body's bytes remembered with its key's digest, so that the same request from
@@ -327,10 +324,7 @@ class Cache(Hook):
         function of the bytes, the groups are the hook's own). Bounded: bodies up to
         REPEATED_MAX_BYTES, and all forgotten at once past REPEATED_BYTES in all."""
         raw = ctx.body_bytes
-        if not raw or len(raw) > REPEATED_MAX_BYTES:
-            return
-        known = self._repeated.get(raw)
-        if known is not None and known[0] is ctx.caller and known[1] == ctx.route.name:
+        if not raw or len(raw) > REPEATED_MAX_BYTES or self._remembered(ctx, ctx.route.name) is not None:
             return
         if self._repeated_bytes + len(raw) > REPEATED_BYTES:
             self._repeated, self._repeated_bytes = {}, 0

@@ -25,9 +25,9 @@ general_settings.global_max_parallel_requests is a hook of its own (GlobalCap, b
 requests in flight at once in this worker process, whoever sends them.
 
 The hook is in the list only when limits can exist (hooks.Features.limits: a keys store is
-configured); a request whose caller has no limits (the master key) and whose end
-user has none returns at the first checks. An end user's limits (their budget row's, read by the auth hook) apply
-to whoever names them, as their budget does.
+configured); a request whose caller has no limits (the master key) and whose end user has none
+returns at the first checks. An end user's limits (their budget row's, read by the auth hook)
+apply to whoever names them, as their budget does.
 """
 
 from __future__ import annotations
