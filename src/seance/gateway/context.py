@@ -105,6 +105,8 @@ class Caller:
     user_id: str | None = None
     team_id: str | None = None
     org_id: str | None = None
+    team_alias: str | None = None  # (the metrics' labels, as LiteLLM's)
+    user_email: str | None = None
     role: str = "proxy_admin"  # LiteLLM's user roles: proxy_admin, proxy_admin_viewer, internal_user, …
     # the model groups this caller may use (access groups expanded); None: all of them
     models: frozenset[str] | None = None

@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from seance.gateway import routes
 from seance.gateway.budget_metrics import BudgetGauges
 from seance.gateway.context import Caller, RequestContext
 
@@ -62,6 +63,8 @@ DEPLOYMENT = ("litellm_model_name", "model_id", "api_base", "api_provider")
 # LiteLLM's per-deployment request counters and latencies name the key and team only (not the user)
 KEY_AND_TEAM = ("hashed_api_key", "api_key_alias", "team", "team_alias")
 NOBODY = ("", "", "", "", "", "")
+# which deployment answered: LiteLLM labels most request series with it too (empty: none did)
+BY_DEPLOYMENT = ("model_id", "api_provider")
 # The master key's requests, as LiteLLM labels them: an alias in place of the key or its hash, and
 # its admin's user id (LITELLM_PROXY_MASTER_KEY_ALIAS and the default litellm_proxy_admin_name)
 MASTER_KEY_ALIAS = "litellm_proxy_master_key"
@@ -76,7 +79,17 @@ def who(caller: Caller | None) -> tuple[str, ...]:
     if caller.key_hash is None and caller.team_id is None and caller.user_id is None:
         return NOBODY  # no auth configured
     key = caller.key_hash[:HASH_PREFIX] if caller.key_hash else ""
-    return ("", key, caller.key_alias or "", caller.team_id or "", "", caller.user_id or "")
+    return ("", key, caller.key_alias or "", caller.team_id or "", caller.team_alias or "", caller.user_id or "")
+
+
+def route_of(path: str) -> str:
+    """LiteLLM's `route` label: the path the request was sent to ("/v1/chat/completions",
+    "/chat/completions"), a trailing slash dropped; only paths of the route table (any other
+    path is not counted: no label a client can make up)."""
+    if path in routes.TABLE:
+        return path
+    path = path.rstrip("/") or "/"
+    return path if path in routes.TABLE else ""
 
 
 class ModelLabels:
@@ -133,32 +146,36 @@ class Metrics:
         def gauge(name: str, doc: str, labels: tuple[str, ...], mode: Any) -> Any:
             return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)
 
+        # The request series' labels, as LiteLLM 1.108 names them (SERIES_LABELS: in this order)
         requested, model = ("requested_model",), ("model",)
         self.total = counter(
             "litellm_proxy_total_requests_metric", "Requests made to the proxy, by their status code",
-            (*WHO, *requested, "status_code"),
+            (*WHO, *requested, "status_code", "user_email", "route", *BY_DEPLOYMENT),
         )  # fmt: skip
         self.failed = counter(
             "litellm_proxy_failed_requests_metric", "Requests that did not get a success response",
-            (*WHO, *requested, "exception_status", "exception_class"),
+            (*WHO, *requested, "exception_status", "exception_class", "user_email", "route", *BY_DEPLOYMENT),
         )  # fmt: skip
+        by_latency = (*WHO, *requested, *model, "model_group", *BY_DEPLOYMENT)
         self.latency = histogram(
-            "litellm_request_total_latency_metric", "Seconds from a request's arrival to its last byte",
-            (*WHO, *requested, *model),
-        )  # fmt: skip
+            "litellm_request_total_latency_metric", "Seconds from a request's arrival to its last byte", by_latency
+        )
         self.api_latency = histogram(
-            "litellm_llm_api_latency_metric", "Seconds of the provider's call (last try)", (*WHO, *requested, *model)
+            "litellm_llm_api_latency_metric", "Seconds of the provider's call (last try)", by_latency
         )
         self.ttft = histogram(
-            "litellm_llm_api_time_to_first_token_metric", "Seconds to the first byte of a streamed answer",
-            (*WHO, *requested, *model),
-        )  # fmt: skip
-        self.input_tokens = counter("litellm_input_tokens_metric", "Input (prompt) tokens", (*WHO, *requested, *model))
-        self.output_tokens = counter(
-            "litellm_output_tokens_metric", "Output (completion) tokens", (*WHO, *requested, *model)
+            "litellm_llm_api_time_to_first_token_metric", "Seconds to the first byte of a streamed answer", by_latency
         )
-        self.total_tokens = counter("litellm_total_tokens_metric", "Input + output tokens", (*WHO, *requested, *model))
-        self.spend = counter("litellm_spend_metric", "Spend on LLM requests (USD)", (*WHO, *model))
+        by_usage = (*WHO, *requested, *model, "user_email", *BY_DEPLOYMENT)
+        self.input_tokens = counter("litellm_input_tokens_metric", "Input (prompt) tokens", by_usage)
+        self.output_tokens = counter("litellm_output_tokens_metric", "Output (completion) tokens", by_usage)
+        self.total_tokens = counter("litellm_total_tokens_metric", "Input + output tokens", by_usage)
+        self.spend = counter("litellm_spend_metric", "Spend on LLM requests (USD)", by_usage)
+        # LiteLLM's older count of the requests that succeeded, which it still keeps (deprecated
+        # there for litellm_proxy_total_requests_metric): dashboards made for it still read it
+        self.requests = counter(
+            "litellm_requests_metric", "Requests that succeeded (LiteLLM's older name; see the total)", by_usage
+        )
         # budgets: a collector of the store's rows at each scrape, once there is a store (watch_budgets)
         self.budget_gauges: BudgetGauges | None = None
         self.deployment_state = gauge(
@@ -215,7 +232,7 @@ class Metrics:
         # what a virtual key has left of its model_rpm_limit / model_tpm_limit for a model group
         # after its last request there (the limits hook's, pushed with the rest): LiteLLM's, only
         # for keys with such a limit
-        by_key_model = ("hashed_api_key", "api_key_alias", "model")
+        by_key_model = ("hashed_api_key", "api_key_alias", "model", "model_id")
         self.key_model_requests_left = gauge(
             "litellm_remaining_api_key_requests_for_model",
             "Requests a virtual key has left this minute of its model_rpm_limit for the model group",

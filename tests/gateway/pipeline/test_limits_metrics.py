@@ -42,6 +42,7 @@ async def test_what_a_key_has_left_of_its_per_model_limits(
         mine = {"hashed_api_key": hash_key(key)[:12], "api_key_alias": f"bot-{tag}"}
         assert values(got, REQUESTS, **mine, model="a") == [3.0]
         assert values(got, TOKENS, **mine, model="a") == [70.0]
+        assert values(got, REQUESTS, **mine, model="a", model_id=s.app.deployments.groups["a"][0].id) == [3.0]
         assert values(got, REQUESTS, **mine, model="b") == []
         assert values(got, REQUESTS, api_key_alias=f"plain-{tag}") == []
         assert (await s.chat(key, "a")).status_code == 200

@@ -185,3 +185,24 @@ def test_the_request_paths_sha256_is_hashlibs() -> None:
     for key in (b"", b"sk-1234", b"sk-" + bytes(range(256)) * 3):
         assert keys._sha256(key).hexdigest() == hashlib.sha256(key).hexdigest()
     assert hash_key("sk-1234") == hashlib.sha256(b"sk-1234").hexdigest()
+
+
+async def test_a_keys_caller_carries_its_teams_alias_and_its_users_email(
+    tmp_path: Path, db_env: dict[str, str]
+) -> None:
+    """What the metrics label a request with (team_alias, user_email), as LiteLLM does."""
+    async with stack(tmp_path, db_env) as s:
+        assert (await s.admin("POST", "/user/new", {"user_id": "ada", "user_email": "ada@example.com"}))[0] == 200
+        status, team = await s.admin("POST", "/team/new", {"team_alias": "Search", "members_with_roles": [
+            {"role": "user", "user_id": "ada"}]})  # fmt: skip
+        assert status == 200, team
+        key = await s.generate(user_id="ada", team_id=team["team_id"])
+        assert (await s.chat(key)).status_code == 200
+        entry = s.store.keys.get(hash_key(key))
+        assert entry is not None and entry.caller is not None
+        assert (entry.caller.team_alias, entry.caller.user_email) == ("Search", "ada@example.com")
+        alone = await s.generate()
+        assert (await s.chat(alone)).status_code == 200
+        entry = s.store.keys.get(hash_key(alone))
+        assert entry is not None and entry.caller is not None
+        assert (entry.caller.team_alias, entry.caller.user_email) == (None, None)

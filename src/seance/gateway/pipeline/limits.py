@@ -125,7 +125,9 @@ class RateLimits(Hook):
         # group), pushed into the gauges with the metrics' batch; `gauging` once a plan has any
         self.metrics = metrics
         self.gauging = False
-        self._left: dict[tuple[str, str, str], tuple[int | None, int | None]] = {}
+        # (key hash, alias, model) -> the deployment that answered, what is left: the gauges' batch
+        self._left: dict[tuple[str, str, str], tuple[str | None, int | None, int | None]] = {}
+        self._left_ids: dict[tuple[str, str, str], str] = {}  # the deployment each was last answered by
         if metrics is not None:
             metrics.pushers.append(self._push_left)
 
@@ -289,11 +291,16 @@ class RateLimits(Hook):
         caller = ctx.caller
         if caller is None or caller.key_hash is None or ctx.model is None:
             return
+        deployment = ctx.deployment
+        metrics = self.metrics
+        # (None: no deployment answered, a cache hit or a refusal: the one that answered it last)
+        model_id = metrics.deployment_labels(deployment)[1] if deployment is not None and metrics else None
         for i, rpm, tpm in plan.key_model:
             count = counts[i]
             requests = None if rpm is None else max(0, rpm - int(count[1]))
             tokens = None if tpm is None else max(0, tpm - int(count[2] - estimate + used))
-            self._left[(caller.key_hash[:HASH_PREFIX], caller.key_alias or "", ctx.model)] = (requests, tokens)
+            labels = (caller.key_hash[:HASH_PREFIX], caller.key_alias or "", ctx.model)
+            self._left[labels] = (model_id, requests, tokens)
 
     def _push_left(self) -> None:
         """The metrics' batch: the gauges of the keys noted since the last push."""
@@ -301,11 +308,18 @@ class RateLimits(Hook):
         if metrics is None or not left:
             return
         self._left = {}
-        for labels, (requests, tokens) in left.items():
+        ids = self._left_ids
+        for labels, (model_id, requests, tokens) in left.items():
+            if model_id is None:
+                model_id = ids.get(labels, "")
+            else:
+                if len(ids) >= MAX_REMEMBERED and labels not in ids:
+                    ids.clear()
+                ids[labels] = model_id
             if requests is not None:
-                metrics.key_model_requests_left.labels(*labels).set(requests)
+                metrics.key_model_requests_left.labels(*labels, model_id).set(requests)
             if tokens is not None:
-                metrics.key_model_tokens_left.labels(*labels).set(tokens)
+                metrics.key_model_tokens_left.labels(*labels, model_id).set(tokens)
 
 
 class GlobalCap(Hook):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from seance.gateway import routes
 from seance.gateway.context import Caller, RequestContext
-from seance.gateway.metrics import MAX_SERIES, Count, Metrics, adder, setter, tally, who
+from seance.gateway.metrics import MAX_SERIES, Count, Metrics, adder, route_of, setter, tally, who
 from seance.gateway.pipeline import Hook
 from seance.gateway.upstream import public_url
 from seance.gateway.upstream.transport import origin_of
@@ -28,30 +28,35 @@ if TYPE_CHECKING:
 
 
 class _Series:
-    """What one label set (who, requested model, model, status, error) counted since the last push.
+    """What one label set (who, requested model, model, the deployment that answered, route,
+    status, error) counted since the last push.
     The request path adds to plain numbers on it (`requests`, `prompt`, `completion`, `cost`: one
     attribute each, ~700 instructions a request less than adding to the six counters' batches);
     the push moves them into those batches, which keep what a failing push did not hand over."""
 
     __slots__ = (
         "api_latency", "completion", "cost", "failed", "input_tokens", "latency", "output_tokens", "pending", "prompt",
-        "rate_limited", "requests", "spend", "total", "total_tokens", "ttft",
+        "rate_limited", "requests", "spend", "succeeded", "total", "total_tokens", "ttft",
     )  # fmt: skip
 
     def __init__(self, m: Metrics, key: tuple[Any, ...]) -> None:
-        people, requested, model, status, error = key
+        people, email, requested, model, answered_by, route, status, error = key
         self.pending = False  # in the hook's list of series to push
         self.requests = self.prompt = self.completion = 0
         self.cost = 0.0
-        self.total = Count(m.total.labels(*people, requested, str(status)))
-        self.latency = tally(m.latency.labels(*people, requested, model))
-        self.api_latency = tally(m.api_latency.labels(*people, requested, model))
-        self.ttft = tally(m.ttft.labels(*people, requested, model))
-        self.input_tokens = Count(m.input_tokens.labels(*people, requested, model))
-        self.output_tokens = Count(m.output_tokens.labels(*people, requested, model))
-        self.total_tokens = Count(m.total_tokens.labels(*people, requested, model))
-        self.spend = Count(m.spend.labels(*people, model))
-        self.failed = Count(m.failed.labels(*people, requested, str(status), error)) if status >= 400 else None
+        self.total = Count(m.total.labels(*people, requested, str(status), email, route, *answered_by))
+        by_latency = (*people, requested, model, model, *answered_by)  # (model_group: the group, as `model`)
+        self.latency = tally(m.latency.labels(*by_latency))
+        self.api_latency = tally(m.api_latency.labels(*by_latency))
+        self.ttft = tally(m.ttft.labels(*by_latency))
+        by_usage = (*people, requested, model, email, *answered_by)
+        self.input_tokens = Count(m.input_tokens.labels(*by_usage))
+        self.output_tokens = Count(m.output_tokens.labels(*by_usage))
+        self.total_tokens = Count(m.total_tokens.labels(*by_usage))
+        self.spend = Count(m.spend.labels(*by_usage))
+        self.succeeded = Count(m.requests.labels(*by_usage)) if status < 400 else None
+        failed = m.failed.labels(*people, requested, str(status), error, email, route, *answered_by)
+        self.failed = Count(failed) if status >= 400 else None
         self.rate_limited = Count(m.rate_limited.labels(*people, requested)) if status == 429 else None
 
     def push(self) -> None:
@@ -62,6 +67,8 @@ class _Series:
         self.total.amount += requests
         if self.failed is not None:
             self.failed.amount += requests  # (a series of a failed status counts failures only)
+        if self.succeeded is not None:
+            self.succeeded.amount += requests
         if prompt or completion:
             self.input_tokens.amount += prompt
             self.output_tokens.amount += completion
@@ -78,6 +85,8 @@ class _Series:
         self.spend.push()
         if self.failed is not None:
             self.failed.push()
+        if self.succeeded is not None:
+            self.succeeded.push()
         if self.rate_limited is not None:
             self.rate_limited.push()
 
@@ -118,14 +127,14 @@ class _Watched:
 
 
 class _Seen:
-    """What one (caller, model, deployment, status, error) counts in, found again by identity
+    """What one (caller, model, deployment, status, error, path) counts in, found again by identity
     without making its labels: the same callers (cached keys keep their Caller) and deployments
     come again and again. The cache's two counters and the deployment's state are looked up once
     here too, not once a request."""
 
     __slots__ = (
-        "cache_hit", "cache_miss", "caller", "deployed", "deployment", "error", "model", "people", "requested",
-        "series", "status", "watched",
+        "cache_hit", "cache_miss", "caller", "deployed", "deployment", "error", "model", "path", "people",
+        "requested", "series", "status", "watched",
     )  # fmt: skip
 
     def __init__(
@@ -136,7 +145,7 @@ class _Seen:
         series: _Series,
         requested: str,
     ) -> None:
-        _, self.model, _, self.status, self.error = key
+        _, self.model, _, self.status, self.error, self.path = key
         self.caller, self.deployment, self.series, self.requested = caller, deployment, series, requested
         self.people = who(caller)
         self.cache_hit: _CacheCount | None = None
@@ -201,11 +210,11 @@ class MetricsHook(Hook):
         # into in_flight at the push (one attribute less to read twice a request)
         self.flying = 0
         self._series: dict[tuple[Any, ...], _Series] = {}
-        # (id(caller), model, id(deployment), status, error) -> what it counts in (_Seen)
+        # (id(caller), model, id(deployment), status, error, path) -> what it counts in (_Seen)
         self._seen: dict[tuple[Any, ...], _Seen] = {}
-        # the last request's: under load most requests are the same caller, model, deployment and
-        # outcome as the one before, found by five comparisons instead of a tuple made, hashed and
-        # compared for the dict (~1,500 instructions)
+        # the last request's: under load most requests are the same caller, model, deployment, path
+        # and outcome as the one before, found by six comparisons instead of a tuple made, hashed
+        # and compared for the dict (~1,500 instructions)
         self._last: _Seen | None = None
         self._pending: list[_Series] = []  # the series counted in since the last push
         self._cache: dict[tuple[Any, ...], _CacheCount] = {}
@@ -235,12 +244,13 @@ class MetricsHook(Hook):
         error = "" if status < 400 else type(ctx.error).__name__ if ctx.error is not None else "ClientDisconnected"
         caller = ctx.caller
         model = ctx.model
+        path = ctx.path
         known = self._last
         if (
             known is None or known.caller is not caller or known.deployment is not deployment
-            or known.status != status or known.model != model or known.error != error
+            or known.status != status or known.model != model or known.error != error or known.path != path
         ):  # fmt: skip
-            known = self._seen.get((id(caller), model, id(deployment), status, error))
+            known = self._seen.get((id(caller), model, id(deployment), status, error, path))
             if known is None or known.caller is not caller or known.deployment is not deployment:  # (ids are reused)
                 known = self._learn(ctx, caller, deployment, status, error)
             self._last = known
@@ -311,7 +321,9 @@ class MetricsHook(Hook):
         m = self.metrics
         requested = m.models.requested(ctx)
         model = m.models.of(deployment) if deployment is not None else requested
-        key = (who(caller), requested, model, status, error)
+        answered_by = m.deployment_labels(deployment)[1::2] if deployment is not None else ("", "")
+        email = caller.user_email or "" if caller is not None else ""
+        key = (who(caller), email, requested, model, answered_by, route_of(ctx.path), status, error)
         series = self._series.get(key)
         if series is None:
             series = _Series(m, key)
@@ -320,7 +332,7 @@ class MetricsHook(Hook):
             self._series[key] = series
         if len(self._seen) >= MAX_SERIES:
             self._seen.clear()
-        seen = (id(caller), ctx.model, id(deployment), status, error)
+        seen = (id(caller), ctx.model, id(deployment), status, error, ctx.path)
         known = self._seen[seen] = _Seen(seen, caller, deployment, series, requested)
         return known
 
@@ -421,9 +433,7 @@ class MetricsHook(Hook):
         group, model_id, _, provider = labels
         quota = (group, provider, base, group, "", "", model_id)
         left = (setter(m.remaining_requests.labels(*quota)), setter(m.remaining_tokens.labels(*quota)))
-        watched = _Watched(
-            setter(m.deployment_state.labels(*labels)), connections, deployment.target.api_base, left
-        )
+        watched = _Watched(setter(m.deployment_state.labels(*labels)), connections, deployment.target.api_base, left)
         if len(self._deployments) >= MAX_SERIES:
             self._deployments.clear()
         self._deployments[deployment.id] = watched

@@ -424,6 +424,8 @@ class KeyCache:
             user_id=key["user_id"],
             team_id=key["team_id"],
             org_id=key["organization_id"] or (team["organization_id"] if team is not None else None),
+            team_alias=team["team_alias"] if team is not None else None,
+            user_email=user["user_email"] if user is not None else None,
             role=(user["user_role"] if user is not None and user["user_role"] else "internal_user"),
             models=models,
             limits=tuple(limits),
