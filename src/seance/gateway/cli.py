@@ -149,7 +149,7 @@ def gateway(
             )
             app = Gateway(settings, hooks.build(features), HTTPTransport(limits=upstream), metrics=counted, store=store)
             if store is not None:
-                _prepare(store)
+                _prepare(store, settings.master_key)
             from seance.gateway.reload import Reloader
 
             def reload_settings() -> Settings:
@@ -189,14 +189,14 @@ def _store(settings: Settings) -> Store:
         raise ConfigError(str(exc)) from None
 
 
-def _prepare(store: Store) -> None:
+def _prepare(store: Store, master_key: str | None) -> None:
     """The store's schema made or migrated before any worker starts, and only once the rest of the
     config is accepted: a start refused for a bad model_list leaves no seance.db behind. A database
     that cannot be used stops the start here, with one line."""
     from seance.gateway.store import StoreError
 
     try:
-        store.prepare()
+        store.prepare(master_key)
     except StoreError as exc:
         raise ConfigError(str(exc)) from None
 

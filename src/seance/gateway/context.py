@@ -95,6 +95,12 @@ class Limits:
     model_tpm: Mapping[str, int] = NOTHING
 
 
+# What stands for the master key where LiteLLM (1.108) records who called: the spend log's
+# api_key and the metrics' hashed_api_key (LITELLM_PROXY_MASTER_KEY_ALIAS). Never the key's hash:
+# an unsalted SHA-256 of a short master key is found again by trying candidates.
+MASTER_KEY_ALIAS = "litellm_proxy_master_key"
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who sent the request, once authenticated: the master key, or a virtual key and whose it is."""

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from seance.gateway import routes
 from seance.gateway.budget_metrics import BudgetGauges
-from seance.gateway.context import Caller, RequestContext
+from seance.gateway.context import MASTER_KEY_ALIAS, Caller, RequestContext
 
 if TYPE_CHECKING:
     from seance.gateway.config import Settings
@@ -66,8 +66,7 @@ NOBODY = ("", "", "", "", "", "")
 # which deployment answered: LiteLLM labels most request series with it too (empty: none did)
 BY_DEPLOYMENT = ("model_id", "api_provider")
 # The master key's requests, as LiteLLM labels them: an alias in place of the key or its hash, and
-# its admin's user id (LITELLM_PROXY_MASTER_KEY_ALIAS and the default litellm_proxy_admin_name)
-MASTER_KEY_ALIAS = "litellm_proxy_master_key"
+# its admin's user id (context.MASTER_KEY_ALIAS and the default litellm_proxy_admin_name)
 MASTER_LABELS = ("", MASTER_KEY_ALIAS, "", "", "", "default_user_id")
 
 

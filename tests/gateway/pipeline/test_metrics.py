@@ -20,9 +20,9 @@ from tests.gateway.asgi_client import KEY, arequest, deployment, request
 from seance.gateway import metrics as metrics_module
 from seance.gateway.app import Gateway
 from seance.gateway.config import load_settings
-from seance.gateway.context import Caller, RequestContext
+from seance.gateway.context import MASTER_KEY_ALIAS, Caller, RequestContext
 from seance.gateway.errors import RateLimited
-from seance.gateway.metrics import MASTER_KEY_ALIAS, MASTER_LABELS, Metrics
+from seance.gateway.metrics import MASTER_LABELS, Metrics
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.pipeline import metrics as metrics_hook_module
 from seance.gateway.pipeline.auth import Auth

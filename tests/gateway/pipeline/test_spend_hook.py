@@ -3,17 +3,21 @@ a process, and different in each forked worker (the app is built before the fork
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import orjson
+import sqlalchemy as sa
 from tests.databases import db_env, pg_database, sqlite_database
+from tests.stack import MASTER as MASTER_KEY
 from tests.stack import stack
 
 from seance.gateway import routes
-from seance.gateway.context import RequestContext, new_request_id
+from seance.gateway.context import MASTER_KEY_ALIAS, RequestContext, new_request_id
 from seance.gateway.pipeline.auth import MASTER
 from seance.gateway.pipeline.spend import Spend
+from seance.gateway.store import tables
 from seance.gateway.store.keys import Ledger
 from seance.gateway.store.spend import SpendLog, SpendRow
 
@@ -121,3 +125,28 @@ async def test_extra_spend_tag_headers_tag_the_spend(tmp_path: Path, db_env: dic
         assert status == 200 and rows[-1]["request_tags"] == ["team-a", "X-OpenWebUI-User-Email: ada@example.com"]
         status, tags = await s.admin("GET", "/spend/tags")
         assert any(t["individual_request_tag"] == "X-OpenWebUI-User-Email: ada@example.com" for t in tags)
+
+
+async def test_the_master_keys_requests_are_logged_under_litellms_alias(tmp_path: Path, db_env: dict[str, str]) -> None:
+    """As LiteLLM 1.108 logs them: `litellm_proxy_master_key`, never the key's SHA-256 (an unsalted
+    hash of a short key gives it away); found by the key itself or by the alias. Rows logged under
+    the hash before are renamed when the gateway prepares its database."""
+    async with stack(tmp_path, db_env) as s:
+        hashed = hashlib.sha256(MASTER_KEY.encode()).hexdigest()
+        async with s.store.engine().begin() as db:  # a row an earlier version logged
+            await db.execute(sa.insert(tables.spend_logs).values(
+                row_id="old-1", request_id="old-1", call_type="acompletion", api_key=hashed, model="a",
+                spend=0.5, start_time=1.0, end_time=2.0, status="success", status_code=200, request_tags=[],
+                metadata={},
+            ))  # fmt: skip
+        assert (await s.chat(MASTER_KEY)).status_code == 200
+        await s.store.spend.flush()
+        status, rows = await s.admin("GET", "/spend/logs", api_key=MASTER_KEY)
+        assert status == 200 and [row["api_key"] for row in rows] == [MASTER_KEY_ALIAS]
+        await s.store._prepare(MASTER_KEY)  # what `seance gateway` does before serving
+        for asked in (MASTER_KEY, MASTER_KEY_ALIAS):
+            status, rows = await s.admin("GET", "/spend/logs", api_key=asked, start_date="1970-01-01")
+            assert status == 200 and "old-1" in {row["request_id"] for row in rows}
+            assert {row["api_key"] for row in rows} == {MASTER_KEY_ALIAS} and len(rows) == 2
+        status, rows = await s.admin("GET", "/spend/logs", api_key=hashed, start_date="1970-01-01")
+        assert status == 200 and rows == []

@@ -5,6 +5,7 @@ next read, within a second)."""
 from __future__ import annotations
 
 import calendar
+import hmac
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from seance.gateway.admin.base import Admin, Who, render, require
+from seance.gateway.context import MASTER_KEY_ALIAS
 from seance.gateway.errors import BadRequest
 from seance.gateway.store import tables
 from seance.gateway.store.keys import hash_key
@@ -28,7 +30,7 @@ def routes(admin: Admin) -> list[Route]:
         query = request.query_params
         where = _window(request)
         if query.get("api_key"):
-            where.append(S.c.api_key == hash_key(query["api_key"]))
+            where.append(S.c.api_key == _logged_as(admin, query["api_key"]))
         if query.get("user_id"):
             where.append(S.c.user == query["user_id"])
         if query.get("team_id"):
@@ -59,7 +61,7 @@ def routes(admin: Admin) -> list[Route]:
         require(who, admin=True)
         where = _window(request)
         if request.query_params.get("api_key"):
-            where.append(S.c.api_key == hash_key(request.query_params["api_key"]))
+            where.append(S.c.api_key == _logged_as(admin, request.query_params["api_key"]))
         days: dict[str, float] = {}
         async with admin.engine.connect() as db:
             for start, spend in await db.execute(sa.select(S.c.start_time, S.c.spend).where(*where)):
@@ -160,3 +162,11 @@ def _window(request: Request) -> list[Any]:
             raise BadRequest(f"{name} must be a date, YYYY-MM-DD", param=name) from None
         where.append(S.c.start_time >= day if name == "start_date" else S.c.start_time < day + 86400)
     return where
+
+
+def _logged_as(admin: Admin, key: str) -> str:
+    """What the spend log names a key by: its hash; the master key (or its alias), by the alias."""
+    master = admin.master_key
+    if key == MASTER_KEY_ALIAS or (master is not None and hmac.compare_digest(key.encode(), master)):
+        return MASTER_KEY_ALIAS
+    return hash_key(key)

@@ -4,7 +4,6 @@ is `ctx.cost` (the deployment's prices times the usage, set when the request fin
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import time
@@ -12,7 +11,7 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from seance.gateway.context import NOTHING, Caller, RequestContext
+from seance.gateway.context import MASTER_KEY_ALIAS, NOTHING, Caller, RequestContext
 from seance.gateway.pipeline import Hook
 from seance.gateway.store.keys import member_scope
 from seance.gateway.store.spend import SpendRow, json_text
@@ -36,8 +35,8 @@ class Spend(Hook):
         self.tag_headers = tuple((name, name.lower()) for name in tag_headers)
         self._new_process()
         _HOOKS.add(self)  # forked workers (server.py) start their own row ids: _after_fork
-        # LiteLLM logs the master key's requests under the key's hash too
-        self.master_hash = hashlib.sha256(master_key.encode()).hexdigest() if master_key else "anonymous"
+        # the master key's requests are logged under LiteLLM's alias for it (never the key's hash)
+        self.master_label = MASTER_KEY_ALIAS if master_key else "anonymous"
         # the caller's scopes, made once per Caller (cached keys keep theirs): key, team, user, …
         self._scopes: dict[int, tuple[Caller, tuple[str, ...]]] = {}
 
@@ -50,7 +49,7 @@ class Spend(Hook):
             return
         usage = ctx.usage
         deployment = ctx.deployment
-        key = caller.key_hash or self.master_hash
+        key = caller.key_hash or self.master_label
         prompt, completion, cached = (0, 0, 0) if usage is None else (
             usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)  # fmt: skip
         fields = ctx.gateway_fields

@@ -17,6 +17,7 @@ spend hook appends to a batch.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seance.gateway.context import Limits
+from seance.gateway.context import MASTER_KEY_ALIAS, Limits
 from seance.gateway.store import tables
 from seance.gateway.store.database import Database, StoreError, find_database, migrate, sqlite
 from seance.gateway.store.keys import MAX_ENTRIES, TTL, Budget, KeyCache, Ledger
@@ -149,9 +150,10 @@ class Store:
             self._engine = self.database.engine()
         return self._engine
 
-    def prepare(self) -> None:
+    def prepare(self, master_key: str | None = None) -> None:
         """Migrate before serving (and before forking workers): a database that cannot be used
-        stops the start with one clear line.
+        stops the start with one clear line. `master_key`: its requests logged before they were
+        logged under MASTER_KEY_ALIAS (under the key's SHA-256) are renamed to it.
 
         In a child process: Alembic, its migration scripts and what they import stay there instead
         of in the process that serves (they were 14 MB of a worker's RSS: 89 MB at the first
@@ -164,7 +166,7 @@ class Store:
             os.close(read)
             code = 0
             try:
-                asyncio.run(self._prepare())
+                asyncio.run(self._prepare(master_key))
             except BaseException as exc:  # anything, so the parent gets its one line and not a hang
                 message = str(exc) if isinstance(exc, StoreError) else f"the migration failed: {reason_of(exc)}"
                 os.write(write, message.encode())
@@ -180,10 +182,12 @@ class Store:
         if status != 0:
             raise StoreError(message or f"the migration process ended abnormally (status {status})")
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, master_key: str | None) -> None:
         engine = self.database.engine()
         try:
             await migrate(engine)
+            if master_key:
+                await _rename_master_rows(engine, master_key)
         except Exception as exc:
             raise StoreError(f"the database {self.database.where} cannot be used: {reason_of(exc)}") from None
         finally:
@@ -209,6 +213,17 @@ class Store:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+
+async def _rename_master_rows(engine: AsyncEngine, master_key: str) -> None:
+    """The spend log's rows of the master key's requests made before they were logged under LiteLLM's
+    alias: under the key's SHA-256, which an unsalted hash of a short key gives away. Renamed once
+    (an indexed lookup that finds nothing at every later start), so the master key's spend reads
+    as one history under the alias, and rows imported from an older LiteLLM join it."""
+    S = tables.spend_logs
+    hashed = hashlib.sha256(master_key.encode()).hexdigest()
+    async with engine.begin() as db:
+        await db.execute(sa.update(S).where(S.c.api_key == hashed).values(api_key=MASTER_KEY_ALIAS))
 
 
 def reason_of(exc: BaseException) -> str:

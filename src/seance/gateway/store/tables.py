@@ -158,7 +158,7 @@ spend_logs = sa.Table(
     sa.Column("row_id", sa.String(32), primary_key=True),
     sa.Column("request_id", sa.String(128), nullable=False, index=True),  # x-request-id / x-litellm-call-id
     sa.Column("call_type", sa.String(32), nullable=False),
-    sa.Column("api_key", sa.String(64), nullable=False, index=True),  # the key's hash
+    sa.Column("api_key", sa.String(64), nullable=False, index=True),  # the key's hash (the master's: its alias)
     sa.Column("key_alias", sa.String(256)),
     sa.Column("user", sa.String(256)),  # these three: partial indexes, below
     sa.Column("team_id", sa.String(256)),
