@@ -551,6 +551,18 @@ def test_the_docs_table_names_every_metric(tmp_path: Path) -> None:
     assert documented == shown
 
 
+def label_names(app: Gateway) -> dict[str, set[str]]:
+    """Each prometheus_client metric's label names, by its name (prometheus_client keeps them on
+    the metric only)."""
+    metrics = app.metrics.metrics
+    assert metrics is not None and metrics.registry is not None
+    return {
+        collector._name: set(collector._labelnames)  # type: ignore[attr-defined]
+        for collector in list(metrics.registry._collector_to_names)  # type: ignore[attr-defined]
+        if hasattr(collector, "_labelnames")
+    }
+
+
 # LiteLLM's labels Seance leaves out: what a client makes up (its IP, its user agent: unbounded),
 # and the service tier of an answer (not read from the providers' answers)
 LEFT_OUT = {"client_ip", "user_agent", "service_tier"}
@@ -562,14 +574,7 @@ def test_each_metric_has_litellms_labels(tmp_path: Path) -> None:
     a LiteLLM dashboard grouping or filtering on one finds it."""
     table = Path(__file__).resolve().parents[2] / "fixtures" / "litellm" / "prometheus_labels.json"
     litellm = orjson.loads(table.read_bytes())
-    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
-    metrics = app.metrics.metrics
-    assert metrics is not None and metrics.registry is not None
-    ours = {
-        collector._name: set(collector._labelnames)  # type: ignore[attr-defined]
-        for collector in list(metrics.registry._collector_to_names)  # type: ignore[attr-defined]
-        if hasattr(collector, "_labelnames")
-    }
+    ours = label_names(metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}))
     shared = sorted(set(ours) & set(litellm))
     assert len(shared) >= 20
     missing = {name: sorted(set(litellm[name]) - ours[name] - LEFT_OUT) for name in shared}
@@ -613,3 +618,31 @@ class Emailed(Hook):
             "virtual_key", key_hash="cd" * 32, key_alias="ci", team_id="team-7", team_alias="Search",
             user_id="u1", user_email="ada@example.com",
         )  # fmt: skip
+
+
+def test_the_docs_grafana_queries_name_metrics_and_labels_that_exist(tmp_path: Path) -> None:
+    """docs/gateway.md's PromQL: each metric it reads is one /metrics shows, and each label it groups
+    by is one of that line's metrics' (a query that finds nothing shows an empty panel, no error)."""
+    import re
+
+    from seance.gateway.budget_metrics import KINDS
+
+    families = label_names(metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]}))
+    for word, _, kind_labels in KINDS.values():  # (the budget gauges: a collector of the store's rows)
+        for name in (f"litellm_remaining_{word}_budget_metric", f"litellm_{word}_max_budget_metric"):
+            families[name] = set(kind_labels)
+    # as samples are named: a counter's _total, a histogram's _bucket (by `le`), _count and _sum
+    labels = {
+        name + suffix: names | {"le"}
+        for name, names in families.items()
+        for suffix in ("", "_total", "_bucket", "_count", "_sum")
+    }
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "gateway.md").read_text()
+    block = doc.split("A Grafana panel's queries", 1)[1].split("```promql\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in block.splitlines() if line and not line.startswith("#")]
+    assert len(lines) >= 10
+    for line in lines:
+        used = re.findall(r"\b((?:litellm|seance)_[a-z_]+)", line)
+        assert used and all(name in labels for name in used), line
+        grouped = {label.strip() for group in re.findall(r"by \(([^)]*)\)", line) for label in group.split(",")}
+        assert all(any(label in labels[name] for name in used) for label in grouped), line
