@@ -145,7 +145,8 @@ class Metrics:
         def gauge(name: str, doc: str, labels: tuple[str, ...], mode: Any) -> Any:
             return Gauge(name, doc, labels, registry=registry, multiprocess_mode=mode)
 
-        # The request series' labels, as LiteLLM 1.108 names them (SERIES_LABELS: in this order)
+        # The request series' labels: LiteLLM 1.108's names (pipeline/metrics.py's _Series fills
+        # them in this order)
         requested, model = ("requested_model",), ("model",)
         self.total = counter(
             "litellm_proxy_total_requests_metric", "Requests made to the proxy, by their status code",

@@ -646,3 +646,12 @@ def test_the_docs_grafana_queries_name_metrics_and_labels_that_exist(tmp_path: P
         assert used and all(name in labels for name in used), line
         grouped = {label.strip() for group in re.findall(r"by \(([^)]*)\)", line) for label in group.split(",")}
         assert all(any(label in labels[name] for name in used) for label in grouped), line
+
+
+def test_a_success_makes_no_failure_series(tmp_path: Path) -> None:
+    """A counter's series shows on /metrics once made, at 0: none of a failure for a 200."""
+    app = metered(tmp_path, {"model_list": [deployment("gpt", "openai/gpt-4o")]})
+    assert request(app, "POST", "/v1/chat/completions", CHAT).status == 200
+    got = scrape(app)
+    assert got.get("litellm_proxy_failed_requests_metric_total", []) == []
+    assert got.get("seance_rate_limited_requests_total", []) == []

@@ -55,8 +55,11 @@ class _Series:
         self.total_tokens = Count(m.total_tokens.labels(*by_usage))
         self.spend = Count(m.spend.labels(*by_usage))
         self.succeeded = Count(m.requests.labels(*by_usage)) if status < 400 else None
-        failed = m.failed.labels(*people, requested, str(status), error, email, route, *answered_by)
-        self.failed = Count(failed) if status >= 400 else None
+        self.failed = (
+            Count(m.failed.labels(*people, requested, str(status), error, email, route, *answered_by))
+            if status >= 400
+            else None
+        )
         self.rate_limited = Count(m.rate_limited.labels(*people, requested)) if status == 429 else None
 
     def push(self) -> None:
