@@ -76,6 +76,8 @@ class CannotConnect(Exception):
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it serves one response at a time, then goes back to its pool."""
 
+    loop: asyncio.AbstractEventLoop  # the one it was made in (connection_made)
+
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.parser = httptools.HttpResponseParser(self)
@@ -91,6 +93,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have the same methods
         self.transport = cast(asyncio.Transport, transport)
+        # its loop, read once: asyncio.get_running_loop() makes a getpid() system call each time
+        # (CPython 3.11), which the pool would otherwise pay whenever the connection goes idle
+        self.loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.lost(self)
@@ -219,7 +224,7 @@ class Pool:
         data = head + body if body else head
         loop = asyncio.get_running_loop()
         for fresh in (False, True):
-            conn, reused = await self._acquire(timeout.connect, fresh)
+            conn, reused = await self._acquire(timeout.connect, fresh, loop)
             assert conn.transport is not None
             response = Response(
                 conn, loop, timeout.total, timeout.read, reused, self.limits.max_body_bytes, self.deadlines
@@ -293,10 +298,11 @@ class Pool:
 
     # -- the pool --
 
-    async def _acquire(self, connect_timeout: float, fresh: bool) -> tuple[_Connection, bool]:
+    async def _acquire(
+        self, connect_timeout: float, fresh: bool, loop: asyncio.AbstractEventLoop
+    ) -> tuple[_Connection, bool]:
         if self.closed:
             raise ConnectionClosed("the pool is closed")
-        loop = asyncio.get_running_loop()
         now = loop.time()
         while self.idle and not fresh:  # fresh: the last pooled one was stale, do not bet again
             conn = self.idle.pop()
@@ -360,10 +366,11 @@ class Pool:
             self._pass_on(conn)
 
     def _idle(self, conn: _Connection) -> None:
-        conn.idle_since = asyncio.get_running_loop().time()
+        loop = conn.loop
+        conn.idle_since = loop.time()
         self.idle.append(conn)
         if self.sweeper is None:
-            self.sweeper = asyncio.get_running_loop().call_later(self.keepalive, self._sweep)
+            self.sweeper = loop.call_later(self.keepalive, self._sweep)
 
     def _sweep(self) -> None:
         """Close connections idle too long, so that a quiet gateway holds no sockets for nothing."""
