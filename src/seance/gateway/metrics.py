@@ -65,6 +65,7 @@ KEY_AND_TEAM = ("hashed_api_key", "api_key_alias", "team", "team_alias")
 NOBODY = ("", "", "", "", "", "")
 # which deployment answered: LiteLLM labels most request series with it too (empty: none did)
 BY_DEPLOYMENT = ("model_id", "api_provider")
+NO_DEPLOYMENT = ("", "")
 # The master key's requests, as LiteLLM labels them: an alias in place of the key or its hash, and
 # its admin's user id (context.MASTER_KEY_ALIAS and the default litellm_proxy_admin_name)
 MASTER_LABELS = ("", MASTER_KEY_ALIAS, "", "", "", "default_user_id")
@@ -307,6 +308,10 @@ class Metrics:
             labels = (group, model_id, base, deployment.target.provider)
             _remember(self._deployments, deployment.id, labels)
         return labels
+
+    def answered_by(self, deployment: Deployment | None) -> tuple[str, ...]:
+        """LiteLLM's (model_id, api_provider) of the deployment that answered; empty when none did."""
+        return NO_DEPLOYMENT if deployment is None else self.deployment_labels(deployment)[1::2]
 
     def cooled_down_now(self, deployment: Deployment, status: int | None) -> None:
         """The router put a deployment in cooldown."""

@@ -324,9 +324,8 @@ class MetricsHook(Hook):
         m = self.metrics
         requested = m.models.requested(ctx)
         model = m.models.of(deployment) if deployment is not None else requested
-        answered_by = m.deployment_labels(deployment)[1::2] if deployment is not None else ("", "")
-        email = caller.user_email or "" if caller is not None else ""
-        key = (who(caller), email, requested, model, answered_by, route_of(ctx.path), status, error)
+        email = (caller.user_email or "") if caller is not None else ""
+        key = (who(caller), email, requested, model, m.answered_by(deployment), route_of(ctx.path), status, error)
         series = self._series.get(key)
         if series is None:
             series = _Series(m, key)
@@ -345,7 +344,7 @@ class MetricsHook(Hook):
         m = self.metrics
         requested, people = known.requested, known.people
         deployment = known.deployment
-        model_id, provider = ("", "") if deployment is None else m.deployment_labels(deployment)[1::2]
+        model_id, provider = m.answered_by(deployment)
         key = (hit, requested, people, model_id, provider)
         count = self._cache.get(key)
         if count is None:
