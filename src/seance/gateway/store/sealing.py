@@ -8,18 +8,23 @@ reference is no secret: it is stored as written and resolved when the model is s
 
 Changing the secret the key comes from makes sealed values unreadable (those models are then not
 served, with a WARNING): set LITELLM_SALT_KEY before rotating the master key.
+
+`cryptography` is imported when a value is first sealed or opened, not when the gateway starts:
+most gateways store no model, and the import alone added ~7.5 MB to every worker's RSS (its Rust
+extension and OpenSSL's pages; `seance gateway` with the bench's config, bare pass-through: VmRSS
+81.5 -> 74 MB at start).
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 PREFIX = "seance-sealed:v1:"
 ENV_PREFIX = "os.environ/"
@@ -45,10 +50,19 @@ def is_reference(value: Any) -> bool:
 class Sealer:
     def __init__(self, secret: str | None) -> None:
         """`secret`: LITELLM_SALT_KEY, else the master key (None: literal credentials are refused)."""
-        self._fernet = None
-        if secret:
+        self._secret = secret or None
+        self._fernet: Fernet | None = None
+
+    def _cipher(self) -> Fernet | None:
+        """The Fernet key derived from the secret, made on first use (None: no secret)."""
+        if self._fernet is None and self._secret is not None:
+            from cryptography.fernet import Fernet
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
             hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
-            self._fernet = Fernet(base64.urlsafe_b64encode(hkdf.derive(secret.encode())))
+            self._fernet = Fernet(base64.urlsafe_b64encode(hkdf.derive(self._secret.encode())))
+        return self._fernet
 
     @classmethod
     def of(cls, env: Mapping[str, str], master_key: str | None) -> Sealer:
@@ -60,12 +74,13 @@ class Sealer:
         for name, value in params.items():
             if not is_secret(name) or value is None or is_reference(value) or _sealed(value):
                 continue
-            if self._fernet is None:
+            fernet = self._cipher()
+            if fernet is None:
                 raise SealError(
                     f"litellm_params.{name}: a literal credential is stored encrypted, which needs "
                     "LITELLM_SALT_KEY or a master key; or write it as os.environ/NAME"
                 )
-            out[name] = PREFIX + self._fernet.encrypt(orjson.dumps(value)).decode()
+            out[name] = PREFIX + fernet.encrypt(orjson.dumps(value)).decode()
         return out
 
     def open(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,10 +89,13 @@ class Sealer:
         for name, value in params.items():
             if not _sealed(value):
                 continue
-            if self._fernet is None:
+            fernet = self._cipher()
+            if fernet is None:
                 raise SealError(f"litellm_params.{name} is sealed and no LITELLM_SALT_KEY or master key is set")
+            from cryptography.fernet import InvalidToken
+
             try:
-                out[name] = orjson.loads(self._fernet.decrypt(value[len(PREFIX) :].encode()))
+                out[name] = orjson.loads(fernet.decrypt(value[len(PREFIX) :].encode()))
             except (InvalidToken, orjson.JSONDecodeError):
                 raise SealError(
                     f"litellm_params.{name} was sealed under another LITELLM_SALT_KEY or master key"
