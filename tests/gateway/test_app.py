@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -190,11 +191,25 @@ def test_request_id_is_generated_when_absent(served: Running) -> None:
 
 
 def test_generated_request_ids_are_uuid7_in_time_order() -> None:
-    ids = [new_request_id() for _ in range(200)]
+    ids = [new_request_id() for _ in range(1000)]  # (past two reads of random bytes: 409 ids each)
     assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
     assert len(set(ids)) == len(ids)
     time.sleep(0.002)
     assert new_request_id()[:12] > ids[0][:12]  # milliseconds first: later ids sort after
+
+
+def test_a_forked_worker_does_not_repeat_the_ids_of_its_parent() -> None:
+    new_request_id()  # the parent holds random bytes it has not used yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the id it would share with its parent without its own bytes
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(child) == 32 and child[12:] != new_request_id()[12:]  # (after the 48 bits of time)
 
 
 # -- bad input: a 4xx that says what to fix, never a 500 --
