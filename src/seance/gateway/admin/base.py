@@ -22,7 +22,7 @@ from seance.gateway.admin import key_policy
 from seance.gateway.context import presented_key
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from seance.gateway.formats.body import json_object
-from seance.gateway.store import durations
+from seance.gateway.store import durations, model_budgets
 from seance.gateway.store.database import refused_value
 from seance.gateway.store.durations import iso
 from seance.litellm_config.suggest import typo_of
@@ -200,6 +200,10 @@ def check(data: Mapping[str, Any], required: Iterable[str] = ()) -> dict[str, An
             for model, limit in value.items():
                 if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= BIGGEST_BIG:
                     raise BadRequest(f"{name}.{model} must be an integer, 0 or more, not {limit!r}", param=name)
+        if name == "model_max_budget":
+            for model, entry in value.items():
+                if (wrong := model_budgets.problem(model, entry)) is not None:
+                    raise BadRequest(wrong, param=name)
         if name in ("duration", "budget_duration"):
             try:
                 durations.parse(value, name)

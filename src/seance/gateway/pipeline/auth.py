@@ -12,6 +12,7 @@ from seance.gateway.context import Caller, RequestContext, presented_key
 from seance.gateway.errors import Forbidden, Unauthorized
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.store.keys import model_allowed, over_budget, past_soft_budget
+from seance.gateway.store.model_budgets import governing
 
 if TYPE_CHECKING:
     from seance.gateway.store import Store
@@ -102,6 +103,10 @@ class KeyAuth(Auth):
                 param="model",
                 code="model_not_allowed",
             )
+        if caller is not None and caller.model_budgets and ctx.model is not None:
+            budget = governing(caller.model_budgets, ctx.model)
+            if budget is not None and (exceeded := over_budget(self.ledger, (budget,))) is not None:
+                raise exceeded
         if body is None:
             return None
         # (most requests send no option header: the body's `user` read inline, without a call)

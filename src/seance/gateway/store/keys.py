@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seance.gateway.context import NOTHING, Caller, Limits
 from seance.gateway.errors import GatewayError, Unauthorized
-from seance.gateway.store import tables
+from seance.gateway.store import model_budgets, tables
 from seance.gateway.store.durations import iso
 
 log = logging.getLogger("seance.gateway")
@@ -351,7 +351,9 @@ class KeyCache:
             if ids:
                 found = await db.execute(sa.select(tables.budgets).where(tables.budgets.c.budget_id.in_(ids)))
                 budget_rows = {row["budget_id"]: dict(row) for row in found.mappings()}
-        return self.resolve(key, team, user, org, budget_rows, membership)
+            per_model = model_budgets.parse(key["model_max_budget"], f"Key={_alias(key)}")
+            model_spent = await model_budgets.spent(db, token, per_model) if per_model else {}
+        return self.resolve(key, team, user, org, budget_rows, membership, model_spent)
 
     def resolve(
         self,
@@ -361,11 +363,13 @@ class KeyCache:
         org: Mapping[str, Any] | None,
         budget_rows: Mapping[str, Mapping[str, Any]],
         membership: Mapping[str, Any] | None = None,
+        model_spent: Mapping[str, float] | None = None,
     ) -> Entry:
         """The entry of a key from its rows; `membership`: the key's user's row in the key's team
-        (their spend there and max_budget_in_team), when they are a member."""
+        (their spend there and max_budget_in_team), when they are a member; `model_spent`: the key's
+        spend on each model of its model_max_budget over that budget's period (the spend log's)."""
         token = key["token"]
-        alias = key["key_alias"] or key["key_name"] or token[:8]
+        alias = _alias(key)
         budgets: list[Budget] = []
         limits: list[Limits] = []
 
@@ -405,6 +409,12 @@ class KeyCache:
                 f"org:{org['organization_id']}", f"Organization={name}", {"budget_id": org["budget_id"]}, org["spend"]
             )
 
+        per_model: dict[str, Budget] = {}
+        for budget in model_budgets.parse(key.get("model_max_budget"), f"Key={alias}"):
+            scope = model_budgets.scope(token, budget.model)
+            per_model[budget.model] = Budget(scope, f"Key={alias}, model={budget.model}", budget.max_budget)
+            self.ledger.read(scope, (model_spent or {}).get(budget.model, 0.0), self.unwritten(scope))
+
         refusal = None
         if key["blocked"]:
             refusal = GatewayError(f"this key ({alias}) is blocked: ask an admin to unblock it (/key/unblock)",
@@ -433,6 +443,7 @@ class KeyCache:
             # call (a fresh {} cost every vkey request a _tags and a json_text, ~1 us)
             metadata=metadata or NOTHING,
             cache_controls=frozenset(key.get("allowed_cache_controls") or ()) or None,
+            model_budgets=per_model or NOTHING,
         )
         soft = key["soft_budget"]
         return Entry(caller, key["expires"], refusal, tuple(budgets), time.monotonic(),
@@ -485,6 +496,10 @@ def _per_model(value: Any, name: str, label: str) -> dict[str, int]:
     if len(kept) != (len(value) if isinstance(value, dict) else 1):
         log.warning("%s: %s holds values that are not whole numbers, 0 or more; those are ignored", label, name)
     return kept
+
+
+def _alias(key: Mapping[str, Any]) -> str:
+    return str(key["key_alias"] or key["key_name"] or key["token"][:8])
 
 
 def _first(*values: Any) -> Any:

@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from seance.gateway.store import tables
+from seance.gateway.store import model_budgets, tables
 from seance.gateway.store.database import CONNECT_TIMEOUT, refused_value
 from seance.gateway.store.keys import Ledger, member_ids
 from seance.gateway.store.sqlite_writer import CHUNK, insert_statements, inserts
@@ -427,6 +427,8 @@ def _totals_sql(totals: Mapping[str, float], now: float, statements: Mapping[str
     by_kind: dict[str, list[tuple[Any, ...]]] = {}
     for scope, cost in sorted(totals.items()):
         kind, _, ident = scope.partition(":")
+        if kind == model_budgets.KIND:  # a key's spend on one model: summed from the rows when read
+            continue
         if kind == "key":
             arguments: tuple[Any, ...] = (cost, now, ident)
         elif kind == "member":
