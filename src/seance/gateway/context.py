@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from seance.gateway.ratelimits import Held
     from seance.gateway.routes import Route
     from seance.gateway.routing.deployments import Deployment
-    from seance.gateway.store.keys import Budget
+    from seance.gateway.store.model_budgets import PerModel
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -145,8 +145,8 @@ class Caller:
     metadata: Mapping[str, Any] = NOTHING
     # the response cache's controls its requests may set (a key's allowed_cache_controls); None: all
     cache_controls: frozenset[str] | None = None
-    # the key's budgets per model (model_max_budget, store/model_budgets.py): model -> its Budget
-    model_budgets: Mapping[str, Budget] = NOTHING
+    # the budgets per model of the key, its team and its user (model_max_budget: store/model_budgets.py)
+    model_budgets: PerModel | None = None
 
 
 class RequestContext:

@@ -1,7 +1,8 @@
-"""A key's budgets per model (model_max_budget): the model over its budget is refused (400,
-budget_exceeded) and the key's other models go on; the spend is read back from the spend log, so
-another replica refuses too; only the budget's period counts; the management API refuses a budget
-it could not enforce. On SQLite and on the real PostgreSQL."""
+"""Budgets per model (model_max_budget) of a key, its team and its user: the model over its budget
+is refused (400, budget_exceeded) and the other models go on; a key's own budget takes the place of
+its team's; the spend is read back from the spend log, so another replica refuses too; only the
+budget's period counts; the management API refuses a budget it could not enforce. On SQLite and on
+the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -70,6 +71,40 @@ async def test_only_the_period_counts(tmp_path: Path, db_env: dict[str, str]) ->
         assert refused.status_code == 400 and "model=a" in refused.json()["error"]["message"]
 
 
+async def test_a_teams_budget_bounds_its_keys_unless_a_key_has_its_own(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        team_fields = {"team_alias": "ml", "model_max_budget": {"a": budget(COST * 1.5)}}
+        status, team = await s.admin("POST", "/team/new", team_fields)
+        assert status == 200, team
+        first = await s.generate(team_id=team["team_id"])
+        second = await s.generate(team_id=team["team_id"])
+        own = await s.generate(team_id=team["team_id"], model_max_budget={"a": budget(1.0)})  # takes the team's place
+        assert (await s.chat(first, "a")).status_code == 200
+        assert (await s.chat(second, "a")).status_code == 200
+        refused = await s.chat(first, "a")
+        assert refused.status_code == 400 and "Team=ml, model=a" in refused.json()["error"]["message"]
+        assert (await s.chat(second, "b")).status_code == 200
+        assert (await s.chat(own, "a")).status_code == 200
+        await s.store.spend.flush()
+        s.store.forget()  # summed from the team's rows: the key with its own budget spent on its own
+        assert (await s.chat(second, "a")).status_code == 400
+        assert (await s.chat(own, "a")).status_code == 200
+
+
+async def test_a_users_budget_bounds_every_key_of_theirs(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        status, user = await s.admin("POST", "/user/new", {"user_id": "ann", "model_max_budget": {"a": budget(COST)}})
+        assert status == 200, user
+        first, second = await s.generate(user_id="ann"), await s.generate(user_id="ann")
+        assert (await s.chat(first, "a")).status_code == 200
+        refused = await s.chat(second, "a")
+        assert refused.status_code == 400 and "User=ann, model=a" in refused.json()["error"]["message"]
+        await s.store.spend.flush()
+        async with stack(tmp_path, db_env) as replica:  # from the spend log's rows of the user
+            assert (await replica.chat(second, "a")).status_code == 400
+            assert (await replica.chat(second, "b")).status_code == 200
+
+
 async def test_the_spend_log_is_summed_by_model_with_or_without_its_provider(
     tmp_path: Path, db_env: dict[str, str]
 ) -> None:
@@ -83,9 +118,10 @@ async def test_the_spend_log_is_summed_by_model_with_or_without_its_provider(
                     row_id=f"row-{i}", request_id=f"r-{i}", call_type="acompletion", api_key="hash-1",
                     model=model, spend=spend, start_time=now, end_time=now, status="success", status_code=200,
                 ))  # fmt: skip
-            found = await model_budgets.spent(db, "hash-1", (ModelBudget("gpt-4o", 10.0, "1d"),))
+            gpt_4o = (ModelBudget("gpt-4o", 10.0, "1d"),)
+            found = await model_budgets.spent(db, "key_model", "hash-1", gpt_4o)
             assert found == {"gpt-4o": 3.0}  # not gpt-4o-mini, and '_' or '%' match only themselves
-            assert await model_budgets.spent(db, "hash-2", (ModelBudget("gpt-4o", 10.0, "1d"),)) == {"gpt-4o": 0.0}
+            assert await model_budgets.spent(db, "key_model", "hash-2", gpt_4o) == {"gpt-4o": 0.0}
     assert model_budgets.governing({"gpt-4o": 1}, "openai/gpt-4o") == 1
     assert model_budgets.governing({"openai/gpt-4o": 2, "gpt-4o": 1}, "openai/gpt-4o") == 2  # the exact name first
     assert model_budgets.governing({"gpt-4o": 1}, "gpt-4o-mini") is None

@@ -12,7 +12,6 @@ from seance.gateway.context import Caller, RequestContext, presented_key
 from seance.gateway.errors import Forbidden, Unauthorized
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.store.keys import model_allowed, over_budget, past_soft_budget
-from seance.gateway.store.model_budgets import governing
 
 if TYPE_CHECKING:
     from seance.gateway.store import Store
@@ -103,9 +102,9 @@ class KeyAuth(Auth):
                 param="model",
                 code="model_not_allowed",
             )
-        if caller is not None and caller.model_budgets and ctx.model is not None:
-            budget = governing(caller.model_budgets, ctx.model)
-            if budget is not None and (exceeded := over_budget(self.ledger, (budget,))) is not None:
+        if caller is not None and caller.model_budgets is not None and ctx.model is not None:
+            covering = caller.model_budgets.covering(ctx.model)
+            if covering and (exceeded := over_budget(self.ledger, covering)) is not None:
                 raise exceeded
         if body is None:
             return None

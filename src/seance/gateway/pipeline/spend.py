@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from seance.gateway.context import MASTER_KEY_ALIAS, NOTHING, Caller, RequestContext
 from seance.gateway.pipeline import Hook
 from seance.gateway.store.keys import member_scope
-from seance.gateway.store.model_budgets import governing
 from seance.gateway.store.spend import SpendRow, json_text
 
 if TYPE_CHECKING:
@@ -91,8 +90,8 @@ class Spend(Hook):
             "{}" if fields is NOTHING else json_text(_metadata(fields)),
         ))  # fmt: skip
         scopes = self._scopes_of(caller, key)
-        if caller.model_budgets and (budget := governing(caller.model_budgets, ctx.model)) is not None:
-            scopes += (budget.scope,)  # what the key spends on a model it has a budget for
+        if caller.model_budgets is not None:  # what is spent on a model that has a budget
+            scopes += tuple(budget.scope for budget in caller.model_budgets.covering(ctx.model))
         if end_user:
             scopes += (f"end_user:{end_user}",)
         self.log.add(row, scopes)

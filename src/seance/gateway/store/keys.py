@@ -351,8 +351,12 @@ class KeyCache:
             if ids:
                 found = await db.execute(sa.select(tables.budgets).where(tables.budgets.c.budget_id.in_(ids)))
                 budget_rows = {row["budget_id"]: dict(row) for row in found.mappings()}
-            per_model = model_budgets.parse(key["model_max_budget"], f"Key={_alias(key)}")
-            model_spent = await model_budgets.spent(db, token, per_model) if per_model else {}
+            model_spent: dict[str, dict[str, float]] = {}
+            for kind, row, ident in (("key_model", key, token), ("team_model", team, key["team_id"]),
+                                     ("user_model", user, key["user_id"])):  # fmt: skip
+                per_model = model_budgets.parse(row["model_max_budget"]) if row is not None else ()
+                if per_model:
+                    model_spent[kind] = await model_budgets.spent(db, kind, ident, per_model)
         return self.resolve(key, team, user, org, budget_rows, membership, model_spent)
 
     def resolve(
@@ -363,11 +367,12 @@ class KeyCache:
         org: Mapping[str, Any] | None,
         budget_rows: Mapping[str, Mapping[str, Any]],
         membership: Mapping[str, Any] | None = None,
-        model_spent: Mapping[str, float] | None = None,
+        model_spent: Mapping[str, Mapping[str, float]] | None = None,
     ) -> Entry:
         """The entry of a key from its rows; `membership`: the key's user's row in the key's team
-        (their spend there and max_budget_in_team), when they are a member; `model_spent`: the key's
-        spend on each model of its model_max_budget over that budget's period (the spend log's)."""
+        (their spend there and max_budget_in_team), when they are a member; `model_spent`: by kind
+        (key_model, team_model, user_model), the spend on each model of that row's model_max_budget
+        over the budget's period (the spend log's)."""
         token = key["token"]
         alias = _alias(key)
         budgets: list[Budget] = []
@@ -409,11 +414,20 @@ class KeyCache:
                 f"org:{org['organization_id']}", f"Organization={name}", {"budget_id": org["budget_id"]}, org["spend"]
             )
 
-        per_model: dict[str, Budget] = {}
-        for budget in model_budgets.parse(key.get("model_max_budget"), f"Key={alias}"):
-            scope = model_budgets.scope(token, budget.model)
-            per_model[budget.model] = Budget(scope, f"Key={alias}, model={budget.model}", budget.max_budget)
-            self.ledger.read(scope, (model_spent or {}).get(budget.model, 0.0), self.unwritten(scope))
+        def per_model(kind: str, ident: str, label: str, row: Mapping[str, Any] | None) -> dict[str, Budget]:
+            found: dict[str, Budget] = {}
+            spent = (model_spent or {}).get(kind, {})
+            for budget in model_budgets.parse(row.get("model_max_budget") if row else None, label):
+                scope = model_budgets.scope(kind, ident, budget.model)
+                found[budget.model] = Budget(scope, f"{label}, model={budget.model}", budget.max_budget)
+                self.ledger.read(scope, spent.get(budget.model, 0.0), self.unwritten(scope))
+            return found
+
+        own = per_model("key_model", token, f"Key={alias}", key)
+        team_budgets = per_model("team_model", team["team_id"], f"Team={team['team_alias'] or team['team_id']}",
+                                 team) if team is not None else {}  # fmt: skip
+        user_budgets = per_model("user_model", user["user_id"], f"User={user['user_id']}", user) if user else {}
+        budgeted = bool(own or team_budgets or user_budgets)
 
         refusal = None
         if key["blocked"]:
@@ -443,7 +457,7 @@ class KeyCache:
             # call (a fresh {} cost every vkey request a _tags and a json_text, ~1 us)
             metadata=metadata or NOTHING,
             cache_controls=frozenset(key.get("allowed_cache_controls") or ()) or None,
-            model_budgets=per_model or NOTHING,
+            model_budgets=model_budgets.PerModel(own, team_budgets, user_budgets) if budgeted else None,
         )
         soft = key["soft_budget"]
         return Entry(caller, key["expires"], refusal, tuple(budgets), time.monotonic(),

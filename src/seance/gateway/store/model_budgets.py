@@ -1,17 +1,19 @@
-"""A key's budgets per model, LiteLLM's `model_max_budget`:
+"""Budgets per model, LiteLLM's `model_max_budget`, of a key, its team and its user:
 
     {"gpt-4o": {"budget_limit": 5.0, "time_period": "1d"}}
 
-refuses the key's requests to gpt-4o once it has spent $5 on that model over the last day (400
-`budget_exceeded`, as LiteLLM answers), while its other models go on. LiteLLM's other spellings of
-the two fields, `max_budget` and `budget_duration`, are read too.
+refuses the requests to gpt-4o once $5 was spent on that model over the last day (400
+`budget_exceeded`, as LiteLLM answers), while the other models go on. LiteLLM's other spellings of
+the two fields, `max_budget` and `budget_duration`, are read too. As in LiteLLM, a key's own budget
+for a model takes the place of its team's for that model, and its user's applies besides.
 
 The spend is counted where the key's own max_budget is: when the key is read (its first request,
 then every `user_api_key_cache_ttl`), each budgeted model's spend over its period is summed from
-the key's rows in the spend log; this process then adds what it serves (the Ledger, scope
-`key_model:<hash>:<model>`), so workers and replicas see each other's spend within that TTL. The
-period slides (the last day, not a day that began with the first request, as LiteLLM's does): a
-burst at the end of one window and the start of the next cannot spend the budget twice.
+the spend log's rows (the key's, the team's or the user's), then this process adds what it serves
+(the Ledger, scopes `key_model:<hash>:<model>`, `team_model:…`, `user_model:…`), so workers and
+replicas see each other's spend within that TTL. The period slides (the last day, not a day that
+began with the first request, as LiteLLM's does): a burst at the end of one window and the start of
+the next cannot spend the budget twice.
 
 A model matches as the client names it, or without its provider prefix (a budget on `gpt-4o`
 covers `openai/gpt-4o`), as in LiteLLM. With `general_settings.disable_spend_logs` there are no
@@ -36,7 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("seance.gateway")
 
-KIND = "key_model"  # the scopes' prefix: summed from the spend log's rows, kept as no total (spend.py)
+# the scopes' kinds, and the spend log's column that names whose a row is: summed from the rows when
+# a key is read, kept as no total (store/spend.py)
+COLUMNS = {"key_model": "api_key", "team_model": "team_id", "user_model": "user"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +54,25 @@ class ModelBudget:
         return now - (durations.after(self.period, "time_period", now) - now)
 
 
-def scope(token: str, model: str) -> str:
-    return f"{KIND}:{token}:{model}"
+@dataclass(frozen=True, slots=True)
+class PerModel:
+    """The budgets per model over a key's requests, by model as configured: its own, its team's,
+    its user's (Budgets of store/keys.py)."""
+
+    key: Mapping[str, Any]
+    team: Mapping[str, Any]
+    user: Mapping[str, Any]
+
+    def covering(self, model: str) -> tuple[Any, ...]:
+        """The budgets a request for `model` is held to (and its spend counted in)."""
+        own = governing(self.key, model)
+        team = governing(self.team, model) if own is None else None  # the key's own takes its place
+        user = governing(self.user, model)
+        return tuple(budget for budget in (own, team, user) if budget is not None)
+
+
+def scope(kind: str, ident: str, model: str) -> str:
+    return f"{kind}:{ident}:{model}"
 
 
 def problem(model: str, value: Any) -> str | None:
@@ -73,17 +94,18 @@ def problem(model: str, value: Any) -> str | None:
     return None
 
 
-def parse(value: Any, label: str) -> tuple[ModelBudget, ...]:
+def parse(value: Any, label: str | None = None) -> tuple[ModelBudget, ...]:
     """A stored model_max_budget's usable entries. The management API refuses the others; a row
-    written elsewhere (an import, a hand edit) loses them with a WARNING, as LiteLLM skips them,
-    rather than failing every request to their model."""
+    written elsewhere (an import, a hand edit) loses them with a WARNING naming `label` (None: no
+    WARNING), as LiteLLM skips them, rather than failing every request to their model."""
     if not value or not isinstance(value, Mapping):
         return ()
     found: list[ModelBudget] = []
     for model, entry in value.items():
         wrong = problem(model, entry)
         if wrong is not None:
-            log.warning("%s: %s; that budget is not enforced", label, wrong)
+            if label is not None:
+                log.warning("%s: %s; that budget is not enforced", label, wrong)
             continue
         if _either(entry, "budget_limit", "max_budget") is None:
             continue  # a period without a limit: nothing to refuse
@@ -92,16 +114,17 @@ def parse(value: Any, label: str) -> tuple[ModelBudget, ...]:
     return tuple(found)
 
 
-async def spent(db: AsyncConnection, token: str, budgets: tuple[ModelBudget, ...]) -> dict[str, float]:
-    """Each budgeted model's spend by the key over its period, from the spend log (rows written so
-    far; the spend log's unwritten rows are the Ledger's to add)."""
+async def spent(db: AsyncConnection, kind: str, ident: str, budgets: tuple[ModelBudget, ...]) -> dict[str, float]:
+    """Each budgeted model's spend over its period by the key, team or user `ident` (by `kind`),
+    from the spend log: the rows written so far (the unwritten ones are the Ledger's to add)."""
     logs = tables.spend_logs
+    whose = logs.c[COLUMNS[kind]]
     now = time.time()
     out: dict[str, float] = {}
     for budget in budgets:
         named = sa.or_(logs.c.model == budget.model, logs.c.model.like("%/" + _escaped(budget.model), escape="\\"))
         total = sa.select(sa.func.coalesce(sa.func.sum(logs.c.spend), 0.0)).where(
-            logs.c.api_key == token, logs.c.start_time >= budget.since(now), named
+            whose == ident, logs.c.start_time >= budget.since(now), named
         )
         out[budget.model] = float((await db.execute(total)).scalar_one())
     return out

@@ -427,7 +427,7 @@ def _totals_sql(totals: Mapping[str, float], now: float, statements: Mapping[str
     by_kind: dict[str, list[tuple[Any, ...]]] = {}
     for scope, cost in sorted(totals.items()):
         kind, _, ident = scope.partition(":")
-        if kind == model_budgets.KIND:  # a key's spend on one model: summed from the rows when read
+        if kind in model_budgets.COLUMNS:  # spend on one model: summed from the rows when a key is read
             continue
         if kind == "key":
             arguments: tuple[Any, ...] = (cost, now, ident)
