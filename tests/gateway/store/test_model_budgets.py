@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.stack import COST, stack
+from tests.stack import COST, Stack, stack
 
 from seance.gateway.store import model_budgets, tables
 from seance.gateway.store.keys import hash_key
@@ -32,6 +32,7 @@ async def test_the_model_over_its_budget_is_refused_and_the_others_go_on(
         assert (await s.chat(key, "a")).status_code == 200
         assert (await s.chat(key, "a")).status_code == 200  # COST spent: under 1.5 COST
         assert s.store.spend.pending, "the spend is still in the batch"
+        await usage_is(s, key, 2 * COST)  # from the rows not written yet
         refused = await s.chat(key, "a")
         assert refused.status_code == 400
         error = refused.json()["error"]
@@ -42,6 +43,16 @@ async def test_the_model_over_its_budget_is_refused_and_the_others_go_on(
         s.store.forget()  # read from the database again: summed from the spend log, the same answer
         assert (await s.chat(key, "a")).status_code == 400
         assert (await s.chat(key, "b")).status_code == 200
+        await usage_is(s, key, 2 * COST)  # from the written rows
+
+
+async def usage_is(s: Stack, key: str, spent: float) -> None:
+    """/key/info's model_max_budget_usage, LiteLLM's: the key's budget on model a."""
+    status, info = await s.admin("GET", "/key/info", key=key)
+    assert status == 200, info
+    usage = info["info"]["model_max_budget_usage"]
+    assert usage.keys() == {"a"} and usage["a"]["budget_limit"] == COST * 1.5 and usage["a"]["time_period"] == "1d"
+    assert abs(usage["a"]["current_spend"] - spent) < 1e-12, usage
 
 
 async def test_another_replica_counts_what_this_one_spent(tmp_path: Path, db_env: dict[str, str]) -> None:
@@ -103,6 +114,10 @@ async def test_a_users_budget_bounds_every_key_of_theirs(tmp_path: Path, db_env:
         async with stack(tmp_path, db_env) as replica:  # from the spend log's rows of the user
             assert (await replica.chat(second, "a")).status_code == 400
             assert (await replica.chat(second, "b")).status_code == 200
+        status, info = await s.admin("GET", "/user/info", user_id="ann")
+        assert status == 200 and info["user_info"]["model_max_budget_usage"] == {
+            "a": {"current_spend": COST, "budget_limit": COST, "time_period": "1d"}
+        }, info
 
 
 async def test_the_spend_log_is_summed_by_model_with_or_without_its_provider(

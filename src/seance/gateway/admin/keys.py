@@ -11,7 +11,7 @@ from starlette.routing import Route
 from seance.gateway.admin.base import Admin, Who, body, budget_values, check, columns, page, render, require, stamps
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError
 from seance.gateway.pipeline.cache import CONTROLS
-from seance.gateway.store import durations, tables
+from seance.gateway.store import durations, model_budgets, tables
 from seance.gateway.store.keys import hash_key, key_name, new_key
 from seance.litellm_config.suggest import closest
 
@@ -108,8 +108,11 @@ def routes(admin: Admin) -> list[Route]:
                 row = await _visible(db, who, who.key_hash)
             else:
                 row = await _visible(db, who, given)
+            per_model = await model_budgets.usage(db, "key_model", row["token"], row["model_max_budget"],
+                                                  admin.store.spend.unwritten_for)  # fmt: skip
         info = render(row) or {}
         info["spend"] = _spend_now(admin, info)
+        info["model_max_budget_usage"] = per_model
         return {"key": given or who.key_hash, "info": info}
 
     async def list_keys(request: Request, who: Who) -> Any:

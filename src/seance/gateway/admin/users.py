@@ -22,7 +22,7 @@ from seance.gateway.admin.base import (
     stamps,
 )
 from seance.gateway.errors import BadRequest, Forbidden, GatewayError
-from seance.gateway.store import tables
+from seance.gateway.store import model_budgets, tables
 from seance.gateway.store.keys import hash_key, key_name, new_key
 
 U = tables.users
@@ -93,6 +93,9 @@ def routes(admin: Admin) -> list[Route]:
             ).mappings()
             user_info = render(user) or {}
             user_info["spend"] = float(user["spend"]) + admin.store.spend.unwritten_for(f"user:{user_id}")
+            user_info["model_max_budget_usage"] = await model_budgets.usage(
+                db, "user_model", user_id, user["model_max_budget"], admin.store.spend.unwritten_for
+            )
             return {"user_id": user_id, "user_info": user_info, "keys": [render(dict(k)) for k in keys],
                     "teams": [render(dict(t)) for t in teams]}  # fmt: skip
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +128,24 @@ async def spent(db: AsyncConnection, kind: str, ident: str, budgets: tuple[Model
         )
         out[budget.model] = float((await db.execute(total)).scalar_one())
     return out
+
+
+async def usage(
+    db: AsyncConnection, kind: str, ident: str, value: Any, unwritten: Callable[[str], float]
+) -> dict[str, dict[str, Any]]:
+    """LiteLLM's `model_max_budget_usage` (/key/info, /user/info): per budgeted model, what was
+    spent on it over its period (the spend log's rows, and this process's rows not written yet),
+    its limit and its period."""
+    budgets = parse(value)
+    found = await spent(db, kind, ident, budgets) if budgets else {}
+    return {
+        budget.model: {
+            "current_spend": found[budget.model] + unwritten(scope(kind, ident, budget.model)),
+            "budget_limit": budget.max_budget,
+            "time_period": budget.period,
+        }
+        for budget in budgets
+    }
 
 
 def governing(budgets: Mapping[str, Any], model: str) -> Any:
