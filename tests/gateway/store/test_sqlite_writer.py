@@ -45,22 +45,27 @@ def test_a_failed_batch_leaves_nothing(tmp_path: Path) -> None:
     assert not db.in_transaction and db.execute("SELECT count(*) FROM t").fetchone() == (0,)
 
 
+def message(value: object) -> bytes:
+    body = marshal.dumps(value)
+    return len(body).to_bytes(4, "big") + body
+
+
+def frame(*chunks: list[tuple[object, ...]]) -> bytes:
+    return message([]) + b"".join(map(message, chunks)) + bytes(4)
+
+
+def writer(path: Path) -> list[str]:
+    return [sys.executable, "-I", "-S", spend.WRITER_SCRIPT, str(path), "t", ",".join(COLUMNS), "5"]
+
+
 def test_the_process_answers_each_frame_and_stops_at_the_end_of_input(tmp_path: Path) -> None:
     """What the gateway's SqliteWriter sends and reads, against the script itself: `ok`, an error
     line that says what the database refused (the rows stay the gateway's to keep), and exit 0
     once its input ends."""
     path = tmp_path / "w.db"
     _db(path).close()
-
-    def message(value: object) -> bytes:
-        body = marshal.dumps(value)
-        return len(body).to_bytes(4, "big") + body
-
-    def frame(*chunks: list[tuple[object, ...]]) -> bytes:
-        return message([]) + b"".join(map(message, chunks)) + bytes(4)
-
     process = subprocess.run(
-        [sys.executable, "-I", "-S", spend.WRITER_SCRIPT, str(path), "t", ",".join(COLUMNS), "5"],
+        writer(path),
         input=(
             frame([("a", 1, True, "x")])
             + frame([("a", 2, False, None)], [("c", 4, False, None)])  # refused in its first chunk
@@ -78,6 +83,22 @@ def test_the_process_answers_each_frame_and_stops_at_the_end_of_input(tmp_path: 
         ("a", 1, 1, "x"),
         ("b", 3, 0, None),
     ]
+
+
+def test_a_gateway_gone_before_the_answer_leaves_no_traceback(tmp_path: Path) -> None:
+    """A worker whose shutdown ran out of time exits while its writer is in a write: the answer
+    meets a closed pipe. The writes it was sent are made all the same, and the writer ends quietly
+    (its stderr is the gateway's log)."""
+    path = tmp_path / "w.db"
+    _db(path).close()
+    process = subprocess.Popen(writer(path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # nobody reads the answer
+    process.stdin.write(frame([("a", 1, True, "x")]) + frame([("b", 2, False, None)]))
+    process.stdin.close()
+    assert process.wait(timeout=30) == 0
+    assert process.stderr.read() == b""
+    assert sqlite3.connect(path).execute("SELECT row_id FROM t ORDER BY 1").fetchall() == [("a",), ("b",)]
 
 
 def test_the_script_imports_only_the_standard_library() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import marshal
+import os
 import signal
 import sqlite3
 import sys
@@ -102,7 +103,8 @@ def serve(path: str, table: str, columns: list[str], busy_timeout: float) -> Non
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(f"PRAGMA cache_size=-{CACHE_KB}")
     statements = inserts(table, columns)
-    source, answers = sys.stdin.buffer, sys.stdout.buffer
+    source = sys.stdin.buffer
+    answers: BinaryIO | None = sys.stdout.buffer  # None once the gateway is gone
     while (totals := message(source)) is not None:
         rest = chunk_messages(source)
         try:
@@ -114,8 +116,17 @@ def serve(path: str, table: str, columns: list[str], busy_timeout: float) -> Non
             answer = f"error {type(exc).__name__}: {exc}".replace("\n", " ").encode() + b"\n"
             for _ in rest:  # the rest of this write
                 pass
-        answers.write(answer)
-        answers.flush()
+        if answers is None:
+            continue
+        try:
+            answers.write(answer)
+            answers.flush()
+        except BrokenPipeError:
+            # the worker is gone (its shutdown's grace period ended during this write): nobody to
+            # answer, but the writes its input still holds are spend, written all the same. No
+            # traceback in the gateway's log; stdout pointed at nothing, or exiting flushes it again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            answers = None
     db.close()
 
 
