@@ -1,8 +1,8 @@
-"""Budgets per model (model_max_budget) of a key, its team and its user: the model over its budget
-is refused (400, budget_exceeded) and the other models go on; a key's own budget takes the place of
-its team's; the spend is read back from the spend log, so another replica refuses too; only the
-budget's period counts; the management API refuses a budget it could not enforce. On SQLite and on
-the real PostgreSQL."""
+"""Budgets per model (model_max_budget) of a key, its team, its user and an end user: the model
+over its budget is refused (400, budget_exceeded) and the other models go on; a key's own budget
+takes the place of its team's; the spend is read back from the spend log, so another replica
+refuses too; only the budget's period counts; the management API refuses a budget it could not
+enforce. On SQLite and on the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -118,6 +118,23 @@ async def test_a_users_budget_bounds_every_key_of_theirs(tmp_path: Path, db_env:
         assert status == 200 and info["user_info"]["model_max_budget_usage"] == {
             "a": {"current_spend": COST, "budget_limit": COST, "time_period": "1d"}
         }, info
+
+
+async def test_an_end_users_budget_bounds_what_is_asked_in_their_name(tmp_path: Path, db_env: dict[str, str]) -> None:
+    async with stack(tmp_path, db_env) as s:
+        status, body = await s.admin(
+            "POST", "/customer/new", {"user_id": "cust-1", "model_max_budget": {"a": budget(COST)}}
+        )
+        assert status == 200, body
+        key = await s.generate()
+        assert (await s.chat(key, "a", user="cust-1")).status_code == 200
+        refused = await s.chat(key, "a", user="cust-1")
+        assert refused.status_code == 400 and "End User=cust-1, model=a" in refused.json()["error"]["message"]
+        assert (await s.chat(key, "b", user="cust-1")).status_code == 200
+        assert (await s.chat(key, "a", user="someone-else")).status_code == 200
+        await s.store.spend.flush()
+        s.store.forget()  # summed from the end user's rows
+        assert (await s.chat(key, "a", user="cust-1")).status_code == 400
 
 
 async def test_the_spend_log_is_summed_by_model_with_or_without_its_provider(

@@ -12,6 +12,7 @@ from seance.gateway.context import Caller, RequestContext, presented_key
 from seance.gateway.errors import Forbidden, Unauthorized
 from seance.gateway.pipeline import Answer, Hook
 from seance.gateway.store.keys import model_allowed, over_budget, past_soft_budget
+from seance.gateway.store.model_budgets import governing
 
 if TYPE_CHECKING:
     from seance.gateway.store import Store
@@ -119,6 +120,12 @@ class KeyAuth(Auth):
                 if held.budget is not None and (exceeded := over_budget(self.ledger, (held.budget,))) is not None:
                     raise exceeded
                 ctx.end_user_limits = held.limits
+                if held.model_budgets and ctx.model is not None:
+                    by_model = governing(held.model_budgets, ctx.model)
+                    if by_model is not None:
+                        if (exceeded := over_budget(self.ledger, (by_model,))) is not None:
+                            raise exceeded
+                        ctx.end_user_model_scope = by_model.scope
         return None
 
     def _end_user(self, options: Mapping[str, str], body: dict[str, Any]) -> Any:

@@ -94,6 +94,8 @@ class Spend(Hook):
             scopes += tuple(budget.scope for budget in caller.model_budgets.covering(ctx.model))
         if end_user:
             scopes += (f"end_user:{end_user}",)
+            if ctx.end_user_model_scope is not None:
+                scopes += (ctx.end_user_model_scope,)
         self.log.add(row, scopes)
 
     def _new_process(self) -> None:

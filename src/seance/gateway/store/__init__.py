@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seance.gateway.context import MASTER_KEY_ALIAS, Limits
-from seance.gateway.store import tables
+from seance.gateway.context import MASTER_KEY_ALIAS, NOTHING, Limits
+from seance.gateway.store import model_budgets, tables
 from seance.gateway.store.database import Database, StoreError, find_database, migrate, sqlite
 from seance.gateway.store.keys import MAX_ENTRIES, TTL, Budget, KeyCache, Ledger
 from seance.gateway.store.spend import SpendLog, SpendOptions
@@ -61,6 +61,7 @@ class EndUser:
 
     budget: Budget | None  # theirs, or max_end_user_budget's; blocked: a budget of 0
     limits: Limits | None  # their budget row's rpm_limit, tpm_limit, max_parallel_requests
+    model_budgets: Mapping[str, Budget] = NOTHING  # their budget row's model_max_budget, by model
 
 
 class Store:
@@ -105,11 +106,13 @@ class Store:
                 row = (
                     await db.execute(
                         sa.select(E.c.spend, E.c.blocked, B.c.max_budget, B.c.rpm_limit, B.c.tpm_limit,
-                                  B.c.max_parallel_requests)
+                                  B.c.max_parallel_requests, B.c.model_max_budget)
                         .select_from(E.outerjoin(B, B.c.budget_id == E.c.budget_id))
                         .where(E.c.user_id == end_user)
                     )
                 ).first()  # fmt: skip
+                per_model = model_budgets.parse(row.model_max_budget) if row is not None else ()
+                spent_on = await model_budgets.spent(db, "end_user_model", end_user, per_model) if per_model else {}
         except Exception:
             return known
         scope = f"end_user:{end_user}"
@@ -128,7 +131,16 @@ class Store:
         if row is not None and (row.rpm_limit is not None or row.tpm_limit is not None
                                 or row.max_parallel_requests is not None):  # fmt: skip
             limits = Limits(scope, row.rpm_limit, row.tpm_limit, row.max_parallel_requests)
-        held = EndUser(budget, limits) if budget is not None or limits is not None else None
+        by_model: dict[str, Budget] = {}
+        for each in model_budgets.parse(row.model_max_budget if row is not None else None, f"End User={end_user}"):
+            model_scope = model_budgets.scope("end_user_model", end_user, each.model)
+            by_model[each.model] = Budget(model_scope, f"End User={end_user}, model={each.model}", each.max_budget)
+            self.ledger.read(model_scope, spent_on.get(each.model, 0.0), self.spend.unwritten_for(model_scope))
+        held = (
+            EndUser(budget, limits, by_model or NOTHING)
+            if budget is not None or limits is not None or by_model
+            else None
+        )
         if len(self._end_users) >= MAX_ENTRIES:
             self._end_users.clear()
         self._end_users[end_user] = (held, time.monotonic())

@@ -1,19 +1,21 @@
-"""Budgets per model, LiteLLM's `model_max_budget`, of a key, its team and its user:
+"""Budgets per model, LiteLLM's `model_max_budget`, of a key, its team, its user and the request's
+end user (their budget row's):
 
     {"gpt-4o": {"budget_limit": 5.0, "time_period": "1d"}}
 
 refuses the requests to gpt-4o once $5 was spent on that model over the last day (400
 `budget_exceeded`, as LiteLLM answers), while the other models go on. LiteLLM's other spellings of
 the two fields, `max_budget` and `budget_duration`, are read too. As in LiteLLM, a key's own budget
-for a model takes the place of its team's for that model, and its user's applies besides.
+for a model takes the place of its team's for that model; its user's and the end user's apply
+besides.
 
 The spend is counted where the key's own max_budget is: when the key is read (its first request,
 then every `user_api_key_cache_ttl`), each budgeted model's spend over its period is summed from
-the spend log's rows (the key's, the team's or the user's), then this process adds what it serves
-(the Ledger, scopes `key_model:<hash>:<model>`, `team_model:…`, `user_model:…`), so workers and
-replicas see each other's spend within that TTL. The period slides (the last day, not a day that
-began with the first request, as LiteLLM's does): a burst at the end of one window and the start of
-the next cannot spend the budget twice.
+the spend log's rows (the key's, the team's, the user's; an end user's when they are read), then
+this process adds what it serves (the Ledger, scopes `key_model:<hash>:<model>`, `team_model:…`,
+`user_model:…`, `end_user_model:…`), so workers and replicas see each other's spend within that
+TTL. The period slides (the last day, not a day that began with the first request, as LiteLLM's
+does): a burst at the end of one window and the start of the next cannot spend the budget twice.
 
 A model matches as the client names it, or without its provider prefix (a budget on `gpt-4o`
 covers `openai/gpt-4o`), as in LiteLLM. With `general_settings.disable_spend_logs` there are no
@@ -40,7 +42,7 @@ log = logging.getLogger("seance.gateway")
 
 # the scopes' kinds, and the spend log's column that names whose a row is: summed from the rows when
 # a key is read, kept as no total (store/spend.py)
-COLUMNS = {"key_model": "api_key", "team_model": "team_id", "user_model": "user"}
+COLUMNS = {"key_model": "api_key", "team_model": "team_id", "user_model": "user", "end_user_model": "end_user"}
 
 
 @dataclass(frozen=True, slots=True)
