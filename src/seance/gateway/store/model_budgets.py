@@ -117,8 +117,8 @@ def parse(value: Any, label: str | None = None) -> tuple[ModelBudget, ...]:
 
 
 async def spent(db: AsyncConnection, kind: str, ident: str, budgets: tuple[ModelBudget, ...]) -> dict[str, float]:
-    """Each budgeted model's spend over its period by the key, team or user `ident` (by `kind`),
-    from the spend log: the rows written so far (the unwritten ones are the Ledger's to add)."""
+    """Each budgeted model's spend over its period by the key, team, user or end user `ident` (by
+    `kind`), from the spend log: the rows written so far (the unwritten ones are the Ledger's to add)."""
     logs = tables.spend_logs
     whose = logs.c[COLUMNS[kind]]
     now = time.time()
