@@ -168,8 +168,9 @@ class RequestContext:
     # LiteLLM's end user / customer: the x-litellm-customer-id or -end-user-id header, else `user`
     end_user: str | None = None
     end_user_limits: Limits | None = None  # theirs (their budget row's), set by the auth hook
-    # the end user's budget for the request's model (store/model_budgets.py): its spend counts there
-    end_user_model_scope: str | None = None
+    # the budgets per model the request is held to (store/model_budgets.py), set by the auth hook:
+    # the spend hook counts its spend in their scopes too
+    model_budget_scopes: tuple[str, ...] = ()
     # (empty mappings are one shared, read-only object: most requests have none of these)
     gateway_fields: Mapping[str, Any] = NOTHING  # GATEWAY_FIELDS the client sent
     # the request's body as the client sent it, when it goes upstream as it is (b"" when the

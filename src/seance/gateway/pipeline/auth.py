@@ -105,8 +105,10 @@ class KeyAuth(Auth):
             )
         if caller is not None and caller.model_budgets is not None and ctx.model is not None:
             covering = caller.model_budgets.covering(ctx.model)
-            if covering and (exceeded := over_budget(self.ledger, covering)) is not None:
-                raise exceeded
+            if covering:
+                if (exceeded := over_budget(self.ledger, covering)) is not None:
+                    raise exceeded
+                ctx.model_budget_scopes = tuple(budget.scope for budget in covering)
         if body is None:
             return None
         # (most requests send no option header: the body's `user` read inline, without a call)
@@ -125,7 +127,7 @@ class KeyAuth(Auth):
                     if by_model is not None:
                         if (exceeded := over_budget(self.ledger, (by_model,))) is not None:
                             raise exceeded
-                        ctx.end_user_model_scope = by_model.scope
+                        ctx.model_budget_scopes += (by_model.scope,)
         return None
 
     def _end_user(self, options: Mapping[str, str], body: dict[str, Any]) -> Any:

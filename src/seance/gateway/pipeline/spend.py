@@ -90,12 +90,10 @@ class Spend(Hook):
             "{}" if fields is NOTHING else json_text(_metadata(fields)),
         ))  # fmt: skip
         scopes = self._scopes_of(caller, key)
-        if caller.model_budgets is not None:  # what is spent on a model that has a budget
-            scopes += tuple(budget.scope for budget in caller.model_budgets.covering(ctx.model))
         if end_user:
             scopes += (f"end_user:{end_user}",)
-            if ctx.end_user_model_scope is not None:
-                scopes += (ctx.end_user_model_scope,)
+        if ctx.model_budget_scopes:  # what is spent on a model that has a budget (the auth hook's)
+            scopes += ctx.model_budget_scopes
         self.log.add(row, scopes)
 
     def _new_process(self) -> None:

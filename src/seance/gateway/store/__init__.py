@@ -111,7 +111,8 @@ class Store:
                         .where(E.c.user_id == end_user)
                     )
                 ).first()  # fmt: skip
-                per_model = model_budgets.parse(row.model_max_budget) if row is not None else ()
+                label = f"End User={end_user}"
+                per_model = model_budgets.parse(row.model_max_budget, label) if row is not None else ()
                 spent_on = await model_budgets.spent(db, "end_user_model", end_user, per_model) if per_model else {}
         except Exception:
             return known
@@ -132,7 +133,7 @@ class Store:
                                 or row.max_parallel_requests is not None):  # fmt: skip
             limits = Limits(scope, row.rpm_limit, row.tpm_limit, row.max_parallel_requests)
         by_model: dict[str, Budget] = {}
-        for each in model_budgets.parse(row.model_max_budget if row is not None else None, f"End User={end_user}"):
+        for each in per_model:
             model_scope = model_budgets.scope("end_user_model", end_user, each.model)
             by_model[each.model] = Budget(model_scope, f"End User={end_user}, model={each.model}", each.max_budget)
             self.ledger.read(model_scope, spent_on.get(each.model, 0.0), self.spend.unwritten_for(model_scope))
