@@ -234,6 +234,7 @@ async def _rename_master_rows(engine: AsyncEngine, master_key: str) -> None:
     (an indexed lookup that finds nothing at every later start), so the master key's spend reads
     as one history under the alias, and rows imported from an older LiteLLM join it."""
     S = tables.spend_logs
+    # (the spend hook's own hash of it then, not keys.hash_key: that one passes a 64-hex key through)
     hashed = hashlib.sha256(master_key.encode()).hexdigest()
     async with engine.begin() as db:
         await db.execute(sa.update(S).where(S.c.api_key == hashed).values(api_key=MASTER_KEY_ALIAS))
