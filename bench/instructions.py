@@ -20,6 +20,7 @@ It runs the gateway 30-100 times slower, so this measures a few hundred sequenti
                                                 # function, and what changed between the revisions
     python3 bench/instructions.py --config-extra 'general_settings: {proxy_batch_write_at: 3600}'
                                                 # the request path alone: no spend write while counting
+    python3 bench/instructions.py --python /tmp/debian-venv/bin/python   # another interpreter (its own venv)
     python3 bench/instructions.py --deployment-extra 'rpm: 1000000000' --deployment-extra 'tpm: 1000000000000'
                                                 # lines added to the deployment's litellm_params
 
@@ -184,6 +185,7 @@ def count(
     work: Path,
     vkey: str | None = None,
     calls: Path | None = None,
+    python: Path = PYTHON,
 ) -> int:
     """Instructions over the `n` measured requests; with `calls`, Python calls instead (counted by
     callcount/sitecustomize.py without valgrind, written to `calls` function by function)."""
@@ -195,7 +197,7 @@ def count(
     # to every run with the store. It is not the request path; keep it out of the count.
     env.setdefault("SEANCE_MODELS_POLL", "3600")
     command = [
-        str(PYTHON), "-m", "seance", "gateway", "--config", str(config), "--port", str(port), "--workers", "1",
+        str(python), "-m", "seance", "gateway", "--config", str(config), "--port", str(port), "--workers", "1",
         *extra,
     ]  # fmt: skip
     if calls is None:
@@ -308,6 +310,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--calls", action="store_true", help="count Python calls a request, by function, instead (no valgrind)"
     )
+    parser.add_argument(
+        "--python",
+        type=Path,
+        default=PYTHON,
+        help="the interpreter that runs the gateway (a venv's python with its dependencies): .venv's by default",
+    )
     parser.add_argument("--top", type=int, default=40, help="--calls: the functions shown (the most called)")
     parser.add_argument(
         "--gateway-arg", action="append", default=[], help="passed to `seance gateway` (repeatable): --no-db, --metrics"
@@ -340,7 +348,7 @@ def main(argv: list[str]) -> int:
                     counted = work / "calls.json" if args.calls else None  # (read before the next run)
                     total = count(
                         source, config, args.scenario, args.requests, args.warmup, extra, work, args.virtual_key,
-                        counted,
+                        counted, args.python,
                     )  # fmt: skip
                     results[rev].append(total / args.requests)
                     if counted is not None:
