@@ -149,6 +149,27 @@ def test_request_id_is_echoed_and_model_id_reported(served: Running, upstream: R
     assert headers["x-litellm-attempted-retries"] == "0"
 
 
+def test_providers_rate_limit_headers_reach_a_caller_without_limits(served: Running, upstream: ReplayUpstream) -> None:
+    """The master key has no rate limits of its own: its answers say what the provider's have left,
+    as LiteLLM's proxy does (the recording's own values, OpenAI's names)."""
+    upstream.add("/v1/chat/completions", CHAT)
+    raw = served.openai().chat.completions.with_raw_response.create(model="gpt", messages=MESSAGES)
+    recorded = CHAT.response_headers
+    for name in ("limit-requests", "limit-tokens", "remaining-requests", "remaining-tokens", "reset-requests",
+                 "reset-tokens"):  # fmt: skip
+        assert raw.headers["x-ratelimit-" + name] == recorded["x-ratelimit-" + name]
+    stream_exchange = load("openai/chat-stream-tools-include-usage.yaml")[0]
+    upstream.add("/v1/chat/completions", stream_exchange)
+    body = {**stream_exchange.request_json(), "model": "gpt"}
+    with served.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as answer:
+        assert answer.status_code == 200
+        assert (
+            answer.headers["x-ratelimit-remaining-requests"]
+            == stream_exchange.response_headers["x-ratelimit-remaining-requests"]
+        )
+        answer.read()
+
+
 def test_response_cost_from_model_info_prices(served: Running, upstream: ReplayUpstream) -> None:
     upstream.add("/v1/chat/completions", CHAT)
     status, headers, _ = post(served, "/v1/chat/completions", {"model": "priced", "messages": MESSAGES})

@@ -186,6 +186,23 @@ def test_drop_params_per_deployment(served: Running, upstream: ReplayUpstream) -
     assert last(upstream).json() == {k: v for k, v in exchange.request_json().items() if k != "stream"}
 
 
+def test_anthropics_rate_limit_headers_come_under_openais_names(served: Running, upstream: ReplayUpstream) -> None:
+    """Anthropic's anthropic-ratelimit-* counts, as the OpenAI SDK's user reads them (LiteLLM's
+    names); its resets are timestamps, not OpenAI's durations: not sent."""
+    (exchange,) = load("anthropic/messages-nonstream.yaml")
+    upstream.add("/v1/messages", exchange)
+    raw = served.openai().chat.completions.with_raw_response.create(
+        model="claude", messages=[{"role": "user", "content": "What's 2 + 2?"}], max_tokens=64000
+    )
+    recorded = exchange.response_headers
+    assert raw.headers["x-ratelimit-limit-requests"] == recorded["anthropic-ratelimit-requests-limit"]
+    assert raw.headers["x-ratelimit-remaining-requests"] == recorded["anthropic-ratelimit-requests-remaining"]
+    assert raw.headers["x-ratelimit-limit-tokens"] == recorded["anthropic-ratelimit-tokens-limit"]
+    assert raw.headers["x-ratelimit-remaining-tokens"] == recorded["anthropic-ratelimit-tokens-remaining"]
+    assert "x-ratelimit-reset-requests" not in raw.headers
+    assert not any(name.startswith("anthropic-ratelimit") for name in raw.headers)
+
+
 def test_tgi_legacy_404_text_body(served: Running, upstream: ReplayUpstream) -> None:
     (exchange,) = load("huggingface/legacy-inference-api-404.httprr.txt")
     upstream.add("/tgi/v1/chat/completions", exchange)

@@ -8,7 +8,7 @@ took, how it ended), so no hook reaches into another or into the handlers. Timin
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import register_at_fork, urandom
 from time import time_ns
@@ -192,6 +192,9 @@ class RequestContext:
     # again, and says so (counted_sent); not sent there, the hook gives the count back
     counted_deployment: Deployment | None = None
     counted_sent: bool = False
+    # what the provider's rate limits have left, from the last try's answer, under OpenAI's header
+    # names (UpstreamResponse.rate_limits): sent on where the gateway's own limits say nothing
+    provider_limits: Sequence[tuple[bytes, bytes]] = ()
     # the tries that failed, as (deployment, upstream status, sent, failed, error class) — filled on
     # failures only
     failed_attempts: tuple[tuple[Deployment, int | None, float | None, float, str], ...] = ()

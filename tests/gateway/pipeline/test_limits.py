@@ -246,7 +246,7 @@ async def test_model_group_limits_count_per_model(tmp_path: Path, store: Store) 
     assert (await arequest(app, "POST", "/v1/chat/completions", other)).status == 429
 
 
-async def test_master_key_requests_carry_no_limit_headers(tmp_path: Path, store: Store) -> None:
+async def test_master_key_requests_carry_no_limit_headers_of_the_gateways(tmp_path: Path, store: Store) -> None:
     app, _ = make_app(tmp_path, CONFIG, answer, [RateLimits(store)])
     result = await arequest(app, "POST", "/v1/chat/completions", CHAT)
     assert result.status == 200 and not any(name.startswith("x-ratelimit") for name in result.headers)
@@ -280,6 +280,30 @@ def test_the_estimate_is_text_length_over_4_plus_max_tokens() -> None:
     # an endpoint's own text fields only, when given (the hook gives TEXT_FIELDS[route])
     chat = {"model": "gpt", "messages": [{"role": "user", "content": "z" * 36}], "prompt": "p" * 400}
     assert estimate_tokens(chat, TEXT_FIELDS["chat"]) == 10 and estimate_tokens(chat) == 110
+
+
+async def test_the_providers_headers_fill_in_what_the_keys_limits_do_not_say(tmp_path: Path, store: Store) -> None:
+    """A key with an rpm limit and no tpm limit: its own requests left, the provider's tokens left
+    (and nothing of the provider's about requests, which would contradict the key's)."""
+
+    def provider(_: UpstreamRequest) -> MockResponse:
+        return MockResponse(200, ANSWER, headers={
+            "content-type": "application/json", "x-ratelimit-limit-requests": "500",
+            "x-ratelimit-remaining-requests": "499", "x-ratelimit-reset-requests": "120ms",
+            "x-ratelimit-limit-tokens": "30000", "x-ratelimit-remaining-tokens": "29990",
+        })  # fmt: skip
+
+    app = app_with(tmp_path, store, Limits(scope(), rpm=5), handler=provider)
+    result = await arequest(app, "POST", "/v1/chat/completions", CHAT)
+    assert result.status == 200
+    limits = {name: value for name, value in result.headers.items() if name.startswith("x-ratelimit-")}
+    assert limits == {
+        "x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "4",
+        "x-ratelimit-limit-tokens": "30000", "x-ratelimit-remaining-tokens": "29990",
+    }  # fmt: skip
+    master, _ = make_app(tmp_path, CONFIG, provider, [RateLimits(store)])
+    unlimited = await arequest(master, "POST", "/v1/chat/completions", CHAT)
+    assert unlimited.headers["x-ratelimit-remaining-requests"] == "499"
 
 
 async def test_success_headers_show_the_tightest_scope(tmp_path: Path, store: Store) -> None:

@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from seance.gateway.upstream import Limits
+from seance.gateway.upstream import RATE_LIMIT_LENGTHS, Limits
 from seance.gateway.upstream.http1 import BadResponse, CannotConnect, ConnectionClosed, Pool, PoolFull, Timeout
-from seance.gateway.upstream.http1_response import BUFFER_LIMIT, Deadlines
+from seance.gateway.upstream.http1_response import BUFFER_LIMIT, FRAMING, Deadlines
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 T = Timeout(connect=2, total=5)
@@ -96,6 +96,42 @@ def origin(server: Server, scheme: str = "http") -> str:
 async def get(pool: Pool, timeout: Timeout = T, body: bytes | None = None) -> bytes:
     response = await pool.request("POST" if body else "GET", "/v1/x?y=1", {"x-key": "k"}, body, timeout)
     return await response.read()
+
+
+async def test_an_answers_rate_limit_headers_are_found_under_openais_names() -> None:
+    """What providers send (tests/fixtures/wire: OpenAI's, Anthropic's, Mistral's), in any case; a
+    value that is not a plain count, duration or time is not kept (it would go into the head the
+    client is sent; the parser already refuses control bytes); an answer without any has none."""
+    headers = (
+        "X-Ratelimit-Limit-Requests: 10000",
+        "x-ratelimit-reset-tokens: 0s",
+        "Anthropic-Ratelimit-Tokens-Remaining: 12",
+        "anthropic-ratelimit-requests-reset: 2026-08-19T14:34:11Z",
+        "X-Ratelimit-Remaining-Req-Minute: 99",
+        "x-ratelimit-remaining-tokens: 5 <script>",
+        "x-ratelimit-tokens-query-cost: 32",
+        "x-request-id: req_1",
+    )
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server) -> None:
+        while await read_request(reader, server):
+            writer.write(answer(b"ok", *headers) if len(server.requests) == 1 else answer(b"ok"))
+            await writer.drain()
+
+    async with serve(handler) as server:
+        pool = Pool(origin(server))
+        first = await pool.request("GET", "/", {}, None, T)
+        await first.read()
+        assert first.rate_limits == [
+            (b"x-ratelimit-limit-requests", b"10000"), (b"x-ratelimit-reset-tokens", b"0s"),
+            (b"x-ratelimit-remaining-tokens", b"12"), (b"x-ratelimit-remaining-requests", b"99"),
+        ]  # fmt: skip
+        second = await pool.request("GET", "/", {}, None, T)
+        await second.read()
+        assert second.rate_limits == ()
+        pool.close()
+    # headers_done tells the two kinds of names it looks at apart by their lengths alone
+    assert not set(map(len, FRAMING)) & RATE_LIMIT_LENGTHS
 
 
 async def test_request_is_one_well_formed_message_and_content_length_body_is_read() -> None:

@@ -3,9 +3,10 @@ list and health. Each front renders its own errors; `app.py` picks the front by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from seance.gateway.context import RequestContext
+from seance.gateway.context import Headers, RequestContext
 from seance.gateway.errors import BadRequest
 from seance.gateway.formats.openai import Usage
 
@@ -40,6 +41,16 @@ def route_headers(ctx: RequestContext, usage: Usage | None = None) -> None:
         headers.append((b"x-litellm-attempted-fallbacks", str(ctx.fallbacks).encode()))
     else:  # the common case, made once
         headers += NO_RETRIES
+    if ctx.provider_limits:
+        _provider_limits(headers, ctx.provider_limits)
+
+
+def _provider_limits(headers: Headers, limits: Sequence[tuple[bytes, bytes]]) -> None:
+    """The provider's x-ratelimit-* headers, for what the gateway's own limits (pipeline/limits.py)
+    do not report: a caller without an rpm limit sees the provider's requests left, one without a
+    tpm limit its tokens left (LiteLLM's proxy does the same)."""
+    own = {name.rpartition(b"-")[2] for name, _ in headers if name.startswith(b"x-ratelimit-")}
+    headers += [(name, value) for name, value in limits if name.rpartition(b"-")[2] not in own]
 
 
 def usd(cost: float) -> bytes:

@@ -94,12 +94,8 @@ class _Series:
             self.rate_limited.push()
 
 
-# the headers of a provider's answer that say what its rate limits have left: OpenAI's (also Groq,
-# Together, Azure…), Anthropic's, Mistral's (in the recordings of tests/fixtures/wire)
-REQUESTS_LEFT = ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining",
-                 "x-ratelimit-remaining-req-minute")  # fmt: skip
-TOKENS_LEFT = ("x-ratelimit-remaining-tokens", "anthropic-ratelimit-tokens-remaining",
-               "x-ratelimit-remaining-tokens-minute")  # fmt: skip
+# what a provider's rate limits have left, under the names UpstreamResponse.rate_limits gives them
+REQUESTS_LEFT, TOKENS_LEFT = b"x-ratelimit-remaining-requests", b"x-ratelimit-remaining-tokens"
 
 
 class _Watched:
@@ -119,14 +115,12 @@ class _Watched:
         self.requests_left, self.tokens_left = left
 
     def read_quota(self, answer: UpstreamResponse) -> None:
-        headers = answer.headers
-        for names, set_left in ((REQUESTS_LEFT, self.requests_left), (TOKENS_LEFT, self.tokens_left)):
-            for name in names:
-                value = headers.get(name)
-                if value is not None:
-                    with contextlib.suppress(ValueError):
-                        set_left(float(value))
-                    break
+        """What the answer's rate-limit headers (any provider's, under OpenAI's names) have left."""
+        for name, value in answer.rate_limits:
+            left = self.requests_left if name == REQUESTS_LEFT else self.tokens_left if name == TOKENS_LEFT else None
+            if left is not None:
+                with contextlib.suppress(ValueError):
+                    left(float(value))
 
 
 class _Seen:

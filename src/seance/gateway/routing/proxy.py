@@ -60,6 +60,7 @@ class Proxy:
                 ctx.upstream_sent = time.perf_counter()
                 response = await self.transport.send(request, timeout, adapter.name)
                 ctx.upstream_first_byte = time.perf_counter()
+                ctx.provider_limits = response.rate_limits  # (this try's: a failed one's are replaced)
                 answers = self.answers
                 if answers is not None and deployment.id not in answers:
                     answers[deployment.id] = response
@@ -90,6 +91,7 @@ class Proxy:
                 ctx.upstream_sent = time.perf_counter()
                 response = await self.transport.send(request, timeout, adapter.name)
                 ctx.upstream_first_byte = time.perf_counter()
+                ctx.provider_limits = response.rate_limits  # (this try's: a failed one's are replaced)
                 answers = self.answers
                 if answers is not None and deployment.id not in answers:
                     answers[deployment.id] = response

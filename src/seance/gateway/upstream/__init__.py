@@ -5,7 +5,8 @@ through a `Transport` (the pooled HTTP/1.1 one in `transport.py`, or `mock.MockT
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable, Mapping
+import re
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -47,6 +48,45 @@ class UpstreamResponse(Protocol):
     @property
     def headers(self) -> Mapping[str, str]:
         """Names in lower case."""
+
+    @property
+    def rate_limits(self) -> Sequence[tuple[bytes, bytes]]:
+        """What the provider's rate limits have left, as the answer says, under OpenAI's header
+        names (`rate_limits_of`): sent on to a caller without limits of its own (fronts/__init__)."""
+
+
+# A provider's rate-limit headers -> OpenAI's names for them, which the gateway's answers carry
+# (LiteLLM's proxy does the same): OpenAI's own (and Groq's, Together's, Azure's…), Anthropic's,
+# and Mistral's per-minute ones, as the recordings in tests/fixtures/wire show them. Anthropic's
+# resets are timestamps, OpenAI's durations ("6ms"): they are not turned into each other (not sent).
+RATE_LIMIT_NAMES = {
+    **{name: name for name in (
+        b"x-ratelimit-limit-requests", b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-requests",
+        b"x-ratelimit-remaining-tokens", b"x-ratelimit-reset-requests", b"x-ratelimit-reset-tokens",
+    )},
+    b"anthropic-ratelimit-requests-limit": b"x-ratelimit-limit-requests",
+    b"anthropic-ratelimit-requests-remaining": b"x-ratelimit-remaining-requests",
+    b"anthropic-ratelimit-tokens-limit": b"x-ratelimit-limit-tokens",
+    b"anthropic-ratelimit-tokens-remaining": b"x-ratelimit-remaining-tokens",
+    b"x-ratelimit-limit-req-minute": b"x-ratelimit-limit-requests",
+    b"x-ratelimit-remaining-req-minute": b"x-ratelimit-remaining-requests",
+    b"x-ratelimit-limit-tokens-minute": b"x-ratelimit-limit-tokens",
+    b"x-ratelimit-remaining-tokens-minute": b"x-ratelimit-remaining-tokens",
+}  # fmt: skip
+RATE_LIMIT_LENGTHS = frozenset(map(len, RATE_LIMIT_NAMES))  # a name of another length is none of them
+_RATE_LIMIT_VALUE = re.compile(rb"[0-9A-Za-z.:+-]{1,40}")  # a count, a duration or a timestamp: nothing else is sent on
+
+
+def rate_limits_of(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The rate-limit headers among an answer's (any case), under OpenAI's names, in their order;
+    a value that is not a plain count or duration is left out (it goes into the client's head)."""
+    found = []
+    for name, value in headers:
+        if len(name) in RATE_LIMIT_LENGTHS:
+            standard = RATE_LIMIT_NAMES.get(name.lower())
+            if standard is not None and _RATE_LIMIT_VALUE.fullmatch(value := value.strip()):
+                found.append((standard, value))
+    return found
 
 
 class Transport(Protocol):

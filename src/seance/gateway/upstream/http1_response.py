@@ -13,6 +13,8 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from seance.gateway.upstream import RATE_LIMIT_LENGTHS, rate_limits_of
+
 BUFFER_LIMIT = 2**20  # stop reading from the socket while this much waits for a slow consumer
 # An answer compressed although the gateway asked for identity is decoded, but no read may inflate
 # beyond this (a read is at most 256 KiB: 64 times that is more than text or JSON compresses), so
@@ -44,7 +46,9 @@ class _Connection(Protocol):
 
 
 FRAMING = frozenset({b"content-length", b"transfer-encoding", b"content-encoding"})
-FRAMING_LENGTHS = frozenset(map(len, FRAMING))
+# the lengths of the names headers_done looks at: the framing headers' and the rate limits' (which
+# share none), so that any other header costs one set lookup
+NOTED_LENGTHS = frozenset(map(len, FRAMING)) | RATE_LIMIT_LENGTHS
 
 
 class Deadlines:
@@ -87,6 +91,8 @@ class Response:
         self.raw_headers: list[tuple[bytes, bytes]] = []  # as they come
         self._headers: dict[str, str] | None = None  # `headers`, made when first asked for
         self._declared = b""  # Content-Length, as sent
+        # UpstreamResponse.rate_limits, found by headers_done (an instance's own: read every answer)
+        self.rate_limits: list[tuple[bytes, bytes]] | tuple[()] = ()
         self.headers_ready: asyncio.Future[None] = loop.create_future()
         self.received = False  # any byte of it came in: it can no longer be retried
         self._conn: _Connection | None = conn  # until the message is complete, failed or closed
@@ -187,13 +193,19 @@ class Response:
     def headers_done(self, status: int) -> None:
         self.status = status
         framing: dict[bytes, bytes] = {}  # the headers that say how the body comes
+        limited = False
         for name, value in self.raw_headers:
             # only a name of a framing header's length is put in lower case: a provider's answer
             # has 15-25 headers (rate limits, request ids, CDN), and each lower() made a copy
-            if len(name) in FRAMING_LENGTHS:
+            if len(name) in NOTED_LENGTHS:
+                if len(name) in RATE_LIMIT_LENGTHS:
+                    limited = True
+                    continue
                 name = name.lower()
                 if name in FRAMING:
                     framing[name] = framing[name] + b", " + value if name in framing else value
+        if limited:  # (a provider's answer; the bench's upstream and most local servers send none)
+            self.rate_limits = rate_limits_of(self.raw_headers)
         self._declared = framing.get(b"content-length", b"")
         self._until_close = (
             b"content-length" not in framing and b"transfer-encoding" not in framing and status not in (204, 304)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from seance.gateway.upstream import Timeout, UpstreamRequest, UpstreamResponse
+from seance.gateway.upstream import Timeout, UpstreamRequest, UpstreamResponse, rate_limits_of
 
 
 @dataclass
@@ -17,6 +17,10 @@ class MockResponse:
     headers: Mapping[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
     # raised after the chunks: a stream cut short
     error_after: BaseException | None = None
+
+    @property
+    def rate_limits(self) -> list[tuple[bytes, bytes]]:
+        return rate_limits_of((name.encode(), value.encode()) for name, value in self.headers.items())
 
 
 Handler = Callable[[UpstreamRequest], MockResponse | BaseException]
