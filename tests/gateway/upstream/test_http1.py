@@ -99,16 +99,18 @@ async def get(pool: Pool, timeout: Timeout = T, body: bytes | None = None) -> by
 
 
 async def test_an_answers_rate_limit_headers_are_found_under_openais_names() -> None:
-    """What providers send (tests/fixtures/wire: OpenAI's, Anthropic's, Mistral's), in any case; a
-    value that is not a plain count, duration or time is not kept (it would go into the head the
-    client is sent; the parser already refuses control bytes); an answer without any has none."""
+    """What providers send (tests/fixtures/wire: OpenAI's, Anthropic's, Mistral's), in any case,
+    each OpenAI name once (the first); a value that is not a plain count or duration is not kept
+    (it would go into the head the client is sent; the parser already refuses control bytes); an
+    answer without any has none."""
     headers = (
         "X-Ratelimit-Limit-Requests: 10000",
         "x-ratelimit-reset-tokens: 0s",
         "Anthropic-Ratelimit-Tokens-Remaining: 12",
         "anthropic-ratelimit-requests-reset: 2026-08-19T14:34:11Z",
         "X-Ratelimit-Remaining-Req-Minute: 99",
-        "x-ratelimit-remaining-tokens: 5 <script>",
+        "x-ratelimit-remaining-requests: 98",
+        "x-ratelimit-limit-tokens: 5 <script>",
         "x-ratelimit-tokens-query-cost: 32",
         "x-request-id: req_1",
     )

@@ -74,19 +74,20 @@ RATE_LIMIT_NAMES = {
     b"x-ratelimit-remaining-tokens-minute": b"x-ratelimit-remaining-tokens",
 }  # fmt: skip
 RATE_LIMIT_LENGTHS = frozenset(map(len, RATE_LIMIT_NAMES))  # a name of another length is none of them
-_RATE_LIMIT_VALUE = re.compile(rb"[0-9A-Za-z.:+-]{1,40}")  # a count, a duration or a timestamp: nothing else is sent on
+_RATE_LIMIT_VALUE = re.compile(rb"[0-9A-Za-z.]{1,40}")  # a count or a duration ("6m0s"): nothing else is sent on
 
 
 def rate_limits_of(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The rate-limit headers among an answer's (any case), under OpenAI's names, in their order;
-    a value that is not a plain count or duration is left out (it goes into the client's head)."""
-    found = []
+    """The rate-limit headers among an answer's (any case), under OpenAI's names, in their order,
+    each name once (the first); a value that is not a plain count or duration is left out (it goes
+    into the head the client is sent)."""
+    found: dict[bytes, bytes] = {}
     for name, value in headers:
         if len(name) in RATE_LIMIT_LENGTHS:
             standard = RATE_LIMIT_NAMES.get(name.lower())
-            if standard is not None and _RATE_LIMIT_VALUE.fullmatch(value := value.strip()):
-                found.append((standard, value))
-    return found
+            if standard is not None and standard not in found and _RATE_LIMIT_VALUE.fullmatch(value := value.strip()):
+                found[standard] = value
+    return list(found.items())
 
 
 class Transport(Protocol):
