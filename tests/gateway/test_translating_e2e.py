@@ -201,6 +201,11 @@ def test_anthropics_rate_limit_headers_come_under_openais_names(served: Running,
     assert raw.headers["x-ratelimit-remaining-tokens"] == recorded["anthropic-ratelimit-tokens-remaining"]
     assert "x-ratelimit-reset-requests" not in raw.headers
     assert not any(name.startswith("anthropic-ratelimit") for name in raw.headers)
+    upstream.add("/v1/messages", exchange)  # the same through /v1/messages, with Anthropic's SDK
+    native = served.anthropic().messages.with_raw_response.create(
+        model="claude", max_tokens=64000, messages=[{"role": "user", "content": "What's 2 + 2?"}], timeout=30
+    )
+    assert native.headers["x-ratelimit-remaining-requests"] == recorded["anthropic-ratelimit-requests-remaining"]
 
 
 def test_tgi_legacy_404_text_body(served: Running, upstream: ReplayUpstream) -> None:
