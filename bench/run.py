@@ -100,6 +100,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="measure every scenario this many times across the targets; the tables show each figure's median",
     )  # fmt: skip
     parser.add_argument(
+        "--python", type=Path, metavar="PATH",
+        help="the interpreter that runs Seance's targets (a venv's python with Seance installed): .venv's by "
+        "default; the image runs Debian's python3 (bench/README.md, fourteenth session)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy every Python target during each run (slows them; not for bars)",
@@ -267,6 +272,8 @@ def render(args: argparse.Namespace, rounds: list[list[Measurement]], started: f
         f"One worker per target; wrk -t1, {args.warmup:g} s warm-up + {args.duration:g} s measured per run{rounds}."
         f"\nreq/s counts only 200s with the expected body; CPU and RSS are the server's process tree."
     )
+    if args.python:
+        header += f"\nSeance's targets ran on {args.python}."
     if args.profile:
         header += "\n\n**Profiled run: py-spy sampled Seance, so its figures are low.**"
     text = "\n\n".join([
@@ -342,7 +349,7 @@ def extract_baseline(rev: str, paths: Paths) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    paths = Paths(repo=REPO, work=REPO / "bench" / ".work")
+    paths = Paths(repo=REPO, work=REPO / "bench" / ".work", interpreter=args.python)
     paths.work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
 

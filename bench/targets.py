@@ -50,10 +50,12 @@ DEFAULT_TARGETS = ("direct", "seance", "litellm")
 class Paths:
     repo: Path
     work: Path
+    # the interpreter that runs Seance (a venv's python with its dependencies): .venv's by default
+    interpreter: Path | None = None
 
     @property
     def seance(self) -> Path:
-        return self.repo / ".venv" / "bin" / "seance"
+        return self.python.with_name("seance")
 
     @property
     def litellm(self) -> Path:
@@ -62,7 +64,7 @@ class Paths:
     @property
     def python(self) -> Path:
         """Seance's interpreter, which also runs the reference relay on the same libraries."""
-        return self.repo / ".venv" / "bin" / "python"
+        return self.interpreter or self.repo / ".venv" / "bin" / "python"
 
     @property
     def gateway_config(self) -> Path:
