@@ -132,11 +132,9 @@ class Store:
         if row is not None and (row.rpm_limit is not None or row.tpm_limit is not None
                                 or row.max_parallel_requests is not None):  # fmt: skip
             limits = Limits(scope, row.rpm_limit, row.tpm_limit, row.max_parallel_requests)
-        by_model: dict[str, Budget] = {}
-        for each in per_model:
-            model_scope = model_budgets.scope("end_user_model", end_user, each.model)
-            by_model[each.model] = Budget(model_scope, f"End User={end_user}, model={each.model}", each.max_budget)
-            self.ledger.read(model_scope, spent_on.get(each.model, 0.0), self.spend.unwritten_for(model_scope))
+        by_model = self.ledger.per_model(
+            "end_user_model", end_user, label, per_model, spent_on, self.spend.unwritten_for
+        )
         held = (
             EndUser(budget, limits, by_model or NOTHING)
             if budget is not None or limits is not None or by_model

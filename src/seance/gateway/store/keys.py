@@ -153,6 +153,25 @@ class Ledger:
         self.base[scope] = stored
         self.added[scope] = unwritten
 
+    def per_model(
+        self,
+        kind: str,
+        ident: str,
+        label: str,
+        budgets: Iterable[model_budgets.ModelBudget],
+        spent: Mapping[str, float],
+        unwritten: Callable[[str], float],
+    ) -> dict[str, Budget]:
+        """`budgets` (model_budgets.parse's, of the key, team, user or end user `ident` by `kind`)
+        as the Budgets a request for each model is held to, each scope read with the spend log's
+        sum for it (`spent`, by model) and what this process added that is not written yet."""
+        found: dict[str, Budget] = {}
+        for budget in budgets:
+            scope = model_budgets.scope(kind, ident, budget.model)
+            found[budget.model] = Budget(scope, f"{label}, model={budget.model}", budget.max_budget)
+            self.read(scope, spent.get(budget.model, 0.0), unwritten(scope))
+        return found
+
     def reset(self, scope: str) -> None:
         if scope in self.base:
             self.base[scope] = 0.0
@@ -415,13 +434,8 @@ class KeyCache:
             )
 
         def per_model(kind: str, ident: str, label: str, row: Mapping[str, Any] | None) -> dict[str, Budget]:
-            found: dict[str, Budget] = {}
-            spent = (model_spent or {}).get(kind, {})
-            for budget in model_budgets.parse(row.get("model_max_budget") if row else None, label):
-                scope = model_budgets.scope(kind, ident, budget.model)
-                found[budget.model] = Budget(scope, f"{label}, model={budget.model}", budget.max_budget)
-                self.ledger.read(scope, spent.get(budget.model, 0.0), self.unwritten(scope))
-            return found
+            budgets = model_budgets.parse(row.get("model_max_budget") if row else None, label)
+            return self.ledger.per_model(kind, ident, label, budgets, (model_spent or {}).get(kind, {}), self.unwritten)
 
         own = per_model("key_model", token, f"Key={alias}", key)
         team_budgets = per_model("team_model", team["team_id"], f"Team={team['team_alias'] or team['team_id']}",
