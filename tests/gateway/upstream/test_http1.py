@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from seance.gateway.upstream import RATE_LIMIT_LENGTHS, Limits
+from seance.gateway.upstream import Limits
 from seance.gateway.upstream.http1 import BadResponse, CannotConnect, ConnectionClosed, Pool, PoolFull, Timeout
 from seance.gateway.upstream.http1_response import BUFFER_LIMIT, FRAMING, Deadlines
+from seance.gateway.upstream.rate_limits import RATE_LIMIT_LENGTHS
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 T = Timeout(connect=2, total=5)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from seance.gateway.upstream import rate_limits_of
+from seance.gateway.upstream.rate_limits import rate_limits_of
 
 
 def reset_in(seconds: float) -> bytes:

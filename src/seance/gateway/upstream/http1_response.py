@@ -13,7 +13,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from seance.gateway.upstream import RATE_LIMIT_LENGTHS, rate_limits_of
+from seance.gateway.upstream.rate_limits import RATE_LIMIT_LENGTHS, rate_limits_of
 
 BUFFER_LIMIT = 2**20  # stop reading from the socket while this much waits for a slow consumer
 # An answer compressed although the gateway asked for identity is decoded, but no read may inflate

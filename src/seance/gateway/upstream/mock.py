@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from seance.gateway.upstream import Timeout, UpstreamRequest, UpstreamResponse, rate_limits_of
+from seance.gateway.upstream import Timeout, UpstreamRequest, UpstreamResponse
+from seance.gateway.upstream.rate_limits import rate_limits_of
 
 
 @dataclass
