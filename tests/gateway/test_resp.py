@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from seance.gateway import resp
-from seance.gateway.resp import Client, Incomplete, ReplyError, _Connection, encode, parse
+from seance.gateway.resp import Client, Incomplete, ReplyError, Subscription, _Connection, encode, parse
 
 REDIS_URL = os.environ.get("SEANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPLIES = b":42\r\n+OK\r\n$5\r\nhe\r\no\r\n$-1\r\n*3\r\n:1\r\n*1\r\n$1\r\nx\r\n:-7\r\n-NOSCRIPT No matching script\r\n"
@@ -241,3 +241,33 @@ def socket_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+def test_a_subscription_gives_messages_to_its_handler_and_replies_to_their_calls() -> None:
+    async def go() -> tuple[list[object], list[object], int]:
+        messages: list[object] = []
+        connection = Subscription(1.0, messages.append)
+        connection.loop = asyncio.get_running_loop()
+        futures = [connection.loop.create_future() for _ in range(2)]
+        for future in futures:
+            connection.waiting.append(future)
+            connection.deadlines.append(0.0)
+            connection.sent.append(0.0)
+        closed = []
+        connection.on_close.append(lambda: closed.append(1))
+        data = (
+            b"*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n"
+            b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+            b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*-1\r\n"
+            b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+        )
+        for cut in range(0, len(data), 7):  # however the bytes arrive
+            connection.data_received(data[cut : cut + 7])
+        connection.fail(ConnectionError("done"))
+        connection.fail(ConnectionError("again"))
+        return [f.result() for f in futures], messages, len(closed)
+
+    replies, messages, closed = asyncio.run(go())
+    assert replies == [[b"subscribe", b"__redis__:invalidate", 1], [b"pong", b""]]
+    assert messages == [[b"a", b"b"], None]
+    assert closed == 1  # on_close runs once

@@ -41,8 +41,8 @@ import asyncio
 import ssl
 import weakref
 from collections import deque
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 # Asks the server not to answer the command after it (and answers nothing itself).
@@ -146,6 +146,9 @@ class _Connection(asyncio.Protocol):
         self.later: list[bytes] = []  # commands without replies, sent with the next write (defer)
         self._later_timer: asyncio.TimerHandle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        # called once when the connection closes (what a server keeps per connection, such as
+        # CLIENT TRACKING, ends with it): cache_near.py's copies
+        self.on_close: list[Callable[[], None]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -182,6 +185,9 @@ class _Connection(asyncio.Protocol):
 
     def fail(self, error: Exception) -> None:
         self.closed = True
+        callbacks, self.on_close = self.on_close, []
+        for callback in callbacks:
+            callback()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -279,6 +285,43 @@ class _Connection(asyncio.Protocol):
         self._watchdog = self.loop.call_at(next_check, self._check)
 
 
+C = TypeVar("C", bound=_Connection)
+
+
+class Subscription(_Connection):
+    """A connection in subscribe mode (RESP2): the messages of its channel go to `on_message` (their
+    payload: a bulk string, or an array of them — CLIENT TRACKING's invalidations — or None), the
+    replies to its own calls (SUBSCRIBE, PING) to their waiters."""
+
+    def __init__(self, timeout: float, on_message: Callable[[Any], None]) -> None:
+        super().__init__(timeout)
+        self.on_message = on_message
+
+    def data_received(self, data: bytes) -> None:
+        if self.rest:
+            data = self.rest + data
+            self.rest = b""
+        pos = 0
+        try:
+            while pos < len(data):
+                value, pos = parse(data, pos)
+                if type(value) is list and len(value) == 3 and value[0] == b"message":
+                    self.on_message(value[2])
+                    continue
+                future = self.waiting.popleft()
+                self.deadlines.popleft()
+                self.sent.popleft()
+                if future is not None and not future.done():
+                    if type(value) is ReplyError:
+                        future.set_exception(value)
+                    else:
+                        future.set_result(value)
+        except Incomplete:
+            self.rest = data[pos:]
+        except (ConnectionError, IndexError, ValueError) as exc:
+            self.fail(ConnectionError(f"Redis connection out of step: {exc}"))
+
+
 class _SkipProbe:
     """The reply to CLIENT REPLY ON: OK, the connection may ask for replies to be skipped."""
 
@@ -334,6 +377,11 @@ class Client:
         """A connection is open: `request` sends at once (else it connects first, when awaited)."""
         connection = self._connection
         return connection is not None and not connection.closed and not connection.transport.is_closing()  # type: ignore[union-attr]
+
+    @property
+    def connection(self) -> _Connection | None:
+        """The open connection this client's calls go out on, if any."""
+        return self._connection if self.connected else None
 
     def call(self, *args: Any) -> Awaitable[Any]:
         """The reply to a command given as its arguments."""
@@ -412,7 +460,7 @@ class Client:
             return await asyncio.shield(link.connecting)
         connecting = link.connecting = asyncio.get_running_loop().create_future()
         try:
-            connection = await self._open()
+            connection = await self._open(lambda: _Connection(self.timeout))
         except BaseException as exc:
             connecting.set_exception(exc if isinstance(exc, Exception) else ConnectionError("cancelled"))
             connecting.exception()  # retrieved: no "never retrieved" warning when no one waited
@@ -423,11 +471,22 @@ class Client:
         connecting.set_result(connection)
         return connection
 
-    async def _open(self) -> _Connection:
+    async def subscribe(self, channel: str, on_message: Callable[[Any], None]) -> tuple[int, Subscription]:
+        """A connection of its own, subscribed to `channel`: (its CLIENT ID, the connection)."""
+        connection = await self._open(lambda: Subscription(self.timeout, on_message))
+        try:
+            ident = await connection.send(encode(("CLIENT", "ID")), self.timeout)
+            await connection.send(encode(("SUBSCRIBE", channel)), self.timeout)
+        except BaseException:
+            connection.fail(ConnectionError("subscription failed"))
+            raise
+        return int(ident), connection
+
+    async def _open(self, factory: Callable[[], C]) -> C:
         loop = asyncio.get_running_loop()
         context = ssl.create_default_context() if self.tls else None
         _, connection = await asyncio.wait_for(
-            loop.create_connection(lambda: _Connection(self.timeout), self.host, self.port, ssl=context),
+            loop.create_connection(factory, self.host, self.port, ssl=context),
             self.timeout,
         )
         try:

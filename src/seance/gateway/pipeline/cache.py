@@ -232,7 +232,8 @@ class Cache(Hook):
         assert body is not None
         if controls.lookup:
             ctx.cache_checked = True  # a miss unless a hit follows (the metrics count both)
-            entry = await remote.get(key, asked)
+            # (a copy kept in this process is the entry itself: no coroutine to await)
+            entry = asked if type(asked) is Entry else await remote.get(key, asked)
             if entry is not None and (answer := self._hit(ctx, entry, body, controls)) is not None:
                 self._repeat(ctx, key[-DIGEST_LENGTH:])
                 return answer

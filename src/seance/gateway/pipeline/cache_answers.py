@@ -1,11 +1,11 @@
 """What the response cache keeps of an answer, and how it gives it back.
 
-An entry is one line of JSON (when it was stored, its usage) then the answer's body as OpenAI's
-non-streamed shape (Anthropic's for /v1/messages): the bytes the client was sent for a
-non-streamed answer, the assembled answer (content, tool calls, finish reasons, usage) for a stream
-— never the stream's bytes, which belong to one provider's chunking. A streaming request served
-from the cache gets that answer replayed as OpenAI chunks (Anthropic's events), so either kind of
-request can be served from either kind of entry.
+An entry is one line of JSON (when it was stored, its usage, when it expires in Redis) then the
+answer's body as OpenAI's non-streamed shape (Anthropic's for /v1/messages): the bytes the client
+was sent for a non-streamed answer, the assembled answer (content, tool calls, finish reasons,
+usage) for a stream — never the stream's bytes, which belong to one provider's chunking. A
+streaming request served from the cache gets that answer replayed as OpenAI chunks (Anthropic's
+events), so either kind of request can be served from either kind of entry.
 """
 
 from __future__ import annotations
@@ -39,12 +39,17 @@ class Entry:
     # when the in-process store lets it go (its clock): kept here, not in a tuple beside it, so that
     # a stored miss leaves one object less for the garbage collector to track (cache_stores.LocalStore)
     expires: float = field(default=0.0, compare=False, repr=False)
+    # when its Redis value expires (wall clock; 0: not known): a copy kept in this process
+    # (cache_near.py) ends then too
+    until: float = field(default=0.0, compare=False, repr=False)
 
-    def encode(self) -> bytes:
-        """The bytes of the entry (a Redis value): one line of JSON, then the body."""
+    def encode(self, until: float = 0.0) -> bytes:
+        """The bytes of the entry (a Redis value that expires at `until`): one line of JSON, then
+        the body."""
         usage = self.usage
         tokens = None if usage is None else _usage_counts(usage)
-        self.raw = b"%b\n%b" % (orjson.dumps({"t": self.stored_at, "u": tokens}), self.body)
+        self.until = until
+        self.raw = b"%b\n%b" % (orjson.dumps({"t": self.stored_at, "u": tokens, "x": until}), self.body)
         return self.raw
 
     @classmethod
@@ -59,7 +64,7 @@ class Entry:
             tokens = meta["u"]
             # USAGE_FIELDS' counts; an older entry has the prompt and completion tokens only
             usage = None if tokens is None else Usage(*map(int, tokens[: len(USAGE_FIELDS)]))
-            return cls(stored_at, usage, body, None, data)
+            return cls(stored_at, usage, body, None, data, until=float(meta.get("x") or 0.0))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
             return None
 

@@ -6,7 +6,9 @@ itself (a hit neither parses nor copies); Redis keeps its bytes. Storing never w
 one round trip is its lookup, and its write is sent behind it without waiting for the reply
 (pipelined on the same connection, so a later lookup sees it). The Redis store remembers the
 entries it last read or wrote by their bytes: a hit whose value is the same bytes again reuses the
-Entry and the answers made of it, as the local store does, instead of parsing it again. A Redis
+Entry and the answers made of it, as the local store does, instead of parsing it again; and while
+Redis tracks the keys it read (cache_near.py), it answers their next lookups from those copies,
+with no round trip at all. A Redis
 that does not answer makes every call a miss (the request goes on uncached): a WARNING says so
 once, and the next call after `RETRY_AFTER` seconds tries it again, so the cache comes back when
 the server does.
@@ -21,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from seance.gateway.pipeline import cache_near
 from seance.gateway.pipeline.cache_answers import Entry
 from seance.gateway.resp import Client, ReplyError, bulk
 from seance.gateway.shared_state import SOCKET_TIMEOUT
@@ -156,48 +159,74 @@ class RedisStore:
         # gets the same bytes again is that Entry, answers made included (no parse, no Answer)
         self._known: dict[str, Entry] = {}
         self._known_bytes = 0
+        # the entries this process read, kept while Redis tracks them for it (cache_near.py): one
+        # set per connection, shared with the other stores of the loop (made with the client)
+        self._near = cache_near.NearCopies(redis.where)
 
     def _redis(self) -> Client:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._client is None:
+            if self._client is not None:  # another loop's (tests)
+                self._near.close()
             self._client = Client(self.redis.url, SOCKET_TIMEOUT)
             self._loop = loop
+            self._near = cache_near.shared(self._client, self.redis.where)
         return self._client
 
     async def close(self) -> None:
         if self._client is not None:
+            self._near.close()
             self._client.close()
             self._client = None
 
-    def ask(self, key: str) -> Awaitable[Any] | None:
-        """Send the lookup now, its reply to be awaited by `get(key, asked)`; None when it cannot
-        go at once (no connection yet, or the server is being left alone): `get` then does it all."""
+    def ask(self, key: str) -> Awaitable[Any] | Entry | None:
+        """Send the lookup now, its reply to be awaited by `get(key, asked)`; the entry itself when
+        this process keeps a copy of it (cache_near.py); None when it cannot go at once (no
+        connection yet, or the server is being left alone): `get` then does it all."""
+        near = self._near
+        if near.active and (copy := near.copies.get(key)) is not None and time.time() < copy[1]:
+            return copy[0]  # (one past its end is replaced by what this lookup reads)
         client = self._redis()
         if not client.connected or (self.down and self.clock() < self._retry_at):
             return None
+        near = self._near  # (made with the client)
+        if near.active:
+            asked = near.pending[key] = client.request(cache_near.LOOKUP + bulk(key))
+            return asked
+        near.start(client)
         return client.request(GET + bulk(key))
 
-    async def get(self, key: str, asked: Awaitable[Any] | None = None) -> Entry | None:
-        """The entry under `key`; `asked`: the reply of `ask(key)`, sent earlier (Cache.start)."""
+    async def get(self, key: str, asked: Awaitable[Any] | Entry | None = None) -> Entry | None:
+        """The entry under `key`; `asked`: what `ask(key)` gave, earlier (Cache.start)."""
         if asked is None:
             if self.down and self.clock() < self._retry_at:
                 return None
             asked = self._redis().request(GET + bulk(key))
+        elif type(asked) is Entry:
+            return asked
+        near = self._near
         try:
-            value = await asked
+            value = await asked  # type: ignore[misc]
         except ERRORS as exc:
+            if near.active:
+                near.pending.pop(key, None)
             self._failed(exc)
             return None
         if self.down:
             self._answered()
-        if type(value) is not bytes:
-            return None
-        known = self._known.get(key)
-        if known is not None and known.raw == value:
-            return known
-        entry = Entry.decode(value)
-        if entry is not None:
-            self._remember(key, entry, value)
+        entry: Entry | None = None
+        if type(value) is bytes:
+            known = self._known.get(key)
+            if known is not None and known.raw == value:
+                entry = known
+            elif (entry := Entry.decode(value)) is not None:
+                self._remember(key, entry, value)
+        # kept if this was the key's latest lookup and nothing about the key came since: under load
+        # the same key is looked up again before the reply, and only the latest reply is kept
+        if near.active and near.pending.get(key) is asked:
+            del near.pending[key]
+            if entry is not None:
+                near.keep(key, entry)
         return entry
 
     def _remember(self, key: str, entry: Entry, value: bytes) -> None:
@@ -212,11 +241,17 @@ class RedisStore:
     def put(self, key: str, entry: Entry, ttl: float) -> None:
         if len(entry.body) > self.max_entry:
             return
-        value = entry.encode()
+        value = entry.encode(time.time() + ttl)
         self._remember(key, entry, value)
+        client = self._redis()
+        near = self._near
+        if near.active:  # (Redis does not tell the writer of its own writes)
+            near.pending.pop(key, None)  # what lookups in flight read is not kept
+            if key in near.copies:
+                near.forget(key)
         name, ms = key.encode(), b"%d" % max(1, int(ttl * 1000))
         command = SET % (len(name), name, len(value), value, len(ms), ms)
-        if self._redis().send_unanswered(command) or self.down:
+        if client.send_unanswered(command) or self.down:
             return  # sent; or the server failed: lookups try it again, a lost write is only a miss
         # not connected yet (only writes so far: no-cache requests): connect, then send
         task = asyncio.ensure_future(self._set(command))
@@ -240,6 +275,7 @@ class RedisStore:
 
     async def delete(self, keys: list[str]) -> int:
         self._known.clear()  # (an entry remembered by its bytes must not outlive its deletion)
+        self._near.forget_all()  # (Redis's invalidations follow: this process's own view is at once)
         async with self.redis.client() as client:
             return int(await client.delete(*keys)) if keys else 0
 
@@ -247,6 +283,7 @@ class RedisStore:
         """SCAN for the prefix and UNLINK what it finds, a batch at a time: never FLUSHALL, which would
         also take the rate limits' counters and whatever else shares the server."""
         self._known.clear()
+        self._near.forget_all()
         removed = 0
         async with self.redis.client() as client:
             batch: list[bytes] = []
