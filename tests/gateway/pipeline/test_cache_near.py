@@ -77,6 +77,8 @@ async def test_a_hit_read_once_answers_from_memory_until_another_client_changes_
     asked = store.ask(key)
     assert asked is first  # no round trip: the entry itself
     assert (await store.get(key, asked)) is first
+    unseen = store.ask(f"{space}:never")  # a key this process has not seen: not tracked
+    assert f"{space}:never" not in store._near.pending and (await store.get(f"{space}:never", unseen)) is None
     direct.set(key, stored(b"second"), px=60_000)  # a replica stores a new answer
     await until(lambda: key not in store._near.copies)
     again = await store.get(key, store.ask(key))

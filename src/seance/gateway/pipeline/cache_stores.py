@@ -191,9 +191,14 @@ class RedisStore:
             return None
         near = self._near  # (made with the client)
         if near.active:
-            asked = near.pending[key] = client.request(cache_near.LOOKUP + bulk(key))
-            return asked
-        near.start(client)
+            # tracked only when this process has seen the entry (read or written it): a key asked
+            # for a second time is likely asked for again; a new one (most misses) costs Redis no
+            # tracking, and this process nothing more than this check
+            if key in self._known:
+                asked = near.pending[key] = client.request(cache_near.LOOKUP + bulk(key))
+                return asked
+        else:
+            near.start(client)
         return client.request(GET + bulk(key))
 
     async def get(self, key: str, asked: Awaitable[Any] | Entry | None = None) -> Entry | None:
