@@ -3,13 +3,16 @@ with the official openai SDK, the provider a loopback server replaying a recorde
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import openai
+import orjson
 import pytest
+import redis
 from tests.gateway.cached_gateway import REDIS_URL, space, start, upstream, wait_stored
 from tests.gateway.conftest import GatewayFactory, deployment
-from tests.wire import ReplayUpstream, load
+from tests.wire import Exchange, ReplayUpstream, load
 
 __all__ = ["space", "upstream"]  # (fixtures)
 
@@ -70,6 +73,48 @@ def test_two_workers_share_the_redis_cache(gateway: GatewayFactory, upstream: Re
                 answer = fresh.post("/v1/chat/completions", json=body)
                 assert answer.status_code == 200 and answer.content == first.content
     assert len(upstream.requests) == 1
+
+
+def test_the_workers_copies_of_a_redis_entry_end_with_its_deletion(
+    gateway: GatewayFactory, upstream: ReplayUpstream, space: str
+) -> None:
+    """Each worker answers a repeated request from its copy of the Redis entry (cache_near.py); a
+    /cache/delete or /cache/flushall through either worker ends every copy: the next request, on
+    whichever worker, goes to the provider, and every worker then serves the new answer."""
+    served = start(gateway, upstream, space, "redis", "--workers", "2")
+    chat = load("openai/chat-nonstream.httprr.txt")[0]
+    body = {"model": "gpt", "messages": MESSAGES}
+    direct = redis.Redis.from_url(REDIS_URL)
+
+    def answer(text: str) -> Exchange:
+        reply = chat.response_json()
+        reply["choices"][0]["message"]["content"] = text
+        return dataclasses.replace(chat, response_body=orjson.dumps(reply))
+
+    def repeated(text: str) -> None:
+        for _ in range(16):  # new connections: the kernel spreads them over both workers
+            with served.http() as fresh:
+                got = fresh.post("/v1/chat/completions", json=body)
+                assert got.status_code == 200 and got.json()["choices"][0]["message"]["content"] == text
+
+    try:
+        with served.http() as http:
+            upstream.add("/v1/chat/completions", answer("first"))
+            key = http.post("/v1/chat/completions", json=body).headers["x-litellm-cache-key"]
+            wait_stored(space, key)
+            repeated("first")
+            assert int(direct.info("stats")["tracking_total_keys"]) >= 1  # a worker keeps a copy
+            for path, payload in (("/cache/delete", {"keys": [key]}), ("/cache/flushall", None)):
+                upstream.add("/v1/chat/completions", answer(f"after {path}"))
+                asked = len(upstream.requests)
+                assert http.post(path, json=payload).status_code == 200
+                assert http.post("/v1/chat/completions", json=body).status_code == 200
+                assert len(upstream.requests) == asked + 1  # gone: asked again, and stored again
+                wait_stored(space, key)
+                repeated(f"after {path}")  # no worker serves its old copy
+                assert len(upstream.requests) == asked + 1
+    finally:
+        direct.close()
 
 
 @pytest.mark.parametrize("kind", ["local", "redis"])
