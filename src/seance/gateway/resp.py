@@ -127,6 +127,9 @@ class Waiter(Protocol):
 
 
 class _Connection(asyncio.Protocol):
+    messages = False  # pushed messages may come between replies (a Subscription)
+    on_message: Callable[[Any], None]
+
     def __init__(self, timeout: float = 30.0) -> None:
         self.transport: asyncio.Transport | None = None
         # how long the oldest call may wait before the server is taken as gone: the longest timeout
@@ -159,10 +162,14 @@ class _Connection(asyncio.Protocol):
             data = self.rest + data
             self.rest = b""
         waiting, deadlines, sent = self.waiting, self.deadlines, self.sent
+        messages = self.messages
         pos = 0
         try:
             while pos < len(data):
                 value, pos = parse(data, pos)
+                if messages and type(value) is list and len(value) == 3 and value[0] == b"message":
+                    self.on_message(value[2])  # (a Subscription's: no call waits for it)
+                    continue
                 future = waiting.popleft()
                 deadlines.popleft()
                 sent.popleft()
@@ -293,33 +300,11 @@ class Subscription(_Connection):
     payload: a bulk string, or an array of them — CLIENT TRACKING's invalidations — or None), the
     replies to its own calls (SUBSCRIBE, PING) to their waiters."""
 
+    messages = True
+
     def __init__(self, timeout: float, on_message: Callable[[Any], None]) -> None:
         super().__init__(timeout)
         self.on_message = on_message
-
-    def data_received(self, data: bytes) -> None:
-        if self.rest:
-            data = self.rest + data
-            self.rest = b""
-        pos = 0
-        try:
-            while pos < len(data):
-                value, pos = parse(data, pos)
-                if type(value) is list and len(value) == 3 and value[0] == b"message":
-                    self.on_message(value[2])
-                    continue
-                future = self.waiting.popleft()
-                self.deadlines.popleft()
-                self.sent.popleft()
-                if future is not None and not future.done():
-                    if type(value) is ReplyError:
-                        future.set_exception(value)
-                    else:
-                        future.set_result(value)
-        except Incomplete:
-            self.rest = data[pos:]
-        except (ConnectionError, IndexError, ValueError) as exc:
-            self.fail(ConnectionError(f"Redis connection out of step: {exc}"))
 
 
 class _SkipProbe:
