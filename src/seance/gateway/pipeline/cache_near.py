@@ -1,9 +1,11 @@
 """Copies in this process of the Redis entries the response cache read, kept for as long as Redis
 promises to say when they change: Redis's server-assisted client-side caching (CLIENT TRACKING).
 
-    the lookup      CLIENT CACHING YES + GET on the shared connection (resp.py), which tracks in
-                    OPTIN mode: Redis remembers that this connection read the key (the limits'
-                    scripts on the same connection are not tracked)
+    the lookup      of a key this process has read or written before (RedisStore._known; a new
+                    key, most misses, is a plain GET and costs Redis no tracking): CLIENT CACHING
+                    YES + GET on the shared connection (resp.py), which tracks in OPTIN mode:
+                    Redis remembers that this connection read the key (the limits' scripts on the
+                    same connection are not tracked)
     a hit           kept here; the next lookup of the key in this process answers from it, with no
                     round trip (a request's rate limits still make theirs)
     a change        any client's SET, DEL, UNLINK, FLUSHDB, an expiry or an eviction of a tracked key:
@@ -14,8 +16,9 @@ promises to say when they change: Redis's server-assisted client-side caching (C
                     every KEEPALIVE seconds notices a silent one) drops every copy, and lookups go
                     to Redis until tracking is on again on the connection lookups use
 
-A copy also ends when its entry's TTL does (the entry carries its expiry: Entry.until), in case the
-expiry's invalidation comes late. What it gives up: a change made by another replica is seen here
+A copy also ends when its entry's TTL does (the entry carries its expiry: Entry.until, on the
+writer's clock, as its stored_at already is for s-maxage), since Redis says a key expired only once
+it deletes it, which may be later. What it gives up: a change made by another replica is seen here
 once its invalidation arrives (normally well under a millisecond; never later than the link's loss
 is noticed). A lookup's reply is kept only if no invalidation of its key, no write of ours and no
 later lookup of it came since it was sent (`pending`): an invalidation can arrive, on its own
@@ -24,9 +27,10 @@ connection, before the reply it follows.
 A server that refuses CLIENT TRACKING (Redis before 6, some proxies and managed services) or CLIENT
 REPLY SKIP: no copies (logged once); every lookup goes to Redis, as before.
 
-Measured with bench/instructions.py, the seance-all config with the cache in Redis: a hit (--scenario
-chat) 353k -> 330k instructions a request in the gateway, and the GET gone from Redis's side; a miss
-(--scenario chat-miss, --repeat 3) 587k -> 589k (CACHING YES before each GET, the reply's check).
+Measured (bench/README.md, fifteenth session): with the cache alone in Redis, a hit at c=1 p50
+188-199 -> 95-97 us; bench/instructions.py, the issue's seance-all config with the cache in Redis,
+a hit 352k -> 329k instructions a request and the GET gone from Redis's side, a miss 584k -> 587k
+(--repeat 3). At c=64 throughput did not move: a turn's GETs were already one write and one read.
 """
 
 from __future__ import annotations

@@ -8,10 +8,9 @@ one round trip is its lookup, and its write is sent behind it without waiting fo
 entries it last read or wrote by their bytes: a hit whose value is the same bytes again reuses the
 Entry and the answers made of it, as the local store does, instead of parsing it again; and while
 Redis tracks the keys it read (cache_near.py), it answers their next lookups from those copies,
-with no round trip at all. A Redis
-that does not answer makes every call a miss (the request goes on uncached): a WARNING says so
-once, and the next call after `RETRY_AFTER` seconds tries it again, so the cache comes back when
-the server does.
+with no round trip at all. A Redis that does not answer makes every call a miss (the request goes
+on uncached): a WARNING says so once, and the next call after `RETRY_AFTER` seconds tries it again,
+so the cache comes back when the server does.
 """
 
 from __future__ import annotations
