@@ -208,6 +208,9 @@ class RequestContext:
     capture: list[bytes] | None = None
     cache_checked: bool = False  # the cache was looked up (a miss unless cache_hit): for metrics
     cache_lookup: tuple[str, Any, Any] | None = None  # (key, controls, reply) sent by the cache's start
+    # the cache's start found the answer in this process (its copy of a Redis entry): the limits
+    # hook leaves out the deployment it would count with the caller (a hit never goes there)
+    answer_known: bool = False
     # timings (perf_counter readings; None until they happen)
     upstream_sent: float | None = None  # the last try's request to the provider
     upstream_first_byte: float | None = None

@@ -22,6 +22,8 @@ from tests.gateway.pipeline.test_limits import REDIS_URL
 from tests.gateway.routing.test_strategies_shared import answer as streamed
 from tests.stack import ANSWER, MASTER, model, stack
 
+from seance.gateway.pipeline.cache import Cache
+from seance.gateway.pipeline.cache_stores import RedisStore
 from seance.gateway.resp import Client
 from seance.gateway.upstream import UpstreamRequest
 from seance.gateway.upstream.mock import MockResponse
@@ -130,6 +132,46 @@ async def test_a_cache_hit_gives_the_deployment_its_count_back(tmp_path: Path, d
         dep = counted(run, "a")
         assert (dep[b"r"], dep[b"t"]) == (b"1", b"15"), "the provider was asked once, for 15 tokens"
         assert key_count(key)[b"r"] == b"2", "the key counts both (LiteLLM counts cache hits)"
+
+
+async def test_a_hit_from_the_caches_copy_counts_no_deployment(
+    tmp_path: Path, db_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a worker keeps a copy of the cached answer (cache_near.py), the hit is known before the
+    limits count: the key is counted alone (one script, one hash), and the master key not at all."""
+    run = uuid.uuid4().hex[:12]
+    space = f"seance-test-{run}"
+    cache = {"cache": True, "cache_params": {"type": "redis", "namespace": space}}
+    try:
+        async with stack(
+            tmp_path, db_env, [limited("a", run, rpm=100, tpm=100_000)], redis_url=REDIS_URL, router=PRE_CALL,
+            litellm=cache,
+        ) as s:  # fmt: skip
+            (cache_hook,) = [hook for hook in s.app.pipeline.hooks if isinstance(hook, Cache)]
+            assert isinstance(cache_hook.store, RedisStore)
+            key = await s.generate(rpm_limit=100)
+            assert (await s.chat(key)).status_code == 200  # a miss: the deployment counts it
+            await settled()
+            for _ in range(50):  # hits, until this worker keeps a copy
+                assert (await s.chat(key)).status_code == 200
+                if cache_hook.store._near.copies:
+                    break
+                await asyncio.sleep(0.005)
+            assert cache_hook.store._near.copies
+            await settled()
+            before = int(key_count(key)[b"r"])
+            sent = round_trips(monkeypatch)
+            hits = [await s.chat(key), await s.chat(MASTER)]
+            assert [hit.status_code for hit in hits] == [200, 200] and len(s.transport.requests) == 1
+            assert len(sent) == 1 and f"deployment:{run}-a".encode() not in sent[0]  # the key's script alone
+            await settled()
+            assert counted(run, "a")[b"r"] == b"1", "only the miss reached the deployment"
+            assert int(key_count(key)[b"r"]) == before + 1, "the key counts its hit"
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for name in client.scan_iter(match=space + "*"):
+            client.delete(name)
+        client.close()
 
 
 async def test_a_retry_is_counted_again_and_the_tokens_once(tmp_path: Path, db_env: dict[str, str]) -> None:

@@ -218,7 +218,10 @@ class Cache(Hook):
         found, remote = self._key(ctx, body), self._remote
         if found is not None and remote is not None:  # (start is set only for the shared store)
             key, controls = found
-            ctx.cache_lookup = (key, controls, remote.ask(key) if controls.lookup else None)
+            asked = remote.ask(key) if controls.lookup else None
+            ctx.cache_lookup = (key, controls, asked)
+            if type(asked) is Entry:
+                ctx.answer_known = True  # (the limits hook then counts no deployment)
 
     async def before(self, ctx: RequestContext, body: dict[str, Any] | None) -> Answer | None:
         remote = self._remote

@@ -165,13 +165,17 @@ class RateLimits(Hook):
         limits = caller.limits if end_user is None else self._with_end_user(caller.limits, end_user)
         if (not limits and ctx.model not in self.counted) or (plan := self._plan(ctx, limits)) is None:
             return None
-        entries = plan.entries
+        entries, deployment = plan.entries, plan.deployment
+        if deployment is not None and ctx.answer_known:
+            # answered from the cache's copy: the deployment is not counted (and so not given back)
+            entries, deployment = plan.caller_entries, None
+            if not entries:
+                return None
         estimate = estimate_tokens(body, TEXT_FIELDS.get(ctx.route.name, ALL_TEXT)) if plan.tokens else 0
         verdict = await self.store.acquire(entries, estimate)
         if verdict.admitted:
-            ctx.counted_deployment = plan.deployment
+            ctx.counted_deployment = deployment
         else:
-            deployment = plan.deployment
             if deployment is None or verdict.refused_by < len(plan.caller_entries):
                 raise _refusal(caller, plan, verdict)
             # the deployment is used up (every worker's count): the router's pre-call checks skip
