@@ -16,7 +16,9 @@ Redis too, one count for every worker and replica (routing/strategies.py). Where
 group is one such deployment (the usual: no choice for the router to make), its entry is counted
 here, last, in the same script call as the caller's: one round trip a request, not two (`share`).
 The router then sends the request there without counting it again (ctx.counted_deployment); a
-request that never reaches it (a cache hit, a later refusal) gives its count back after the answer.
+request that never reaches it (a cache hit, a later refusal) gives its count back after the answer;
+one the cache already holds in this process (ctx.answer_known: a copy of a Redis entry) is counted
+with the caller's limits alone, the deployment left out.
 The deployment at its limit while the caller is not: the caller's limits are counted alone (a
 second round trip, on refusals only), and the router's pre-call checks skip the deployment (its
 group's fallbacks, or the 429 they would give).
