@@ -115,7 +115,9 @@ async def test_a_copy_ends_with_its_entry_s_ttl_even_before_redis_says_so(store:
         direct.set(key, stored(b"short", ttl=0.3), px=60_000)  # the value says 0.3 s; Redis keeps it longer
         await tracking(store, key)
         await asyncio.sleep(0.35)
-        assert store._near.find(key) is None  # past the entry's own expiry
+        past = store.ask(key)  # past the entry's own expiry: not served from the copy
+        assert past is not None and not isinstance(past, Entry)
+        assert (await store.get(key, past)) is not None
         direct.set(key, Entry(time.time(), None, b"older").encode(), px=60_000)  # no expiry in it (0)
         await until(lambda: key not in store._near.copies)
         for _ in range(3):

@@ -79,22 +79,10 @@ class NearCopies:
         self._task: asyncio.Task[None] | None = None
         self._retry_at = 0.0
 
-    def find(self, key: str) -> Entry | None:
-        """The copy of the key's entry, if there is one and it has not ended (RedisStore.ask reads
-        `copies` itself: a call less a lookup)."""
-        copy = self.copies.get(key)
-        if copy is None:
-            return None
-        if time.time() >= copy[1]:
-            self._drop(key)
-            return None
-        return copy[0]
-
     def keep(self, key: str, entry: Entry) -> None:
         """A tracked lookup's reply, when it was its key's latest lookup and no invalidation of the
-        key and no write of ours came since it was sent (the caller took it out of `pending`)."""
-        if not self.active:
-            return
+        key and no write of ours came since it was sent (the caller, which found tracking on, took
+        it out of `pending`). RedisStore.ask serves it while it has not ended."""
         now = time.time()
         until = min(entry.until, now + MAX_AGE)  # (an entry without its expiry, until 0: not kept)
         size = len(entry.raw or b"")
@@ -107,8 +95,9 @@ class NearCopies:
         self.size += size
 
     def forget(self, key: str) -> None:
-        """We write the key ourselves (which Redis does not tell us of, and after which it no longer
-        tracks the key for us): drop its copy, and do not keep what lookups in flight read."""
+        """The key changed (Redis said so, or we wrote it ourselves, which Redis does not tell us
+        of and after which it no longer tracks the key for us): drop its copy, and do not keep what
+        lookups in flight read."""
         if key in self.copies:
             self._drop(key)
         self.pending.pop(key, None)
@@ -136,12 +125,8 @@ class NearCopies:
         if keys is None:  # FLUSHDB, FLUSHALL
             self.forget_all()
             return
-        copies, pending = self.copies, self.pending
         for raw in keys:
-            key = raw.decode(errors="replace")
-            if key in copies:
-                self._drop(key)
-            pending.pop(key, None)
+            self.forget(raw.decode(errors="replace"))
 
     def _lost(self) -> None:
         """Tracking ended (either connection closed): no copy is good any more."""

@@ -248,11 +248,8 @@ class RedisStore:
         value = entry.encode(time.time() + ttl)
         self._remember(key, entry, value)
         client = self._redis()
-        near = self._near
-        if near.active:  # (Redis does not tell the writer of its own writes)
-            near.pending.pop(key, None)  # what lookups in flight read is not kept
-            if key in near.copies:
-                near.forget(key)
+        if self._near.active:  # (Redis does not tell the writer of its own writes)
+            self._near.forget(key)
         name, ms = key.encode(), b"%d" % max(1, int(ttl * 1000))
         command = SET % (len(name), name, len(value), value, len(ms), ms)
         if client.send_unanswered(command) or self.down:
