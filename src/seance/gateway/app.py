@@ -198,6 +198,7 @@ class Gateway:
                 if self.model_sync is not None:
                     await self.model_sync.stop()
                 await self.router.stop()
+                await self.pipeline.close()  # (the limits' leases: settled in Redis)
                 if self.store is not None:
                     await self.store.close()  # the spend not yet written
                 if self._metrics is not None:

@@ -7,6 +7,7 @@ gateway (uvicorn, N workers, the config's Redis) with it, for end-to-end tests o
 
 from __future__ import annotations
 
+import os
 import sys
 
 import orjson
@@ -43,6 +44,14 @@ def main(config: str, port: str, workers: str, limits_json: str) -> None:
     hook_list = hooks.build(features)
     limits = [Limits(**spec) for spec in orjson.loads(limits_json)]
     hook_list.insert(1, GiveLimits(*limits))  # right after the master-key check
+    lease_ttl = os.environ.get("STAND_IN_LEASE_TTL")  # a test's: how long a lease admits requests
+    if lease_ttl is not None:
+        from seance.gateway.pipeline.limits import RateLimits
+        from seance.gateway.ratelimits.shared import SharedStore
+
+        for hook in hook_list:
+            if isinstance(hook, RateLimits) and isinstance(hook.store, SharedStore):
+                hook.store.lease_ttl = float(lease_ttl)
     serve(Gateway(settings, hook_list), host="127.0.0.1", port=int(port), workers=int(workers))
 
 

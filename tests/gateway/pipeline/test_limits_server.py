@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,16 +24,21 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @contextmanager
-def _gateway(tmp_path: Path, key_rpm: int, **config: object) -> Iterator[tuple[Running, str]]:
-    """The gateway with 2 workers and Redis, its master key standing in for a key of `key_rpm`."""
+def _gateway(
+    tmp_path: Path, key_rpm: int, parallel: int | None = None, lease_ttl: float | None = None, **config: object
+) -> Iterator[tuple[Running, str]]:
+    """The gateway with 2 workers and Redis, its master key standing in for a key of `key_rpm`
+    (and `parallel` requests at once; its leases admitting requests for `lease_ttl` s)."""
     name = f"key:{os.urandom(8).hex()}"
     path = tmp_path / "config.yaml"
     model_list = config.pop("model_list", [deployment("gpt", "openai/gpt-4o", "http://127.0.0.1:9/v1")])
     path.write_bytes(orjson.dumps({"model_list": model_list, **config}))
     port = free_port()
-    limits = orjson.dumps([{"scope": name, "rpm": key_rpm}]).decode()
+    limits = orjson.dumps([{"scope": name, "rpm": key_rpm, "parallel": parallel}]).decode()
     command = [sys.executable, "-m", "tests.gateway.pipeline.stand_in_keys", str(path), str(port), "2", limits]
     env = {**BASE_ENV, "LITELLM_MASTER_KEY": MASTER_KEY, "REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}
+    if lease_ttl is not None:
+        env["STAND_IN_LEASE_TTL"] = str(lease_ttl)
     log = tmp_path / "gateway.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
@@ -109,7 +115,26 @@ def test_two_workers_share_a_deployment_limit_counted_with_the_keys(tmp_path: Pa
             assert statuses.count(200) == 100, running.output()
             client = redis.Redis.from_url(REDIS_URL)
             assert client.hget(f"seance:rl:deployment:{run}-gpt", "r") == b"100"
+            # (once the key's last lease has ended: its unused requests given back, ratelimits/leases.py)
+            deadline = time.monotonic() + 5
+            while client.hget(f"seance:rl:{name}", "r") != b"1000" and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert client.hget(f"seance:rl:{name}", "r") == b"1000"
             assert "unreachable" not in running.output()
         finally:
             redis.Redis.from_url(REDIS_URL).delete(f"seance:rl:deployment:{run}-gpt")
+
+
+def test_a_stopping_gateway_gives_back_what_its_leases_did_not_use(tmp_path: Path) -> None:
+    """A key far from its limits is counted in leases (ratelimits/leases.py): the workers admit
+    blocks of its requests themselves. Stopped after a burst, before any lease's time is up (a
+    minute, here), the gateway leaves Redis counting exactly the requests it admitted, and none in
+    flight."""
+    with _gateway(tmp_path, 100_000, parallel=10_000, lease_ttl=60) as (running, name):
+        answers = asyncio.run(_burst(int(running.url.rsplit(":", 1)[1]), 300))
+        assert [status for status, _ in answers] == [200] * 300, running.output()
+        assert running.stop() == 0, running.output()
+        client = redis.Redis.from_url(REDIS_URL)
+        assert client.hget(f"seance:rl:{name}", "r") == b"300", running.output()
+        assert sum(int(value or 0) for value in client.hmget(f"seance:rl:{name}", "a0", "a1", "a2")) == 0
+        client.close()

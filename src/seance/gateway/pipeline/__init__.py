@@ -9,6 +9,7 @@
     after, in reverse order, once the last byte of the answer is sent (streams too), with the
         context complete: usage, cost, timings, status. A failing after-hook is logged and changes
         nothing the client sees.
+    close, when the process stops: hands over what a hook holds (the limits' leases in Redis)
 
 A hook that does not override `before` or `after` is not called there: a feature that is off is
 left out of the list at start and costs nothing per request.
@@ -69,6 +70,9 @@ class Hook:
 
     def after_now(self, ctx: RequestContext) -> None:
         """`after` that never waits, called as a plain method (see the module's notes)."""
+
+    async def close(self) -> None:
+        """The process stops, after the last request: hand over what is held (the limits' leases)."""
 
 
 def _stage(hooks: Sequence[Hook], name: str) -> tuple[tuple[Callable[[RequestContext], Any], bool], ...]:
@@ -147,6 +151,13 @@ class Pipeline:
                     await call(ctx)
             except Exception:
                 _failed_after(call, ctx)
+
+    async def close(self) -> None:
+        for hook in self.hooks:
+            try:
+                await hook.close()
+            except Exception:
+                log.exception("the %s hook failed to close", hook.name)
 
 
 def _failed_after(call: Callable[[RequestContext], Any], ctx: RequestContext) -> None:

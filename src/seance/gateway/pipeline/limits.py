@@ -3,7 +3,8 @@ caller carries (its key's, team's, user's: set by the auth hook), its end user's
 their model_rpm_limit / model_tpm_limit for the requested model.
 
     before   check every scope at once and count the request (one store call: one Redis round
-             trip); at a limit: 429 with retry-after and OpenAI's x-ratelimit-* headers
+             trip, or none when the worker holds a lease of them: ratelimits/leases.py); at a
+             limit: 429 with retry-after and OpenAI's x-ratelimit-* headers
     after    settle the tokens to the real usage (streams too) and end the in-flight count
 
 Tokens are reserved before the answer from an estimate, so concurrent requests see each other's
@@ -268,6 +269,11 @@ class RateLimits(Hook):
 
     async def after(self, ctx: RequestContext) -> None:
         self.after_now(ctx)
+
+    async def close(self) -> None:
+        close = getattr(self.store, "close", None)  # (Redis's: its leases end and are settled)
+        if close is not None:
+            await close()
 
     def after_now(self, ctx: RequestContext) -> None:
         """Plain for both stores: neither's release waits (Redis's is sent without its reply)."""

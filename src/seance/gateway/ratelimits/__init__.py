@@ -4,6 +4,9 @@ they live.
     memory.py    in this process (one worker's view): the default, and the fallback
     shared.py    in Redis/Valkey, one Lua script per request stage, so every worker and replica
                  shares one limit; falls back to memory.py while Redis is unreachable
+    leases.py    blocks of requests counted in Redis at once, admitted by the worker itself, when a
+                 set of scopes is far from its limits and busy: a script call per block, not two a
+                 request
 
 Windows follow LiteLLM's rate limiter (v3): a fixed window of 60 s per scope, opened by the scope's
 first request after the previous one ended (not aligned to the clock's minutes). Requests and tokens
@@ -49,7 +52,7 @@ Counts = Sequence[Sequence[float]]
 
 @dataclass(slots=True)
 class Verdict:
-    store: Store  # where the request was counted (a Redis store's fallback, while Redis is down)
+    store: Counter  # where the request was counted (a Redis store's fallback while Redis is down; a lease)
     admitted: bool
     now: float  # the store's clock when it decided
     counts: tuple[Count, ...]  # one per entry, in order
@@ -64,13 +67,8 @@ class Verdict:
         return max(1, int(start + WINDOW - self.now + 0.999))
 
 
-class Store(Protocol):
-    where: str  # for messages: "in-process" or the Redis server without credentials
-
-    async def acquire(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
-        """Check every entry; if none is at a limit, count the request in each: +1 request,
-        `estimate` tokens reserved, +1 in flight where a parallel limit is set."""
-        ...
+class Counter(Protocol):
+    """What counted an admitted request, and settles it when it ends."""
 
     def release_now(self, held: Held, used: int, last: int = SETTLE) -> None:
         """The request ended: settle its tokens to `used` (in the window that holds the estimate,
@@ -80,7 +78,16 @@ class Store(Protocol):
         ...
 
 
+class Store(Counter, Protocol):
+    where: str  # for messages: "in-process" or the Redis server without credentials
+
+    async def acquire(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
+        """Check every entry; if none is at a limit, count the request in each: +1 request,
+        `estimate` tokens reserved, +1 in flight where a parallel limit is set."""
+        ...
+
+
 # What a request holds after it was admitted, kept on the context until it ends: (store, entries,
 # counts, estimate) — where it was counted, in what, each entry's counters then (only their start
 # is read later: a window's never changes), the tokens reserved.
-Held = tuple[Store, tuple[Entry, ...], Counts, int]
+Held = tuple[Counter, tuple[Entry, ...], Counts, int]

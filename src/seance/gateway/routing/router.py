@@ -170,6 +170,8 @@ class Router:
             await self.checks.stop()
         if self.bus is not None:
             await self.bus.stop()
+        if self.strategy is not None and self.strategy.shared is not None:
+            await self.strategy.shared.close()  # its leases of deployments' counts (ratelimits/leases.py)
 
     # (plain functions returning _route's coroutine: awaiting them awaits it, without a layer more)
 
