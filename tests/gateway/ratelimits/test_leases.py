@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from seance.gateway.ratelimits import Entry, Verdict
+from seance.gateway.ratelimits import GIVE_BACK, NO_TOKENS, SETTLE, Entry, Verdict
 from seance.gateway.ratelimits.shared import SharedStore
 from seance.gateway.shared_state import RedisSettings
 
@@ -38,13 +38,13 @@ async def direct() -> AsyncIterator[tuple[redis.Redis, str]]:
 def counting(store: SharedStore) -> list[int]:
     """The `want` of every ACQUIRE the store sends (each a round trip to Redis)."""
     asked: list[int] = []
-    sent = store._acquire
+    sent = store._ask
 
-    async def acquire(commands: Any, estimate: int, want: int, loop: Any) -> Verdict:
+    async def ask(commands: Any, estimate: int, want: int) -> Verdict | None:
         asked.append(want)
-        return await sent(commands, estimate, want, loop)
+        return await sent(commands, estimate, want)
 
-    store._acquire = acquire  # type: ignore[method-assign]
+    store._ask = ask  # type: ignore[method-assign]
     return asked
 
 
@@ -152,5 +152,51 @@ async def test_tokens_settle_to_what_was_used(direct: tuple[redis.Redis, str]) -
         await store.close()
         assert client.hget(prefix + "key:tokens", "t") == str(sum(range(20))).encode()
         assert client.hget(prefix + "key:tokens", "r") == b"20"
+    finally:
+        store.client.close()
+
+
+async def test_the_last_entry_of_a_leased_request_is_given_back_as_released(direct: tuple[redis.Redis, str]) -> None:
+    """A deployment counted last with a key's limits (the limits hook's `share`): a request that
+    never reached it gives its request and tokens back (GIVE_BACK), one answered by another try its
+    tokens only (NO_TOKENS); the key counts them all, leased or not."""
+    client, prefix = direct
+    store = SharedStore(RedisSettings(REDIS_URL, "test"), prefix=prefix)
+    entries: tuple[Entry, ...] = (("key:k", 100_000, 10_000_000, None), ("deployment:d", 100_000, 10_000_000, None))
+    try:
+        verdicts = [await store.acquire(entries, 10) for _ in range(30)]
+        assert len({id(v.store) for v in verdicts}) > 2  # counted in leases
+        for i, verdict in enumerate(verdicts):  # 10 settled, 10 never sent, 10 answered by another try
+            last = (SETTLE, GIVE_BACK, NO_TOKENS)[i % 3]
+            verdict.store.release_now((verdict.store, entries, verdict.counts, 10), 5, last)
+        await store.close()
+        assert client.hget(prefix + "key:k", "r") == b"30" and client.hget(prefix + "key:k", "t") == b"150"
+        assert client.hget(prefix + "deployment:d", "r") == b"20"
+        assert client.hget(prefix + "deployment:d", "t") == b"50"
+    finally:
+        store.client.close()
+
+
+async def test_a_lease_asked_for_by_a_request_that_goes_away_is_not_lost(direct: tuple[redis.Redis, str]) -> None:
+    """The client of the request asking for a lease leaves (its task is cancelled) while Redis
+    counts the grant: the lease is still the entries' (asked by a task of its own), the requests
+    waiting take from it, and what no one took goes back."""
+    client, prefix = direct
+    store = SharedStore(RedisSettings(REDIS_URL, "test"), prefix=prefix)
+    entries: tuple[Entry, ...] = (("key:gone", 100_000, None, 1_000),)
+    key = prefix + "key:gone"
+    try:
+        assert (await store.acquire(entries, 0)).admitted  # (alone: the next one asks for 2)
+        asking = asyncio.ensure_future(store.acquire(entries, 0))
+        await asyncio.sleep(0)  # it has sent its ACQUIRE
+        waiting = asyncio.ensure_future(store.acquire(entries, 0))
+        await asyncio.sleep(0)
+        asking.cancel()
+        verdict = await waiting
+        assert verdict.admitted and verdict.store is not store  # taken from the lease
+        verdict.store.release_now((verdict.store, entries, verdict.counts, 0), 0)
+        await store.close()
+        assert client.hget(key, "r") == b"2"  # the first, and the one that waited: the cancelled none
+        assert in_flight(client, key) == 1  # the first's place (never released here)
     finally:
         store.client.close()

@@ -90,17 +90,17 @@ class Lease:
     hold (ratelimits.Held): their release comes back to it."""
 
     __slots__ = (
-        "back", "commands", "counts", "delta", "dirty", "expires", "granted_at", "left", "requests", "store",
-        "timer", "tokens_left", "tokens_limited", "used",
+        "back", "commands", "counts", "delta", "dirty", "expires", "grant", "granted_at", "left", "requests",
+        "store", "timer", "tokens_left", "tokens_limited", "used",
     )  # fmt: skip
 
     def __init__(self, store: SharedStore, commands: Commands, reply: Any, estimate: int, expires: float) -> None:
         """`reply`: ACQUIRE's (admitted, with a grant of more than one request)."""
         self.store, self.commands = store, commands
         self.granted_at, counts, grant = reply[3], reply[4], reply[5]
-        self.counts = counts
+        self.counts, self.grant = counts, grant
         n = len(counts)
-        self.left = grant  # requests not taken yet (the asking request takes the first: `first`)
+        self.left = grant  # requests not taken yet
         self.tokens_left = grant * estimate  # tokens reserved and not taken yet
         self.tokens_limited = any(tpm is not None for _, _, tpm, _ in commands.entries)
         self.expires = expires  # the loop's clock: LEASE_TTL after the grant, or the window's end
@@ -116,10 +116,6 @@ class Lease:
         if self.left <= 0 or now >= self.expires or (self.tokens_limited and self.tokens_left <= 0):
             self.end()
             return None
-        return self.first(estimate)
-
-    def first(self, estimate: int) -> Verdict:
-        """The request counted with the lease (admitted by Redis), or one taken from it."""
         self.left -= 1
         self.tokens_left -= estimate
         # what the scopes count with this request: the grant's counts, less what is not taken yet
@@ -152,6 +148,8 @@ class Lease:
             self.timer.cancel()
             self.timer = None
         left, tokens_left = self.left, self.tokens_left
+        if left > 0:  # more than the traffic took: the next lease asks for twice what this one's did
+            self.commands.want = max(1, (self.grant - left) // 2)
         if left <= 0 and tokens_left == 0:
             return
         self.left = self.tokens_left = 0

@@ -395,30 +395,43 @@ class SharedStore:
             if lease is not None and (taken := lease.take(estimate, loop.time())) is not None:
                 return taken
             waiting = commands.waiting
-            if waiting is None:
-                break
-            await waiting  # another request asked for a lease of these entries: take from it
-            if self.down:
-                return self.local.acquire_now(entries, estimate)
-            if commands.granted < 2:  # near a limit (or refused): counted alone, beside the others
-                return await self._acquire(commands, estimate, 1, None)
-            # (the lease was taken by the others waiting: one of them asks for the next)
-        now = loop.time()
-        # twice what was asked last, if that came within a lease's time; else one request
-        want = min(commands.want * 2, self.max_want) if now - commands.wanted_at < self.lease_ttl else 1
-        commands.want, commands.wanted_at = want, now
-        if want == 1:
-            return await self._acquire(commands, estimate, 1, None)
-        commands.waiting = waiting = loop.create_future()
+            if waiting is not None:
+                await waiting  # another request asked for a lease of these entries: take from it
+                if self.down:
+                    return self.local.acquire_now(entries, estimate)
+                if commands.granted < 2:  # near a limit (or refused): counted alone, beside the others
+                    verdict = await self._ask(commands, estimate, 1)
+                    assert verdict is not None  # (a grant is at most what was asked for)
+                    return verdict
+                continue  # (or the others waiting took it all: one of them asks for the next)
+            now = loop.time()
+            # twice what was asked last, if that came within a lease's time; else one request
+            want = min(commands.want * 2, self.max_want) if now - commands.wanted_at < self.lease_ttl else 1
+            commands.want, commands.wanted_at = want, now
+            if want == 1:
+                verdict = await self._ask(commands, estimate, 1)
+                assert verdict is not None
+                return verdict
+            # asked by a task of its own: a request that goes away meanwhile (its client did) does
+            # not take the lease Redis counted with it
+            commands.waiting = waiting = loop.create_future()
+            granted = await asyncio.shield(loop.create_task(self._lease_for(commands, estimate, want, waiting)))
+            if granted is not None:  # counted alone (near a limit) or refused
+                return granted
+
+    async def _lease_for(
+        self, commands: Commands, estimate: int, want: int, waiting: asyncio.Future[None]
+    ) -> Verdict | None:
+        """A lease of `want` requests for the requests waiting (None: it is the entries' lease now),
+        or the verdict of the asking request alone."""
         try:
-            return await self._acquire(commands, estimate, want, loop)
+            return await self._ask(commands, estimate, want)
         finally:
             commands.waiting = None
             waiting.set_result(None)
 
-    async def _acquire(
-        self, commands: Commands, estimate: int, want: int, loop: asyncio.AbstractEventLoop | None
-    ) -> Verdict:
+    async def _ask(self, commands: Commands, estimate: int, want: int) -> Verdict | None:
+        """ACQUIRE for `want` requests: a verdict, or None when it granted a lease (commands.lease)."""
         entries = commands.entries
         command = commands.acquire(estimate, want)
         try:
@@ -435,8 +448,9 @@ class SharedStore:
             return self.local.acquire_now(entries, estimate)
         out = orjson.loads(reply)
         commands.granted = out[5]
-        if out[5] > 1 and loop is not None:  # a lease: this request is its first
-            return self._lease(commands, out, estimate, loop).first(estimate)
+        if out[5] > 1:  # (only when want > 1)
+            self._lease(commands, out, estimate, asyncio.get_running_loop())
+            return None
         return Verdict(self, out[0] == 1, out[3], out[4], out[1] - 1, LIMIT_NAMES[out[2]])
 
     def _lease(self, commands: Commands, reply: Any, estimate: int, loop: asyncio.AbstractEventLoop) -> Lease:
