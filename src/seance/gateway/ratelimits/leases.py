@@ -148,8 +148,8 @@ class Lease:
             self.timer.cancel()
             self.timer = None
         left, tokens_left = self.left, self.tokens_left
-        if left > 0:  # more than the traffic took: the next lease asks for twice what this one's did
-            self.commands.want = max(1, (self.grant - left) // 2)
+        if left > 0:  # more than the traffic took: the next lease asks for what this one's used
+            self.commands.want = max(1, (self.grant - left) // 2)  # (doubled when it is asked for)
         if left <= 0 and tokens_left == 0:
             return
         self.left = self.tokens_left = 0
