@@ -5,6 +5,7 @@ Redis; two workers never admit past a limit together; and what a lease did not u
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from seance.gateway.ratelimits import GIVE_BACK, NO_TOKENS, SETTLE, Entry, Verdict
+from seance.gateway.ratelimits import GIVE_BACK, NO_TOKENS, SETTLE, Entry, Verdict, shared
 from seance.gateway.ratelimits.shared import SharedStore
 from seance.gateway.shared_state import RedisSettings
 
@@ -198,5 +199,38 @@ async def test_a_lease_asked_for_by_a_request_that_goes_away_is_not_lost(direct:
         await store.close()
         assert client.hget(key, "r") == b"2"  # the first, and the one that waited: the cancelled none
         assert in_flight(client, key) == 1  # the first's place (never released here)
+    finally:
+        store.client.close()
+
+
+async def test_a_server_without_the_scripts_settles_leases_too(
+    direct: tuple[redis.Redis, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a SCRIPT FLUSH (or on a new server) the first ACQUIRE meets NOSCRIPT: it is sent again
+    as EVAL, and the settlements' script is loaded with it, so the batches sent without waiting for
+    a reply (whose errors the server does not send) still land."""
+    client, prefix = direct
+    scripts = {}
+    for name in ("ACQUIRE", "SETTLE_SCRIPT"):  # versions this server has never seen
+        script = getattr(shared, name) + f"-- {os.urandom(8).hex()}\n"
+        monkeypatch.setattr(shared, name, script)
+        monkeypatch.setitem(shared.SHAS, script, hashlib.sha1(script.encode()).hexdigest())
+        scripts[name] = script
+    store = SharedStore(RedisSettings(REDIS_URL, "test"), prefix=prefix)
+    store.client.setup = ()  # a connection that does not load the scripts
+    entries: tuple[Entry, ...] = (("key:flushed", 100_000, None, 1_000),)
+    key = prefix + "key:flushed"
+    try:
+        verdicts = [await store.acquire(entries, 0) for _ in range(4)]  # one alone, then leases
+        assert verdicts[0].store is store and verdicts[1].store is not store
+        # the first release asks whether the server skips replies; once it has said it does, no
+        # error of a command sent without one comes back
+        store.release_now((store, entries, verdicts[0].counts, 0), 0)
+        await until(lambda: store.client._connection is not None and store.client._connection.skips is True)
+        for verdict in verdicts[1:]:
+            verdict.store.release_now((verdict.store, entries, verdict.counts, 0), 0)
+        await store.close()
+        assert client.hget(key, "r") == b"4" and in_flight(client, key) == 0 and not store.down
+        assert client.script_exists(shared.SHAS[scripts["SETTLE_SCRIPT"]]) == [True]
     finally:
         store.client.close()

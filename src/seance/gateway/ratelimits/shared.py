@@ -442,7 +442,8 @@ class SharedStore:
                     raise
                 # a flushed or new server: EVAL sends the script, and caches it there for EVALSHA
                 reply = await self.client.request(commands.as_eval(command, ACQUIRE))
-                self.client.send_nowait(("SCRIPT", "LOAD", RELEASE))  # for the releases to come
+                for script in (RELEASE, SETTLE_SCRIPT):  # for the releases and settlements to come
+                    self.client.send_nowait(("SCRIPT", "LOAD", script))
         except (OSError, TimeoutError, ReplyError) as exc:
             self._went_down(exc)
             return self.local.acquire_now(entries, estimate)
