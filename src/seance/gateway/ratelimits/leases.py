@@ -46,43 +46,6 @@ MAX_WANT = 64  # requests a lease may hold
 LEASE_TTL = 1.0  # seconds a lease admits requests after it was granted
 FLUSH_EVERY = 0.05  # seconds between the batches of settlements (a lease's requests' tokens, places)
 
-# KEYS: per entry, its hash
-# ARGV: span ms, generation (the lease's), parallel ('1' per entry holding places in flight, else
-#    '0'), places given back, then per entry: window start ms (the lease's), requests given back,
-#    tokens to add if that window is still the entry's (used - reserved), tokens used (added to a
-#    newer window instead: as RELEASE does)
-# Mirrors RELEASE (shared.py) for many requests at once; its numbers come as text and go to
-# HINCRBY as text.
-SETTLE_SCRIPT = """
-local SLOTS = {'a0', 'a1', 'a2'}
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local window, span, g, flags, back = %(window)d, tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local held = now < (g + 3) * span
-local slot = SLOTS[g %% 3 + 1]
-for i = 1, #KEYS do
-  local key, b = KEYS[i], 4 * i
-  local counted, requests, delta, used = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local stored = redis.call('HGET', key, 's')
-  local start = tonumber(stored)
-  if start and now - start < window then
-    if stored == counted then
-      if requests ~= '0' then redis.call('HINCRBY', key, 'r', '-' .. requests) end
-      if delta ~= '0' then redis.call('HINCRBY', key, 't', delta) end
-    elseif used ~= '0' then
-      redis.call('HINCRBY', key, 't', used)
-    end
-  elseif used ~= '0' then
-    redis.call('HSET', key, 's', string.format('%%d', now), 'r', '0', 't', used)
-    if not start then redis.call('PEXPIRE', key, '%(window)d') end
-  end
-  if start and held and back ~= '0' and string.byte(flags, i) == 49 then
-    redis.call('HINCRBY', key, slot, '-' .. back)
-  end
-end
-return 1
-"""
-
 
 class Lease:
     """Requests of one set of entries counted in Redis at once (ACQUIRE's grant), admitted here one

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from seance.gateway.ratelimits import PARALLEL_TTL, SETTLE, WINDOW, Counts, Entry, Held, Verdict
-from seance.gateway.ratelimits.leases import FLUSH_EVERY, LEASE_SHARE, LEASE_TTL, MAX_WANT, SETTLE_SCRIPT, Lease
+from seance.gateway.ratelimits.leases import FLUSH_EVERY, LEASE_SHARE, LEASE_TTL, MAX_WANT, Lease
 from seance.gateway.ratelimits.memory import MemoryStore
 from seance.gateway.resp import Client, ReplyError, bulk
 
@@ -172,6 +172,29 @@ return string.format('[%%d,%%d,%%d,%%d.%%03d,[%%s],%%d]', admitted, refused, cod
   table.concat(counts, ','), grant)
 """
 
+# What a request (or a lease, SETTLE) gives back in one scope's hash, where it was counted: if that
+# window is still the hash's, `requests` back and `delta` tokens added (used less reserved); if a
+# newer window is, `used` tokens added to it; if none is, a window opened with them. Returns the
+# window's start, or nil when the hash is gone. (Numbers as text, as HINCRBY takes them.)
+SETTLE_WINDOW = """
+local function settle(key, counted, requests, delta, used)
+  local stored = redis.call('HGET', key, 's')
+  local start = tonumber(stored)
+  if start and now - start < window then
+    if stored == counted then
+      if requests ~= '0' then redis.call('HINCRBY', key, 'r', '-' .. requests) end
+      if delta ~= '0' then redis.call('HINCRBY', key, 't', delta) end
+    elseif used ~= '0' then
+      redis.call('HINCRBY', key, 't', used)
+    end
+  elseif used ~= '0' then
+    redis.call('HSET', key, 's', string.format('%%d', now), 'r', '0', 't', used)
+    if not start then redis.call('PEXPIRE', key, '%(window)d') end
+  end
+  return start
+end
+"""
+
 # KEYS: as ACQUIRE's; ARGV: span ms, per entry '1' if it holds a place in flight else '0' (one
 # string; the last entry's '2' or '3': its tokens back to none, NO_TOKENS, and its request too,
 # GIVE_BACK — such an entry, a deployment's, has no parallel limit), then JSON text: [tokens used -
@@ -188,30 +211,43 @@ local delta, used, g, starts = string.match(ARGV[3], '^%%[(-?%%d+),(%%d+),(%%d+)
 g = tonumber(g)
 local held = now < (g + 3) * span
 local slot = SLOTS[g %% 3 + 1]
+%(settle)s
 local i = 0
 for counted in string.gmatch(starts, '%%d+') do
   i = i + 1
   local key = KEYS[i]
-  local stored = redis.call('HGET', key, 's')
-  local start = tonumber(stored)
   local flag = string.byte(flags, i)
-  if flag > 49 then
-    if stored == counted and now - start < window then
-      local back = tonumber(delta) - tonumber(used)
-      if back ~= 0 then redis.call('HINCRBY', key, 't', back) end
-      if flag == 51 then redis.call('HINCRBY', key, 'r', '-1') end
-    end
-  elseif start and now - start < window then
-    if stored == counted then
-      if delta ~= '0' then redis.call('HINCRBY', key, 't', delta) end
-    else
-      redis.call('HINCRBY', key, 't', used)
-    end
-  elseif used ~= '0' then
-    redis.call('HSET', key, 's', string.format('%%d', now), 'r', '0', 't', used)
-    if not start then redis.call('PEXPIRE', key, '%(window)d') end
+  local start
+  if flag > 49 then  -- its tokens back to none (and with '3' its request): in its window only
+    start = settle(key, counted, flag == 51 and '1' or '0', tostring(tonumber(delta) - tonumber(used)), '0')
+  else
+    start = settle(key, counted, '0', delta, used)
   end
   if start and held and flag == 49 then redis.call('HINCRBY', key, slot, '-1') end
+end
+return 1
+"""
+
+# KEYS: per entry, its hash
+# ARGV: span ms, generation (the lease's), parallel ('1' per entry holding places in flight, else
+#    '0'), places given back, then per entry: window start ms (the lease's), requests given back,
+#    tokens to add if that window is still the entry's (used - reserved), tokens used (added to a
+#    newer window instead)
+# RELEASE for many requests of a lease at once, and what the lease did not use (leases.py).
+SETTLE_SCRIPT = """
+local SLOTS = {'a0', 'a1', 'a2'}
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local window, span, g, flags, back = %(window)d, tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local held = now < (g + 3) * span
+local slot = SLOTS[g %% 3 + 1]
+%(settle)s
+for i = 1, #KEYS do
+  local b = 4 * i
+  local start = settle(KEYS[i], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4])
+  if start and held and back ~= '0' and string.byte(flags, i) == 49 then
+    redis.call('HINCRBY', KEYS[i], slot, '-' .. back)
+  end
 end
 return 1
 """
@@ -219,7 +255,8 @@ return 1
 LIMIT_NAMES = ("", "rpm", "tpm", "parallel")
 WINDOW_MS = int(WINDOW * 1000)
 ACQUIRE = ACQUIRE % {"window": WINDOW_MS, "share": LEASE_SHARE}
-RELEASE, SETTLE_SCRIPT = RELEASE % {"window": WINDOW_MS}, SETTLE_SCRIPT % {"window": WINDOW_MS}
+_SETTLE = {"window": WINDOW_MS, "settle": SETTLE_WINDOW % {"window": WINDOW_MS}}
+RELEASE, SETTLE_SCRIPT = RELEASE % _SETTLE, SETTLE_SCRIPT % _SETTLE
 SCRIPTS = (ACQUIRE, RELEASE, SETTLE_SCRIPT)
 SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}
 MAX_REMEMBERED = 4096  # sets of entries whose commands are kept encoded; past it the table starts again
