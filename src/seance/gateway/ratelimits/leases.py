@@ -12,7 +12,8 @@ one Redis. With them:
     take     a request of the same entries admitted from the lease, in the process: no round trip.
              The lease ends when its requests are taken, its tokens (the grant's estimate) are used,
              its window ends, or LEASE_TTL after it was granted.
-    SETTLE   every FLUSH_EVERY, one script call per lease with something to settle: the tokens its
+    SETTLE_SCRIPT (shared.py)
+             every FLUSH_EVERY, one call per lease with something to settle: the tokens its
              ended requests used beyond (or short of) their estimates, their places in flight, and
              once it has ended the requests, tokens and places it did not use.
 
@@ -125,7 +126,8 @@ class Lease:
         self.store.settle_later(self)
 
     def settlement(self) -> bytes | None:
-        """The SETTLE call of what the lease has to settle now (None: nothing), its counts reset."""
+        """The SETTLE_SCRIPT call of what the lease has to settle now (None: nothing), its counts
+        reset."""
         self.dirty = False
         requests, deltas, useds, back = self.requests, self.delta, self.used, self.back
         if not back and not any(requests) and not any(deltas) and not any(useds):
