@@ -271,9 +271,7 @@ class RateLimits(Hook):
         self.after_now(ctx)
 
     async def close(self) -> None:
-        close = getattr(self.store, "close", None)  # (Redis's: its leases end and are settled)
-        if close is not None:
-            await close()
+        await self.store.close()  # (Redis's: its leases end and are settled)
 
     def after_now(self, ctx: RequestContext) -> None:
         """Plain for both stores: neither's release waits (Redis's is sent without its reply)."""

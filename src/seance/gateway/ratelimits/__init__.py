@@ -86,6 +86,10 @@ class Store(Counter, Protocol):
         `estimate` tokens reserved, +1 in flight where a parallel limit is set."""
         ...
 
+    async def close(self) -> None:
+        """The process stops: hand back what this process holds (Redis's leases), if anything."""
+        ...
+
 
 # What a request holds after it was admitted, kept on the context until it ends: (store, entries,
 # counts, estimate) — where it was counted, in what, each entry's counters then (only their start

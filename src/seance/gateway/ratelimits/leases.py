@@ -55,7 +55,7 @@ class Lease:
 
     __slots__ = (
         "back", "commands", "counts", "delta", "dirty", "expires", "grant", "granted_at", "left", "requests",
-        "store", "timer", "tokens_left", "tokens_limited", "used",
+        "store", "timer", "tokens_left", "used",
     )  # fmt: skip
 
     def __init__(self, store: SharedStore, commands: Commands, reply: Any, estimate: int, expires: float) -> None:
@@ -66,7 +66,6 @@ class Lease:
         n = len(counts)
         self.left = grant  # requests not taken yet
         self.tokens_left = grant * estimate  # tokens reserved and not taken yet
-        self.tokens_limited = any(tpm is not None for _, _, tpm, _ in commands.entries)
         self.expires = expires  # the loop's clock: LEASE_TTL after the grant, or the window's end
         # to settle, per entry: requests given back, tokens beyond the reserved, tokens used
         self.requests, self.delta, self.used = [0] * n, [0] * n, [0] * n
@@ -77,7 +76,7 @@ class Lease:
     def take(self, estimate: int, now: float) -> Verdict | None:
         """A request admitted from the lease, counted with `estimate` tokens; None when the lease
         has ended (and it ends now: what it did not use is settled with the next batch)."""
-        if self.left <= 0 or now >= self.expires or (self.tokens_limited and self.tokens_left <= 0):
+        if self.left <= 0 or now >= self.expires or (self.commands.tokens and self.tokens_left <= 0):
             self.end()
             return None
         self.left -= 1

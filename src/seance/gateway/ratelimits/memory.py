@@ -27,6 +27,9 @@ class MemoryStore:
     async def acquire(self, entries: tuple[Entry, ...], estimate: int) -> Verdict:
         return self.acquire_now(entries, estimate)
 
+    async def close(self) -> None:
+        """Nothing is held for anyone else: the counts go with the process."""
+
     def take(self, entries: tuple[Entry, ...], estimate: int) -> list[list[float]] | None:
         """If no entry is at a limit, count the request in each (+1 request, `estimate` tokens, +1
         in flight where a parallel limit is set) and return their windows, in order, this request

@@ -277,7 +277,7 @@ class Commands:
 
     __slots__ = (
         "acquire_head", "acquire_tail", "entries", "granted", "keys", "lease", "parallel", "release_heads",
-        "release_sha", "settle_flags", "settle_head", "waiting", "want", "wanted_at",
+        "settle_flags", "settle_head", "tokens", "waiting", "want", "wanted_at",
     )  # fmt: skip
 
     def __init__(self, entries: tuple[Entry, ...], keys: list[str], span_ms: int) -> None:
@@ -289,9 +289,10 @@ class Commands:
         self.acquire_tail = b"".join(
             [bulk(_or_none(limit)) for _, rpm, tpm, parallel in entries for limit in (rpm, tpm, parallel)]
         )
-        self.release_sha = bulk("EVALSHA") + bulk(SHAS[RELEASE])
+        release_sha = bulk("EVALSHA") + bulk(SHAS[RELEASE])
         parallel = "".join("0" if parallel is None else "1" for *_, parallel in entries)
         self.parallel = "1" in parallel  # a request holds a place in flight somewhere
+        self.tokens = any(tpm is not None for _, _, tpm, _ in entries)  # and is held to a tpm somewhere
         self.settle_head = b"*%d\r\n%b%b%b%b" % (
             7 + 5 * n, bulk("EVALSHA"), bulk(SHAS[SETTLE_SCRIPT]), keyed, bulk(span_ms)
         )  # fmt: skip
@@ -303,7 +304,7 @@ class Commands:
         self.wanted_at = 0.0  # when the last one was asked (the loop's clock)
         # by what becomes of the last entry: SETTLE, NO_TOKENS, GIVE_BACK (RELEASE's flags)
         self.release_heads = tuple(
-            b"*%d\r\n%b%b%b%b" % (6 + n, self.release_sha, keyed, bulk(span_ms), bulk(parallel[:-1] + last))
+            b"*%d\r\n%b%b%b%b" % (6 + n, release_sha, keyed, bulk(span_ms), bulk(parallel[:-1] + last))
             for last in (parallel[-1:], "2", "3")
         )
 
@@ -487,12 +488,13 @@ class SharedStore:
         out = orjson.loads(reply)
         commands.granted = out[5]
         if out[5] > 1:  # (only when want > 1)
-            self._lease(commands, out, estimate, asyncio.get_running_loop())
+            self._lease(commands, out, estimate)
             return None
         return Verdict(self, out[0] == 1, out[3], out[4], out[1] - 1, LIMIT_NAMES[out[2]])
 
-    def _lease(self, commands: Commands, reply: Any, estimate: int, loop: asyncio.AbstractEventLoop) -> Lease:
+    def _lease(self, commands: Commands, reply: Any, estimate: int) -> None:
         """The grant ACQUIRE made: the entries' lease from now on (the one before it ended)."""
+        loop = asyncio.get_running_loop()
         now = loop.time()
         # ends with its window (the earliest of the entries'), on this loop's clock
         window_left = min(count[0] for count in reply[4]) + WINDOW - reply[3]
@@ -501,7 +503,6 @@ class SharedStore:
             commands.lease.end()
         commands.lease = lease
         lease.timer = loop.call_at(lease.expires, lease.end)
-        return lease
 
     def settle_later(self, lease: Lease) -> None:
         """A lease has something to settle: with the next batch, FLUSH_EVERY from the first."""
